@@ -1,0 +1,42 @@
+# One virtual environment (.venv) holds everything; every target below creates it on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install test lint format demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make test: unit, integration (real Tansu broker, moto server, PostgreSQL) and end-to-end tests.
+## pytest's exit 5 (no tests collected) is a failure.
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bridge connectors tests benchmarks
+	$(VENV)/bin/ruff format --check bridge connectors tests benchmarks
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format bridge connectors tests benchmarks
+	$(VENV)/bin/ruff check --fix bridge connectors tests benchmarks
+
+## make demo: the whole pipeline on embedded defaults (moto, Tansu, SQLite); no Docker, no AWS.
+demo: $(STAMP)
+	$(VENV)/bin/ddb-bridge demo $(DEMO_ARGS)
+
+## make bench: every benchmark in benchmarks/, each printing its figures beside a same-run baseline.
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,250 @@
+"""The DynamoDB type codec: attribute maps kept exactly, in one internal form.
+
+Internally an item is a dict of DynamoDB JSON attribute values in *wire form*: the same JSON
+AWS writes in its exports and that `keys`/`new_image`/`old_image` carry on the wire —
+numbers as decimal strings (never floats), binary as base64 text. boto3's low-level clients
+return binary as `bytes`; `from_boto` converts once at the source, `to_boto` converts back
+for sinks that speak the DynamoDB API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from bridge.errors import AttributeTypeError
+
+Item = dict[str, Any]
+"""An attribute map in wire form: {"name": {"S": "x"}, "n": {"N": "1"}, "b": {"B": "AAE="}}."""
+
+SCALAR_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL"})
+SET_TYPES = frozenset({"SS", "NS", "BS"})
+ALL_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"})
+
+
+def _b64(value: Any, where: str) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise AttributeTypeError(f"{where}: binary value must be bytes, got {type(value).__name__}")
+
+
+def _unb64(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise AttributeTypeError(f"{where}: binary value must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AttributeTypeError(f"{where}: invalid base64 in binary value") from exc
+
+
+def _one_type(av: Any, where: str) -> tuple[str, Any]:
+    if not isinstance(av, dict) or len(av) != 1:
+        raise AttributeTypeError(f"{where}: an attribute value must be an object with one type tag")
+    ((tag, value),) = av.items()
+    return tag, value
+
+
+def from_boto(item: dict[str, Any], where: str = "item") -> Item:
+    """Convert a boto3 low-level attribute map (binary as bytes) to wire form, validating it."""
+    return {name: _av_from_boto(av, f"{where}.{name}") for name, av in item.items()}
+
+
+def _av_from_boto(av: Any, where: str) -> dict[str, Any]:
+    tag, value = _one_type(av, where)
+    if tag == "S" or tag == "N":
+        if not isinstance(value, str):
+            raise AttributeTypeError(f"{where}: {tag} value must be a string")
+        if tag == "N":
+            check_number(value, where)
+        return av
+    if tag == "B":
+        return {"B": _b64(value, where)}
+    if tag == "BOOL":
+        if not isinstance(value, bool):
+            raise AttributeTypeError(f"{where}: BOOL value must be true or false")
+        return av
+    if tag == "NULL":
+        if value is not True:
+            raise AttributeTypeError(f"{where}: NULL value must be true")
+        return av
+    if tag == "SS" or tag == "NS":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise AttributeTypeError(f"{where}: {tag} value must be a list of strings")
+        if tag == "NS":
+            for v in value:
+                check_number(v, where)
+        return av
+    if tag == "BS":
+        if not isinstance(value, list):
+            raise AttributeTypeError(f"{where}: BS value must be a list")
+        return {"BS": [_b64(v, where) for v in value]}
+    if tag == "L":
+        if not isinstance(value, list):
+            raise AttributeTypeError(f"{where}: L value must be a list")
+        return {"L": [_av_from_boto(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if tag == "M":
+        if not isinstance(value, dict):
+            raise AttributeTypeError(f"{where}: M value must be an object")
+        return {"M": {k: _av_from_boto(v, f"{where}.{k}") for k, v in value.items()}}
+    raise AttributeTypeError(f"{where}: unknown DynamoDB attribute type {tag!r}")
+
+
+def validate(item: Any, where: str = "item") -> Item:
+    """Check that a wire-form attribute map (e.g. parsed from an export line) is well formed."""
+    if not isinstance(item, dict):
+        raise AttributeTypeError(f"{where}: an item must be an object")
+    for name, av in item.items():
+        _validate_av(av, f"{where}.{name}")
+    return item
+
+
+def _validate_av(av: Any, where: str) -> None:
+    tag, value = _one_type(av, where)
+    if tag == "S":
+        if not isinstance(value, str):
+            raise AttributeTypeError(f"{where}: S value must be a string")
+    elif tag == "N":
+        if not isinstance(value, str):
+            raise AttributeTypeError(f"{where}: N value must be a decimal string")
+        check_number(value, where)
+    elif tag == "B":
+        _unb64(value, where)
+    elif tag == "BOOL":
+        if not isinstance(value, bool):
+            raise AttributeTypeError(f"{where}: BOOL value must be true or false")
+    elif tag == "NULL":
+        if value is not True:
+            raise AttributeTypeError(f"{where}: NULL value must be true")
+    elif tag in SET_TYPES:
+        if not isinstance(value, list):
+            raise AttributeTypeError(f"{where}: {tag} value must be a list")
+        for v in value:
+            if tag == "BS":
+                _unb64(v, where)
+            elif not isinstance(v, str):
+                raise AttributeTypeError(f"{where}: {tag} members must be strings")
+            elif tag == "NS":
+                check_number(v, where)
+    elif tag == "L":
+        if not isinstance(value, list):
+            raise AttributeTypeError(f"{where}: L value must be a list")
+        for i, v in enumerate(value):
+            _validate_av(v, f"{where}[{i}]")
+    elif tag == "M":
+        if not isinstance(value, dict):
+            raise AttributeTypeError(f"{where}: M value must be an object")
+        for k, v in value.items():
+            _validate_av(v, f"{where}.{k}")
+    else:
+        raise AttributeTypeError(f"{where}: unknown DynamoDB attribute type {tag!r}")
+
+
+def to_boto(item: Item) -> dict[str, Any]:
+    """Convert a wire-form attribute map to boto3's low-level form (binary as bytes)."""
+    return {name: _av_to_boto(av) for name, av in item.items()}
+
+
+def _av_to_boto(av: dict[str, Any]) -> dict[str, Any]:
+    ((tag, value),) = av.items()
+    if tag == "B":
+        return {"B": base64.b64decode(value)}
+    if tag == "BS":
+        return {"BS": [base64.b64decode(v) for v in value]}
+    if tag == "L":
+        return {"L": [_av_to_boto(v) for v in value]}
+    if tag == "M":
+        return {"M": {k: _av_to_boto(v) for k, v in value.items()}}
+    return av
+
+
+def check_number(text: str, where: str = "number") -> Decimal:
+    """Parse a DynamoDB N value exactly; reject NaN, infinities and non-numbers."""
+    try:
+        d = Decimal(text)
+    except InvalidOperation as exc:
+        raise AttributeTypeError(f"{where}: {text!r} is not a DynamoDB number") from exc
+    if not d.is_finite():
+        raise AttributeTypeError(f"{where}: {text!r} is not a finite number")
+    return d
+
+
+def normalize_number(text: str) -> str:
+    """The canonical text of a number: `1.0`, `01`, `1e0` all become `1`; never an exponent."""
+    if text.isdigit() and (text[0] != "0" or text == "0"):
+        return text  # fast path: already canonical
+    d = check_number(text)
+    if d.is_zero():
+        return "0"
+    return format(d.normalize(), "f")
+
+
+def _canonical_av(av: dict[str, Any]) -> dict[str, Any]:
+    ((tag, value),) = av.items()
+    if tag == "N":
+        return {"N": normalize_number(value)}
+    return av
+
+
+def canonical_key(keys: Item) -> bytes:
+    """The Kafka key of an item: sorted-attribute, space-free DynamoDB JSON, numbers normalized.
+
+    Keys are S, N or B only (DynamoDB's rule), so no nested structure needs canonicalizing.
+    The same item gives the same bytes whether it came from a stream, a scan or an export.
+    """
+    return orjson.dumps(
+        {name: _canonical_av(av) for name, av in keys.items()}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def dumps(item: Item) -> str:
+    """Wire-form attribute map to DynamoDB JSON text."""
+    return orjson.dumps(item).decode("utf-8")
+
+
+def loads(text: str | bytes) -> Item:
+    """DynamoDB JSON text to a wire-form attribute map (not validated: see `validate`)."""
+    value = orjson.loads(text)
+    if not isinstance(value, dict):
+        raise AttributeTypeError("DynamoDB JSON must be an object")
+    return value
+
+
+def extract_keys(item: Item, key_names: tuple[str, ...], where: str = "item") -> Item:
+    """The key attributes of an item, in key-schema order; a missing key attribute is an error."""
+    try:
+        return {name: item[name] for name in key_names}
+    except KeyError as exc:
+        raise AttributeTypeError(f"{where}: key attribute {exc.args[0]!r} is missing") from exc
+
+
+def number_equal(a: str, b: str) -> bool:
+    return Decimal(a) == Decimal(b)
+
+
+def items_equal(a: Item, b: Item) -> bool:
+    """Semantic equality of two items: numbers compared as decimals, sets as sets."""
+    if a.keys() != b.keys():
+        return False
+    return all(av_equal(a[k], b[k]) for k in a)
+
+
+def av_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    ((ta, va),) = a.items()
+    ((tb, vb),) = b.items()
+    if ta != tb:
+        return False
+    if ta == "N":
+        return number_equal(va, vb)
+    if ta == "NS":
+        return {Decimal(x) for x in va} == {Decimal(x) for x in vb}
+    if ta in ("SS", "BS"):
+        return set(va) == set(vb)
+    if ta == "L":
+        return len(va) == len(vb) and all(av_equal(x, y) for x, y in zip(va, vb, strict=True))
+    if ta == "M":
+        return items_equal(va, vb)
+    return bool(va == vb)

@@ -1,0 +1,176 @@
+"""Avro encoding of change events: the schema file is the wire contract.
+
+Framing is the Avro single-object encoding by default (`C3 01`, the 8-byte little-endian
+CRC-64-AVRO fingerprint of the writer schema, then the body), so a record describes itself
+without a registry. With a Schema Registry, the Confluent wire format (`00`, 4-byte schema id,
+body) instead. Readers know every schema under `schemas/history/`, so events written by an
+older or newer compatible writer still decode into the current `ChangeEvent`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from bridge import attrs
+from bridge.errors import DecodeError
+from bridge.event import ChangeEvent, Op, Origin
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+Framing = Literal["single-object", "confluent"]
+
+
+def load_schema_text(name: str = "change_event.avsc") -> str:
+    """The text of a schema shipped in the `schemas` package (works after a wheel install)."""
+    return resources.files("schemas").joinpath(name).read_text(encoding="utf-8")
+
+
+def history_schema_texts() -> list[str]:
+    folder = resources.files("schemas").joinpath("history")
+    return [p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".avsc")]
+
+
+@dataclass(frozen=True)
+class ParsedSchema:
+    text: str
+    parsed: Any
+    fingerprint: bytes  # 8 bytes, little-endian, as the single-object encoding carries it
+
+    @classmethod
+    def from_text(cls, text: str) -> ParsedSchema:
+        parsed = fastavro.parse_schema(json.loads(text))
+        hex_fp = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+        # fastavro renders the 64-bit CRC as big-endian hex; the wire form is little-endian.
+        fp = int(hex_fp, 16).to_bytes(8, "big")[::-1]
+        return cls(text=text, parsed=parsed, fingerprint=fp)
+
+
+def event_to_record(event: ChangeEvent) -> dict[str, Any]:
+    """The one place a ChangeEvent becomes the Avro record dict."""
+    return {
+        "table": event.table,
+        "op": event.op.value,
+        "origin": event.origin.value,
+        "version": event.version,
+        "keys": attrs.dumps(event.keys),
+        "new_image": attrs.dumps(event.new_image) if event.new_image is not None else None,
+        "old_image": attrs.dumps(event.old_image) if event.old_image is not None else None,
+        "shard_id": event.shard_id,
+        "sequence_number": event.sequence_number,
+        "event_id": event.event_id,
+        "approximate_creation_time_ms": event.approximate_creation_time_ms,
+        "ttl_expired": event.ttl_expired,
+    }
+
+
+def record_to_event(rec: dict[str, Any]) -> ChangeEvent:
+    """The one place an Avro record dict becomes a ChangeEvent (unknown extra fields ignored)."""
+    new_image = rec.get("new_image")
+    old_image = rec.get("old_image")
+    return ChangeEvent(
+        table=rec["table"],
+        op=Op(rec["op"]),
+        origin=Origin(rec["origin"]),
+        version=rec["version"],
+        keys=attrs.loads(rec["keys"]),
+        new_image=attrs.loads(new_image) if new_image is not None else None,
+        old_image=attrs.loads(old_image) if old_image is not None else None,
+        shard_id=rec.get("shard_id"),
+        sequence_number=rec.get("sequence_number"),
+        event_id=rec.get("event_id"),
+        approximate_creation_time_ms=rec.get("approximate_creation_time_ms"),
+        ttl_expired=bool(rec.get("ttl_expired", False)),
+    )
+
+
+class EventCodec:
+    """Encodes and decodes change events. Schemas are parsed once, at construction.
+
+    `schema_id_lookup` (Confluent framing) maps a registry schema id to its schema text;
+    `writer_schema_id` is the id under which the current schema is registered.
+    """
+
+    def __init__(
+        self,
+        framing: Framing = "single-object",
+        *,
+        schema_text: str | None = None,
+        extra_writer_schemas: list[str] | None = None,
+        writer_schema_id: int | None = None,
+        schema_id_lookup: Callable[[int], str] | None = None,
+    ) -> None:
+        self.framing = framing
+        self.schema = ParsedSchema.from_text(schema_text or load_schema_text())
+        self._by_fingerprint: dict[bytes, ParsedSchema] = {self.schema.fingerprint: self.schema}
+        for text in [*history_schema_texts(), *(extra_writer_schemas or [])]:
+            known = ParsedSchema.from_text(text)
+            self._by_fingerprint.setdefault(known.fingerprint, known)
+        if framing == "confluent":
+            if writer_schema_id is None or schema_id_lookup is None:
+                raise ValueError("confluent framing needs writer_schema_id and schema_id_lookup")
+            self._prefix = CONFLUENT_MAGIC + struct.pack(">I", writer_schema_id)
+        else:
+            self._prefix = SINGLE_OBJECT_MAGIC + self.schema.fingerprint
+        self._schema_id_lookup = schema_id_lookup
+        self._by_id: dict[int, ParsedSchema] = {}
+
+    def encode(self, event: ChangeEvent) -> bytes:
+        buf = io.BytesIO()
+        buf.write(self._prefix)
+        fastavro.schemaless_writer(buf, self.schema.parsed, event_to_record(event))
+        return buf.getvalue()
+
+    def writer_for(self, data: bytes) -> tuple[ParsedSchema, int]:
+        """The writer schema of a framed value and where its body starts."""
+        if data[:2] == SINGLE_OBJECT_MAGIC and len(data) >= 10:
+            fp = data[2:10]
+            writer = self._by_fingerprint.get(fp)
+            if writer is None:
+                raise DecodeError(
+                    f"unknown Avro schema fingerprint {fp[::-1].hex()} (CRC-64-AVRO); "
+                    f"known: {', '.join(f[::-1].hex() for f in self._by_fingerprint)}"
+                )
+            return writer, 10
+        if data[:1] == CONFLUENT_MAGIC and len(data) >= 5:
+            (schema_id,) = struct.unpack(">I", data[1:5])
+            writer = self._by_id.get(schema_id)
+            if writer is None:
+                if self._schema_id_lookup is None:
+                    raise DecodeError(
+                        f"record uses Confluent framing (schema id {schema_id}) "
+                        "but no schema registry is configured"
+                    )
+                writer = ParsedSchema.from_text(self._schema_id_lookup(schema_id))
+                self._by_id[schema_id] = writer
+            return writer, 5
+        raise DecodeError(f"not an Avro change event: leading bytes {data[:10].hex()}")
+
+    def decode(self, data: bytes) -> ChangeEvent:
+        writer, start = self.writer_for(data)
+        buf = io.BytesIO(data)
+        buf.seek(start)
+        try:
+            rec = fastavro.schemaless_reader(buf, writer.parsed, self.schema.parsed)
+        except Exception as exc:  # fastavro raises assorted types on corrupt input
+            raise DecodeError(
+                f"corrupt Avro body: failed near byte offset {buf.tell()} of {len(data)} "
+                f"(writer fingerprint {writer.fingerprint[::-1].hex()}): {exc}"
+            ) from exc
+        if buf.tell() != len(data):
+            extra = len(data) - buf.tell()
+            raise DecodeError(
+                f"corrupt Avro body: {extra} trailing bytes after offset {buf.tell()}"
+            )
+        try:
+            return record_to_event(rec)  # type: ignore[arg-type]
+        except (ValueError, KeyError) as exc:
+            raise DecodeError(f"Avro record is not a valid change event: {exc}") from exc

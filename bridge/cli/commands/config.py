@@ -1,0 +1,49 @@
+"""`ddb-bridge init` and `ddb-bridge config show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bridge.config_template import TEMPLATE
+from bridge.errors import ConfigError
+from bridge.settings import load_settings, redacted
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from bridge.cli.main import HelpFormatter, add_common
+
+    init = sub.add_parser(
+        "init", help="write a commented bridge.toml", formatter_class=HelpFormatter
+    )
+    add_common(init)
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=run_init)
+
+    config = sub.add_parser(
+        "config", help="inspect the configuration", formatter_class=HelpFormatter
+    )
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_sub.required = True
+    show = config_sub.add_parser(
+        "show", help="print the effective config, secrets redacted", formatter_class=HelpFormatter
+    )
+    add_common(show)
+    show.add_argument("--format", choices=["json"], default="json")
+    show.set_defaults(func=run_show)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    path = Path(args.config or "bridge.toml")
+    if path.exists() and not args.force:
+        raise ConfigError(f"{path} already exists (use --force to overwrite)")
+    path.write_text(TEMPLATE, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(json.dumps(redacted(settings), indent=2, sort_keys=True))
+    return 0

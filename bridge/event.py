@@ -1,0 +1,145 @@
+"""The change event: one immutable type for stream records, scanned items and export lines.
+
+Conversion from each source's shape happens here, in one place, so that the same item
+yields the same keys and key bytes whatever its origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from bridge import attrs
+from bridge.attrs import Item
+from bridge.errors import AttributeTypeError, PermanentError
+from bridge.versioning import to_micros
+
+
+class Op(StrEnum):
+    INSERT = "INSERT"
+    MODIFY = "MODIFY"
+    REMOVE = "REMOVE"
+    SNAPSHOT = "SNAPSHOT"
+
+
+class Origin(StrEnum):
+    STREAM = "STREAM"
+    SCAN = "SCAN"
+    EXPORT = "EXPORT"
+    INCREMENTAL_EXPORT = "INCREMENTAL_EXPORT"
+
+
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change to one item. `new_image` is None for REMOVE; images are wire-form maps."""
+
+    table: str
+    op: Op
+    keys: Item
+    version: int
+    origin: Origin
+    new_image: Item | None = None
+    old_image: Item | None = None
+    shard_id: str | None = None
+    sequence_number: str | None = None
+    event_id: str | None = None
+    approximate_creation_time_ms: int | None = None
+    ttl_expired: bool = False
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op is Op.REMOVE
+
+    def key_bytes(self) -> bytes:
+        return attrs.canonical_key(self.keys)
+
+    @classmethod
+    def from_stream_record(
+        cls, table: str, record: dict[str, Any], version: int, shard_id: str
+    ) -> ChangeEvent:
+        """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes)."""
+        ddb = record.get("dynamodb") or {}
+        seq = ddb.get("SequenceNumber")
+        where = f"table {table} shard {shard_id} sequence {seq}"
+        try:
+            op = Op(record["eventName"])
+        except (KeyError, ValueError) as exc:
+            raise PermanentError(f"{where}: unknown eventName {record.get('eventName')!r}") from exc
+        if "Keys" not in ddb:
+            raise PermanentError(f"{where}: stream record has no Keys")
+        created = ddb.get("ApproximateCreationDateTime")
+        identity = record.get("userIdentity") or {}
+        ttl = (
+            op is Op.REMOVE
+            and identity.get("Type") == "Service"
+            and identity.get("PrincipalId") == TTL_PRINCIPAL
+        )
+        new_image = (
+            attrs.from_boto(ddb["NewImage"], f"{where} NewImage") if "NewImage" in ddb else None
+        )
+        old_image = (
+            attrs.from_boto(ddb["OldImage"], f"{where} OldImage") if "OldImage" in ddb else None
+        )
+        return cls(
+            table=table,
+            op=op,
+            keys=attrs.from_boto(ddb["Keys"], f"{where} Keys"),
+            version=version,
+            origin=Origin.STREAM,
+            new_image=new_image,
+            old_image=old_image,
+            shard_id=shard_id,
+            sequence_number=seq,
+            event_id=record.get("eventID"),
+            approximate_creation_time_ms=to_micros(created) // 1000
+            if created is not None
+            else None,
+            ttl_expired=ttl,
+        )
+
+    @classmethod
+    def snapshot(
+        cls,
+        table: str,
+        item: Item,
+        key_names: tuple[str, ...],
+        version: int,
+        origin: Origin,
+        where: str = "item",
+    ) -> ChangeEvent:
+        """A back-filled item (scan or full export), already in wire form."""
+        return cls(
+            table=table,
+            op=Op.SNAPSHOT,
+            keys=attrs.extract_keys(item, key_names, where),
+            version=version,
+            origin=origin,
+            new_image=item,
+        )
+
+    @classmethod
+    def from_export_line(
+        cls, table: str, line: dict[str, Any], key_names: tuple[str, ...], version: int, where: str
+    ) -> ChangeEvent:
+        """One parsed line of a DYNAMODB_JSON export: full (`Item`) or incremental (`Keys`...)."""
+        if "Item" in line:
+            item = attrs.validate(line["Item"], f"{where} Item")
+            return cls.snapshot(table, item, key_names, version, Origin.EXPORT, where)
+        if "Keys" in line:
+            keys = attrs.validate(line["Keys"], f"{where} Keys")
+            new = line.get("NewImage")
+            old = line.get("OldImage")
+            return cls(
+                table=table,
+                op=Op.SNAPSHOT if new is not None else Op.REMOVE,
+                keys=attrs.extract_keys(keys, key_names, where),
+                version=version,
+                origin=Origin.INCREMENTAL_EXPORT,
+                new_image=attrs.validate(new, f"{where} NewImage") if new is not None else None,
+                old_image=attrs.validate(old, f"{where} OldImage") if old is not None else None,
+            )
+        raise AttributeTypeError(f"{where}: export line has neither 'Item' nor 'Keys'")

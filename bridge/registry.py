@@ -1,0 +1,43 @@
+"""Connectors by name: `bridge` reaches `connectors` only through this table.
+
+Keeping the import lazy means the core never imports boto3, psycopg or the CQL driver unless
+the chosen source or sink needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from bridge.errors import ConfigError
+
+SINKS: dict[str, str] = {
+    "sqlite": "connectors.sinks.sqlite:SqliteSink",
+    "postgres": "connectors.sinks.postgres:PostgresSink",
+    "scylla": "connectors.sinks.scylla:ScyllaSink",
+    "alternator": "connectors.sinks.alternator:AlternatorSink",
+    "null": "connectors.sinks.null:NullSink",
+}
+
+SOURCES: dict[str, str] = {
+    "stream": "connectors.sources.dynamodb_streams:StreamWorker",
+    "scan": "connectors.sources.scan:ScanBackfill",
+    "export": "connectors.sources.s3_export:ExportBackfill",
+}
+
+
+def _load(table: dict[str, str], kind: str, name: str) -> Any:
+    try:
+        target = table[name]
+    except KeyError as exc:
+        raise ConfigError(f"unknown {kind} {name!r} (known: {', '.join(sorted(table))})") from exc
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def sink_class(type_name: str) -> Any:
+    return _load(SINKS, "sink type", type_name)
+
+
+def source_class(name: str) -> Any:
+    return _load(SOURCES, "source", name)

@@ -1,0 +1,239 @@
+"""Settings as data: one model per concern, read from a TOML file and the environment.
+
+Precedence (highest first): `DDB_BRIDGE__SECTION__KEY` environment variables, the TOML file
+(`--config PATH`, else `$DDB_BRIDGE_CONFIG`, else `./bridge.toml` when it exists), defaults.
+Nothing here reads the environment at import time: `load_settings` does, when called.
+Unknown keys are errors, so a misspelled option is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bridge.errors import ConfigError
+
+ENV_PREFIX = "DDB_BRIDGE__"
+CONFIG_ENV = "DDB_BRIDGE_CONFIG"
+DEFAULT_CONFIG = Path("bridge.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AwsSettings(Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(
+        None, description="DynamoDB/S3 endpoint: moto, DynamoDB Local, LocalStack, Alternator"
+    )
+    # Credentials normally come from the standard AWS chain; these override it when set.
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    profile: str | None = None
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = "ddb."
+    partitions: int = Field(12, ge=1)
+    replication_factor: int = Field(3, ge=1)
+    retention_ms: int = Field(-1, description="topic retention; -1 keeps events forever")
+    schema_registry_url: str | None = None
+    linger_ms: int = Field(20, ge=0)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="passed to librdkafka as is"
+    )
+
+    def changes_topic(self, table: str) -> str:
+        return f"{self.topic_prefix}{table}.changes"
+
+    def dlq_topic(self, table: str) -> str:
+        return f"{self.topic_prefix}{table}.dlq"
+
+
+class TableSettings(Section):
+    name: str
+    target_table: str | None = None
+    # Typed CQL columns for non-key attributes: attribute name -> CQL type.
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def target_name(self) -> str:
+        return self.target_table or self.name
+
+
+class StreamSettings(Section):
+    lease_table: str = "ddb-bridge-leases"
+    poll_interval_ms: int = Field(250, ge=0)
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    lease_duration_ms: int = Field(10_000, ge=1000)
+    worker_id: str | None = None
+    continue_on_data_loss: bool = False
+
+
+class BackfillSettings(Section):
+    skew_margin_s: int = Field(5, ge=0)
+    segments: int = Field(8, ge=1)
+    max_items_per_second: float = Field(0, ge=0, description="0 = unlimited")
+    max_rcu_per_second: float = Field(0, ge=0, description="0 = unlimited")
+    skip_expired_ttl: bool = True
+
+
+class ApplySettings(Section):
+    target: str = "local"
+    batch_size: int = Field(500, ge=1)
+    batch_window_ms: int = Field(200, ge=1)
+    max_retries: int = Field(0, ge=0, description="0 = retry transient errors forever")
+    retry_backoff_ms: int = Field(200, ge=1)
+    retry_backoff_max_ms: int = Field(30_000, ge=1)
+
+
+class SqliteTarget(Section):
+    type: Literal["sqlite"]
+    path: str = "bridge.db"
+
+
+class PostgresTarget(Section):
+    type: Literal["postgres"]
+    dsn: SecretStr = SecretStr("postgresql://localhost/migrated")
+    schema_name: str = "public"
+
+
+class ScyllaTarget(Section):
+    type: Literal["scylla"]
+    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    port: int = 9042
+    keyspace: str = "migrated"
+    replication: str = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+    consistency: str = "LOCAL_QUORUM"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca_file: str | None = None
+    concurrency: int = Field(64, ge=1)
+    local_dc: str | None = None
+
+
+class AlternatorTarget(Section):
+    type: Literal["alternator"]
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    version_attribute: str = "_ddb_bridge_version"
+    tombstone_attribute: str = "_ddb_bridge_deleted"
+
+
+class NullTarget(Section):
+    """Discards everything: for benchmarks and for trying the pipeline."""
+
+    type: Literal["null"]
+
+
+TargetSettings = Annotated[
+    SqliteTarget | PostgresTarget | ScyllaTarget | AlternatorTarget | NullTarget,
+    Field(discriminator="type"),
+]
+
+
+_DEFAULT_TARGETS: dict[str, TargetSettings] = {"local": SqliteTarget(type="sqlite")}
+
+
+class MetricsSettings(Section):
+    port: int = 9464
+    host: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    tables: list[TableSettings] = Field(default_factory=list)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    backfill: BackfillSettings = Field(default_factory=BackfillSettings)
+    apply: ApplySettings = Field(default_factory=ApplySettings)
+    targets: dict[str, TargetSettings] = Field(default_factory=lambda: dict(_DEFAULT_TARGETS))
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _LOADING.get("path")
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def table(self, name: str) -> TableSettings:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        # A table not listed in the config still works with default mapping.
+        return TableSettings(name=name)
+
+    def target(self, name: str | None = None) -> TargetSettings:
+        name = name or self.apply.target
+        try:
+            return self.targets[name]
+        except KeyError as exc:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise ConfigError(f"targets.{name}: no such target (configured: {known})") from exc
+
+
+_LOADING: dict[str, Path | None] = {}
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Which TOML file to read: explicit, else $DDB_BRIDGE_CONFIG, else ./bridge.toml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read the effective settings; any problem is a ConfigError naming the offending key."""
+    resolved = config_path(path)
+    if resolved is not None and not resolved.exists():
+        raise ConfigError(f"config file {resolved} does not exist (run `ddb-bridge init`)")
+    _LOADING["path"] = resolved
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{key}: {err['msg']}")
+        where = f" in {resolved}" if resolved else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from exc
+    except ValueError as exc:  # e.g. TOML syntax errors
+        raise ConfigError(f"cannot read configuration {resolved}: {exc}") from exc
+    finally:
+        _LOADING.pop("path", None)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret shown as '**********'."""
+    data: dict[str, Any] = settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+    return data

@@ -1,0 +1,78 @@
+"""Session-scoped real services and per-test unique names (see tests/services.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tests import services
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with services.tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    external = os.environ.get("DYNAMODB_ENDPOINT_URL")
+    if external:
+        yield external
+        return
+    with services.moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[services.PostgresCluster | None]:
+    """A restartable local cluster (None when PG_DSN points at an external server)."""
+    if os.environ.get("PG_DSN"):
+        yield None
+        return
+    bindir = services.postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found and PG_DSN not set")
+    cluster = services.PostgresCluster(bindir)
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_cluster: services.PostgresCluster | None) -> str:
+    return os.environ.get("PG_DSN") or pg_cluster.dsn  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def unique_name() -> Any:
+    return services.unique
+
+
+@pytest.fixture
+def ddb_client(dynamodb_endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def streams_client(dynamodb_endpoint: str) -> Any:
+    return boto3.client("dynamodbstreams", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def s3_client(dynamodb_endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=dynamodb_endpoint, region_name="us-east-1")

@@ -1,0 +1,98 @@
+"""The publisher against a real Kafka-protocol broker (Tansu, or KAFKA_BOOTSTRAP_SERVERS)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from bridge import attrs
+from bridge.acks import AckTracker
+from bridge.avro_codec import EventCodec
+from bridge.errors import PermanentError
+from bridge.event import ChangeEvent, Op, Origin
+from bridge.partitioning import partition_for
+from bridge.publisher import Publisher, ensure_topics
+from bridge.settings import KafkaSettings
+from tests.kafka_helpers import consume_all
+from tests.samples import sample_item
+
+pytestmark = pytest.mark.integration
+
+
+def events(table: str, n: int) -> list[ChangeEvent]:
+    ops = [Op.INSERT, Op.MODIFY, Op.REMOVE, Op.SNAPSHOT]
+    out = []
+    for i in range(n):
+        item = sample_item(i, pad=40)
+        op = ops[i % 4]
+        out.append(
+            ChangeEvent(
+                table=table,
+                op=op,
+                keys={"pk": item["pk"], "sk": item["sk"]},
+                version=1_700_000_000_000_000 + i,
+                origin=Origin.SCAN if op is Op.SNAPSHOT else Origin.STREAM,
+                new_image=None if op is Op.REMOVE else item,
+                old_image=item if op is not Op.INSERT else None,
+                shard_id=None if op is Op.SNAPSHOT else "shardId-000001",
+                sequence_number=str(i),
+                ttl_expired=op is Op.REMOVE and i % 8 == 2,
+            )
+        )
+    return out
+
+
+def test_ten_thousand_events_round_trip_to_their_partitions(
+    kafka_bootstrap: str, unique_name: Any
+) -> None:
+    table = unique_name("pub")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=6, replication_factor=1)
+    ensure_topics(kafka, [table])
+    ensure_topics(kafka, [table])  # idempotent: existing topics are fine
+    sent = events(table, 10_000)
+    tracker: AckTracker[int] = AckTracker()
+    publisher = Publisher(kafka)
+    for i, event in enumerate(sent):
+        publisher.publish(event, tracker, position=i)
+    publisher.flush()
+    assert tracker.safe_position() == len(sent) - 1
+    assert tracker.all_acked()
+
+    messages = consume_all(kafka_bootstrap, kafka.changes_topic(table), len(sent))
+    codec = EventCodec()
+    by_key = {e.key_bytes() + str(e.version).encode(): e for e in sent}
+    seen = Counter()
+    for msg in messages:
+        decoded = codec.decode(msg.value())
+        assert msg.key() == decoded.key_bytes() == attrs.canonical_key(decoded.keys)
+        assert by_key[msg.key() + str(decoded.version).encode()] == decoded
+        assert msg.partition() == partition_for(msg.key(), 6)
+        headers = dict(msg.headers())
+        assert headers["ddb.version"] == str(decoded.version).encode()
+        assert headers["ddb.op"] == decoded.op.value.encode()
+        assert headers["ddb.origin"] == decoded.origin.value.encode()
+        seen[decoded.op] += 1
+    assert sum(seen.values()) == len(sent)
+    assert set(seen) == {Op.INSERT, Op.MODIFY, Op.REMOVE, Op.SNAPSHOT}
+    # all ten attribute types made it through
+    sample = codec.decode(messages[0].value())
+    image = sample.new_image or sample.old_image
+    assert image is not None
+    types = {next(iter(av)) for av in image.values()}
+    assert types == {"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"}
+
+
+def test_delivery_failure_is_raised_not_logged(unique_name: Any) -> None:
+    """Nothing listens on the port: delivery times out and the caller gets the error."""
+    from tests.services import free_port
+
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", replication_factor=1)
+    publisher = Publisher(kafka, **{"message.timeout.ms": 1500})
+    tracker: AckTracker[int] = AckTracker()
+    publisher.publish(events(unique_name("down"), 1)[0], tracker, position=1)
+    with pytest.raises(PermanentError, match="delivery to .* failed"):
+        publisher.flush(timeout_s=15)
+    assert tracker.safe_position() is None
+    assert tracker.failure is not None

@@ -1,0 +1,82 @@
+"""Reading topics back in tests with a plain confluent-kafka consumer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+
+
+def consume_all(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0, group: str | None = None
+) -> list[Any]:
+    """Read `expected` records from the start of `topic` (counting, not watermarks: Tansu's
+    high watermark is unreliable). Returns the messages; fails if fewer arrive in time."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"consume error: {msg.error()}")
+                out.append(msg)
+    finally:
+        consumer.close()
+    if len(out) < expected:
+        raise AssertionError(f"read {len(out)} of {expected} records from {topic} in {timeout_s}s")
+    return out
+
+
+def drain_more(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
+    """Everything currently in `topic`, stopping after `timeout_s` without a new record."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    quiet_since = time.monotonic()
+    # The first group join takes a few seconds on Tansu; wait for it before counting silence.
+    joined = False
+    try:
+        while True:
+            batch = consumer.consume(10_000, timeout=0.5)
+            if not joined and consumer.assignment():
+                joined = True
+                quiet_since = time.monotonic()
+            for msg in batch:
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"consume error: {msg.error()}")
+                out.append(msg)
+            if batch:
+                quiet_since = time.monotonic()
+            if joined and time.monotonic() - quiet_since > timeout_s:
+                break
+            if not joined and time.monotonic() - quiet_since > 30:
+                raise AssertionError(f"consumer never joined for {topic}")
+    finally:
+        consumer.close()
+    return out

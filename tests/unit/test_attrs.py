@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+
+from bridge import attrs
+from bridge.errors import AttributeTypeError
+from bridge.event import ChangeEvent, Op, Origin
+from tests import strategies
+from tests.samples import sample_item
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("1.0", "1"),
+        ("01", "1"),
+        ("1e2", "100"),
+        ("-0.00", "0"),
+        ("1.50", "1.5"),
+        ("12345678901234567890123456789012345678", "12345678901234567890123456789012345678"),
+        ("1E-130", "0." + "0" * 129 + "1"),
+        ("-7.10E+1", "-71"),
+    ],
+)
+def test_normalize_number(text: str, canonical: str) -> None:
+    assert attrs.normalize_number(text) == canonical
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "abc", "", "1,0"])
+def test_bad_numbers_rejected(bad: str) -> None:
+    with pytest.raises(AttributeTypeError, match="number"):
+        attrs.normalize_number(bad)
+
+
+def test_canonical_key_sorted_compact_normalized() -> None:
+    key = attrs.canonical_key({"sk": {"N": "01.50"}, "pk": {"S": "ü"}, "b": {"B": "AAE="}})
+    assert key == '{"b":{"B":"AAE="},"pk":{"S":"ü"},"sk":{"N":"1.5"}}'.encode()
+
+
+def test_stream_and_scan_forms_give_identical_key_bytes() -> None:
+    """The same item read from a stream (boto3, binary as bytes) and from a scan/export."""
+    item = sample_item(7)
+    boto_keys = {"pk": {"S": "user#0000007"}, "sk": {"N": "7.0"}}
+    record = {
+        "eventID": "e1",
+        "eventName": "INSERT",
+        "dynamodb": {
+            "ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=UTC),
+            "Keys": boto_keys,
+            "NewImage": attrs.to_boto(item),
+            "SequenceNumber": "100",
+        },
+    }
+    from_stream = ChangeEvent.from_stream_record("t", record, version=1, shard_id="shard-1")
+    from_scan = ChangeEvent.snapshot(
+        "t", attrs.from_boto(attrs.to_boto(item)), ("pk", "sk"), 1, Origin.SCAN
+    )
+    from_export = ChangeEvent.from_export_line("t", {"Item": item}, ("pk", "sk"), 1, "f:1")
+    assert from_stream.key_bytes() == from_scan.key_bytes() == from_export.key_bytes()
+    assert from_stream.new_image == from_scan.new_image == item
+
+
+def test_from_boto_converts_binary_and_validates() -> None:
+    converted = attrs.from_boto(
+        {
+            "b": {"B": b"\x00\xff"},
+            "bs": {"BS": [b"a", b""]},
+            "l": {"L": [{"M": {"x": {"B": b"z"}}}]},
+        }
+    )
+    assert converted == {
+        "b": {"B": base64.b64encode(b"\x00\xff").decode()},
+        "bs": {"BS": ["YQ==", ""]},
+        "l": {"L": [{"M": {"x": {"B": "eg=="}}}]},
+    }
+    assert attrs.to_boto(converted)["l"]["L"][0]["M"]["x"]["B"] == b"z"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"a": {"X": "1"}}, "unknown DynamoDB attribute type 'X'"),
+        ({"a": {"N": "one"}}, "not a DynamoDB number"),
+        ({"a": {"S": "x", "N": "1"}}, "one type tag"),
+        ({"a": {"L": [{"M": {"deep": {"Q": 1}}}]}}, r"a\[0\]\.deep: unknown"),
+        ({"a": {"B": "%%%"}}, "invalid base64"),
+        ({"a": {"NULL": False}}, "NULL value must be true"),
+    ],
+)
+def test_validate_names_the_bad_attribute(item: dict, message: str) -> None:
+    with pytest.raises(AttributeTypeError, match=message):
+        attrs.validate(item, "file.json.gz:3")
+
+
+def test_ttl_removal_is_flagged() -> None:
+    record = {
+        "eventName": "REMOVE",
+        "userIdentity": {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {
+            "Keys": {"pk": {"S": "a"}},
+            "OldImage": {"pk": {"S": "a"}},
+            "SequenceNumber": "5",
+            "ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=UTC),
+        },
+    }
+    event = ChangeEvent.from_stream_record("t", record, 1, "s")
+    assert event.op is Op.REMOVE and event.ttl_expired and event.new_image is None
+    record["userIdentity"] = {"Type": "User", "PrincipalId": "someone"}
+    assert not ChangeEvent.from_stream_record("t", record, 1, "s").ttl_expired
+
+
+def test_incremental_export_lines() -> None:
+    keys = {"pk": {"S": "a"}}
+    put = ChangeEvent.from_export_line(
+        "t",
+        {
+            "Keys": keys,
+            "NewImage": {"pk": {"S": "a"}, "v": {"N": "2"}},
+            "OldImage": {"pk": {"S": "a"}},
+        },
+        ("pk",),
+        9,
+        "f:1",
+    )
+    delete = ChangeEvent.from_export_line("t", {"Keys": keys, "OldImage": keys}, ("pk",), 9, "f:2")
+    assert put.op is Op.SNAPSHOT and put.origin is Origin.INCREMENTAL_EXPORT
+    assert delete.op is Op.REMOVE and delete.new_image is None
+    with pytest.raises(AttributeTypeError, match="f:3: export line has neither"):
+        ChangeEvent.from_export_line("t", {"Nope": 1}, ("pk",), 9, "f:3")
+
+
+def test_missing_key_attribute_is_named() -> None:
+    with pytest.raises(AttributeTypeError, match="key attribute 'sk' is missing"):
+        ChangeEvent.snapshot("t", {"pk": {"S": "a"}}, ("pk", "sk"), 1, Origin.SCAN, "scan seg 0")
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategies.items())
+def test_boto_round_trip(item: dict) -> None:
+    assert attrs.from_boto(attrs.to_boto(item)) == item
+    assert attrs.validate(attrs.loads(attrs.dumps(item))) == item
+
+
+@settings(max_examples=200, deadline=None)
+@given(strategies.numbers)
+def test_equal_numbers_have_equal_canonical_text(text: str) -> None:
+    from decimal import Decimal
+
+    canonical = attrs.normalize_number(text)
+    assert Decimal(canonical) == Decimal(text)
+    assert attrs.normalize_number(canonical) == canonical
+    assert "E" not in canonical and "e" not in canonical
