@@ -65,6 +65,13 @@ class KafkaSettings(Section):
 class TableSettings(Section):
     name: str
     target_table: str | None = None
+    # The key schema and TTL attribute normally come from DescribeTable; declaring them lets
+    # `apply` and `schema` run without access to the source account.
+    hash_key: str | None = None
+    hash_key_type: Literal["S", "N", "B"] = "S"
+    range_key: str | None = None
+    range_key_type: Literal["S", "N", "B"] = "S"
+    ttl_attribute: str | None = None
     # Typed CQL columns for non-key attributes: attribute name -> CQL type.
     columns: dict[str, str] = Field(default_factory=dict)
 

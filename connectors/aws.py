@@ -1,0 +1,113 @@
+"""boto3 clients and table metadata for the DynamoDB-facing connectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.settings import AwsSettings, Settings, TableSettings
+from bridge.sink import KeyType, TableSpec
+
+# Throttling and 5xx are retried by our own loops with backoff and jitter, where we can log
+# them and keep checkpoints right; botocore's own retries stay on for connection blips.
+_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32)
+
+THROTTLING = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+def client(service: str, aws: AwsSettings, endpoint_url: str | None = None) -> Any:
+    kwargs: dict[str, Any] = {"region_name": aws.region, "config": _CONFIG}
+    if endpoint_url or aws.endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url or aws.endpoint_url
+    if aws.access_key_id and aws.secret_access_key:
+        kwargs["aws_access_key_id"] = aws.access_key_id.get_secret_value()
+        kwargs["aws_secret_access_key"] = aws.secret_access_key.get_secret_value()
+    # Any: boto3-stubs types `client` per service literal; ours is chosen at run time.
+    session: Any = boto3.session.Session(profile_name=aws.profile) if aws.profile else boto3
+    return session.client(service, **kwargs)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def translate(exc: Exception, what: str) -> Exception:
+    """A botocore exception as TransientError (retry) or PermanentError (stop), for `raise from`."""
+    code = error_code(exc)
+    if code in THROTTLING or isinstance(exc, BotoCoreError):
+        return TransientError(f"{what}: {code or type(exc).__name__}: {exc}")
+    return PermanentError(f"{what}: {code or type(exc).__name__}: {exc}")
+
+
+def describe_table(ddb: Any, table: str) -> dict[str, Any]:
+    try:
+        desc: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
+        return desc
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise ConfigError(f"source table {table!r} does not exist") from exc
+        raise translate(exc, f"DescribeTable {table}") from exc
+
+
+def declared_spec(conf: TableSettings) -> TableSpec | None:
+    """The TableSpec the config declares in full (hash_key set), else None."""
+    if conf.hash_key is None:
+        return None
+    return TableSpec(
+        source=conf.name,
+        target=conf.target_name,
+        hash_key=conf.hash_key,
+        hash_type=conf.hash_key_type,
+        range_key=conf.range_key,
+        range_type=conf.range_key_type if conf.range_key else None,
+        columns=dict(conf.columns),
+        ttl_attribute=conf.ttl_attribute,
+    )
+
+
+def table_spec(ddb: Any, settings: Settings, table: str) -> TableSpec:
+    """The key schema, target name, typed columns and TTL attribute: declared, else described."""
+    conf: TableSettings = settings.table(table)
+    declared = declared_spec(conf)
+    if declared is not None:
+        return declared
+    desc = describe_table(ddb, table)
+    types: dict[str, KeyType] = {
+        a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]
+    }
+    hash_key = next(k["AttributeName"] for k in desc["KeySchema"] if k["KeyType"] == "HASH")
+    range_key = next(
+        (k["AttributeName"] for k in desc["KeySchema"] if k["KeyType"] == "RANGE"), None
+    )
+    ttl_attribute = None
+    try:
+        ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            ttl_attribute = ttl.get("AttributeName")
+    except ClientError:
+        ttl_attribute = None  # some endpoints do not implement TTL; the table then has none
+    return TableSpec(
+        source=table,
+        target=conf.target_name,
+        hash_key=hash_key,
+        hash_type=types[hash_key],
+        range_key=range_key,
+        range_type=types[range_key] if range_key else None,
+        columns=dict(conf.columns),
+        ttl_attribute=ttl_attribute,
+    )
