@@ -54,42 +54,49 @@ def from_boto(item: dict[str, Any], where: str = "item") -> Item:
 
 
 def _av_from_boto(av: Any, where: str) -> dict[str, Any]:
-    tag, value = _one_type(av, where)
-    if tag == "S" or tag == "N":
-        if not isinstance(value, str):
-            raise AttributeTypeError(f"{where}: {tag} value must be a string")
-        if tag == "N":
-            check_number(value, where)
+    # Hot path of every stream record and scanned item: the common types are checked first
+    # and inline, without helper calls.
+    if type(av) is not dict or len(av) != 1:
+        raise AttributeTypeError(f"{where}: an attribute value must be an object with one type tag")
+    ((tag, value),) = av.items()
+    if tag == "S":
+        if type(value) is str:
+            return av
+        raise AttributeTypeError(f"{where}: S value must be a string")
+    if tag == "N":
+        if type(value) is not str:
+            raise AttributeTypeError(f"{where}: N value must be a string")
+        check_number(value, where)
         return av
+    if tag == "BOOL":
+        if type(value) is bool:
+            return av
+        raise AttributeTypeError(f"{where}: BOOL value must be true or false")
+    if tag == "M":
+        if type(value) is not dict:
+            raise AttributeTypeError(f"{where}: M value must be an object")
+        return {"M": {k: _av_from_boto(v, f"{where}.{k}") for k, v in value.items()}}
+    if tag == "L":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{where}: L value must be a list")
+        return {"L": [_av_from_boto(v, f"{where}[{i}]") for i, v in enumerate(value)]}
     if tag == "B":
         return {"B": _b64(value, where)}
-    if tag == "BOOL":
-        if not isinstance(value, bool):
-            raise AttributeTypeError(f"{where}: BOOL value must be true or false")
-        return av
     if tag == "NULL":
         if value is not True:
             raise AttributeTypeError(f"{where}: NULL value must be true")
         return av
     if tag == "SS" or tag == "NS":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if type(value) is not list or not all(type(v) is str for v in value):
             raise AttributeTypeError(f"{where}: {tag} value must be a list of strings")
         if tag == "NS":
             for v in value:
                 check_number(v, where)
         return av
     if tag == "BS":
-        if not isinstance(value, list):
+        if type(value) is not list:
             raise AttributeTypeError(f"{where}: BS value must be a list")
         return {"BS": [_b64(v, where) for v in value]}
-    if tag == "L":
-        if not isinstance(value, list):
-            raise AttributeTypeError(f"{where}: L value must be a list")
-        return {"L": [_av_from_boto(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-    if tag == "M":
-        if not isinstance(value, dict):
-            raise AttributeTypeError(f"{where}: M value must be an object")
-        return {"M": {k: _av_from_boto(v, f"{where}.{k}") for k, v in value.items()}}
     raise AttributeTypeError(f"{where}: unknown DynamoDB attribute type {tag!r}")
 
 

@@ -6,6 +6,7 @@ import struct
 import fastavro
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.avro_codec import EventCodec, ParsedSchema, load_schema_text
 from bridge.errors import DecodeError
@@ -134,3 +135,42 @@ def test_confluent_framing() -> None:
 
     body = fastavro.schemaless_reader(io.BytesIO(data[5:]), fastavro.parse_schema(json.loads(text)))
     assert body["table"] == "orders"  # type: ignore[index]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    strategies.items(),
+    st.sampled_from(list(Op)),
+    st.sampled_from(list(Origin)),
+    st.integers(-(2**63), 2**63 - 1),
+    st.booleans(),
+    st.text(max_size=40),
+)
+def test_fast_envelope_is_byte_identical_to_fastavro(
+    item: dict, op: Op, origin: Origin, version: int, flag: bool, text: str
+) -> None:
+    codec = EventCodec()
+    assert codec._fast is not None, "the shipped schema must use the fast encoder"
+    event = ChangeEvent(
+        table=text or "t",
+        op=op,
+        keys={"pk": item["pk"]},
+        version=version,
+        origin=origin,
+        new_image=item if flag else None,
+        old_image=None if flag else item,
+        shard_id=text if flag else None,
+        sequence_number=None if flag else text,
+        event_id=text,
+        approximate_creation_time_ms=version if not flag else None,
+        ttl_expired=flag,
+    )
+    assert codec.encode(event) == codec.encode_generic(event)
+    assert codec.decode(codec.encode(event)) == event
+
+
+def test_other_schemas_fall_back_to_fastavro() -> None:
+    codec = EventCodec(schema_text=evolved_schema_text())
+    assert codec._fast is None
+    event = make_event(sample_item(8))
+    assert codec.decode(codec.encode(event)) == event
