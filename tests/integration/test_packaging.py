@@ -1,0 +1,75 @@
+"""The schema is package data: it must load from a real (non-editable) wheel install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("ddb_bridge-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "schemas/change_event.avsc" in names
+    assert "schemas/history/change_event.v1.avsc" in names
+
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    probe = (
+        "import schemas, bridge.avro_codec as c;"
+        "print(schemas.__file__);"
+        "print(c.EventCodec().schema.fingerprint.hex())"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    schemas_file, fingerprint = run.stdout.split()
+    assert schemas_file.startswith(str(target)), "loaded the source tree, not the wheel"
+    assert len(fingerprint) == 16
