@@ -1,0 +1,429 @@
+"""The stream producer: lease-coordinated DynamoDB Streams → Kafka (DESIGN §4).
+
+`StreamWorker` is what `ddb-bridge stream` runs. For every configured table it checks that
+the stream carries new images, records the capture start (for the back-fill's safety check),
+creates the Kafka topics, discovers shards into the lease table, and then, on one coordinator
+thread, renews its leases, takes free or expired ones and balances shards with other workers.
+Each held shard is read by a `ShardConsumer` thread that drives a `KafkaRecordProcessor`
+through the KCL lifecycle. A child shard is only taken once all its parents are checkpointed
+`SHARD_END`, and starts from their last version.
+
+Delivery guarantee: at-least-once, in shard order. A checkpoint covers only records Kafka
+acknowledged; after any crash the records past it are re-published with the same versions.
+A checkpoint behind the trim horizon stops the shard with a recorded data-loss alarm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError
+from bridge.metrics import REGISTRY
+from bridge.publisher import Publisher, ensure_topics
+from bridge.settings import Settings
+from connectors import aws
+from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
+from connectors.sources.stream_leases import (
+    ExpiryWatch,
+    Lease,
+    LeaseLost,
+    LeaseTable,
+    lease_key,
+    plan_claims,
+)
+from connectors.sources.stream_processor import (
+    LEASES_HELD,
+    Checkpointer,
+    InitializationInput,
+    KafkaRecordProcessor,
+    ShardRecordProcessor,
+)
+from connectors.sources.stream_shards import (
+    SHARD_END,
+    TRIM_HORIZON,
+    Interrupted,
+    ShardReader,
+    list_shards,
+)
+
+log = logging.getLogger(__name__)
+
+NEW_IMAGE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
+ENABLE_HINT = (
+    "enable it with: aws dynamodb update-table --table-name {table} "
+    "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def stream_arn_of(ddb: Any, table: str) -> str:
+    """The table's current stream ARN; ConfigError when it has none or lacks new images."""
+    desc = aws.describe_table(ddb, table)
+    spec = desc.get("StreamSpecification") or {}
+    arn = desc.get("LatestStreamArn")
+    if not spec.get("StreamEnabled") or not arn:
+        raise ConfigError(
+            f"table {table!r} has no DynamoDB stream; " + ENABLE_HINT.format(table=table)
+        )
+    view = spec.get("StreamViewType")
+    if view not in NEW_IMAGE_VIEWS:
+        raise ConfigError(
+            f"table {table!r} has stream view type {view}, which lacks the new image; "
+            "change it (disable the stream, then "
+            + ENABLE_HINT.format(table=table)
+            + "; a new stream means a new back-fill)"
+        )
+    return str(arn)
+
+
+@dataclass(frozen=True, slots=True)
+class TableStream:
+    table: str
+    stream_arn: str
+
+
+class ShardConsumer(threading.Thread):
+    """Reads one leased shard and drives its record processor through the KCL lifecycle."""
+
+    def __init__(
+        self,
+        worker: StreamWorker,
+        stream: TableStream,
+        lease: Lease,
+        processor: ShardRecordProcessor,
+    ) -> None:
+        super().__init__(name=f"shard-{lease.shard_id}", daemon=True)
+        self.worker = worker
+        self.stream = stream
+        self.lease = lease
+        self.processor = processor
+        self.stop_requested = threading.Event()
+        self.outcome = "running"  # stopped | ended | lost | data_loss | failed
+        self.error: BaseException | None = None
+        self._where = {"table": stream.table, "shard": lease.shard_id}
+
+    def run(self) -> None:
+        try:
+            self.outcome = self._run()
+        except LeaseLost:
+            self.processor.lease_lost()
+            self.outcome = "lost"
+        except DataLossError as exc:
+            self.error = exc
+            self.outcome = "data_loss"
+            self.worker.data_loss(self.stream, self.lease, exc)
+        except Exception as exc:  # reported by the coordinator, which stops the worker
+            self.error = exc
+            self.outcome = "failed"
+            log.error("shard consumer failed: %s", exc, extra=self._where, exc_info=True)
+
+    def _run(self) -> str:
+        # Fencing: a stolen lease's previous owner may still be processing until start_after.
+        while time.monotonic() < self.lease.start_after:
+            if self.stop_requested.wait(min(0.2, self.lease.start_after - time.monotonic())):
+                return "stopped"
+        checkpointer = Checkpointer(self.worker.leases, self.lease)
+        self.processor.initialize(
+            InitializationInput(
+                table=self.stream.table,
+                stream_arn=self.stream.stream_arn,
+                shard_id=self.lease.shard_id,
+                checkpoint=self.lease.checkpoint,
+                last_version=self._starting_version(),
+            )
+        )
+        reader = ShardReader(
+            self.worker.streams,
+            self.stream.stream_arn,
+            self.lease.shard_id,
+            self.lease.checkpoint,
+            self.stop_requested,
+        )
+        poll_s = self.worker.settings.stream.poll_interval_ms / 1000
+        while True:
+            if self.stop_requested.is_set():
+                self.processor.shutdown_requested(checkpointer)
+                return "stopped"
+            if not self.lease.held():
+                raise LeaseLost(self.lease.key)
+            try:
+                batch = reader.read()
+            except Interrupted:
+                continue
+            self.processor.process_records(batch.records, checkpointer)
+            if batch.shard_end:
+                self.processor.shard_ended(checkpointer)
+                return "ended"
+            if not batch.records:
+                # Re-poll at once while records keep coming; wait only on an empty page.
+                self.stop_requested.wait(poll_s)
+
+    def _starting_version(self) -> int:
+        """The lease's last version; for a fresh child shard, the highest of its parents'."""
+        if self.lease.last_version is not None:
+            return self.lease.last_version
+        versions = [0]
+        for parent in self.lease.parent_ids:
+            parent_lease = self.worker.leases.get(self.stream.stream_arn, parent)
+            if parent_lease is not None and parent_lease.last_version is not None:
+                versions.append(parent_lease.last_version)
+        return max(versions)
+
+
+ProcessorFactory = Callable[[], ShardRecordProcessor]
+
+
+class StreamWorker:
+    """One stream-producer process: any number of these share the shards of the same tables."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tables: list[str] | None = None,
+        worker_id: str | None = None,
+        *,
+        ddb: Any = None,
+        streams: Any = None,
+        publisher: Publisher | None = None,
+        processor_factory: ProcessorFactory | None = None,
+        stop: threading.Event | None = None,
+        discover_interval_s: float = 10.0,
+        create_topics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.table_names = tables if tables is not None else [t.name for t in settings.tables]
+        if not self.table_names:
+            raise ConfigError("no tables to stream: add a [[tables]] entry or pass --table")
+        self.worker_id = worker_id or settings.stream.worker_id or default_worker_id()
+        self.ddb = ddb if ddb is not None else aws.client("dynamodb", settings.aws)
+        self.streams = (
+            streams if streams is not None else aws.client("dynamodbstreams", settings.aws)
+        )
+        self._own_publisher = publisher is None
+        self.publisher = publisher or Publisher(settings.kafka)
+        self.processor_factory: ProcessorFactory = processor_factory or (
+            lambda: KafkaRecordProcessor(self.publisher)
+        )
+        self.stop = stop or threading.Event()
+        self.discover_interval_s = discover_interval_s
+        self.create_topics = create_topics
+        duration_s = settings.stream.lease_duration_ms / 1000
+        self.leases = LeaseTable(self.ddb, settings.stream.lease_table, self.worker_id, duration_s)
+        self.expiry = ExpiryWatch(duration_s)
+        # Renew well inside the lease duration (the KCL renews at a third of it).
+        self.tick_s = min(1.0, duration_s / 3)
+        self.streams_by_arn: dict[str, TableStream] = {}
+        self.consumers: dict[str, ShardConsumer] = {}
+        self.failure: BaseException | None = None
+        self._discover_now = True
+        self._last_discovery = 0.0
+        self._lock = threading.Lock()
+        self.started = threading.Event()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Validate tables and streams, create the lease table and topics, record capture."""
+        conf = self.settings.stream
+        for table in self.table_names:
+            arn = stream_arn_of(self.ddb, table)
+            self.streams_by_arn[arn] = TableStream(table, arn)
+        ensure_lease_table(self.ddb, conf.lease_table)
+        for stream in self.streams_by_arn.values():
+            capture = record_capture_start(
+                self.ddb, conf.lease_table, stream.table, stream.stream_arn, conf.initial_position
+            )
+            if capture.data_loss and not conf.continue_on_data_loss:
+                log.warning(
+                    "this stream has a recorded data-loss alarm; re-run a back-fill",
+                    extra={"table": stream.table, "alarms": len(capture.data_loss)},
+                )
+        stopped = [lease for lease in self.leases.list(set(self.streams_by_arn)) if lease.data_loss]
+        if stopped and not conf.continue_on_data_loss:
+            first = stopped[0]
+            raise DataLossError(
+                f"table {first.table} shard {first.shard_id} is stopped by a data-loss alarm "
+                f"({first.data_loss}); re-run a back-fill of the table, then delete the "
+                f"dataLoss attribute of lease {first.key!r} in {conf.lease_table}, or set "
+                "stream.continue_on_data_loss = true to stream the other shards"
+            )
+        if self.create_topics:
+            ensure_topics(self.settings.kafka, [s.table for s in self.streams_by_arn.values()])
+
+    # -- main loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until `stop` is set (exit 0) or a shard fails (raises)."""
+        self.prepare()
+        log.info(
+            "stream worker starting",
+            extra={"worker": self.worker_id, "tables": ",".join(self.table_names)},
+        )
+        try:
+            while not self.stop.is_set() and self.failure is None:
+                self.tick()
+                if not self.started.is_set():
+                    self.started.set()
+                    log.info(
+                        "stream started",
+                        extra={"worker": self.worker_id, "leases": len(self.consumers)},
+                    )
+                self.stop.wait(self.tick_s)
+        finally:
+            self.shutdown()
+        if self.failure is not None:
+            if isinstance(self.failure, BridgeError):
+                raise self.failure
+            raise PermanentError(f"stream worker failed: {self.failure}") from self.failure
+        return 0
+
+    def tick(self) -> None:
+        self._renew()
+        self._reap()
+        now = time.monotonic()
+        if self._discover_now or now - self._last_discovery >= self.discover_interval_s:
+            self._discover()
+            self._discover_now = False
+            self._last_discovery = now
+        self._take()
+        self._report_leases()
+
+    def _renew(self) -> None:
+        for consumer in list(self.consumers.values()):
+            if consumer.outcome != "running":
+                continue
+            try:
+                self.leases.renew(consumer.lease)
+            except LeaseLost:
+                # The consumer sees `held()` turn false and stops before its next page.
+                log.warning(
+                    "lease lost on renewal",
+                    extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
+                )
+            except BridgeError as exc:
+                # Not fatal: the lease lapses on its own if renewals keep failing.
+                log.warning(
+                    "lease renewal failed: %s",
+                    exc,
+                    extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
+                )
+
+    def _reap(self) -> None:
+        for key, consumer in list(self.consumers.items()):
+            if consumer.is_alive():
+                continue
+            del self.consumers[key]
+            if consumer.outcome == "ended":
+                self._discover_now = True  # children may be ready now
+                self._release(consumer.lease)
+            elif consumer.outcome == "failed" or (
+                consumer.outcome == "data_loss" and not self.settings.stream.continue_on_data_loss
+            ):
+                self.failure = self.failure or consumer.error
+
+    def _discover(self) -> None:
+        leases = self.leases.list(set(self.streams_by_arn))
+        known = {lease.key for lease in leases}
+        for stream in self.streams_by_arn.values():
+            shards = list_shards(self.streams, stream.stream_arn, self.stop)
+            in_stream = {shard.shard_id for shard in shards}
+            for shard in shards:
+                if lease_key(stream.stream_arn, shard.shard_id) in known:
+                    continue
+                # A shard whose parent we know of is read whole; a root shard starts where
+                # the configuration says (the KCL's rule for initial position).
+                has_parent = any(
+                    p in in_stream or lease_key(stream.stream_arn, p) in known
+                    for p in shard.parent_ids
+                )
+                start = TRIM_HORIZON if has_parent else self.settings.stream.initial_position
+                self.leases.create(stream.table, stream.stream_arn, shard, start)
+
+    def _take(self) -> None:
+        leases = self.leases.list(set(self.streams_by_arn))
+        self.expiry.observe(leases)
+        held = {key for key, c in self.consumers.items() if c.outcome == "running"}
+        for claim in plan_claims(leases, held, self.worker_id, self.expiry):
+            lease = claim.lease
+            try:
+                self.leases.take(lease, wait_for_fence=claim.steal)
+            except LeaseLost:
+                continue  # another worker was faster
+            stream = self.streams_by_arn[lease.stream_arn]
+            log.info(
+                "took lease",
+                extra={
+                    "table": stream.table,
+                    "shard": lease.shard_id,
+                    "checkpoint": lease.checkpoint,
+                    "stolen": claim.steal,
+                },
+            )
+            consumer = ShardConsumer(self, stream, lease, self.processor_factory())
+            self.consumers[lease.key] = consumer
+            consumer.start()
+
+    def _report_leases(self) -> None:
+        per_table = {stream.table: 0 for stream in self.streams_by_arn.values()}
+        for consumer in self.consumers.values():
+            if consumer.outcome == "running" and consumer.lease.held():
+                per_table[consumer.stream.table] += 1
+        for table, count in per_table.items():
+            REGISTRY.set(LEASES_HELD, count, table=table)
+
+    def _release(self, lease: Lease) -> None:
+        try:
+            self.leases.release(lease)
+        except LeaseLost:
+            pass  # already someone else's: nothing to give up
+        except BridgeError as exc:
+            # It expires by itself after lease_duration_ms; another worker then takes it.
+            log.warning("could not release lease: %s", exc, extra={"shard": lease.shard_id})
+
+    # -- data loss and stop ------------------------------------------------------------------
+
+    def data_loss(self, stream: TableStream, lease: Lease, exc: DataLossError) -> None:
+        """Record the alarm where `status` and the back-fill read it, and stop the shard."""
+        conf = self.settings.stream
+        message = str(exc)
+        log.error(
+            "DATA LOSS: the stream was trimmed past the checkpoint; re-run a back-fill of "
+            "this table (ddb-bridge backfill --table %s) to repair the target",
+            stream.table,
+            extra={"table": stream.table, "shard": lease.shard_id, "stream": stream.stream_arn},
+        )
+        record_data_loss(self.ddb, conf.lease_table, stream.stream_arn, lease.shard_id, message)
+        try:
+            self.leases.mark_data_loss(lease, message)
+        except LeaseLost:
+            log.warning("lease lost while marking data loss", extra={"shard": lease.shard_id})
+
+    def shutdown(self) -> None:
+        """Stop polling, flush, checkpoint, release leases (the SIGTERM path)."""
+        for consumer in self.consumers.values():
+            consumer.stop_requested.set()
+        for consumer in self.consumers.values():
+            consumer.join()
+            if consumer.outcome == "stopped" and consumer.lease.held():
+                self._release(consumer.lease)
+            elif consumer.outcome == "failed" and self.failure is None:
+                self.failure = consumer.error
+        self.consumers.clear()
+        self._report_leases()
+        if self._own_publisher:
+            self.publisher.close()
+        log.info("stream worker stopped", extra={"worker": self.worker_id})
+
+
+__all__ = ["SHARD_END", "ShardConsumer", "StreamWorker", "TableStream", "stream_arn_of"]

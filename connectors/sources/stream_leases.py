@@ -1,0 +1,359 @@
+"""Shard leases in a DynamoDB table, with the KCL's attribute names and fencing.
+
+One item per shard: `leaseKey = "<stream ARN>#<shard id>"` (the ARN keeps a re-enabled stream,
+which has a new ARN, apart from the old one; `capture#...` items share the table), plus
+`leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON` / `LATEST` /
+`SHARD_END`), `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId`
+(a string set), and ours: `lastVersion` (DESIGN §3), `streamArn`, `shardId`, `tableName`,
+`dataLoss`.
+
+Every write by a holder is conditional on `leaseOwner` and `leaseCounter` being what it last
+wrote, and bumps the counter: a worker whose lease was taken finds out at its next write and
+can never checkpoint again. Expiry is judged the KCL way, on the observer's own clock (the
+counter did not move for `lease_duration`), so workers need no synchronized clocks. A holder
+treats its lease as lost once `lease_duration` (less a margin) has passed since it sent its
+last successful renewal, which is before any other worker can see the lease expire: the old
+holder stops processing a shard before the new one starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from connectors.aws import error_code, translate
+from connectors.sources.stream_shards import SHARD_END, Shard
+
+log = logging.getLogger(__name__)
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+# A holder gives up this fraction of the lease duration early, for clock-rate drift and for
+# the time between its last renewal and its next check.
+SAFETY_MARGIN = 0.2
+
+
+def lease_key(stream_arn: str, shard_id: str) -> str:
+    return f"{stream_arn}#{shard_id}"
+
+
+@dataclass
+class Lease:
+    """One lease item as read, plus (for leases this worker holds) its local validity."""
+
+    key: str
+    stream_arn: str
+    shard_id: str
+    table: str
+    owner: str | None
+    counter: int
+    checkpoint: str
+    last_version: int | None
+    parent_ids: tuple[str, ...]
+    data_loss: str | None = None
+    # Monotonic time until which the holder may process; 0 for leases not held here.
+    valid_until: float = 0.0
+    # Monotonic time before which a stolen lease must not be processed (fencing wait).
+    start_after: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.checkpoint == SHARD_END
+
+    def held(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.monotonic()) < self.valid_until
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Lease:
+        return cls(
+            key=item["leaseKey"]["S"],
+            stream_arn=item["streamArn"]["S"],
+            shard_id=item["shardId"]["S"],
+            table=item["tableName"]["S"],
+            owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
+            counter=int(item["leaseCounter"]["N"]),
+            checkpoint=item["checkpoint"]["S"],
+            last_version=int(item["lastVersion"]["N"]) if "lastVersion" in item else None,
+            parent_ids=tuple(sorted(item.get("parentShardId", {}).get("SS", []))),
+            data_loss=item["dataLoss"]["S"] if "dataLoss" in item else None,
+        )
+
+
+class LeaseLost(Exception):
+    """A conditional write failed: another worker owns the lease now."""
+
+
+class LeaseTable:
+    """Reads and conditional writes on the lease table for one worker."""
+
+    def __init__(
+        self,
+        ddb: Any,
+        table_name: str,
+        worker_id: str,
+        lease_duration_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ddb = ddb
+        self.name = table_name
+        self.worker_id = worker_id
+        self.lease_duration_s = lease_duration_s
+        self.clock = clock
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def list(self, stream_arns: set[str]) -> list[Lease]:
+        """Every shard lease of these streams (a consistent scan; capture items are skipped)."""
+        leases: list[Lease] = []
+        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
+        while True:
+            try:
+                page = self.ddb.scan(**kwargs)
+            except ClientError as exc:
+                raise translate(exc, f"Scan {self.name}") from exc
+            for item in page.get("Items", []):
+                if "shardId" in item and item.get("streamArn", {}).get("S") in stream_arns:
+                    leases.append(Lease.from_item(item))
+            if "LastEvaluatedKey" not in page:
+                return leases
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, stream_arn: str, shard_id: str) -> Lease | None:
+        try:
+            item = self.ddb.get_item(
+                TableName=self.name,
+                Key={"leaseKey": {"S": lease_key(stream_arn, shard_id)}},
+                ConsistentRead=True,
+            ).get("Item")
+        except ClientError as exc:
+            raise translate(exc, f"GetItem {self.name}") from exc
+        return Lease.from_item(item) if item else None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create(self, table: str, stream_arn: str, shard: Shard, checkpoint: str) -> bool:
+        """Create the lease of a newly discovered shard; False if it already exists."""
+        item: dict[str, Any] = {
+            "leaseKey": {"S": lease_key(stream_arn, shard.shard_id)},
+            "streamArn": {"S": stream_arn},
+            "shardId": {"S": shard.shard_id},
+            "tableName": {"S": table},
+            "leaseCounter": {"N": "0"},
+            "checkpoint": {"S": checkpoint},
+            "checkpointSubSequenceNumber": {"N": "0"},
+            "ownerSwitchesSinceCheckpoint": {"N": "0"},
+        }
+        if shard.parent_ids:
+            item["parentShardId"] = {"SS": list(shard.parent_ids)}
+        try:
+            self.ddb.put_item(
+                TableName=self.name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(leaseKey)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False
+            raise translate(exc, f"PutItem {self.name} lease") from exc
+        log.info("created lease", extra={"lease": item["leaseKey"]["S"], "checkpoint": checkpoint})
+        return True
+
+    def _update(
+        self,
+        lease: Lease,
+        expected_owner: str | None,
+        set_expr: str,
+        values: dict[str, Any],
+        remove: str = "",
+    ) -> int:
+        """Conditional on owner and counter; bumps the counter; returns the new counter."""
+        values = {**values, ":counter": {"N": str(lease.counter)}, ":one": {"N": "1"}}
+        if expected_owner is None:
+            condition = "leaseCounter = :counter AND attribute_not_exists(leaseOwner)"
+        else:
+            condition = "leaseCounter = :counter AND leaseOwner = :expected"
+            values[":expected"] = {"S": expected_owner}
+        expr = "SET leaseCounter = leaseCounter + :one" + (f", {set_expr}" if set_expr else "")
+        if remove:
+            expr += f" REMOVE {remove}"
+        try:
+            self.ddb.update_item(
+                TableName=self.name,
+                Key={"leaseKey": {"S": lease.key}},
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                raise LeaseLost(lease.key) from exc
+            raise translate(exc, f"UpdateItem {self.name} lease {lease.key}") from exc
+        return lease.counter + 1
+
+    def take(self, lease: Lease, wait_for_fence: bool) -> None:
+        """Take a free, expired or stolen lease; raises LeaseLost if someone was faster.
+
+        `wait_for_fence`: the previous owner may still be processing (a steal, not an
+        expiry), so processing must wait one lease duration, by which time it has stopped.
+        """
+        sent = self.clock()
+        with lease.lock:
+            lease.counter = self._update(
+                lease,
+                lease.owner,
+                "leaseOwner = :me, ownerSwitchesSinceCheckpoint = "
+                "if_not_exists(ownerSwitchesSinceCheckpoint, :zero) + :one",
+                {":me": {"S": self.worker_id}, ":zero": {"N": "0"}},
+            )
+            lease.owner = self.worker_id
+            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
+            lease.start_after = sent + self.lease_duration_s if wait_for_fence else sent
+
+    def renew(self, lease: Lease) -> None:
+        sent = self.clock()
+        with lease.lock:
+            if not lease.held(sent):
+                raise LeaseLost(lease.key)
+            try:
+                lease.counter = self._update(lease, self.worker_id, "", {})
+            except LeaseLost:
+                lease.valid_until = 0.0
+                raise
+            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
+
+    def checkpoint(self, lease: Lease, checkpoint: str, last_version: int | None) -> None:
+        """Record the position (and its last version) all of whose records Kafka acknowledged."""
+        sent = self.clock()
+        values: dict[str, Any] = {":cp": {"S": checkpoint}, ":zero": {"N": "0"}}
+        set_expr = "checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero"
+        if last_version is not None:
+            set_expr += ", lastVersion = :v"
+            values[":v"] = {"N": str(last_version)}
+        with lease.lock:
+            if not lease.held(sent):
+                raise LeaseLost(lease.key)
+            try:
+                lease.counter = self._update(lease, self.worker_id, set_expr, values)
+            except LeaseLost:
+                lease.valid_until = 0.0
+                raise
+            # A successful conditional write proves ownership as well as a renewal does.
+            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
+            lease.checkpoint = checkpoint
+            lease.last_version = last_version
+
+    def mark_data_loss(self, lease: Lease, message: str) -> None:
+        """Stop the shard for every worker until an operator clears `dataLoss`."""
+        with lease.lock:
+            lease.counter = self._update(
+                lease, self.worker_id, "dataLoss = :m", {":m": {"S": message}}, remove="leaseOwner"
+            )
+            lease.owner = None
+            lease.valid_until = 0.0
+            lease.data_loss = message
+
+    def release(self, lease: Lease) -> None:
+        """Give a lease up after a clean stop, so another worker can take it at once."""
+        with lease.lock:
+            lease.counter = self._update(lease, self.worker_id, "", {}, remove="leaseOwner")
+            lease.owner = None
+            lease.valid_until = 0.0
+
+
+class ExpiryWatch:
+    """Which leases have expired, judged on this worker's clock (the KCL's rule).
+
+    A lease is expired when its counter has not changed for a whole lease duration since
+    this worker first saw that counter value.
+    """
+
+    def __init__(self, lease_duration_s: float, clock: Callable[[], float] = time.monotonic):
+        self.lease_duration_s = lease_duration_s
+        self.clock = clock
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def observe(self, leases: list[Lease]) -> None:
+        now = self.clock()
+        live = set()
+        for lease in leases:
+            live.add(lease.key)
+            seen = self._seen.get(lease.key)
+            if seen is None or seen[0] != lease.counter:
+                self._seen[lease.key] = (lease.counter, now)
+        for key in list(self._seen):
+            if key not in live:
+                del self._seen[key]
+
+    def expired(self, lease: Lease) -> bool:
+        if lease.owner is None:
+            return True
+        seen = self._seen.get(lease.key)
+        if seen is None or seen[0] != lease.counter:
+            return False
+        return self.clock() - seen[1] > self.lease_duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    lease: Lease
+    steal: bool  # the owner is alive: wait out the fence before processing
+
+
+def ready(lease: Lease, by_key: dict[str, Lease]) -> bool:
+    """Processable at all: not finished, no data-loss stop, every known parent finished."""
+    if lease.finished or lease.data_loss is not None:
+        return False
+    for parent in lease.parent_ids:
+        parent_lease = by_key.get(lease_key(lease.stream_arn, parent))
+        # A parent with no lease is older than the capture (or trimmed): nothing to wait for.
+        if parent_lease is not None and not parent_lease.finished:
+            return False
+    return True
+
+
+def plan_claims(
+    leases: list[Lease], held: set[str], worker_id: str, expiry: ExpiryWatch
+) -> list[Claim]:
+    """Which leases to take now, balancing ready shards evenly across the live workers.
+
+    The KCL's rule: target = ceil(ready leases / live workers). Below target, take expired or
+    free leases first; if there are none, steal one lease from the most loaded worker, and
+    only if it holds more than the target (so two workers never trade a lease back and forth).
+    """
+    by_key = {lease.key: lease for lease in leases}
+    candidates = [lease for lease in leases if ready(lease, by_key)]
+    if not candidates:
+        return []
+    counts: dict[str, int] = {}
+    for lease in candidates:
+        if lease.key in held or lease.owner is None or expiry.expired(lease):
+            continue
+        if lease.owner != worker_id:  # our own id on a lease we do not hold: a dead incarnation
+            counts[lease.owner] = counts.get(lease.owner, 0) + 1
+    mine = sum(1 for lease in candidates if lease.key in held)
+    workers = len(counts) + 1
+    target = -(-len(candidates) // workers)
+    if mine >= target:
+        return []
+    free = [lease for lease in candidates if lease.key not in held and expiry.expired(lease)]
+    # Unowned leases first (no wait), then expired ones; oldest shards first within each.
+    free.sort(key=lambda lease: (lease.owner is not None, lease.shard_id))
+    claims = [Claim(lease, steal=False) for lease in free[: target - mine]]
+    if claims:
+        return claims
+    if not counts:
+        return []
+    victim, load = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    if load <= target:
+        return []
+    theirs = sorted(
+        (lease for lease in candidates if lease.owner == victim and not expiry.expired(lease)),
+        key=lambda lease: lease.shard_id,
+    )
+    return [Claim(theirs[-1], steal=True)]

@@ -1,0 +1,224 @@
+"""DynamoDB Streams shards: discovery, lineage, and reading one shard with retries.
+
+Discovery pages through `DescribeStream` (`ExclusiveStartShardId`). A `ShardReader` turns a
+checkpoint into an iterator, re-acquires the iterator when it expires (they live 15 minutes),
+backs off with full jitter when throttled, and reports a position behind the trim horizon
+(`TrimmedDataAccessException`) as a `DataLossError`, never as a silent skip.
+
+Delivery guarantee: none on its own; it hands every record of the shard, in sequence order,
+to the caller, who publishes and checkpoints.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bridge.errors import DataLossError, PermanentError
+from connectors.aws import THROTTLING, error_code, translate
+
+log = logging.getLogger(__name__)
+
+# Checkpoint sentinels, as the KCL writes them.
+TRIM_HORIZON = "TRIM_HORIZON"
+LATEST = "LATEST"
+SHARD_END = "SHARD_END"
+SENTINELS = frozenset({TRIM_HORIZON, LATEST, SHARD_END})
+
+EXPIRED_ITERATOR = "ExpiredIteratorException"
+TRIMMED = "TrimmedDataAccessException"
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    shard_id: str
+    parent_ids: tuple[str, ...] = ()
+    starting_sequence: str | None = None
+    ending_sequence: str | None = None  # set once the shard is closed
+
+    @property
+    def closed(self) -> bool:
+        return self.ending_sequence is not None
+
+    @classmethod
+    def from_description(cls, shard: dict[str, Any]) -> Shard:
+        seq = shard.get("SequenceNumberRange") or {}
+        parent = shard.get("ParentShardId")
+        return cls(
+            shard_id=shard["ShardId"],
+            parent_ids=(parent,) if parent else (),
+            starting_sequence=seq.get("StartingSequenceNumber"),
+            ending_sequence=seq.get("EndingSequenceNumber"),
+        )
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog), reset on success."""
+
+    base_s: float = 0.1
+    cap_s: float = 10.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        delay = self.rng.uniform(0, min(self.cap_s, self.base_s * (2**self.attempt)))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def call_with_backoff(
+    fn: Callable[[], Any],
+    what: str,
+    stop: threading.Event,
+    backoff: Backoff | None = None,
+    where: dict[str, str] | None = None,
+) -> Any:
+    """Call `fn`, retrying throttling and transport errors until it succeeds or `stop` is set.
+
+    Any other ClientError propagates untouched, so the caller can act on its code.
+    """
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            result = fn()
+            backoff.reset()
+            return result
+        except ClientError as exc:
+            if error_code(exc) not in THROTTLING:
+                raise
+            reason = error_code(exc)
+        except BotoCoreError as exc:
+            reason = type(exc).__name__
+        delay = backoff.next_delay()
+        log.warning(
+            "throttled or unreachable, backing off",
+            extra={"call": what, "reason": reason, "delay_s": round(delay, 3), **(where or {})},
+        )
+        if stop.wait(delay):
+            raise Interrupted(what)
+
+
+class Interrupted(Exception):
+    """A retry loop was cut short because the worker is stopping (not an error)."""
+
+
+def list_shards(streams: Any, stream_arn: str, stop: threading.Event) -> list[Shard]:
+    """Every shard DescribeStream reports, paging through `LastEvaluatedShardId`."""
+    shards: list[Shard] = []
+    start: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+        if start is not None:
+            kwargs["ExclusiveStartShardId"] = start
+        try:
+            desc = call_with_backoff(
+                functools.partial(streams.describe_stream, **kwargs),
+                "DescribeStream",
+                stop,
+            )
+        except ClientError as exc:
+            raise translate(exc, f"DescribeStream {stream_arn}") from exc
+        desc = desc["StreamDescription"]
+        shards.extend(Shard.from_description(s) for s in desc.get("Shards", []))
+        start = desc.get("LastEvaluatedShardId")
+        if not start:
+            return shards
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    records: list[dict[str, Any]]
+    shard_end: bool
+
+
+class ShardReader:
+    """Reads one shard from a checkpoint: sequence number or TRIM_HORIZON / LATEST sentinel."""
+
+    def __init__(
+        self,
+        streams: Any,
+        stream_arn: str,
+        shard_id: str,
+        checkpoint: str,
+        stop: threading.Event,
+        limit: int = 1000,
+    ) -> None:
+        if checkpoint == SHARD_END:
+            raise PermanentError(f"shard {shard_id} is already checkpointed {SHARD_END}")
+        self.streams = streams
+        self.stream_arn = stream_arn
+        self.shard_id = shard_id
+        self.stop = stop
+        self.limit = limit
+        # Where reading resumes after an expired iterator: after the last record returned.
+        self.position = checkpoint
+        self._iterator: str | None = None
+        self._backoff = Backoff()
+        self._where = {"stream": stream_arn, "shard": shard_id}
+
+    def _acquire(self) -> str:
+        kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
+        if self.position in (TRIM_HORIZON, LATEST):
+            kwargs["ShardIteratorType"] = self.position
+        else:
+            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+            kwargs["SequenceNumber"] = self.position
+        try:
+            iterator: str = call_with_backoff(
+                lambda: self.streams.get_shard_iterator(**kwargs)["ShardIterator"],
+                "GetShardIterator",
+                self.stop,
+                self._backoff,
+                self._where,
+            )
+        except ClientError as exc:
+            self._raise_trimmed(exc)
+            raise translate(exc, f"GetShardIterator shard {self.shard_id}") from exc
+        return iterator
+
+    def _raise_trimmed(self, exc: ClientError) -> None:
+        if error_code(exc) == TRIMMED:
+            raise DataLossError(
+                f"shard {self.shard_id} of {self.stream_arn}: position {self.position} is "
+                "behind the trim horizon; records between it and the horizon are lost"
+            ) from exc
+
+    def read(self) -> Batch:
+        """The next page of records (possibly empty); `shard_end` once the shard is closed."""
+        while True:
+            if self._iterator is None:
+                self._iterator = self._acquire()
+            iterator = self._iterator
+            try:
+                page = call_with_backoff(
+                    functools.partial(
+                        self.streams.get_records, ShardIterator=iterator, Limit=self.limit
+                    ),
+                    "GetRecords",
+                    self.stop,
+                    self._backoff,
+                    self._where,
+                )
+            except ClientError as exc:
+                if error_code(exc) == EXPIRED_ITERATOR:
+                    log.info("shard iterator expired, re-acquiring", extra=self._where)
+                    self._iterator = None
+                    continue
+                self._raise_trimmed(exc)
+                raise translate(exc, f"GetRecords shard {self.shard_id}") from exc
+            records: list[dict[str, Any]] = page.get("Records", [])
+            if records:
+                self.position = records[-1]["dynamodb"]["SequenceNumber"]
+            self._iterator = page.get("NextShardIterator")
+            return Batch(records, shard_end=self._iterator is None)

@@ -1,0 +1,245 @@
+"""The stream worker against a scripted streams client (shard lineage, expired iterators,
+trimming, throttling: moto simulates none of these), with the lease table on the moto server
+and an in-memory producer that acknowledges on poll."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bridge.avro_codec import EventCodec
+from bridge.errors import DataLossError
+from bridge.event import ChangeEvent
+from bridge.metrics import REGISTRY
+from bridge.publisher import Publisher
+from bridge.settings import Settings
+from bridge.versioning import to_micros
+from connectors.sources.capture import read_capture
+from connectors.sources.dynamodb_streams import StreamWorker
+from connectors.sources.stream_leases import LeaseTable, lease_key
+from connectors.sources.stream_shards import Shard
+from tests.stream_helpers import (
+    FakeProducer,
+    ScriptedStreams,
+    at,
+    create_stream_table,
+    running,
+    stream_settings,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Rig:
+    """A moto table (for DescribeTable and the lease table), a scripted stream, a fake producer."""
+
+    def __init__(self, ddb: Any, endpoint: str, unique_name: Any, **stream: Any) -> None:
+        self.table = unique_name("scr")
+        self.arn = create_stream_table(ddb, self.table)
+        self.ddb = ddb
+        self.streams = ScriptedStreams(self.arn)
+        self.producer = FakeProducer()
+        self.settings: Settings = stream_settings(
+            endpoint, "unused:9092", [self.table], unique_name("leases"), **stream
+        )
+        self.codec = EventCodec()
+
+    def worker(self, worker_id: str = "w1") -> StreamWorker:
+        publisher = Publisher(self.settings.kafka, producer=self.producer)
+        return StreamWorker(
+            self.settings,
+            worker_id=worker_id,
+            ddb=self.ddb,
+            streams=self.streams,
+            publisher=publisher,
+            create_topics=False,
+            discover_interval_s=0.2,
+        )
+
+    def events(self) -> list[ChangeEvent]:
+        with self.producer.lock:
+            sent = list(self.producer.sent)
+        return [self.codec.decode(value) for _topic, _key, value in sent]
+
+    def leases(self) -> LeaseTable:
+        return LeaseTable(self.ddb, self.settings.stream.lease_table, "reader", 1.0)
+
+
+def test_shard_split_parent_first_and_versions_continue(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    s = rig.streams
+    s.add_shard("shardId-parent")
+    s.add_shard("shardId-child-a", parent="shardId-parent")
+    s.add_shard("shardId-child-b", parent="shardId-parent")
+    # Three writes in the same second on the parent: versions 0, +1, +2 µs past the second.
+    for i in range(3):
+        s.add_record("shardId-parent", "INSERT" if i == 0 else "MODIFY", "k1", at(100), i)
+    s.shards["shardId-parent"].closed = True
+    # Children report the same (rounded-down) second: versions must still continue upwards.
+    s.add_record("shardId-child-a", "MODIFY", "k1", at(100), 10)
+    s.add_record("shardId-child-a", "REMOVE", "k1", at(100))
+    s.add_record("shardId-child-b", "INSERT", "k2", at(99), 20)
+
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 6, what="all six records")
+        time.sleep(0.5)  # anything published twice would show up now
+    assert outcome.get("code") == 0, outcome
+
+    events = rig.events()
+    assert len(events) == 6
+    order = [e.shard_id for e in events]
+    assert order[:3] == ["shardId-parent"] * 3, "children started before the parent ended"
+    base = to_micros(at(100))
+    assert [e.version for e in events[:3]] == [base, base + 1, base + 2]
+    by_shard = {sid: [e for e in events if e.shard_id == sid] for sid in set(order)}
+    assert [e.version for e in by_shard["shardId-child-a"]] == [base + 3, base + 4]
+    assert [e.version for e in by_shard["shardId-child-b"]] == [base + 3]
+    # k1's versions strictly increase across the split, in DynamoDB order.
+    k1 = [e.version for e in events if e.keys["pk"] == {"S": "k1"}]
+    assert k1 == sorted(k1) and len(set(k1)) == len(k1)
+
+    leases = rig.leases()
+    parent = leases.get(rig.arn, "shardId-parent")
+    assert parent is not None and parent.checkpoint == "SHARD_END"
+    assert parent.last_version == base + 2 and parent.owner is None
+    child = leases.get(rig.arn, "shardId-child-a")
+    assert child is not None and child.parent_ids == ("shardId-parent",)
+    assert (
+        child.checkpoint
+        == rig.streams.shards["shardId-child-a"].records[-1]["dynamodb"]["SequenceNumber"]
+    )
+    assert child.last_version == base + 4
+    # Discovery paged through DescribeStream one shard per page and found all three.
+    assert {e.shard_id for e in events} == {"shardId-parent", "shardId-child-a", "shardId-child-b"}
+
+
+def test_expired_iterator_is_reacquired_after_the_last_record(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(10):
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(200 + i), i)
+    rig.streams.expire_at["shardId-1"] = 6  # pages are 3 records: the iterator at record 6
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 10, what="ten records")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    events = rig.events()
+    assert [e.keys["pk"]["S"] for e in events] == [f"k{i}" for i in range(10)]  # no duplicate
+    assert "shardId-1" not in rig.streams.expire_at, "the expiry was never hit"
+    seq5 = rig.streams.shards["shardId-1"].records[5]["dynamodb"]["SequenceNumber"]
+    assert {"shard": "shardId-1", "type": "AFTER_SEQUENCE_NUMBER", "seq": seq5} in (
+        rig.streams.iterator_requests
+    )
+
+
+def test_throttling_is_backed_off_and_nothing_is_lost(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(7):
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(300), i)
+    rig.streams.throttle = 4
+    started = time.monotonic()
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 7, what="seven records")
+        elapsed = time.monotonic() - started
+    assert outcome.get("code") == 0, outcome
+    assert rig.streams.throttled == 4
+    assert len(rig.events()) == 7
+    assert elapsed < 15, "backoff is capped; this should not take long"
+
+
+def test_trimmed_checkpoint_raises_data_loss_and_is_recorded(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    shard = rig.streams.add_shard("shardId-1")
+    for i in range(6):
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(400), i)
+    # A lease checkpointed at record 1, while the stream has since trimmed records 0..3.
+    leases = LeaseTable(rig.ddb, rig.settings.stream.lease_table, "old", 1.0)
+    rig.worker().prepare()  # creates the lease table and the capture record
+    leases.create(
+        rig.table, rig.arn, Shard("shardId-1"), shard.records[1]["dynamodb"]["SequenceNumber"]
+    )
+    shard.trim_index = 4
+
+    worker = rig.worker()
+    with pytest.raises(DataLossError, match="trim horizon"):
+        worker.run()  # stops on its own: no stop signal needed
+
+    capture = read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn)
+    assert capture is not None and len(capture.data_loss) == 1
+    assert capture.data_loss[0]["shard_id"] == "shardId-1"
+    lease = rig.leases().get(rig.arn, "shardId-1")
+    assert lease is not None and lease.data_loss and lease.owner is None
+    assert rig.events() == [], "records after the gap must not be published as if nothing happened"
+
+    # A restart refuses too, naming the shard and the fix.
+    with pytest.raises(DataLossError, match="re-run a back-fill"):
+        rig.worker("w2").run()
+
+
+def test_continue_on_data_loss_keeps_other_shards_going(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, continue_on_data_loss=True)
+    lost = rig.streams.add_shard("shardId-lost")
+    rig.streams.add_shard("shardId-ok")
+    for i in range(4):
+        rig.streams.add_record("shardId-lost", "INSERT", f"a{i}", at(500), i)
+        rig.streams.add_record("shardId-ok", "INSERT", f"b{i}", at(500), i)
+    rig.worker().prepare()
+    LeaseTable(rig.ddb, rig.settings.stream.lease_table, "old", 1.0).create(
+        rig.table, rig.arn, Shard("shardId-lost"), lost.records[0]["dynamodb"]["SequenceNumber"]
+    )
+    lost.trim_index = 3
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 4, what="the healthy shard's records")
+        wait_for(
+            lambda: bool(read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn).data_loss),  # type: ignore[union-attr]
+            what="the data-loss record",
+        )
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert sorted(e.keys["pk"]["S"] for e in rig.events()) == ["b0", "b1", "b2", "b3"]
+
+
+def test_metrics_track_published_records_and_leases(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(5):
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(600), i)
+    with running(rig.worker()):
+        wait_for(lambda: len(rig.events()) >= 5, what="five records")
+        wait_for(
+            lambda: REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 1,
+            what="leases_held gauge",
+        )
+        assert (
+            REGISTRY.get("ddb_bridge_stream_millis_behind", table=rig.table, shard="shardId-1") >= 0
+        )
+    assert REGISTRY.get("ddb_bridge_stream_records_published_total", table=rig.table) == 5
+    assert REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 0
+    lease = rig.leases().get(rig.arn, "shardId-1")
+    assert lease is not None and lease.owner is None, "a clean stop releases the lease"
+    assert lease.key == lease_key(rig.arn, "shardId-1")

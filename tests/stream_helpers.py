@@ -1,0 +1,257 @@
+"""Helpers for the stream-producer tests: tables with streams, settings, a scripted streams
+client (shard lineage, expired iterators, trimming, throttling: what moto does not simulate)
+and an in-memory producer that acknowledges on poll."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bridge.settings import (
+    AwsSettings,
+    KafkaSettings,
+    Settings,
+    StreamSettings,
+    TableSettings,
+)
+
+
+def create_stream_table(ddb: Any, name: str, view: str | None = "NEW_AND_OLD_IMAGES") -> str:
+    """A pk/sk table with a stream of `view` (None: no stream); returns its stream ARN or ''."""
+    kwargs: dict[str, Any] = {}
+    if view is not None:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    desc = ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        **kwargs,
+    )["TableDescription"]
+    return str(desc.get("LatestStreamArn", ""))
+
+
+def stream_settings(
+    endpoint: str,
+    bootstrap: str,
+    tables: list[str],
+    lease_table: str,
+    lease_duration_ms: int = 1500,
+    **stream: Any,
+) -> Settings:
+    return Settings(
+        aws=AwsSettings(endpoint_url=endpoint),
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap, partitions=3, replication_factor=1, linger_ms=5
+        ),
+        tables=[TableSettings(name=t) for t in tables],
+        stream=StreamSettings(
+            lease_table=lease_table,
+            poll_interval_ms=50,
+            lease_duration_ms=lease_duration_ms,
+            **stream,
+        ),
+    )
+
+
+@contextlib.contextmanager
+def running(worker: Any) -> Iterator[dict[str, Any]]:
+    """Run `worker.run()` on a thread; on exit stop it and expose its result or exception."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["code"] = worker.run()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield outcome
+    finally:
+        worker.stop.set()
+        thread.join(60)
+        outcome["alive"] = thread.is_alive()
+
+
+class FakeProducer:
+    """confluent_kafka.Producer's surface used by Publisher; acknowledges every record on poll."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self._pending: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        with self.lock:
+            self.sent.append((topic, key, value))
+            self._pending.append(on_delivery)
+
+    def poll(self, _timeout: float = 0) -> int:
+        with self.lock:
+            pending, self._pending = self._pending, []
+        for callback in pending:
+            callback(None, None)
+        return len(pending)
+
+    def flush(self, _timeout: float = 0) -> int:
+        self.poll()
+        return 0
+
+
+def client_error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": f"scripted {code}"}}, operation)
+
+
+@dataclass
+class ScriptedShard:
+    shard_id: str
+    parent: str | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+    trim_index: int = 0  # records before this index are trimmed away
+    first_seq: int = 0
+
+
+class ScriptedStreams:
+    """A DynamoDB Streams client with scripted shards and faults.
+
+    - shards page through DescribeStream one per page (exercises LastEvaluatedShardId);
+    - `expire_at[shard] = i`: the first GetRecords whose iterator points at record i fails
+      with ExpiredIteratorException;
+    - `trim_index`: an AFTER_SEQUENCE_NUMBER iterator before it is TrimmedDataAccessException;
+    - `throttle`: the next N GetRecords calls fail with throttling errors.
+    """
+
+    def __init__(self, stream_arn: str) -> None:
+        self.stream_arn = stream_arn
+        self.shards: dict[str, ScriptedShard] = {}
+        self.expire_at: dict[str, int] = {}
+        self.throttle = 0
+        self.throttled = 0
+        self.iterator_requests: list[dict[str, Any]] = []
+        self._iterators: dict[str, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+        self._next_seq = 1000
+
+    def add_shard(self, shard_id: str, parent: str | None = None) -> ScriptedShard:
+        shard = ScriptedShard(shard_id, parent, first_seq=self._next_seq)
+        self._next_seq += 1_000_000
+        self.shards[shard_id] = shard
+        return shard
+
+    def add_record(
+        self, shard_id: str, op: str, pk: str, created: datetime, value: int = 0
+    ) -> dict[str, Any]:
+        shard = self.shards[shard_id]
+        seq = shard.first_seq + len(shard.records)
+        keys = {"pk": {"S": pk}, "sk": {"N": "0"}}
+        ddb: dict[str, Any] = {
+            "ApproximateCreationDateTime": created,
+            "Keys": keys,
+            "SequenceNumber": str(seq).zfill(21),
+            "SizeBytes": 10,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if op != "REMOVE":
+            ddb["NewImage"] = {**keys, "v": {"N": str(value)}}
+        record = {"eventID": f"e{seq}", "eventName": op, "dynamodb": ddb}
+        shard.records.append(record)
+        return record
+
+    # -- the boto3 surface ------------------------------------------------------------------
+
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str | None = None) -> Any:
+        ids = list(self.shards)
+        start = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
+        page = ids[start : start + 1]
+        desc: dict[str, Any] = {
+            "StreamArn": StreamArn,
+            "StreamStatus": "ENABLED",
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "Shards": [self._describe(self.shards[i]) for i in page],
+        }
+        if start + 1 < len(ids):
+            desc["LastEvaluatedShardId"] = page[-1]
+        return {"StreamDescription": desc}
+
+    def _describe(self, shard: ScriptedShard) -> dict[str, Any]:
+        seq: dict[str, str] = {"StartingSequenceNumber": str(shard.first_seq).zfill(21)}
+        if shard.closed:
+            seq["EndingSequenceNumber"] = str(shard.first_seq + len(shard.records)).zfill(21)
+        out: dict[str, Any] = {"ShardId": shard.shard_id, "SequenceNumberRange": seq}
+        if shard.parent:
+            out["ParentShardId"] = shard.parent
+        return out
+
+    def get_shard_iterator(
+        self,
+        StreamArn: str,
+        ShardId: str,
+        ShardIteratorType: str,
+        SequenceNumber: str | None = None,
+    ) -> Any:
+        with self._lock:
+            self.iterator_requests.append(
+                {"shard": ShardId, "type": ShardIteratorType, "seq": SequenceNumber}
+            )
+            shard = self.shards[ShardId]
+            if ShardIteratorType == "TRIM_HORIZON":
+                index = shard.trim_index
+            elif ShardIteratorType == "LATEST":
+                index = len(shard.records)
+            else:
+                assert SequenceNumber is not None
+                index = int(SequenceNumber) - shard.first_seq
+                if ShardIteratorType == "AFTER_SEQUENCE_NUMBER":
+                    index += 1
+                if index < shard.trim_index:
+                    raise client_error("TrimmedDataAccessException", "GetShardIterator")
+            return {"ShardIterator": self._issue(ShardId, index)}
+
+    def _issue(self, shard_id: str, index: int) -> str:
+        token = f"it-{len(self._iterators)}"
+        self._iterators[token] = (shard_id, index)
+        return token
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> Any:
+        with self._lock:
+            if self.throttle > 0:
+                self.throttle -= 1
+                self.throttled += 1
+                code = (
+                    "ProvisionedThroughputExceededException"
+                    if self.throttled % 2
+                    else "LimitExceededException"
+                )
+                raise client_error(code, "GetRecords")
+            shard_id, index = self._iterators[ShardIterator]
+            if self.expire_at.get(shard_id) == index:
+                del self.expire_at[shard_id]
+                raise client_error("ExpiredIteratorException", "GetRecords")
+            shard = self.shards[shard_id]
+            if index < shard.trim_index:
+                raise client_error("TrimmedDataAccessException", "GetRecords")
+            page = shard.records[index : index + min(Limit, 3)]  # small pages: more polls
+            out: dict[str, Any] = {"Records": page}
+            end = index + len(page)
+            if not (shard.closed and end >= len(shard.records)):
+                out["NextShardIterator"] = self._issue(shard_id, end)
+            return out
+
+
+def at(second: float) -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
