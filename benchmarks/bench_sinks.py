@@ -1,0 +1,146 @@
+"""Sink write throughput (rows/s) against a same-run COPY/executemany baseline.
+
+What it measures: `write_batch` of batches of distinct-key SNAPSHOT events (the sample item
+of tests/samples.py: all ten types, ~700 bytes of DynamoDB JSON) into a fresh table — the
+full sink path: coalescing, key validation, JSON encoding, the conditional upsert, commit.
+Baseline, same run, same rows: the fastest plain load the database offers (PostgreSQL
+`COPY` into a table of the same shape, SQLite `executemany` INSERT), with no version check.
+Starts its own throwaway PostgreSQL cluster unless `--pg-dsn` is given.
+Run: `python -m benchmarks sinks [--rows N] [--batch N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bridge import attrs
+from bridge.event import ChangeEvent, Origin
+from bridge.settings import PostgresTarget, SqliteTarget
+from bridge.sink import TableSpec
+from connectors.sinks.postgres import PostgresSink
+from connectors.sinks.sqlite import SqliteSink
+from tests.samples import sample_item
+
+VERSION = 1_700_000_000_000_000
+
+
+def events(spec: TableSpec, n: int) -> list[ChangeEvent]:
+    out = []
+    for i in range(n):
+        item = sample_item(i, pad=40)
+        item["sk"] = {"N": str(i)}  # distinct keys: every event is a row written
+        out.append(ChangeEvent.snapshot(spec.source, item, spec.key_names, VERSION, Origin.SCAN))
+    return out
+
+
+def timed_sink(sink: Any, spec: TableSpec, evs: list[ChangeEvent], batch: int) -> float:
+    sink.open([spec], create_schema=True)
+    start = time.perf_counter()
+    for i in range(0, len(evs), batch):
+        sink.write_batch(evs[i : i + batch])
+    elapsed = time.perf_counter() - start
+    sink.close()
+    return elapsed
+
+
+def baseline_pg(dsn: str, table: str, evs: list[ChangeEvent], batch: int) -> float:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            f'CREATE TABLE "{table}" (pk text, sk numeric, item jsonb, version bigint, '
+            "deleted boolean, PRIMARY KEY (pk, sk))"
+        )
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(0, len(evs), batch):
+            with conn.cursor() as cur, cur.copy(f'COPY "{table}" FROM STDIN') as copy:
+                for e in evs[i : i + batch]:
+                    img = e.new_image or {}
+                    copy.write_row(
+                        (img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, False)
+                    )
+            conn.commit()
+        return time.perf_counter() - start
+
+
+def baseline_sqlite(path: str, table: str, evs: list[ChangeEvent], batch: int) -> float:
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        f'CREATE TABLE "{table}" (pk TEXT, sk TEXT, item TEXT, version INTEGER, deleted INTEGER, '
+        "PRIMARY KEY (pk, sk)) WITHOUT ROWID"
+    )
+    start = time.perf_counter()
+    for i in range(0, len(evs), batch):
+        rows = []
+        for e in evs[i : i + batch]:
+            img = e.new_image or {}
+            rows.append((img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, 0))
+        conn.execute("BEGIN")
+        conn.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', rows)
+        conn.execute("COMMIT")
+    conn.close()
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def postgres(dsn: str | None) -> Iterator[str]:
+    if dsn:
+        yield dsn
+        return
+    from tests.services import PostgresCluster, postgres_bindir
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL binaries not found: install postgresql or pass --pg-dsn")
+    cluster = PostgresCluster(bindir)
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.destroy()
+
+
+def report(name: str, rows: int, sink_s: float, base_s: float, base_name: str) -> None:
+    sink_rate, base_rate = rows / sink_s, rows / base_s
+    print(
+        f"{name:10s} sink {sink_rate:9,.0f} rows/s   {base_name} {base_rate:9,.0f} rows/s   "
+        f"ratio {sink_rate / base_rate:.2f}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_sinks")
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--pg-dsn", default=None, help="existing server (default: start one)")
+    args = parser.parse_args(argv)
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    spec = TableSpec(name, name, "pk", "S", "sk", "N")
+    evs = events(spec, args.rows)
+    print(f"{args.rows} rows, batches of {args.batch}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "bench.db")
+        sink_s = timed_sink(
+            SqliteSink(SqliteTarget(type="sqlite", path=path)), spec, evs, args.batch
+        )
+        base_s = baseline_sqlite(path, name + "_base", evs, args.batch)
+        report("sqlite", args.rows, sink_s, base_s, "executemany")
+    with postgres(args.pg_dsn) as dsn:
+        pg = PostgresSink(PostgresTarget(type="postgres", dsn=dsn))
+        sink_s = timed_sink(pg, spec, evs, args.batch)
+        base_s = baseline_pg(dsn, name + "_base", evs, args.batch)
+        report("postgres", args.rows, sink_s, base_s, "COPY")

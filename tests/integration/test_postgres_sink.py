@@ -1,0 +1,107 @@
+"""PostgreSQL-specific behaviour of the sink: outages, jsonb exactness, the live view, NUL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from bridge import attrs
+from bridge.errors import TransientError
+from bridge.event import ChangeEvent, Op, Origin
+from bridge.settings import PostgresTarget
+from bridge.sink import TableSpec
+from connectors.sinks.postgres import PostgresSink
+from tests.samples import sample_item
+
+pytestmark = pytest.mark.integration
+
+BASE = 1_700_000_000_000_000
+
+
+def _open(dsn: str, name: str) -> tuple[PostgresSink, TableSpec]:
+    spec = TableSpec(
+        source=name, target=name, hash_key="pk", hash_type="S", range_key="sk", range_type="N"
+    )
+    sink = PostgresSink(PostgresTarget(type="postgres", dsn=dsn))
+    sink.open([spec], create_schema=True)
+    return sink, spec
+
+
+def _put(spec: TableSpec, item: dict[str, Any], version: int) -> ChangeEvent:
+    keys = {"pk": item["pk"], "sk": item["sk"]}
+    return ChangeEvent(spec.source, Op.MODIFY, keys, version, Origin.STREAM, new_image=item)
+
+
+def test_server_down_is_transient_and_the_sink_reconnects(
+    pg_cluster: Any, pg_dsn: str, unique_name: Any
+) -> None:
+    if pg_cluster is None:
+        pytest.skip(
+            "PG_DSN points at an external server: this test stops and starts its own cluster"
+        )
+    sink, spec = _open(pg_dsn, unique_name("down"))
+    try:
+        sink.write_batch([_put(spec, sample_item(1), BASE)])
+        pg_cluster.stop()
+        try:
+            with pytest.raises(TransientError):
+                sink.write_batch([_put(spec, sample_item(2), BASE)])
+            with pytest.raises(TransientError):  # still down: connecting fails, also transient
+                sink.write_batch([_put(spec, sample_item(2), BASE)])
+        finally:
+            pg_cluster.start()
+        sink.write_batch([_put(spec, sample_item(2), BASE)])
+        got = sink.read_items(
+            spec.source, [{"pk": sample_item(i)["pk"], "sk": sample_item(i)["sk"]} for i in (1, 2)]
+        )
+        assert [
+            attrs.items_equal(g, sample_item(i)) for g, i in zip(got, (1, 2), strict=True) if g
+        ] == [True, True]
+    finally:
+        sink.close()
+
+
+def test_jsonb_keeps_numbers_exact_and_view_hides_tombstones(pg_dsn: str, unique_name: Any) -> None:
+    sink, spec = _open(pg_dsn, unique_name("exact"))
+    try:
+        live, gone = sample_item(1), sample_item(2)
+        gone_keys = {"pk": gone["pk"], "sk": gone["sk"]}
+        sink.write_batch(
+            [
+                _put(spec, live, BASE),
+                _put(spec, gone, BASE),
+                ChangeEvent(spec.source, Op.REMOVE, gone_keys, BASE + 1, Origin.STREAM),
+            ]
+        )
+        with psycopg.connect(pg_dsn) as conn:
+            view = f'"{spec.target}_live"'
+            row = conn.execute(
+                f"SELECT item->'balance'->>'N', pg_typeof(item)::text, version FROM {view}"
+            ).fetchall()
+            assert row == [("12345678901234567890.123456789012345678", "jsonb", BASE)]
+            tomb = conn.execute(
+                f'SELECT deleted, item, version, sk FROM "{spec.target}" WHERE pk = %s',
+                (gone["pk"]["S"],),
+            ).fetchone()
+            assert tomb is not None and tomb[:3] == (True, None, BASE + 1)
+            assert str(tomb[3]) == gone["sk"]["N"]
+    finally:
+        sink.close()
+
+
+def test_nul_characters_survive_beside_a_readable_jsonb_copy(pg_dsn: str, unique_name: Any) -> None:
+    sink, spec = _open(pg_dsn, unique_name("nul"))
+    try:
+        keys = {"pk": {"S": "k"}, "sk": {"N": "1"}}
+        item = {**keys, "a\x00": {"S": "x\x00y"}, "l": {"L": [{"SS": ["\x00"]}]}}
+        sink.write_batch([_put(spec, item, BASE)])
+        assert sink.read_items(spec.source, [keys]) == [item]
+        with psycopg.connect(pg_dsn) as conn:
+            readable = conn.execute(
+                f"SELECT item->'a\ufffd'->>'S' FROM \"{spec.target}\""
+            ).fetchone()
+        assert readable == ("x\ufffdy",)
+    finally:
+        sink.close()
