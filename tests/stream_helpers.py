@@ -255,3 +255,81 @@ class ScriptedStreams:
 
 def at(second: float) -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
+
+
+def write_config(
+    path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000
+) -> Any:
+    """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env)."""
+    table_lines = "".join(f'[[tables]]\nname = "{t}"\n\n' for t in tables)
+    path.write_text(
+        '[aws]\nregion = "us-east-1"\n\n'
+        "[kafka]\npartitions = 3\nreplication_factor = 1\nlinger_ms = 5\n\n"
+        f"{table_lines}"
+        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
+        f"lease_duration_ms = {lease_duration_ms}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def cli_env(endpoint: str, bootstrap: str) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "DDB_BRIDGE__AWS__ENDPOINT_URL": endpoint,
+            "DDB_BRIDGE__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def launch_stream(config: Any, env: dict[str, str], log_path: Any, *extra: str) -> Any:
+    """`ddb-bridge stream --config ...` as a subprocess, stderr appended to `log_path`."""
+    import subprocess
+    import sys
+
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process; closed in stop_process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli.main", "stream", "--config", str(config), *extra],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    proc.log_file = log  # type: ignore[attr-defined]
+    return proc
+
+
+def wait_log(log_path: Any, text: str, proc: Any, timeout_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        content = log_path.read_text(encoding="utf-8", errors="replace")
+        if text in content:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"stream exited {proc.returncode} before {text!r}:\n{content}")
+        time.sleep(0.1)
+    raise AssertionError(f"no {text!r} in the stream log after {timeout_s}s")
+
+
+def stop_process(proc: Any, sig: int | None = None, timeout_s: float = 30.0) -> int:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(sig if sig is not None else signal.SIGTERM)
+    try:
+        code = int(proc.wait(timeout_s))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.log_file.close()
+    return code
