@@ -127,8 +127,15 @@ class ScyllaTarget(Section):
     username: str | None = None
     password: SecretStr | None = None
     tls_ca_file: str | None = None
+    # Client certificate and key for mutual TLS; hostname checking on unless disabled.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_check_hostname: bool = True
     concurrency: int = Field(64, ge=1)
     local_dc: str | None = None
+    # The catch-all map<text, text> column holding every attribute without a typed column.
+    map_column: str = "attrs"
+    request_timeout_s: float = Field(10.0, gt=0)
 
 
 class AlternatorTarget(Section):
@@ -139,6 +146,8 @@ class AlternatorTarget(Section):
     secret_access_key: SecretStr | None = None
     version_attribute: str = "_ddb_bridge_version"
     tombstone_attribute: str = "_ddb_bridge_deleted"
+    # Conditional PutItems in flight per batch (BatchWriteItem cannot carry conditions).
+    concurrency: int = Field(16, ge=1)
 
 
 class NullTarget(Section):

@@ -33,7 +33,7 @@ from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration
 
-SINKS = ["sqlite", "postgres"]
+SINKS = ["sqlite", "postgres", "alternator"]
 BASE = 1_700_000_000_000_000
 
 
