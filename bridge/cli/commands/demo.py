@@ -1,0 +1,54 @@
+"""`ddb-bridge demo`: the whole migration on embedded defaults (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from bridge.cli.main import HelpFormatter
+
+    p = sub.add_parser(
+        "demo",
+        help="embedded end-to-end run: moto, Tansu, SQLite; no Docker, no AWS account",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--items", type=int, default=10_000, help="items seeded before the migration")
+    p.add_argument(
+        "--write-rate",
+        type=float,
+        default=150.0,
+        help="writer changes per second during the migration",
+    )
+    p.add_argument(
+        "--min-write-seconds",
+        type=float,
+        default=10.0,
+        help="the writer runs at least this long (and through the back-fill)",
+    )
+    p.add_argument("--partitions", type=int, default=4, help="Kafka partitions of the topic")
+    p.add_argument("--timeout-s", type=float, default=600.0, help="give up after this long")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep config, logs and target.db here [default: a temp dir, removed]",
+    )
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.demo.orchestrator import DemoOptions, main_entry
+
+    return main_entry(
+        DemoOptions(
+            items=args.items,
+            write_rate=args.write_rate,
+            min_write_s=args.min_write_seconds,
+            partitions=args.partitions,
+            timeout_s=args.timeout_s,
+            workdir=args.workdir,
+        )
+    )

@@ -1,0 +1,338 @@
+"""Runs the demo migration end to end, through the real commands, and checks the result.
+
+Order of events, as the runbook has it: source table with a NEW_AND_OLD_IMAGES stream and
+seeded items → `stream` running → a writer keeps updating/deleting/inserting → `backfill
+--from scan` while it writes → `apply` into SQLite → writer stops → wait until `apply` has
+consumed every event in the topic → `verify`. Every child process is stopped on the way
+out, also on Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.demo import lag as lagmod
+from bridge.demo.services import moto_server, stop_process, tansu_broker
+from bridge.demo.workload import Writer, create_table, seed
+from bridge.errors import BridgeError, PermanentError
+from bridge.publisher import ensure_topics
+from bridge.settings import Settings, load_settings
+from bridge.verify import VerifyReport
+
+TABLE = "orders"
+TARGET = "local"
+
+
+@dataclass
+class DemoOptions:
+    items: int = 10_000
+    write_rate: float = 150.0  # writer operations per second
+    min_write_s: float = 10.0  # the writer runs at least this long, and through the back-fill
+    partitions: int = 4
+    timeout_s: float = 600.0
+    workdir: Path | None = None
+
+
+@dataclass
+class DemoResult:
+    items: int = 0
+    writes: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    backfill_s: float = 0.0
+    catch_up_s: float = 0.0
+    apply_events_per_s: float = 0.0
+    final_lag: int = -1
+    verify: VerifyReport | None = None
+    total_s: float = 0.0
+    workdir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verify is not None and self.verify.ok and self.final_lag == 0
+
+
+CONFIG = """\
+[aws]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+partitions = {partitions}
+replication_factor = 1
+linger_ms = 5
+
+[[tables]]
+name = "{table}"
+
+[stream]
+lease_table = "ddb-bridge-leases"
+poll_interval_ms = 100
+lease_duration_ms = 10000
+
+[backfill]
+segments = 4
+
+[apply]
+target = "{target}"
+batch_size = 1000
+batch_window_ms = 100
+
+[targets.{target}]
+type = "sqlite"
+path = "{db}"
+"""
+
+
+class Children:
+    """The demo's child processes, each logging to a file in the work directory."""
+
+    def __init__(self, workdir: Path, config: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the child
+        argv = [
+            sys.executable,
+            "-m",
+            "bridge.cli.main",
+            name,
+            "--config",
+            str(self.config),
+            *args,
+        ]
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def check_alive(self, *names: str) -> None:
+        for name in names:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise PermanentError(
+                    f"`ddb-bridge {name}` exited early with {proc.returncode}:\n"
+                    + self.log_tail(name)
+                )
+
+    def stop_all(self) -> dict[str, int | None]:
+        codes = {}
+        for name, proc in self.procs.items():
+            stop_process(proc, timeout_s=30)
+            codes[name] = proc.returncode
+        return codes
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout_s: float, tick: Callable[[], None] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if tick:
+            tick()
+        if time.monotonic() > deadline:
+            raise PermanentError(f"demo: timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def work_directory(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="ddb-bridge-demo-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoResult:
+    from connectors import aws
+    from connectors.sources.capture import read_capture
+
+    result = DemoResult(items=opts.items)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(work_directory(opts.workdir))
+        result.workdir = str(workdir)
+        report(f"starting embedded services (moto, Tansu) in {workdir}")
+        endpoint = stack.enter_context(moto_server())
+        bootstrap = stack.enter_context(tansu_broker())
+        config = workdir / "bridge.toml"
+        config.write_text(
+            CONFIG.format(
+                endpoint=endpoint,
+                bootstrap=bootstrap,
+                partitions=opts.partitions,
+                table=TABLE,
+                target=TARGET,
+                db=workdir / "target.db",
+            )
+        )
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env = {k: v for k, v in env.items() if not k.startswith("DDB_BRIDGE__")}
+        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        settings: Settings = load_settings(config)
+        ddb = aws.client("dynamodb", settings.aws)
+
+        create_table(ddb, TABLE)
+        created_at = time.time()
+        report(f"seeding {opts.items:,} items into DynamoDB table {TABLE!r} (stream enabled)")
+        seed(ddb, TABLE, opts.items)
+        topic = settings.kafka.changes_topic(TABLE)
+        ensure_topics(settings.kafka, [TABLE])
+        tail = lagmod.TopicTail(bootstrap, topic, opts.partitions)
+        tail.start()
+        stack.callback(tail.stop_event.set)
+
+        children = Children(workdir, config, env)
+        stack.callback(children.stop_all)
+        children.start("stream")
+        stream_arn = aws.describe_table(ddb, TABLE)["LatestStreamArn"]
+        wait_for(
+            "the stream producer to start",
+            lambda: read_capture(ddb, settings.stream.lease_table, stream_arn) is not None,
+            60,
+            lambda: children.check_alive("stream"),
+        )
+        report("stream producer running; starting the writer and `apply`")
+
+        writer = Writer(ddb, TABLE, opts.items, opts.write_rate)
+        writer.start()
+        stack.callback(writer.stop_event.set)
+        writer_started = time.monotonic()
+        apply_started = time.monotonic()
+        children.start("apply", "--create-schema")
+
+        # The back-fill version sits `skew_margin_s` below its start: begin only once the
+        # stream has been captured for longer than that (the back-fill checks it too).
+        time.sleep(max(0.0, created_at + settings.backfill.skew_margin_s + 1 - time.time()))
+        report("back-fill by parallel scan while the writer keeps changing items")
+        bf_started = time.monotonic()
+        backfill = children.start("backfill", "--table", TABLE, "--from", "scan", "--no-progress")
+
+        def status() -> None:
+            if writer.error is not None:
+                raise PermanentError(f"demo writer failed: {writer.error!r}")
+            children.check_alive("stream", "apply")
+
+        wait_for("the back-fill", lambda: backfill.poll() is not None, opts.timeout_s, status)
+        if backfill.returncode != 0:
+            raise PermanentError(
+                f"back-fill failed ({backfill.returncode}):\n{children.log_tail('backfill')}"
+            )
+        result.backfill_s = time.monotonic() - bf_started
+        report(f"back-fill done in {result.backfill_s:.1f}s; writer continues briefly")
+        wait_for(
+            "the writer's minimum run",
+            lambda: time.monotonic() - writer_started >= opts.min_write_s,
+            opts.timeout_s,
+            status,
+        )
+        writer.stop_event.set()
+        writer.join(10)
+        result.writes = {
+            "puts": writer.stats.puts,
+            "updates": writer.stats.updates,
+            "deletes": writer.stats.deletes,
+        }
+        report(
+            f"writer stopped after {writer.stats.total:,} changes; waiting for apply to catch up"
+        )
+
+        catch_up_started = time.monotonic()
+        group = f"ddb-bridge.apply.{TARGET}"
+        last_report = [0.0]
+
+        def caught_up() -> bool:
+            status()
+            if tail.error:
+                raise PermanentError(f"demo tail consumer: {tail.error}")
+            if tail.quiet_for() < 3.0:  # the stream producer may still be publishing
+                return False
+            committed = lagmod.committed_offsets(bootstrap, group, topic, opts.partitions)
+            behind = lagmod.lag(tail.end, committed)
+            if time.monotonic() - last_report[0] > 5:
+                last_report[0] = time.monotonic()
+                report(f"  events in topic: {tail.records:,}  apply lag: {behind:,}")
+            return behind == 0
+
+        wait_for("apply to consume every event", caught_up, opts.timeout_s)
+        result.catch_up_s = time.monotonic() - catch_up_started
+        result.events = tail.records
+        result.final_lag = 0
+        result.apply_events_per_s = tail.records / max(time.monotonic() - apply_started, 1e-6)
+
+        report("verifying source against target")
+        from bridge.cli.commands.verify import verify_table
+
+        result.verify = verify_table(settings, TABLE, TARGET, recheck_delay_s=1.0)
+        codes = children.stop_all()
+        failed = {n: c for n, c in codes.items() if n != "backfill" and c not in (0, None)}
+        if failed:
+            raise PermanentError(f"demo: processes did not stop cleanly: {failed}")
+    result.total_s = time.monotonic() - started
+    return result
+
+
+def summary(result: DemoResult) -> str:
+    v = result.verify
+    lines = [
+        "",
+        "ddb-bridge demo summary",
+        f"  items seeded          : {result.items:,}",
+        f"  writes during run     : {sum(result.writes.values()):,} "
+        f"({result.writes.get('puts', 0)} puts, {result.writes.get('updates', 0)} updates, "
+        f"{result.writes.get('deletes', 0)} deletes)",
+        f"  events in Kafka       : {result.events:,} (stream + back-fill)",
+        f"  back-fill             : {result.backfill_s:.1f} s",
+        f"  apply throughput      : {result.apply_events_per_s:,.0f} events/s (end to end)",
+        f"  catch-up after writes : {result.catch_up_s:.1f} s, final lag {result.final_lag}",
+        f"  total                 : {result.total_s:.1f} s",
+    ]
+    if v is not None:
+        lines.append(
+            f"  verified items        : {v.source_items:,} source, "
+            f"{v.target_rows_checked:,} target rows"
+        )
+        for d in v.examples:
+            lines.append(f"    {d.describe()}")
+        lines.append(f"differences: {v.differences}")
+        lines.append(f"{v.differences} differences")
+    return "\n".join(lines)
+
+
+def main_entry(opts: DemoOptions) -> int:
+    try:
+        result = run_demo(opts)
+    except BridgeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    print(summary(result))
+    return 0 if result.ok else 1
