@@ -104,6 +104,11 @@ class ApplySettings(Section):
     max_retries: int = Field(0, ge=0, description="0 = retry transient errors forever")
     retry_backoff_ms: int = Field(200, ge=1)
     retry_backoff_max_ms: int = Field(30_000, ge=1)
+    # Consumer-group liveness: a crashed worker's partitions move after the session timeout.
+    session_timeout_ms: int = Field(30_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    commit_interval_ms: int = Field(1_000, ge=100)
+    data_dir: str | None = Field(None, description="Faust's data directory; default a temp dir")
 
 
 class SqliteTarget(Section):

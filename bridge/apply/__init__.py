@@ -1,0 +1,7 @@
+"""`ddb-bridge apply`: Kafka change topics → a target database, last-write-wins (DESIGN §3, §6).
+
+Delivery guarantee: at-least-once into an idempotent target. A record's offset is committed
+only after the sink confirmed the write of its batch (or, for a record the target can never
+accept, after its dead letter is acknowledged by Kafka). Replays and duplicates are harmless
+because every sink keeps the highest version per key.
+"""

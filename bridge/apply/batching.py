@@ -1,0 +1,35 @@
+"""Coalescing a batch to the newest version per key: pure logic, no Kafka, no sink.
+
+Why coalesce: a hot key updated many times inside one batch needs one write, not many; and
+since every sink keeps the highest version per key (DESIGN §3), dropping the older versions
+of a key inside the batch cannot change the result — the sink would discard them anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bridge.event import ChangeEvent, Op
+
+
+def _rank(event: ChangeEvent) -> tuple[int, int]:
+    # Equal versions should not happen for different states of one item (stream versions are
+    # strictly increasing, a back-fill version is below every stream version since its start).
+    # If they do, prefer the delete, so the choice does not depend on arrival order and a
+    # tombstone is never lost to a same-version write.
+    return event.version, 1 if event.op is Op.REMOVE else 0
+
+
+def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
+    """The newest event per (table, key), in first-seen key order.
+
+    The result is the same for any order of the input (duplicates included), so a batch
+    assembled from shuffled partitions coalesces deterministically.
+    """
+    newest: dict[tuple[str, bytes], ChangeEvent] = {}
+    for event in events:
+        key = (event.table, event.key_bytes())
+        held = newest.get(key)
+        if held is None or _rank(event) > _rank(held):
+            newest[key] = event
+    return list(newest.values())

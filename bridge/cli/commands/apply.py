@@ -1,0 +1,118 @@
+"""`ddb-bridge apply`: the daemon that makes a target equal to the change topics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from bridge.errors import ConfigError
+from bridge.registry import sink_class
+from bridge.settings import Settings, load_settings
+from bridge.sink import TableSpec
+
+log = logging.getLogger("ddb-bridge.apply")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from bridge.cli.main import HelpFormatter, add_common
+
+    parser = sub.add_parser(
+        "apply",
+        help="daemon: Kafka change topics -> a target database (last write wins)",
+        formatter_class=HelpFormatter,
+        description=(
+            "Consume the change topics of the configured [[tables]] as consumer group\n"
+            "ddb-bridge.apply.<target> and write them to the target in batches. Offsets are\n"
+            "committed only after the target confirmed the write; records the target can\n"
+            "never accept go to <prefix><table>.dlq. SIGTERM finishes the batch in flight\n"
+            "and exits 0. Run several workers to share the partitions."
+        ),
+    )
+    add_common(parser)
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        default=None,
+        help="a [targets.NAME] section [env DDB_BRIDGE__APPLY__TARGET; default [apply].target]",
+    )
+    parser.add_argument(
+        "--table",
+        metavar="T",
+        action="append",
+        default=None,
+        help="a source table to apply (repeatable) [default: every [[tables]] entry]",
+    )
+    parser.add_argument(
+        "--create-schema",
+        action="store_true",
+        help="create missing target tables/keyspaces before consuming",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="events per batch [env DDB_BRIDGE__APPLY__BATCH_SIZE; default [apply].batch_size]",
+    )
+    parser.add_argument(
+        "--batch-window-ms",
+        type=int,
+        default=None,
+        help="max wait to fill a batch [env DDB_BRIDGE__APPLY__BATCH_WINDOW_MS]",
+    )
+    parser.set_defaults(func=run)
+
+
+def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
+    """Declared key schemas from the config; DescribeTable for tables that declare none."""
+    from connectors.aws import client, declared_spec, table_spec
+
+    specs: list[TableSpec] = []
+    ddb: Any = None
+    for name in tables:
+        declared = declared_spec(settings.table(name))
+        if declared is not None:
+            specs.append(declared)
+            continue
+        if ddb is None:
+            ddb = client("dynamodb", settings.aws)
+        specs.append(table_spec(ddb, settings, name))
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.apply.app import ApplyWorker
+    from bridge.publisher import ensure_topics
+
+    settings = load_settings(args.config)
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        settings.apply.batch_size = args.batch_size
+    if args.batch_window_ms is not None:
+        if args.batch_window_ms < 1:
+            raise ConfigError("--batch-window-ms must be at least 1")
+        settings.apply.batch_window_ms = args.batch_window_ms
+    target_name = args.target or settings.apply.target
+    target = settings.target(target_name)
+    tables = args.table or [t.name for t in settings.tables]
+    if not tables:
+        raise ConfigError("no tables to apply: add [[tables]] entries or pass --table")
+    specs = resolve_specs(settings, tables)
+    # The DLQ topics must exist before a dead letter is written (real Kafka often has topic
+    # auto-creation off); creating existing topics is a no-op.
+    ensure_topics(settings.kafka, [s.source for s in specs])
+    sink = sink_class(target.type)(target)
+    worker = ApplyWorker(
+        settings,
+        target_name,
+        specs,
+        sink,
+        create_schema=args.create_schema,
+        install_signal_handlers=True,
+    )
+    log.info(
+        "starting apply",
+        extra={"target": target_name, "type": target.type, "tables": ",".join(tables)},
+    )
+    return worker.run()
