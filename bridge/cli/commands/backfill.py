@@ -1,0 +1,253 @@
+"""`ddb-bridge backfill`: copy a table's existing items into its Kafka topic (DESIGN §3, §5).
+
+From a parallel Scan (`--from scan`) or a DynamoDB export (`--from export` with `--s3-uri`,
+`--dir` or `--start-export`). Every item of one run carries the run's back-fill version, so
+the back-fill can run while `ddb-bridge stream` captures the table, take days, be killed
+and re-run (it resumes its run), and be shared by several workers (parts are claimed in the
+lease table). Before starting it checks that the stream capture covers the run's version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bridge.errors import ConfigError
+from bridge.registry import source_class
+from bridge.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from bridge.cli.main import HelpFormatter, add_common
+
+    p = sub.add_parser(
+        "backfill",
+        help="copy a table's existing items into Kafka (parallel scan or S3 export)",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
+    add_common(p)
+    p.add_argument("--table", required=True, help="source DynamoDB table")
+    p.add_argument("--from", dest="source", required=True, choices=["scan", "export"])
+    scan = p.add_argument_group("scan")
+    scan.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        help="parallel scan segments of a new run [env DDB_BRIDGE__BACKFILL__SEGMENTS; "
+        "default backfill.segments]",
+    )
+    scan.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="scan threads in this process (default: segments, at most 16)",
+    )
+    scan.add_argument(
+        "--page-size", type=int, default=0, help="items per Scan page (0: DynamoDB's 1 MB pages)"
+    )
+    scan.add_argument(
+        "--max-items-per-second",
+        type=float,
+        default=None,
+        help="read budget for this process, 0 = unlimited "
+        "[env DDB_BRIDGE__BACKFILL__MAX_ITEMS_PER_SECOND]",
+    )
+    scan.add_argument(
+        "--max-rcu-per-second",
+        type=float,
+        default=None,
+        help="read-capacity budget for this process, 0 = unlimited "
+        "[env DDB_BRIDGE__BACKFILL__MAX_RCU_PER_SECOND]",
+    )
+    scan.add_argument("--consistent-read", action="store_true", help="strongly consistent Scan")
+    export = p.add_argument_group("export")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--s3-uri", help="s3://bucket/prefix of an export (or of its manifest)")
+    where.add_argument("--dir", help="a local copy of an export folder")
+    where.add_argument(
+        "--start-export",
+        action="store_true",
+        help="request ExportTableToPointInTime (needs PITR), wait for it, then read it",
+    )
+    export.add_argument("--s3-bucket", help="with --start-export: destination bucket")
+    export.add_argument("--s3-prefix", default=None, help="with --start-export: key prefix")
+    export.add_argument(
+        "--incremental-from",
+        default=None,
+        help="with --start-export: request an incremental export from this ISO time",
+    )
+    export.add_argument(
+        "--incremental-to", default=None, help="with --incremental-from: end (default: now)"
+    )
+    export.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="send bad lines to the DLQ topic (file, line, reason headers) instead of stopping",
+    )
+    safety = p.add_argument_group("safety (DESIGN §3)")
+    safety.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="back-fill-only migration: no stream capture is required (writes during the "
+        "back-fill are not migrated)",
+    )
+    safety.add_argument(
+        "--force", action="store_true", help="run even if the stream-capture check fails"
+    )
+    runs = p.add_argument_group("runs and workers")
+    runs.add_argument("--run-id", default=None, help="join or resume this run")
+    runs.add_argument(
+        "--new-run",
+        action="store_true",
+        help="start a new run (new version) even if an unfinished one exists",
+    )
+    runs.add_argument(
+        "--worker-id", default=None, help="lease owner name (default host:pid:random)"
+    )
+    p.add_argument(
+        "--keep-expired",
+        action="store_true",
+        help="also publish items whose TTL has passed (default: skip and count them) "
+        "[env DDB_BRIDGE__BACKFILL__SKIP_EXPIRED_TTL=false]",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--export-poll-s",
+        type=float,
+        default=10.0,
+        help="with --start-export: seconds between DescribeExport calls",
+    )
+    p.set_defaults(func=run)
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value!r}: not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    out = Console(file=sys.stdout, highlight=False)
+    err = Console(file=sys.stderr, highlight=False)
+    options = {
+        "table": args.table,
+        "source": args.source,
+        "segments": args.segments,
+        "threads": args.threads,
+        "page_size": args.page_size,
+        "max_items_per_second": args.max_items_per_second,
+        "max_rcu_per_second": args.max_rcu_per_second,
+        "consistent_read": args.consistent_read,
+        "s3_uri": args.s3_uri,
+        "dir": args.dir,
+        "start_export": args.start_export,
+        "s3_bucket": args.s3_bucket,
+        "s3_prefix": args.s3_prefix,
+        "incremental_from": _time(args.incremental_from, "--incremental-from"),
+        "incremental_to": _time(args.incremental_to, "--incremental-to"),
+        "skip_bad_lines": args.skip_bad_lines,
+        "no_stream": args.no_stream,
+        "force": args.force,
+        "run_id": args.run_id,
+        "new_run": args.new_run,
+        "worker_id": args.worker_id,
+        "keep_expired": args.keep_expired,
+        "export_poll_s": args.export_poll_s,
+    }
+    source = source_class(args.source)
+    outcome = source.backfill(
+        settings,
+        options,
+        say=err.print,
+        watch=lambda job, alive: _show_progress(job, alive, args, err, job.run.run_id),
+    )
+    if outcome.already_complete:
+        out.print(
+            f"back-fill run {outcome.run.run_id} of {args.table} is already complete "
+            f"(--new-run publishes it again)"
+        )
+        return 0
+    _summary(out, args.table, outcome)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.complete else 1
+
+
+def _show_progress(
+    job: Any, alive: Any, args: argparse.Namespace, err: Console, run_id: str
+) -> None:
+    stats = job.stats
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} items/s"),
+        TextColumn("parts {task.fields[parts]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=args.no_progress or not err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task(
+            f"{args.table} ({run_id})", total=stats.total_items, rate="0", parts=""
+        )
+        last_n, last_t = 0, time.monotonic()
+        while alive():
+            time.sleep(0.25)
+            now = time.monotonic()
+            n = stats.seen
+            rate = (n - last_n) / max(now - last_t, 1e-6)
+            if now - last_t >= 1.0:
+                last_n, last_t = n, now
+            progress.update(
+                task,
+                completed=n,
+                rate=f"{rate:,.0f}",
+                parts=f"{stats.parts_done}/{stats.parts_total}",
+            )
+
+
+def _summary(out: Console, table: str, outcome: Any) -> None:
+    stats, run_info = outcome.stats, outcome.run
+    elapsed = outcome.elapsed_s
+    rate = stats.published / elapsed if elapsed > 0 else 0.0
+    done = sum(1 for p in outcome.parts if p.done)
+    out.print(
+        f"back-fill {table} run {run_info.run_id} ({run_info.source}), "
+        f"version {run_info.version}: {'complete' if outcome.complete else 'INCOMPLETE'}"
+    )
+    out.print(f"  items published          {stats.published:>14,}")
+    out.print(f"  skipped, TTL expired     {stats.skipped_ttl:>14,}")
+    out.print(f"  skipped, bad lines (DLQ) {stats.skipped_bad:>14,}")
+    out.print(f"  bytes read               {stats.bytes_read:>14,}")
+    if stats.bytes_uncompressed:
+        out.print(f"  bytes uncompressed       {stats.bytes_uncompressed:>14,}")
+    out.print(
+        f"  parts                    {done:>6} of {len(outcome.parts)} done "
+        f"({stats.parts_skipped} finished before this process, {stats.parts_claimed} claimed)"
+    )
+    out.print(f"  elapsed                  {elapsed:>13.1f}s ({rate:,.0f} items/s)")
