@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError
+from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError, TransientError
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import Settings
@@ -47,7 +47,6 @@ from connectors.sources.stream_processor import (
     ShardRecordProcessor,
 )
 from connectors.sources.stream_shards import (
-    SHARD_END,
     TRIM_HORIZON,
     Interrupted,
     ShardReader,
@@ -228,7 +227,6 @@ class StreamWorker:
         self.failure: BaseException | None = None
         self._discover_now = True
         self._last_discovery = 0.0
-        self._lock = threading.Lock()
         self.started = threading.Event()
 
     # -- start -------------------------------------------------------------------------------
@@ -289,14 +287,22 @@ class StreamWorker:
         return 0
 
     def tick(self) -> None:
+        """One coordinator round: renew, reap finished consumers, discover, take, report."""
         self._renew()
         self._reap()
-        now = time.monotonic()
-        if self._discover_now or now - self._last_discovery >= self.discover_interval_s:
-            self._discover()
-            self._discover_now = False
-            self._last_discovery = now
-        self._take()
+        try:
+            now = time.monotonic()
+            if self._discover_now or now - self._last_discovery >= self.discover_interval_s:
+                self._discover()
+                self._discover_now = False
+                self._last_discovery = now
+            self._take()
+        except (TransientError, Interrupted) as exc:
+            # The lease table or the stream is throttled or unreachable: held leases keep
+            # being renewed each round; discovery and taking resume on a later one.
+            log.warning(
+                "lease coordination round skipped: %s", exc, extra={"worker": self.worker_id}
+            )
         self._report_leases()
 
     def _renew(self) -> None:
@@ -426,4 +432,4 @@ class StreamWorker:
         log.info("stream worker stopped", extra={"worker": self.worker_id})
 
 
-__all__ = ["SHARD_END", "ShardConsumer", "StreamWorker", "TableStream", "stream_arn_of"]
+__all__ = ["ShardConsumer", "StreamWorker", "TableStream", "stream_arn_of"]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.aws import error_code, translate
 from connectors.sources.stream_shards import SHARD_END, Shard
@@ -115,7 +115,7 @@ class LeaseTable:
         while True:
             try:
                 page = self.ddb.scan(**kwargs)
-            except ClientError as exc:
+            except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, f"Scan {self.name}") from exc
             for item in page.get("Items", []):
                 if "shardId" in item and item.get("streamArn", {}).get("S") in stream_arns:
@@ -131,7 +131,7 @@ class LeaseTable:
                 Key={"leaseKey": {"S": lease_key(stream_arn, shard_id)}},
                 ConsistentRead=True,
             ).get("Item")
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"GetItem {self.name}") from exc
         return Lease.from_item(item) if item else None
 
@@ -157,7 +157,7 @@ class LeaseTable:
                 Item=item,
                 ConditionExpression="attribute_not_exists(leaseKey)",
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if error_code(exc) == CONDITION_FAILED:
                 return False
             raise translate(exc, f"PutItem {self.name} lease") from exc
@@ -190,7 +190,7 @@ class LeaseTable:
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if error_code(exc) == CONDITION_FAILED:
                 raise LeaseLost(lease.key) from exc
             raise translate(exc, f"UpdateItem {self.name} lease {lease.key}") from exc

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bridge.acks import AckTracker
+from bridge.errors import TransientError
 from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
 from bridge.versioning import StreamVersioner, to_micros
 from connectors.sources.stream_leases import Lease, LeaseTable
-from connectors.sources.stream_shards import SHARD_END
+from connectors.sources.stream_shards import SHARD_END, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,24 @@ class Checkpointer:
         return self._lease.checkpoint
 
     def checkpoint(self, position: str, last_version: int | None) -> None:
-        self._leases.checkpoint(self._lease, position, last_version)
+        """Write it, retrying transient failures for as long as the lease is held.
+
+        Bounded by the lease: if the lease table stays unreachable, renewals fail too, the
+        lease lapses, and `LeaseLost` ends the shard's processing instead of a crash.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                self._leases.checkpoint(self._lease, position, last_version)
+                return
+            except TransientError as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "checkpoint failed, retrying: %s",
+                    exc,
+                    extra={"shard": self._lease.shard_id, "delay_s": round(delay, 3)},
+                )
+                time.sleep(delay)
 
 
 class ShardRecordProcessor(Protocol):

@@ -172,3 +172,76 @@ def test_sigkill_and_restart_lose_nothing_and_keep_versions(
         f"records ({duplicates} duplicates after SIGKILL at write {killed_after}), "
         f"{len(per_key)} keys"
     )
+
+
+def run_cli(config: Path, env: dict[str, str], *extra: str, timeout_s: float = 60) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli.main", "stream", "--config", str(config), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+@pytest.mark.parametrize("view", [None, "KEYS_ONLY", "OLD_IMAGE"])
+def test_tables_without_new_images_are_refused_with_the_fix(
+    view: str | None,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+) -> None:
+    table = unique_name("refused")
+    create_stream_table(ddb_client, table, view=view)
+    config = write_config(tmp_path / "bridge.toml", [table], unique_name("leases"))
+    result = run_cli(config, cli_env(dynamodb_endpoint, kafka_bootstrap))
+    assert result.returncode == 2, result.stderr
+    assert "configuration error" in result.stderr
+    assert table in result.stderr
+    assert (
+        f"aws dynamodb update-table --table-name {table} --stream-specification "
+        "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES" in result.stderr
+    )
+    if view is not None:
+        assert view in result.stderr
+
+
+def test_max_runtime_and_sigint_stop_cleanly_and_release_the_lease(
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+) -> None:
+    table = unique_name("clean")
+    arn = create_stream_table(ddb_client, table)
+    lease_table = unique_name("leases")
+    config = write_config(tmp_path / "bridge.toml", [table], lease_table)
+    env = cli_env(dynamodb_endpoint, kafka_bootstrap)
+    ddb_client.put_item(TableName=table, Item=key(1))
+    result = run_cli(config, env, "--max-runtime-s", "3", "--worker-id", "timed")
+    assert result.returncode == 0, result.stderr
+    assert "stream started" in result.stderr and "stream worker stopped" in result.stderr
+    lease = LeaseTable(ddb_client, lease_table, "reader", 1.0).list({arn})[0]
+    assert lease.owner is None and lease.checkpoint.isdigit() and lease.last_version
+
+    ddb_client.put_item(TableName=table, Item=key(2))
+    log_path = tmp_path / "sigint.log"
+    proc = launch_stream(config, env, log_path, "--table", table)
+    wait_log(log_path, "stream started", proc)
+    wait_until(
+        lambda: (
+            LeaseTable(ddb_client, lease_table, "reader", 1.0).list({arn})[0].checkpoint
+            != lease.checkpoint
+        ),
+        30,
+        "the second record checkpointed",
+    )
+    assert stop_process(proc, signal.SIGINT) == 0, log_path.read_text()
+    after = LeaseTable(ddb_client, lease_table, "reader", 1.0).list({arn})[0]
+    assert after.owner is None and after.last_version and after.last_version > lease.last_version

@@ -243,3 +243,29 @@ def test_metrics_track_published_records_and_leases(
     lease = rig.leases().get(rig.arn, "shardId-1")
     assert lease is not None and lease.owner is None, "a clean stop releases the lease"
     assert lease.key == lease_key(rig.arn, "shardId-1")
+
+
+def test_restart_resumes_after_the_checkpoint_with_the_stored_version(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(3):
+        rig.streams.add_record("shardId-1", "MODIFY", "k", at(700), i)
+    with running(rig.worker("first")):
+        wait_for(lambda: len(rig.events()) >= 3, what="three records")
+    # Same second again: only the stored last version keeps the versions increasing.
+    for i in range(3, 6):
+        rig.streams.add_record("shardId-1", "MODIFY", "k", at(700), i)
+    with running(rig.worker("second")) as outcome:
+        wait_for(lambda: len(rig.events()) >= 6, what="six records")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    base = to_micros(at(700))
+    assert [e.version for e in rig.events()] == [base + i for i in range(6)]
+    seq3 = rig.streams.shards["shardId-1"].records[2]["dynamodb"]["SequenceNumber"]
+    assert rig.streams.iterator_requests[-1] == {
+        "shard": "shardId-1",
+        "type": "AFTER_SEQUENCE_NUMBER",
+        "seq": seq3,
+    }
