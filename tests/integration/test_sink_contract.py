@@ -33,7 +33,7 @@ from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration
 
-SINKS = ["sqlite", "postgres", "alternator"]
+SINKS = ["sqlite", "postgres", "alternator", "scylla"]
 BASE = 1_700_000_000_000_000
 
 

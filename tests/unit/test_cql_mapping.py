@@ -1,0 +1,361 @@
+"""The CQL sink without a server: statements and type mapping through the driver's own code.
+
+A recording session stands in for the cluster only where a server would answer: it reads
+the column types from the DDL the sink executed and, like a server preparing a statement,
+returns a real `cassandra.query.PreparedStatement` whose bind markers carry those types.
+Everything else — binding, serialization to the wire bytes, deserialization — is the
+driver's own code (`BoundStatement.bind`, `cqltypes.*.serialize/from_binary`). Each value of
+every DynamoDB type is serialized, decoded back, and turned into an item again.
+Behaviour against a real node is in tests/integration/test_sink_contract.py (SCYLLA_HOSTS).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cassandra import cqltypes
+from cassandra.protocol import ColumnMetadata
+from cassandra.query import BoundStatement, PreparedStatement
+from hypothesis import given, settings
+
+from bridge import attrs
+from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.event import ChangeEvent, Op, Origin
+from bridge.settings import ScyllaTarget
+from bridge.sink import TableSpec
+from connectors.sinks import scylla
+from connectors.sinks.scylla import CqlTable, ScyllaSink
+from tests import strategies
+from tests.samples import sample_item
+
+PROTOCOL = 4
+NOW = 1_800_000_000.0
+BASE = 1_700_000_000_000_000
+
+
+def cql_type(text: str) -> Any:
+    """A CQL type name (`map<text, text>`) as the driver's type class."""
+    names = cqltypes.cql_types_from_string(text)
+    base = cqltypes._cqltypes[names[0]]
+    if len(names) == 1:
+        return base
+    return base.apply_parameters([cqltypes._cqltypes[n] for n in names[1:]])
+
+
+class RecordingSession:
+    """Holds the DDL it is given and prepares statements against it, as a server would."""
+
+    def __init__(self) -> None:
+        self.executed: list[str] = []
+        self.columns: dict[str, dict[str, str]] = {}
+
+    def execute(self, statement: str) -> None:
+        self.executed.append(statement)
+        match = re.match(r"CREATE TABLE IF NOT EXISTS (\S+) \((.*)\)", statement, re.S)
+        if match:
+            cols = re.findall(r'^\s+"((?:[^"]|"")+)" (.+),$', match.group(2), re.M)
+            self.columns[match.group(1)] = {n.replace('""', '"'): t for n, t in cols}
+
+    def prepare(self, cql: str) -> PreparedStatement:
+        table = re.search(r"(?:INTO|FROM) (\S+\.\S+)", cql).group(1)  # type: ignore[union-attr]
+        types = self.columns[table]
+        markers: list[tuple[str, str]] = []
+        insert = re.match(r"INSERT INTO \S+ \((.*?)\) VALUES", cql)
+        if insert:
+            names = [n.replace('""', '"') for n in re.findall(r'"((?:[^"]|"")+)"', insert.group(1))]
+            markers += [(n, types[n]) for n in names]
+        if "USING TIMESTAMP ?" in cql:
+            using = [("[timestamp]", "bigint")]
+            if "AND TTL ?" in cql:
+                using.append(("[ttl]", "int"))
+            markers = using + markers if cql.startswith("DELETE") else markers + using
+        where = re.search(r"WHERE (.*)$", cql)
+        if where:
+            for n in re.findall(r'"((?:[^"]|"")+)" = \?', where.group(1)):
+                markers.append((n.replace('""', '"'), types[n.replace('""', '"')]))
+        ks, tb = table.split(".")
+        meta = [ColumnMetadata(ks, tb, n, cql_type(t)) for n, t in markers]
+        return PreparedStatement(meta, b"id", [], cql, ks, PROTOCOL, [], None)
+
+
+def open_sink(**spec_kwargs: Any) -> tuple[ScyllaSink, RecordingSession, CqlTable]:
+    spec_kwargs.setdefault("range_key", "sk")
+    spec_kwargs.setdefault("range_type", "N")
+    spec = TableSpec(source="orders", target="orders", hash_key="pk", hash_type="S", **spec_kwargs)
+    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="ks"), clock=lambda: NOW)
+    session = RecordingSession()
+    sink._session = session  # what _connect would have returned
+    sink.open([spec], create_schema=True)
+    return sink, session, sink._cql["orders"]
+
+
+def decode(bound: BoundStatement) -> dict[str, Any]:
+    """The bound wire bytes decoded by the driver, by bind-marker name."""
+    out = {}
+    for meta, raw in zip(bound.prepared_statement.column_metadata, bound.values, strict=True):
+        out[meta.name] = None if raw is None else meta.type.from_binary(raw, PROTOCOL)
+    return out
+
+
+def row_of(table: CqlTable, values: dict[str, Any]) -> list[Any]:
+    """The row a SELECT would return after this INSERT."""
+    names = [c.attribute for c in table.keys + table.typed] + [table.map_column]
+    return [values[n] for n in names]
+
+
+def write(sink: ScyllaSink, event: ChangeEvent) -> tuple[str, dict[str, Any]]:
+    ((bound, _),) = sink.statements([event])
+    return bound.prepared_statement.query_string, decode(bound)
+
+
+def put(item: dict[str, Any], version: int = BASE) -> ChangeEvent:
+    keys = {k: item[k] for k in ("pk", "sk") if k in item}
+    return ChangeEvent("orders", Op.MODIFY, keys, version, Origin.STREAM, new_image=item)
+
+
+TYPED = {
+    "name": "text",
+    "balance": "decimal",
+    "active": "boolean",
+    "blob": "blob",
+    "tags": "set<text>",
+    "scores": "set<decimal>",
+    "bins": "set<blob>",
+    "count": "bigint",
+}
+
+
+def test_ddl_for_keys_typed_columns_and_map() -> None:
+    _, session, table = open_sink(columns={"sk": "bigint", "name": "text", "tags": "set<text>"})
+    assert session.executed == [
+        "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = "
+        "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}",
+        "CREATE TABLE IF NOT EXISTS ks.orders (\n"
+        '    "pk" text,\n    "sk" bigint,\n    "name" text,\n    "tags" set<text>,\n'
+        '    "attrs" map<text, text>,\n    PRIMARY KEY (("pk"), "sk")\n)',
+    ]
+    assert table.insert_cql == (
+        'INSERT INTO ks.orders ("pk", "sk", "name", "tags", "attrs") '
+        "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+    )
+    assert table.delete_cql == 'DELETE FROM ks.orders USING TIMESTAMP ? WHERE "pk" = ? AND "sk" = ?'
+
+
+@pytest.mark.parametrize("columns", [{}, TYPED], ids=["map-only", "typed"])
+def test_every_type_serializes_and_reads_back(columns: dict[str, str]) -> None:
+    sink, _, table = open_sink(columns=columns)
+    for i in range(8):
+        item = sample_item(i)
+        cql, values = write(sink, put(item, BASE + i))
+        assert cql == table.insert_cql
+        assert values["[timestamp]"] == BASE + i
+        assert values["pk"] == item["pk"]["S"] and values["sk"] == Decimal(item["sk"]["N"])
+        back = table.row_to_item(row_of(table, values))
+        assert attrs.items_equal(back, item), (back, item)
+        for name in set(columns) & set(item):  # a fitting value: its typed column, not the map
+            assert values[name] is not None and name not in values["attrs"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(strategies.items())
+def test_arbitrary_items_round_trip_through_driver_serialization(item: dict[str, Any]) -> None:
+    item["sk"] = {"N": "7"}  # the table's range key is N; pk may be any type: make it S
+    item["pk"] = {"S": "k"}
+    sink, _, table = open_sink(columns={"a": "text", "b": "decimal", "c": "set<blob>"})
+    _, values = write(sink, put(item))
+    assert attrs.items_equal(table.row_to_item(row_of(table, values)), item)
+
+
+def test_a_value_that_does_not_fit_its_typed_column_goes_to_the_map() -> None:
+    sink, _, table = open_sink(columns=TYPED)
+    item = {
+        "pk": {"S": "k"},
+        "sk": {"N": "1"},
+        "count": {"N": "1.5"},  # not an integer: not for bigint
+        "balance": {"S": "n/a"},
+        "name": {"N": "3"},
+    }
+    _, values = write(sink, put(item))
+    assert values["count"] is None and values["balance"] is None and values["name"] is None
+    assert set(values["attrs"]) == {"count", "balance", "name"}
+    assert table.row_to_item(row_of(table, values)) == item
+
+
+def test_full_image_nulls_absent_typed_columns_and_writes_the_whole_map() -> None:
+    sink, _, _ = open_sink(columns=TYPED)
+    _, values = write(sink, put({"pk": {"S": "k"}, "sk": {"N": "1"}, "x": {"S": "y"}}))
+    # Every typed column is bound (null = a tombstone at this timestamp), none left unset,
+    # and the map is one whole value (CQL: collection tombstone at v-1 plus these entries).
+    assert all(values[c] is None for c in TYPED)
+    assert dict(values["attrs"]) == {"x": '{"S":"y"}'}
+
+
+def test_remove_is_a_timestamped_delete_and_number_keys_are_canonical() -> None:
+    sink, _, table = open_sink()
+    spellings = ["10", "10.0", "1E+1", "10.000"]
+    wire = set()
+    for spelling in spellings:
+        event = ChangeEvent(
+            "orders", Op.REMOVE, {"pk": {"S": "k"}, "sk": {"N": spelling}}, BASE, Origin.STREAM
+        )
+        ((bound, _),) = sink.statements([event])
+        assert bound.prepared_statement.query_string == table.delete_cql
+        assert decode(bound)["[timestamp]"] == BASE
+        wire.add(tuple(bound.values))
+    assert len(wire) == 1  # one partition token, one clustering value
+
+
+def test_coalesces_to_one_statement_per_key_and_delete_wins_a_tie() -> None:
+    sink, _, table = open_sink()
+    item = {"pk": {"S": "k"}, "sk": {"N": "1"}}
+    remove = ChangeEvent("orders", Op.REMOVE, item, BASE + 5, Origin.STREAM)
+    bound = sink.statements([put(item, BASE + 5), remove, put(item, BASE + 1)])
+    assert [b.prepared_statement.query_string for b, _ in bound] == [table.delete_cql]
+
+
+@pytest.mark.parametrize(
+    ("expires", "expected"),
+    [
+        (None, 0),  # no TTL attribute: TTL 0 = never
+        ({"S": "tomorrow"}, 0),  # not a Number: DynamoDB's TTL ignores it
+        ({"N": str(int(NOW) + 3600)}, 3600),
+        ({"N": str(NOW + 0.2)}, 1),
+        ({"N": str(int(NOW) + 10**10)}, scylla.MAX_TTL_S),
+        ({"N": str(int(NOW) - 6 * 365 * 86400)}, 0),  # too old for DynamoDB's TTL to act
+        ({"N": str(int(NOW) - 10)}, "delete"),
+        ({"N": str(int(NOW))}, "delete"),
+    ],
+)
+def test_ttl(expires: dict[str, str] | None, expected: Any) -> None:
+    sink, _, table = open_sink(ttl_attribute="expires")
+    item = {"pk": {"S": "k"}, "sk": {"N": "1"}}
+    if expires is not None:
+        item["expires"] = expires
+    cql, values = write(sink, put(item, BASE + 3))
+    if expected == "delete":
+        # Not skipped: the delete at this version shadows any older live version.
+        assert cql == table.delete_cql and values["[timestamp]"] == BASE + 3
+    else:
+        assert cql == table.insert_cql and cql.endswith("USING TIMESTAMP ? AND TTL ?")
+        assert values["[ttl]"] == expected and values["[timestamp]"] == BASE + 3
+
+
+def test_events_that_cannot_be_bound_are_permanent_and_name_the_key() -> None:
+    sink, _, _ = open_sink(columns={"sk": "int"})
+    with pytest.raises(PermanentError, match=r"orders key .*99999999999"):
+        sink.statements([put({"pk": {"S": "k"}, "sk": {"N": "99999999999"}})])
+    with pytest.raises(PermanentError, match="the table's key is N"):
+        sink.statements([put({"pk": {"S": "k"}, "sk": {"S": "1"}})])
+
+
+@pytest.mark.parametrize(
+    ("spec_kwargs", "message"),
+    [
+        ({"columns": {"price": "double"}}, "hold a DynamoDB value exactly"),
+        ({"columns": {"sk": "text"}}, "key 'sk' is DynamoDB type N"),
+        ({"columns": {"attrs": "text"}}, "map column"),
+    ],
+)
+def test_mapping_config_errors(spec_kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        open_sink(**spec_kwargs)
+    with pytest.raises(ConfigError, match="not a valid CQL table name"):
+        CqlTable(TableSpec("orders-v2", "orders-v2", "pk", "S"), "ks")
+
+
+def test_driver_errors_are_classified() -> None:
+    from cassandra import (
+        AuthenticationFailed,
+        ConsistencyLevel,
+        InvalidRequest,
+        OperationTimedOut,
+        Unavailable,
+        WriteTimeout,
+    )
+    from cassandra.cluster import NoHostAvailable
+
+    transient = [
+        Unavailable("x", ConsistencyLevel.LOCAL_QUORUM, 2, 1),
+        WriteTimeout("x", consistency=ConsistencyLevel.LOCAL_QUORUM, write_type=0),
+        OperationTimedOut("x"),
+        NoHostAvailable("down", {"10.0.0.1": ConnectionRefusedError()}),
+    ]
+    for exc in transient:
+        assert isinstance(scylla.translate(exc, "w"), TransientError), exc
+    assert type(scylla.translate(InvalidRequest("bad"), "w")) is PermanentError
+    auth = NoHostAvailable("auth", {"10.0.0.1": AuthenticationFailed("no")})
+    assert isinstance(scylla.translate(auth, "connect"), ConfigError)
+
+
+def test_connection_options_reach_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cassandra.cluster
+
+    seen: dict[str, Any] = {}
+
+    class FakeCluster:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.update(kwargs)
+
+        def connect(self) -> Any:
+            return RecordingSession()
+
+    monkeypatch.setattr(cassandra.cluster, "Cluster", FakeCluster)
+    settings_ = ScyllaTarget(
+        type="scylla",
+        hosts=["h1", "h2"],
+        username="u",
+        password="p",  # type: ignore[arg-type]
+        consistency="local_one",
+    )
+    ScyllaSink(settings_)._connect()
+    profile = seen["execution_profiles"][cassandra.cluster.EXEC_PROFILE_DEFAULT]
+    assert seen["contact_points"] == ["h1", "h2"]
+    assert seen["auth_provider"].username == "u" and seen["auth_provider"].password == "p"
+    assert profile.consistency_level == cassandra.ConsistencyLevel.LOCAL_ONE
+    assert seen["ssl_context"] is None
+    with pytest.raises(ConfigError, match="consistency"):
+        ScyllaSink(ScyllaTarget(type="scylla", consistency="MOST"))._connect()
+
+
+def test_tls_context_from_ca_and_client_certificate(tmp_path: Any) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not found: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=scylla",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    sink = ScyllaSink(
+        ScyllaTarget(
+            type="scylla",
+            tls_ca_file=str(cert),
+            tls_cert_file=str(cert),
+            tls_key_file=str(key),
+            tls_check_hostname=False,
+        )
+    )
+    context = sink._ssl_context()
+    assert context is not None and context.check_hostname is False
+    assert context.get_ca_certs()[0]["subject"] == ((("commonName", "scylla"),),)
