@@ -39,7 +39,14 @@ from bridge.event import ChangeEvent
 from bridge.settings import AlternatorTarget, AwsSettings
 from bridge.sink import SinkCapabilities, TableSpec
 from connectors import aws
-from connectors.sinks.common import Tables, check_names, coalesce, full_image, key_identity
+from connectors.sinks.common import (
+    Tables,
+    check_names,
+    coalesce,
+    full_image,
+    key_identity,
+    raise_failures,
+)
 
 _PUT_CONDITION = "attribute_not_exists(#v) OR #v < :v"
 # A delete wins a tie with a live item (the rule every sink follows, CQL's native one).
@@ -182,20 +189,7 @@ class AlternatorSink:
         failures = [
             (event, exc) for (event, _), exc in zip(work, results, strict=True) if exc is not None
         ]
-        if not failures:
-            return
-        translated = [
-            (aws.translate(exc, f"PutItem table {event.table} key {attrs.dumps(event.keys)}"), exc)
-            for event, exc in failures
-        ]
-        # Transient first: a retry of the whole batch is always safe, and may clear the rest.
-        for error, cause in translated:
-            if isinstance(error, TransientError):
-                raise TransientError(
-                    f"{len(failures)} of {len(work)} writes failed, e.g. {error}"
-                ) from cause
-        error, cause = translated[0]
-        raise error from cause
+        raise_failures(failures, len(work), aws.translate)
 
     # -- reads ----------------------------------------------------------------------------
 

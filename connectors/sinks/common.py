@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError
+from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.sink import KeyType, TableSpec
 
@@ -140,6 +140,32 @@ def coalesce(
         if held is None or newer(event, held):
             rows[ident] = event
     return out
+
+
+def raise_failures(
+    failures: Sequence[tuple[ChangeEvent, Exception]],
+    total: int,
+    translate: Callable[[Exception, str], Exception],
+) -> None:
+    """After a batch was tried in full: raise for its failed writes, if any.
+
+    TransientError when any failure is transient — retrying the whole batch is safe (the
+    writes are idempotent) and may clear the others too; else the first PermanentError,
+    naming its table and key.
+    """
+    if not failures:
+        return
+    errors = [
+        (translate(exc, f"write table {event.table} key {_show(event.keys)}"), exc)
+        for event, exc in failures
+    ]
+    for error, cause in errors:
+        if isinstance(error, TransientError):
+            raise TransientError(
+                f"{len(failures)} of {total} writes failed, e.g. {error}"
+            ) from cause
+    error, cause = errors[0]
+    raise error from cause
 
 
 def check_names(spec: TableSpec, reserved: Iterable[str], what: str) -> None:

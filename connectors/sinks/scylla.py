@@ -63,7 +63,7 @@ from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import ScyllaTarget
 from bridge.sink import SinkCapabilities, TableSpec
-from connectors.sinks.common import Tables, coalesce, full_image, key_types
+from connectors.sinks.common import Tables, coalesce, full_image, key_types, raise_failures
 
 # Cassandra/Scylla table and keyspace names: unquoted or quoted, only \w and ≤ 48 chars.
 _NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
@@ -521,20 +521,7 @@ class ScyllaSink:
             for (_, event), result in zip(bound, results, strict=True)
             if not result.success
         ]
-        if not failures:
-            return
-        errors = [
-            (translate(exc, f"write table {e.table} key {attrs.dumps(e.keys)}"), exc)
-            for e, exc in failures
-        ]
-        # Transient first: the whole batch is retried, which is safe (idempotent writes).
-        for error, cause in errors:
-            if isinstance(error, TransientError):
-                raise TransientError(
-                    f"{len(failures)} of {len(bound)} writes failed, e.g. {error}"
-                ) from cause
-        error, cause = errors[0]
-        raise error from cause
+        raise_failures(failures, len(bound), translate)
 
     # -- reads ------------------------------------------------------------------------------
 
