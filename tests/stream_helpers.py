@@ -333,3 +333,30 @@ def stop_process(proc: Any, sig: int | None = None, timeout_s: float = 30.0) -> 
             proc.wait()
         proc.log_file.close()
     return code
+
+
+def wait_for(cond: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def read_stream(streams: Any, arn: str) -> list[dict[str, Any]]:
+    """Every record of every shard of the stream, read directly from TRIM_HORIZON."""
+    out: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        it = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while it:
+            page = streams.get_records(ShardIterator=it, Limit=1000)
+            out.extend(page["Records"])
+            if not page["Records"]:
+                break  # an open shard: an empty page is its current end
+            it = page.get("NextShardIterator")
+    return out

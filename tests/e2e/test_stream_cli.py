@@ -8,7 +8,6 @@ import itertools
 import random
 import signal
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,9 @@ from tests.stream_helpers import (
     cli_env,
     create_stream_table,
     launch_stream,
+    read_stream,
     stop_process,
+    wait_for,
     wait_log,
     write_config,
 )
@@ -64,29 +65,6 @@ def writer(ddb: Any, table: str, done: list[int], failed: list[BaseException]) -
         failed.append(exc)
 
 
-def read_stream(streams: Any, arn: str) -> list[dict[str, Any]]:
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-    it = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    out: list[dict[str, Any]] = []
-    while True:
-        page = streams.get_records(ShardIterator=it, Limit=1000)
-        if not page["Records"]:
-            return out
-        out.extend(page["Records"])
-        it = page["NextShardIterator"]
-
-
-def wait_until(cond: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 def test_sigkill_and_restart_lose_nothing_and_keep_versions(
     ddb_client: Any,
     streams_client: Any,
@@ -114,8 +92,8 @@ def test_sigkill_and_restart_lose_nothing_and_keep_versions(
     try:
         wait_log(log_path, "stream started", first)
         thread.start()
-        wait_until(lambda: done[0] >= 2_000, 120, "2,000 writes")
-        wait_until(lambda: (checkpoint() or "").isdigit(), 30, "a first checkpoint")
+        wait_for(lambda: done[0] >= 2_000, 120, "2,000 writes")
+        wait_for(lambda: (checkpoint() or "").isdigit(), 30, "a first checkpoint")
         assert stop_process(first, signal.SIGKILL) == -signal.SIGKILL
         killed_after = done[0]
         second = launch_stream(config, env, log_path)
@@ -124,7 +102,7 @@ def test_sigkill_and_restart_lose_nothing_and_keep_versions(
         assert done[0] == WRITES and killed_after < WRITES
         records = read_stream(streams_client, arn)
         last_seq = records[-1]["dynamodb"]["SequenceNumber"]
-        wait_until(lambda: checkpoint() == last_seq, 90, "the restarted daemon to catch up")
+        wait_for(lambda: checkpoint() == last_seq, 90, "the restarted daemon to catch up")
         assert stop_process(second, signal.SIGTERM) == 0, log_path.read_text()
     finally:
         for proc in (first, second):
@@ -234,7 +212,7 @@ def test_max_runtime_and_sigint_stop_cleanly_and_release_the_lease(
     log_path = tmp_path / "sigint.log"
     proc = launch_stream(config, env, log_path, "--table", table)
     wait_log(log_path, "stream started", proc)
-    wait_until(
+    wait_for(
         lambda: (
             LeaseTable(ddb_client, lease_table, "reader", 1.0).list({arn})[0].checkpoint
             != lease.checkpoint

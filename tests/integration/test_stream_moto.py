@@ -8,7 +8,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +25,16 @@ from tests.stream_helpers import (
     cli_env,
     create_stream_table,
     launch_stream,
+    read_stream,
     running,
     stop_process,
     stream_settings,
+    wait_for,
     wait_log,
     write_config,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def stream_records(streams: Any, arn: str) -> list[dict[str, Any]]:
-    """Every record of the table's (single, in moto) shard, read directly."""
-    out: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        it = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while it:
-            page = streams.get_records(ShardIterator=it, Limit=1000)
-            out.extend(page["Records"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return out
 
 
 def consume_events(
@@ -129,7 +105,7 @@ def test_live_puts_updates_deletes_reach_kafka(
             ddb_client.delete_item(
                 TableName=table, Key={"pk": {"S": f"user#{i:07d}"}, "sk": {"N": str(i % 97)}}
             )
-        records = stream_records(streams_client, arn)
+        records = read_stream(streams_client, arn)
         assert len(records) == 46
         last_seq = records[-1]["dynamodb"]["SequenceNumber"]
         leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
@@ -193,7 +169,7 @@ def test_two_then_three_workers_share_shards(
             expected = {
                 (table, r["dynamodb"]["SequenceNumber"])
                 for table, arn in tables.items()
-                for r in stream_records(streams_client, arn)
+                for r in read_stream(streams_client, arn)
             }
             assert len(expected) == 30
             events = consume_events(
@@ -249,7 +225,7 @@ def test_killed_worker_shards_are_taken_over_after_expiry(
             took_after = time.monotonic() - killed_at
             for i in range(10, 20):
                 ddb_client.put_item(TableName=table, Item=to_boto_item(sample_item(i, pad=5)))
-            records = stream_records(streams_client, arn)
+            records = read_stream(streams_client, arn)
             expected = {(table, r["dynamodb"]["SequenceNumber"]) for r in records}
             assert len(expected) == 20
             events = consume_events(

@@ -5,7 +5,6 @@ and an in-memory producer that acknowledges on poll."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,18 +27,10 @@ from tests.stream_helpers import (
     create_stream_table,
     running,
     stream_settings,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 class Rig:
