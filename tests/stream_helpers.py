@@ -154,7 +154,7 @@ class ScriptedStreams:
         return shard
 
     def add_record(
-        self, shard_id: str, op: str, pk: str, created: datetime, value: int = 0
+        self, shard_id: str, op: str, pk: str, created: datetime, value: int = 0, ttl: bool = False
     ) -> dict[str, Any]:
         shard = self.shards[shard_id]
         seq = shard.first_seq + len(shard.records)
@@ -168,7 +168,9 @@ class ScriptedStreams:
         }
         if op != "REMOVE":
             ddb["NewImage"] = {**keys, "v": {"N": str(value)}}
-        record = {"eventID": f"e{seq}", "eventName": op, "dynamodb": ddb}
+        record: dict[str, Any] = {"eventID": f"e{seq}", "eventName": op, "dynamodb": ddb}
+        if ttl:  # how DynamoDB marks a delete by the TTL service
+            record["userIdentity"] = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
         shard.records.append(record)
         return record
 

@@ -306,13 +306,19 @@ class Claim:
 
 
 def ready(lease: Lease, by_key: dict[str, Lease]) -> bool:
-    """Processable at all: not finished, no data-loss stop, every known parent finished."""
+    """Processable at all: not finished, no data-loss stop, every known parent done."""
     if lease.finished or lease.data_loss is not None:
         return False
     for parent in lease.parent_ids:
         parent_lease = by_key.get(lease_key(lease.stream_arn, parent))
         # A parent with no lease is older than the capture (or trimmed): nothing to wait for.
-        if parent_lease is not None and not parent_lease.finished:
+        # A parent stopped by data loss (continue_on_data_loss) is already recorded as a gap;
+        # holding its children back too would silently stall their part of the key space.
+        if (
+            parent_lease is not None
+            and not parent_lease.finished
+            and parent_lease.data_loss is None
+        ):
             return False
     return True
 

@@ -213,13 +213,12 @@ def test_continue_on_data_loss_keeps_other_shards_going(
     assert sorted(e.keys["pk"]["S"] for e in rig.events()) == ["b0", "b1", "b2", "b3"]
 
 
-def test_metrics_track_published_records_and_leases(
-    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
-) -> None:
+def test_metrics_and_ttl_deletes(ddb_client: Any, dynamodb_endpoint: str, unique_name: Any) -> None:
     rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
     rig.streams.add_shard("shardId-1")
-    for i in range(5):
+    for i in range(4):
         rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(600), i)
+    rig.streams.add_record("shardId-1", "REMOVE", "k0", at(601), ttl=True)
     with running(rig.worker()):
         wait_for(lambda: len(rig.events()) >= 5, what="five records")
         wait_for(
@@ -230,6 +229,7 @@ def test_metrics_track_published_records_and_leases(
             REGISTRY.get("ddb_bridge_stream_millis_behind", table=rig.table, shard="shardId-1") >= 0
         )
     assert REGISTRY.get("ddb_bridge_stream_records_published_total", table=rig.table) == 5
+    assert [e.ttl_expired for e in rig.events()] == [False] * 4 + [True]
     assert REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 0
     lease = rig.leases().get(rig.arn, "shardId-1")
     assert lease is not None and lease.owner is None, "a clean stop releases the lease"

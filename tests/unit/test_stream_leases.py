@@ -134,6 +134,11 @@ def test_children_wait_for_finished_parents() -> None:
     leases[0].checkpoint = "SHARD_END"
     claims = plan_claims(leases, set(), "me", watch)
     assert sorted(c.lease.shard_id for c in claims) == ["c1", "c2", "orphan"]
+    # A parent stopped by a recorded data loss does not hold its children back.
+    leases[0].checkpoint = "000042"
+    leases[0].data_loss = "trimmed"
+    claims = plan_claims(leases, set(), "me", watch)
+    assert sorted(c.lease.shard_id for c in claims) == ["c1", "c2", "orphan"]
 
 
 def test_data_loss_leases_are_never_taken() -> None:
