@@ -121,7 +121,12 @@ class ShardConsumer(threading.Thread):
         except DataLossError as exc:
             self.error = exc
             self.outcome = "data_loss"
-            self.worker.data_loss(self.stream, self.lease, exc)
+            try:
+                self.worker.data_loss(self.stream, self.lease, exc)
+            except Exception:
+                # The alarm could not be stored. The shard stays stopped here and its lease
+                # lapses, so the next holder meets the trimmed position and records it again.
+                log.error("could not record the data-loss alarm", extra=self._where, exc_info=True)
         except Exception as exc:  # reported by the coordinator, which stops the worker
             self.error = exc
             self.outcome = "failed"
@@ -160,6 +165,9 @@ class ShardConsumer(threading.Thread):
                 batch = reader.read()
             except Interrupted:
                 continue
+            if not self.lease.held():
+                # A long throttling backoff may have outlived the lease: publish nothing more.
+                raise LeaseLost(self.lease.key)
             self.processor.process_records(batch.records, checkpointer)
             if batch.shard_end:
                 self.processor.shard_ended(checkpointer)
@@ -242,7 +250,7 @@ class StreamWorker:
             capture = record_capture_start(
                 self.ddb, conf.lease_table, stream.table, stream.stream_arn, conf.initial_position
             )
-            if capture.data_loss and not conf.continue_on_data_loss:
+            if capture.data_loss:
                 log.warning(
                     "this stream has a recorded data-loss alarm; re-run a back-fill",
                     extra={"table": stream.table, "alarms": len(capture.data_loss)},
