@@ -148,7 +148,10 @@ def test_two_then_three_workers_share_shards(
         tables[table] = create_stream_table(ddb_client, table)
     arns = set(tables.values())
     lease_table = unique_name("leases")
-    settings = stream_settings(dynamodb_endpoint, kafka_bootstrap, list(tables), lease_table)
+    # A roomy lease duration: renewals must not lapse when other test runs load the CPU.
+    settings = stream_settings(
+        dynamodb_endpoint, kafka_bootstrap, list(tables), lease_table, lease_duration_ms=3000
+    )
     workers = [StreamWorker(settings, worker_id=f"w{i}") for i in range(3)]
     with running(workers[0]) as o0, running(workers[1]) as o1:
         assert workers[0].started.wait(30) and workers[1].started.wait(30), (o0, o1)
