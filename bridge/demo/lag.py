@@ -10,10 +10,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from bridge.avro_codec import EventCodec
 from bridge.errors import TransientError
+from bridge.event import Origin
 
 
 class TopicTail(threading.Thread):
@@ -23,6 +26,9 @@ class TopicTail(threading.Thread):
         self.partitions = partitions
         self.end: dict[int, int] = {p: 0 for p in range(partitions)}
         self.records = 0
+        # (shard, sequence number) of every stream event seen: "caught up" is exact, not timed.
+        self.stream_positions: set[tuple[str, str]] = set()
+        self._codec = EventCodec()
         self.last_record_at = time.monotonic()
         self.stop_event = threading.Event()
         self.error: str | None = None
@@ -51,6 +57,9 @@ class TopicTail(threading.Thread):
                     if partition is None or offset is None:
                         continue  # not a record (confluent-kafka types these as optional)
                     self.end[partition] = max(self.end[partition], offset + 1)
+                    event = self._codec.decode(msg.value() or b"")
+                    if event.origin is Origin.STREAM and event.shard_id and event.sequence_number:
+                        self.stream_positions.add((event.shard_id, event.sequence_number))
                     self.records += 1
                     self.last_record_at = time.monotonic()
         finally:
@@ -78,3 +87,29 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
 
 def lag(end: dict[int, int], committed: dict[int, int]) -> int:
     return sum(max(0, end[p] - committed.get(p, 0)) for p in end)
+
+
+def stream_positions(client: Any, stream_arn: str) -> set[tuple[str, str]]:
+    """(shard, sequence number) of every record the stream holds now (writers stopped)."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    while True:
+        desc = client.describe_stream(**kwargs)["StreamDescription"]
+        shards.extend(desc["Shards"])
+        last = desc.get("LastEvaluatedShardId")
+        if not last:
+            break
+        kwargs["ExclusiveStartShardId"] = last
+    found: set[tuple[str, str]] = set()
+    for shard in shards:
+        iterator = client.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        ).get("ShardIterator")
+        while iterator:
+            resp = client.get_records(ShardIterator=iterator, Limit=1000)
+            for record in resp["Records"]:
+                found.add((shard["ShardId"], record["dynamodb"]["SequenceNumber"]))
+            if not resp["Records"]:
+                break
+            iterator = resp.get("NextShardIterator")
+    return found
