@@ -22,6 +22,7 @@ from cassandra.query import BoundStatement, PreparedStatement
 from hypothesis import given, settings
 
 from bridge import attrs
+from bridge.attrs import Item
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import ScyllaTarget
@@ -359,3 +360,115 @@ def test_tls_context_from_ca_and_client_certificate(tmp_path: Any) -> None:
     context = sink._ssl_context()
     assert context is not None and context.check_hostname is False
     assert context.get_ca_certs()[0]["subject"] == ((("commonName", "scylla"),),)
+
+
+# -- the statements under CQL's reconciliation rules ----------------------------------------
+
+
+class CqlRowModel:
+    """CQL's documented last-write-wins rules for one partition, enough to check the
+    statements' reasoning (not a server): a cell or row tombstone shadows data with a
+    timestamp <= its own; a non-null collection in an INSERT writes a collection tombstone
+    at ts-1 plus its elements at ts; null writes a cell (or collection) tombstone at ts;
+    between equal timestamps a tombstone wins, then the greater value."""
+
+    def __init__(self, table: CqlTable) -> None:
+        self.table = table
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def apply(self, cql: str, values: dict[str, Any]) -> None:
+        ts = values["[timestamp]"]
+        key = tuple(values[c.attribute] for c in self.table.keys)
+        row = self.rows.setdefault(key, {"marker": None, "deleted": None, "cells": {}})
+        if cql.startswith("DELETE"):
+            row["deleted"] = max(row["deleted"] or ts, ts)
+            return
+        row["marker"] = max(row["marker"] or ts, ts)
+        for column in [*self.table.typed, None]:
+            name = column.attribute if column else self.table.map_column
+            value = values[name]
+            collection = column is None or column.cql_type.startswith("set")
+            if collection:
+                cell = row["cells"].setdefault(name, {"tomb": None, "elements": {}})
+                tomb = ts if value is None else ts - 1
+                cell["tomb"] = max(cell["tomb"] or tomb, tomb)
+                items = dict(value).items() if column is None else ((v, True) for v in value or ())
+                for k, v in items:
+                    held = cell["elements"].get(k)
+                    if held is None or (ts, v) > held:
+                        cell["elements"][k] = (ts, v)
+            else:
+                held = row["cells"].get(name)
+                new = (ts, 1, None) if value is None else (ts, 0, value)  # tombstone wins ties
+                if held is None or new[:2] > held[:2] or (new[:2] == held[:2] and new > held):
+                    row["cells"][name] = new
+
+    def read(self, key: tuple[Any, ...]) -> Item | None:
+        row = self.rows.get(key)
+        if row is None:
+            return None
+        dead = row["deleted"] if row["deleted"] is not None else -1
+        values: list[Any] = []
+        live = row["marker"] is not None and row["marker"] > dead
+        for column in [*self.table.typed, None]:
+            name = column.attribute if column else self.table.map_column
+            cell = row["cells"].get(name)
+            if column is None or column.cql_type.startswith("set"):
+                floor = max(dead, cell["tomb"]) if cell and cell["tomb"] is not None else dead
+                els = {
+                    k: v
+                    for k, (t, v) in (cell or {"elements": {}})["elements"].items()
+                    if t > floor
+                }
+                live = live or bool(els)
+                values.append((els if column is None else sorted(els)) or None)
+            else:
+                ok = cell is not None and cell[1] == 0 and cell[0] > dead
+                live = live or ok
+                values.append(cell[2] if ok else None)
+        if not live:
+            return None
+        return self.table.row_to_item([*key, *values])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_statements_give_last_write_wins_and_full_replacement_under_cql_rules(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    sink, _, table = open_sink(columns={"name": "text", "n": "bigint", "tags": "set<text>"})
+    model = CqlRowModel(table)
+    values_pool: list[dict[str, Any]] = [
+        {"S": "x"},
+        {"S": "y"},
+        {"N": "5"},
+        {"N": "2.5"},
+        {"SS": ["a", "b"]},
+        {"SS": ["c"]},
+        {"M": {"q": {"BOOL": True}}},
+        {"BOOL": False},
+    ]
+    events, final = [], {}
+    for k in range(6):
+        keys = {"pk": {"S": f"k{k}"}, "sk": {"N": "1"}}
+        version, state = BASE, None
+        for _ in range(rng.randint(1, 6)):
+            version += rng.randint(1, 3)  # neighbouring versions: the v-1 tombstone matters
+            if rng.random() < 0.25:
+                events.append(ChangeEvent("orders", Op.REMOVE, keys, version, Origin.STREAM))
+                state = None
+            else:
+                names = rng.sample(["name", "n", "tags", "other", "more"], rng.randint(0, 5))
+                state = {**keys, **{n: rng.choice(values_pool) for n in names}}
+                events.append(put(state, version))
+        final[k] = (keys, state)
+    events += rng.sample(events, len(events) // 2)
+    rng.shuffle(events)
+    for event in events:
+        for bound, _ in sink.statements([event]):
+            model.apply(bound.prepared_statement.query_string, decode(bound))
+    for keys, state in final.values():
+        got = model.read(tuple(table.key_values(keys)))
+        assert (got is None) == (state is None), (keys, got, state)
+        if state is not None:
+            assert got is not None and attrs.items_equal(got, state), (got, state)
