@@ -33,20 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="NAME",
         default=None,
-        help="stream only this table (repeatable) [default: every [[tables]] entry]",
+        help="stream only this table (repeatable); without it, every [[tables]] entry",
     )
     parser.add_argument(
         "--worker-id",
         default=None,
-        help="lease owner name, unique per process [env DDB_BRIDGE__STREAM__WORKER_ID; "
-        "default: host-pid-random]",
+        help="lease owner name, unique per process; without it, stream.worker_id "
+        "[env DDB_BRIDGE__STREAM__WORKER_ID], else host-pid-random",
     )
     parser.add_argument(
         "--max-runtime-s",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop cleanly after this long, as on SIGTERM (for demos and tests)",
+        help="stop cleanly after this long, as on SIGTERM (for demos and tests); "
+        "without it, run until signalled",
     )
     parser.set_defaults(func=run)
 
