@@ -1,0 +1,64 @@
+"""The README is the contract: the commands and settings it names must exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bridge.cli.main import build_parser
+from bridge.settings import Settings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def subcommands() -> dict[str, object]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return dict(action.choices)  # type: ignore[arg-type]
+
+
+def test_every_command_in_the_readme_exists() -> None:
+    named = set(re.findall(r"`ddb-bridge ([a-z]+)", README))
+    assert named, "the README names no command"
+    missing = named - set(subcommands())
+    assert not missing, f"README names commands the CLI does not have: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("command", sorted(set(re.findall(r"`ddb-bridge ([a-z]+)", README))))
+def test_readme_commands_parse_their_documented_options(command: str) -> None:
+    """Every `--option` the README shows right after `ddb-bridge <command>` is accepted."""
+    parsers = subcommands()
+    sub = parsers[command]
+    known = {opt for a in sub._actions for opt in a.option_strings}  # type: ignore[attr-defined]
+    # also options of nested subcommands (e.g. `config show`, `schema cql`)
+    for a in sub._actions:  # type: ignore[attr-defined]
+        if isinstance(a.choices, dict):
+            for nested in a.choices.values():
+                known |= {o for x in nested._actions for o in x.option_strings}
+    for line in re.findall(rf"ddb-bridge {command}([^`\n]*)", README):
+        for option in re.findall(r"(--[a-z][a-z0-9-]*)", line):
+            assert option in known, f"`ddb-bridge {command}` has no {option} (README: {line})"
+
+
+def test_configuration_table_keys_exist() -> None:
+    section_models = {name: field.annotation for name, field in Settings.model_fields.items()}
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    section = None
+    checked = 0
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("section", "---"):
+            continue
+        if cells[0]:
+            section = cells[0].strip("`[]").split(".")[0]
+        if section not in section_models or section in ("targets", "tables"):
+            continue
+        model = section_models[section]
+        for key in re.findall(r"`([a-z_]+)`", cells[1]):
+            assert key in model.model_fields, (
+                f"README documents {section}.{key}, which is not a setting"
+            )  # type: ignore[union-attr]
+            checked += 1
+    assert checked >= 15
