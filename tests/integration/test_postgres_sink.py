@@ -105,3 +105,18 @@ def test_nul_characters_survive_beside_a_readable_jsonb_copy(pg_dsn: str, unique
         assert readable == ("x\ufffdy",)
     finally:
         sink.close()
+
+
+def test_a_key_postgres_text_cannot_hold_is_permanent_and_named(
+    pg_dsn: str, unique_name: Any
+) -> None:
+    from bridge.errors import PermanentError
+
+    sink, spec = _open(pg_dsn, unique_name("nulkey"))
+    try:
+        item = {"pk": {"S": "a\x00b"}, "sk": {"N": "1"}}
+        with pytest.raises(PermanentError, match=r"key .*a\\u0000b"):
+            sink.write_batch([_put(spec, item, BASE)])
+        sink.write_batch([_put(spec, sample_item(3), BASE)])  # the connection is still usable
+    finally:
+        sink.close()
