@@ -472,3 +472,99 @@ def test_statements_give_last_write_wins_and_full_replacement_under_cql_rules(se
         assert (got is None) == (state is None), (keys, got, state)
         if state is not None:
             assert got is not None and attrs.items_equal(got, state), (got, state)
+
+
+# -- write_batch through the driver's concurrent executor -----------------------------------
+
+
+class _Future:
+    """What `execute_concurrent` needs of a ResponseFuture; completed later by a thread."""
+
+    _col_names = None
+    _col_types = None
+    has_more_pages = False
+
+    def __init__(self) -> None:
+        self.callbacks: tuple[Any, ...] = ()
+
+    def add_callbacks(
+        self, callback: Any, callback_args: Any, errback: Any, errback_args: Any
+    ) -> None:
+        self.callbacks = (callback, callback_args, errback, errback_args)
+
+    def clear_callbacks(self) -> None:
+        pass
+
+
+class AsyncSession(RecordingSession):
+    """Completes each request on a timer thread, counting how many are in flight."""
+
+    def __init__(self, fail: Any = None) -> None:
+        super().__init__()
+        import threading
+
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.sent: list[Any] = []
+        self.fail = fail
+
+    def execute_async(self, statement: Any, params: Any, **_: Any) -> _Future:
+        import threading
+
+        future = _Future()
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.sent.append(statement)
+
+        def complete() -> None:
+            with self.lock:
+                self.in_flight -= 1
+            callback, args, errback, eargs = future.callbacks
+            error = self.fail(statement) if self.fail else None
+            if error is None:
+                callback([], *args)
+            else:
+                errback(error, *eargs)
+
+        threading.Timer(0.002, complete).start()
+        return future
+
+
+def _open_async(session: AsyncSession, concurrency: int) -> ScyllaSink:
+    spec = TableSpec("orders", "orders", "pk", "S", "sk", "N")
+    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="ks", concurrency=concurrency))
+    sink._session = session
+    sink.open([spec], create_schema=True)
+    return sink
+
+
+def test_write_batch_bounds_requests_in_flight() -> None:
+    session = AsyncSession()
+    sink = _open_async(session, concurrency=4)
+    sink.write_batch([put({"pk": {"S": f"k{i}"}, "sk": {"N": "1"}}) for i in range(60)])
+    assert len(session.sent) == 60
+    assert 1 < session.max_in_flight <= 4
+
+
+def test_write_batch_failures_transient_first_then_permanent() -> None:
+    from cassandra import ConsistencyLevel, InvalidRequest, Unavailable
+
+    events = [put({"pk": {"S": f"k{i}"}, "sk": {"N": "1"}}) for i in range(10)]
+
+    def some_unavailable(statement: Any) -> Exception | None:
+        if statement.values[0] == b"k3":
+            return InvalidRequest("rejected")
+        if statement.values[0] == b"k7":
+            return Unavailable("replicas down", ConsistencyLevel.LOCAL_QUORUM, 2, 1)
+        return None
+
+    with pytest.raises(TransientError, match="2 of 10 writes failed"):
+        _open_async(AsyncSession(some_unavailable), 8).write_batch(events)
+
+    def rejected(statement: Any) -> Exception | None:
+        return InvalidRequest("rejected") if statement.values[0] == b"k3" else None
+
+    with pytest.raises(PermanentError, match=r'orders key \{"pk":\{"S":"k3"\}'):
+        _open_async(AsyncSession(rejected), 8).write_batch(events)
