@@ -58,3 +58,46 @@ def duplicates(keys: list[bytes]) -> dict[bytes, int]:
 
 def say_nothing(_text: str) -> None:
     """A `say` callback for run_backfill that discards operator messages."""
+
+
+def create_table(ddb: Any, name: str, stream: bool = True) -> None:
+    """A pk (S) / sk (N) table, with a NEW_AND_OLD_IMAGES stream unless `stream` is False."""
+    extra: dict[str, Any] = {}
+    if stream:
+        extra["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+
+
+def write_items(
+    ddb_factory: Any, table: str, items: list[dict[str, Any]], threads: int = 4
+) -> None:
+    """BatchWriteItem in 25-item batches from a few threads (boto3 form items)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [items[i : i + 25] for i in range(0, len(items), 25)]
+
+    def write(chunk: list[list[dict[str, Any]]]) -> None:
+        ddb = ddb_factory()
+        for batch in chunk:
+            request = {table: [{"PutRequest": {"Item": it}} for it in batch]}
+            while request:
+                resp = ddb.batch_write_item(RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(write, [batches[n::threads] for n in range(threads)]))

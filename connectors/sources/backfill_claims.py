@@ -68,6 +68,7 @@ class Part:
     owner: str | None
     expires_ms: int
     meta: dict[str, str]
+    finished_by: str | None = None
 
     @property
     def done(self) -> bool:
@@ -380,6 +381,7 @@ def _part_from_item(item: dict[str, Any]) -> Part:
         owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
         expires_ms=int(item.get("leaseExpiresAt", {}).get("N", "0")),
         meta={k[5:]: v["S"] for k, v in item.items() if k.startswith("meta_")},
+        finished_by=item["finishedBy"]["S"] if "finishedBy" in item else None,
     )
 
 
