@@ -1,0 +1,88 @@
+"""`ddb-bridge backfill` end to end (in-process CLI): the stream-capture safety check.
+
+Refused without a capture record, accepted with one that covers T - margin, refused after a
+data-loss alarm and for an export older than the capture; `--force` and `--no-stream`
+override with a warning.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import attrs
+from bridge.cli.main import main
+from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
+from tests.backfill_helpers import create_table, write_items
+from tests.export_layout import build_export
+from tests.samples import sample_item
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def test_safety_check_refuses_and_accepts(
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    ddb_client: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    table, lease_table = unique_name("safe"), unique_name("leases")
+    create_table(ddb_client, table, stream=True)
+    write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(40)], 1)
+    time.sleep(1.2)  # T - margin (0 s here) must not precede the stream's creation
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 2\n'
+        "replication_factor = 1\n"
+        f'[stream]\nlease_table = "{lease_table}"\nlease_duration_ms = 2000\n'
+        "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
+    )
+    base = ["backfill", "--config", str(config), "--table", table, "--no-progress"]
+
+    def run(*extra: str) -> tuple[int, str, str]:
+        code = main([*base, *extra])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, _, err = run("--from", "scan")
+    assert code == 1
+    assert "is not being captured" in err and "--no-stream" in err
+
+    code, out, err = run("--from", "scan", "--force")
+    assert code == 0, err
+    assert "--force overrides the stream-capture check" in err
+    assert "items published                      40" in out
+
+    arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    ensure_lease_table(ddb_client, lease_table)
+    record_capture_start(ddb_client, lease_table, table, arn, "TRIM_HORIZON")
+    code, out, err = run("--from", "scan")  # the forced run is complete: a new run starts
+    assert code == 0, err
+    assert "override" not in err
+    assert "complete" in out
+
+    # An export taken an hour before the stream existed cannot be made consistent by it.
+    old = build_export(
+        tmp_path / "old",
+        [[{"Item": sample_item(1)}]],
+        export_time=datetime.now(UTC) - timedelta(hours=1),
+    )
+    code, _, err = run("--from", "export", "--dir", str(old.root))
+    assert code == 1
+    assert "this back-fill's version needs every change from" in err
+
+    record_data_loss(ddb_client, lease_table, arn, "shardId-0001", "checkpoint behind trim horizon")
+    code, _, err = run("--from", "scan", "--new-run")
+    assert code == 1
+    assert "trimmed gap" in err
+
+    code, out, err = run("--from", "scan", "--new-run", "--no-stream")
+    assert code == 0, err
+    assert "items published                      40" in out
