@@ -6,7 +6,8 @@ full sink path: coalescing, key validation, JSON encoding, the conditional upser
 Baseline, same run, same rows: the fastest plain load the database offers (PostgreSQL
 `COPY` into a table of the same shape, SQLite `executemany` INSERT), with no version check.
 Starts its own throwaway PostgreSQL cluster unless `--pg-dsn` is given.
-Run: `python -m benchmarks sinks [--rows N] [--batch N]`.
+Run: `python -m benchmarks sinks` (defaults), or with options
+`python -m benchmarks.bench_sinks [--rows N] [--batch N] [--pg-dsn DSN]`.
 """
 
 from __future__ import annotations
@@ -144,3 +145,9 @@ def main(argv: list[str] | None = None) -> None:
         sink_s = timed_sink(pg, spec, evs, args.batch)
         base_s = baseline_pg(dsn, name + "_base", evs, args.batch)
         report("postgres", args.rows, sink_s, base_s, "COPY")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
