@@ -260,3 +260,24 @@ def test_restart_resumes_after_the_checkpoint_with_the_stored_version(
         "type": "AFTER_SEQUENCE_NUMBER",
         "seq": seq3,
     }
+
+
+def test_initial_position_latest_skips_what_came_before(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, initial_position="LATEST")
+    rig.streams.add_shard("shardId-1")
+    rig.streams.add_record("shardId-1", "INSERT", "before", at(800))
+    worker = rig.worker()
+    with running(worker) as outcome:
+        wait_for(
+            lambda: any(r["type"] == "LATEST" for r in rig.streams.iterator_requests),
+            what="a LATEST iterator",
+        )
+        rig.streams.add_record("shardId-1", "INSERT", "after", at(801))
+        wait_for(lambda: len(rig.events()) >= 1, what="the record written after the start")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert [e.keys["pk"]["S"] for e in rig.events()] == ["after"]
+    capture = read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn)
+    assert capture is not None and capture.initial_position == "LATEST"
