@@ -53,6 +53,15 @@ _PG_TYPES: dict[KeyType, str] = {"S": "text", "N": "numeric", "B": "bytea"}
 # deadlock), insufficient resources, operator intervention (shutdown), system error.
 _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _TRANSIENT_STATES = frozenset({"55P03", "55006"})  # lock not available, object in use
+# TCP keepalives: a server that vanished without closing the socket (host down, network cut)
+# is noticed in ~25 s and reported as TransientError, instead of a write blocking forever.
+_CONNECT: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 _MAX_IDENT = 63  # PostgreSQL silently truncates longer names: two tables could collide
 
 
@@ -159,7 +168,7 @@ class PostgresSink:
             return self._conn
         self._conn = None
         try:
-            self._conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=10)
+            self._conn = psycopg.connect(self._dsn, autocommit=False, **_CONNECT)
         except psycopg.Error as exc:
             raise _translate(exc, "connect to PostgreSQL") from exc
         return self._conn
@@ -271,7 +280,7 @@ class PostgresSink:
         # and no long transaction on the writing connection.
         try:
             with (
-                psycopg.connect(self._dsn, connect_timeout=10) as conn,
+                psycopg.connect(self._dsn, **_CONNECT) as conn,
                 conn.cursor(name="ddb_bridge_scan") as cur,
             ):
                 cur.itersize = 2000
