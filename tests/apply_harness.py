@@ -417,7 +417,7 @@ def run_in_process(
             if run.thread.is_alive():
                 raise AssertionError(
                     f"apply did not get there in {timeout_s}s "
-                    f"(acked {run.worker.events_acked} records)"
+                    f"(acked {run.worker.records_applied} records)"
                 )
     finally:
         run.worker.request_stop()
@@ -488,7 +488,8 @@ class ApplyProcess:
 
     @property
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_joined(self, timeout_s: float = 60.0) -> None:

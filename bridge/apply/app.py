@@ -1,29 +1,31 @@
 """The apply worker: a Faust app that moves change topics into one target, batch by batch.
 
-Delivery guarantee: at-least-once into an idempotent, last-write-wins target. Offsets advance
-only after the sink confirmed the write (or the dead letter is durable):
+Delivery guarantee: at-least-once into an idempotent, last-write-wins target. An offset is
+committed only after the sink confirmed the write of every record below it (or the dead
+letter of a record the target refuses is durable):
 
-- Batches come from `Stream.noack_take`, not `Stream.take`. `take()` acks the buffered events
-  in a `finally` around its `yield`, so the batch is acked whenever the generator is closed —
-  also when the agent raises, and when `Stream.on_stop` closes it during shutdown, after
-  which `Consumer.on_stop` commits. A crash or SIGTERM in the middle of a write would then
-  commit the unwritten batch. `noack_take` never acks; this module acks each event itself,
-  after `BatchProcessor.process` returned.
-- Acks are in offset order per partition and a failed batch stops the worker instead of
-  letting the agent restart and ack later records: Faust commits the first run of
-  consecutive acked offsets, so acking past an unwritten record could commit over it
-  (faust-streaming#315, robinhood/faust#604 and #682 describe those skips).
-- The sink is blocking; writes run in one worker thread so heartbeats keep going.
+- Faust's ack bookkeeping does not decide commits. `Stream.take()` acks its batch in a
+  `finally` around the `yield`, so a batch is acked whenever the generator is closed — when
+  the agent raises, and when `Stream.on_stop` closes it at shutdown, just before
+  `Consumer.on_stop` commits: a crash or SIGTERM mid-write would commit the unwritten batch.
+  `noack_take` avoids that, but after it returns the stream re-enables auto-acks, Faust acks
+  records it skips during rebalances, and its commit takes the first run of acked offsets
+  with an off-by-one gap check (see bridge/apply/offsets.py; faust-streaming#315,
+  robinhood/faust#604 and #682 report the resulting skips). So the topics are subscribed
+  with `acks=False` and each commit is computed by `OffsetLedger` from the broker's committed
+  offset and the offsets actually written, then sent through the group member.
+- The sink is blocking; batches run in one worker thread so heartbeats keep going.
 
-SIGTERM (and SIGINT) finish the batch in flight, ack and commit it, then exit 0. A stop
-during a target outage abandons the batch unacknowledged (it is read again later) and also
-exits 0. Any number of workers may run: they share the partitions through the consumer group
+SIGTERM (and SIGINT) finish the batch in flight, commit it, then exit 0. A stop during a
+target outage abandons the batch uncommitted (it is read again later) and also exits 0.
+Any number of workers may run: they share the partitions through the consumer group
 `ddb-bridge.apply.<target>`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import signal
@@ -35,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
+from bridge.apply.lag import CommittedReader
+from bridge.apply.offsets import OffsetLedger
 from bridge.apply.processor import Abandoned, BatchProcessor, BatchResult, describe_metrics
 from bridge.apply.retry import Backoff, Stopper
 from bridge.settings import Settings
@@ -79,7 +83,7 @@ class ApplyWorker:
     stopper: Stopper = field(default_factory=Stopper, init=False)
     joined: threading.Event = field(default_factory=threading.Event, init=False)
     exit_code: int = field(default=0, init=False)
-    events_acked: int = field(default=0, init=False)
+    records_applied: int = field(default=0, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
     _done: asyncio.Event | None = field(default=None, init=False)
     _in_flight: bool = field(default=False, init=False)
@@ -148,11 +152,46 @@ class ApplyWorker:
             broker_session_timeout=conf.session_timeout_ms / 1000,
             broker_heartbeat_interval=conf.heartbeat_interval_ms / 1000,
             broker_commit_interval=conf.commit_interval_ms / 1000,
-            # We commit explicitly after the last batch; waiting for "all acked" would hang
-            # on a batch abandoned during an outage.
+            # Nothing is acked (acks=False); waiting for "all acked" on stop would hang.
             stream_wait_empty=False,
         )
-        channel = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+        # acks=False: Faust never commits these topics by itself; `commit_written` does.
+        channel = app.topic(*topics, key_serializer="raw", value_serializer="raw", acks=False)
+        ledger: OffsetLedger[Any] = OffsetLedger()
+        committed_reader = CommittedReader(self.settings.kafka, group_id(self.target))
+
+        async def forget_offsets(*_args: Any, **_kwargs: Any) -> None:
+            # Partitions may have moved and come back with offsets committed by others.
+            ledger.forget()
+
+        app.on_partitions_revoked.connect(forget_offsets)
+
+        async def commit_written(events: Sequence[Any]) -> None:
+            by_tp: dict[Any, list[int]] = {}
+            for event in events:
+                by_tp.setdefault(event.message.tp, []).append(event.message.offset)
+            unknown = [tp for tp in by_tp if not ledger.known(tp)]
+            if unknown:
+                bases = await asyncio.get_running_loop().run_in_executor(
+                    None, committed_reader.read, [(tp.topic, tp.partition) for tp in unknown]
+                )
+                for tp in unknown:
+                    ledger.set_base(tp, bases[(tp.topic, tp.partition)])
+            commits = {}
+            for tp, offsets in by_tp.items():
+                offset = ledger.advance(tp, offsets)
+                if offset is not None:
+                    commits[tp] = offset
+            # The group member's own commit (Faust's driver); Faust's public `commit()` would
+            # commit from its ack bookkeeping instead. Any: private API, untyped.
+            consumer: Any = app.consumer
+            if commits and not await consumer._commit(commits):
+                # Rebalanced meanwhile: nothing committed; the new owner re-reads, harmlessly.
+                ledger.forget(commits)
+                log.info(
+                    "commit skipped: partitions rebalanced", extra={"partitions": len(commits)}
+                )
+
         batch_size, window_s = conf.batch_size, conf.batch_window_ms / 1000
 
         async def announce(*_args: Any, **_kwargs: Any) -> None:
@@ -172,29 +211,31 @@ class ApplyWorker:
 
         async def apply_agent(stream: Any) -> None:
             loop = asyncio.get_running_loop()
-            async for events in stream.noack_take(batch_size, within=window_s):
+            # noack(): with acks=False nothing is acked anyway; this also skips the per-event
+            # ack bookkeeping that `noack_take` would switch back on when it returns.
+            async for events in stream.noack().noack_take(batch_size, within=window_s):
                 if self.stopper.stopping:
-                    break  # leave the batch unacknowledged: it is read again later
+                    break  # leave the batch uncommitted: it is read again later
                 records = [_raw(e.message) for e in events]
                 self._in_flight = True
                 try:
                     result = await loop.run_in_executor(executor, processor.process, records)
+                    await commit_written(events)
                 except Abandoned as exc:
                     log.warning("batch abandoned on stop", extra={"reason": str(exc)})
                     self._finish(0)
                     break
                 except Exception as exc:
+                    # Never let Faust restart the agent and go on past this batch.
                     log.exception(
-                        "apply failed; stopping without acknowledging the batch",
+                        "apply failed; stopping without committing the batch",
                         extra={"target": self.target, "error": str(exc)},
                     )
                     self._finish(1)
                     break
                 finally:
                     self._in_flight = False
-                for event in events:
-                    await stream.ack(event)
-                self.events_acked += len(events)
+                self.records_applied += len(events)
                 if self.on_batch is not None:
                     self.on_batch(result)
                 if self.stopper.stopping:
@@ -212,15 +253,22 @@ class ApplyWorker:
                 "apply worker started",
                 extra={"group": group_id(self.target), "topics": ",".join(topics)},
             )
-            await self._done.wait()
-            # Offsets of every acked batch, now, rather than at the next commit interval.
-            await app.consumer.commit()
+            while not self._done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._done.wait(), 1.0)
+                if app.crashed or app.consumer.crashed:
+                    log.error(
+                        "Faust app crashed; stopping",
+                        extra={"error": repr(app.crash_reason or app.consumer.crash_reason)},
+                    )
+                    self._finish(1)
         finally:
             log.info("apply worker stopping", extra={"group": group_id(self.target)})
             await app.stop()
             # A write still running (stop during a slow write) must end before the sink closes.
             await self._loop.run_in_executor(None, executor.shutdown, True)
             self.sink.close()
+            committed_reader.close()
             if own_dlq:
                 assert isinstance(dead_letters, KafkaDeadLetters)
                 dead_letters.close()
@@ -228,7 +276,7 @@ class ApplyWorker:
                 shutil.rmtree(data_dir, ignore_errors=True)
         log.info(
             "apply worker stopped",
-            extra={"events_acked": self.events_acked, "exit_code": self.exit_code},
+            extra={"records_applied": self.records_applied, "exit_code": self.exit_code},
         )
         return self.exit_code
 

@@ -83,3 +83,46 @@ def total_lag(lags: Sequence[PartitionLag]) -> int:
 
 def caught_up(lags: Sequence[PartitionLag]) -> bool:
     return total_lag(lags) == 0
+
+
+class CommittedReader:
+    """The group's committed offsets, read without joining the group (for `OffsetLedger`).
+
+    A partition the group never committed starts at its log start offset, which is where
+    `auto.offset.reset=earliest` makes the worker begin.
+    """
+
+    def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
+        config = admin_config(kafka)
+        config.update(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "client.id": f"apply-offsets-{uuid.uuid4().hex[:6]}",
+            }
+        )
+        self._consumer = Consumer(config)
+        self._timeout_s = timeout_s
+
+    def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        try:
+            out: dict[tuple[str, int], int] = {}
+            for tp in self._consumer.committed(tps, timeout=self._timeout_s):
+                if tp.error is not None:
+                    raise TransientError(
+                        f"committed offset of {tp.topic}/{tp.partition}: {tp.error}"
+                    )
+                if tp.offset >= 0:
+                    out[(tp.topic, tp.partition)] = tp.offset
+                else:
+                    low, _high = self._consumer.get_watermark_offsets(
+                        TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s
+                    )
+                    out[(tp.topic, tp.partition)] = low
+            return out
+        except KafkaException as exc:
+            raise TransientError(f"reading committed offsets: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -52,10 +52,10 @@ def test_random_history_shuffled_duplicated_and_replayed_ends_equal(
     produce(settings.kafka, plan)
     sink = MemorySink()
     code, worker = run_in_process(
-        settings, [table_spec(table)], sink, until=lambda w: w.events_acked >= len(plan)
+        settings, [table_spec(table)], sink, until=lambda w: w.records_applied >= len(plan)
     )
     assert code == 0
-    assert worker.events_acked == len(plan)
+    assert worker.records_applied == len(plan)
     assert worker.joined.is_set()
     assert sink.closed
     assert_target_matches(sink, history)
@@ -87,9 +87,9 @@ def test_poison_and_undecodable_records_go_to_the_dlq_and_the_worker_keeps_going
     poison = {"k7", "k150", "k299"}
     sink = MemorySink(poison=lambda e: e.keys["pk"]["S"] in poison)
     code, worker = run_in_process(
-        settings, [table_spec(table)], sink, until=lambda w: w.events_acked >= 302
+        settings, [table_spec(table)], sink, until=lambda w: w.records_applied >= 302
     )
-    assert code == 0 and worker.events_acked == 302
+    assert code == 0 and worker.records_applied == 302
     for e in events:
         held = sink.version_of(table, e.key_bytes())
         assert held == (None if e.keys["pk"]["S"] in poison else e.version)
@@ -136,7 +136,7 @@ def test_a_failing_target_never_lets_an_offset_pass_an_unwritten_event(
     watcher.start()
     try:
         deadline = time.monotonic() + 90
-        while run.worker.events_acked < len(plan) and time.monotonic() < deadline:
+        while run.worker.records_applied < len(plan) and time.monotonic() < deadline:
             assert run.thread.is_alive()
             if sink.calls in (40, 41):
                 sink.transient_failures = 3  # a second, shorter outage mid-stream
@@ -146,7 +146,7 @@ def test_a_failing_target_never_lets_an_offset_pass_an_unwritten_event(
         watcher.join(10)
         run.worker.request_stop()
     assert run.wait() == 0
-    assert run.worker.events_acked == len(plan)
+    assert run.worker.records_applied == len(plan)
     assert len(checks) > 5
     covered = assert_committed_offsets_are_written(settings.kafka, group_id(target), messages, sink)
     assert covered == len(plan)  # the final commit covers everything
@@ -173,10 +173,33 @@ def test_a_worker_dying_mid_write_commits_nothing_unwritten_and_a_restart_comple
         settings,
         [table_spec(table)],
         sink,
-        until=lambda w: w.events_acked >= len(plan) - before,
+        until=lambda w: w.records_applied >= len(plan) - before,
     )
     assert code == 0
     assert_target_matches(sink, history)
     assert assert_committed_offsets_are_written(
         settings.kafka, group_id(target), messages, sink
     ) == len(plan)
+
+
+def test_a_stop_during_a_write_finishes_that_batch_commits_it_and_exits_0(
+    kafka_bootstrap: str, unique_name: Any
+) -> None:
+    table, target = unique_name("term"), unique_name("mem")
+    history = random_history(table, seed=31, n_ops=800, backfill=False)
+    settings = apply_settings(kafka_bootstrap, target, NullTarget(type="null"), [table])
+    produce(settings.kafka, history.events)
+    messages = consume_all(
+        kafka_bootstrap, settings.kafka.changes_topic(table), len(history.events)
+    )
+    sink = MemorySink(write_delay_s=1.5)
+    run = start_in_process(settings, [table_spec(table)], sink)
+    deadline = time.monotonic() + 60
+    while sink.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.worker.request_stop()  # what SIGTERM does, while the first write is in flight
+    assert run.wait() == 0
+    assert sink.batches_written == 1
+    assert 0 < run.worker.records_applied < len(history.events)
+    covered = assert_committed_offsets_are_written(settings.kafka, group_id(target), messages, sink)
+    assert covered == run.worker.records_applied  # the finished batch was committed on the way out

@@ -161,3 +161,24 @@ def test_topic_to_table_for_undecodable_records() -> None:
     assert resolve("x.t.changes") == "t"
     assert resolve("x.other.changes") == "other"
     assert resolve("weird") == "weird"
+
+
+def test_offset_ledger_commits_only_the_run_that_continues_the_base() -> None:
+    from bridge.apply.offsets import OffsetLedger
+
+    ledger: OffsetLedger[str] = OffsetLedger()
+    ledger.set_base("p0", 10)
+    assert ledger.advance("p0", [12, 10, 11]) == 13
+    assert ledger.advance("p0", [5, 6, 13]) == 14  # re-read records below the base are fine
+    assert ledger.advance("p0", [13]) is None  # nothing new
+    # A hole (15 never written): commit up to it, then require a fresh base.
+    assert ledger.advance("p0", [14, 16, 17]) == 15
+    assert not ledger.known("p0")
+    ledger.set_base("p0", 15)
+    assert ledger.advance("p0", [17]) is None  # 15 and 16 still missing
+    ledger.set_base("p0", 15)
+    assert ledger.advance("p0", [15, 16, 17]) == 18
+    ledger.forget()
+    assert not ledger.known("p0")
+    with pytest.raises(KeyError):
+        ledger.advance("p0", [18])
