@@ -37,6 +37,7 @@ from connectors.sources.stream_leases import (
     LeaseLost,
     LeaseTable,
     lease_key,
+    obsolete,
     plan_claims,
 )
 from connectors.sources.stream_processor import (
@@ -363,6 +364,10 @@ class StreamWorker:
                 )
                 start = TRIM_HORIZON if has_parent else self.settings.stream.initial_position
                 self.leases.create(stream.table, stream.stream_arn, shard, start)
+            # Trimmed, finished shards: without clean-up the lease table (scanned every
+            # round) would grow with every shard rollover, about six per partition a day.
+            for lease in obsolete(leases, stream.stream_arn, in_stream):
+                self.leases.delete_finished(lease)
 
     def _take(self) -> None:
         leases = self.leases.list(set(self.streams_by_arn))

@@ -258,6 +258,25 @@ class LeaseTable:
             lease.valid_until = 0.0
             lease.data_loss = message
 
+    def delete_finished(self, lease: Lease) -> bool:
+        """Delete a SHARD_END lease nobody needs any more; False if it changed meanwhile."""
+        try:
+            self.ddb.delete_item(
+                TableName=self.name,
+                Key={"leaseKey": {"S": lease.key}},
+                ConditionExpression="checkpoint = :end AND leaseCounter = :counter",
+                ExpressionAttributeValues={
+                    ":end": {"S": SHARD_END},
+                    ":counter": {"N": str(lease.counter)},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False
+            raise translate(exc, f"DeleteItem {self.name} lease {lease.key}") from exc
+        log.info("deleted finished lease", extra={"lease": lease.key})
+        return True
+
     def release(self, lease: Lease) -> None:
         """Give a lease up after a clean stop, so another worker can take it at once."""
         with lease.lock:
@@ -321,6 +340,24 @@ def ready(lease: Lease, by_key: dict[str, Lease]) -> bool:
         ):
             return False
     return True
+
+
+def obsolete(leases: list[Lease], stream_arn: str, in_stream: set[str]) -> list[Lease]:
+    """Finished leases of `stream_arn` safe to delete (the KCL's lease clean-up).
+
+    A finished shard's lease is kept while DescribeStream still lists the shard (it would be
+    re-created at TRIM_HORIZON otherwise) and until every child has checkpointed a version of
+    its own (a child starting later reads its first version from this lease).
+    """
+    mine = [lease for lease in leases if lease.stream_arn == stream_arn]
+    out = []
+    for lease in mine:
+        if not lease.finished or lease.shard_id in in_stream:
+            continue
+        children = [c for c in mine if lease.shard_id in c.parent_ids]
+        if all(child.last_version is not None for child in children):
+            out.append(lease)
+    return out
 
 
 def plan_claims(

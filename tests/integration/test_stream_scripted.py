@@ -281,3 +281,29 @@ def test_initial_position_latest_skips_what_came_before(
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["after"]
     capture = read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn)
     assert capture is not None and capture.initial_position == "LATEST"
+
+
+def test_finished_trimmed_parent_lease_is_cleaned_up(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-parent")
+    rig.streams.add_shard("shardId-child", parent="shardId-parent")
+    rig.streams.add_record("shardId-parent", "INSERT", "k", at(900))
+    rig.streams.shards["shardId-parent"].closed = True
+    rig.streams.add_record("shardId-child", "MODIFY", "k", at(901))
+    leases = rig.leases()
+
+    def child_checkpointed() -> bool:
+        child = leases.get(rig.arn, "shardId-child")
+        return child is not None and child.last_version is not None
+
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) == 2, what="both records")
+        wait_for(child_checkpointed, what="the child's first checkpoint")
+        time.sleep(0.5)
+        assert leases.get(rig.arn, "shardId-parent") is not None, "still listed: kept"
+        del rig.streams.shards["shardId-parent"]  # 24 hours later: trimmed from the stream
+        wait_for(lambda: leases.get(rig.arn, "shardId-parent") is None, what="clean-up")
+    assert outcome.get("code") == 0, outcome
+    assert leases.get(rig.arn, "shardId-child") is not None

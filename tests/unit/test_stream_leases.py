@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
-from connectors.sources.stream_leases import ExpiryWatch, Lease, lease_key, plan_claims
+from connectors.sources.stream_leases import ExpiryWatch, Lease, lease_key, obsolete, plan_claims
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026"
 
@@ -146,3 +146,14 @@ def test_data_loss_leases_are_never_taken() -> None:
     stopped.data_loss = "trimmed"
     watch = ExpiryWatch(1.0, Clock())
     assert plan_claims([stopped], set(), "me", watch) == []
+
+
+def test_finished_leases_are_obsolete_only_when_trimmed_and_children_started() -> None:
+    parent = lease("p", checkpoint="SHARD_END")
+    child = lease("c", parents=["p"])
+    assert obsolete([parent, child], ARN, {"p", "c"}) == [], "still in DescribeStream"
+    assert obsolete([parent, child], ARN, {"c"}) == [], "child has no version of its own yet"
+    child.last_version = 42
+    assert obsolete([parent, child], ARN, {"c"}) == [parent]
+    assert obsolete([parent, child], "arn:other", {"c"}) == []
+    assert obsolete([lease("open")], ARN, set()) == [], "unfinished leases are never removed"
