@@ -406,7 +406,9 @@ class ScyllaSink:
             known = ", ".join(sorted(ConsistencyLevel.name_to_value))
             raise ConfigError(f"consistency {s.consistency!r} is not one of {known}") from exc
         profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.local_dc)),
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=s.local_dc or "")
+            ),
             consistency_level=consistency,
             request_timeout=s.request_timeout_s,
         )
