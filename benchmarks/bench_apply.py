@@ -1,0 +1,184 @@
+"""Apply throughput per worker (events/s) for the null sink, SQLite and PostgreSQL.
+
+What it measures: one `ApplyWorker` (Faust, one agent, one sink thread) consuming a topic of
+N change events (~300-byte items, distinct keys, so events = rows written), from the end of
+its first batch to the end of its last (group join excluded). Same-run baselines, on the same
+topic: a plain confluent-kafka consumer reading the raw records (`consume(10000)`), and the
+same consumer also Avro-decoding every record (the per-event work apply cannot avoid).
+Figures are printed, never asserted. Run: `python -m benchmarks apply [--events N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+
+from bridge.apply.app import ApplyWorker
+from bridge.apply.processor import BatchResult
+from bridge.avro_codec import EventCodec
+from bridge.event import ChangeEvent, Origin
+from bridge.publisher import Publisher, ensure_topics
+from bridge.registry import sink_class
+from bridge.settings import (
+    ApplySettings,
+    KafkaSettings,
+    NullTarget,
+    PostgresTarget,
+    Settings,
+    SqliteTarget,
+)
+from bridge.sink import TableSpec
+
+
+def produce(kafka: KafkaSettings, table: str, n: int) -> None:
+    ensure_topics(kafka, [table])
+    publisher = Publisher(kafka)
+    for i in range(n):
+        keys = {"pk": {"S": f"customer#{i:09d}"}, "sk": {"N": str(i % 1000)}}
+        item = {
+            **keys,
+            "name": {"S": f"Customer number {i} with a longish display name"},
+            "email": {"S": f"customer{i}@example.com"},
+            "balance": {"N": f"{i * 7 % 100000}.{i % 100:02d}"},
+            "active": {"BOOL": i % 3 == 0},
+            "tags": {"SS": ["retail", f"tier{i % 5}"]},
+            "address": {"M": {"city": {"S": "Lisbon"}, "zip": {"S": f"{i % 99999:05d}"}}},
+        }
+        publisher.publish(
+            ChangeEvent.snapshot(table, item, ("pk", "sk"), 1_700_000_000_000_000 + i, Origin.SCAN)
+        )
+    publisher.flush()
+
+
+def plain_consumer(bootstrap: str, topic: str, n: int, decode: bool) -> float:
+    """Events/s of a plain consumer reading (and optionally decoding) `n` records."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        }
+    )
+    codec = EventCodec()
+    consumer.subscribe([topic])
+    seen = 0
+    start: float | None = None
+    try:
+        while seen < n:
+            batch = consumer.consume(10_000, timeout=1.0)
+            if batch and start is None:
+                start = time.perf_counter()  # first records in hand: the group join is done
+            for msg in batch:
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(str(msg.error()))
+                if decode:
+                    codec.decode(msg.value())
+                seen += 1
+        assert start is not None
+        return n / (time.perf_counter() - start)
+    finally:
+        consumer.close()
+
+
+def apply_rate(
+    bootstrap: str, table: str, n: int, target: Any, batch_size: int
+) -> tuple[float, int]:
+    """(rows/s, rows) of one worker applying the topic into `target`."""
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1),
+        apply=ApplySettings(
+            target="bench",
+            batch_size=batch_size,
+            batch_window_ms=100,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        ),
+        targets={"bench": target},
+    )
+    spec = TableSpec(
+        source=table, target=table, hash_key="pk", hash_type="S", range_key="sk", range_type="N"
+    )
+    marks: list[tuple[float, int]] = []
+
+    def on_batch(result: BatchResult) -> None:
+        marks.append((time.perf_counter(), result.written))
+        if worker.records_applied >= n:
+            worker.request_stop()
+
+    # A unique group per run: each run reads the topic from the start.
+    worker = ApplyWorker(
+        settings,
+        f"bench-{uuid.uuid4().hex[:8]}",
+        [spec],
+        sink_class(target.type)(target),
+        create_schema=True,
+        on_batch=on_batch,
+    )
+    code = worker.run()
+    if code != 0 or len(marks) < 2:
+        raise RuntimeError(f"apply exited {code} after {len(marks)} batches")
+    # Keys are distinct, so rows written == events. Count the batches after the first, over
+    # the time after the first: the group join and the first fetch are not apply's speed.
+    rows = sum(written for _, written in marks[1:])
+    return rows / (marks[-1][0] - marks[0][0]), rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_apply")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--targets", default="null,sqlite,postgres")
+    args = parser.parse_args(argv)
+
+    from tests.services import PostgresCluster, postgres_bindir, tansu_broker
+
+    wanted = args.targets.split(",")
+    with tansu_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
+        table = f"bench_{uuid.uuid4().hex[:8]}"
+        topic = kafka.changes_topic(table)
+        started = time.perf_counter()
+        produce(kafka, table, args.events)
+        print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
+
+        raw = plain_consumer(bootstrap, topic, args.events, decode=False)
+        decoding = plain_consumer(bootstrap, topic, args.events, decode=True)
+        print(f"baseline  plain consumer, raw          {raw:>10,.0f} events/s")
+        print(f"baseline  plain consumer + Avro decode {decoding:>10,.0f} events/s")
+
+        cluster = None
+        targets: list[tuple[str, Any]] = []
+        if "null" in wanted:
+            targets.append(("null", NullTarget(type="null")))
+        if "sqlite" in wanted:
+            targets.append(("sqlite", SqliteTarget(type="sqlite", path=str(Path(tmp) / "b.db"))))
+        if "postgres" in wanted:
+            bindir = postgres_bindir()
+            if bindir is None:
+                print("postgres: skipped (no initdb/pg_ctl found)")
+            else:
+                cluster = PostgresCluster(bindir)
+                cluster.init()
+                cluster.start()
+                targets.append(("postgres", PostgresTarget(type="postgres", dsn=cluster.dsn)))
+        try:
+            for name, target in targets:
+                rate, _rows = apply_rate(bootstrap, table, args.events, target, args.batch_size)
+                print(
+                    f"apply     {name:<8} batch {args.batch_size:<5}      {rate:>10,.0f} events/s"
+                    f"   ratio to raw {rate / raw:.3f}, to decode {rate / decoding:.3f}"
+                )
+        finally:
+            if cluster is not None:
+                cluster.destroy()
