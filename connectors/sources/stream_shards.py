@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bridge.errors import DataLossError, PermanentError
 from connectors.aws import THROTTLING, error_code, translate
@@ -84,9 +85,9 @@ def call_with_backoff(
     backoff: Backoff | None = None,
     where: dict[str, str] | None = None,
 ) -> Any:
-    """Call `fn`, retrying throttling and transport errors until it succeeds or `stop` is set.
+    """Call `fn`, retrying throttling and connection errors until it succeeds or `stop` is set.
 
-    Any other ClientError propagates untouched, so the caller can act on its code.
+    Any other error propagates untouched, so the caller can act on a ClientError's code.
     """
     backoff = backoff or Backoff()
     while True:
@@ -98,7 +99,9 @@ def call_with_backoff(
             if error_code(exc) not in THROTTLING:
                 raise
             reason = error_code(exc)
-        except BotoCoreError as exc:
+        except (HTTPClientError, BotoConnectionError) as exc:
+            # The endpoint is unreachable or timed out: worth waiting for. Other botocore
+            # errors (parameter validation...) are bugs and propagate.
             reason = type(exc).__name__
         delay = backoff.next_delay()
         log.warning(
