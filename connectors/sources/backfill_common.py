@@ -159,38 +159,60 @@ def _b64_ok(value: Any) -> bool:
     return True
 
 
-def _av_ok(av: Any) -> bool:
-    if type(av) is not dict or len(av) != 1:
-        return False
-    for tag, value in av.items():
-        if tag == "S":
-            return type(value) is str
-        if tag == "N":
-            return type(value) is str and _NUMBER.fullmatch(value) is not None
-        if tag == "M":
-            return type(value) is dict and all(_av_ok(v) for v in value.values())
-        if tag == "L":
-            return type(value) is list and all(_av_ok(v) for v in value)
-        if tag == "BOOL":
-            return type(value) is bool
-        if tag == "NULL":
-            return value is True
-        if tag == "SS":
-            return type(value) is list and all(type(v) is str for v in value)
-        if tag == "NS":
-            return type(value) is list and all(
-                type(v) is str and _NUMBER.fullmatch(v) is not None for v in value
-            )
-        if tag == "B":
-            return _b64_ok(value)
-        if tag == "BS":
-            return type(value) is list and all(_b64_ok(v) for v in value)
-    return False
+_is_number = _NUMBER.fullmatch
 
 
 def fast_item_ok(item: Any) -> bool:
-    """True only if `bridge.attrs.validate` would accept the item (False: ask it)."""
-    return type(item) is dict and all(_av_ok(av) for av in item.values())
+    """True only if `bridge.attrs.validate` would accept the item (False: ask it).
+
+    Iterative, one loop over every attribute value, no call per value: this runs once per
+    export line, and a recursive version cost a quarter of the whole export hot path.
+    """
+    if type(item) is not dict:
+        return False
+    stack = list(item.values())
+    pop, push = stack.pop, stack.extend
+    while stack:
+        av = pop()
+        if type(av) is not dict or len(av) != 1:
+            return False
+        ((tag, value),) = av.items()
+        kind = type(value)
+        if tag == "S":
+            if kind is not str:
+                return False
+        elif tag == "N":
+            if kind is not str or _is_number(value) is None:
+                return False
+        elif tag == "M":
+            if kind is not dict:
+                return False
+            push(value.values())
+        elif tag == "L":
+            if kind is not list:
+                return False
+            push(value)
+        elif tag == "BOOL":
+            if kind is not bool:
+                return False
+        elif tag == "NULL":
+            if value is not True:
+                return False
+        elif tag == "SS":
+            if kind is not list or any(type(v) is not str for v in value):
+                return False
+        elif tag == "NS":
+            if kind is not list or any(type(v) is not str or _is_number(v) is None for v in value):
+                return False
+        elif tag == "B":
+            if not _b64_ok(value):
+                return False
+        elif tag == "BS":
+            if kind is not list or not all(_b64_ok(v) for v in value):
+                return False
+        else:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

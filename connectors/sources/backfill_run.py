@@ -79,13 +79,8 @@ class BackfillJob:
                 )
             self.publisher.poll(0.05)
 
-    def claim_loop(
-        self, process: Callable[[Part], None], idle: Callable[[], None] | None = None
-    ) -> None:
-        """Claim and process parts until none is left for this process (or `stop`).
-
-        `idle` runs whenever the loop waits for parts held by other workers.
-        """
+    def claim_loop(self, process: Callable[[Part], None]) -> None:
+        """Claim and process parts until none is left for this process (or `stop`)."""
         while not self.stop.is_set():
             parts = self.store.parts(self.run)
             pending = [p for p in parts if not p.done]
@@ -116,6 +111,4 @@ class BackfillJob:
                 process(claimed)
             if not took:
                 # Everything left is held by live workers: wait, and take over if one dies.
-                if idle is not None:
-                    idle()
                 self.stop.wait(max(0.2, self.store.lease_ms / 2000))

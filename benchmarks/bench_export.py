@@ -1,0 +1,181 @@
+"""Export folder → Kafka throughput of `ddb-bridge backfill --from export --dir`.
+
+Generates DynamoDB exports in AWS's layout (items of ~300 bytes of DynamoDB JSON), runs the
+real command line in a child process against a Tansu broker (claims in a moto lease table),
+and reports items/s, MB/s of uncompressed JSON and the child's peak RSS (from wait4) for two
+export sizes, so that memory independent of export size shows. The same-run baseline is a
+plain confluent-kafka producer sending pre-encoded values of the same size with the same
+producer settings. Goal (issue 4): >= 50,000 items/s per process, peak RSS <= 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from bridge.publisher import ensure_topics, producer_config
+from bridge.settings import KafkaSettings
+from tests import services
+from tests.export_layout import build_export
+
+
+def bench_item(i: int) -> dict[str, Any]:
+    """About 300 bytes of DynamoDB JSON, several types."""
+    return {
+        "pk": {"S": f"customer#{i:09d}"},
+        "sk": {"N": str(i % 1000)},
+        "name": {"S": f"Name {i} " + "x" * 60},
+        "email": {"S": f"user{i}@example.com"},
+        "balance": {"N": f"{i * 7 % 100000}.25"},
+        "active": {"BOOL": i % 3 == 0},
+        "tags": {"SS": ["alpha", f"t{i % 11}"]},
+        "address": {"M": {"city": {"S": "Lisboa"}, "zip": {"N": str(1000 + i % 8999)}}},
+        "updated": {"N": str(1_700_000_000 + i)},
+    }
+
+
+def partitions(total: int, files: int) -> list[Iterator[dict[str, Any]]]:
+    per = total // files
+
+    def lines(start: int, n: int) -> Iterator[dict[str, Any]]:
+        for i in range(start, start + n):
+            yield {"Item": bench_item(i)}
+
+    return [
+        lines(f * per, per if f < files - 1 else total - per * (files - 1)) for f in range(files)
+    ]
+
+
+def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
+    """As run_cli, but reaping the child with wait4 to read its own peak RSS."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "bridge.cli.main",
+        "backfill",
+        "--config",
+        str(config),
+        "--table",
+        table,
+        "--from",
+        "export",
+        "--dir",
+        str(folder),
+        "--no-stream",
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+    ]
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_file.seek(0)
+        err_file.seek(0)
+        out = out_file.read().decode()
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"backfill failed ({proc.returncode}): {err_file.read().decode()[-3000:]}"
+            )
+
+    def figure(label: str) -> float:
+        match = re.search(label + r"\s+([\d,\.]+)", out)
+        if match is None:
+            raise SystemExit(f"no {label!r} in output:\n{out}")
+        return float(match.group(1).replace(",", ""))
+
+    return {
+        "items": figure("items published"),
+        "bytes": figure("bytes uncompressed"),
+        "elapsed": figure("elapsed"),
+        "wall": wall,
+        "rss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+    }
+
+
+def baseline(kafka: KafkaSettings, topic: str, n: int, size: int) -> float:
+    """Pre-encoded values through the same producer settings: items/s."""
+    producer = Producer(producer_config(kafka))
+    value = b"v" * size
+    keys = [
+        f'{{"pk":{{"S":"customer#{i:09d}"}},"sk":{{"N":"{i % 1000}"}}}}'.encode() for i in range(n)
+    ]
+    started = time.perf_counter()
+    for i, key in enumerate(keys):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 1000 == 0:
+            producer.poll(0)
+    producer.flush(120)
+    return n / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_export")
+    parser.add_argument("--items", type=int, default=500_000)
+    parser.add_argument("--small", type=int, default=100_000, help="second size, for RSS")
+    parser.add_argument("--files", type=int, default=8)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with (
+        services.tansu_broker() as bootstrap,
+        services.moto_server() as endpoint,
+        tempfile.TemporaryDirectory(prefix="bench-export-") as tmp,
+    ):
+        kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
+        config = Path(tmp, "bridge.toml")
+        results = {}
+        for n in (args.small, args.items):
+            table = services.unique("bench")
+            config.write_text(
+                f'[aws]\nendpoint_url = "{endpoint}"\n'
+                f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\n'
+                "replication_factor = 1\n"
+                f'[stream]\nlease_table = "{services.unique("leases")}"\n'
+                f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
+                'range_key_type = "N"\n'
+            )
+            t0 = time.perf_counter()
+            folder = build_export(Path(tmp, table), partitions(n, args.files), compresslevel=1)
+            gen = time.perf_counter() - t0
+            size = sum(p.stat().st_size for p in folder.root.joinpath("data").iterdir())
+            print(
+                f"generated {n:,} items in {args.files} files ({size / 1e6:.1f} MB gz) in {gen:.1f}s"
+            )
+            results[n] = run_cli_rss(config, table, folder.root)
+        ensure_topics(kafka, ["bench-baseline"])
+        base = baseline(kafka, kafka.changes_topic("bench-baseline"), args.items, 330)
+
+    big = results[args.items]
+    rate = big["items"] / big["elapsed"]
+    print(f"export -> Kafka, {int(big['items']):,} items:")
+    print(
+        f"  {rate:,.0f} items/s  ({big['bytes'] / big['elapsed'] / 1e6:.1f} MB/s uncompressed JSON)"
+    )
+    print(f"  command wall time {big['wall']:.1f}s (incl. start-up), run {big['elapsed']:.1f}s")
+    for n, r in sorted(results.items()):
+        print(f"  peak RSS of the process, {n:>9,} items: {r['rss_mb']:.0f} MB")
+    print(f"baseline: pre-encoded 330-byte values, same producer settings: {base:,.0f} items/s")
+    print(f"ratio back-fill / baseline: {rate / base:.2f}")
+    print("goal: >= 50,000 items/s, peak RSS <= 300 MB independent of export size")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
