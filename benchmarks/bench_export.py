@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
             gen = time.perf_counter() - t0
             size = sum(p.stat().st_size for p in folder.root.joinpath("data").iterdir())
             print(
-                f"generated {n:,} items in {args.files} files ({size / 1e6:.1f} MB gz) in {gen:.1f}s"
+                f"generated {n:,} items in {args.files} files "
+                f"({size / 1e6:.1f} MB gz) in {gen:.1f}s"
             )
             results[n] = run_cli_rss(config, table, folder.root)
         ensure_topics(kafka, ["bench-baseline"])
