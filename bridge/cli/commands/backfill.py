@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         settings,
         options,
         say=err.print,
-        watch=lambda job, alive: _show_progress(job, alive, args, err, job.run.run_id),
+        watch=lambda job, alive: _show_progress(job, alive, args, err),
     )
     if outcome.already_complete:
         out.print(
@@ -195,9 +195,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if outcome.complete else 1
 
 
-def _show_progress(
-    job: Any, alive: Any, args: argparse.Namespace, err: Console, run_id: str
-) -> None:
+def _show_progress(job: Any, alive: Any, args: argparse.Namespace, err: Console) -> None:
     stats = job.stats
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -212,9 +210,7 @@ def _show_progress(
         disable=args.no_progress or not err.is_terminal,
     )
     with progress:
-        task = progress.add_task(
-            f"{args.table} ({run_id})", total=stats.total_items, rate="0", parts=""
-        )
+        task = progress.add_task(args.table, total=stats.total_items, rate="0", parts="")
         last_n, last_t = 0, time.monotonic()
         while alive():
             time.sleep(0.25)
