@@ -15,6 +15,10 @@ after a crash re-publishes at most the unfinished files, with identical records.
 stops the back-fill with an error naming the file and line, after everything before it was
 delivered — or, with `skip_bad_lines`, goes to the table's DLQ topic with file, line and
 reason headers.
+
+TTL: items whose TTL has passed are skipped (and counted) in full exports. In incremental
+exports they are published: skipping an expired new image would leave the item's older
+image live in the target until the stream's TTL delete arrives.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ does not write the manifests (SERVICES.md).
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,22 +166,25 @@ def test_truncated_file_stops_and_stays_unfinished(
 
 def test_bad_lines_stop_or_go_to_the_dlq(tmp_path: Path, env: Any, kafka_bootstrap: str) -> None:
     table, settings, run = env
+    first_file = items(100, 20)
     good = items(0, 10)
     bad_type = orjson.dumps({"Item": {**sample_item(99), "weird": {"X": "1"}}}) + b"\n"
     lines: list[Any] = [*good[:4], b'{"Item": {"pk": \n', *good[4:7], bad_type, *good[7:]]
-    folder = build_export(tmp_path, [lines], export_time=EXPORT_TIME)
-    data_key = folder.files[0]["dataFileS3Key"]
+    folder = build_export(tmp_path, [first_file, lines], export_time=EXPORT_TIME)
+    data_key = folder.files[1]["dataFileS3Key"]
 
     with pytest.raises(BadInputError, match=f"{data_key} line 5: not JSON"):
         run(dir=str(tmp_path))
     topic = settings.kafka.changes_topic(table)
-    first = decode_all(consume_all(kafka_bootstrap, topic, 4))
-    assert {k for k, _ in first} == {key_of(g["Item"]) for g in good[:4]}
+    first = decode_all(consume_all(kafka_bootstrap, topic, 24))
+    assert {k for k, _ in first} == {key_of(g["Item"]) for g in [*first_file, *good[:4]]}
 
-    # The failed run left the file unfinished: re-running with --skip-bad-lines resumes it.
+    # The failed run left the second file unfinished: re-running with --skip-bad-lines
+    # resumes it, and the finished first file is not read again.
     outcome = run(dir=str(tmp_path), skip_bad_lines=True)
     assert outcome.complete
     assert (outcome.stats.published, outcome.stats.skipped_bad) == (10, 2)
+    assert (outcome.stats.parts_skipped, outcome.stats.parts_claimed) == (1, 1)
     dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 2)
     headers = sorted((dict(m.headers()) for m in dlq), key=lambda h: int(h["ddb.line"]))
     assert [h["ddb.line"] for h in headers] == [b"5", b"9"]
@@ -189,8 +193,41 @@ def test_bad_lines_stop_or_go_to_the_dlq(tmp_path: Path, env: Any, kafka_bootstr
     assert b"unknown DynamoDB attribute type 'X'" in headers[1]["ddb.reason"]
     values = {m.value() for m in dlq}
     assert bad_type in values
-    all_keys = [k for k, _ in decode_all(consume_all(kafka_bootstrap, topic, 14))]
-    assert set(all_keys) == {key_of(g["Item"]) for g in good}
+    all_keys = [k for k, _ in decode_all(consume_all(kafka_bootstrap, topic, 34))]
+    assert set(all_keys) == {key_of(g["Item"]) for g in [*first_file, *good]}
+
+
+def test_two_workers_share_the_files_of_one_export(
+    tmp_path: Path, env: Any, kafka_bootstrap: str, ddb_client: Any
+) -> None:
+    table, settings, _ = env
+    partitions = [items(i * 400, 400) for i in range(8)]
+    build_export(tmp_path, partitions, export_time=EXPORT_TIME)
+    outcomes: dict[str, Any] = {}
+
+    def worker(name: str) -> None:
+        outcomes[name] = run_backfill(
+            settings,
+            BackfillRequest(
+                table=table, source="export", dir=str(tmp_path), no_stream=True, worker_id=name
+            ),
+            say_nothing,
+        )
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("w1", "w2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert set(outcomes) == {"w1", "w2"}
+    assert all(o.complete for o in outcomes.values())
+    # Claims are exclusive: each file was read once, by one of the two workers.
+    assert sum(o.stats.published for o in outcomes.values()) == 3200
+    parts = outcomes["w1"].parts
+    assert [p.claims for p in parts] == [1] * 8
+    assert {p.finished_by for p in parts} == {"w1", "w2"}
+    got = decode_all(consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), 3200))
+    assert not duplicates([k for k, _ in got])
 
 
 def test_ion_exports_are_refused_clearly(tmp_path: Path, env: Any) -> None:
