@@ -417,6 +417,10 @@ class ExportBackfill:
             self.job.store.finish(self.job.run.run_id, part.index, published)
             self.job.stats.add(parts_done=1)
             log.info("export file finished", extra={"file": part.label, "items": published})
+        except StoppedError:
+            # Asked to stop mid-file: hand the file back now rather than at lease expiry.
+            self.job.store.release(self.job.run.run_id, part.index)
+            raise
         finally:
             self.job.release(part)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -176,13 +177,18 @@ def run(args: argparse.Namespace) -> int:
         "keep_expired": args.keep_expired,
         "export_poll_s": args.export_poll_s,
     }
-    source = source_class(args.source)
-    outcome = source.backfill(
-        settings,
-        options,
-        say=err.print,
-        watch=lambda job, alive: _show_progress(job, alive, args, err),
-    )
+    # SIGTERM stops like Ctrl-C: workers finish their page or file, save cursors, release
+    # their claims, and the command exits 130.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        outcome = source_class(args.source).backfill(
+            settings,
+            options,
+            say=err.print,
+            watch=lambda job, alive: _show_progress(job, alive, args, err),
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if outcome.already_complete:
         out.print(
             f"back-fill run {outcome.run.run_id} of {args.table} is already complete "
