@@ -51,10 +51,10 @@ def _run_history(kafka_bootstrap: str, table: str, sink: Any, seed: int) -> None
         settings,
         [table_spec(table)],
         sink,
-        until=lambda w: w.events_acked >= len(plan),
+        until=lambda w: w.records_applied >= len(plan),
         create_schema=True,
     )
-    assert code == 0 and worker.events_acked == len(plan)
+    assert code == 0 and worker.records_applied == len(plan)
     # The worker closed the sink when it stopped: reopen to read the target.
     sink.open([table_spec(table)])
     try:
