@@ -23,7 +23,7 @@ import orjson
 
 from bridge import attrs
 from bridge.acks import AckTracker
-from bridge.errors import TransientError
+from bridge.errors import AttributeTypeError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from connectors.aws import translate
 from connectors.sources.backfill_claims import DONE, LeaseLostError, Part
@@ -133,7 +133,13 @@ class ScanBackfill:
                 items = page.get("Items", [])
                 size = 0
                 for raw in items:
-                    item = attrs.from_boto(raw, where_seg)
+                    try:
+                        item = attrs.from_boto(raw, "item")
+                    except AttributeTypeError as exc:
+                        key = {k: raw.get(k) for k in job.key_names}
+                        raise AttributeTypeError(
+                            f"{where_seg}, item with key {key}: {exc}"
+                        ) from exc
                     size += len(orjson.dumps(item))
                     if job.ttl_attribute and ttl_expired(item, job.ttl_attribute, job.now_s):
                         job.stats.add(skipped_ttl=1)
