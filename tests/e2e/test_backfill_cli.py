@@ -2,7 +2,7 @@
 
 Refused without a capture record, accepted with one that covers T - margin, refused after a
 data-loss alarm and for an export older than the capture; `--force` and `--no-stream`
-override with a warning.
+override with a warning. The published keys equal those of the real stream records.
 """
 
 from __future__ import annotations
@@ -16,12 +16,33 @@ import pytest
 
 from bridge import attrs
 from bridge.cli.main import main
+from bridge.event import ChangeEvent
 from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export
+from tests.kafka_helpers import consume_all
 from tests.samples import sample_item
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def stream_keys(streams: Any, ddb: Any, table: str) -> set[bytes]:
+    """Kafka key bytes of every record in the table's (moto) stream, as the producer makes them."""
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    out: set[bytes] = set()
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            resp = streams.get_records(ShardIterator=iterator, Limit=1000)
+            for rec in resp["Records"]:
+                event = ChangeEvent.from_stream_record(table, rec, 1, shard["ShardId"])
+                out.add(event.key_bytes())
+            if not resp["Records"]:
+                break
+            iterator = resp.get("NextShardIterator")
+    return out
 
 
 def test_safety_check_refuses_and_accepts(
@@ -29,6 +50,7 @@ def test_safety_check_refuses_and_accepts(
     kafka_bootstrap: str,
     unique_name: Any,
     ddb_client: Any,
+    streams_client: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -59,6 +81,9 @@ def test_safety_check_refuses_and_accepts(
     assert code == 0, err
     assert "--force overrides the stream-capture check" in err
     assert "items published                      40" in out
+    # Key bytes equal those the stream producer's conversion gives the real stream records.
+    published = {m.key() for m in consume_all(kafka_bootstrap, f"ddb.{table}.changes", 40)}
+    assert published == stream_keys(streams_client, ddb_client, table)
 
     arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
     ensure_lease_table(ddb_client, lease_table)
