@@ -108,6 +108,17 @@ def test_safety_check_refuses_and_accepts(
     assert code == 1
     assert "trimmed gap" in err
 
-    code, out, err = run("--from", "scan", "--new-run", "--no-stream")
+    # Back-fill-only migration, with a read budget: 40 items at 20/s (a 20-item burst).
+    started = time.monotonic()
+    code, out, err = run(
+        "--from",
+        "scan",
+        "--new-run",
+        "--no-stream",
+        "--max-items-per-second",
+        "20",
+        "--consistent-read",
+    )
     assert code == 0, err
     assert "items published                      40" in out
+    assert time.monotonic() - started >= 0.9
