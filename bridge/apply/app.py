@@ -8,12 +8,18 @@ letter of a record the target refuses is durable):
   `finally` around the `yield`, so a batch is acked whenever the generator is closed — when
   the agent raises, and when `Stream.on_stop` closes it at shutdown, just before
   `Consumer.on_stop` commits: a crash or SIGTERM mid-write would commit the unwritten batch.
-  `noack_take` avoids that, but after it returns the stream re-enables auto-acks, Faust acks
-  records it skips during rebalances, and its commit takes the first run of acked offsets
-  with an off-by-one gap check (see bridge/apply/offsets.py; faust-streaming#315,
-  robinhood/faust#604 and #682 report the resulting skips). So the topics are subscribed
-  with `acks=False` and each commit is computed by `OffsetLedger` from the broker's committed
-  offset and the offsets actually written, then sent through the group member.
+  `noack_take` avoids that, but after it returns the stream re-enables auto-acks (a test
+  here caught a commit passing an unwritten record that way), Faust acks records it skips
+  during rebalances, and its commit takes the first run of acked offsets with an off-by-one
+  gap check (see bridge/apply/offsets.py; faust-streaming#315, robinhood/faust#604 and #682
+  report the resulting skips). So the topics are subscribed with `acks=False` and each
+  commit is computed by `OffsetLedger` from the broker's committed offset and the offsets
+  actually written, then sent through the group member.
+- No agent and no `Stream`: Faust's consumer (group membership, heartbeats, rebalancing,
+  seeking to committed offsets) delivers records straight into a bounded `Feed` that this
+  loop drains in batches of `batch_size` or `batch_window_ms`; records of an older consumer
+  generation are dropped, as Faust's streams drop them. Faust's per-event delivery and
+  Stream machinery were the throughput limit (see bridge/apply/fast_consumer.py).
 - The sink is blocking; batches run in one worker thread so heartbeats keep going.
 
 SIGTERM (and SIGINT) finish the batch in flight, commit it, then exit 0. A stop during a
@@ -158,30 +164,30 @@ class ApplyWorker:
             # is 80% full, and a buffer of barely one batch made every batch wait for a fetch.
             stream_buffer_maxsize=max(4096, conf.batch_size * 4),
         )
-        from bridge.apply.fast_consumer import FastDrainConsumer
+        from bridge.apply.fast_consumer import Feed, FeedConsumer
 
+        feed = Feed(maxsize=max(4096, conf.batch_size * 4))
         # Before the consumer is created at start. (An instance attribute shadowing the
         # transport's class attribute is what `create_consumer` reads.)
-        app.transport.Consumer = FastDrainConsumer  # type: ignore[misc]
+        app.transport.Consumer = type("ApplyConsumer", (FeedConsumer,), {"feed": feed})  # type: ignore[misc]
         # acks=False: Faust never commits these topics by itself; `commit_written` does.
-        # Iterating the topic registers it with Faust's conductor and gives the channel whose
-        # queue the conductor fills.
-        channel = app.topic(
-            *topics, key_serializer="raw", value_serializer="raw", acks=False
-        ).__aiter__()
+        # Iterating the topic registers it with Faust's conductor, hence the subscription.
+        app.topic(*topics, key_serializer="raw", value_serializer="raw", acks=False).__aiter__()
         ledger: OffsetLedger[Any] = OffsetLedger()
         committed_reader = CommittedReader(self.settings.kafka, group_id(self.target))
 
         async def forget_offsets(*_args: Any, **_kwargs: Any) -> None:
-            # Partitions may have moved and come back with offsets committed by others.
+            # Partitions may have moved and come back with offsets committed by others; what
+            # is buffered belongs to the generation that just ended.
             ledger.forget()
+            feed.clear()
 
         app.on_partitions_revoked.connect(forget_offsets)
 
-        async def commit_written(events: Sequence[Any]) -> None:
+        async def commit_written(messages: Sequence[Any]) -> None:
             by_tp: dict[Any, list[int]] = {}
-            for event in events:
-                by_tp.setdefault(event.message.tp, []).append(event.message.offset)
+            for message in messages:
+                by_tp.setdefault(message.tp, []).append(message.offset)
             unknown = [tp for tp in by_tp if not ledger.known(tp)]
             if unknown:
                 bases = await asyncio.get_running_loop().run_in_executor(
@@ -219,44 +225,23 @@ class ApplyWorker:
 
         app.on_rebalance_complete.connect(announce)
 
-        # The topic's own buffer, filled by Faust's conductor (which pauses fetching when it
-        # runs full and clears it on rebalance). Draining it directly instead of through an
-        # agent's Stream saves Faust's per-event machinery (processors, sensors, a task hop per
-        # event): measured here, that alone capped apply near 10,000 events/s.
-        queue = channel.queue
         batch_size, window_s = conf.batch_size, conf.batch_window_ms / 1000
-
-        async def next_batch() -> list[Any]:
-            batch = [await queue.get()]
-            deadline = self._loop.time() + window_s  # type: ignore[union-attr]
-            while len(batch) < batch_size:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                remaining = deadline - self._loop.time()  # type: ignore[union-attr]
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-            return batch
 
         async def pump() -> None:
             loop = asyncio.get_running_loop()
             while not self.stopper.stopping:
-                events = await next_batch()
+                messages = await feed.take(batch_size, window_s)
                 # Records fetched before a rebalance are read again from the committed offset
                 # by whoever owns the partition now; drop them (Faust's streams do the same).
                 generation = app.consumer_generation_id
-                events = [e for e in events if e.message.generation_id == generation]
-                if not events or self.stopper.stopping:
+                messages = [m for m in messages if m.generation_id == generation]
+                if not messages or self.stopper.stopping:
                     continue
-                records = [_raw(e.message) for e in events]
+                records = [_raw(m) for m in messages]
                 self._in_flight = True
                 try:
                     result = await loop.run_in_executor(executor, processor.process, records)
-                    await commit_written(events)
+                    await commit_written(messages)
                 except Abandoned as exc:
                     log.warning("batch abandoned on stop", extra={"reason": str(exc)})
                     self._finish(0)
@@ -270,7 +255,7 @@ class ApplyWorker:
                     return
                 finally:
                     self._in_flight = False
-                self.records_applied += len(events)
+                self.records_applied += len(messages)
                 if self.on_batch is not None:
                     self.on_batch(result)
             self._finish(0)

@@ -88,8 +88,8 @@ def caught_up(lags: Sequence[PartitionLag]) -> bool:
 class CommittedReader:
     """The group's committed offsets, read without joining the group (for `OffsetLedger`).
 
-    A partition the group never committed starts at its log start offset, which is where
-    `auto.offset.reset=earliest` makes the worker begin.
+    A partition the group never committed, or whose committed offset retention has since
+    deleted, starts at its log start offset: that is where the worker's fetch begins.
     """
 
     def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
@@ -113,13 +113,10 @@ class CommittedReader:
                     raise TransientError(
                         f"committed offset of {tp.topic}/{tp.partition}: {tp.error}"
                     )
-                if tp.offset >= 0:
-                    out[(tp.topic, tp.partition)] = tp.offset
-                else:
-                    low, _high = self._consumer.get_watermark_offsets(
-                        TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s
-                    )
-                    out[(tp.topic, tp.partition)] = low
+                low, _high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s
+                )
+                out[(tp.topic, tp.partition)] = max(tp.offset, low)
             return out
         except KafkaException as exc:
             raise TransientError(f"reading committed offsets: {exc}") from exc
