@@ -203,3 +203,41 @@ def test_a_stop_during_a_write_finishes_that_batch_commits_it_and_exits_0(
     assert 0 < run.worker.records_applied < len(history.events)
     covered = assert_committed_offsets_are_written(settings.kafka, group_id(target), messages, sink)
     assert covered == run.worker.records_applied  # the finished batch was committed on the way out
+
+
+def test_two_workers_share_the_partitions_and_the_target_ends_equal(
+    kafka_bootstrap: str, unique_name: Any
+) -> None:
+    table, target = unique_name("pair"), unique_name("mem")
+    history = random_history(table, seed=41, n_ops=2500)
+    plan = delivery_plan(history.events, seed=42)
+    settings = apply_settings(
+        kafka_bootstrap, target, NullTarget(type="null"), [table], batch_size=100
+    )
+    produce(settings.kafka, plan)
+    messages = consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), len(plan))
+    # Slow enough (~12 s for one worker alone) that the second joins and takes partitions.
+    sink = MemorySink(write_delay_s=0.3)
+    first = start_in_process(settings, [table_spec(table)], sink)
+    assert first.worker.joined.wait(60)
+    second = start_in_process(settings, [table_spec(table)], sink)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if first.worker.records_applied + second.worker.records_applied >= len(
+                plan
+            ) and assert_committed_offsets_are_written(
+                settings.kafka, group_id(target), messages, sink
+            ) == len(plan):
+                break
+            assert first.thread.is_alive() and second.thread.is_alive()
+            time.sleep(0.2)
+    finally:
+        first.worker.request_stop()
+        second.worker.request_stop()
+    assert first.wait() == 0 and second.wait() == 0
+    assert first.worker.records_applied > 0 and second.worker.records_applied > 0
+    assert_target_matches(sink, history)
+    assert assert_committed_offsets_are_written(
+        settings.kafka, group_id(target), messages, sink
+    ) == len(plan)
