@@ -169,7 +169,10 @@ class ApplyWorker:
         feed = Feed(maxsize=max(4096, conf.batch_size * 4))
         # Before the consumer is created at start. (An instance attribute shadowing the
         # transport's class attribute is what `create_consumer` reads.)
-        app.transport.Consumer = type("ApplyConsumer", (FeedConsumer,), {"feed": feed})  # type: ignore[misc]
+        # The module name puts its (mode) log lines under Faust's quieted "faust" logger.
+        app.transport.Consumer = type(  # type: ignore[misc]
+            "ApplyConsumer", (FeedConsumer,), {"feed": feed, "__module__": "faust.apply"}
+        )
         # acks=False: Faust never commits these topics by itself; `commit_written` does.
         # Iterating the topic registers it with Faust's conductor, hence the subscription.
         app.topic(*topics, key_serializer="raw", value_serializer="raw", acks=False).__aiter__()

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 from bridge.registry import sink_class
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
@@ -100,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no tables to apply: add [[tables]] entries or pass --table")
     specs = resolve_specs(settings, tables)
     # The DLQ topics must exist before a dead letter is written (real Kafka often has topic
-    # auto-creation off); creating existing topics is a no-op.
-    ensure_topics(settings.kafka, [s.source for s in specs])
+    # auto-creation off); creating existing topics is a no-op. Not fatal here: without them
+    # apply still works until a dead letter is needed, and then stops without committing it.
+    try:
+        ensure_topics(settings.kafka, [s.source for s in specs])
+    except BridgeError as exc:
+        log.warning("cannot create the change/DLQ topics", extra={"error": str(exc)})
     sink = sink_class(target.type)(target)
     worker = ApplyWorker(
         settings,
