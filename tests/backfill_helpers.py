@@ -15,6 +15,7 @@ from bridge.settings import (
     StreamSettings,
     TableSettings,
 )
+from tests.stream_helpers import create_stream_table
 
 
 def backfill_settings(
@@ -62,25 +63,7 @@ def say_nothing(_text: str) -> None:
 
 def create_table(ddb: Any, name: str, stream: bool = True) -> None:
     """A pk (S) / sk (N) table, with a NEW_AND_OLD_IMAGES stream unless `stream` is False."""
-    extra: dict[str, Any] = {}
-    if stream:
-        extra["StreamSpecification"] = {
-            "StreamEnabled": True,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        }
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        **extra,
-    )
+    create_stream_table(ddb, name, "NEW_AND_OLD_IMAGES" if stream else None)
 
 
 def write_items(

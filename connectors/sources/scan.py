@@ -160,6 +160,9 @@ class ScanBackfill:
                     factor = 1.0 if self.consistent_read else 0.5
                     consumed = math.ceil(size / 4096) * factor
                 self.budget.spend(len(items), float(consumed))
+                # Pay any overdraft now: otherwise segments that all passed `wait` while the
+                # bucket was full, and then read their last page, would never pay it back.
+                self.budget.wait(job.stop)
                 job.stats.add(bytes_read=size)
                 lek = page.get("LastEvaluatedKey")
                 if lek is None:

@@ -24,7 +24,13 @@ from bridge.versioning import backfill_version
 from connectors.sources.backfill_claims import RunStore
 from connectors.sources.backfill_main import BackfillRequest, run_backfill
 from connectors.sources.s3_export import BadInputError, LocalExport, read_manifest, run_id_for
-from tests.backfill_helpers import backfill_settings, decode_all, duplicates, say_nothing
+from tests.backfill_helpers import (
+    backfill_settings,
+    create_table,
+    decode_all,
+    duplicates,
+    say_nothing,
+)
 from tests.export_layout import build_export
 from tests.kafka_helpers import consume_all, drain_more
 from tests.samples import sample_item
@@ -243,18 +249,7 @@ def test_start_export_requests_and_waits_on_moto(
     """moto completes the export but writes no manifests: the request-and-wait path runs,
     then the reader explains why it cannot read that layout."""
     table, _settings, run = env
-    ddb_client.create_table(
-        TableName=table,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(ddb_client, table, stream=False)
     ddb_client.update_continuous_backups(
         TableName=table,
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},

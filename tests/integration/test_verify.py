@@ -17,23 +17,13 @@ from bridge.event import ChangeEvent, Origin
 from bridge.settings import load_settings
 from connectors.sinks.sqlite import SqliteSink
 from tests.samples import sample_item
+from tests.stream_helpers import create_stream_table
 
 pytestmark = pytest.mark.integration
 
 
 def make_table(ddb: Any, name: str, n: int) -> list[dict[str, Any]]:
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_stream_table(ddb, name, view=None)
     items = [sample_item(i, pad=10) for i in range(n)]
     for start in range(0, n, 25):
         ddb.batch_write_item(
