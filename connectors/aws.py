@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.settings import AwsSettings, Settings, TableSettings
@@ -40,6 +46,9 @@ def client(service: str, aws: AwsSettings, endpoint_url: str | None = None) -> A
     return session.client(service, **kwargs)
 
 
+log = logging.getLogger(__name__)
+
+
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
@@ -52,6 +61,70 @@ def translate(exc: Exception, what: str) -> Exception:
     if code in THROTTLING or isinstance(exc, BotoCoreError):
         return TransientError(f"{what}: {code or type(exc).__name__}: {exc}")
     return PermanentError(f"{what}: {code or type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog), reset on success."""
+
+    base_s: float = 0.1
+    cap_s: float = 10.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        delay = self.rng.uniform(0, min(self.cap_s, self.base_s * (2**self.attempt)))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def call_with_backoff(
+    fn: Callable[[], Any],
+    what: str,
+    stop: threading.Event | None = None,
+    backoff: Backoff | None = None,
+    where: dict[str, str] | None = None,
+    attempts: int | None = None,
+) -> Any:
+    """Call `fn`, retrying throttling and connection errors until it succeeds, `stop` is set
+    (`Interrupted`) or `attempts` calls have failed (the last error, translated, is raised).
+
+    Any other error propagates untouched, so the caller can act on a ClientError's code.
+    """
+    backoff = backoff or Backoff()
+    stop = stop or threading.Event()
+    failures = 0
+    last: Exception
+    while True:
+        try:
+            result = fn()
+            backoff.reset()
+            return result
+        except ClientError as exc:
+            if error_code(exc) not in THROTTLING:
+                raise
+            reason, last = error_code(exc), exc
+        except (HTTPClientError, BotoConnectionError) as exc:
+            # The endpoint is unreachable or timed out: worth waiting for. Other botocore
+            # errors (parameter validation...) are bugs and propagate.
+            reason, last = type(exc).__name__, exc
+        failures += 1
+        if attempts is not None and failures >= attempts:
+            raise translate(last, what) from last
+        delay = backoff.next_delay()
+        log.warning(
+            "throttled or unreachable, backing off",
+            extra={"call": what, "reason": reason, "delay_s": round(delay, 3), **(where or {})},
+        )
+        if stop.wait(delay):
+            raise Interrupted(what)
+
+
+class Interrupted(Exception):
+    """A retry loop was cut short because the worker is stopping (not an error)."""
 
 
 def describe_table(ddb: Any, table: str) -> dict[str, Any]:

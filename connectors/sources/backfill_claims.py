@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import PermanentError, TransientError
-from connectors.aws import error_code, translate
+from connectors.aws import call_with_backoff, error_code, translate
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,13 @@ class Part:
 
 
 def _retrying(fn: Callable[[], T], what: str, attempts: int = 8) -> T:
-    """Call `fn`, retrying throttling and connection errors with exponential backoff."""
-    delay = 0.1
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except (ClientError, BotoCoreError) as exc:
-            err = translate(exc, what)
-            if not isinstance(err, TransientError) or attempt == attempts - 1:
-                raise err from exc
-            log.warning("lease table call throttled, retrying", extra={"call": what})
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")
+    """Call `fn`, retrying throttling and connection errors; after `attempts`, or on any other
+    error, raise it translated (TransientError / PermanentError)."""
+    try:
+        result: T = call_with_backoff(fn, what, attempts=attempts)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, what) from exc
+    return result
 
 
 class RunStore:

@@ -5,6 +5,7 @@ No checkpoints and no claims (unlike the back-fill scan): verify is re-run, not 
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import threading
@@ -16,23 +17,9 @@ from botocore.exceptions import ClientError
 
 from bridge import attrs
 from bridge.attrs import Item
-from connectors.aws import THROTTLING, error_code, translate
+from connectors.aws import Backoff, call_with_backoff, translate
 
 _DONE = object()
-
-
-class _Backoff:
-    """Full-jitter exponential backoff for throttled reads."""
-
-    def __init__(self) -> None:
-        self.attempt = 0
-
-    def sleep(self) -> None:
-        time.sleep(random.uniform(0, min(5.0, 0.05 * 2**self.attempt)))
-        self.attempt += 1
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def scan_pages(
@@ -75,16 +62,12 @@ def scan_pages(
                     "TotalSegments": total,
                     "ConsistentRead": consistent,
                 }
-                backoff = _Backoff()
+                what = f"Scan {table} segment {seg}"
                 while True:
                     try:
-                        resp = client.scan(**kwargs)
+                        resp = call_with_backoff(functools.partial(client.scan, **kwargs), what)
                     except ClientError as exc:
-                        if error_code(exc) in THROTTLING:
-                            backoff.sleep()
-                            continue
-                        raise translate(exc, f"Scan {table} segment {seg}") from exc
-                    backoff.reset()
+                        raise translate(exc, what) from exc
                     items = resp.get("Items", [])
                     if items:
                         pages.put([attrs.from_boto(i, f"{table} segment {seg}") for i in items])
@@ -123,21 +106,23 @@ def batch_get(
     found: dict[bytes, Item] = {}
     for start in range(0, len(keys), 100):
         pending: list[dict[str, Any]] = [attrs.to_boto(k) for k in keys[start : start + 100]]
-        backoff = _Backoff()
+        backoff = Backoff()
         while pending:
+            request = {table: {"Keys": pending, "ConsistentRead": consistent}}
             try:
-                resp = client.batch_get_item(
-                    RequestItems={table: {"Keys": pending, "ConsistentRead": consistent}}
+                resp = call_with_backoff(
+                    functools.partial(client.batch_get_item, RequestItems=request),
+                    f"BatchGetItem {table}",
                 )
             except ClientError as exc:
-                if error_code(exc) in THROTTLING:
-                    backoff.sleep()
-                    continue
                 raise translate(exc, f"BatchGetItem {table}") from exc
             for item in resp.get("Responses", {}).get(table, []):
                 wire = attrs.from_boto(item, table)
                 found[attrs.canonical_key(attrs.extract_keys(wire, key_names))] = wire
             pending = resp.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             if pending:
-                backoff.sleep()  # unprocessed keys mean throttling: back off before retrying
+                # Unprocessed keys mean throttling: back off before asking for them again.
+                time.sleep(backoff.next_delay())
+            else:
+                backoff.reset()
     return [found.get(attrs.canonical_key(k)) for k in keys]

@@ -30,6 +30,7 @@ from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import Settings
 from connectors import aws
+from connectors.aws import Interrupted
 from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
 from connectors.sources.stream_leases import (
     ExpiryWatch,
@@ -49,7 +50,6 @@ from connectors.sources.stream_processor import (
 )
 from connectors.sources.stream_shards import (
     TRIM_HORIZON,
-    Interrupted,
     ShardReader,
     list_shards,
 )

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from bridge.errors import DataLossError, PermanentError
-from connectors.aws import THROTTLING, error_code, translate
+from connectors.aws import (
+    Backoff,
+    call_with_backoff,
+    error_code,
+    translate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,62 +60,6 @@ class Shard:
             starting_sequence=seq.get("StartingSequenceNumber"),
             ending_sequence=seq.get("EndingSequenceNumber"),
         )
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog), reset on success."""
-
-    base_s: float = 0.1
-    cap_s: float = 10.0
-    attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        delay = self.rng.uniform(0, min(self.cap_s, self.base_s * (2**self.attempt)))
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def call_with_backoff(
-    fn: Callable[[], Any],
-    what: str,
-    stop: threading.Event,
-    backoff: Backoff | None = None,
-    where: dict[str, str] | None = None,
-) -> Any:
-    """Call `fn`, retrying throttling and connection errors until it succeeds or `stop` is set.
-
-    Any other error propagates untouched, so the caller can act on a ClientError's code.
-    """
-    backoff = backoff or Backoff()
-    while True:
-        try:
-            result = fn()
-            backoff.reset()
-            return result
-        except ClientError as exc:
-            if error_code(exc) not in THROTTLING:
-                raise
-            reason = error_code(exc)
-        except (HTTPClientError, BotoConnectionError) as exc:
-            # The endpoint is unreachable or timed out: worth waiting for. Other botocore
-            # errors (parameter validation...) are bugs and propagate.
-            reason = type(exc).__name__
-        delay = backoff.next_delay()
-        log.warning(
-            "throttled or unreachable, backing off",
-            extra={"call": what, "reason": reason, "delay_s": round(delay, 3), **(where or {})},
-        )
-        if stop.wait(delay):
-            raise Interrupted(what)
-
-
-class Interrupted(Exception):
-    """A retry loop was cut short because the worker is stopping (not an error)."""
 
 
 def list_shards(streams: Any, stream_arn: str, stop: threading.Event) -> list[Shard]:
