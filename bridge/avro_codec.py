@@ -21,7 +21,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from bridge import attrs
-from bridge.avro_envelope import compile_encoder
+from bridge.avro_envelope import EnvelopeError, compile_decoder, compile_encoder
 from bridge.errors import DecodeError
 from bridge.event import ChangeEvent, Op, Origin
 
@@ -124,6 +124,7 @@ class EventCodec:
         self._schema_id_lookup = schema_id_lookup
         self._by_id: dict[int, ParsedSchema] = {}
         self._fast = compile_encoder(json.loads(self.schema.text))
+        self._fast_decode = compile_decoder(json.loads(self.schema.text))
 
     def encode(self, event: ChangeEvent) -> bytes:
         if self._fast is not None:
@@ -163,6 +164,19 @@ class EventCodec:
         raise DecodeError(f"not an Avro change event: leading bytes {data[:10].hex()}")
 
     def decode(self, data: bytes) -> ChangeEvent:
+        writer, start = self.writer_for(data)
+        if writer is self.schema and self._fast_decode is not None:
+            try:
+                return self._fast_decode(data, start)
+            except EnvelopeError as exc:
+                raise DecodeError(
+                    f"corrupt Avro body: {exc} at byte offset {exc.offset} of {len(data)} "
+                    f"(writer fingerprint {writer.fingerprint[::-1].hex()})"
+                ) from exc
+        return self.decode_generic(data)
+
+    def decode_generic(self, data: bytes) -> ChangeEvent:
+        """fastavro's decoding with schema resolution: any known writer schema."""
         writer, start = self.writer_for(data)
         buf = io.BytesIO(data)
         buf.seek(start)

@@ -174,3 +174,44 @@ def test_other_schemas_fall_back_to_fastavro() -> None:
     assert codec._fast is None
     event = make_event(sample_item(8))
     assert codec.decode(codec.encode(event)) == event
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategies.items(), st.sampled_from(list(Op)), st.booleans(), st.text(max_size=20))
+def test_fast_decoder_agrees_with_fastavro(item: dict, op: Op, flag: bool, text: str) -> None:
+    codec = EventCodec()
+    assert codec._fast_decode is not None
+    event = ChangeEvent(
+        table=text or "t",
+        op=op,
+        keys={"pk": item["pk"]},
+        version=-5 if flag else 2**62,
+        origin=Origin.EXPORT,
+        new_image=item,
+        old_image=item if flag else None,
+        shard_id=None if flag else text,
+        event_id=text if flag else None,
+        approximate_creation_time_ms=None if flag else 2**40,
+        ttl_expired=flag,
+    )
+    data = codec.encode(event)
+    assert codec.decode(data) == codec.decode_generic(data) == event
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_corrupt_bodies_raise_decode_error(data: st.DataObject) -> None:
+    """Truncation or any flipped byte gives a DecodeError (or, rarely, another valid event)."""
+    codec = EventCodec()
+    good = codec.encode(make_event(sample_item(data.draw(st.integers(0, 50)))))
+    cut = data.draw(st.integers(10, len(good) - 1))
+    with pytest.raises(DecodeError):
+        codec.decode(good[:cut])
+    pos = data.draw(st.integers(10, len(good) - 1))
+    flipped = bytearray(good)
+    flipped[pos] ^= data.draw(st.integers(1, 255))
+    try:
+        decoded = codec.decode(bytes(flipped))
+    except DecodeError:
+        return
+    assert isinstance(decoded, ChangeEvent)
