@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
+from bridge.apply.kafka_auth import faust_credentials
 from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import OffsetLedger
 from bridge.apply.processor import Abandoned, BatchProcessor, BatchResult, describe_metrics
@@ -156,6 +157,7 @@ class ApplyWorker:
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=False,
+            broker_credentials=faust_credentials(self.settings.kafka.extra),
             datadir=data_dir,
             autodiscover=False,
             # The leader-election topic is for Faust tables; apply has none.
