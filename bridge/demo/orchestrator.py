@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bridge.demo import lag as lagmod
 from bridge.demo.services import moto_server, stop_process, tansu_broker
-from bridge.demo.workload import Writer, create_table, seed
+from bridge.demo.workload import Writer, create_table, enable_stream, seed
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import ensure_topics
 from bridge.settings import Settings, load_settings
@@ -208,10 +208,13 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         settings: Settings = load_settings(config)
         ddb = aws.client("dynamodb", settings.aws)
 
+        # As in a real migration: the table already holds its items when the stream is enabled.
         create_table(ddb, table)
-        created_at = time.time()
-        report(f"seeding {opts.items:,} items into DynamoDB table {table!r} (stream enabled)")
+        report(f"seeding {opts.items:,} items into DynamoDB table {table!r}")
         seed(ddb, table, opts.items)
+        report("enabling its stream (NEW_AND_OLD_IMAGES)")
+        enable_stream(ddb, table)
+        stream_enabled_at = time.time()
         topic = settings.kafka.changes_topic(table)
         ensure_topics(settings.kafka, [table])
         tail = lagmod.TopicTail(bootstrap, topic, opts.partitions)
@@ -239,7 +242,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
 
         # The back-fill version sits `skew_margin_s` below its start: begin only once the
         # stream has been captured for longer than that (the back-fill checks it too).
-        time.sleep(max(0.0, created_at + settings.backfill.skew_margin_s + 1 - time.time()))
+        time.sleep(max(0.0, stream_enabled_at + settings.backfill.skew_margin_s + 1 - time.time()))
         report("back-fill by parallel scan while the writer keeps changing items")
         bf_started = time.monotonic()
         backfill = children.start("backfill", "--table", table, "--from", "scan", "--no-progress")

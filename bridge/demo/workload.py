@@ -59,6 +59,13 @@ def create_table(ddb: Any, table: str) -> None:
             {"AttributeName": "order_id", "KeyType": "RANGE"},
         ],
         BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def enable_stream(ddb: Any, table: str) -> None:
+    """Step 1 of the runbook: a NEW_AND_OLD_IMAGES stream on a table that already has data."""
+    ddb.update_table(
+        TableName=table,
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
 
