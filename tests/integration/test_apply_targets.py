@@ -42,7 +42,7 @@ from tests.kafka_helpers import consume_all
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run_history(kafka_bootstrap: str, table: str, sink: Any, seed: int) -> None:
+def _check_random_history(kafka_bootstrap: str, table: str, sink: Any, seed: int) -> None:
     history = random_history(table, seed=seed)
     plan = delivery_plan(history.events, seed=seed + 1)
     settings = apply_settings(kafka_bootstrap, "t", NullTarget(type="null"), [table])
@@ -65,14 +65,14 @@ def _run_history(kafka_bootstrap: str, table: str, sink: Any, seed: int) -> None
 
 def test_postgres_random_history(kafka_bootstrap: str, pg_dsn: str, unique_name: Any) -> None:
     sink = PostgresSink(PostgresTarget(type="postgres", dsn=pg_dsn))
-    _run_history(kafka_bootstrap, unique_name("pgh"), sink, seed=11)
+    _check_random_history(kafka_bootstrap, unique_name("pgh"), sink, seed=11)
 
 
 def test_alternator_random_history(
     kafka_bootstrap: str, dynamodb_endpoint: str, unique_name: Any
 ) -> None:
     sink = AlternatorSink(AlternatorTarget(type="alternator", endpoint_url=dynamodb_endpoint))
-    _run_history(kafka_bootstrap, unique_name("alth"), sink, seed=21)
+    _check_random_history(kafka_bootstrap, unique_name("alth"), sink, seed=21)
 
 
 def test_scylla_random_history(kafka_bootstrap: str, unique_name: Any) -> None:
@@ -90,7 +90,7 @@ def test_scylla_random_history(kafka_bootstrap: str, unique_name: Any) -> None:
             consistency="ONE",
         )
     )
-    _run_history(kafka_bootstrap, unique_name("cqlh").replace("-", "_"), sink, seed=31)
+    _check_random_history(kafka_bootstrap, unique_name("cqlh").replace("-", "_"), sink, seed=31)
 
 
 class _PgVersions:
