@@ -18,14 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from bridge.errors import ConfigError
 from bridge.registry import source_class
@@ -203,20 +195,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _show_progress(job: Any, alive: Any, args: argparse.Namespace, err: Console) -> None:
     stats = job.stats
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} items/s"),
-        TextColumn("parts {task.fields[parts]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=args.no_progress or not err.is_terminal,
-    )
+    from bridge.cli.progress import progress as progress_bar
+
+    progress = progress_bar(extra=["parts {task.fields[parts]}"], out=err, disable=args.no_progress)
     with progress:
-        task = progress.add_task(args.table, total=stats.total_items, rate="0", parts="")
+        task = progress.add_task(args.table, total=stats.total_items, rate="0 items/s", parts="")
         last_n, last_t = 0, time.monotonic()
         while alive():
             time.sleep(0.25)
@@ -228,7 +211,7 @@ def _show_progress(job: Any, alive: Any, args: argparse.Namespace, err: Console)
             progress.update(
                 task,
                 completed=n,
-                rate=f"{rate:,.0f}",
+                rate=f"{rate:,.0f} items/s",
                 parts=f"{stats.parts_done}/{stats.parts_total}",
             )
 
