@@ -71,7 +71,7 @@ def big_item(generation: int) -> dict[str, Any]:
         "id": {"N": BIG_KEY},
         "generation": {"N": str(generation)},
         "blob": {"B": os.urandom(190_000)},
-        "control": {"S": "\x01\x1f" * 900 + f"#{generation}"},
+        "control": {"S": "\x01\x1f" * 90_000 + f"#{generation}"},
         "text": {"S": "é" * 5_000},
     }
 
