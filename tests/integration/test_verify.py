@@ -328,3 +328,60 @@ def test_verify_stops_when_describe_time_to_live_fails(
     err = capsys.readouterr().err
     assert code != 0
     assert "DescribeTimeToLive" in err and table in err and "AccessDenied" in err
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_verify_reads_tables_with_awkward_names(
+    kind: str,
+    tmp_path: Path,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    unique_name: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A capitalised table whose key attributes are named like the SQL layout's columns."""
+    from bridge.registry import sink_class
+    from connectors import aws
+
+    pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
+    table = "Orders." + unique_name("v")
+    ddb_client.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "version", "KeyType": "HASH"},
+            {"AttributeName": "deleted", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "version", "AttributeType": "N"},
+            {"AttributeName": "deleted", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [
+        {"version": {"N": str(i)}, "deleted": {"S": "no"}, "item": {"S": f"i{i}"}}
+        for i in range(20)
+    ]
+    for item in items:
+        ddb_client.put_item(TableName=table, Item=attrs.to_boto(item))
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+    )
+    settings = load_settings(config)
+    spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
+    sink = sink_class(kind)(settings.target("t"))
+    sink.open([spec], create_schema=True)
+    try:
+        sink.write_batch(
+            [ChangeEvent.snapshot(table, it, spec.key_names, 10, Origin.SCAN) for it in items]
+        )
+        assert verify_table(settings, table, "t", recheck_delay_s=0).ok
+        changed = dict(items[4], item={"S": "changed"})
+        sink.write_batch([ChangeEvent.snapshot(table, changed, spec.key_names, 20, Origin.SCAN)])
+    finally:
+        sink.close()
+    report = verify_table(settings, table, "t", recheck_delay_s=0)
+    assert report.different == 1 and report.differences == 1
+    assert report.examples[0].keys == {"version": {"N": "4"}, "deleted": {"S": "no"}}
+    assert report.examples[0].attributes == ["item"]
