@@ -67,6 +67,12 @@ class _SqlTable:
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self.names = sql_names.plan(spec, LAYOUT, sql_names.sqlite_fold)
+        for name in (self.names.table, self.names.view):
+            if sql_names.sqlite_fold(name).startswith("sqlite_"):
+                raise ConfigError(
+                    f"table {spec.source}: SQLite reserves names starting with sqlite_ "
+                    f"({name!r}): set target_table for {spec.source} in [[tables]]"
+                )
         self.name = quote(self.names.table)
         self.view = quote(self.names.view)
         keys = [quote(k) for k in self.names.key_columns]

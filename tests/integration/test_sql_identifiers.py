@@ -274,3 +274,12 @@ def test_postgres_refuses_a_name_held_by_another_kind_of_relation(
     with pytest.raises(ConfigError) as refused:
         sink.open([spec_of(f"idx_{suffix}")], create_schema=True)
     assert "existing index" in str(refused.value) and "target_table" in str(refused.value)
+
+
+def test_sqlite_refuses_its_reserved_prefix(tmp_path: Path) -> None:
+    from connectors.sinks.sqlite import SqliteSink
+
+    sink = SqliteSink(SqliteTarget(type="sqlite", path=str(tmp_path / "t.db")))
+    with pytest.raises(ConfigError, match="target_table"):
+        sink.open([spec_of("SQLite_stats")], create_schema=True)
+    sink.close()
