@@ -4,8 +4,15 @@ Forward pass: pages of source items (a parallel scan, or a sample of its segment
 up in the target by key. Reverse pass: the target's live keys are checked against the
 source, finding rows that exist only in the target. A difference found on a live table may
 be a change still in flight, so every difference is read again on both sides after a short
-pause before it is reported. Items whose TTL has passed count as equal whether the target
-still has them or not (DynamoDB deletes expired items lazily, up to days later).
+pause before it is reported.
+
+TTL: DynamoDB deletes expired items lazily (up to days later), and only those whose TTL lies
+within the last five years (`bridge.ttl`). So the one difference excused is a row *missing*
+on one side for an item DynamoDB may still delete: missing in the target while the source's
+copy is expired (the back-fill skipped it, or the target expired it itself), or present only
+in the target while its own copy is expired (DynamoDB deleted it; the REMOVE is on its way).
+A row present on both sides is compared whatever its TTL, and an item whose TTL is more than
+five years old is an ordinary item.
 """
 
 from __future__ import annotations
@@ -14,10 +21,9 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from bridge import attrs
+from bridge import attrs, ttl
 from bridge.attrs import Item
 from bridge.sink import Sink, TableSpec
 
@@ -70,18 +76,6 @@ def differing_attributes(a: Item, b: Item) -> list[str]:
     return [n for n in names if n not in a or n not in b or not attrs.av_equal(a[n], b[n])]
 
 
-def ttl_expired(item: Item, ttl_attribute: str | None, now_s: float) -> bool:
-    if not ttl_attribute:
-        return False
-    value = item.get(ttl_attribute)
-    if not value or "N" not in value:
-        return False  # DynamoDB ignores a TTL attribute that is not a number
-    try:
-        return Decimal(value["N"]) < Decimal(now_s)
-    except ArithmeticError:
-        return False
-
-
 def key_sampled(keys: Item, rate: float) -> bool:
     """Deterministic per-key sampling (crc32 of the canonical key: stable across runs)."""
     if rate >= 1.0:
@@ -118,13 +112,15 @@ class Verifier:
     def _compare(
         self, source: Item | None, target: Item | None, keys: Item, now: float
     ) -> Difference | None:
-        if source is not None and ttl_expired(source, self.spec.ttl_attribute, now):
-            return None  # expired: either presence in the target is right
         if source is None and target is None:
             return None
         if target is None:
+            if ttl.pending_deletion(source, self.spec.ttl_attribute, now):
+                return None  # the target dropped an item DynamoDB is about to delete
             return Difference("missing", keys)
         if source is None:
+            if ttl.pending_deletion(target, self.spec.ttl_attribute, now):
+                return None  # DynamoDB deleted the expired item; its REMOVE is in flight
             return Difference("extra", keys)
         if attrs.items_equal(source, target):
             return None
@@ -138,7 +134,7 @@ class Verifier:
             found = self.sink.read_items(self.spec.target, keys)
             for item, key, target in zip(page, keys, found, strict=True):
                 self.report.source_items += 1
-                if ttl_expired(item, self.spec.ttl_attribute, now):
+                if ttl.pending_deletion(item, self.spec.ttl_attribute, now):
                     self.report.expired_ttl += 1
                 diff = self._compare(item, target, key, now)
                 if diff is not None:

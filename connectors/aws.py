@@ -167,13 +167,20 @@ def table_spec(ddb: Any, settings: Settings, table: str) -> TableSpec:
     range_key = next(
         (k["AttributeName"] for k in desc["KeySchema"] if k["KeyType"] == "RANGE"), None
     )
-    ttl_attribute = None
+    # A failure here is not "no TTL": verify would then report every expired item as
+    # missing, and the CQL sink would keep rows DynamoDB deletes. Declaring the table in
+    # [[tables]] (hash_key, ..., ttl_attribute) is the way around an endpoint that refuses.
     try:
         ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            ttl_attribute = ttl.get("AttributeName")
-    except ClientError:
-        ttl_attribute = None  # some endpoints do not implement TTL; the table then has none
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(
+            exc,
+            f"DescribeTimeToLive {table} (to run without it, declare hash_key, its type and "
+            "ttl_attribute for the table in [[tables]])",
+        ) from exc
+    ttl_attribute = None
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        ttl_attribute = ttl.get("AttributeName")
     return TableSpec(
         source=table,
         target=conf.target_name,

@@ -67,7 +67,12 @@ class AlternatorSink:
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
         for spec in tables:
-            check_names(spec, (self.version_attr, self.tombstone_attr), "attributes")
+            check_names(
+                spec,
+                (self.version_attr, self.tombstone_attr),
+                "attributes",
+                "set version_attribute and tombstone_attribute of the target to other names",
+            )
         self._tables = Tables(tables)
         if self._client is None:
             s = self.settings

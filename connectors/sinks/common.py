@@ -168,13 +168,13 @@ def raise_failures(
     raise error from cause
 
 
-def check_names(spec: TableSpec, reserved: Iterable[str], what: str) -> None:
+def check_names(spec: TableSpec, reserved: Iterable[str], what: str, fix: str) -> None:
     """A key attribute must not collide with a sink's own bookkeeping column or attribute."""
     clash = sorted(set(spec.key_names) & set(reserved))
     if clash:
         raise ConfigError(
             f"table {spec.source}: key attribute(s) {', '.join(clash)} collide with the "
-            f"{what} ddb-bridge keeps next to the item"
+            f"{what} ddb-bridge keeps next to the item: {fix}"
         )
 
 

@@ -3,7 +3,11 @@
 Mapping (DESIGN §3): typed key columns named like the key attributes (S → text,
 N → numeric, B → bytea), `item jsonb` (the whole item as DynamoDB JSON: N values are JSON
 strings there, so jsonb keeps every digit), `version bigint`, `deleted boolean`, and the
-view `<table>_live` of live rows. A REMOVE keeps a tombstone row (`deleted`, `item` NULL).
+view `<table>_live` of live rows. Names: `sql_names` (every identifier quoted, so case is
+kept; a key attribute named like a layout column, or longer than PostgreSQL's 63-byte
+identifiers, gets the column `key_<name>`; a table or view name PostgreSQL would truncate,
+or one that is already another kind of relation, is refused). A REMOVE keeps a tombstone
+row (`deleted`, `item` NULL).
 
 One exception to "item is jsonb": jsonb cannot store the character U+0000, which DynamoDB
 strings and attribute names may hold. For such an item `item_exact bytea` holds its exact
@@ -36,10 +40,10 @@ from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import PostgresTarget
 from bridge.sink import KeyType, SinkCapabilities, TableSpec
+from connectors.sinks import sql_names
 from connectors.sinks.common import (
     KeyValue,
     Tables,
-    check_names,
     coalesce,
     full_image,
     key_identity,
@@ -47,7 +51,7 @@ from connectors.sinks.common import (
     wire_key,
 )
 
-BOOKKEEPING = ("item", "item_exact", "version", "deleted")
+LAYOUT = ("item", "item_exact", "version", "deleted")
 _PG_TYPES: dict[KeyType, str] = {"S": "text", "N": "numeric", "B": "bytea"}
 # SQLSTATE classes worth retrying: connection exception, transaction rollback (serialization,
 # deadlock), insufficient resources, operator intervention (shutdown), system error.
@@ -63,27 +67,35 @@ _CONNECT: dict[str, Any] = {
     "keepalives_count": 3,
 }
 _MAX_IDENT = 63  # PostgreSQL silently truncates longer names: two tables could collide
+# pg_class.relkind as the words of error messages; tables and views as sql_names expects them.
+_RELKINDS = {
+    "r": "table",
+    "p": "table",
+    "v": "view",
+    "m": "materialized view",
+    "i": "index",
+    "I": "index",
+    "S": "sequence",
+    "f": "foreign table",
+    "c": "composite type",
+    "t": "TOAST table",
+}
 
 
 class _PgTable:
     """The statements for one target table."""
 
     def __init__(self, spec: TableSpec, schema: str) -> None:
-        check_names(spec, BOOKKEEPING, "columns")
-        for name in (spec.target, spec.target + "_live", *spec.key_names):
-            if len(name.encode("utf-8")) > _MAX_IDENT:
-                raise ConfigError(
-                    f"table {spec.source}: PostgreSQL name {name!r} is longer than "
-                    f"{_MAX_IDENT} bytes (set target_table to a shorter name)"
-                )
         self.spec = spec
+        self.names = sql_names.plan(spec, LAYOUT, sql_names.exact, _MAX_IDENT)
+        columns = self.names.key_columns
         self.types = [_PG_TYPES[t] for _, t in key_types(spec)]
-        table = sql.Identifier(schema, spec.target)
-        view = sql.Identifier(schema, spec.target + "_live")
-        keys = sql.SQL(", ").join(sql.Identifier(k) for k in spec.key_names)
+        table = sql.Identifier(schema, self.names.table)
+        view = sql.Identifier(schema, self.names.view)
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in columns)
         key_defs = sql.SQL("").join(
             sql.SQL("{} {} NOT NULL, ").format(sql.Identifier(k), sql.SQL(t))
-            for k, t in zip(spec.key_names, self.types, strict=True)
+            for k, t in zip(columns, self.types, strict=True)
         )
         self.ddl = [
             sql.SQL(
@@ -117,7 +129,7 @@ class _PgTable:
             table=table,
             join=sql.SQL(" AND ").join(
                 sql.SQL("t.{} = q.{}").format(sql.Identifier(k), c)
-                for k, c in zip(spec.key_names, q_cols, strict=True)
+                for k, c in zip(columns, q_cols, strict=True)
             ),
         )
         # numeric keys come back as text so that no float or Decimal formatting is involved.
@@ -126,7 +138,7 @@ class _PgTable:
                 sql.SQL("{}::text").format(sql.Identifier(k))
                 if t == "numeric"
                 else sql.Identifier(k)
-                for k, t in zip(spec.key_names, self.types, strict=True)
+                for k, t in zip(columns, self.types, strict=True)
             ),
             table=table,
         )
@@ -191,12 +203,34 @@ class PostgresSink:
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
         schema = self.settings.schema_name
+        if len(schema.encode("utf-8")) > _MAX_IDENT or "\x00" in schema:
+            raise ConfigError(
+                f"schema_name {schema!r} is not a PostgreSQL name (at most {_MAX_IDENT} bytes)"
+            )
+        pg_tables = {spec.target: _PgTable(spec, schema) for spec in tables}
+        sql_names.check_distinct([(t.spec, t.names) for t in pg_tables.values()], sql_names.exact)
         self._tables = Tables(tables)
-        self._sql = {spec.target: _PgTable(spec, schema) for spec in tables}
+        self._sql = pg_tables
         with self._lock:
             conn = self._connection()
             try:
                 with conn.cursor() as cur:
+                    # Under CREATE … IF NOT EXISTS, a relation of another kind holding one of
+                    # our names (a view, an index, a sequence) would be taken silently.
+                    cur.execute(
+                        "SELECT c.relkind::text, c.relname FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                        (
+                            schema,
+                            [n for t in pg_tables.values() for n in (t.names.table, t.names.view)],
+                        ),
+                    )
+                    existing = [(_RELKINDS.get(kind, kind), name) for kind, name in cur.fetchall()]
+                    for table in pg_tables.values():
+                        sql_names.check_existing(
+                            table.spec, table.names, existing, sql_names.exact, f"schema {schema}"
+                        )
                     if create_schema:
                         # Serializes concurrent workers creating the same objects, which
                         # would otherwise race on the catalog (duplicate key in pg_type).
@@ -204,19 +238,14 @@ class PostgresSink:
                         cur.execute(
                             sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
                         )
-                        for table in self._sql.values():
+                        for table in pg_tables.values():
                             for ddl in table.ddl:
                                 cur.execute(ddl)
                     else:
-                        for table in self._sql.values():
-                            cur.execute(
-                                "SELECT 1 FROM information_schema.tables "
-                                "WHERE table_schema = %s AND table_name = %s",
-                                (schema, table.spec.target),
-                            )
-                            if cur.fetchone() is None:
+                        for table in pg_tables.values():
+                            if ("table", table.names.table) not in existing:
                                 raise ConfigError(
-                                    f"target table {schema}.{table.spec.target} does not exist "
+                                    f"target table {schema}.{table.names.table} does not exist "
                                     "(create it with --create-schema)"
                                 )
                 conn.commit()

@@ -1,6 +1,8 @@
 """ScyllaDB / Cassandra sink (CQL, scylla-driver): last-write-wins done by the database.
 
-Mapping of one DynamoDB table to one CQL table (`ddb-bridge schema cql` prints it):
+Mapping of one DynamoDB table to one CQL table (`ddb-bridge schema cql` prints it). Every
+name is quoted in every statement, so the keyspace, table and column names keep their case
+and any character (CQL folds unquoted names to lower case):
 - hash key → partition key column, range key → clustering column, named like the attribute:
   S → text, N → decimal (or an integer type declared in `[[tables]] columns`), B → blob.
   N keys are written in canonical form (`1.0` → `1`): the token is computed from the
@@ -180,10 +182,15 @@ class CqlTable:
                 "underscore, at most 48): set target_table for it in [[tables]]"
             )
         if not _NAME.fullmatch(keyspace):
-            raise ConfigError(f"keyspace {keyspace!r} is not a valid CQL keyspace name")
+            raise ConfigError(
+                f"keyspace {keyspace!r} is not a valid CQL keyspace name (letters, digits, "
+                "underscore, at most 48): set keyspace in the target settings"
+            )
         self.spec = spec
         self.keyspace = keyspace
-        self.table = f"{keyspace}.{spec.target}"
+        # Quoted: unquoted CQL names fold to lower case, so `Orders` would become `orders`
+        # while the metadata check and every message look for `Orders`.
+        self.table = f"{quote(keyspace)}.{quote(spec.target)}"
         declared = {name: _normalize_type(t) for name, t in spec.columns.items()}
         self.keys: list[Column] = []
         for name, typ in key_types(spec):
@@ -223,7 +230,9 @@ class CqlTable:
     # -- DDL --------------------------------------------------------------------------------
 
     def keyspace_ddl(self, replication: str) -> str:
-        return f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = {replication}"
+        return (
+            f"CREATE KEYSPACE IF NOT EXISTS {quote(self.keyspace)} WITH replication = {replication}"
+        )
 
     def table_ddl(self) -> str:
         lines = [f"    {c.ident} {c.cql_type}," for c in self.keys + self.typed]

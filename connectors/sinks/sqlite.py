@@ -2,7 +2,9 @@
 
 One table per DynamoDB table (the target name): a column per key attribute, `item` (the
 whole item as DynamoDB JSON text, lossless; NULL for a tombstone), `version`, `deleted`
-(0/1), and the view `<table>_live` of live rows. Writes are upserts that only replace a row
+(0/1), and the view `<table>_live` of live rows. Names: `sql_names` (a key attribute named
+like a layout column gets the column `key_<name>`; SQLite ignores ASCII case in names, so
+target names differing only in case are refused). Writes are upserts that only replace a row
 holding an older version (a delete wins a tie), so applying any events, in any order, any
 number of times leaves every row at its newest state; a REMOVE keeps a tombstone row so no
 older write can bring the item back.
@@ -30,9 +32,9 @@ from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import SqliteTarget
 from bridge.sink import KeyType, SinkCapabilities, TableSpec
+from connectors.sinks import sql_names
 from connectors.sinks.common import (
     Tables,
-    check_names,
     coalesce,
     full_image,
     key_identity,
@@ -40,7 +42,7 @@ from connectors.sinks.common import (
     wire_key,
 )
 
-BOOKKEEPING = ("item", "version", "deleted")
+LAYOUT = ("item", "version", "deleted")
 _SQL_TYPES: dict[KeyType, str] = {"S": "TEXT", "N": "TEXT", "B": "BLOB"}
 # Primary result codes worth retrying: another writer holds the lock, I/O trouble, disk full.
 _TRANSIENT_CODES = frozenset(
@@ -63,15 +65,24 @@ class _SqlTable:
     """The statements for one target table."""
 
     def __init__(self, spec: TableSpec) -> None:
-        check_names(spec, BOOKKEEPING, "columns")
         self.spec = spec
-        self.name = quote(spec.target)
-        self.view = quote(spec.target + "_live")
-        keys = [quote(k) for k in spec.key_names]
+        self.names = sql_names.plan(spec, LAYOUT, sql_names.sqlite_fold)
+        for name in (self.names.table, self.names.view):
+            if sql_names.sqlite_fold(name).startswith("sqlite_"):
+                raise ConfigError(
+                    f"table {spec.source}: SQLite reserves names starting with sqlite_ "
+                    f"({name!r}): set target_table for {spec.source} in [[tables]]"
+                )
+        self.name = quote(self.names.table)
+        self.view = quote(self.names.view)
+        keys = [quote(k) for k in self.names.key_columns]
         key_list = ", ".join(keys)
         self.ddl = [
             f"CREATE TABLE IF NOT EXISTS {self.name} ("
-            + "".join(f"{quote(n)} {_SQL_TYPES[t]} NOT NULL, " for n, t in key_types(spec))
+            + "".join(
+                f"{column} {_SQL_TYPES[t]} NOT NULL, "
+                for column, (_, t) in zip(keys, key_types(spec), strict=True)
+            )
             + "item TEXT, version INTEGER NOT NULL, deleted INTEGER NOT NULL, "
             f"PRIMARY KEY ({key_list})) WITHOUT ROWID",
             f"CREATE VIEW IF NOT EXISTS {self.view} AS "
@@ -117,23 +128,28 @@ class SqliteSink:
         return conn
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
+        sql = {spec.target: _SqlTable(spec) for spec in tables}
+        sql_names.check_distinct([(t.spec, t.names) for t in sql.values()], sql_names.sqlite_fold)
         self._tables = Tables(tables)
-        self._sql = {spec.target: _SqlTable(spec) for spec in tables}
+        self._sql = sql
         with self._lock:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
             try:
+                existing = conn.execute(
+                    "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"
+                ).fetchall()
                 for table in self._sql.values():
+                    sql_names.check_existing(
+                        table.spec, table.names, existing, sql_names.sqlite_fold, self.path
+                    )
                     if create_schema:
                         for ddl in table.ddl:
                             conn.execute(ddl)
-                    elif not conn.execute(
-                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (table.spec.target,),
-                    ).fetchone():
+                    elif ("table", table.names.table) not in existing:
                         raise ConfigError(
-                            f"target table {table.spec.target!r} does not exist in {self.path} "
+                            f"target table {table.names.table!r} does not exist in {self.path} "
                             "(create it with --create-schema)"
                         )
             except sqlite3.Error as exc:

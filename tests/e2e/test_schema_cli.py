@@ -48,9 +48,9 @@ replication = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
     done = run_cli(config, "--table", "orders")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
-        "CREATE KEYSPACE IF NOT EXISTS shop WITH replication = "
+        'CREATE KEYSPACE IF NOT EXISTS "shop" WITH replication = '
         "{'class': 'NetworkTopologyStrategy', 'dc1': 3};\n\n"
-        "CREATE TABLE IF NOT EXISTS shop.orders (\n"
+        'CREATE TABLE IF NOT EXISTS "shop"."orders" (\n'
         '    "customer" text,\n'
         '    "order_no" bigint,\n'
         '    "status" text,\n'
@@ -76,8 +76,22 @@ def test_key_schema_from_describe_table(
     config.write_text(f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n')
     done = run_cli(config, "--table", table)
     assert done.returncode == 0, done.stderr
-    assert f'CREATE TABLE IF NOT EXISTS migrated.{table} (\n    "id" blob,\n' in done.stdout
+    assert f'CREATE TABLE IF NOT EXISTS "migrated"."{table}" (\n    "id" blob,\n' in done.stdout
     assert 'PRIMARY KEY ("id")' in done.stdout
+
+
+def test_names_keep_their_case_and_characters(tmp_path: Path) -> None:
+    """Unquoted, CQL would create `shop.orders` for `Shop.Orders` and then not find it."""
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[[tables]]\nname = "Orders"\nhash_key = \'Key "1" é\'\n'
+        '[targets.cql]\ntype = "scylla"\nkeyspace = "Shop"\n'
+    )
+    done = run_cli(config, "--table", "Orders", "--target", "cql")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('CREATE KEYSPACE IF NOT EXISTS "Shop" WITH')
+    assert 'CREATE TABLE IF NOT EXISTS "Shop"."Orders" (\n    "Key ""1"" é" text,\n' in done.stdout
+    assert 'PRIMARY KEY ("Key ""1"" é")' in done.stdout
 
 
 def test_a_table_name_cql_cannot_hold_is_a_config_error(tmp_path: Path) -> None:

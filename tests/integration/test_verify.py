@@ -195,3 +195,193 @@ def test_verify_works_for_every_sink(
     assert by_kind["different"].attributes == ["status"]
     assert by_kind["missing"].keys == keys
     assert by_kind["extra"].keys["pk"] == extra["pk"]
+
+
+# -- TTL -------------------------------------------------------------------------------------
+
+HOUR = 3600
+SIX_YEARS = 6 * 365 * 24 * HOUR
+
+
+def _ttl_item(i: int, expires: float | None) -> dict[str, Any]:
+    item = sample_item(i, pad=1)
+    if expires is not None:
+        item["expires"] = {"N": str(int(expires))}
+    return item
+
+
+@pytest.mark.parametrize("kind", TARGETS)
+def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
+    kind: str,
+    tmp_path: Path,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    unique_name: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    """An expired TTL excuses a missing row only while DynamoDB's TTL will still delete the
+    item (expiry within the last five years); a row that differs is always a difference, and
+    a target-only row is excused only when its own TTL says DynamoDB deleted it."""
+    import time
+
+    from bridge.registry import sink_class
+    from connectors import aws
+
+    pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
+    table = unique_name("vttl")
+    create_stream_table(ddb_client, table, view=None)
+    ddb_client.update_time_to_live(
+        TableName=table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"},
+    )
+    now = time.time()
+    recent, ancient = now - HOUR, now - SIX_YEARS
+    plain = [_ttl_item(i, None) for i in range(5)] + [_ttl_item(5, now + HOUR)]
+    pending_missing = _ttl_item(10, recent)  # excused: DynamoDB will delete it soon
+    pending_different = _ttl_item(11, recent)  # target holds another value: different
+    ancient_missing = _ttl_item(12, ancient)  # DynamoDB never deletes it: missing
+    ancient_different = _ttl_item(13, ancient)  # different
+    source = [*plain, pending_missing, pending_different, ancient_missing, ancient_different]
+    for item in source:
+        ddb_client.put_item(TableName=table, Item=attrs.to_boto(item))
+    deleted_by_ttl = _ttl_item(20, recent)  # target only, REMOVE still in flight: excused
+    never_in_source = _ttl_item(21, ancient)  # target only, TTL too old to be deleted: extra
+
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
+        f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+    )
+    settings = load_settings(config)
+    spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
+    assert spec.ttl_attribute == "expires"
+    in_target = [
+        *plain,
+        dict(pending_different, name={"S": "stale"}),
+        dict(ancient_different, name={"S": "stale"}),
+        deleted_by_ttl,
+        never_in_source,
+    ]
+    sink = sink_class(kind)(settings.target("t"))
+    sink.open([spec], create_schema=True)
+    try:
+        sink.write_batch(
+            [ChangeEvent.snapshot(table, it, spec.key_names, 10, Origin.SCAN) for it in in_target]
+        )
+    finally:
+        sink.close()
+
+    report = verify_table(settings, table, "t", recheck_delay_s=0)
+    found = {(d.kind, d.keys["pk"]["S"]) for d in report.examples}
+    assert found == {
+        ("different", pending_different["pk"]["S"]),
+        ("different", ancient_different["pk"]["S"]),
+        ("missing", ancient_missing["pk"]["S"]),
+        ("extra", never_in_source["pk"]["S"]),
+    }, report
+    assert (report.missing, report.extra, report.different) == (1, 1, 2)
+    assert report.expired_ttl == 2  # the two items DynamoDB may still delete
+
+
+def test_verify_stops_when_describe_time_to_live_fails(
+    tmp_path: Path,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    unique_name: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """DescribeTimeToLive refused (here: access denied, answered in place of moto) is an error
+    naming the call, not "the table has no TTL" (which would make verify report every
+    expired item as missing and apply ignore TTL)."""
+    from botocore.awsrequest import AWSResponse
+
+    from bridge.cli.main import main
+    from connectors import aws
+
+    table = unique_name("vttlerr")
+    items = make_table(ddb_client, table, 3)
+    config = write_config(tmp_path, dynamodb_endpoint, tmp_path / "t.db")
+    copy_to_sqlite(load_settings(config), table, items)
+    real_client = aws.client
+
+    class _Raw:
+        def stream(self, **_: Any) -> Any:
+            return iter([b""])
+
+    def deny(**_: Any) -> AWSResponse:
+        body = b'{"__type":"AccessDeniedException","message":"not authorized: TTL"}'
+        response = AWSResponse("", 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw())
+        response._content = body  # type: ignore[attr-defined]
+        return response
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        made = real_client(service, *args, **kwargs)
+        made.meta.events.register("before-send.dynamodb.DescribeTimeToLive", deny)
+        return made
+
+    monkeypatch.setattr(aws, "client", client)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    code = main(["verify", "--table", table, "--config", str(config), "--recheck-delay-s", "0"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "DescribeTimeToLive" in err and table in err and "AccessDenied" in err
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_verify_reads_tables_with_awkward_names(
+    kind: str,
+    tmp_path: Path,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    unique_name: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A capitalised table whose key attributes are named like the SQL layout's columns."""
+    from bridge.registry import sink_class
+    from connectors import aws
+
+    pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
+    table = "Orders." + unique_name("v")
+    ddb_client.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "version", "KeyType": "HASH"},
+            {"AttributeName": "deleted", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "version", "AttributeType": "N"},
+            {"AttributeName": "deleted", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [
+        {"version": {"N": str(i)}, "deleted": {"S": "no"}, "item": {"S": f"i{i}"}}
+        for i in range(20)
+    ]
+    for item in items:
+        ddb_client.put_item(TableName=table, Item=attrs.to_boto(item))
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+    )
+    settings = load_settings(config)
+    spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
+    sink = sink_class(kind)(settings.target("t"))
+    sink.open([spec], create_schema=True)
+    try:
+        sink.write_batch(
+            [ChangeEvent.snapshot(table, it, spec.key_names, 10, Origin.SCAN) for it in items]
+        )
+        assert verify_table(settings, table, "t", recheck_delay_s=0).ok
+        changed = dict(items[4], item={"S": "changed"})
+        sink.write_batch([ChangeEvent.snapshot(table, changed, spec.key_names, 20, Origin.SCAN)])
+    finally:
+        sink.close()
+    report = verify_table(settings, table, "t", recheck_delay_s=0)
+    assert report.different == 1 and report.differences == 1
+    assert report.examples[0].keys == {"version": {"N": "4"}, "deleted": {"S": "no"}}
+    assert report.examples[0].attributes == ["item"]

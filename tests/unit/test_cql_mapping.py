@@ -132,17 +132,19 @@ TYPED = {
 def test_ddl_for_keys_typed_columns_and_map() -> None:
     _, session, table = open_sink(columns={"sk": "bigint", "name": "text", "tags": "set<text>"})
     assert session.executed == [
-        "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = "
+        'CREATE KEYSPACE IF NOT EXISTS "ks" WITH replication = '
         "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}",
-        "CREATE TABLE IF NOT EXISTS ks.orders (\n"
+        'CREATE TABLE IF NOT EXISTS "ks"."orders" (\n'
         '    "pk" text,\n    "sk" bigint,\n    "name" text,\n    "tags" set<text>,\n'
         '    "attrs" map<text, text>,\n    PRIMARY KEY (("pk"), "sk")\n)',
     ]
     assert table.insert_cql == (
-        'INSERT INTO ks.orders ("pk", "sk", "name", "tags", "attrs") '
+        'INSERT INTO "ks"."orders" ("pk", "sk", "name", "tags", "attrs") '
         "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
     )
-    assert table.delete_cql == 'DELETE FROM ks.orders USING TIMESTAMP ? WHERE "pk" = ? AND "sk" = ?'
+    assert table.delete_cql == (
+        'DELETE FROM "ks"."orders" USING TIMESTAMP ? WHERE "pk" = ? AND "sk" = ?'
+    )
 
 
 @pytest.mark.parametrize("columns", [{}, TYPED], ids=["map-only", "typed"])
@@ -568,3 +570,100 @@ def test_write_batch_failures_transient_first_then_permanent() -> None:
 
     with pytest.raises(PermanentError, match=r'orders key \{"pk":\{"S":"k3"\}'):
         _open_async(AsyncSession(rejected), 8).write_batch(events)
+
+
+# -- identifiers --------------------------------------------------------------------------
+
+_CQL_IDENT = re.compile(r'"((?:[^"]|"")*)"|([A-Za-z_][A-Za-z0-9_]*)')
+
+
+def resolve(identifier: str) -> str:
+    """A CQL identifier as the server reads it: unquoted names fold to lower case, quoted
+    names keep every character ("" stands for one quote)."""
+    match = _CQL_IDENT.fullmatch(identifier)
+    assert match is not None, identifier
+    quoted, bare = match.groups()
+    return quoted.replace('""', '"') if quoted is not None else bare.lower()
+
+
+def table_of(statement: str) -> tuple[str, str]:
+    """The (keyspace, table) a statement addresses, resolved by CQL rules."""
+    name = r'(?:"(?:[^"]|"")*"|\w+)'
+    match = re.search(rf"(?:TABLE IF NOT EXISTS|INTO|FROM) ({name})\.({name})", statement)
+    assert match is not None, statement
+    return resolve(match.group(1)), resolve(match.group(2))
+
+
+def test_keyspace_and_table_names_keep_their_case_in_every_statement() -> None:
+    """`Orders` unquoted is `orders` to the server, which the sink then reports missing."""
+    spec = TableSpec(source="Orders", target="Orders", hash_key="pk", hash_type="S")
+    settings = ScyllaTarget(type="scylla", keyspace="Migrated_KS")
+    keyspace_ddl, table_ddl = scylla.ddl(spec, settings)
+    ks = re.match(r"CREATE KEYSPACE IF NOT EXISTS (\S+) WITH", keyspace_ddl)
+    assert ks is not None and resolve(ks.group(1)) == "Migrated_KS"
+    table = CqlTable(spec, "Migrated_KS")
+    statements = [table_ddl, table.insert_cql, table.delete_cql, table.select_cql]
+    statements.append(table.scan_cql)
+    for statement in statements:
+        assert table_of(statement) == ("Migrated_KS", "Orders"), statement
+
+
+def test_open_without_create_finds_a_table_by_its_exact_name() -> None:
+    class Meta:
+        def __init__(self, tables: list[str]) -> None:
+            self.tables = dict.fromkeys(tables)
+
+    class Cluster:
+        def __init__(self, keyspaces: dict[str, Meta]) -> None:
+            self.metadata = type("M", (), {"keyspaces": keyspaces})()
+
+    spec = TableSpec(source="Orders", target="Orders", hash_key="pk", hash_type="S")
+    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="KS"))
+    session = RecordingSession()
+    sink._session = session
+    sink.open([spec], create_schema=True)  # records the table's columns for prepare
+    sink._cluster = Cluster({"KS": Meta(["orders"])})  # what unquoted DDL would have made
+    with pytest.raises(ConfigError, match="does not exist"):
+        sink.open([spec])
+    sink._cluster = Cluster({"KS": Meta(["Orders"])})
+    sink.open([spec])
+
+
+def test_any_attribute_name_as_key_typed_and_map_column() -> None:
+    """Quotes, spaces, dots, non-ASCII and upper case in key, typed and map column names:
+    each statement names exactly those columns, and an item round-trips through them."""
+    hash_key, range_key, typed = 'Id "x" é.名', "Sort Key", "Price.Ü"
+    spec = TableSpec(
+        source="orders",
+        target="orders",
+        hash_key=hash_key,
+        hash_type="S",
+        range_key=range_key,
+        range_type="N",
+        columns={typed: "decimal"},
+    )
+    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="ks", map_column="All Attrs"))
+    session = RecordingSession()
+    sink._session = session
+    sink.open([spec], create_schema=True)
+    table = sink._cql["orders"]
+    (columns,) = session.columns.values()
+    assert list(columns) == [hash_key, range_key, typed, "All Attrs"]
+    primary = re.search(r"PRIMARY KEY \(\((.+)\), (.+)\)", session.executed[1])
+    assert primary is not None
+    assert [resolve(primary.group(1)), resolve(primary.group(2))] == [hash_key, range_key]
+
+    item = {hash_key: {"S": "a"}, range_key: {"N": "2"}, typed: {"N": "1.5"}, "x y": {"S": "z"}}
+    event = ChangeEvent(
+        "orders",
+        Op.MODIFY,
+        {hash_key: item[hash_key], range_key: item[range_key]},
+        BASE,
+        Origin.STREAM,
+        new_image=item,
+    )
+    ((bound, _),) = sink.statements([event])
+    values = decode(bound)
+    assert attrs.items_equal(table.row_to_item(row_of(table, values)), item)
+    where = re.findall(r'("(?:[^"]|"")*") = \?', table.select_cql)
+    assert [resolve(w) for w in where] == [hash_key, range_key]

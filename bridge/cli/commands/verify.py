@@ -133,7 +133,7 @@ def print_report(report: VerifyReport) -> None:
         f"verify {report.table} -> {report.target}"
         + (f" (sample {report.sample_rate:g})" if report.sample_rate < 1 else ""),
         f"  source items checked : {report.source_items}"
-        + (f" ({report.expired_ttl} with expired TTL)" if report.expired_ttl else ""),
+        + (f" ({report.expired_ttl} expired, awaiting TTL deletion)" if report.expired_ttl else ""),
         f"  target rows checked  : {report.target_rows_checked}",
         f"  missing in target    : {report.missing}",
         f"  only in target       : {report.extra}",
