@@ -255,6 +255,7 @@ def run_backfill(
     job = BackfillJob(
         table=req.table,
         key_names=spec.key_names,
+        key_types=tuple(t for t in (spec.hash_type, spec.range_type) if t is not None),
         ttl_attribute=spec.ttl_attribute if skip_expired else None,
         publisher=publisher,
         store=store,
