@@ -462,3 +462,25 @@ def test_bad_keys_stop_naming_the_line_or_go_to_the_dlq(
     assert all(h["ddb.reason"] for h in headers)
     published = decode_all(consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), 5))
     assert {k for k, _ in published} == {key_of(g["Item"]) for g in good}
+
+
+def test_bad_keys_in_an_incremental_export_go_to_the_dlq(
+    tmp_path: Path, env: Any, kafka_bootstrap: str
+) -> None:
+    table, settings, run = env
+    a, b = sample_item(1, pad=5), sample_item(2, pad=5)
+    wrong_type = change(a, a, None, 2)
+    wrong_type["Keys"]["pk"] = {"N": "1"}  # the table's hash key is a string
+    no_range = change(b, None, b, 3)
+    del no_range["Keys"]["sk"]
+    frm, to = EXPORT_TIME - timedelta(hours=2), EXPORT_TIME
+    folder = build_export(
+        tmp_path, [[change(a, a, None, 1), wrong_type, no_range]], incremental=(frm, to)
+    )
+    outcome = run(dir=str(folder.root), skip_bad_lines=True)
+    assert outcome.complete
+    assert (outcome.stats.published, outcome.stats.skipped_bad) == (1, 2)
+    dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 2)
+    reasons = {dict(m.headers())["ddb.line"]: dict(m.headers())["ddb.reason"] for m in dlq}
+    assert b"key attribute 'pk' must be a non-empty S" in reasons[b"2"]
+    assert b"key attribute 'sk' is missing" in reasons[b"3"]
