@@ -484,3 +484,27 @@ def test_bad_keys_in_an_incremental_export_go_to_the_dlq(
     reasons = {dict(m.headers())["ddb.line"]: dict(m.headers())["ddb.reason"] for m in dlq}
     assert b"key attribute 'pk' must be a non-empty S" in reasons[b"2"]
     assert b"key attribute 'sk' is missing" in reasons[b"3"]
+
+
+def test_a_run_recorded_from_another_manifest_of_the_export_is_not_resumed(
+    tmp_path: Path, env: Any
+) -> None:
+    _, _, run = env
+    folder = build_export(tmp_path, [items(0, 10), items(10, 10), items(20, 10)])
+    whole = list(folder.files)
+    # A copy whose manifests were all rewritten to match (nothing to tell it is partial).
+    del folder.files[1]
+    folder.summary["itemCount"] = 20
+    folder.write_manifest_files()
+    folder.write_summary()
+    first = run(dir=str(tmp_path))
+    assert first.complete and first.stats.published == 20
+
+    folder.files[:] = whole
+    folder.summary["itemCount"] = 30
+    folder.write_manifest_files()
+    folder.write_summary()
+    with pytest.raises(BadInputError, match=r"listing 2 files, but .* lists 3.*--new-run"):
+        run(dir=str(tmp_path))
+    again = run(dir=str(tmp_path), new_run=True)
+    assert again.complete and again.stats.published == 30
