@@ -242,6 +242,16 @@ def run_backfill(
             ),
             [f.key for f in manifest.files],
         )
+        labels = [p.label for p in store.parts(run)]
+        if labels != [f.key for f in manifest.files]:
+            # Parts are files by position: a run recorded from another manifest (an earlier,
+            # partial copy of this export) would read the wrong files under the right names.
+            raise s3_export.BadInputError(
+                f"back-fill run {run.run_id} of {req.table} was recorded from a manifest "
+                f"listing {len(labels)} files, but {manifest.location} lists "
+                f"{len(manifest.files)} (or others): the export changed since; "
+                f"start over with --new-run"
+            )
         stats.total_items = manifest.item_count
     if run.state == DONE:
         return BackfillOutcome(run, stats, complete=True, already_complete=True)
@@ -255,6 +265,7 @@ def run_backfill(
     job = BackfillJob(
         table=req.table,
         key_names=spec.key_names,
+        key_types=tuple(t for t in (spec.hash_type, spec.range_type) if t is not None),
         ttl_attribute=spec.ttl_attribute if skip_expired else None,
         publisher=publisher,
         store=store,

@@ -40,6 +40,7 @@ class BackfillJob:
     stats: Stats = field(default_factory=Stats)
     stop: threading.Event = field(default_factory=threading.Event)
     skip_bad_lines: bool = False
+    key_types: tuple[str, ...] = ()  # S, N or B per key attribute (empty: not checked)
     now_s: float = field(default_factory=time.time)  # TTL reference, fixed for the run
     _active: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -7,6 +7,20 @@ files — full exports `{"Item": …}`, incremental exports `{"Keys": …, "NewI
 "OldImage": …}` (no NewImage: the item was deleted → REMOVE). Each data file is a part of
 the run, claimed through the lease table so several workers share the files.
 
+Where data files are: `dataFileS3Key` is a key from the bucket root. A full export keeps its
+files in `<prefix>/AWSDynamoDB/<export id>/data/`; an incremental export in the folder that
+every export under the prefix shares, `<prefix>/AWSDynamoDB/data/`. Keys are resolved against
+the place the manifests were found (the bucket, or the local folder standing for it: the
+manifest's own `manifestFilesS3Key` names where it sits), and any key that leaves
+`<prefix>/AWSDynamoDB/` (`..`, an absolute path, another prefix, a symlink out of the local
+folder) is refused: a manifest must not make the reader open files it does not own.
+
+Completeness: an export copied or synced in part must not read as a whole one. The
+manifests are checked against their checksum files (`.md5` / `.checksum`, base64 or hex MD5,
+where present), the per-file `itemCount`s must add up to the summary's `itemCount`, and
+each file must hold exactly its `itemCount` lines; otherwise the back-fill stops, naming
+what disagrees. A file's line count is checked before it is recorded as done.
+
 Delivery guarantee: at-least-once, per file. A file's checksum is verified before any of
 its lines is published; lines are streamed (gunzip + one line at a time), never loaded
 whole; a file is marked DONE only after Kafka acknowledged all of its records (the producer
@@ -24,16 +38,18 @@ image live in the target until the stream's TTL delete arrives.
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hashlib
 import logging
+import re
 import tempfile
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -52,6 +68,10 @@ log = logging.getLogger(__name__)
 
 SUMMARY = "manifest-summary.json"
 FILES = "manifest-files.json"
+AREA = "AWSDynamoDB"  # the folder DynamoDB writes below the export prefix
+# The manifests' checksum files: `.md5` in the exports seen (24 bytes: base64 of the MD5),
+# `.checksum` in AWS's documentation (content unspecified: base64 or hex MD5 accepted).
+CHECKSUM_SUFFIXES = (".md5", ".checksum")
 STATS_EVERY = 4096  # lines between shared-counter updates (keeps the hot loop lock-free)
 
 
@@ -64,6 +84,45 @@ class DataFile:
     key: str  # dataFileS3Key as the manifest gives it (from the bucket root)
     md5: str | None  # base64 MD5 of the compressed bytes
     item_count: int | None
+
+
+@dataclass(frozen=True)
+class ExportKeys:
+    """Where the manifests say the export lives, as keys from the bucket root."""
+
+    export_key: str  # <prefix>/AWSDynamoDB/<export id>: the manifests' folder
+    area_key: str  # <prefix>/AWSDynamoDB: every data file of the export lies below it
+
+    @property
+    def export_id(self) -> str:
+        return self.export_key.rsplit("/", 1)[-1]
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], where: str) -> ExportKeys:
+        files_key = summary.get("manifestFilesS3Key")
+        if not isinstance(files_key, str) or not files_key.endswith(f"/{FILES}"):
+            raise BadInputError(
+                f"{where}/{SUMMARY}: manifestFilesS3Key {files_key!r} is missing or does not "
+                f"name a {FILES}; without it the data files cannot be located"
+            )
+        export_key = files_key[: -len(FILES) - 1]
+        area_key, _, export_id = export_key.rpartition("/")
+        if area_key.rsplit("/", 1)[-1] != AREA or not export_id:
+            raise BadInputError(
+                f"{where}/{SUMMARY}: manifestFilesS3Key {files_key!r} is not "
+                f"<prefix>/{AREA}/<export id>/{FILES}, the layout DynamoDB writes"
+            )
+        return cls(export_key, area_key)
+
+    def below_area(self, key: str) -> str:
+        """A data file's path below `<prefix>/AWSDynamoDB/`; refuses any key that leaves it."""
+        parts = key.split("/")
+        if not key.startswith(self.area_key + "/") or any(p in ("", ".", "..") for p in parts):
+            raise BadInputError(
+                f"{key}: data file listed in {FILES} lies outside the export's prefix "
+                f"{self.area_key}/; refused (a manifest may only name files of its own export)"
+            )
+        return key[len(self.area_key) + 1 :]
 
 
 @dataclass(frozen=True)
@@ -99,24 +158,45 @@ def _parse_time(value: Any, what: str) -> int:
 
 
 class ExportLocation:
-    """Reads manifests and verified data files of one export (its root: the manifests' folder)."""
+    """Reads manifests and verified data files of one export (its root: the manifests' folder).
+
+    The manifests' folder is found first; `bind` then gives the keys the manifest names for
+    it, so that a data key (from the bucket root) can be placed relative to where the
+    manifests really are: the export's own folder maps to the root, `<prefix>/AWSDynamoDB/`
+    to the root's parent. In an uncopied bucket this is the key itself; in a local copy it is
+    the folder standing for the bucket root (or for the prefix, when only the prefix was
+    copied); a renamed export folder still finds its own data.
+    """
 
     description: str
-    root_key: str  # the export's root as a key from the bucket root (from manifestFilesS3Key)
+    keys: ExportKeys | None = None
 
     def read(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def read_optional(self, name: str) -> bytes | None:
+        """A file of the manifests' folder, or None when it is not there."""
         raise NotImplementedError
 
     def open_verified(self, data: DataFile) -> tuple[IO[bytes], int]:
         """The file's compressed bytes, checked against the manifest's MD5, and their size."""
         raise NotImplementedError
 
-    def relative(self, key: str) -> str:
-        """A data file's path below the export root (the export may have been copied)."""
-        root = self.root_key.rstrip("/")
-        if root and key.startswith(root + "/"):
-            return key[len(root) + 1 :]
-        return "data/" + PurePosixPath(key).name
+    def locate(self, data: DataFile) -> str:
+        """Where a data file is read from; refuses a file outside the export's prefix."""
+        raise NotImplementedError
+
+    def bind(self, keys: ExportKeys) -> None:
+        self.keys = keys
+
+    def placed(self, key: str) -> tuple[bool, str]:
+        """(below the export's own folder?, path below it or below `<prefix>/AWSDynamoDB/`)."""
+        assert self.keys is not None, "bind() the manifest's keys first"
+        rel = self.keys.below_area(key)
+        head, _, rest = rel.partition("/")
+        if head == self.keys.export_id and rest:
+            return True, rest
+        return False, rel
 
 
 def _check_md5(data: DataFile, digest: bytes) -> None:
@@ -148,7 +228,6 @@ class LocalExport(ExportLocation):
                 )
             self.root = found[0].parent
         self.description = str(self.root)
-        self.root_key = ""
 
     def read(self, name: str) -> bytes:
         path = self.root / name
@@ -157,8 +236,29 @@ class LocalExport(ExportLocation):
         except FileNotFoundError as exc:
             raise BadInputError(f"{path}: missing from the export") from exc
 
+    def read_optional(self, name: str) -> bytes | None:
+        path = self.root / name
+        return path.read_bytes() if path.is_file() else None
+
+    def locate(self, data: DataFile) -> str:
+        return str(self.path_of(data))
+
+    def path_of(self, data: DataFile) -> Path:
+        own, rel = self.placed(data.key)
+        area = self.root.parent
+        path = (self.root if own else area) / rel
+        # A symlink (of the file or of a folder on the way) may not lead out of the folder
+        # that stands for <prefix>/AWSDynamoDB/.
+        resolved, allowed = path.resolve(), area.resolve()
+        if not resolved.is_relative_to(allowed):
+            raise BadInputError(
+                f"{data.key}: data file listed in {FILES} resolves to {resolved}, outside the "
+                f"export's prefix ({allowed}); refused"
+            )
+        return path
+
     def open_verified(self, data: DataFile) -> tuple[IO[bytes], int]:
-        path = self.root / self.relative(data.key)
+        path = self.path_of(data)
         try:
             md5 = hashlib.md5(usedforsecurity=False)
             with path.open("rb") as fh:
@@ -168,7 +268,9 @@ class LocalExport(ExportLocation):
             return path.open("rb"), path.stat().st_size
         except FileNotFoundError as exc:
             raise BadInputError(
-                f"{data.key}: data file listed in {FILES} is missing ({path})"
+                f"{data.key}: data file listed in {FILES} is missing ({path}; copy the "
+                f"export's keys as they are in the bucket, below one folder: an incremental "
+                f"export's data is in {AREA}/data/, beside the export's own folder)"
             ) from exc
 
 
@@ -196,7 +298,6 @@ class S3Export(ExportLocation):
                 )
             prefix = found[0][: -len(SUMMARY)].rstrip("/")
         self.prefix = prefix
-        self.root_key = prefix
         self.description = f"s3://{self.bucket}/{prefix}"
 
     def _exists(self, key: str) -> bool:
@@ -226,17 +327,33 @@ class S3Export(ExportLocation):
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def read(self, name: str) -> bytes:
+        body = self.read_optional(name)
+        if body is None:
+            raise BadInputError(f"s3://{self.bucket}/{self._key(name)}: missing from the export")
+        return body
+
+    def read_optional(self, name: str) -> bytes | None:
         key = self._key(name)
         try:
             body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             return body
         except Exception as exc:
             if error_code(exc) in ("NoSuchKey", "404"):
-                raise BadInputError(f"s3://{self.bucket}/{key}: missing from the export") from exc
+                return None
             raise translate(exc, f"GetObject s3://{self.bucket}/{key}") from exc
 
+    def locate(self, data: DataFile) -> str:
+        return f"s3://{self.bucket}/{self.key_of(data)}"
+
+    def key_of(self, data: DataFile) -> str:
+        own, rel = self.placed(data.key)
+        if own:
+            return self._key(rel)
+        area = self.prefix.rpartition("/")[0]
+        return f"{area}/{rel}" if area else rel
+
     def open_verified(self, data: DataFile) -> tuple[IO[bytes], int]:
-        key = self._key(self.relative(data.key))
+        key = self.key_of(data)
         # Spooled to a temporary file on disk while the MD5 is computed: memory stays flat,
         # and no line is published before the whole file is known to be intact.
         spool = tempfile.TemporaryFile(prefix="ddb-bridge-export-")  # noqa: SIM115
@@ -262,43 +379,113 @@ class S3Export(ExportLocation):
             raise translate(exc, f"GetObject s3://{self.bucket}/{key}") from exc
 
 
-def read_manifest(location: ExportLocation) -> ExportManifest:
+def _md5_matches(expected_text: bytes, digest: bytes) -> bool | None:
+    """Whether a checksum file's text is this MD5 (base64 or hex); None: not an MD5 text."""
+    text = expected_text.strip().decode("ascii", "replace")
+    if re.fullmatch(r"[0-9a-fA-F]{32}", text):
+        return text.lower() == digest.hex()
     try:
-        summary = orjson.loads(location.read(SUMMARY))
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded == digest if len(decoded) == 16 else None
+
+
+def _check_manifest(location: ExportLocation, name: str, content: bytes) -> None:
+    """Check a manifest against its checksum files, where the copy has them."""
+    digest = hashlib.md5(content, usedforsecurity=False).digest()
+    stem = name.removesuffix(".json")
+    for suffix in CHECKSUM_SUFFIXES:
+        checksum_name = stem + suffix
+        expected = location.read_optional(checksum_name)
+        if expected is None:
+            continue
+        verdict = _md5_matches(expected, digest)
+        if verdict is None:
+            log.warning(
+                "manifest checksum file not understood; manifest not verified by it",
+                extra={"file": f"{location.description}/{checksum_name}"},
+            )
+        elif not verdict:
+            raise BadInputError(
+                f"{location.description}/{name}: its MD5 "
+                f"{base64.b64encode(digest).decode('ascii')} does not match {checksum_name} "
+                f"({expected.strip().decode('ascii', 'replace')[:64]}): the manifest is "
+                f"incomplete or altered (a partial copy or sync?); nothing was published"
+            )
+
+
+def _count(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise BadInputError(f"{what}: itemCount {value!r} is not a count")
+    return value
+
+
+def read_manifest(location: ExportLocation) -> ExportManifest:
+    summary_bytes = location.read(SUMMARY)
+    _check_manifest(location, SUMMARY, summary_bytes)
+    try:
+        summary = orjson.loads(summary_bytes)
     except orjson.JSONDecodeError as exc:
         raise BadInputError(f"{location.description}/{SUMMARY}: not JSON: {exc}") from exc
+    if type(summary) is not dict:
+        raise BadInputError(f"{location.description}/{SUMMARY}: not a JSON object")
     fmt = summary.get("outputFormat", "DYNAMODB_JSON")
     if fmt != "DYNAMODB_JSON":
         raise BadInputError(
             f"{location.description}: export format {fmt} is not supported; request the "
             f"export with ExportFormat DYNAMODB_JSON"
         )
-    export_type = summary.get("exportType", "FULL_EXPORT")
+    # Full exports' summaries carry no exportType (version 2020-06-30); incremental ones do.
+    export_type = summary.get("exportType") or "FULL_EXPORT"
     if export_type == "INCREMENTAL_EXPORT":
         start_us = _parse_time(summary.get("exportToTime"), "exportToTime")
-    else:
+    elif export_type == "FULL_EXPORT":
         start_us = _parse_time(summary.get("exportTime"), "exportTime")
-    files_key = summary.get("manifestFilesS3Key")
-    if isinstance(files_key, str) and "/" in files_key and not location.root_key:
-        location.root_key = files_key.rsplit("/", 1)[0]
+    else:
+        raise BadInputError(f"{location.description}/{SUMMARY}: unknown exportType {export_type!r}")
+    location.bind(ExportKeys.from_summary(summary, location.description))
+    files_bytes = location.read(FILES)
+    _check_manifest(location, FILES, files_bytes)
     files: list[DataFile] = []
-    for n, line in enumerate(location.read(FILES).splitlines(), 1):
+    for n, line in enumerate(files_bytes.splitlines(), 1):
         if not line.strip():
             continue
         try:
             entry = orjson.loads(line)
+            key = entry["dataFileS3Key"]
+            if type(key) is not str:
+                raise TypeError(f"dataFileS3Key {key!r} is not a string")
             files.append(
                 DataFile(
-                    key=entry["dataFileS3Key"],
+                    key=key,
                     md5=entry.get("md5Checksum"),
-                    item_count=entry.get("itemCount"),
+                    item_count=_count(entry.get("itemCount"), f"{FILES} line {n}"),
                 )
             )
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise BadInputError(f"{FILES} line {n}: not a data-file entry: {exc}") from exc
-    item_count = summary.get("itemCount")
-    if item_count is None and all(f.item_count is not None for f in files):
-        item_count = sum(f.item_count or 0 for f in files)
+    for data in files:
+        location.locate(data)  # every file inside the export's prefix, before any is read
+    item_count = _count(summary.get("itemCount"), f"{location.description}/{SUMMARY}")
+    counts = [f.item_count for f in files]
+    if None in counts:
+        log.warning(
+            "some manifest entries have no itemCount: the export's completeness is not checked",
+            extra={"export": location.description},
+        )
+    else:
+        listed = sum(c or 0 for c in counts)
+        if item_count is None:
+            item_count = listed
+        elif listed != item_count:
+            raise BadInputError(
+                f"{location.description}/{FILES} lists {len(files)} files with {listed} items "
+                f"in all, but {SUMMARY}'s itemCount is {item_count}: the export is incomplete "
+                f"(a partial copy or sync?); nothing was published"
+            )
     return ExportManifest(
         export_arn=str(summary.get("exportArn") or location.description),
         export_type=export_type,
@@ -307,6 +494,18 @@ def read_manifest(location: ExportLocation) -> ExportManifest:
         files=files,
         location=location.description,
     )
+
+
+def _check_key(keys: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> None:
+    """Key attributes must have the table's key types and be non-empty, as DynamoDB's are."""
+    for name, want in checks:
+        av = keys[name]
+        value = av.get(want) if type(av) is dict and len(av) == 1 else None
+        if type(value) is not str or not value:
+            raise AttributeTypeError(
+                f"key attribute {name!r} must be a non-empty {want}, got "
+                f"{orjson.dumps(av).decode('utf-8', 'replace')[:200]}"
+            )
 
 
 def run_id_for(manifest: ExportManifest) -> str:
@@ -454,13 +653,14 @@ class ExportBackfill:
         fileobj, size = self.location.open_verified(data)
         table, version, origin = job.table, job.run.version, self.origin
         key_names = job.key_names
+        key_checks = tuple(zip(job.key_names, job.key_types, strict=False))
         ttl_attr = job.ttl_attribute if not self.manifest.incremental else None
         now_s = job.now_s
         publish = job.publisher.publish
         loads = orjson.loads
         snapshot = Op.SNAPSHOT
         stats = job.stats
-        lineno = published = ttl_skipped = 0
+        lineno = published = ttl_skipped = blank = 0
         raw_bytes = pending_raw = 0
         pending_pub = 0
         try:
@@ -479,6 +679,7 @@ class ExportBackfill:
                         doc = loads(line)
                     except orjson.JSONDecodeError as exc:
                         if not line.strip():
+                            blank += 1
                             continue
                         self._bad(data, lineno, f"not JSON: {exc}", line)
                         continue
@@ -488,6 +689,7 @@ class ExportBackfill:
                             if not fast_item_ok(item):
                                 attrs.validate(item, "Item")
                             keys = attrs.extract_keys(item, key_names, "Item")
+                            _check_key(keys, key_checks)
                             if ttl_attr is not None and ttl_expired(item, ttl_attr, now_s):
                                 ttl_skipped += 1
                                 continue
@@ -500,10 +702,17 @@ class ExportBackfill:
                             event = ChangeEvent.from_export_line(
                                 table, doc, key_names, version, "line"
                             )
+                            _check_key(event.keys, key_checks)
+                        # Inside the try: the key is normalized here, and a key that cannot
+                        # be is a bad line like any other (never a crash of the back-fill).
+                        publish(event)
                     except AttributeTypeError as exc:
                         self._bad(data, lineno, str(exc), line)
                         continue
-                    publish(event)
+                    except ArithmeticError as exc:
+                        reason = f"a key number out of DynamoDB's range ({type(exc).__name__})"
+                        self._bad(data, lineno, reason, line)
+                        continue
                     published += 1
                     pending_pub += 1
             except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -518,5 +727,14 @@ class ExportBackfill:
                 bytes_uncompressed=pending_raw,
                 bytes_read=size,
                 skipped_ttl=ttl_skipped,
+            )
+        lines = lineno - blank
+        if data.item_count is not None and lines != data.item_count:
+            # Before the file is recorded as done: what was published stays published (a
+            # re-run publishes the same records again), but the run does not end "complete".
+            job.publisher.flush()
+            raise BadInputError(
+                f"{data.key}: {lines} lines read, manifest itemCount {data.item_count}: the "
+                f"file is incomplete or not the one the manifest lists"
             )
         return published

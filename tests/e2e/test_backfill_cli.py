@@ -2,7 +2,9 @@
 
 Refused without a capture record, accepted with one that covers T - margin, refused after a
 data-loss alarm and for an export older than the capture; `--force` and `--no-stream`
-override with a warning. The published keys equal those of the real stream records.
+override with a warning. The published keys equal those of the real stream records. A full
+and an incremental export in DynamoDB's own layout, read from a folder and from S3 and
+applied into SQLite, leave the target equal to the source.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import pytest
 from bridge import attrs
 from bridge.cli.main import main
 from bridge.event import ChangeEvent
+from bridge.settings import SqliteTarget
+from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
+from tests.apply_harness import ApplyProcess, table_spec, write_config
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export
 from tests.kafka_helpers import consume_all
@@ -122,3 +127,136 @@ def test_safety_check_refuses_and_accepts(
     assert code == 0, err
     assert "items published                      40" in out
     assert time.monotonic() - started >= 0.9
+
+
+def _change(new: dict[str, Any] | None, old: dict[str, Any] | None, at_us: int) -> dict[str, Any]:
+    """An incremental-export line as DynamoDB writes it (a delete has no NewImage)."""
+    image = new if new is not None else old
+    assert image is not None
+    line: dict[str, Any] = {
+        "Metadata": {"WriteTimestampMicros": {"N": str(at_us)}},
+        "Keys": {"pk": image["pk"], "sk": image["sk"]},
+    }
+    if new is not None:
+        line["NewImage"] = new
+    if old is not None:
+        line["OldImage"] = old
+    return line
+
+
+@pytest.mark.slow
+def test_full_then_incremental_export_in_aws_layout_from_dir_and_s3_into_sqlite(
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    s3_client: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A full and an incremental export, laid out as DynamoDB writes them (user prefix,
+    shared incremental data folder, empty partitions, md5 files), read through the CLI from
+    a local copy and from S3, applied into SQLite: the target is the source after both."""
+    t1 = datetime.now(UTC) - timedelta(hours=2)
+    t2 = t1 + timedelta(hours=1)
+    full_items = [sample_item(i, pad=20) for i in range(60)]
+    state = {attrs.canonical_key({"pk": it["pk"], "sk": it["sk"]}): it for it in full_items}
+    changes: list[dict[str, Any]] = []
+    for i, old in enumerate(full_items[:10]):  # modified
+        new = {**old, "name": {"S": f"renamed {i}"}}
+        changes.append(_change(new, old, 1_000 + i))
+    for i, old in enumerate(full_items[10:15]):  # deleted
+        changes.append(_change(None, old, 2_000 + i))
+    for i in range(100, 105):  # inserted
+        changes.append(_change(sample_item(i, pad=5), None, 3_000 + i))
+    for line in changes:
+        key = attrs.canonical_key(line["Keys"])
+        if "NewImage" in line:
+            state[key] = line["NewImage"]
+        else:
+            state.pop(key)
+
+    base = tmp_path / "bucket"
+    lines = [{"Item": it} for it in full_items]
+    full = build_export(base, [lines[:25], [], lines[25:]], prefix="exports/2026", export_time=t1)
+    incremental = build_export(
+        base, [changes[:12], changes[12:], []], prefix="exports/2026", incremental=(t1, t2)
+    )
+    bucket = unique_name("bucket")
+    s3_client.create_bucket(Bucket=bucket)
+    full.upload(s3_client, bucket)  # every key under the bucket root: both exports
+
+    from_dir, from_s3 = (unique_name(n).replace("-", "_") for n in ("expdir", "exps3"))
+    db = tmp_path / "target.db"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka_bootstrap,
+        "local",
+        f'type = "sqlite"\npath = "{db}"',
+        [from_dir, from_s3],
+    )
+    with config.open("a") as fh:
+        fh.write(
+            f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
+            f'[stream]\nlease_table = "{unique_name("leases")}"\nlease_duration_ms = 2000\n'
+            "[backfill]\nskew_margin_s = 0\n"
+        )
+
+    def backfill(table: str, *where: str) -> tuple[int, str, str]:
+        code = main(
+            [
+                *("backfill", "--config", str(config), "--table", table, "--from", "export"),
+                *(*where, "--no-stream", "--no-progress"),
+            ]
+        )
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    for table, where in (
+        (from_dir, ("--dir", str(full.root))),
+        (from_dir, ("--dir", str(incremental.root))),
+        (from_s3, ("--s3-uri", f"s3://{bucket}/{full.root_key}")),
+        (from_s3, ("--s3-uri", f"s3://{bucket}/{incremental.root_key}")),
+    ):
+        code, out, err = backfill(table, *where)
+        assert code == 0, err
+        assert ": complete" in out
+
+    # A partial copy of the full export (one manifest line lost) exits non-zero, naming it.
+    partial = build_export(tmp_path / "partial", [lines[:30], lines[30:]], export_time=t1)
+    partial.drop_entry(0)
+    code, _, err = backfill(from_dir, "--dir", str(partial.root), "--new-run")
+    assert code == 1
+    assert "manifest-files.json" in err and "manifest-files.md5" in err
+
+    apply = ApplyProcess(config, "--create-schema")
+    apply.wait_joined()
+    reader = SqliteSink(SqliteTarget(type="sqlite", path=str(db)))
+    reader.open([table_spec(from_dir), table_spec(from_s3)])
+    every_key = [
+        {"pk": it["pk"], "sk": it["sk"]}
+        for it in [*full_items, *(sample_item(i, pad=5) for i in range(100, 105))]
+    ]
+
+    def differences(table: str) -> list[str]:
+        got = reader.read_items(table, every_key)
+        problems = []
+        for key, item in zip(every_key, got, strict=True):
+            expected = state.get(attrs.canonical_key(key))
+            if (item is None) != (expected is None) or (
+                item is not None and expected is not None and not attrs.items_equal(item, expected)
+            ):
+                problems.append(f"{table} {attrs.dumps(key)}: {item!r}, expected {expected!r}")
+        live = {attrs.canonical_key(k) for k in reader.scan_keys(table)}
+        if live != set(state):
+            problems.append(f"{table}: live keys differ ({len(live)} vs {len(state)})")
+        return problems
+
+    try:
+        apply.wait_until(lambda: not differences(from_dir) and not differences(from_s3))
+        assert differences(from_dir) == differences(from_s3) == []
+        assert len(state) == 60 - 5 + 5
+        assert apply.terminate() == 0, apply.output
+    finally:
+        reader.close()
+        if apply.proc.poll() is None:
+            apply.kill()

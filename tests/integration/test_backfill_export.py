@@ -8,6 +8,7 @@ does not write the manifests (SERVICES.md).
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from bridge import attrs
 from bridge.errors import PermanentError
@@ -31,13 +33,21 @@ from tests.backfill_helpers import (
     duplicates,
     say_nothing,
 )
-from tests.export_layout import build_export
+from tests.export_layout import b64md5, build_export
 from tests.kafka_helpers import consume_all, drain_more
 from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration
 
 EXPORT_TIME = datetime.now(UTC) - timedelta(hours=1)
+
+
+def nothing_published(bootstrap: str, topic: str) -> bool:
+    """The topic was never created (the run stopped before publishing) or is empty."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic not in admin.list_topics(timeout=10).topics:
+        return True
+    return drain_more(bootstrap, topic) == []
 
 
 def items(start: int, n: int) -> list[dict[str, Any]]:
@@ -95,28 +105,52 @@ def test_full_export_from_dir_one_snapshot_per_item(
     assert again.already_complete
 
 
-def test_incremental_export_from_s3_deletes_become_removes(
-    tmp_path: Path, env: Any, kafka_bootstrap: str, s3_client: Any, unique_name: Any
+def change(
+    keys_of: dict[str, Any], new: dict[str, Any] | None, old: dict[str, Any] | None, at_us: int
+) -> dict[str, Any]:
+    """An incremental-export line as DynamoDB writes it (a delete has no NewImage)."""
+    line: dict[str, Any] = {
+        "Metadata": {"WriteTimestampMicros": {"N": str(at_us)}},
+        "Keys": {"pk": keys_of["pk"], "sk": keys_of["sk"]},
+    }
+    if new is not None:
+        line["NewImage"] = new
+    if old is not None:
+        line["OldImage"] = old
+    return line
+
+
+@pytest.mark.parametrize("prefix", ["exports/2026", ""])
+@pytest.mark.parametrize("source", ["dir", "s3"])
+def test_incremental_export_in_the_shared_data_folder_deletes_become_removes(
+    tmp_path: Path,
+    env: Any,
+    kafka_bootstrap: str,
+    s3_client: Any,
+    unique_name: Any,
+    prefix: str,
+    source: str,
 ) -> None:
     table, settings, run = env
     a, b, c = (sample_item(i, pad=10) for i in (1, 2, 3))
     b_old = {**b, "name": {"S": "before"}}
-    lines = [
-        {
-            "Metadata": {"WriteTimestampMicros": {"N": "1"}},
-            "Keys": {"pk": a["pk"], "sk": a["sk"]},
-            "NewImage": a,
-        },
-        {"Keys": {"pk": b["pk"], "sk": b["sk"]}, "NewImage": b, "OldImage": b_old},
-        {"Keys": {"pk": c["pk"], "sk": c["sk"]}, "OldImage": c},
-    ]
+    lines = [change(a, a, None, 1), change(b, b, b_old, 2), change(c, None, c, 3)]
     frm, to = EXPORT_TIME - timedelta(hours=2), EXPORT_TIME
-    folder = build_export(tmp_path, [lines[:2], [lines[2]]], incremental=(frm, to))
-    bucket = unique_name("bucket")
-    s3_client.create_bucket(Bucket=bucket)
-    uri = folder.upload(s3_client, bucket)
-
-    outcome = run(s3_uri=uri)
+    # A full export first, under the same prefix: its data folder is its own; the
+    # incremental one writes into the folder shared by all exports under the prefix.
+    build_export(tmp_path, [items(0, 5)], prefix=prefix, export_time=frm)
+    folder = build_export(
+        tmp_path, [lines[:2], [], [lines[2]]], prefix=prefix, incremental=(frm, to)
+    )
+    shared = f"{prefix}/AWSDynamoDB/data/" if prefix else "AWSDynamoDB/data/"
+    assert all(f["dataFileS3Key"].startswith(shared) for f in folder.files)
+    assert folder.data_path(1).stat().st_size == 20  # an empty partition: an empty gzip
+    if source == "s3":
+        bucket = unique_name("bucket")
+        s3_client.create_bucket(Bucket=bucket)
+        outcome = run(s3_uri=folder.upload(s3_client, bucket))
+    else:
+        outcome = run(dir=str(folder.root))
 
     assert outcome.complete and outcome.stats.published == 3
     got = dict(decode_all(consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), 3)))
@@ -140,7 +174,7 @@ def test_checksum_mismatch_stops_before_publishing_the_file(
     folder.corrupt_checksum(0)
     with pytest.raises(BadInputError, match=r"data/.*\.json\.gz: checksum mismatch"):
         run(dir=str(tmp_path))
-    assert drain_more(kafka_bootstrap, settings.kafka.changes_topic(table)) == []
+    assert nothing_published(kafka_bootstrap, settings.kafka.changes_topic(table))
 
 
 def test_missing_data_file_names_it(tmp_path: Path, env: Any) -> None:
@@ -264,3 +298,213 @@ def test_start_export_requests_and_waits_on_moto(
     assert [e["ExportStatus"] for e in exports] == ["COMPLETED"]
     written = s3_client.list_objects_v2(Bucket=bucket, Prefix="exp/").get("KeyCount", 0)
     assert written >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Data files outside the export's prefix (a manifest must not make the reader leave it)
+
+
+def _point_entry_at(folder: Any, index: int, key: str, data: bytes) -> None:
+    """Make manifest entry `index` name `key` for `data` (checksums and counts consistent)."""
+    old = folder.files[index]["itemCount"]
+    lines = gzip.decompress(data).count(b"\n")
+    folder.files[index].update(dataFileS3Key=key, md5Checksum=b64md5(data), itemCount=lines)
+    folder.summary["itemCount"] += lines - old
+    folder.write_manifest_files()
+    folder.write_summary()
+
+
+@pytest.mark.parametrize("form", ["dotdot", "absolute", "other-prefix", "symlink"])
+def test_dir_refuses_data_files_outside_the_export_prefix(
+    tmp_path: Path, env: Any, kafka_bootstrap: str, form: str
+) -> None:
+    table, settings, run = env
+    base = tmp_path / "bucket"
+    folder = build_export(base, [items(0, 3), items(3, 3)], prefix="exports/2026")
+    secret = gzip.compress(orjson.dumps({"Item": sample_item(777)}) + b"\n")
+    outside = tmp_path / "secret.json.gz"
+    outside.write_bytes(secret)
+    elsewhere = base / "other" / "AWSDynamoDB" / "data" / "x.json.gz"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(secret)
+    data_dir = f"{folder.root_key}/data"
+    key = {
+        "dotdot": f"{data_dir}/../../../../../../secret.json.gz",
+        "absolute": str(outside),
+        "other-prefix": "other/AWSDynamoDB/data/x.json.gz",
+        "symlink": f"{data_dir}/link.json.gz",
+    }[form]
+    if form == "symlink":
+        (base / key).symlink_to(outside)
+    _point_entry_at(folder, 1, key, secret)
+
+    with pytest.raises(BadInputError, match="outside the export") as raised:
+        run(dir=str(folder.root))
+    assert key in str(raised.value)
+    assert nothing_published(kafka_bootstrap, settings.kafka.changes_topic(table))
+
+
+def test_s3_refuses_data_keys_outside_the_export_prefix(
+    tmp_path: Path, env: Any, kafka_bootstrap: str, s3_client: Any, unique_name: Any
+) -> None:
+    table, settings, run = env
+    folder = build_export(tmp_path, [items(0, 3), items(3, 3)], prefix="exports")
+    secret = gzip.compress(orjson.dumps({"Item": sample_item(777)}) + b"\n")
+    elsewhere = tmp_path / "private" / "x.json.gz"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(secret)
+    _point_entry_at(folder, 1, "private/x.json.gz", secret)
+    bucket = unique_name("bucket")
+    s3_client.create_bucket(Bucket=bucket)
+    uri = folder.upload(s3_client, bucket)
+
+    with pytest.raises(BadInputError, match="private/x.json.gz.*outside the export"):
+        run(s3_uri=uri)
+    assert nothing_published(kafka_bootstrap, settings.kafka.changes_topic(table))
+
+
+# ---------------------------------------------------------------------------------------------
+# Incomplete exports: manifests against their checksums and counts, files against counts
+
+
+@pytest.mark.parametrize("suffix", [".md5", ".checksum"])
+def test_partial_copy_of_manifest_files_is_refused_by_its_checksum(
+    tmp_path: Path, env: Any, kafka_bootstrap: str, suffix: str
+) -> None:
+    table, settings, run = env
+    folder = build_export(
+        tmp_path, [items(0, 10), items(10, 10), items(20, 10)], checksum_suffix=suffix
+    )
+    folder.drop_entry(1)
+    with pytest.raises(BadInputError, match=f"manifest-files.json.*manifest-files{suffix}"):
+        run(dir=str(tmp_path))
+    assert nothing_published(kafka_bootstrap, settings.kafka.changes_topic(table))
+
+
+def test_partial_copy_without_checksum_files_is_refused_by_the_item_count(
+    tmp_path: Path, env: Any, kafka_bootstrap: str
+) -> None:
+    table, settings, run = env
+    folder = build_export(
+        tmp_path, [items(0, 10), items(10, 10), items(20, 10)], checksum_suffix=None
+    )
+    folder.drop_entry(1)
+    with pytest.raises(BadInputError, match=r"2 files with 20 items.*itemCount is 30"):
+        run(dir=str(tmp_path))
+    assert nothing_published(kafka_bootstrap, settings.kafka.changes_topic(table))
+
+
+def test_edited_summary_is_refused_by_its_checksum(tmp_path: Path, env: Any) -> None:
+    _, _, run = env
+    folder = build_export(tmp_path, [items(0, 10)])
+    folder.summary["itemCount"] = 10  # rewritten (same count), checksum file left stale
+    folder.summary["billedSizeBytes"] = 1
+    folder.write_summary(checksum=False)
+    with pytest.raises(BadInputError, match="manifest-summary.json.*manifest-summary.md5"):
+        run(dir=str(tmp_path))
+
+
+def test_file_shorter_than_its_item_count_fails_and_stays_unfinished(
+    tmp_path: Path, env: Any, ddb_client: Any
+) -> None:
+    table, settings, run = env
+    folder = build_export(tmp_path, [items(0, 30), items(30, 30)])
+    # Consistent manifests (checksums refreshed) that promise a line the file lacks.
+    folder.files[1]["itemCount"] = 31
+    folder.summary["itemCount"] = 61
+    folder.write_manifest_files()
+    folder.write_summary()
+    key = folder.files[1]["dataFileS3Key"]
+    with pytest.raises(BadInputError, match=f"{key}: 30 lines read, manifest itemCount 31"):
+        run(dir=str(tmp_path))
+    store = RunStore(ddb_client, settings.stream.lease_table, table, "test")
+    run_info = store.load_run(run_id_for(read_manifest(LocalExport(tmp_path))))
+    assert run_info is not None
+    assert [p.done for p in store.parts(run_info)] == [True, False]
+
+
+# ---------------------------------------------------------------------------------------------
+# A line with a bad key is a bad line
+
+
+def test_bad_keys_stop_naming_the_line_or_go_to_the_dlq(
+    tmp_path: Path, env: Any, kafka_bootstrap: str
+) -> None:
+    table, settings, run = env
+    good = items(0, 4)
+
+    def with_key(**key: Any) -> dict[str, Any]:
+        item = sample_item(500)
+        item.update(key)
+        return {"Item": {k: v for k, v in item.items() if v is not None}}
+
+    bad = [
+        with_key(sk={"N": "1e999999999"}),  # an exponent no key can carry
+        with_key(pk={"S": "a", "N": "1"}),  # two type tags
+        with_key(pk={"N": "5"}),  # the table's hash key is a string
+        with_key(sk=None),  # no range key
+        with_key(pk={"S": ""}),  # DynamoDB keys are never empty
+    ]
+    lines: list[Any] = [good[0], bad[0], good[1], *bad[1:], *good[2:]]
+    folder = build_export(tmp_path, [lines])
+    data_key = folder.files[0]["dataFileS3Key"]
+
+    with pytest.raises(BadInputError, match=f"{data_key} line 2: "):
+        run(dir=str(tmp_path))
+
+    outcome = run(dir=str(tmp_path), skip_bad_lines=True)
+    assert outcome.complete
+    assert (outcome.stats.published, outcome.stats.skipped_bad) == (4, 5)
+    dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 5)
+    headers = sorted((dict(m.headers()) for m in dlq), key=lambda h: int(h["ddb.line"]))
+    assert [h["ddb.line"] for h in headers] == [b"2", b"4", b"5", b"6", b"7"]
+    assert all(h["ddb.file"] == data_key.encode() for h in headers)
+    assert all(h["ddb.reason"] for h in headers)
+    published = decode_all(consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), 5))
+    assert {k for k, _ in published} == {key_of(g["Item"]) for g in good}
+
+
+def test_bad_keys_in_an_incremental_export_go_to_the_dlq(
+    tmp_path: Path, env: Any, kafka_bootstrap: str
+) -> None:
+    table, settings, run = env
+    a, b = sample_item(1, pad=5), sample_item(2, pad=5)
+    wrong_type = change(a, a, None, 2)
+    wrong_type["Keys"]["pk"] = {"N": "1"}  # the table's hash key is a string
+    no_range = change(b, None, b, 3)
+    del no_range["Keys"]["sk"]
+    frm, to = EXPORT_TIME - timedelta(hours=2), EXPORT_TIME
+    folder = build_export(
+        tmp_path, [[change(a, a, None, 1), wrong_type, no_range]], incremental=(frm, to)
+    )
+    outcome = run(dir=str(folder.root), skip_bad_lines=True)
+    assert outcome.complete
+    assert (outcome.stats.published, outcome.stats.skipped_bad) == (1, 2)
+    dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 2)
+    reasons = {dict(m.headers())["ddb.line"]: dict(m.headers())["ddb.reason"] for m in dlq}
+    assert b"key attribute 'pk' must be a non-empty S" in reasons[b"2"]
+    assert b"key attribute 'sk' is missing" in reasons[b"3"]
+
+
+def test_a_run_recorded_from_another_manifest_of_the_export_is_not_resumed(
+    tmp_path: Path, env: Any
+) -> None:
+    _, _, run = env
+    folder = build_export(tmp_path, [items(0, 10), items(10, 10), items(20, 10)])
+    whole = list(folder.files)
+    # A copy whose manifests were all rewritten to match (nothing to tell it is partial).
+    del folder.files[1]
+    folder.summary["itemCount"] = 20
+    folder.write_manifest_files()
+    folder.write_summary()
+    first = run(dir=str(tmp_path))
+    assert first.complete and first.stats.published == 20
+
+    folder.files[:] = whole
+    folder.summary["itemCount"] = 30
+    folder.write_manifest_files()
+    folder.write_summary()
+    with pytest.raises(BadInputError, match=r"listing 2 files, but .* lists 3.*--new-run"):
+        run(dir=str(tmp_path))
+    again = run(dir=str(tmp_path), new_run=True)
+    assert again.complete and again.stats.published == 30

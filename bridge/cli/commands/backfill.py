@@ -73,7 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     export = p.add_argument_group("export")
     where = export.add_mutually_exclusive_group()
     where.add_argument("--s3-uri", help="s3://bucket/prefix of an export (or of its manifest)")
-    where.add_argument("--dir", help="a local copy of an export folder")
+    where.add_argument(
+        "--dir",
+        help="a local copy of an export: the folder of its manifests, or a folder holding "
+        "one export below it, keys laid out as in the bucket (an incremental export's data "
+        "files are in <prefix>/AWSDynamoDB/data/, beside its own folder)",
+    )
     where.add_argument(
         "--start-export",
         action="store_true",
@@ -92,7 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--skip-bad-lines",
         action="store_true",
-        help="send bad lines to the DLQ topic (file, line, reason headers) instead of stopping",
+        help="send bad lines (not JSON, bad attribute values, bad or missing keys) to the "
+        "DLQ topic (file, line, reason headers) instead of stopping; an incomplete export "
+        "(manifest checksums or item counts disagree) still stops",
     )
     safety = p.add_argument_group("safety (DESIGN §3)")
     safety.add_argument(
