@@ -1,9 +1,15 @@
-"""Structured logging: one line per event, context fields (shard, topic, offset...) as key=value."""
+"""Structured logging: one line per event, context fields (shard, topic, offset...) as key=value.
+
+Every line, tracebacks included, goes through `bridge.redact` before it is written: a DSN or
+password inside a driver's exception text is masked there.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from bridge.redact import redact_text
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -14,7 +20,7 @@ class KeyValueFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         if extras:
             base += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return base
+        return redact_text(base)
 
 
 def setup(level: str = "INFO") -> None:

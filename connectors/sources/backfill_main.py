@@ -7,7 +7,7 @@
   run, `run_id` names one.
 - export: the run id derives from the export's ARN, so the same export always resumes the
   same run.
-The safety check of DESIGN §3 runs before anything is published.
+The stream-capture safety check (`check_capture`) runs before anything is published.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stream producer: lease-coordinated DynamoDB Streams → Kafka (DESIGN §4).
+"""The stream producer: lease-coordinated DynamoDB Streams → Kafka.
 
 `StreamWorker` is what `ddb-bridge stream` runs. For every configured table it checks that
 the stream carries new images, records the capture start (for the back-fill's safety check),
