@@ -247,9 +247,7 @@ def run_backfill(
         return BackfillOutcome(run, stats, complete=True, already_complete=True)
 
     ensure_topics(settings.kafka, [req.table])
-    codec = make_codec(
-        settings.kafka.schema_registry_url, [settings.kafka.changes_topic(req.table)]
-    )
+    codec = make_codec(settings.kafka, [req.table])
     publisher = Publisher(settings.kafka, codec)
     skip_expired = conf.skip_expired_ttl and not req.keep_expired
     job = BackfillJob(
