@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 import pytest
 
@@ -70,3 +71,20 @@ def test_remembered_values_are_masked_in_log_lines_and_tracebacks() -> None:
     assert "for abc" in line
     assert "dsn=postgresql://u:**********@db/x" in line
     assert "bad password ********** for abc" in line
+
+
+def test_uncaught_exceptions_print_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge import logs
+
+    before, before_thread = sys.excepthook, threading.excepthook
+    try:
+        logs.setup("INFO")
+        try:
+            raise ValueError('invalid dsn "postgresql://u:Hook-S3cret@db/x"')
+        except ValueError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        sys.excepthook, threading.excepthook = before, before_thread
+    err = capsys.readouterr().err
+    assert "ValueError: invalid dsn" in err
+    assert "Hook-S3cret" not in err
