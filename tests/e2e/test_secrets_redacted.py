@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+
+from tests.backfill_helpers import create_table
 
 pytestmark = pytest.mark.e2e
 
@@ -163,3 +167,47 @@ def test_a_failing_connection_logs_no_secret(
     assert result.returncode != 0, output
     assert "PostgreSQL" in output or "postgres" in output.lower(), output
     assert "Pg-S3cret-24" not in output, output
+
+
+@pytest.mark.integration
+def test_an_unreachable_registry_logs_no_secret(
+    dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    table = unique_name("red")
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    create_table(ddb, table, stream=False)
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
+        "replication_factor = 1\n"
+        f'schema_registry_url = "http://reg-user:Reg-S3cret-26@127.0.0.1:{port}"\n'
+        '[kafka.schema_registry_extra]\n"max.retries" = 0\n'
+    )
+    result = cli(
+        config,
+        "backfill",
+        "--table",
+        table,
+        "--from",
+        "scan",
+        "--no-stream",
+        "--no-progress",
+        "--log-level",
+        "DEBUG",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "schema registry http://reg-user:**********@127.0.0.1" in output
+    assert "Reg-S3cret-26" not in output, output
