@@ -3,8 +3,10 @@
 Framing is the Avro single-object encoding by default (`C3 01`, the 8-byte little-endian
 CRC-64-AVRO fingerprint of the writer schema, then the body), so a record describes itself
 without a registry. With a Schema Registry, the Confluent wire format (`00`, 4-byte schema id,
-body) instead. Readers know every schema under `schemas/history/`, so events written by an
-older or newer compatible writer still decode into the current `ChangeEvent`.
+body) instead (`bridge.schema_registry`). Every codec decodes both framings; Confluent schema
+ids are resolved through `schema_id_lookup` (`EventCodec.from_registry`). Readers know every
+schema under `schemas/history/`, so events written by an older or newer compatible writer
+still decode into the current `ChangeEvent`.
 """
 
 from __future__ import annotations
@@ -96,8 +98,10 @@ def record_to_event(rec: dict[str, Any]) -> ChangeEvent:
 class EventCodec:
     """Encodes and decodes change events. Schemas are parsed once, at construction.
 
-    `schema_id_lookup` (Confluent framing) maps a registry schema id to its schema text;
-    `writer_schema_id` is the id under which the current schema is registered.
+    `framing` is what `encode` writes; `decode` reads both. `schema_id_lookup` maps a
+    registry schema id to its schema text (needed to decode Confluent framing);
+    `writer_schema_id` is the id under which the current schema is registered, or
+    `writer_schema_id_for(table)` gives it per table (TopicNameStrategy: one subject per topic).
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class EventCodec:
         extra_writer_schemas: list[str] | None = None,
         writer_schema_id: int | None = None,
         schema_id_lookup: Callable[[int], str] | None = None,
+        writer_schema_id_for: Callable[[str], int] | None = None,
     ) -> None:
         self.framing = framing
         self.schema = ParsedSchema.from_text(schema_text or load_schema_text())
@@ -115,10 +120,20 @@ class EventCodec:
         for text in [*history_schema_texts(), *(extra_writer_schemas or [])]:
             known = ParsedSchema.from_text(text)
             self._by_fingerprint.setdefault(known.fingerprint, known)
+        self._prefix_for: Callable[[str], bytes] | None = None
         if framing == "confluent":
-            if writer_schema_id is None or schema_id_lookup is None:
-                raise ValueError("confluent framing needs writer_schema_id and schema_id_lookup")
-            self._prefix = CONFLUENT_MAGIC + struct.pack(">I", writer_schema_id)
+            if schema_id_lookup is None or (writer_schema_id is None) == (
+                writer_schema_id_for is None
+            ):
+                raise ValueError(
+                    "confluent framing needs schema_id_lookup and one of writer_schema_id, "
+                    "writer_schema_id_for"
+                )
+            if writer_schema_id_for is not None:
+                self._prefix_for = self._per_table_prefix(writer_schema_id_for)
+                self._prefix = b""
+            else:
+                self._prefix = CONFLUENT_MAGIC + struct.pack(">I", writer_schema_id)
         else:
             self._prefix = SINGLE_OBJECT_MAGIC + self.schema.fingerprint
         self._schema_id_lookup = schema_id_lookup
@@ -126,15 +141,40 @@ class EventCodec:
         self._fast = compile_encoder(json.loads(self.schema.text))
         self._fast_decode = compile_decoder(json.loads(self.schema.text))
 
+    @classmethod
+    def from_registry(cls, url: str, config: dict[str, Any] | None = None) -> EventCodec:
+        """A codec for topics written with a Schema Registry (decodes both framings).
+
+        `config` takes confluent-kafka's `SchemaRegistryClient` options
+        (`basic.auth.user.info`, `ssl.ca.location`, ...).
+        """
+        from bridge.schema_registry import SchemaRegistry  # it imports this module
+
+        return cls(schema_id_lookup=SchemaRegistry(url, config).schema_by_id)
+
+    @staticmethod
+    def _per_table_prefix(schema_id_for: Callable[[str], int]) -> Callable[[str], bytes]:
+        prefixes: dict[str, bytes] = {}
+
+        def prefix(table: str) -> bytes:
+            found = prefixes.get(table)
+            if found is None:
+                found = prefixes[table] = CONFLUENT_MAGIC + struct.pack(">I", schema_id_for(table))
+            return found
+
+        return prefix
+
     def encode(self, event: ChangeEvent) -> bytes:
         if self._fast is not None:
+            if self._prefix_for is not None:
+                return self._prefix_for(event.table) + self._fast(event)
             return self._prefix + self._fast(event)
         return self.encode_generic(event)
 
     def encode_generic(self, event: ChangeEvent) -> bytes:
         """fastavro's encoding: the reference the fast envelope encoder is tested against."""
         buf = io.BytesIO()
-        buf.write(self._prefix)
+        buf.write(self._prefix if self._prefix_for is None else self._prefix_for(event.table))
         fastavro.schemaless_writer(buf, self.schema.parsed, event_to_record(event))
         return buf.getvalue()
 
@@ -156,9 +196,19 @@ class EventCodec:
                 if self._schema_id_lookup is None:
                     raise DecodeError(
                         f"record uses Confluent framing (schema id {schema_id}) "
-                        "but no schema registry is configured"
+                        "but no schema registry is configured (set kafka.schema_registry_url; "
+                        "in your own consumer, use EventCodec.from_registry(url))"
                     )
-                writer = ParsedSchema.from_text(self._schema_id_lookup(schema_id))
+                text = self._schema_id_lookup(schema_id)
+                try:
+                    fetched = ParsedSchema.from_text(text)
+                except Exception as exc:  # json and fastavro raise assorted types
+                    raise DecodeError(
+                        f"schema id {schema_id} from the registry is not a valid Avro schema: {exc}"
+                    ) from exc
+                # A schema known by fingerprint (the usual case: the registry holds ours) is
+                # the same object, so the fast decoder applies to Confluent records too.
+                writer = self._by_fingerprint.get(fetched.fingerprint, fetched)
                 self._by_id[schema_id] = writer
             return writer, 5
         raise DecodeError(f"not an Avro change event: leading bytes {data[:10].hex()}")

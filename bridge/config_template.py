@@ -18,9 +18,14 @@ topic_prefix = "ddb."                    # topic = <prefix><table>.changes, DLQ 
 partitions = 12
 replication_factor = 3
 retention_ms = -1                        # -1 keeps every event forever: Kafka replaces the 24 h
-# schema_registry_url = "http://localhost:8081"
+# schema_registry_url = "http://localhost:8081"  # Confluent framing, subjects <topic>-value
+# basic auth "user:password"; or env DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_USER_INFO
+# schema_registry_user_info = "key:secret"
 [kafka.extra]                            # passed to librdkafka as is
 # "security.protocol" = "SASL_SSL"
+# "sasl.password" = "..."                # secret-named options are masked by `config show`
+[kafka.schema_registry_extra]            # passed to confluent-kafka's SchemaRegistryClient
+# "ssl.ca.location" = "/etc/ssl/registry-ca.pem"
 
 [[tables]]
 name = "orders"                          # source table; its key schema comes from DescribeTable

@@ -1,9 +1,19 @@
-"""Structured logging: one line per event, context fields (shard, topic, offset...) as key=value."""
+"""Structured logging: one line per event, context fields (shard, topic, offset...) as key=value.
+
+Every line, tracebacks included, goes through `bridge.redact` before it is written: a DSN or
+password inside a driver's exception text is masked there. So do the tracebacks of exceptions
+nothing caught (the main thread's and other threads'), which Python prints itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import traceback
+from types import TracebackType
+
+from bridge.redact import redact_text
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -14,10 +24,25 @@ class KeyValueFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         if extras:
             base += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return base
+        return redact_text(base)
+
+
+def _print_redacted(
+    exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None
+) -> None:
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(redact_text(text))
+
+
+def _thread_hook(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "?"
+    sys.stderr.write(f"Exception in thread {name}:\n")
+    _print_redacted(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 def setup(level: str = "INFO") -> None:
+    sys.excepthook = _print_redacted
+    threading.excepthook = _thread_hook
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

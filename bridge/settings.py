@@ -9,8 +9,10 @@ Unknown keys are errors, so a misspelled option is reported instead of silently 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -20,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bridge import redact
 from bridge.errors import ConfigError
 
 ENV_PREFIX = "DDB_BRIDGE__"
@@ -48,7 +51,15 @@ class KafkaSettings(Section):
     partitions: int = Field(12, ge=1)
     replication_factor: int = Field(3, ge=1)
     retention_ms: int = Field(-1, description="topic retention; -1 keeps events forever")
-    schema_registry_url: str | None = None
+    schema_registry_url: str | None = Field(
+        None, description="Confluent wire format, schemas registered under <topic>-value"
+    )
+    # Basic auth for the registry, "user:password" (a Confluent Cloud API key:secret).
+    schema_registry_user_info: SecretStr | None = None
+    schema_registry_extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
+    )
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     extra: dict[str, str | int | float | bool] = Field(
@@ -233,14 +244,96 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
+def _known_path(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether `parts` (lower-case) name a setting of `model`; free-form maps accept any key."""
+    if not parts:
+        return True
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return False
+    rest = parts[1:]
+    if not rest:
+        return True
+    for candidate in _member_types(field.annotation):
+        origin = get_origin(candidate)
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            if _known_path(candidate, rest):
+                return True
+        elif origin is dict:
+            value_types = _member_types(get_args(candidate)[1])
+            models = [t for t in value_types if isinstance(t, type) and issubclass(t, BaseModel)]
+            # dict[str, Model] (targets): the key is free, what follows must be a setting.
+            if not models or len(rest) == 1 or any(_known_path(m, rest[1:]) for m in models):
+                return True
+    return False
+
+
+def _member_types(annotation: Any) -> list[Any]:
+    """The types an annotation allows: Optional, unions and Annotated unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _member_types(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [t for arg in get_args(annotation) for t in _member_types(arg)]
+    return [annotation]
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Unknown `DDB_BRIDGE__...` variables are errors, like unknown keys in the TOML file.
+
+    pydantic-settings ignores a variable that matches no top-level section, and names only
+    the key (not the variable) for an unknown key inside one.
+    """
+    unknown = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(parts) or not _known_path(Settings, parts):
+            unknown.append(f"{name} (no setting {'.'.join(parts)})")
+    if unknown:
+        raise ConfigError(
+            "unknown environment variable(s): "
+            + "; ".join(unknown)
+            + f" — variables named {ENV_PREFIX}SECTION__KEY must name a setting"
+        )
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold: SecretStr fields and secret-named pass-through options."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict | list):
+            for item in value.values() if isinstance(value, dict) else value:
+                walk(item)
+
+    walk(settings)
+    for options in (settings.kafka.extra, settings.kafka.schema_registry_extra):
+        found += [str(v) for k, v in options.items() if redact.is_secret_name(k)]
+    return found
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Read the effective settings; any problem is a ConfigError naming the offending key."""
+    """Read the effective settings; any problem is a ConfigError naming the offending key.
+
+    The secrets they hold are handed to `bridge.redact`, so that no later log line or error
+    message prints them, whoever formats it.
+    """
     resolved = config_path(path)
     if resolved is not None and not resolved.exists():
         raise ConfigError(f"config file {resolved} does not exist (run `ddb-bridge init`)")
+    check_environment(os.environ)
     _LOADING["path"] = resolved
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        redact.remember(_secret_values(settings))
+        return settings
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -255,6 +348,14 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data with every secret shown as '**********'."""
-    data: dict[str, Any] = settings.model_dump(mode="json")  # SecretStr dumps as '**********'
-    return data
+    """The effective settings as plain data with every secret shown as '**********'.
+
+    SecretStr fields dump masked; pass-through client options are masked by name; URL
+    passwords (`user:password@`) anywhere are masked by form.
+    """
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    kafka = data["kafka"]
+    kafka["extra"] = redact.redact_options(kafka["extra"])
+    kafka["schema_registry_extra"] = redact.redact_options(kafka["schema_registry_extra"])
+    result: dict[str, Any] = redact.redact_data(data)
+    return result

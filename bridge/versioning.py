@@ -1,4 +1,4 @@
-"""Versions that make last-write-wins correct (DESIGN §3).
+"""Versions that make last-write-wins correct (README "Guarantees, and what they rest on").
 
 Every event carries an int64 version in microseconds since the epoch. Versions are
 deterministic functions of what the source returns, so a re-read after a crash reproduces

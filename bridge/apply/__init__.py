@@ -1,4 +1,4 @@
-"""`ddb-bridge apply`: Kafka change topics → a target database, last-write-wins (DESIGN §3, §6).
+"""`ddb-bridge apply`: Kafka change topics → a target database, last-write-wins.
 
 Delivery guarantee: at-least-once into an idempotent target. A record's offset is committed
 only after the sink confirmed the write of its batch (or, for a record the target can never

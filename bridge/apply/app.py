@@ -49,6 +49,7 @@ from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import OffsetLedger
 from bridge.apply.processor import Abandoned, BatchProcessor, BatchResult, describe_metrics
 from bridge.apply.retry import Backoff, Stopper
+from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.sink import Sink, TableSpec
 
@@ -148,6 +149,7 @@ class ApplyWorker:
             table_resolver(self.settings, self.specs),
             backoff=Backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries),
             stopper=self.stopper,
+            codec=make_codec(self.settings.kafka),
         )
         app = faust.App(
             group_id(self.target),

@@ -1,7 +1,7 @@
 """Coalescing a batch to the newest version per key: pure logic, no Kafka, no sink.
 
 Why coalesce: a hot key updated many times inside one batch needs one write, not many; and
-since every sink keeps the highest version per key (DESIGN §3), dropping the older versions
+since every sink keeps the highest version per key, dropping the older versions
 of a key inside the batch cannot change the result — the sink would discard them anyway.
 """
 

@@ -1,6 +1,8 @@
 """Entry point: discovers the command modules in `bridge.cli.commands` and dispatches.
 
-Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 130 interrupted.
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 130 interrupted, 141 output
+closed early (`ddb-bridge config show | head`: quiet, as a shell tool killed by SIGPIPE).
+Error messages go through `bridge.redact`, so a secret in an exception's text is masked.
 Each command module exposes `register(subparsers)`, which adds its parser and sets
 `func(args) -> int` as the default.
 """
@@ -10,13 +12,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
 from bridge import __version__, logs
 from bridge.cli import commands
 from bridge.errors import BridgeError, ConfigError
+from bridge.redact import redact_text
 
 log = logging.getLogger("ddb-bridge")
 
@@ -55,21 +60,43 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        # --help, --version and usage errors print, then exit; a closed pipe shows here.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _output_closed()
+        raise
     logs.setup(getattr(args, "log_level", "INFO"))
     try:
         code: int = args.func(args)
+        # Flush here, not at interpreter exit, so a closed pipe is caught below.
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        return _output_closed()
     except ConfigError as exc:
-        print(f"ddb-bridge: configuration error: {exc}", file=sys.stderr)
+        print(f"ddb-bridge: configuration error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except BridgeError as exc:
         log.error("%s", exc)
-        print(f"ddb-bridge: error: {exc}", file=sys.stderr)
+        print(f"ddb-bridge: error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
         return 130
+
+
+def _output_closed() -> int:
+    """The reader of stdout went away (`| head`): stop quietly with 128 + SIGPIPE."""
+    # Whatever is still buffered cannot be written; point stdout at /dev/null so the flush at
+    # interpreter exit does not print a second BrokenPipeError.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

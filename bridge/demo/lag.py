@@ -20,7 +20,9 @@ from bridge.event import Origin
 
 
 class TopicTail(threading.Thread):
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, partitions: int, codec: EventCodec | None = None
+    ) -> None:
         super().__init__(name=f"tail-{topic}", daemon=True)
         self.topic = topic
         self.partitions = partitions
@@ -28,7 +30,7 @@ class TopicTail(threading.Thread):
         self.records = 0
         # (shard, sequence number) of every stream event seen: "caught up" is exact, not timed.
         self.stream_positions: set[tuple[str, str]] = set()
-        self._codec = EventCodec()
+        self._codec = codec or EventCodec()
         self.last_record_at = time.monotonic()
         self.stop_event = threading.Event()
         self.error: str | None = None

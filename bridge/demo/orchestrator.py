@@ -25,6 +25,7 @@ from bridge.demo.services import moto_server, stop_process, tansu_broker
 from bridge.demo.workload import Writer, create_table, enable_stream, seed
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import ensure_topics
+from bridge.schema_registry import make_codec
 from bridge.settings import Settings, load_settings
 from bridge.verify import VerifyReport
 
@@ -217,7 +218,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         stream_enabled_at = time.time()
         topic = settings.kafka.changes_topic(table)
         ensure_topics(settings.kafka, [table])
-        tail = lagmod.TopicTail(bootstrap, topic, opts.partitions)
+        tail = lagmod.TopicTail(bootstrap, topic, opts.partitions, make_codec(settings.kafka))
         tail.start()
         stack.callback(tail.stop_event.set)
 

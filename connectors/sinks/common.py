@@ -1,6 +1,6 @@
 """What every sink does the same way: find a table's spec, validate keys, coalesce a batch.
 
-Last-write-wins order (DESIGN §3) is `(version, is_delete)`: the higher version wins, and at
+Last-write-wins order is `(version, is_delete)`: the higher version wins, and at
 an equal version a delete wins over a write. The tie rule is the one CQL applies natively
 (a tombstone beats a cell with the same timestamp), so every sink resolves the same way
 whatever order the events arrive in. The versioning scheme makes such ties practically

@@ -1,6 +1,6 @@
 """PostgreSQL sink (psycopg 3): last-write-wins upserts into one table per DynamoDB table.
 
-Mapping (DESIGN §3): typed key columns named like the key attributes (S → text,
+Mapping: typed key columns named like the key attributes (S → text,
 N → numeric, B → bytea), `item jsonb` (the whole item as DynamoDB JSON: N values are JSON
 strings there, so jsonb keeps every digit), `version bigint`, `deleted boolean`, and the
 view `<table>_live` of live rows. Names: `sql_names` (every identifier quoted, so case is

@@ -1,4 +1,4 @@
-"""SQLite sink: the embedded default target (DESIGN §3, SQL mapping).
+"""SQLite sink: the embedded default target (the SQL mapping of the PostgreSQL sink).
 
 One table per DynamoDB table (the target name): a column per key attribute, `item` (the
 whole item as DynamoDB JSON text, lossless; NULL for a tombstone), `version`, `deleted`

@@ -1,6 +1,6 @@
 """What the scan and export back-fills share: safety check, read budget, TTL filter, counters.
 
-- `check_capture` enforces the precondition of DESIGN §3 before any back-fill: the table's
+- `check_capture` enforces the precondition of last-write-wins before any back-fill: the table's
   current stream has been captured by `ddb-bridge stream`, without a trimmed gap, from before
   `T - margin`; otherwise the back-fill refuses, with an explanation of what is missing.
 - `fast_item_ok` is a cheap structural check of a parsed wire-form item, used on the export
@@ -36,7 +36,7 @@ STREAM_RETENTION_MS = 24 * 3600 * 1000
 
 
 class UnsafeBackfillError(PermanentError):
-    """The stream capture does not cover the back-fill's version boundary (DESIGN §3)."""
+    """The stream capture does not cover the back-fill's version boundary."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
   run, `run_id` names one.
 - export: the run id derives from the export's ARN, so the same export always resumes the
   same run.
-The safety check of DESIGN §3 runs before anything is published.
+The stream-capture safety check (`check_capture`) runs before anything is published.
 """
 
 from __future__ import annotations
@@ -257,9 +257,7 @@ def run_backfill(
         return BackfillOutcome(run, stats, complete=True, already_complete=True)
 
     ensure_topics(settings.kafka, [req.table])
-    codec = make_codec(
-        settings.kafka.schema_registry_url, [settings.kafka.changes_topic(req.table)]
-    )
+    codec = make_codec(settings.kafka, [req.table])
     publisher = Publisher(settings.kafka, codec)
     skip_expired = conf.skip_expired_ttl and not req.keep_expired
     job = BackfillJob(

@@ -2,7 +2,7 @@
 
 One item per stream ARN in the lease table (`leaseKey = "capture#<stream ARN>"`), written
 when the stream producer first starts on that stream. The back-fill reads it to check the
-precondition of DESIGN §3 (stream captured from before `T - margin`, no trimmed gap); a
+precondition of last-write-wins (stream captured from before `T - margin`, no trimmed gap); a
 data-loss alarm (a checkpoint behind the trim horizon) is appended to it for `status`.
 A re-enabled stream has a new ARN, hence a new capture record: the old one cannot vouch
 for it.

@@ -1,4 +1,4 @@
-"""The stream producer: lease-coordinated DynamoDB Streams → Kafka (DESIGN §4).
+"""The stream producer: lease-coordinated DynamoDB Streams → Kafka.
 
 `StreamWorker` is what `ddb-bridge stream` runs. For every configured table it checks that
 the stream carries new images, records the capture start (for the back-fill's safety check),
@@ -28,6 +28,7 @@ from typing import Any
 from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError, TransientError
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
+from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from connectors import aws
 from connectors.aws import Interrupted
@@ -219,7 +220,10 @@ class StreamWorker:
             streams if streams is not None else aws.client("dynamodbstreams", settings.aws)
         )
         self._own_publisher = publisher is None
-        self.publisher = publisher or Publisher(settings.kafka)
+        # The same framing as the back-fill's, so one topic holds one framing.
+        self.publisher = publisher or Publisher(
+            settings.kafka, make_codec(settings.kafka, self.table_names)
+        )
         self.processor_factory: ProcessorFactory = processor_factory or (
             lambda: KafkaRecordProcessor(self.publisher)
         )

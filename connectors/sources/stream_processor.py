@@ -2,7 +2,7 @@
 
 `ShardRecordProcessor` is the KCL's contract (initialize, process records, lease lost, shard
 ended, shutdown requested); `KafkaRecordProcessor` implements it for ddb-bridge: every record
-becomes a `ChangeEvent` with its DESIGN §3 version and is published; the checkpoint written to
+becomes a `ChangeEvent` with its stream version and is published; the checkpoint written to
 the lease is only ever a position `AckTracker` reports as fully acknowledged, together with
 the version of the record at that position, so a restart reproduces the same versions.
 

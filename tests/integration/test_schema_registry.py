@@ -1,99 +1,128 @@
-"""Confluent framing against a small HTTP double of the Schema Registry REST API.
+"""Confluent framing through confluent-kafka's SchemaRegistryClient, against an HTTP double.
 
-(No Schema Registry or Karapace package is installable here: SERVICES.md.)
+The registry here is `tests/registry_double.py`, an in-test double of the REST API (no
+Schema Registry or Karapace is installable here: SERVICES.md).
 """
 
 from __future__ import annotations
 
-import json
-import threading
+import socket
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
+from bridge.errors import ConfigError, DecodeError, PermanentError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.schema_registry import SchemaRegistry, make_codec
+from bridge.schema_registry import make_codec, subject_for
+from bridge.settings import KafkaSettings
+from tests.registry_double import RegistryState, registry_double
 
+pytestmark = pytest.mark.integration
 
-class RegistryDouble(BaseHTTPRequestHandler):
-    schemas: dict[int, str] = {}
-    subjects: dict[str, int] = {}
-
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        parts = self.path.strip("/").split("/")
-        if len(parts) != 3 or parts[0] != "subjects" or parts[2] != "versions":
-            self._reply(404, {"error_code": 404, "message": "not found"})
-            return
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = body["schema"]
-        schema_id = next((i for i, t in self.schemas.items() if t == text), None)
-        if schema_id is None:
-            schema_id = len(self.schemas) + 1
-            self.schemas[schema_id] = text
-        self.subjects[parts[1]] = schema_id
-        self._reply(200, {"id": schema_id})
-
-    def do_GET(self) -> None:
-        parts = self.path.strip("/").split("/")
-        if parts[:2] == ["schemas", "ids"] and int(parts[2]) in self.schemas:
-            self._reply(200, {"schema": self.schemas[int(parts[2])]})
-        else:
-            self._reply(404, {"error_code": 40403, "message": "Schema not found"})
-
-    def log_message(self, *args: Any) -> None:
-        pass
+USER_INFO = "bridge-key:registry-S3cret"
 
 
 @pytest.fixture
-def registry_url() -> Iterator[str]:
-    RegistryDouble.schemas = {}
-    RegistryDouble.subjects = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RegistryDouble)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+def registry() -> Iterator[tuple[str, RegistryState]]:
+    with registry_double(USER_INFO) as found:
+        yield found
 
 
-def test_confluent_framing_through_registry(registry_url: str) -> None:
-    codec = make_codec(registry_url, ["ddb.orders.changes-value", "ddb.users.changes-value"])
-    assert RegistryDouble.subjects == {"ddb.orders.changes-value": 1, "ddb.users.changes-value": 1}
-    event = ChangeEvent(
-        table="orders",
+def kafka(url: str, user_info: str | None = USER_INFO) -> KafkaSettings:
+    return KafkaSettings(
+        schema_registry_url=url,
+        schema_registry_user_info=SecretStr(user_info) if user_info else None,
+    )
+
+
+def event(table: str, n: int) -> ChangeEvent:
+    return ChangeEvent(
+        table=table,
         op=Op.INSERT,
-        keys={"id": {"N": "1"}},
-        version=7,
+        keys={"id": {"N": str(n)}},
+        version=7 + n,
         origin=Origin.STREAM,
-        new_image={"id": {"N": "1"}},
+        new_image={"id": {"N": str(n)}, "b": {"B": "AAEC"}},
     )
-    data = codec.encode(event)
-    assert data[:5] == b"\x00\x00\x00\x00\x01"
-    # A fresh reader fetches the writer schema by id from the registry.
-    reader = EventCodec(
-        "confluent", writer_schema_id=1, schema_id_lookup=SchemaRegistry(registry_url).schema_by_id
-    )
-    assert reader.decode(data) == event
 
 
-def test_unknown_schema_id_is_a_clear_error(registry_url: str) -> None:
-    registry = SchemaRegistry(registry_url)
-    with pytest.raises(PermanentError, match="404"):
-        registry.schema_by_id(99)
+def test_topic_name_strategy_confluent_framing_and_both_framings_decode(
+    registry: tuple[str, RegistryState],
+) -> None:
+    url, state = registry
+    codec = make_codec(kafka(url), ["orders", "users"])
+    assert state.subjects == {"ddb.orders.changes-value": [1], "ddb.users.changes-value": [1]}
+    assert subject_for("ddb.orders.changes") == "ddb.orders.changes-value"
+    confluent = codec.encode(event("orders", 1))
+    assert confluent[:5] == b"\x00\x00\x00\x00\x01"
+    # A table first seen at publish time is registered under its own subject then.
+    codec.encode(event("late", 2))
+    assert state.subjects["ddb.late.changes-value"] == [1]
+
+    # What a consumer of the README uses; it reads records written before the registry too.
+    reader = EventCodec.from_registry(url, {"basic.auth.user.info": USER_INFO})
+    single_object = EventCodec().encode(event("orders", 3))
+    assert reader.decode(confluent) == event("orders", 1)
+    assert reader.decode(single_object) == event("orders", 3)
+    assert reader.decode_generic(confluent) == event("orders", 1)
+    # The registry's copy of our schema is recognised: the fast decoder serves it.
+    assert reader._by_id[1] is reader.schema
+    # Exactly the endpoints the double implements, each schema fetched once (cached).
+    assert state.endpoints() == {
+        ("POST", "/subjects/{subject}/versions"),
+        ("GET", "/schemas/ids/{id}"),
+    }
+    reader.decode(confluent)
+    assert sum(1 for m, _ in state.requests if m == "GET") == 1
+    assert state.rejected_auth == 0
 
 
-def test_without_registry_single_object_framing() -> None:
-    assert make_codec(None, ["x"]).framing == "single-object"
+def test_unknown_schema_id_is_a_decode_error_for_the_dlq(
+    registry: tuple[str, RegistryState],
+) -> None:
+    url, _state = registry
+    reader = make_codec(kafka(url))  # a consumer: registers nothing
+    with pytest.raises(DecodeError, match="schema id 99 is not in the schema registry"):
+        reader.decode(b"\x00\x00\x00\x00\x63" + b"\x00" * 20)
+
+
+def test_wrong_credentials_stop_at_start_up_and_the_secret_is_not_in_the_message(
+    registry: tuple[str, RegistryState],
+) -> None:
+    url, state = registry
+    with pytest.raises(PermanentError, match="401") as caught:
+        make_codec(kafka(url, "bridge-key:wrong-S3cret"), ["orders"])
+    assert "wrong-S3cret" not in str(caught.value)
+    assert state.rejected_auth >= 1
+    # A decoder that cannot authenticate stops apply (PermanentError is not dead-lettered).
+    reader = make_codec(kafka(url, None))
+    with pytest.raises(PermanentError, match="401"):
+        reader.decode(b"\x00\x00\x00\x00\x01" + b"\x00" * 20)
+
+
+def test_unreachable_registry_is_transient() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    settings = kafka(f"http://user:Url-S3cret@127.0.0.1:{port}", None)
+    settings.schema_registry_extra["max.retries"] = 0
+    with pytest.raises(TransientError, match="unreachable") as caught:
+        make_codec(settings, ["orders"])
+    assert "Url-S3cret" not in str(caught.value)
+
+
+def test_bad_registry_options_are_a_config_error() -> None:
+    settings = kafka("http://127.0.0.1:1", None)
+    settings.schema_registry_extra["no.such.option"] = 1
+    with pytest.raises(ConfigError, match="no.such.option"):
+        make_codec(settings)
+
+
+def test_without_registry_single_object_framing_and_a_clear_error_for_confluent() -> None:
+    codec = make_codec(KafkaSettings())
+    assert codec.framing == "single-object"
+    assert codec.encode(event("t", 1))[:2] == b"\xc3\x01"
+    with pytest.raises(DecodeError, match=r"EventCodec.from_registry"):
+        codec.decode(b"\x00\x00\x00\x00\x01" + b"\x00" * 20)

@@ -1,4 +1,4 @@
-"""`ddb-bridge backfill`: copy a table's existing items into its Kafka topic (DESIGN §3, §5).
+"""`ddb-bridge backfill`: copy a table's existing items into its Kafka topic.
 
 From a parallel Scan (`--from scan`) or a DynamoDB export (`--from export` with `--s3-uri`,
 `--dir` or `--start-export`). Every item of one run carries the run's back-fill version, so
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DLQ topic (file, line, reason headers) instead of stopping; an incomplete export "
         "(manifest checksums or item counts disagree) still stops",
     )
-    safety = p.add_argument_group("safety (DESIGN §3)")
+    safety = p.add_argument_group("safety: the stream must cover the back-fill")
     safety.add_argument(
         "--no-stream",
         action="store_true",

@@ -1,0 +1,165 @@
+"""Schema Registry mode end to end: `stream` and `backfill` publish into one topic, `apply`
+decodes every event, the DLQ stays empty.
+
+The registry is `tests/registry_double.py`, an in-test double of the Confluent REST API that
+requires basic auth; the credentials reach the CLI only through the environment.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import attrs
+from bridge.avro_codec import EventCodec
+from bridge.event import Origin
+from bridge.settings import KafkaSettings, SqliteTarget
+from connectors.sinks.sqlite import SqliteSink
+from tests.apply_harness import ApplyProcess, table_spec
+from tests.backfill_helpers import create_table, write_items
+from tests.kafka_helpers import drain_more
+from tests.registry_double import registry_double
+from tests.samples import sample_item
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+
+USER_INFO = "bridge-key:registry-S3cret"
+
+
+def write_config(
+    path: Path, bootstrap: str, table: str, lease_table: str, registry_url: str, db: Path
+) -> Path:
+    path.write_text(
+        '[aws]\nregion = "us-east-1"\n\n'
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\n'
+        "partitions = 2\nreplication_factor = 1\nlinger_ms = 5\n"
+        f'schema_registry_url = "{registry_url}"\n\n'
+        f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nhash_key_type = "S"\n'
+        'range_key = "sk"\nrange_key_type = "N"\n\n'
+        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
+        "lease_duration_ms = 2000\n\n"
+        "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
+        '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
+        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
+        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table, lease_table = unique_name("reg"), unique_name("leases")
+    # Written before the stream is enabled: only the back-fill carries these, so the target
+    # can equal the source only if apply decodes the back-fill's events.
+    create_table(ddb_client, table, stream=False)
+    write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(40)], 1)
+    ddb_client.update_table(
+        TableName=table,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    db = tmp_path / "target.db"
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    topic, dlq = kafka.changes_topic(table), kafka.dlq_topic(table)
+
+    with registry_double(USER_INFO) as (url, registry):
+        config = write_config(
+            tmp_path / "bridge.toml", kafka_bootstrap, table, lease_table, url, db
+        )
+        env = cli_env(dynamodb_endpoint, kafka_bootstrap)
+        env["DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_USER_INFO"] = USER_INFO
+        log_path = tmp_path / "stream.log"
+        stream = launch_stream(config, env, log_path)
+        apply = None
+        try:
+            wait_log(log_path, "stream started", stream)
+            time.sleep(1.2)  # the back-fill's T - margin must follow the capture start
+            backfill = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bridge.cli.main",
+                    "backfill",
+                    "--config",
+                    str(config),
+                    "--table",
+                    table,
+                    "--from",
+                    "scan",
+                    "--no-progress",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+            # Changed while both run: the stream carries these.
+            ddb_client.put_item(TableName=table, Item=attrs.to_boto(sample_item(100)))
+            ddb_client.delete_item(
+                TableName=table, Key={"pk": {"S": "user#0000003"}, "sk": {"N": "3"}}
+            )
+            ddb_client.update_item(
+                TableName=table,
+                Key={"pk": {"S": "user#0000005"}, "sk": {"N": "5"}},
+                UpdateExpression="SET extra = :v",
+                ExpressionAttributeValues={":v": {"S": "after the back-fill"}},
+            )
+            expected = {
+                attrs.canonical_key(attrs.extract_keys(item, ("pk", "sk"))): item
+                for item in (
+                    attrs.from_boto(raw)
+                    for raw in ddb_client.scan(TableName=table, ConsistentRead=True)["Items"]
+                )
+            }
+            assert len(expected) == 40
+
+            # ApplyProcess passes this process's environment on.
+            monkeypatch.setenv("DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_USER_INFO", USER_INFO)
+            apply = ApplyProcess(config, "--create-schema", log_path=tmp_path / "apply.log")
+            apply.wait_joined()
+            reader = SqliteSink(SqliteTarget(type="sqlite", path=str(db)))
+            reader.open([table_spec(table)])  # created by --create-schema before joining
+            keys = [attrs.loads(k) for k in expected]
+
+            def target_equals_source() -> bool:
+                got = reader.read_items(table, keys)
+                live = {attrs.canonical_key(k) for k in reader.scan_keys(table)}
+                return live == set(expected) and all(
+                    item is not None and attrs.items_equal(item, expected[k])
+                    for k, item in zip(expected, got, strict=True)
+                )
+
+            wait_for(target_equals_source, 120, f"the target to equal the source\n{apply.output}")
+            reader.close()
+            assert apply.terminate() == 0, apply.output
+            apply = None
+        finally:
+            if apply is not None:
+                apply.terminate()
+            if stream.poll() is None:
+                stop_process(stream, signal.SIGTERM)
+
+        assert drain_more(kafka_bootstrap, dlq, timeout_s=2.0) == []
+        records = drain_more(kafka_bootstrap, topic)
+        values = [m.value() for m in records]
+        # One framing per topic: Confluent, with the id registered under <topic>-value.
+        schema_ids = registry.subjects[f"{topic}-value"]
+        assert {v[:5] for v in values} == {b"\x00" + i.to_bytes(4, "big") for i in schema_ids}
+        decoder = EventCodec.from_registry(url, {"basic.auth.user.info": USER_INFO})
+        origins = {decoder.decode(v).origin for v in values}
+        assert origins == {Origin.STREAM, Origin.SCAN}
+        assert registry.rejected_auth == 0

@@ -1,0 +1,213 @@
+"""Secrets never printed: `config show`, log lines and error messages, through the CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.backfill_helpers import create_table
+
+pytestmark = pytest.mark.e2e
+
+# (a config fragment holding one secret, the secret). Each is checked on its own, so a case
+# that leaks is named by its id.
+SECRET_SETTINGS: dict[str, tuple[str, str]] = {
+    "aws.access_key_id": ('[aws]\naccess_key_id = "AKIA-S3cret-01"\n', "AKIA-S3cret-01"),
+    "aws.secret_access_key": ('[aws]\nsecret_access_key = "Aws-S3cret-02"\n', "Aws-S3cret-02"),
+    "aws.endpoint_url userinfo": (
+        '[aws]\nendpoint_url = "https://me:Url-S3cret-03@dynamo.example:8000"\n',
+        "Url-S3cret-03",
+    ),
+    "kafka.extra sasl.password": (
+        '[kafka.extra]\n"sasl.password" = "Sasl-S3cret-04"\n',
+        "Sasl-S3cret-04",
+    ),
+    "kafka.extra ssl.key.password": (
+        '[kafka.extra]\n"ssl.key.password" = "Key-S3cret-05"\n',
+        "Key-S3cret-05",
+    ),
+    "kafka.extra sasl.oauthbearer.client.secret": (
+        '[kafka.extra]\n"sasl.oauthbearer.client.secret" = "Oauth-S3cret-06"\n',
+        "Oauth-S3cret-06",
+    ),
+    "kafka.extra ssl.keystore.password": (
+        '[kafka.extra]\n"ssl.keystore.password" = "Store-S3cret-07"\n',
+        "Store-S3cret-07",
+    ),
+    "kafka.extra ssl.key.pem": (
+        '[kafka.extra]\n"ssl.key.pem" = "-----BEGIN PRIVATE KEY-----Pem-S3cret-08"\n',
+        "Pem-S3cret-08",
+    ),
+    "kafka.extra sasl.kerberos.keytab": (
+        '[kafka.extra]\n"sasl.kerberos.keytab" = "/etc/Keytab-S3cret-09.keytab"\n',
+        "Keytab-S3cret-09",
+    ),
+    "kafka.extra sasl.oauthbearer.config": (
+        '[kafka.extra]\n"sasl.oauthbearer.config" = "principal=me secret=Cfg-S3cret-10"\n',
+        "Cfg-S3cret-10",
+    ),
+    "kafka.schema_registry_url userinfo": (
+        '[kafka]\nschema_registry_url = "https://key:Reg-S3cret-11@registry.example"\n',
+        "Reg-S3cret-11",
+    ),
+    "kafka.schema_registry_user_info": (
+        '[kafka]\nschema_registry_user_info = "key:Reg-S3cret-12"\n',
+        "Reg-S3cret-12",
+    ),
+    "kafka.schema_registry_extra basic.auth.user.info": (
+        '[kafka.schema_registry_extra]\n"basic.auth.user.info" = "key:Reg-S3cret-13"\n',
+        "Reg-S3cret-13",
+    ),
+    "kafka.schema_registry_extra ssl.key.password": (
+        '[kafka.schema_registry_extra]\n"ssl.key.password" = "Reg-S3cret-14"\n',
+        "Reg-S3cret-14",
+    ),
+    "postgres dsn url": (
+        '[targets.pg]\ntype = "postgres"\ndsn = "postgresql://u:Pg-S3cret-15@db/x"\n',
+        "Pg-S3cret-15",
+    ),
+    "postgres dsn key=value": (
+        '[targets.pg]\ntype = "postgres"\ndsn = "host=db user=u password=Pg-S3cret-16"\n',
+        "Pg-S3cret-16",
+    ),
+    "scylla password": (
+        '[targets.cql]\ntype = "scylla"\nusername = "u"\npassword = "Cql-S3cret-17"\n',
+        "Cql-S3cret-17",
+    ),
+    "alternator keys and url": (
+        '[targets.alt]\ntype = "alternator"\nendpoint_url = "http://u:Alt-S3cret-18@alt:8000"\n'
+        'access_key_id = "Alt-S3cret-19"\nsecret_access_key = "Alt-S3cret-20"\n',
+        "Alt-S3cret-",
+    ),
+}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DDB_BRIDGE")}
+    env.update(extra)
+    return env
+
+
+def cli(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli.main", *args, "--config", str(config)],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("setting", sorted(SECRET_SETTINGS))
+def test_config_show_masks_every_secret_bearing_setting(setting: str, tmp_path: Path) -> None:
+    fragment, secret = SECRET_SETTINGS[setting]
+    config = tmp_path / "bridge.toml"
+    config.write_text(fragment)
+    result = cli(config, "config", "show")
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert "**********" in result.stdout
+
+
+def test_secrets_from_the_environment_are_masked_too(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text("")
+    result = cli(
+        config,
+        "config",
+        "show",
+        DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_USER_INFO="key:Env-S3cret-21",
+        DDB_BRIDGE__KAFKA__EXTRA='{"sasl.password": "Env-S3cret-22", "client.id": "visible"}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Env-S3cret" not in result.stdout
+    assert '"client.id": "visible"' in result.stdout  # not every option is a secret
+
+
+def test_a_config_error_does_not_echo_a_secret(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[targets.pg]\ntype = "postgres"\ndsn = "postgresql://u:Pg-S3cret-23@db/x"\n')
+    result = cli(config, "apply", "--target", "nope")
+    assert result.returncode == 2
+    assert "targets.nope" in result.stderr
+    assert "Pg-S3cret-23" not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        # refused: psycopg names host and port only
+        "postgresql://bridge:Pg-S3cret-24@127.0.0.1:1/db",
+        # malformed: libpq quotes the whole URI, password included, in its error message
+        "postgresql://bridge:Pg-S3cret-24@[::1/db",
+    ],
+    ids=["refused", "malformed"],
+)
+def test_a_failing_connection_logs_no_secret(
+    dsn: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
+        "replication_factor = 1\n"
+        f'[[tables]]\nname = "{unique_name("red")}"\nhash_key = "pk"\n'
+        f'[targets.pg]\ntype = "postgres"\ndsn = "{dsn}"\n'
+        "[apply]\nmax_retries = 2\nretry_backoff_ms = 10\nretry_backoff_max_ms = 20\n"
+    )
+    result = cli(config, "apply", "--target", "pg", "--log-level", "DEBUG")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "PostgreSQL" in output or "postgres" in output.lower(), output
+    assert "Pg-S3cret-24" not in output, output
+
+
+@pytest.mark.integration
+def test_an_unreachable_registry_logs_no_secret(
+    dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    table = unique_name("red")
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    create_table(ddb, table, stream=False)
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
+        "replication_factor = 1\n"
+        f'schema_registry_url = "http://reg-user:Reg-S3cret-26@127.0.0.1:{port}"\n'
+        '[kafka.schema_registry_extra]\n"max.retries" = 0\n'
+    )
+    result = cli(
+        config,
+        "backfill",
+        "--table",
+        table,
+        "--from",
+        "scan",
+        "--no-stream",
+        "--no-progress",
+        "--log-level",
+        "DEBUG",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "schema registry http://reg-user:**********@127.0.0.1" in output
+    assert "Reg-S3cret-26" not in output, output
