@@ -194,6 +194,15 @@ _DYNAMODB = Context(
     rounding=ROUND_HALF_EVEN,
     traps=[InvalidOperation, Inexact, Overflow, Underflow, Subnormal, DivisionByZero],
 )
+# For arithmetic on N values (e.g. an expiry time minus a float clock): wide enough that any
+# DynamoDB number and any float's exact value combine exactly — their digits span at most
+# 10^308 .. 10^-1074 — and trapping Inexact, so a result is never silently rounded.
+EXACT = Context(
+    prec=1400,
+    Emin=-2000,
+    Emax=2000,
+    traps=[InvalidOperation, Inexact, Overflow, Underflow, Subnormal, DivisionByZero],
+)
 # DynamoDB's number grammar: sign? digits with at most one point, exponent? — ASCII digits
 # only. Decimal() alone would also take NaN, Infinity, `1_000`, surrounding whitespace and
 # any Unicode digit (`١٢٣` is 123 to it), none of which DynamoDB accepts.
@@ -243,7 +252,13 @@ def normalize_number(text: str, where: str = "number") -> str:
     Exact over DynamoDB's whole range: two texts give the same result exactly when they
     are the same number. Raises AttributeTypeError for a text DynamoDB would refuse.
     """
-    if len(text) <= _MAX_SHORT and text.isascii() and text.isdigit() and text[0] != "0":
+    if (
+        type(text) is str
+        and len(text) <= _MAX_SHORT
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+    ):
         return text  # fast path: already canonical
     d = parse_number(text, where)
     if d.is_zero():
