@@ -30,7 +30,7 @@ from bridge.sink import TableSpec
 from connectors.sinks import scylla
 from connectors.sinks.scylla import CqlTable, ScyllaSink
 from tests import strategies
-from tests.samples import sample_item
+from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 
 PROTOCOL = 4
 NOW = 1_800_000_000.0
@@ -217,21 +217,7 @@ def test_coalesces_to_one_statement_per_key_and_delete_wins_a_tie() -> None:
     assert [b.prepared_statement.query_string for b, _ in bound] == [table.delete_cql]
 
 
-# DynamoDB's extremes and the pair of keys that collided under a 28-digit context.
-EXTREMES = [
-    "1E-130",
-    "-1E-130",
-    "1.2345678901234567890123456789012345678E-130",
-    "1E+125",
-    "9.9999999999999999999999999999999999999E+125",
-    "-9.9999999999999999999999999999999999999E+125",
-    "-12345678901234567890123456789012345671",
-    "-12345678901234567890123456789012345672",
-    "0.10000000000000000000000000000000000001",
-]
-
-
-@pytest.mark.parametrize("text", EXTREMES)
+@pytest.mark.parametrize("text", EXTREME_NUMBERS)
 def test_number_keys_bind_exactly_at_dynamodbs_limits(text: str) -> None:
     sink, _, table = open_sink()
     _, values = write(sink, put({"pk": {"S": "k"}, "sk": {"N": text}}))
@@ -251,8 +237,8 @@ def test_number_keys_bind_exactly_at_dynamodbs_limits(text: str) -> None:
 
 def test_keys_differing_in_the_38th_digit_are_two_rows() -> None:
     sink, _, _ = open_sink()
-    a = {"pk": {"S": "k"}, "sk": {"N": EXTREMES[-3]}}
-    b = {"pk": {"S": "k"}, "sk": {"N": EXTREMES[-2]}}
+    a = {"pk": {"S": "k"}, "sk": {"N": COLLIDING_NUMBERS[0]}}
+    b = {"pk": {"S": "k"}, "sk": {"N": COLLIDING_NUMBERS[1]}}
     bound = sink.statements([put(a), put(b)])
     assert len(bound) == 2  # not coalesced into one
     assert sorted(decode(s)["sk"] for s, _ in bound) == sorted(
@@ -260,7 +246,7 @@ def test_keys_differing_in_the_38th_digit_are_two_rows() -> None:
     )
 
 
-@pytest.mark.parametrize("text", EXTREMES)
+@pytest.mark.parametrize("text", EXTREME_NUMBERS)
 def test_typed_number_columns_hold_exact_values(text: str) -> None:
     columns = {"amount": "decimal", "amounts": "set<decimal>", "whole": "varint"}
     sink, _, table = open_sink(columns=columns)
