@@ -207,10 +207,27 @@ EXACT = Context(
 # only. Decimal() alone would also take NaN, Infinity, `1_000`, surrounding whitespace and
 # any Unicode digit (`١٢٣` is 123 to it), none of which DynamoDB accepts.
 _SYNTAX = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
-# The hot path: a plain decimal of at most 38 characters has at most 38 digits, so it is
-# within DynamoDB's range whatever they are (its smallest nonzero magnitude is 1E-37).
-_SHORT_PLAIN = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)").fullmatch
-_MAX_SHORT = 38
+# The hot path: a plain decimal (no exponent) of at most 38 digits is within DynamoDB's
+# range whatever they are (its smallest nonzero magnitude is 1E-38), so its form suffices.
+_PLAIN = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)").fullmatch
+# A plain decimal that is already canonical: no leading zero (but `0.5`), no trailing zero
+# after the point, no point without digits after it. (`-0` is excluded separately.)
+_CANONICAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?").fullmatch
+_MAX_DIGITS = 38
+
+
+def is_short_number(text: str) -> bool:
+    """True for a plain number of at most 38 digits: valid by its form alone (a fast
+    pre-check: False means "ask check_number", not "invalid")."""
+    size = len(text)
+    if size <= _MAX_DIGITS:
+        return (text.isdigit() and text.isascii()) or _PLAIN(text) is not None
+    # Up to 40 characters may still be 38 digits with a sign and a point.
+    return (
+        size <= _MAX_DIGITS + 2
+        and _PLAIN(text) is not None
+        and size - ("-" in text) - ("." in text) <= _MAX_DIGITS
+    )
 
 
 def parse_number(text: str, where: str = "number") -> Decimal:
@@ -235,15 +252,8 @@ def parse_number(text: str, where: str = "number") -> Decimal:
 
 def check_number(text: str, where: str = "number") -> None:
     """Raise AttributeTypeError unless `text` is a number DynamoDB accepts (see parse_number)."""
-    if len(text) <= _MAX_SHORT and _SHORT_PLAIN(text) is not None:
-        return
-    parse_number(text, where)
-
-
-def is_short_number(text: str) -> bool:
-    """True for a plain number short enough to be valid without parsing (a fast pre-check:
-    False means "ask check_number", not "invalid")."""
-    return len(text) <= _MAX_SHORT and _SHORT_PLAIN(text) is not None
+    if not is_short_number(text):
+        parse_number(text, where)
 
 
 def normalize_number(text: str, where: str = "number") -> str:
@@ -254,12 +264,11 @@ def normalize_number(text: str, where: str = "number") -> str:
     """
     if (
         type(text) is str
-        and len(text) <= _MAX_SHORT
-        and text.isascii()
-        and text.isdigit()
-        and text[0] != "0"
+        and len(text) <= _MAX_DIGITS
+        and ((text.isdigit() and text.isascii() and text[0] != "0") or _CANONICAL(text))
+        and text != "-0"
     ):
-        return text  # fast path: already canonical
+        return text  # fast path: already canonical (and so valid)
     d = parse_number(text, where)
     if d.is_zero():
         return "0"  # also -0, 0.00, 0E+9
@@ -319,7 +328,7 @@ def extract_keys(item: Item, key_names: tuple[str, ...], where: str = "item") ->
 
 def number_equal(a: str, b: str) -> bool:
     """Exact numeric equality (`0.1` = `0.10`); a text DynamoDB would refuse equals only itself."""
-    return _number_identity(a) == _number_identity(b)
+    return a == b or _number_identity(a) == _number_identity(b)
 
 
 def items_equal(a: Item, b: Item) -> bool:
@@ -337,6 +346,8 @@ def av_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if ta == "N":
         return number_equal(va, vb)
     if ta == "NS":
+        if va == vb:
+            return True
         return {_number_identity(x) for x in va} == {_number_identity(x) for x in vb}
     if ta in ("SS", "BS"):
         return set(va) == set(vb)
