@@ -5,6 +5,10 @@ AWS writes in its exports and that `keys`/`new_image`/`old_image` carry on the w
 numbers as decimal strings (never floats), binary as base64 text. boto3's low-level clients
 return binary as `bytes`; `from_boto` converts once at the source, `to_boto` converts back
 for sinks that speak the DynamoDB API.
+
+Numbers are handled exactly over DynamoDB's whole range (38 significant digits, magnitudes
+1E-130 .. 9.99…E+125): parsed, compared and canonicalized without the thread's 28-digit
+decimal context, and a text DynamoDB would refuse is an AttributeTypeError naming where.
 """
 
 from __future__ import annotations
@@ -237,14 +241,14 @@ def parse_number(text: str, where: str = "number") -> Decimal:
         raise AttributeTypeError(f"{where}: {text!r} is not a DynamoDB number")
     try:
         return _DYNAMODB.create_decimal(text)
-    except Inexact as exc:
-        raise AttributeTypeError(
-            f"{where}: {text!r} is not a DynamoDB number: more than 38 significant digits"
-        ) from exc
-    except (Overflow, Subnormal, Underflow) as exc:
+    except (Overflow, Subnormal) as exc:  # before Inexact: Overflow and Underflow are Inexact
         raise AttributeTypeError(
             f"{where}: {text!r} is not a DynamoDB number: magnitude outside "
             "1E-130 .. 9.9999999999999999999999999999999999999E+125"
+        ) from exc
+    except Inexact as exc:
+        raise AttributeTypeError(
+            f"{where}: {text!r} is not a DynamoDB number: more than 38 significant digits"
         ) from exc
     except ArithmeticError as exc:
         raise AttributeTypeError(f"{where}: {text!r} is not a DynamoDB number") from exc

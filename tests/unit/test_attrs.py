@@ -107,6 +107,22 @@ BAD_NUMBERS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("1" * 39, "more than 38 significant digits"),
+        ("-1.00000000000000000000000000000000000001E-5", "more than 38 significant digits"),
+        ("1" + "0" * 126, "magnitude outside"),  # 1E+126 written out
+        ("1E+126", "magnitude outside"),
+        ("-1.2345678901234567890123456789012345678E-131", "magnitude outside"),
+        ("\u0661", "not a DynamoDB number$"),
+    ],
+)
+def test_rejections_say_why(bad: str, reason: str) -> None:
+    with pytest.raises(AttributeTypeError, match=f"^key.id: .* {reason}"):
+        attrs.normalize_number(bad, "key.id")
+
+
 @pytest.mark.parametrize("bad", BAD_NUMBERS)
 def test_bad_numbers_rejected(bad: str) -> None:
     with pytest.raises(AttributeTypeError, match="number"):
