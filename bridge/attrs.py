@@ -5,13 +5,28 @@ AWS writes in its exports and that `keys`/`new_image`/`old_image` carry on the w
 numbers as decimal strings (never floats), binary as base64 text. boto3's low-level clients
 return binary as `bytes`; `from_boto` converts once at the source, `to_boto` converts back
 for sinks that speak the DynamoDB API.
+
+Numbers are handled exactly over DynamoDB's whole range (38 significant digits, magnitudes
+1E-130 .. 9.99…E+125): parsed, compared and canonicalized without the thread's 28-digit
+decimal context, and a text DynamoDB would refuse is an AttributeTypeError naming where.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Subnormal,
+    Underflow,
+)
 from typing import Any
 
 import orjson
@@ -168,25 +183,112 @@ def _av_to_boto(av: dict[str, Any]) -> dict[str, Any]:
     return av
 
 
-def check_number(text: str, where: str = "number") -> Decimal:
-    """Parse a DynamoDB N value exactly; reject NaN, infinities and non-numbers."""
+# -- numbers ---------------------------------------------------------------------------------
+# DynamoDB's number space is exactly a decimal context: 38 significant digits and adjusted
+# exponents (that of the leading digit) from -130 to +125, i.e. magnitudes 1E-130 up to
+# 9.9999999999999999999999999999999999999E+125. With every condition trapped, converting a
+# text in this context either is exact or raises, so nothing is ever rounded. It is a
+# private Context object used through its methods: the thread's current context (28 digits
+# by default, shared with other code) is neither read nor changed. Its sticky flags are set
+# concurrently but never read; only the traps matter.
+_DYNAMODB = Context(
+    prec=38,
+    Emin=-130,
+    Emax=125,
+    rounding=ROUND_HALF_EVEN,
+    traps=[InvalidOperation, Inexact, Overflow, Underflow, Subnormal, DivisionByZero],
+)
+# For arithmetic on N values (e.g. an expiry time minus a float clock): wide enough that any
+# DynamoDB number and any float's exact value combine exactly — their digits span at most
+# 10^308 .. 10^-1074 — and trapping Inexact, so a result is never silently rounded.
+EXACT = Context(
+    prec=1400,
+    Emin=-2000,
+    Emax=2000,
+    traps=[InvalidOperation, Inexact, Overflow, Underflow, Subnormal, DivisionByZero],
+)
+# DynamoDB's number grammar: sign? digits with at most one point, exponent? — ASCII digits
+# only. Decimal() alone would also take NaN, Infinity, `1_000`, surrounding whitespace and
+# any Unicode digit (`١٢٣` is 123 to it), none of which DynamoDB accepts.
+_SYNTAX = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
+# The hot path: a plain decimal (no exponent) of at most 38 digits is within DynamoDB's
+# range whatever they are (its smallest nonzero magnitude is 1E-38), so its form suffices.
+_PLAIN = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)").fullmatch
+# A plain decimal that is already canonical: no leading zero (but `0.5`), no trailing zero
+# after the point, no point without digits after it. (`-0` is excluded separately.)
+_CANONICAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?").fullmatch
+_MAX_DIGITS = 38
+
+
+def is_short_number(text: str) -> bool:
+    """True for a plain number of at most 38 digits: valid by its form alone (a fast
+    pre-check: False means "ask check_number", not "invalid")."""
+    size = len(text)
+    if size <= _MAX_DIGITS:
+        return (text.isdigit() and text.isascii()) or _PLAIN(text) is not None
+    # Up to 40 characters may still be 38 digits with a sign and a point.
+    return (
+        size <= _MAX_DIGITS + 2
+        and _PLAIN(text) is not None
+        and size - ("-" in text) - ("." in text) <= _MAX_DIGITS
+    )
+
+
+def parse_number(text: str, where: str = "number") -> Decimal:
+    """A DynamoDB N value as an exact Decimal; AttributeTypeError for anything DynamoDB
+    would refuse (bad syntax, more than 38 significant digits, outside 1E-130..9.99E+125)."""
+    if type(text) is not str or _SYNTAX(text) is None:
+        raise AttributeTypeError(f"{where}: {text!r} is not a DynamoDB number")
     try:
-        d = Decimal(text)
-    except InvalidOperation as exc:
+        return _DYNAMODB.create_decimal(text)
+    except (Overflow, Subnormal) as exc:  # before Inexact: Overflow and Underflow are Inexact
+        raise AttributeTypeError(
+            f"{where}: {text!r} is not a DynamoDB number: magnitude outside "
+            "1E-130 .. 9.9999999999999999999999999999999999999E+125"
+        ) from exc
+    except Inexact as exc:
+        raise AttributeTypeError(
+            f"{where}: {text!r} is not a DynamoDB number: more than 38 significant digits"
+        ) from exc
+    except ArithmeticError as exc:
         raise AttributeTypeError(f"{where}: {text!r} is not a DynamoDB number") from exc
-    if not d.is_finite():
-        raise AttributeTypeError(f"{where}: {text!r} is not a finite number")
-    return d
 
 
-def normalize_number(text: str) -> str:
-    """The canonical text of a number: `1.0`, `01`, `1e0` all become `1`; never an exponent."""
-    if text.isdigit() and (text[0] != "0" or text == "0"):
-        return text  # fast path: already canonical
-    d = check_number(text)
+def check_number(text: str, where: str = "number") -> None:
+    """Raise AttributeTypeError unless `text` is a number DynamoDB accepts (see parse_number)."""
+    if not is_short_number(text):
+        parse_number(text, where)
+
+
+def normalize_number(text: str, where: str = "number") -> str:
+    """The canonical text of a number: `1.0`, `01`, `1e0` all become `1`; never an exponent.
+
+    Exact over DynamoDB's whole range: two texts give the same result exactly when they
+    are the same number. Raises AttributeTypeError for a text DynamoDB would refuse.
+    """
+    if (
+        type(text) is str
+        and len(text) <= _MAX_DIGITS
+        and ((text.isdigit() and text.isascii() and text[0] != "0") or _CANONICAL(text))
+        and text != "-0"
+    ):
+        return text  # fast path: already canonical (and so valid)
+    d = parse_number(text, where)
     if d.is_zero():
-        return "0"
-    return format(d.normalize(), "f")
+        return "0"  # also -0, 0.00, 0E+9
+    # normalize() only drops trailing zeros of a value that already fits the context: exact.
+    return format(_DYNAMODB.normalize(d), "f")
+
+
+def _number_identity(text: Any) -> tuple[bool, Any]:
+    """What number equality compares: the canonical text, or (for a value DynamoDB would
+    refuse, e.g. a corrupted target) the raw text, which equals only itself."""
+    if type(text) is not str:
+        return False, repr(text)
+    try:
+        return True, normalize_number(text)
+    except AttributeTypeError:
+        return False, text
 
 
 def _canonical_av(av: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +331,8 @@ def extract_keys(item: Item, key_names: tuple[str, ...], where: str = "item") ->
 
 
 def number_equal(a: str, b: str) -> bool:
-    return Decimal(a) == Decimal(b)
+    """Exact numeric equality (`0.1` = `0.10`); a text DynamoDB would refuse equals only itself."""
+    return a == b or _number_identity(a) == _number_identity(b)
 
 
 def items_equal(a: Item, b: Item) -> bool:
@@ -247,7 +350,9 @@ def av_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if ta == "N":
         return number_equal(va, vb)
     if ta == "NS":
-        return {Decimal(x) for x in va} == {Decimal(x) for x in vb}
+        if va == vb:
+            return True
+        return {_number_identity(x) for x in va} == {_number_identity(x) for x in vb}
     if ta in ("SS", "BS"):
         return set(va) == set(vb)
     if ta == "L":

@@ -5,6 +5,23 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+# Numbers at DynamoDB's edges: both exponent limits, 38 significant digits, both signs, and
+# the two keys that Python's default 28-digit decimal context made one number.
+COLLIDING_NUMBERS = (
+    "-12345678901234567890123456789012345671",
+    "-12345678901234567890123456789012345672",
+)
+EXTREME_NUMBERS = (
+    "1E-130",
+    "-1E-130",
+    "1.2345678901234567890123456789012345678E-130",
+    "1E+125",
+    "9.9999999999999999999999999999999999999E+125",
+    "-9.9999999999999999999999999999999999999E+125",
+    *COLLIDING_NUMBERS,
+    "0.10000000000000000000000000000000000001",
+)
+
 
 def sample_item(i: int, pad: int = 120) -> dict[str, Any]:
     """Wire-form item `i`: all ten types, nesting, a 38-digit number, Unicode, empty values."""

@@ -3,17 +3,63 @@
 from __future__ import annotations
 
 import base64
-from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
 
-# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.99E+125.
-numbers = st.builds(
-    lambda digits, exp, neg: ("-" if neg else "") + str(Decimal(digits).scaleb(exp)),
-    st.integers(min_value=0, max_value=10**38 - 1),
-    st.integers(min_value=-120, max_value=80),
-    st.booleans(),
+# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.99E+125, both signs.
+# Built as text from an integer coefficient and an exponent (no Decimal arithmetic, which
+# would round to the default context's 28 digits), with the limits drawn often.
+MIN_ADJUSTED, MAX_ADJUSTED = -130, 125  # exponent of the leading significant digit
+
+
+@st.composite
+def number_parts(draw: st.DrawFn) -> tuple[bool, int, int]:
+    """(negative, coefficient, exponent) of a nonzero DynamoDB number: -c*10**e or c*10**e."""
+    coefficient = draw(
+        st.one_of(
+            st.integers(min_value=1, max_value=10**38 - 1),
+            st.integers(min_value=1, max_value=999),
+            st.sampled_from([1, 10**37, 10**38 - 1, 10**37 + 1]),
+        )
+    )
+    adjusted = draw(
+        st.one_of(
+            st.sampled_from([MIN_ADJUSTED, MAX_ADJUSTED, 0, -1, 37]),
+            st.integers(min_value=MIN_ADJUSTED, max_value=MAX_ADJUSTED),
+        )
+    )
+    return draw(st.booleans()), coefficient, adjusted - (len(str(coefficient)) - 1)
+
+
+def spell(negative: bool, coefficient: int, exponent: int, style: int, zeros: int = 0) -> str:
+    """One of the spellings DynamoDB accepts for -/+ coefficient * 10**exponent, exactly."""
+    digits = str(coefficient) + "0" * zeros  # trailing zeros: same value, more text
+    exponent -= zeros
+    sign = "-" if negative else ("+" if style == 3 else "")
+    if style in (0, 3):  # plain positional: 0.0010, 1200, 12.50
+        if exponent >= 0:
+            body = digits + "0" * exponent
+        elif len(digits) > -exponent:
+            body = digits[:exponent] + "." + digits[exponent:]
+        else:
+            body = "0." + "0" * (-exponent - len(digits)) + digits
+    elif style == 1:  # scientific with one digit before the point: 1.2E+3, 5e-130
+        rest = digits[1:]
+        body = digits[0] + ("." + rest if rest else "") + f"E{exponent + len(rest):+d}"
+    else:  # integer coefficient and exponent: 12E1, 123e-5
+        body = f"{digits}e{exponent}"
+    return sign + body
+
+
+numbers = st.one_of(
+    st.builds(
+        lambda parts, style, zeros: spell(*parts, style, zeros),
+        number_parts(),
+        st.integers(min_value=0, max_value=3),
+        st.integers(min_value=0, max_value=3),
+    ),
+    st.sampled_from(["0", "-0", "0.0", "0E+5", "+0.00"]),
 )
 texts = st.text(max_size=30)
 binaries = st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode())

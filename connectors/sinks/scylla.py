@@ -61,7 +61,7 @@ from typing import Any
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import ScyllaTarget
 from bridge.sink import SinkCapabilities, TableSpec
@@ -88,9 +88,18 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _number(text: str) -> Decimal | None:
+    """The exact Decimal of an N value (the driver serializes its digits and exponent as
+    they are); None for a text DynamoDB would refuse, which then stays in the map as is."""
+    try:
+        return attrs.parse_number(text)
+    except AttributeTypeError:
+        return None
+
+
 def _integer(text: str, cql_type: str) -> int | None:
-    d = Decimal(text)
-    if d != d.to_integral_value():
+    d = _number(text)
+    if d is None or d != d.to_integral_value():
         return None
     value = int(d)
     low, high = _INT_RANGES[cql_type]
@@ -121,13 +130,16 @@ def _to_column(cql_type: str, av: dict[str, Any]) -> Any:
     if cql_type == "blob":
         return _boto(av)["B"] if tag == "B" else None
     if cql_type == "decimal":
-        return Decimal(value) if tag == "N" else None
+        return _number(value) if tag == "N" else None
     if cql_type in _INT_RANGES:
         return _integer(value, cql_type) if tag == "N" else None
     if cql_type == "set<text>":
         return list(value) if tag == "SS" else None
     if cql_type == "set<decimal>":
-        return [Decimal(v) for v in value] if tag == "NS" else None
+        if tag != "NS":
+            return None
+        numbers = [_number(v) for v in value]
+        return None if None in numbers else numbers
     if cql_type == "set<blob>":
         return _boto(av)["BS"] if tag == "BS" else None
     raise AssertionError(cql_type)  # TYPED_COLUMNS is checked at open
@@ -262,7 +274,7 @@ class CqlTable:
             elif typ == "B":
                 value = _boto(av)["B"]
             else:
-                text = attrs.normalize_number(av["N"])
+                text = attrs.normalize_number(av["N"], f"{where}: {column.attribute!r}")
                 value = (
                     Decimal(text)
                     if column.cql_type == "decimal"
@@ -285,10 +297,14 @@ class CqlTable:
         av = image.get(self.ttl_attribute)
         if not isinstance(av, dict) or "N" not in av:
             return 0  # DynamoDB's TTL only acts on a Number attribute
-        expiry = Decimal(av["N"])
-        if expiry < Decimal(now) - TTL_IGNORED_AFTER_S:
+        expiry = _number(av["N"])
+        if expiry is None:
+            return 0  # not a number DynamoDB could hold: its TTL would not act on it
+        # Exact: the thread's 28-digit context would round a 38-digit expiry time.
+        left = attrs.EXACT.subtract(expiry, Decimal(now))
+        if left < -TTL_IGNORED_AFTER_S:
             return 0
-        remaining = math.ceil(expiry - Decimal(now))
+        remaining = math.ceil(left)
         if remaining <= 0:
             return None
         return min(remaining, MAX_TTL_S)

@@ -16,14 +16,15 @@ import base64
 import binascii
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from bridge.errors import PermanentError
+from bridge import attrs
+from bridge.errors import AttributeTypeError, PermanentError
 from connectors.aws import describe_table
 from connectors.sources.capture import read_capture
 
@@ -137,16 +138,14 @@ def ttl_expired(item: dict[str, Any], ttl_attribute: str, now_s: float) -> bool:
     if type(value) is not str:
         return False  # a non-number TTL attribute is ignored by DynamoDB
     try:
-        expires = float(value)
-    except ValueError:
+        expires = attrs.parse_number(value)  # exact: float() would round a 38-digit value
+    except AttributeTypeError:
         return False
-    return now_s - TTL_HORIZON_S <= expires < now_s
+    return Decimal(now_s - TTL_HORIZON_S) <= expires < Decimal(now_s)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fast structural check of wire-form items
-
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _b64_ok(value: Any) -> bool:
@@ -159,7 +158,17 @@ def _b64_ok(value: Any) -> bool:
     return True
 
 
-_is_number = _NUMBER.fullmatch
+def _is_number(text: str) -> bool:
+    # Short plain numbers are valid by their form alone; the rest (long, or with an
+    # exponent, whose range needs checking) take the exact check. A regex with `\d`
+    # would also have let non-ASCII digits through.
+    if attrs.is_short_number(text):
+        return True
+    try:
+        attrs.check_number(text)
+    except AttributeTypeError:
+        return False
+    return True
 
 
 def fast_item_ok(item: Any) -> bool:
@@ -182,7 +191,7 @@ def fast_item_ok(item: Any) -> bool:
             if kind is not str:
                 return False
         elif tag == "N":
-            if kind is not str or _is_number(value) is None:
+            if kind is not str or not _is_number(value):
                 return False
         elif tag == "M":
             if kind is not dict:
@@ -202,7 +211,7 @@ def fast_item_ok(item: Any) -> bool:
             if kind is not list or any(type(v) is not str for v in value):
                 return False
         elif tag == "NS":
-            if kind is not list or any(type(v) is not str or _is_number(v) is None for v in value):
+            if kind is not list or any(type(v) is not str or not _is_number(v) for v in value):
                 return False
         elif tag == "B":
             if not _b64_ok(value):

@@ -13,7 +13,7 @@ from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import PostgresTarget
 from bridge.sink import TableSpec
 from connectors.sinks.postgres import PostgresSink
-from tests.samples import sample_item
+from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +120,29 @@ def test_a_key_postgres_text_cannot_hold_is_permanent_and_named(
         sink.write_batch([_put(spec, sample_item(3), BASE)])  # the connection is still usable
     finally:
         sink.close()
+
+
+def test_numeric_keys_hold_exact_values_at_dynamodbs_limits(pg_dsn: str, unique_name: Any) -> None:
+    """Issue 9, item 1: keys differing in the 38th digit are two rows, each value exact."""
+    sink, spec = _open(pg_dsn, unique_name("numbers"))
+    items = [{"pk": {"S": "k"}, "sk": {"N": n}, "v": {"S": n}} for n in EXTREME_NUMBERS]
+    try:
+        sink.write_batch([_put(spec, it, BASE) for it in items])
+        keys = [{"pk": it["pk"], "sk": it["sk"]} for it in items]
+        assert sink.read_items(spec.source, keys) == items
+        scanned = sorted(attrs.normalize_number(k["sk"]["N"]) for k in sink.scan_keys(spec.source))
+        assert scanned == sorted(attrs.normalize_number(n) for n in EXTREME_NUMBERS)
+        with psycopg.connect(pg_dsn) as conn:
+            rows = conn.execute(
+                f"SELECT sk::text, item->'v'->>'S', pg_typeof(sk)::text FROM \"{spec.target}\""
+            ).fetchall()
+    finally:
+        sink.close()
+    assert len(rows) == len(EXTREME_NUMBERS)
+    for numeric_text, written, column_type in rows:
+        assert column_type == "numeric"
+        assert attrs.normalize_number(numeric_text) == attrs.normalize_number(written)
+    by_value = {written: numeric_text for numeric_text, written, _ in rows}
+    assert by_value[COLLIDING_NUMBERS[0]] == COLLIDING_NUMBERS[0]
+    assert by_value["1E-130"] == "0." + "0" * 129 + "1"
+    assert by_value["9.9999999999999999999999999999999999999E+125"] == "9" * 38 + "0" * 88

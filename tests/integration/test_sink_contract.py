@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bridge import attrs
@@ -256,17 +256,37 @@ def test_every_type_round_trips(open_sink: SinkFactory) -> None:
     assert_state(sink, final)
 
 
+def moto_can_scan(item: Item) -> bool:
+    """Whether moto (the Alternator stand-in) can answer a Scan with a ProjectionExpression
+    (scan_keys) over this item: it decodes items with boto3's TypeDeserializer, whose decimal
+    context (Emin -128, Rounded trapped) fails with a 500 on numbers DynamoDB holds, such as
+    1E-130 or 1E+125 written out. Real DynamoDB and Alternator take them."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    try:
+        for av in attrs.to_boto(item).values():
+            TypeDeserializer().deserialize(av)
+    except ArithmeticError:
+        return False
+    return True
+
+
 def test_arbitrary_values_round_trip(open_sink: SinkFactory) -> None:
     sink = open_sink()
     spec = sink.spec
     versions = itertools.count(BASE)
     keys = {"pk": {"S": "hyp"}, "sk": {"N": "1"}}
 
+    on_moto = isinstance(sink.settings, AlternatorTarget) and not os.environ.get(
+        "DYNAMODB_ENDPOINT_URL"
+    )
+
     # Hypothesis inside the test, so that all examples share one opened table.
     @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(strategies.attribute_values, min_size=1, max_size=4))
     def check(values: list[dict[str, Any]]) -> None:
         item = {**keys, **{f"a{i}": v for i, v in enumerate(values)}}
+        assume(not on_moto or moto_can_scan(item))
         sink.write_batch([put(spec, item, next(versions))])
         assert_state(sink, {b"hyp": (keys, item)})
 

@@ -124,6 +124,9 @@ def test_ttl_expired_follows_dynamodb_rules() -> None:
     # Older than five years: DynamoDB never deletes it, so it must be migrated.
     assert not ttl_expired({"e": {"N": str(int(now - TTL_HORIZON_S - 10))}}, "e", now)
     assert ttl_expired({"e": {"N": f"{int(now) - 100}.5"}}, "e", now)
+    # Exact at the boundary: float() rounds these 38-digit values to `now` itself.
+    assert ttl_expired({"e": {"N": f"{int(now) - 1}.{'9' * 28}"}}, "e", now)
+    assert not ttl_expired({"e": {"N": f"{int(now)}.{'0' * 27}1"}}, "e", now)
 
 
 @settings(max_examples=300, deadline=None)
@@ -177,6 +180,11 @@ def test_fast_check_never_accepts_what_validate_rejects(item: dict[str, Any]) ->
         {"a": {"S": "x", "N": "1"}},
         {"a": {"NULL": False}},
         {"a": {"NS": ["1", "x"]}},
+        {"a": {"N": "\u0661\u0662"}},  # Arabic-Indic digits: `\\d` matches them
+        {"a": {"NS": ["1", "\uff11"]}},  # a full-width digit
+        {"a": {"N": "1" * 39}},  # more than 38 significant digits
+        {"a": {"N": "1E+126"}},  # beyond DynamoDB's range
+        {"a": {"N": "-1e-131"}},
     ],
 )
 def test_fast_check_rejects_malformed_values(bad: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from bridge.sink import TableSpec
 from connectors.sinks import scylla
 from connectors.sinks.scylla import CqlTable, ScyllaSink
 from tests import strategies
-from tests.samples import sample_item
+from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 
 PROTOCOL = 4
 NOW = 1_800_000_000.0
@@ -219,6 +219,69 @@ def test_coalesces_to_one_statement_per_key_and_delete_wins_a_tie() -> None:
     assert [b.prepared_statement.query_string for b, _ in bound] == [table.delete_cql]
 
 
+@pytest.mark.parametrize("text", EXTREME_NUMBERS)
+def test_number_keys_bind_exactly_at_dynamodbs_limits(text: str) -> None:
+    sink, _, table = open_sink()
+    _, values = write(sink, put({"pk": {"S": "k"}, "sk": {"N": text}}))
+    assert values["sk"] == Decimal(text)  # the driver's own decoding of the bound bytes
+    back = table.row_to_item(row_of(table, values))["sk"]["N"]
+    assert attrs.normalize_number(back) == attrs.normalize_number(text)
+    # Another spelling of the same number binds the very same bytes (one token, one row).
+    sign, digits, exponent = Decimal(text).as_tuple()
+    coefficient = int("".join(map(str, digits)))
+    other = strategies.spell(bool(sign), coefficient, int(exponent), style=2, zeros=2)
+    assert other != text and Decimal(other) == Decimal(text)
+    (other_bound, _), (bound, _) = (
+        sink.statements([put({"pk": {"S": "k"}, "sk": {"N": t}})])[0] for t in (other, text)
+    )
+    assert other_bound.values[1] == bound.values[1]
+
+
+def test_keys_differing_in_the_38th_digit_are_two_rows() -> None:
+    sink, _, _ = open_sink()
+    a = {"pk": {"S": "k"}, "sk": {"N": COLLIDING_NUMBERS[0]}}
+    b = {"pk": {"S": "k"}, "sk": {"N": COLLIDING_NUMBERS[1]}}
+    bound = sink.statements([put(a), put(b)])
+    assert len(bound) == 2  # not coalesced into one
+    assert sorted(decode(s)["sk"] for s, _ in bound) == sorted(
+        Decimal(k["sk"]["N"]) for k in (a, b)
+    )
+
+
+@pytest.mark.parametrize("text", EXTREME_NUMBERS)
+def test_typed_number_columns_hold_exact_values(text: str) -> None:
+    columns = {"amount": "decimal", "amounts": "set<decimal>", "whole": "varint"}
+    sink, _, table = open_sink(columns=columns)
+    whole = "9" * 38 + "E+88"  # the largest integer DynamoDB holds, for varint
+    item = {
+        "pk": {"S": "k"},
+        "sk": {"N": "1"},
+        "amount": {"N": text},
+        "amounts": {"NS": [text] + [v for v in ("1E+125", "1E-130") if v != text]},
+        "whole": {"N": whole},
+    }
+    _, values = write(sink, put(item))
+    assert values["amount"] == Decimal(text)
+    assert sorted(values["amounts"]) == sorted(Decimal(v) for v in item["amounts"]["NS"])
+    assert values["whole"] == int("9" * 38) * 10**88
+    assert not values["attrs"]  # every number fit its typed column
+    assert attrs.items_equal(table.row_to_item(row_of(table, values)), item)
+
+
+def test_decimal_wire_format_at_the_exponent_limits() -> None:
+    """CQL decimal = int32 scale + varint unscaled: both limits fit without rounding."""
+    decimal = cqltypes.DecimalType
+    for text, scale, unscaled in [
+        ("1E-130", 130, 1),
+        ("1.2345678901234567890123456789012345678E-130", 167, int("1234567890" * 3 + "12345678")),
+        ("-9.9999999999999999999999999999999999999E+125", -88, -(10**38 - 1)),
+    ]:
+        raw = decimal.serialize(attrs.parse_number(text), PROTOCOL)
+        assert int.from_bytes(raw[:4], "big", signed=True) == scale
+        assert int.from_bytes(raw[4:], "big", signed=True) == unscaled
+        assert decimal.deserialize(raw, PROTOCOL) == Decimal(text)
+
+
 @pytest.mark.parametrize(
     ("expires", "expected"),
     [
@@ -226,6 +289,8 @@ def test_coalesces_to_one_statement_per_key_and_delete_wins_a_tie() -> None:
         ({"S": "tomorrow"}, 0),  # not a Number: DynamoDB's TTL ignores it
         ({"N": str(int(NOW) + 3600)}, 3600),
         ({"N": str(NOW + 0.2)}, 1),
+        # Exact: 28-digit arithmetic rounds this 38-digit expiry to 3600 seconds left.
+        ({"N": f"{int(NOW) + 3600}.{'0' * 27}1"}, 3601),
         ({"N": str(int(NOW) + 10**10)}, scylla.MAX_TTL_S),
         ({"N": str(int(NOW) - 6 * 365 * 86400)}, 0),  # too old for DynamoDB's TTL to act
         ({"N": str(int(NOW) - 10)}, "delete"),
