@@ -171,3 +171,22 @@ class ShardReader:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
             self._iterator = page.get("NextShardIterator")
             return Batch(records, shard_end=self._iterator is None)
+
+
+def resolve_latest(streams: Any, stream_arn: str, shard_id: str, stop: threading.Event) -> str:
+    """A position that means what LATEST means now, but stays put: the sequence number of the
+    shard's last record (read from the start of the shard, without publishing), or
+    TRIM_HORIZON when the shard holds no record yet.
+
+    A LATEST iterator is only good for 15 minutes and names no position, so a lease that kept
+    `LATEST` until its first checkpoint made a later owner skip every write in between. An
+    early stop (an empty page before the real end) only moves the position back: lossless.
+    """
+    reader = ShardReader(streams, stream_arn, shard_id, TRIM_HORIZON, stop)
+    last: str | None = None
+    while True:
+        batch = reader.read()
+        if batch.records:
+            last = batch.records[-1]["dynamodb"]["SequenceNumber"]
+        if batch.shard_end or not batch.records:
+            return last if last is not None else TRIM_HORIZON
