@@ -298,7 +298,7 @@ class StreamWorker:
         for shard in shards:
             if shard.shard_id in known or any(p in in_stream for p in shard.parent_ids):
                 continue  # already resolved (an earlier start), or a child: read whole
-            position = resolve_latest(self.streams, stream.stream_arn, shard.shard_id, self.stop)
+            position = resolve_latest(self.streams, stream.stream_arn, shard, self.stop)
             if self.leases.create(stream.table, stream.stream_arn, shard, position):
                 log.info(
                     "initial position LATEST resolved",
@@ -309,7 +309,12 @@ class StreamWorker:
 
     def run(self) -> int:
         """Run until `stop` is set (exit 0) or a shard fails (raises)."""
-        self.prepare()
+        try:
+            self.prepare()
+        except Interrupted:
+            # Stopped before anything was taken or published (e.g. while resolving LATEST).
+            log.info("stream worker stopped while starting", extra={"worker": self.worker_id})
+            return 0
         log.info(
             "stream worker starting",
             extra={"worker": self.worker_id, "tables": ",".join(self.table_names)},

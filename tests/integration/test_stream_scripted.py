@@ -309,6 +309,23 @@ def test_latest_is_fixed_before_anything_is_published_and_survives_a_restart(
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["gap0", "gap1", "gap2"]
 
 
+def test_latest_on_a_closed_root_shard_ends_it_without_reading_and_reads_the_child(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, initial_position="LATEST")
+    rig.streams.add_shard("shardId-parent")
+    rig.streams.add_shard("shardId-child", parent="shardId-parent")
+    rig.streams.add_record("shardId-parent", "INSERT", "old", at(900))
+    rig.streams.shards["shardId-parent"].closed = True
+    rig.streams.add_record("shardId-child", "MODIFY", "k", at(901))
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 1, what="the child's record")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert [e.keys["pk"]["S"] for e in rig.events()] == ["k"]
+    assert {r["shard"] for r in rig.streams.iterator_requests} == {"shardId-child"}
+
+
 def test_a_lease_left_at_latest_by_an_earlier_version_is_read_whole(
     ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
 ) -> None:
