@@ -57,3 +57,17 @@ def consumer_fetch_bytes(kafka: KafkaSettings) -> int:
     RecordTooLargeError and moves its position past that record: it must cover the largest.
     """
     return message_max_bytes(kafka)
+
+
+def librdkafka_fetch_config(largest: int = MAX_EVENT_BYTES) -> dict[str, int]:
+    """Fetch sizes for a confluent-kafka consumer that reads events whole (demo, tests).
+
+    librdkafka needs `receive.message.max.bytes` above `fetch.max.bytes` (+512 for framing);
+    50 MiB is its default total fetch, kept unless one record needs more.
+    """
+    fetch = max(largest, 50 * 1024 * 1024)
+    return {
+        "max.partition.fetch.bytes": largest,
+        "fetch.max.bytes": fetch,
+        "receive.message.max.bytes": fetch + 1024 * 1024,
+    }

@@ -212,3 +212,15 @@ def test_other_produce_errors_stay_transient() -> None:
     publisher = Publisher(KafkaSettings(), producer=Failing())  # type: ignore[arg-type]
     with pytest.raises(TransientError):
         publisher.publish(big_event(10))
+
+
+def test_a_librdkafka_consumer_accepts_its_fetch_sizes() -> None:
+    from confluent_kafka import Consumer
+
+    from bridge.kafka_limits import librdkafka_fetch_config
+
+    # librdkafka validates the relation between them when the client is created.
+    for largest in (MAX_EVENT_BYTES, 200 * 1024 * 1024):
+        config = librdkafka_fetch_config(largest)
+        assert config["max.partition.fetch.bytes"] == largest
+        Consumer({"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **config}).close()
