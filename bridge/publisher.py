@@ -241,7 +241,8 @@ class Publisher:
         table = table_of_topic(self.kafka, topic)
         return (
             f"Kafka refused a record of table {table} (topic {topic}) key "
-            f"{key[:300].decode('utf-8', 'replace')}: {size} bytes is over {setting}. "
+            f"{key[:300].decode('utf-8', 'replace')}, {size} bytes before compression: "
+            f"over {setting}. "
             "Stopped without checkpointing past it, so nothing is skipped yet; raise that "
             f"setting to at least {size} and restart. A stream record not published within "
             "24 hours of its write is trimmed from the DynamoDB stream and lost (the table "

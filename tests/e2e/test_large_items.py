@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bridge import attrs
@@ -124,18 +125,18 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     table = unique_name("refused")
     arn = create_stream_table(ddb_client, table)
     lease_table = unique_name("leases")
-    # The topic exists already, with a limit below the largest event: the operator's topic,
-    # which the stream must not alter, but warn about.
+    # The topic exists already, with a limit below the largest event (but above the INSERT,
+    # about 270 KB compressed): the operator's topic, which the stream must not alter, but
+    # warn about.
     topic = KafkaSettings().changes_topic(table)
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created = admin.create_topics(
-        [NewTopic(topic, 3, 1, config={"max.message.bytes": "100000"})], request_timeout=30
+        [NewTopic(topic, 3, 1, config={"max.message.bytes": "900000"})], request_timeout=30
     )
     created[topic].result(30)
-    # Tansu stores a topic's max.message.bytes but does not enforce it (a 3 MiB record is
-    # accepted into a topic of 100,000): the refusal here comes from the producer's own
-    # limit (librdkafka's default, the one that wedged the stream before), the other setting
-    # that refuses with the same MSG_SIZE_TOO_LARGE.
+    # The refusal here comes from the producer's own limit (librdkafka's default, the one
+    # that wedged the stream before), checked before anything reaches the broker; a topic's
+    # refusal is the next test.
     config = write_config(tmp_path / "bridge.toml", [table], lease_table)
     config.write_text(
         config.read_text().replace(
@@ -156,12 +157,12 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     assert time.monotonic() - started < 60
     output = log_path.read_text()
     assert code == 1, output
-    assert f"{topic} has max.message.bytes=100000" in output
+    assert f"{topic} has max.message.bytes=900000" in output
     alarm = next(line for line in output.splitlines() if line.startswith("ddb-bridge: error:"))
     assert f"table {table}" in alarm
     assert '{"pk":{"S":"big-1"},"sk":{"N":"7"}}' in alarm
     assert '"message.max.bytes" (now 1000000)' in alarm
-    size = int(alarm.split(" bytes is over")[0].rsplit(" ", 1)[1])
+    size = int(alarm.split(" bytes before compression")[0].rsplit(" ", 1)[1])
     assert size > 1_000_000
     # The INSERT (one image) went through; nothing was checkpointed past the refused MODIFY,
     # so a restart with the limit raised publishes it.
@@ -170,3 +171,62 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     assert "MODIFY" not in {
         EventCodec().decode(m.value()).op.value for m in drain_more(kafka_bootstrap, topic)
     }
+
+
+def broker_enforces_topic_limits(bootstrap: str, topic: str) -> bool:
+    """Whether the broker refuses a record over a topic's max.message.bytes (Apache Kafka
+    does; Tansu stores the setting without enforcing it)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics(
+        [NewTopic(topic, 1, 1, config={"max.message.bytes": "100000"})], request_timeout=30
+    )[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 1_000_000})
+    errors: list[Any] = []
+    producer.produce(topic, os.urandom(300_000), on_delivery=lambda err, _m: errors.append(err))
+    producer.flush(30)
+    return bool(errors) and errors[0] is not None
+
+
+def test_an_existing_topic_that_refuses_the_event_stops_the_stream_naming_its_setting(
+    ddb_client: Any,
+    streams_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+) -> None:
+    if not broker_enforces_topic_limits(kafka_bootstrap, unique_name("probe")):
+        pytest.skip(
+            "this broker accepts records over a topic's max.message.bytes (Tansu stores it "
+            "without enforcing it): set KAFKA_BOOTSTRAP_SERVERS to an Apache Kafka broker"
+        )
+    table = unique_name("topic-refuses")
+    arn = create_stream_table(ddb_client, table)
+    lease_table = unique_name("leases")
+    topic = KafkaSettings().changes_topic(table)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    # Compressed, the INSERT (one image, mostly base64 of random bytes) is about 270 KB and
+    # the MODIFY about twice that: the topic takes the first and refuses the second.
+    admin.create_topics(
+        [NewTopic(topic, 3, 1, config={"max.message.bytes": "400000"})], request_timeout=30
+    )[topic].result(30)
+    config = write_config(tmp_path / "bridge.toml", [table], lease_table)
+    env = cli_env(dynamodb_endpoint, kafka_bootstrap)
+    log_path = tmp_path / "stream.log"
+    put_and_modify(ddb_client, table)
+    insert = read_stream(streams_client, arn)[0]["dynamodb"]["SequenceNumber"]
+
+    stream = launch_stream(config, env, log_path)
+    try:
+        code = stream.wait(60)  # stops by itself: no retry loop
+    finally:
+        stop_process(stream, signal.SIGKILL)
+    output = log_path.read_text()
+    assert code == 1, output
+    assert f"{topic} has max.message.bytes=400000" in output
+    alarm = next(line for line in output.splitlines() if line.startswith("ddb-bridge: error:"))
+    assert f"table {table} (topic {topic})" in alarm
+    assert '{"pk":{"S":"big-1"},"sk":{"N":"7"}}' in alarm
+    assert f"--entity-name {topic} --add-config max.message.bytes=" in alarm
+    lease = LeaseTable(ddb_client, lease_table, "reader", 1.0).list({arn})[0]
+    assert lease.checkpoint in ("TRIM_HORIZON", insert)
