@@ -32,3 +32,12 @@ class AttributeTypeError(PermanentError):
 
 class DataLossError(PermanentError):
     """A position fell behind what the source still holds (e.g. a trimmed stream shard)."""
+
+
+class MessageTooLargeError(PermanentError):
+    """Kafka refused a record for its size: the stream or back-fill stops before passing it.
+
+    Retrying cannot help until a setting changes; the message names the table, the key, the
+    size and the setting. A stream record not published within the stream's 24-hour retention
+    is lost, hence an alarm, not a retry loop.
+    """

@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from bridge.acks import AckTracker
 from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError, TransientError
+from bridge.errors import MessageTooLargeError, PermanentError, TransientError
 from bridge.event import ChangeEvent
+from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 200_000,
         "queue.buffering.max.kbytes": 256 * 1024,
+        # The largest change event DynamoDB can cause (bridge/kafka_limits.py); librdkafka
+        # refuses anything over its 1 MB default before compressing it.
+        "message.max.bytes": message_max_bytes(kafka),
     }
     config.update(kafka.extra)
     config.update(overrides)
@@ -56,7 +60,11 @@ def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
 def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float = 30.0) -> None:
     """Create each table's change and DLQ topics if missing (retention: `kafka.retention_ms`)."""
     admin = AdminClient(admin_config(kafka))
-    configs = {"cleanup.policy": "delete", "retention.ms": str(kafka.retention_ms)}
+    configs = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(kafka.retention_ms),
+        "max.message.bytes": str(topic_max_message_bytes(kafka)),
+    }
     if kafka.retention_ms == -1:
         configs["retention.bytes"] = "-1"
     wanted = []
@@ -73,6 +81,7 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     if not wanted:
         return
     futures = admin.create_topics(wanted, request_timeout=timeout_s)
+    existing = []
     for name, future in futures.items():
         try:
             future.result(timeout=timeout_s)
@@ -80,8 +89,51 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
         except KafkaException as exc:
             err = exc.args[0]
             if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                existing.append(name)
                 continue
             raise PermanentError(f"cannot create topic {name}: {err.str()}") from exc
+    if existing:
+        warn_small_topics(admin, existing, topic_max_message_bytes(kafka), timeout_s)
+
+
+def warn_small_topics(admin: AdminClient, topics: list[str], needed: int, timeout_s: float) -> None:
+    """Warn about existing topics that may refuse the largest event (they are not altered:
+    they are the operator's). If one does refuse a record, the producer stops with an alarm."""
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in topics]
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        try:
+            entry = future.result(timeout=timeout_s).get("max.message.bytes")
+            limit = int(entry.value) if entry is not None and entry.value is not None else None
+        except (KafkaException, ValueError) as exc:
+            log.warning(
+                "cannot read max.message.bytes of an existing topic: %s",
+                exc,
+                extra={"topic": resource.name},
+            )
+            continue
+        if limit is not None and limit < needed:
+            log.warning(
+                "existing topic %s has max.message.bytes=%d, below the largest change event "
+                "(%d bytes); a larger event will stop the bridge until it is raised: "
+                "kafka-configs --alter --entity-type topics --entity-name %s "
+                "--add-config max.message.bytes=%d",
+                resource.name,
+                limit,
+                needed,
+                resource.name,
+                needed,
+                extra={"topic": resource.name, "max_message_bytes": limit},
+            )
+
+
+def table_of_topic(kafka: KafkaSettings, topic: str) -> str:
+    """The table whose changes or DLQ topic this is ('?' for any other topic)."""
+    name = topic[len(kafka.topic_prefix) :] if topic.startswith(kafka.topic_prefix) else ""
+    for end in (kafka.changes_topic(""), kafka.dlq_topic("")):
+        end = end[len(kafka.topic_prefix) :]  # ".changes", ".dlq"
+        if name.endswith(end) and len(name) > len(end):
+            return name[: -len(end)]
+    return "?"
 
 
 class Publisher:
@@ -98,6 +150,7 @@ class Publisher:
         self.codec = codec or EventCodec()
         self._producer = producer or Producer(producer_config(kafka, **overrides))
         self._fatal: str | None = None
+        self._fatal_too_large = False
         self._unpolled = 0
         self.published = 0
 
@@ -135,7 +188,7 @@ class Publisher:
 
             def callback(err: KafkaError | None, msg: Any) -> None:
                 self._delivered_untracked(err, msg)
-                tracker.ack(seq, err.str() if err is not None else None)
+                tracker.ack(seq, self._failure_text(err, msg) if err is not None else None)
 
         while True:
             try:
@@ -147,6 +200,14 @@ class Publisher:
                 # Local queue full: serve delivery callbacks until there is room (backpressure).
                 self._producer.poll(0.05)
             except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    setting = (
+                        f'the producer\'s limit, [kafka.extra] "message.max.bytes" '
+                        f"(now {message_max_bytes(self.kafka)})"
+                    )
+                    raise MessageTooLargeError(
+                        self._too_large(topic, key, len(value), setting)
+                    ) from exc
                 raise TransientError(f"produce to {topic} failed: {exc}") from exc
         self.published += 1
         # Serving callbacks on every record costs more than the record itself; every 1,000
@@ -160,8 +221,33 @@ class Publisher:
         if err is not None:
             topic = msg.topic() if msg is not None else "?"
             if self._fatal is None:
-                self._fatal = f"delivery to {topic} failed: {err.str()}"
+                self._fatal = self._failure_text(err, msg)
+                self._fatal_too_large = err.code() == KafkaError.MSG_SIZE_TOO_LARGE
             log.error("delivery failed", extra={"topic": topic, "error": err.str()})
+
+    def _failure_text(self, err: KafkaError, msg: Any) -> str:
+        topic = msg.topic() if msg is not None else "?"
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE and msg is not None:
+            # The broker refused it: the topic's (or the broker's) limit is the one to raise.
+            setting = (
+                f"the topic's max.message.bytes (kafka-configs --alter --entity-type topics "
+                f"--entity-name {topic} --add-config max.message.bytes="
+                f"{topic_max_message_bytes(self.kafka)}), or the broker's message.max.bytes"
+            )
+            return self._too_large(topic, msg.key() or b"", len(msg.value() or b""), setting)
+        return f"delivery to {topic} failed: {err.str()}"
+
+    def _too_large(self, topic: str, key: bytes, size: int, setting: str) -> str:
+        table = table_of_topic(self.kafka, topic)
+        return (
+            f"Kafka refused a record of table {table} (topic {topic}) key "
+            f"{key[:300].decode('utf-8', 'replace')}, {size} bytes before compression: "
+            f"over {setting}. "
+            "Stopped without checkpointing past it, so nothing is skipped yet; raise that "
+            f"setting to at least {size} and restart. A stream record not published within "
+            "24 hours of its write is trimmed from the DynamoDB stream and lost (the table "
+            "then needs a new back-fill)"
+        )
 
     def poll(self, timeout_s: float = 0.0) -> None:
         self._producer.poll(timeout_s)
@@ -179,6 +265,8 @@ class Publisher:
                 raise TransientError(f"{remaining} records still unacknowledged after {timeout_s}s")
 
     def raise_if_failed(self) -> None:
+        if self._fatal is not None and self._fatal_too_large:
+            raise MessageTooLargeError(self._fatal)
         if self._fatal is not None:
             raise PermanentError(
                 f"Kafka {self._fatal}; stopping without checkpointing past the failed record"

@@ -8,6 +8,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
+from bridge.kafka_limits import librdkafka_fetch_config
+
 
 def consume_all(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0, group: str | None = None
@@ -22,6 +24,7 @@ def consume_all(
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
+            **librdkafka_fetch_config(),
         }
     )
     consumer.subscribe([topic])
@@ -52,6 +55,7 @@ def drain_more(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
+            **librdkafka_fetch_config(),
         }
     )
     consumer.subscribe([topic])

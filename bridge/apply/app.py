@@ -49,6 +49,7 @@ from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import OffsetLedger
 from bridge.apply.processor import Abandoned, BatchProcessor, BatchResult, describe_metrics
 from bridge.apply.retry import Backoff, Stopper
+from bridge.kafka_limits import consumer_fetch_bytes
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.sink import Sink, TableSpec
@@ -166,6 +167,9 @@ class ApplyWorker:
             topic_disable_leader=True,
             topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
+            # Per-partition fetch size (aiokafka's max_partition_fetch_bytes): the largest
+            # change event must fit whole (bridge/kafka_limits.py).
+            consumer_max_fetch_size=consumer_fetch_bytes(self.settings.kafka),
             broker_session_timeout=conf.session_timeout_ms / 1000,
             broker_heartbeat_interval=conf.heartbeat_interval_ms / 1000,
             broker_commit_interval=conf.commit_interval_ms / 1000,

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from bridge.avro_codec import EventCodec
 from bridge.errors import TransientError
 from bridge.event import Origin
+from bridge.kafka_limits import librdkafka_fetch_config
 
 
 class TopicTail(threading.Thread):
@@ -40,6 +41,7 @@ class TopicTail(threading.Thread):
                 "group.id": f"ddb-bridge.demo-tail.{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
+                **librdkafka_fetch_config(),
             }
         )
 

@@ -25,7 +25,9 @@ CAPTURE_PREFIX = "capture#"
 class CaptureRecord:
     table: str
     stream_arn: str
-    started_at_ms: int  # when the producer first started on this stream
+    # When the producer first started on this stream; with LATEST, written only once every
+    # root shard's lease holds a concrete position, so every later write is captured.
+    started_at_ms: int
     initial_position: str  # TRIM_HORIZON or LATEST
     data_loss: list[dict[str, Any]] = field(default_factory=list)  # shard_id, at_ms, message
 

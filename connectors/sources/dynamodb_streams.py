@@ -32,7 +32,12 @@ from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from connectors import aws
 from connectors.aws import Interrupted
-from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
+from connectors.sources.capture import (
+    ensure_lease_table,
+    read_capture,
+    record_capture_start,
+    record_data_loss,
+)
 from connectors.sources.stream_leases import (
     ExpiryWatch,
     Lease,
@@ -50,9 +55,11 @@ from connectors.sources.stream_processor import (
     ShardRecordProcessor,
 )
 from connectors.sources.stream_shards import (
+    LATEST,
     TRIM_HORIZON,
     ShardReader,
     list_shards,
+    resolve_latest,
 )
 
 log = logging.getLogger(__name__)
@@ -149,11 +156,20 @@ class ShardConsumer(threading.Thread):
                 last_version=self._starting_version(),
             )
         )
+        start = self.lease.checkpoint
+        if start == LATEST:
+            # Written by an earlier version, which kept LATEST until the first checkpoint: a
+            # previous owner may have published from a LATEST of its own. Only reading the
+            # whole shard is sure to miss nothing (duplicates are harmless).
+            log.warning(
+                "lease still at LATEST: reading the shard from TRIM_HORIZON", extra=self._where
+            )
+            start = TRIM_HORIZON
         reader = ShardReader(
             self.worker.streams,
             self.stream.stream_arn,
             self.lease.shard_id,
-            self.lease.checkpoint,
+            start,
             self.stop_requested,
         )
         poll_s = self.worker.settings.stream.poll_interval_ms / 1000
@@ -252,6 +268,12 @@ class StreamWorker:
             self.streams_by_arn[arn] = TableStream(table, arn)
         ensure_lease_table(self.ddb, conf.lease_table)
         for stream in self.streams_by_arn.values():
+            if conf.initial_position == LATEST and (
+                read_capture(self.ddb, conf.lease_table, stream.stream_arn) is None
+            ):
+                # Leases first, capture record after: the capture's start time, which the
+                # back-fill's safety check trusts, is then no earlier than every position.
+                self._resolve_latest(stream)
             capture = record_capture_start(
                 self.ddb, conf.lease_table, stream.table, stream.stream_arn, conf.initial_position
             )
@@ -272,11 +294,31 @@ class StreamWorker:
         if self.create_topics:
             ensure_topics(self.settings.kafka, [s.table for s in self.streams_by_arn.values()])
 
+    def _resolve_latest(self, stream: TableStream) -> None:
+        """Create the root shards' leases at concrete positions (see `resolve_latest`)."""
+        known = {lease.shard_id for lease in self.leases.list({stream.stream_arn})}
+        shards = list_shards(self.streams, stream.stream_arn, self.stop)
+        in_stream = {shard.shard_id for shard in shards}
+        for shard in shards:
+            if shard.shard_id in known or any(p in in_stream for p in shard.parent_ids):
+                continue  # already resolved (an earlier start), or a child: read whole
+            position = resolve_latest(self.streams, stream.stream_arn, shard, self.stop)
+            if self.leases.create(stream.table, stream.stream_arn, shard, position):
+                log.info(
+                    "initial position LATEST resolved",
+                    extra={"table": stream.table, "shard": shard.shard_id, "position": position},
+                )
+
     # -- main loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until `stop` is set (exit 0) or a shard fails (raises)."""
-        self.prepare()
+        try:
+            self.prepare()
+        except Interrupted:
+            # Stopped before anything was taken or published (e.g. while resolving LATEST).
+            log.info("stream worker stopped while starting", extra={"worker": self.worker_id})
+            return 0
         log.info(
             "stream worker starting",
             extra={"worker": self.worker_id, "tables": ",".join(self.table_names)},
@@ -360,14 +402,10 @@ class StreamWorker:
             for shard in shards:
                 if lease_key(stream.stream_arn, shard.shard_id) in known:
                     continue
-                # A shard whose parent we know of is read whole; a root shard starts where
-                # the configuration says (the KCL's rule for initial position).
-                has_parent = any(
-                    p in in_stream or lease_key(stream.stream_arn, p) in known
-                    for p in shard.parent_ids
-                )
-                start = TRIM_HORIZON if has_parent else self.settings.stream.initial_position
-                self.leases.create(stream.table, stream.stream_arn, shard, start)
+                # Read whole: children always; root shards too, which with TRIM_HORIZON is the
+                # setting, and with LATEST concerns only roots the capture did not start with
+                # (those it started with got concrete positions in `prepare`).
+                self.leases.create(stream.table, stream.stream_arn, shard, TRIM_HORIZON)
             # Trimmed, finished shards: without clean-up the lease table (scanned every
             # round) would grow with every shard rollover, about six per partition a day.
             for lease in obsolete(leases, stream.stream_arn, in_stream):

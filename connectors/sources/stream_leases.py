@@ -2,9 +2,10 @@
 
 One item per shard: `leaseKey = "<stream ARN>#<shard id>"` (the ARN keeps a re-enabled stream,
 which has a new ARN, apart from the old one; `capture#...` items share the table), plus
-`leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON` / `LATEST` /
-`SHARD_END`), `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId`
-(a string set), and ours: `lastVersion` (bridge.versioning), `streamArn`, `shardId`, `tableName`,
+`leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON` / `SHARD_END`;
+`LATEST` only in leases written by earlier versions, read as `TRIM_HORIZON`),
+`checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId` (a string set),
+and ours: `lastVersion` (bridge.versioning), `streamArn`, `shardId`, `tableName`,
 `dataLoss`.
 
 Every write by a holder is conditional on `leaseOwner` and `leaseCounter` being what it last

@@ -46,7 +46,7 @@ class InitializationInput:
     table: str
     stream_arn: str
     shard_id: str
-    checkpoint: str  # sequence number or TRIM_HORIZON / LATEST
+    checkpoint: str  # sequence number or TRIM_HORIZON
     last_version: int  # version of the record at the checkpoint (or the parents' last)
 
 

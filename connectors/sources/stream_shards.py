@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from bridge.errors import DataLossError, PermanentError
 from connectors.aws import (
     Backoff,
+    Interrupted,
     call_with_backoff,
     error_code,
     translate,
@@ -171,3 +172,26 @@ class ShardReader:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
             self._iterator = page.get("NextShardIterator")
             return Batch(records, shard_end=self._iterator is None)
+
+
+def resolve_latest(streams: Any, stream_arn: str, shard: Shard, stop: threading.Event) -> str:
+    """A position that means what LATEST means now, but stays put: `SHARD_END` for a closed
+    shard (nothing more will come); for an open one, the sequence number of its last record
+    (read from the start of the shard, without publishing), or TRIM_HORIZON when it holds none.
+
+    A LATEST iterator is only good for 15 minutes and names no position, so a lease that kept
+    `LATEST` until its first checkpoint made a later owner skip every write in between. An
+    early stop (an empty page before the real end) only moves the position back: lossless.
+    """
+    if shard.closed:
+        return SHARD_END
+    reader = ShardReader(streams, stream_arn, shard.shard_id, TRIM_HORIZON, stop)
+    last: str | None = None
+    while True:
+        if stop.is_set():
+            raise Interrupted(f"resolving LATEST on shard {shard.shard_id}")
+        batch = reader.read()
+        if batch.records:
+            last = batch.records[-1]["dynamodb"]["SequenceNumber"]
+        if batch.shard_end or not batch.records:
+            return last if last is not None else TRIM_HORIZON

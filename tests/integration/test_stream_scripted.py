@@ -270,10 +270,7 @@ def test_initial_position_latest_skips_what_came_before(
     rig.streams.add_record("shardId-1", "INSERT", "before", at(800))
     worker = rig.worker()
     with running(worker) as outcome:
-        wait_for(
-            lambda: any(r["type"] == "LATEST" for r in rig.streams.iterator_requests),
-            what="a LATEST iterator",
-        )
+        wait_for(worker.started.is_set, what="the worker to start")
         rig.streams.add_record("shardId-1", "INSERT", "after", at(801))
         wait_for(lambda: len(rig.events()) >= 1, what="the record written after the start")
         time.sleep(0.3)
@@ -281,6 +278,73 @@ def test_initial_position_latest_skips_what_came_before(
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["after"]
     capture = read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn)
     assert capture is not None and capture.initial_position == "LATEST"
+    # No LATEST iterator is ever used: the shard's end was read once and kept as a position.
+    assert "LATEST" not in {r["type"] for r in rig.streams.iterator_requests}
+
+
+def test_latest_is_fixed_before_anything_is_published_and_survives_a_restart(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, initial_position="LATEST")
+    rig.streams.add_shard("shardId-1")
+    before = rig.streams.add_record("shardId-1", "INSERT", "before", at(800))
+    began_ms = int(time.time() * 1000)
+    worker = rig.worker("first")
+    with running(worker) as outcome:
+        wait_for(worker.started.is_set, what="the worker to start")
+    assert outcome.get("code") == 0, outcome
+    # The first owner stopped before any checkpoint of its own; its lease already holds the
+    # position it started from, not LATEST, which a later owner would take anew.
+    lease = rig.leases().get(rig.arn, "shardId-1")
+    assert lease is not None and lease.checkpoint == before["dynamodb"]["SequenceNumber"]
+    capture = read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn)
+    assert capture is not None and capture.started_at_ms >= began_ms
+
+    for i in range(3):  # written while no worker runs
+        rig.streams.add_record("shardId-1", "INSERT", f"gap{i}", at(801 + i))
+    with running(rig.worker("second")) as outcome:
+        wait_for(lambda: len(rig.events()) >= 3, what="the writes made in the gap")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert [e.keys["pk"]["S"] for e in rig.events()] == ["gap0", "gap1", "gap2"]
+
+
+def test_latest_on_a_closed_root_shard_ends_it_without_reading_and_reads_the_child(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, initial_position="LATEST")
+    rig.streams.add_shard("shardId-parent")
+    rig.streams.add_shard("shardId-child", parent="shardId-parent")
+    rig.streams.add_record("shardId-parent", "INSERT", "old", at(900))
+    rig.streams.shards["shardId-parent"].closed = True
+    rig.streams.add_record("shardId-child", "MODIFY", "k", at(901))
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 1, what="the child's record")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert [e.keys["pk"]["S"] for e in rig.events()] == ["k"]
+    assert {r["shard"] for r in rig.streams.iterator_requests} == {"shardId-child"}
+
+
+def test_a_lease_left_at_latest_by_an_earlier_version_is_read_whole(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name, initial_position="LATEST")
+    rig.streams.add_shard("shardId-1")
+    rig.streams.add_record("shardId-1", "INSERT", "early", at(800))
+    worker = rig.worker()
+    worker.prepare()
+    leases = rig.leases()
+    rig.ddb.delete_item(
+        TableName=rig.settings.stream.lease_table,
+        Key={"leaseKey": {"S": lease_key(rig.arn, "shardId-1")}},
+    )
+    leases.create(rig.table, rig.arn, Shard("shardId-1"), "LATEST")
+    with running(rig.worker()) as outcome:
+        wait_for(lambda: len(rig.events()) >= 1, what="the shard read from its start")
+        time.sleep(0.3)
+    assert outcome.get("code") == 0, outcome
+    assert [e.keys["pk"]["S"] for e in rig.events()] == ["early"]
 
 
 def test_finished_trimmed_parent_lease_is_cleaned_up(
