@@ -57,7 +57,7 @@ def item(key: str, n: int) -> dict[str, Any]:
     """A boto3 item whose attributes include the SQL layout's column names."""
     return {
         "id": {"N": key},
-        "version": {"N": f"{n}.000000000000000000000000000000000001"},
+        "version": {"N": f"{n}.0000000000000000000000000000000001"},
         "deleted": {"BOOL": n % 2 == 0},
         "item": {"S": f"named like the layout's item column #{n}"},
         'Größe ünd "quotes"': {"NS": ["1E+125", "-1E-130", "0.10"]},
