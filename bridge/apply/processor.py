@@ -109,8 +109,8 @@ class BatchProcessor:
             if isinstance(verdict, Rejected):
                 letters.append(self._letter(rec, None, verdict.reason, verdict.error))
                 continue
-            event = verdict.event
-            keyed.append(((event.table, verdict.key), event))
+            event, key = verdict
+            keyed.append(((event.table, key), event))
             origin[id(event)] = rec
 
         candidates = newest_first(keyed)

@@ -33,10 +33,8 @@ from bridge.sink import TableSpec
 _MALFORMED = (ValueError, TypeError, KeyError, ArithmeticError, RecursionError)
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    event: ChangeEvent
-    key: bytes  # the canonical key bytes, computed once here
+Admitted = tuple[ChangeEvent, bytes]
+"""A record that passed: its event and canonical key bytes (a tuple: this runs per record)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +55,7 @@ class Screen:
         self.codec = codec
         self.table_of_topic = table_of_topic
         self.specs = None if specs is None else {s.source: s for s in specs}
+        self._tables: dict[str, str] = {}  # topic -> table, resolved once per topic
 
     def check(self, rec: RawRecord) -> Admitted | Rejected:
         if rec.value is None:
@@ -68,24 +67,28 @@ class Screen:
         except _MALFORMED as exc:
             return Rejected(f"undecodable: {type(exc).__name__}: {exc}", "DecodeError")
         try:
-            return Admitted(event, self._check(rec, event))
+            return event, self._check(rec, event)
         except AttributeTypeError as exc:
             return Rejected(f"malformed event: {exc}", type(exc).__name__)
         except _MALFORMED as exc:
             return Rejected(f"malformed event: {type(exc).__name__}: {exc}", "AttributeTypeError")
 
     def _check(self, rec: RawRecord, event: ChangeEvent) -> bytes:
-        topic_table = self.table_of_topic(rec.topic)
+        topic_table = self._tables.get(rec.topic)
+        if topic_table is None:
+            topic_table = self._tables[rec.topic] = self.table_of_topic(rec.topic)
         if event.table != topic_table:
             raise AttributeTypeError(
                 f"the event names table {event.table!r} but arrived on the topic of "
                 f"table {topic_table!r}"
             )
-        keys = attrs.validate(event.keys, "keys")
-        spec = None if self.specs is None else self.specs.get(event.table)
-        if self.specs is not None and spec is None:
-            raise AttributeTypeError(f"table {event.table!r} is not applied by this worker")
-        if spec is not None:
+        keys = event.keys
+        if self.specs is None:
+            attrs.validate(keys, "keys")
+        else:
+            spec = self.specs.get(event.table)
+            if spec is None:
+                raise AttributeTypeError(f"table {event.table!r} is not applied by this worker")
             _check_key_schema(spec, keys)
         key = attrs.canonical_key(keys)
         shown = key.decode("utf-8", "replace")
@@ -101,9 +104,10 @@ class Screen:
         else:
             image = attrs.validate(event.new_image, "new_image")
             for name, av in keys.items():
-                if name in image and not attrs.av_equal(image[name], av):
+                held = image.get(name)
+                if held is not None and held != av and not attrs.av_equal(held, av):
                     raise AttributeTypeError(
-                        f"key {shown}: new_image holds {name} = {attrs.dumps(image[name])}, "
+                        f"key {shown}: new_image holds {name} = {attrs.dumps(held)}, "
                         "not the event's key"
                     )
         if event.old_image is not None:
@@ -111,23 +115,36 @@ class Screen:
         return key
 
 
-def _check_key_schema(spec: TableSpec, keys: attrs.Item) -> None:
+def _check_key_schema(spec: TableSpec, keys: object) -> None:
+    """The key attributes are exactly the table's, each of its type and well formed (N
+    values are parsed when the key is canonicalized)."""
+    if type(keys) is not dict:
+        raise AttributeTypeError("keys: an item must be an object")
     expected = {spec.hash_key: spec.hash_type}
     if spec.range_key is not None:
         expected[spec.range_key] = spec.range_type or "S"
-    if set(keys) != set(expected):
+    if keys.keys() != expected.keys():
         raise AttributeTypeError(
             f"key {attrs.dumps(keys)[:300]}: table {spec.source} has key attributes "
             f"{', '.join(expected)}"
         )
     for name, typ in expected.items():
-        ((tag, value),) = keys[name].items()
+        av = keys[name]
+        if type(av) is not dict or len(av) != 1:
+            raise AttributeTypeError(
+                f"keys.{name}: an attribute value must be an object with one type tag"
+            )
+        ((tag, value),) = av.items()
         if tag != typ:
             raise AttributeTypeError(
                 f"keys.{name}: type {tag}, but the table's key attribute is of type {typ}"
             )
-        if tag in ("S", "B") and not value:
+        if type(value) is not str:
+            raise AttributeTypeError(f"keys.{name}: {tag} value must be a string")
+        if not value:
             raise AttributeTypeError(f"keys.{name}: empty {tag} key")
+        if tag == "B":
+            attrs.validate({name: av}, "keys")
 
 
 def _same_key(kafka_key: bytes, keys: attrs.Item) -> bool:

@@ -380,8 +380,7 @@ def translate(exc: BaseException, what: str) -> Exception:
     causes = exc.errors.values() if isinstance(exc, NoHostAvailable) and exc.errors else [exc]
     if all(isinstance(e, AuthenticationFailed) for e in causes):
         return TargetError(
-            f"CQL: {what}: authentication failed (check the target's username and "
-            f"password): {exc}"
+            f"CQL: {what}: authentication failed (check the target's username and password): {exc}"
         )
     if isinstance(exc, Unauthorized | ConfigurationException) or (
         isinstance(exc, InvalidRequest) and any(m in str(exc).lower() for m in _SCHEMA_GONE)
