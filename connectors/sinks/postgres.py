@@ -261,7 +261,8 @@ class PostgresSink:
             statements.append((table, columns))
         with self._lock:
             conn = self._connection()
-            current: str | None = None
+            # The table a refusal is about: the batch's, until a statement names one.
+            current = ", ".join(table.spec.target for table, _ in statements)
             try:
                 with conn.cursor() as cur:
                     for table, columns in statements:

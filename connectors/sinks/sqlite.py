@@ -175,7 +175,8 @@ class SqliteSink:
             rows_by_table.append((table, rows))
         with self._lock:
             conn = self._require()
-            current: str | None = None
+            # The table a refusal is about: the batch's, until a statement names one.
+            current = ", ".join(table.spec.target for table, _ in rows_by_table)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:

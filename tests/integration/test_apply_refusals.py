@@ -30,6 +30,7 @@ from bridge.settings import NullTarget, PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (
+    ApplyProcess,
     History,
     InProcess,
     apply_settings,
@@ -37,6 +38,7 @@ from tests.apply_harness import (
     produce,
     start_in_process,
     table_spec,
+    write_config,
 )
 from tests.kafka_helpers import consume_all, drain_more
 
@@ -326,3 +328,47 @@ def test_sqlite_read_only_file_stops_apply_and_a_restart_converges(
         lambda _table: _write_version(path, 2),
         waits=False,
     )
+
+
+def test_the_cli_stops_with_exit_1_naming_target_table_and_cause(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    """What an operator sees: `ddb-bridge apply` exits 1 and its log says which target and
+    table refused, and why."""
+    table = unique_name("clirefuse").replace("-", "_")
+    path = tmp_path / "target.db"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka_bootstrap,
+        "lite",
+        f'type = "sqlite"\npath = "{path}"',
+        [table],
+    )
+    settings = apply_settings(kafka_bootstrap, "lite", NullTarget(type="null"), [table])
+    first, second = _phases(table)
+    produce(settings.kafka, first)
+    apply = ApplyProcess(config, "--create-schema")
+    try:
+        apply.wait_joined()
+        apply.wait_until(lambda: _rows(path, table) == 30)
+        _write_version(path, 3)
+        produce(settings.kafka, second)
+        assert apply.wait(60) == 1, apply.output
+    finally:
+        if apply.proc.poll() is None:
+            apply.kill()
+    out = apply.output
+    assert "the target refuses writes" in out, out[-3000:]
+    assert f"target=lite table={table} " in out and "SQLITE_READONLY" in out, out[-3000:]
+    assert drain_more(kafka_bootstrap, settings.kafka.dlq_topic(table)) == []
+
+
+def _rows(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    except sqlite3.Error:
+        return 0  # not created yet
+    finally:
+        conn.close()
+    return int(row[0])
