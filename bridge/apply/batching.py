@@ -26,13 +26,7 @@ def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
     The result is the same for any order of the input (duplicates included), so a batch
     assembled from shuffled partitions coalesces deterministically.
     """
-    newest: dict[tuple[str, bytes], ChangeEvent] = {}
-    for event in events:
-        key = (event.table, event.key_bytes())
-        held = newest.get(key)
-        if held is None or _rank(event) > _rank(held):
-            newest[key] = event
-    return list(newest.values())
+    return [group[0] for group in newest_first(((e.table, e.key_bytes()), e) for e in events)]
 
 
 def newest_first(keyed: Iterable[tuple[tuple[str, bytes], ChangeEvent]]) -> list[list[ChangeEvent]]:
