@@ -1,10 +1,12 @@
-"""A target that refuses every write: apply through Kafka into the real PostgreSQL and SQLite.
+"""A target that refuses every write: apply through Kafka into the real PostgreSQL, SQLite
+and moto (the DynamoDB-API sink).
 
 Read-only (a standby after failover, `default_transaction_read_only`), a revoked privilege,
-a dropped table, a read-only SQLite file. None of them is an event's fault: the DLQ topic
-stays empty, no committed offset passes the last written event, and once the target is
-fixed apply (waiting, or restarted) converges to the expected rows. On main each of these
-was a PermanentError: every event was dead-lettered and committed.
+a dropped table, a read-only SQLite file, a table deleted under the DynamoDB-API sink. None
+of them is an event's fault: the DLQ topic stays empty, no committed offset passes the last
+written event, and once the target is fixed apply (waiting, or restarted) converges to the
+expected rows. On main each of these was a PermanentError: every event was dead-lettered
+and committed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from bridge.apply.processor import BLOCKED
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.metrics import REGISTRY
-from bridge.settings import NullTarget, PostgresTarget, SqliteTarget
+from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget, SqliteTarget
+from connectors.sinks.alternator import AlternatorSink
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (
@@ -372,3 +375,34 @@ def _rows(path: Path, table: str) -> int:
     finally:
         conn.close()
     return int(row[0])
+
+
+# -- Alternator (moto as the DynamoDB API) -----------------------------------------------------
+
+
+def test_alternator_deleted_table_stops_apply_and_a_restart_recreates_it(
+    kafka_bootstrap: str, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    """DeleteTable under a running apply: ResourceNotFoundException on every PutItem. The
+    rows written before went with the table; what came after is applied on restart."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+    def sink() -> AlternatorSink:
+        return AlternatorSink(AlternatorTarget(type="alternator", endpoint_url=dynamodb_endpoint))
+
+    def delete(table: str) -> None:
+        ddb.delete_table(TableName=table)
+        ddb.get_waiter("table_not_exists").wait(TableName=table)
+
+    _scenario(
+        kafka_bootstrap,
+        unique_name,
+        sink,
+        sink,
+        delete,
+        lambda _table: None,  # the restart's --create-schema recreates it
+        waits=False,
+        table_lost=True,
+    )
