@@ -28,9 +28,9 @@ from bridge.event import ChangeEvent, Op
 from bridge.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
-# errors: shapes they do not expect (TypeError, KeyError, ValueError), numbers no decimal
+# errors: shapes they do not expect (TypeError, LookupError, ValueError), numbers no decimal
 # context can hold (ArithmeticError), nesting deeper than Python's stack (RecursionError).
-_MALFORMED = (ValueError, TypeError, KeyError, ArithmeticError, RecursionError)
+_MALFORMED = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError)
 
 
 Admitted = tuple[ChangeEvent, bytes]
