@@ -109,7 +109,13 @@ def validate(item: Any, where: str = "item") -> Item:
     return item
 
 
-def _validate_av(av: Any, where: str) -> None:
+# DynamoDB nests documents at most 32 levels deep. Deeper input can only come from another
+# producer; refusing it (with a margin) keeps it from JSON encoders' recursion limits
+# (orjson: 255) in the sinks, where it would fail outside any per-item error handling.
+MAX_NESTING = 64
+
+
+def _validate_av(av: Any, where: str, depth: int = 1) -> None:
     # Hot path: apply screens every consumed record's image with this. Exact type checks
     # (JSON parsing yields exact types), the common tags first, no helper calls for them.
     if type(av) is not dict or len(av) != 1:
@@ -125,16 +131,20 @@ def _validate_av(av: Any, where: str) -> None:
     elif tag == "M":
         if type(value) is not dict:
             raise AttributeTypeError(f"{where}: M value must be an object")
+        if depth >= MAX_NESTING and value:
+            raise AttributeTypeError(f"{where}: nested more than {MAX_NESTING} levels deep")
         for k, v in value.items():
-            _validate_av(v, f"{where}.{k}")
+            _validate_av(v, f"{where}.{k}", depth + 1)
     elif tag == "BOOL":
         if type(value) is not bool:
             raise AttributeTypeError(f"{where}: BOOL value must be true or false")
     elif tag == "L":
         if type(value) is not list:
             raise AttributeTypeError(f"{where}: L value must be a list")
+        if depth >= MAX_NESTING and value:
+            raise AttributeTypeError(f"{where}: nested more than {MAX_NESTING} levels deep")
         for i, v in enumerate(value):
-            _validate_av(v, f"{where}[{i}]")
+            _validate_av(v, f"{where}[{i}]", depth + 1)
     elif tag == "SS" or tag == "NS":
         if type(value) is not list:
             raise AttributeTypeError(f"{where}: {tag} value must be a list")

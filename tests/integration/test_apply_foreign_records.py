@@ -11,10 +11,12 @@ depend on batch boundaries.
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import Producer
 
@@ -22,7 +24,7 @@ from bridge import attrs
 from bridge.apply.app import group_id
 from bridge.apply.dlq import HEADER_ERROR, HEADER_REASON, HEADER_TARGET
 from bridge.apply.lag import group_lag
-from bridge.avro_codec import EventCodec
+from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import NullTarget, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
@@ -62,6 +64,22 @@ def _valid(table: str) -> list[ChangeEvent]:
         else:
             out.append(_event(table, key, 1000 + i))
     return out
+
+
+def _with_image_text(event: ChangeEvent, image_text: str) -> bytes:
+    """The event's record with `new_image` as given JSON text: nesting deeper than orjson
+    (255 levels) would encode, as another producer may send."""
+    record = event_to_record(event)
+    record["new_image"] = image_text
+    out = io.BytesIO()
+    out.write(SINGLE_OBJECT_MAGIC + CODEC.schema.fingerprint)
+    fastavro.schemaless_writer(out, CODEC.schema.parsed, record)
+    return out.getvalue()
+
+
+def _deep_image(pk: str, levels: int) -> str:
+    head = '{"pk":{"S":"' + pk + '"},"d":'
+    return head + '{"M":{"a":' * levels + '{"S":"x"}' + "}}" * levels + "}"
 
 
 def _foreign(table: str) -> list[tuple[str, bytes | None, bytes | None, str | None]]:
@@ -119,6 +137,12 @@ def _foreign(table: str) -> list[tuple[str, bytes | None, bytes | None, str | No
             enc(_event("someone_else", _keys("f10"), 7)),
             "topic of table",
         ),
+        (
+            "nested 300 deep",
+            attrs.canonical_key(_keys("f12")),
+            _with_image_text(_event(table, _keys("f12"), 7), _deep_image("f12", 300)),
+            "levels deep",
+        ),
         # Well formed, only spelt differently by its producer: applied, not dead-lettered.
         (
             "number key spelt 1.0",
@@ -151,7 +175,7 @@ def test_foreign_records_go_to_the_dlq_whatever_the_batch_size(
         ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
 
     accepted = [CODEC.decode(value) for _, _, value, reason in foreign if reason is None and value]
-    every_key = [*valid, *accepted, *(_event(table, _keys(f"f{i}"), 0) for i in range(11))]
+    every_key = [*valid, *accepted, *(_event(table, _keys(f"f{i}"), 0) for i in range(13))]
     final: dict[bytes, attrs.Item | None] = {e.key_bytes(): None for e in every_key}
     newest: dict[bytes, ChangeEvent] = {}
     for e in [*valid, *accepted]:

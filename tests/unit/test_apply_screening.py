@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import fastavro
 import pytest
 
 from bridge import attrs
 from bridge.apply.app import table_resolver
 from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import EventCodec
+from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import KafkaSettings, Settings
 from bridge.sink import TableSpec
@@ -57,3 +59,32 @@ def test_a_record_without_kafka_key_or_with_anothers_is_rejected() -> None:
     other = SCREEN.check(RawRecord("ddb.t.changes", 0, 0, b'{"pk":{"S":"b"}}', value))
     assert isinstance(none, Rejected) and "no key" in none.reason
     assert isinstance(other, Rejected) and "another key" in other.reason
+
+
+def encode_with_image_text(event: ChangeEvent, image_text: str) -> bytes:
+    """The event's record with `new_image` as given JSON text: what another producer may
+    send, deeper than orjson (255 levels) would ever encode."""
+    record = event_to_record(event)
+    record["new_image"] = image_text
+    out = io.BytesIO()
+    out.write(SINGLE_OBJECT_MAGIC + CODEC.schema.fingerprint)
+    fastavro.schemaless_writer(out, CODEC.schema.parsed, record)
+    return out.getvalue()
+
+
+def deep_text(levels: int) -> str:
+    return '{"pk":{"S":"a"},"d":' + '{"M":{"a":' * levels + '{"S":"x"}' + "}}" * levels + "}"
+
+
+def test_images_nested_beyond_what_dynamodb_allows_are_rejected_not_crashed_on() -> None:
+    """orjson refuses to encode past 255 levels: such an image would fail in the sink,
+    outside any per-item handling. DynamoDB nests 32 levels; 64 are accepted."""
+    keys = {"pk": {"S": "a"}, "sk": {"B": "AAE="}}
+    event = ChangeEvent(table="t", keys=keys, version=1, origin=Origin.STREAM, op=Op.MODIFY)
+    kafka_key = attrs.canonical_key(keys)
+    for levels, passes in ((40, True), (300, False)):
+        value = encode_with_image_text(event, deep_text(levels))
+        verdict = SCREEN.check(RawRecord("ddb.t.changes", 0, 0, kafka_key, value))
+        assert isinstance(verdict, Rejected) is not passes, (levels, verdict)
+        if not passes:
+            assert "levels deep" in verdict.reason
