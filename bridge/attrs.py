@@ -124,43 +124,60 @@ def validate(item: Any, where: str = "item") -> Item:
     return item
 
 
-def _validate_av(av: Any, where: str) -> None:
-    tag, value = _one_type(av, where)
+# DynamoDB nests documents at most 32 levels deep. Deeper input can only come from another
+# producer; refusing it (with a margin) keeps it from JSON encoders' recursion limits
+# (orjson: 255) in the sinks, where it would fail outside any per-item error handling.
+MAX_NESTING = 64
+
+
+def _validate_av(av: Any, where: str, depth: int = 1) -> None:
+    # Hot path: apply screens every consumed record's image with this. Exact type checks
+    # (JSON parsing yields exact types), the common tags first, no helper calls for them.
+    if type(av) is not dict or len(av) != 1:
+        raise AttributeTypeError(f"{where}: an attribute value must be an object with one type tag")
+    ((tag, value),) = av.items()
     if tag == "S":
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise AttributeTypeError(f"{where}: S value must be a string")
     elif tag == "N":
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise AttributeTypeError(f"{where}: N value must be a decimal string")
         check_number(value, where)
+    elif tag == "M":
+        if type(value) is not dict:
+            raise AttributeTypeError(f"{where}: M value must be an object")
+        if depth >= MAX_NESTING and value:
+            raise AttributeTypeError(f"{where}: nested more than {MAX_NESTING} levels deep")
+        for k, v in value.items():
+            _validate_av(v, f"{where}.{k}", depth + 1)
+    elif tag == "BOOL":
+        if type(value) is not bool:
+            raise AttributeTypeError(f"{where}: BOOL value must be true or false")
+    elif tag == "L":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{where}: L value must be a list")
+        if depth >= MAX_NESTING and value:
+            raise AttributeTypeError(f"{where}: nested more than {MAX_NESTING} levels deep")
+        for i, v in enumerate(value):
+            _validate_av(v, f"{where}[{i}]", depth + 1)
+    elif tag == "SS" or tag == "NS":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{where}: {tag} value must be a list")
+        for v in value:
+            if type(v) is not str:
+                raise AttributeTypeError(f"{where}: {tag} members must be strings")
+            if tag == "NS":
+                check_number(v, where)
     elif tag == "B":
         _unb64(value, where)
-    elif tag == "BOOL":
-        if not isinstance(value, bool):
-            raise AttributeTypeError(f"{where}: BOOL value must be true or false")
     elif tag == "NULL":
         if value is not True:
             raise AttributeTypeError(f"{where}: NULL value must be true")
-    elif tag in SET_TYPES:
-        if not isinstance(value, list):
-            raise AttributeTypeError(f"{where}: {tag} value must be a list")
+    elif tag == "BS":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{where}: BS value must be a list")
         for v in value:
-            if tag == "BS":
-                _unb64(v, where)
-            elif not isinstance(v, str):
-                raise AttributeTypeError(f"{where}: {tag} members must be strings")
-            elif tag == "NS":
-                check_number(v, where)
-    elif tag == "L":
-        if not isinstance(value, list):
-            raise AttributeTypeError(f"{where}: L value must be a list")
-        for i, v in enumerate(value):
-            _validate_av(v, f"{where}[{i}]")
-    elif tag == "M":
-        if not isinstance(value, dict):
-            raise AttributeTypeError(f"{where}: M value must be an object")
-        for k, v in value.items():
-            _validate_av(v, f"{where}.{k}")
+            _unb64(v, where)
     else:
         raise AttributeTypeError(f"{where}: unknown DynamoDB attribute type {tag!r}")
 

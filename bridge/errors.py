@@ -3,6 +3,13 @@
 Connectors translate driver exceptions into these at their boundary (`raise ... from exc`),
 so the core decides what to do (retry with backoff, dead-letter, or stop) without knowing
 which driver failed.
+
+Whose fault an error is matters as much as whether retrying helps: `PermanentError` from a
+sink means *one event* carries something the target cannot hold, so apply dead-letters that
+event and moves on; `TargetError` means the *target* refuses every write (read-only, access
+denied, a table gone, credentials expired), so dead-lettering would empty the topic into
+the DLQ while lag reads 0. Apply waits or stops on it instead, committing nothing past the
+last written event.
 """
 
 
@@ -12,6 +19,22 @@ class BridgeError(Exception):
 
 class TransientError(BridgeError):
     """May succeed if retried later: throttling, a target that is down, a broker timeout."""
+
+
+class TargetError(BridgeError):
+    """The target as a whole refuses writes: no event's fault, never dead-lettered.
+
+    `retryable`: the condition may end without anyone restarting the worker (a failover
+    that left the connection on a read-only standby, credentials that the AWS chain
+    refreshes), so apply waits with backoff; otherwise (access denied, a missing table or
+    column, a read-only file) apply stops with exit code 1 until an operator fixes it.
+    `table` names the target table when the sink knows which one refused.
+    """
+
+    def __init__(self, message: str, *, table: str | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.table = table
+        self.retryable = retryable
 
 
 class PermanentError(BridgeError):

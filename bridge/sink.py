@@ -8,7 +8,9 @@ tombstone with its version that no older write passes; a full image replaces the
 Errors: `TransientError` means "retry the same batch later" (nothing committed is lost by
 retrying, since writes are idempotent); `PermanentError` means the batch contains an event
 the target will never accept — the worker then writes the batch one event at a time to
-isolate the poison event(s) for the dead-letter topic.
+isolate the poison event(s) for the dead-letter topic; `TargetError` means the target
+refuses every write whatever the event (read-only, access denied, a table gone) — never
+dead-lettered: the worker waits (`retryable`) or stops.
 """
 
 from __future__ import annotations

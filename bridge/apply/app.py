@@ -24,6 +24,11 @@ letter of a record the target refuses is durable):
 
 SIGTERM (and SIGINT) finish the batch in flight, commit it, then exit 0. A stop during a
 target outage abandons the batch uncommitted (it is read again later) and also exits 0.
+A target that refuses every write and that waiting cannot cure (a `TargetError`: access
+denied, a table gone, a read-only file) stops the worker with exit code 1, naming target,
+table and cause, with nothing committed past the last written event and nothing
+dead-lettered for it. A broker blip while reading the group's committed offsets (needed
+before the first commit of a partition) is retried with backoff like any transient error.
 Any number of workers may run: they share the partitions through the consumer group
 `ddb-bridge.apply.<target>`.
 """
@@ -47,9 +52,17 @@ from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
 from bridge.apply.kafka_auth import faust_credentials
 from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import OffsetLedger
-from bridge.apply.processor import Abandoned, BatchProcessor, BatchResult, describe_metrics
+from bridge.apply.processor import (
+    RETRIES,
+    Abandoned,
+    BatchProcessor,
+    BatchResult,
+    describe_metrics,
+)
 from bridge.apply.retry import Backoff, Stopper
+from bridge.errors import TargetError, TransientError
 from bridge.kafka_limits import consumer_fetch_bytes
+from bridge.metrics import REGISTRY
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.sink import Sink, TableSpec
@@ -143,14 +156,16 @@ class ApplyWorker:
         dead_letters = self.dead_letters or KafkaDeadLetters(self.settings.kafka, self.target)
 
         await self._loop.run_in_executor(executor, self.sink.open, self.specs, self.create_schema)
+        backoff = Backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries)
         processor = BatchProcessor(
             self.sink,
             self.target,
             dead_letters,
             table_resolver(self.settings, self.specs),
-            backoff=Backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries),
+            backoff=backoff,
             stopper=self.stopper,
             codec=make_codec(self.settings.kafka),
+            specs=self.specs,
         )
         app = faust.App(
             group_id(self.target),
@@ -202,15 +217,42 @@ class ApplyWorker:
 
         app.on_partitions_revoked.connect(forget_offsets)
 
+        async def read_committed(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+            """The committed offsets, retried with backoff: the batch is written, a broker
+            blip here must not stop the worker (it would re-read and rewrite the batch)."""
+            attempt = 0
+            while True:
+                try:
+                    return await asyncio.get_running_loop().run_in_executor(
+                        None, committed_reader.read, partitions
+                    )
+                except TransientError as exc:
+                    attempt += 1
+                    if backoff.exhausted(attempt):
+                        raise
+                    delay = backoff.delay_s(attempt)
+                    REGISTRY.inc(RETRIES, target=self.target)
+                    log.warning(
+                        "reading committed offsets failed; retrying",
+                        extra={
+                            "target": self.target,
+                            "attempt": attempt,
+                            "delay_s": round(delay, 3),
+                            "error": str(exc),
+                        },
+                    )
+                    # Woken at once by a stop: the batch then stays uncommitted (re-read
+                    # later, harmlessly: writes are idempotent).
+                    if await self._loop_sleep(delay):
+                        raise Abandoned("stop requested while reading committed offsets") from exc
+
         async def commit_written(messages: Sequence[Any]) -> None:
             by_tp: dict[Any, list[int]] = {}
             for message in messages:
                 by_tp.setdefault(message.tp, []).append(message.offset)
             unknown = [tp for tp in by_tp if not ledger.known(tp)]
             if unknown:
-                bases = await asyncio.get_running_loop().run_in_executor(
-                    None, committed_reader.read, [(tp.topic, tp.partition) for tp in unknown]
-                )
+                bases = await read_committed([(tp.topic, tp.partition) for tp in unknown])
                 for tp in unknown:
                     ledger.set_base(tp, bases[(tp.topic, tp.partition)])
             commits = {}
@@ -263,6 +305,19 @@ class ApplyWorker:
                 except Abandoned as exc:
                     log.warning("batch abandoned on stop", extra={"reason": str(exc)})
                     self._finish(0)
+                    return
+                except TargetError as exc:
+                    log.error(
+                        "the target refuses writes; apply stops without committing the batch "
+                        "(nothing was dead-lettered for it; fix the target and start apply "
+                        "again: it resumes after the last written event)",
+                        extra={
+                            "target": self.target,
+                            "table": exc.table or "?",
+                            "error": str(exc),
+                        },
+                    )
+                    self._finish(1)
                     return
                 except Exception as exc:
                     log.exception(
@@ -318,6 +373,16 @@ class ApplyWorker:
             extra={"records_applied": self.records_applied, "exit_code": self.exit_code},
         )
         return self.exit_code
+
+    async def _loop_sleep(self, seconds: float) -> bool:
+        """Sleep in the event loop up to `seconds`; True if a stop was requested meanwhile."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self.stopper.stopping:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.1))
+        return True
 
     def _on_pump_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

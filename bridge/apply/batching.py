@@ -26,10 +26,24 @@ def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
     The result is the same for any order of the input (duplicates included), so a batch
     assembled from shuffled partitions coalesces deterministically.
     """
-    newest: dict[tuple[str, bytes], ChangeEvent] = {}
-    for event in events:
-        key = (event.table, event.key_bytes())
-        held = newest.get(key)
-        if held is None or _rank(event) > _rank(held):
-            newest[key] = event
-    return list(newest.values())
+    return [group[0] for group in newest_first(((e.table, e.key_bytes()), e) for e in events)]
+
+
+def newest_first(keyed: Iterable[tuple[tuple[str, bytes], ChangeEvent]]) -> list[list[ChangeEvent]]:
+    """Every (table, key)'s events of a batch, newest first; `[0]` of each is the winner.
+
+    The older ones are what a key falls back to when the target refuses its newest event:
+    the row then ends where it would have ended had the batch been cut differently.
+    """
+    groups: dict[tuple[str, bytes], list[ChangeEvent]] = {}
+    for key, event in keyed:
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [event]
+        else:
+            group.append(event)
+    out = list(groups.values())
+    for group in out:
+        if len(group) > 1:
+            group.sort(key=_rank, reverse=True)
+    return out

@@ -1,13 +1,22 @@
-"""One batch, start to finish, synchronously: decode, coalesce, write, retry, dead-letter.
+"""One batch, start to finish, synchronously: screen, coalesce, write, retry, dead-letter.
 
 Runs in a worker thread (the sinks are blocking), so the Faust event loop keeps heartbeating
 while a write is slow. Contract with the caller: when `process` returns, every record of the
-batch is either written to the target or durable in a DLQ topic, and the caller may ack them
-all. When it raises, nothing of the batch may be acknowledged:
+batch is either written to the target (or superseded by a newer event of its key that was),
+or durable in a DLQ topic, and the caller may ack them all. When it raises, nothing of the
+batch may be acknowledged:
 - `Abandoned`: a stop was requested while the target was failing transiently;
 - `TransientError`: retries exhausted (`apply.max_retries`);
+- `TargetError`: the target refuses every write (read-only, access denied, a table gone):
+  no event's fault, so nothing is dead-lettered; the worker stops (a retryable one is
+  waited for like a transient error first);
 - anything else: a bug or an unexpected driver error. The worker stops, and the batch is
   read again by whichever worker next owns the partitions.
+
+Which records are dead-lettered does not depend on how records fall into batches: each
+record is screened alone (bridge/apply/screening.py), and when the target refuses a key's
+newest event, the key falls back to its next newest event of the batch, as if the batch
+had ended before the refused one.
 """
 
 from __future__ import annotations
@@ -17,14 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bridge.apply.batching import coalesce
+from bridge.apply.batching import newest_first
 from bridge.apply.dlq import DeadLetter, DeadLetterWriter, RawRecord
 from bridge.apply.retry import Backoff, Stopper
+from bridge.apply.screening import Rejected, Screen
 from bridge.avro_codec import EventCodec
-from bridge.errors import DecodeError, PermanentError, TransientError
+from bridge.errors import PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY, Metrics
-from bridge.sink import Sink
+from bridge.sink import Sink, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,8 @@ RETRIES = "ddb_bridge_apply_retries_total"
 BATCHES = "ddb_bridge_apply_batches_total"
 BATCH_SECONDS = "ddb_bridge_apply_batch_seconds_sum"
 LAST_BATCH_SECONDS = "ddb_bridge_apply_last_batch_seconds"
+TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
+BLOCKED = "ddb_bridge_apply_target_blocked"
 
 
 def describe_metrics(metrics: Metrics = REGISTRY) -> None:
@@ -45,6 +57,10 @@ def describe_metrics(metrics: Metrics = REGISTRY) -> None:
     metrics.describe(BATCHES, "batches applied")
     metrics.describe(BATCH_SECONDS, "total seconds spent applying batches")
     metrics.describe(LAST_BATCH_SECONDS, "seconds the last batch took")
+    metrics.describe(
+        TARGET_ERRORS, "writes the target refused as a whole (read-only, access denied, ...)"
+    )
+    metrics.describe(BLOCKED, "1 while the target refuses writes and apply waits, else 0")
 
 
 class Abandoned(Exception):
@@ -69,6 +85,7 @@ class BatchProcessor:
         stopper: Stopper | None = None,
         codec: EventCodec | None = None,
         metrics: Metrics = REGISTRY,
+        specs: Sequence[TableSpec] | None = None,
     ) -> None:
         self.sink = sink
         self.target = target
@@ -78,29 +95,28 @@ class BatchProcessor:
         self.stopper = stopper or Stopper()
         self.codec = codec or EventCodec()
         self.metrics = metrics
+        self.screen = Screen(self.codec, table_of_topic, specs)
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult(received=len(records))
         letters: list[DeadLetter] = []
-        events: list[ChangeEvent] = []
+        keyed: list[tuple[tuple[str, bytes], ChangeEvent]] = []
         origin: dict[int, RawRecord] = {}  # id(event) -> its record, to dead-letter it
-        decode = self.codec.decode
+        check = self.screen.check
         for rec in records:
-            if rec.value is None:
-                letters.append(self._letter(rec, None, "record has no value", "DecodeError"))
+            verdict = check(rec)
+            if isinstance(verdict, Rejected):
+                letters.append(self._letter(rec, None, verdict.reason, verdict.error))
                 continue
-            try:
-                event = decode(rec.value)
-            except DecodeError as exc:
-                letters.append(self._letter(rec, None, f"undecodable: {exc}", "DecodeError"))
-                continue
-            events.append(event)
+            event, key = verdict
+            keyed.append(((event.table, key), event))
             origin[id(event)] = rec
 
-        winners = coalesce(events)
+        candidates = newest_first(keyed)
         rejected_ids: set[int] = set()
-        if winners:
+        if candidates:
+            winners = [group[0] for group in candidates]
             try:
                 self._write(winners)
                 result.written = len(winners)
@@ -109,16 +125,14 @@ class BatchProcessor:
                     "batch rejected; writing its events one at a time to find the poison",
                     extra={"target": self.target, "events": len(winners), "error": str(exc)},
                 )
-                rejected = self._isolate(winners)
-                result.written = len(winners) - len(rejected)
+                written, rejected = self._isolate(candidates)
+                result.written = written
                 for event, err in rejected:
                     rejected_ids.add(id(event))
+                    # The topic's table: a dead letter goes next to the topic it came from.
                     letters.append(
-                        self._letter(origin[id(event)], event.table, str(err), type(err).__name__)
+                        self._letter(origin[id(event)], None, str(err), type(err).__name__)
                     )
-                # Older versions of a rejected key were superseded inside the batch; they
-                # are not applied instead (that would move the row to a state that is not
-                # the newest), and they are acknowledged with the rejected one.
         if letters:
             for letter in letters:
                 self.dead_letters.send(letter)
@@ -128,7 +142,7 @@ class BatchProcessor:
             result.dead = len(letters)
 
         applied: dict[str, int] = {}
-        for event in events:
+        for _, event in keyed:
             if id(event) not in rejected_ids:
                 applied[event.table] = applied.get(event.table, 0) + 1
         for table, n in applied.items():
@@ -146,28 +160,42 @@ class BatchProcessor:
         )
 
     def _write(self, events: Sequence[ChangeEvent]) -> None:
-        """Write with retries on TransientError; PermanentError propagates."""
+        """Write with retries on TransientError and on a retryable TargetError; a
+        PermanentError or a TargetError that waiting cannot cure propagates."""
         attempt = 0
         while True:
             if self.stopper.stopping and attempt > 0:
                 raise Abandoned(f"stop requested; {len(events)} events left unwritten")
             try:
                 self.sink.write_batch(events)
+                if attempt:
+                    self.metrics.set(BLOCKED, 0, target=self.target)
                 return
-            except TransientError as exc:
+            except (TransientError, TargetError) as exc:
+                refused = isinstance(exc, TargetError)
+                if isinstance(exc, TargetError):
+                    self.metrics.inc(TARGET_ERRORS, target=self.target)
+                    if not exc.retryable:
+                        raise
+                    self.metrics.set(BLOCKED, 1, target=self.target)
                 attempt += 1
                 if self.backoff.exhausted(attempt):
                     log.error(
-                        "transient errors persisted; giving up without acknowledging the batch",
+                        "errors persisted; giving up without acknowledging the batch",
                         extra={"target": self.target, "attempts": attempt, "error": str(exc)},
                     )
                     raise
                 delay = self.backoff.delay_s(attempt)
                 self.metrics.inc(RETRIES, target=self.target)
+                # One line per attempt: the backoff (capped at apply.retry_backoff_max_ms)
+                # bounds how often that is, and each says what is being waited for.
                 log.warning(
-                    "transient sink error; retrying",
+                    "the target refuses writes; waiting for it to accept them again"
+                    if refused
+                    else "transient sink error; retrying",
                     extra={
                         "target": self.target,
+                        "table": getattr(exc, "table", None),
                         "attempt": attempt,
                         "delay_s": round(delay, 3),
                         "error": str(exc),
@@ -178,11 +206,20 @@ class BatchProcessor:
                         f"stop requested during retries; {len(events)} events left unwritten"
                     ) from exc
 
-    def _isolate(self, events: Sequence[ChangeEvent]) -> list[tuple[ChangeEvent, Exception]]:
+    def _isolate(
+        self, candidates: Sequence[Sequence[ChangeEvent]]
+    ) -> tuple[int, list[tuple[ChangeEvent, Exception]]]:
+        """One key at a time, newest event first: the first the target takes is the key's
+        write; each it refuses is rejected. Returns (rows written, rejected events)."""
+        written = 0
         rejected: list[tuple[ChangeEvent, Exception]] = []
-        for event in events:
-            try:
-                self._write([event])
-            except PermanentError as exc:
-                rejected.append((event, exc))
-        return rejected
+        for group in candidates:
+            for event in group:
+                try:
+                    self._write([event])
+                except PermanentError as exc:
+                    rejected.append((event, exc))
+                    continue
+                written += 1
+                break
+        return written, rejected

@@ -21,6 +21,10 @@ older event. Source TTL deletions arrive as REMOVE events and become tombstones.
 Delivery guarantee: `write_batch` returns after every PutItem of the batch succeeded or was
 rejected as older; throttling, 5xx and connection errors raise TransientError after the
 whole batch has been tried (writes are idempotent, so retrying the batch is safe).
+Refusals of the endpoint as a whole raise TargetError, never a dead letter: access denied,
+unknown or invalid credentials, a table that is gone make apply stop; expired credentials
+are waited for (the AWS credential chain refreshes role, SSO and instance credentials by
+itself; static keys must be replaced and apply restarted).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import AlternatorTarget, AwsSettings
 from bridge.sink import SinkCapabilities, TableSpec
@@ -52,6 +56,34 @@ _PUT_CONDITION = "attribute_not_exists(#v) OR #v < :v"
 # A delete wins a tie with a live item (the rule every sink follows, CQL's native one).
 _TOMBSTONE_CONDITION = _PUT_CONDITION + " OR (#v = :v AND attribute_not_exists(#t))"
 _BATCH_GET = 100  # BatchGetItem's limit
+# Error codes of DynamoDB, Alternator and AWS's common errors that refuse every request.
+_TARGET_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "NotAuthorized",
+        "UnauthorizedOperation",
+        "ResourceNotFoundException",  # the table was deleted
+    }
+)
+# Temporary credentials past their expiry: the credential chain may bring fresh ones.
+_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+
+
+def translate(exc: Exception, what: str) -> Exception:
+    """aws.translate, plus the refusals that are the target's, not one item's."""
+    code = aws.error_code(exc)
+    if code in _TARGET_CODES:
+        return TargetError(f"{what}: {code}: {exc}")
+    if code in _EXPIRED_CODES:
+        return TargetError(f"{what}: {code}: {exc}", retryable=True)
+    return aws.translate(exc, what)
 
 
 class AlternatorSink:
@@ -94,7 +126,7 @@ class AlternatorSink:
             desc = self._client.describe_table(TableName=spec.target)["Table"]
         except ClientError as exc:
             if aws.error_code(exc) != "ResourceNotFoundException":
-                raise aws.translate(exc, f"DescribeTable {spec.target}") from exc
+                raise translate(exc, f"DescribeTable {spec.target}") from exc
             if not create_schema:
                 raise ConfigError(
                     f"target table {spec.target!r} does not exist at "
@@ -194,7 +226,7 @@ class AlternatorSink:
         failures = [
             (event, exc) for (event, _), exc in zip(work, results, strict=True) if exc is not None
         ]
-        raise_failures(failures, len(work), aws.translate)
+        raise_failures(failures, len(work), translate)
 
     # -- reads ----------------------------------------------------------------------------
 

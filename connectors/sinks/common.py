@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.sink import KeyType, TableSpec
 
@@ -149,9 +149,10 @@ def raise_failures(
 ) -> None:
     """After a batch was tried in full: raise for its failed writes, if any.
 
-    TransientError when any failure is transient — retrying the whole batch is safe (the
-    writes are idempotent) and may clear the others too; else the first PermanentError,
-    naming its table and key.
+    TargetError first when the target refused any write as a whole (access denied, a table
+    gone): no event is to blame, whatever else failed. Then TransientError when any failure
+    is transient — retrying the whole batch is safe (the writes are idempotent) and may
+    clear the others too; else the first PermanentError, naming its table and key.
     """
     if not failures:
         return
@@ -159,6 +160,11 @@ def raise_failures(
         (translate(exc, f"write table {event.table} key {_show(event.keys)}"), exc)
         for event, exc in failures
     ]
+    for (error, cause), (event, _) in zip(errors, failures, strict=True):
+        if isinstance(error, TargetError):
+            if error.table is None:
+                error.table = event.table
+            raise error from cause
     for error, cause in errors:
         if isinstance(error, TransientError):
             raise TransientError(

@@ -23,6 +23,14 @@ Delivery guarantee: `write_batch` returns after COMMIT, so a returned batch is d
 durable as the server's `synchronous_commit` makes it). Connection loss or a server that is
 down or shutting down raises TransientError; the connection is dropped and re-opened on
 the next call, so the worker can retry the same batch.
+
+Whose fault a refusal is: a value the server cannot take (SQLSTATE classes 22, 23, 54) is
+the event's (PermanentError, dead-lettered). The statements are generated and every value
+is a parameter, so a class-42 error (a table or column gone or changed, permission denied)
+and class 28 (authorization) are the target's (TargetError: apply stops). A read-only
+transaction (25006: a failover left us on a standby, or `default_transaction_read_only`)
+is a TargetError that apply waits for, reconnecting each time so that a DSN that follows
+the primary reaches the new one.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from psycopg import sql
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import PostgresTarget
 from bridge.sink import KeyType, SinkCapabilities, TableSpec
@@ -57,6 +65,10 @@ _PG_TYPES: dict[KeyType, str] = {"S": "text", "N": "numeric", "B": "bytea"}
 # deadlock), insufficient resources, operator intervention (shutdown), system error.
 _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _TRANSIENT_STATES = frozenset({"55P03", "55006"})  # lock not available, object in use
+# The target's fault, whatever the event: authorization (28), access rule / schema (42),
+# invalid catalog / schema name (3D, 3F).
+_TARGET_CLASSES = frozenset({"28", "42", "3D", "3F"})
+_READ_ONLY = "25006"  # read_only_sql_transaction
 # TCP keepalives: a server that vanished without closing the socket (host down, network cut)
 # is noticed in ~25 s and reported as TransientError, instead of a write blocking forever.
 _CONNECT: dict[str, Any] = {
@@ -185,11 +197,13 @@ class PostgresSink:
             raise _translate(exc, "connect to PostgreSQL") from exc
         return self._conn
 
-    def _failed(self, exc: psycopg.Error, what: str) -> Exception:
+    def _failed(self, exc: psycopg.Error, what: str, table: str | None = None) -> Exception:
         """Roll back (or drop a broken connection) and translate the error."""
         conn = self._conn
         if conn is not None:
-            if conn.broken or conn.closed:
+            # Read-only: the next attempt reconnects, which reaches a new primary after a
+            # failover when the DSN follows it (target_session_attrs, a proxy, DNS).
+            if conn.broken or conn.closed or exc.sqlstate == _READ_ONLY:
                 conn.close()
                 self._conn = None
             else:
@@ -199,7 +213,7 @@ class PostgresSink:
                     # The rollback failing means the connection is unusable: reconnect next.
                     conn.close()
                     self._conn = None
-        return _translate(exc, what)
+        return _translate(exc, what, table)
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
         schema = self.settings.schema_name
@@ -276,13 +290,16 @@ class PostgresSink:
             statements.append((table, columns))
         with self._lock:
             conn = self._connection()
+            # The table a refusal is about: the batch's, until a statement names one.
+            current = ", ".join(table.spec.target for table, _ in statements)
             try:
                 with conn.cursor() as cur:
                     for table, columns in statements:
+                        current = table.spec.target
                         cur.execute(table.upsert, columns)
                 conn.commit()
             except psycopg.Error as exc:
-                raise self._failed(exc, _describe(events)) from exc
+                raise self._failed(exc, _describe(events), current) from exc
 
     def read_items(self, table: str, keys: Sequence[Item]) -> list[Item | None]:
         pg = self._table(table)
@@ -339,7 +356,7 @@ def _key_back(value: Any) -> KeyValue:
     return bytes(value) if isinstance(value, memoryview) else value
 
 
-def _translate(exc: psycopg.Error, what: str) -> Exception:
+def _translate(exc: psycopg.Error, what: str, table: str | None = None) -> Exception:
     state = exc.sqlstate
     if state is None:
         # No server verdict: the connection failed, broke or timed out.
@@ -348,4 +365,13 @@ def _translate(exc: psycopg.Error, what: str) -> Exception:
         return PermanentError(f"PostgreSQL: {what}: {exc}")
     if state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES:
         return TransientError(f"PostgreSQL: {what}: [{state}] {exc}")
+    if state == _READ_ONLY:
+        return TargetError(
+            f"PostgreSQL: {what}: [{state}] the server accepts no writes ({exc}); a standby "
+            "after a failover, or default_transaction_read_only is on",
+            table=table,
+            retryable=True,
+        )
+    if state[:2] in _TARGET_CLASSES:
+        return TargetError(f"PostgreSQL: {what}: [{state}] {exc}", table=table)
     return PermanentError(f"PostgreSQL: {what}: [{state}] {exc}")

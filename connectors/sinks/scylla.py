@@ -44,7 +44,10 @@ Delivery guarantee: `write_batch` returns when every statement of the batch has 
 acknowledged at the configured consistency (default LOCAL_QUORUM), with at most
 `concurrency` requests in flight. Timeouts, unavailable replicas, overload and lost
 connections raise TransientError (statements are idempotent, the batch can be retried);
-statements the server rejects raise PermanentError naming the table and key.
+statements the server rejects for their values raise PermanentError naming the table and
+key. Refusals that are no statement's fault — authentication, a missing permission
+(`Unauthorized`), a keyspace, table or column that is not there — raise TargetError, so
+apply stops instead of dead-lettering every event.
 """
 
 from __future__ import annotations
@@ -61,7 +64,13 @@ from typing import Any
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
+from bridge.errors import (
+    AttributeTypeError,
+    ConfigError,
+    PermanentError,
+    TargetError,
+    TransientError,
+)
 from bridge.event import ChangeEvent
 from bridge.settings import ScyllaTarget
 from bridge.sink import SinkCapabilities, TableSpec
@@ -377,15 +386,37 @@ def _is_permanent(exc: BaseException) -> bool:
     )
 
 
+# InvalidRequest messages (Cassandra's, then ScyllaDB's wording) of a schema that is not
+# what the statements were prepared for: a table, keyspace or column dropped or renamed.
+_SCHEMA_GONE = (
+    "unconfigured table",
+    "keyspace",  # "Keyspace 'x' does not exist" / "Can't find a keyspace x"
+    "undefined column name",
+    "unknown identifier",
+)
+
+
 def translate(exc: BaseException, what: str) -> Exception:
-    """A driver error as PermanentError (rejected statement) or TransientError (the rest:
-    timeouts, unavailable replicas, overload, lost connections, no host)."""
-    from cassandra import AuthenticationFailed
+    """A driver error as TargetError (the cluster refuses us, whatever the statement),
+    PermanentError (it refuses this statement) or TransientError (the rest: timeouts,
+    unavailable replicas, overload, lost connections, no host)."""
+    from cassandra import (
+        AuthenticationFailed,
+        ConfigurationException,
+        InvalidRequest,
+        Unauthorized,
+    )
     from cassandra.cluster import NoHostAvailable
 
     causes = exc.errors.values() if isinstance(exc, NoHostAvailable) and exc.errors else [exc]
     if all(isinstance(e, AuthenticationFailed) for e in causes):
-        return ConfigError(f"CQL: {what}: authentication failed: {exc}")
+        return TargetError(
+            f"CQL: {what}: authentication failed (check the target's username and password): {exc}"
+        )
+    if isinstance(exc, Unauthorized | ConfigurationException) or (
+        isinstance(exc, InvalidRequest) and any(m in str(exc).lower() for m in _SCHEMA_GONE)
+    ):
+        return TargetError(f"CQL: {what}: {type(exc).__name__}: {exc}")
     kind = PermanentError if _is_permanent(exc) else TransientError
     return kind(f"CQL: {what}: {type(exc).__name__}: {exc}")
 

@@ -16,6 +16,11 @@ N keys sort as text, not numerically; cast in queries that need numeric order.
 
 Delivery guarantee: `write_batch` commits the whole batch in one transaction in WAL mode with
 `synchronous=FULL` before returning, so a returned batch survives a crash or power loss.
+
+Whose fault a refusal is: a read-only database, no permission, a corrupt or foreign file,
+a table or column that is not there are the target's (TargetError: apply stops, as none of
+them ends while this connection stays open); a value SQLite cannot take (too big, a
+constraint) is the event's (PermanentError, dead-lettered).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.settings import SqliteTarget
 from bridge.sink import KeyType, SinkCapabilities, TableSpec
@@ -55,6 +60,21 @@ _TRANSIENT_CODES = frozenset(
         sqlite3.SQLITE_PROTOCOL,
     }
 )
+
+# The database as a whole refuses: read-only (file, mount or format), permissions, an
+# authorizer, a file that is not (or no longer) a sound database.
+_TARGET_CODES = frozenset(
+    {
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_AUTH,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+# SQLITE_ERROR covers both a missing table/column (the schema changed under us) and
+# statement errors; the message tells them apart.
+_SCHEMA_MESSAGES = ("no such table", "no such column", "has no column named")
 
 
 def quote(name: str) -> str:
@@ -171,17 +191,25 @@ class SqliteSink:
             rows_by_table.append((table, rows))
         with self._lock:
             conn = self._require()
+            # The table a refusal is about: the batch's, until a statement names one.
+            current = ", ".join(table.spec.target for table, _ in rows_by_table)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for table, rows in rows_by_table:
+                        current = table.spec.target
                         conn.executemany(table.upsert, rows)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite may already have rolled back (e.g. SQLITE_READONLY, SQLITE_FULL);
+                    # a ROLLBACK then fails and would hide the error that matters.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise _translate(exc, f"write {len(events)} events to {self.path}") from exc
+                raise _translate(
+                    exc, f"write {len(events)} events to {self.path}", current
+                ) from exc
 
     def read_items(self, table: str, keys: Sequence[Item]) -> list[Item | None]:
         sql = self._table(table)
@@ -226,8 +254,14 @@ class SqliteSink:
         return self._conn
 
 
-def _translate(exc: sqlite3.Error, what: str) -> Exception:
+def _translate(exc: sqlite3.Error, what: str, table: str | None = None) -> Exception:
     code = getattr(exc, "sqlite_errorcode", None)
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     if code is not None and code & 0xFF in _TRANSIENT_CODES:
         return TransientError(f"{what}: {exc}")
+    if code is not None and code & 0xFF in _TARGET_CODES:
+        return TargetError(f"{what}: {name}: {exc}", table=table)
+    schema_gone = any(m in str(exc) for m in _SCHEMA_MESSAGES)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_ERROR and schema_gone:
+        return TargetError(f"{what}: {exc}", table=table)
     return PermanentError(f"{what}: {exc}")

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import ScyllaTarget
 from bridge.sink import TableSpec
@@ -355,7 +355,8 @@ def test_driver_errors_are_classified() -> None:
         assert isinstance(scylla.translate(exc, "w"), TransientError), exc
     assert type(scylla.translate(InvalidRequest("bad"), "w")) is PermanentError
     auth = NoHostAvailable("auth", {"10.0.0.1": AuthenticationFailed("no")})
-    assert isinstance(scylla.translate(auth, "connect"), ConfigError)
+    # The cluster refusing us is the target's fault, not an event's: never dead-lettered.
+    assert isinstance(scylla.translate(auth, "connect"), TargetError)
 
 
 def test_connection_options_reach_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:

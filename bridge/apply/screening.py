@@ -1,0 +1,157 @@
+"""Screening one consumed record, on its own, before it joins a batch.
+
+A changes topic accepts whatever any producer writes to it, not only ddb-bridge's own
+producers: a value that does not decode, no Kafka key or one that is not the event's key,
+keys with two type tags or missing a key attribute, a number with an exponent of a billion,
+images of the wrong shape. Each record is checked here, alone, so that
+
+- a malformed record goes to the DLQ with its reason instead of raising out of code that
+  runs over the whole batch (coalescing, the sink's statement building), which would stop
+  the worker and, after the restart, stop it again on the same record;
+- whether a record is dead-lettered depends only on the record (and the table's key
+  schema), never on which other records happened to share its batch.
+
+What passes is well formed for its table: the sink may still refuse a value it cannot hold
+(that is the sink's PermanentError, handled per event by the processor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bridge import attrs
+from bridge.apply.dlq import RawRecord
+from bridge.avro_codec import EventCodec
+from bridge.errors import AttributeTypeError, DecodeError
+from bridge.event import ChangeEvent, Op
+from bridge.sink import TableSpec
+
+# What malformed input makes the decoder or the attribute checks raise, besides our own
+# errors: shapes they do not expect (TypeError, LookupError, ValueError), numbers no decimal
+# context can hold (ArithmeticError), nesting deeper than Python's stack (RecursionError).
+_MALFORMED = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError)
+
+
+Admitted = tuple[ChangeEvent, bytes]
+"""A record that passed: its event and canonical key bytes (a tuple: this runs per record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+    error: str  # the exception class name, for the DLQ header
+
+
+class Screen:
+    """Decodes and checks records for the tables `specs` (None: no key-schema checks)."""
+
+    def __init__(
+        self,
+        codec: EventCodec,
+        table_of_topic: Callable[[str], str],
+        specs: Sequence[TableSpec] | None = None,
+    ) -> None:
+        self.codec = codec
+        self.table_of_topic = table_of_topic
+        self.specs = None if specs is None else {s.source: s for s in specs}
+        self._tables: dict[str, str] = {}  # topic -> table, resolved once per topic
+
+    def check(self, rec: RawRecord) -> Admitted | Rejected:
+        if rec.value is None:
+            return Rejected("record has no value", "DecodeError")
+        try:
+            event = self.codec.decode(rec.value)
+        except DecodeError as exc:
+            return Rejected(f"undecodable: {exc}", "DecodeError")
+        except _MALFORMED as exc:
+            return Rejected(f"undecodable: {type(exc).__name__}: {exc}", "DecodeError")
+        try:
+            return event, self._check(rec, event)
+        except AttributeTypeError as exc:
+            return Rejected(f"malformed event: {exc}", type(exc).__name__)
+        except _MALFORMED as exc:
+            return Rejected(f"malformed event: {type(exc).__name__}: {exc}", "AttributeTypeError")
+
+    def _check(self, rec: RawRecord, event: ChangeEvent) -> bytes:
+        topic_table = self._tables.get(rec.topic)
+        if topic_table is None:
+            topic_table = self._tables[rec.topic] = self.table_of_topic(rec.topic)
+        if event.table != topic_table:
+            raise AttributeTypeError(
+                f"the event names table {event.table!r} but arrived on the topic of "
+                f"table {topic_table!r}"
+            )
+        keys = event.keys
+        if self.specs is None:
+            attrs.validate(keys, "keys")
+        else:
+            spec = self.specs.get(event.table)
+            if spec is None:
+                raise AttributeTypeError(f"table {event.table!r} is not applied by this worker")
+            _check_key_schema(spec, keys)
+        key = attrs.canonical_key(keys)
+        shown = key.decode("utf-8", "replace")
+        if rec.key is None:
+            raise AttributeTypeError(f"key {shown}: the Kafka record has no key")
+        if rec.key != key and not _same_key(rec.key, keys):
+            raise AttributeTypeError(
+                f"key {shown}: the Kafka record key {rec.key[:200]!r} is another key"
+            )
+        if event.new_image is None:
+            if event.op is not Op.REMOVE:
+                raise AttributeTypeError(f"key {shown}: {event.op} without new image")
+        else:
+            image = attrs.validate(event.new_image, "new_image")
+            for name, av in keys.items():
+                held = image.get(name)
+                if held is not None and held != av and not attrs.av_equal(held, av):
+                    raise AttributeTypeError(
+                        f"key {shown}: new_image holds {name} = {attrs.dumps(held)}, "
+                        "not the event's key"
+                    )
+        if event.old_image is not None:
+            attrs.validate(event.old_image, "old_image")
+        return key
+
+
+def _check_key_schema(spec: TableSpec, keys: object) -> None:
+    """The key attributes are exactly the table's, each of its type and well formed (N
+    values are parsed when the key is canonicalized)."""
+    if type(keys) is not dict:
+        raise AttributeTypeError("keys: an item must be an object")
+    expected = {spec.hash_key: spec.hash_type}
+    if spec.range_key is not None:
+        expected[spec.range_key] = spec.range_type or "S"
+    if keys.keys() != expected.keys():
+        raise AttributeTypeError(
+            f"key {attrs.dumps(keys)[:300]}: table {spec.source} has key attributes "
+            f"{', '.join(expected)}"
+        )
+    for name, typ in expected.items():
+        av = keys[name]
+        if type(av) is not dict or len(av) != 1:
+            raise AttributeTypeError(
+                f"keys.{name}: an attribute value must be an object with one type tag"
+            )
+        ((tag, value),) = av.items()
+        if tag != typ:
+            raise AttributeTypeError(
+                f"keys.{name}: type {tag}, but the table's key attribute is of type {typ}"
+            )
+        if type(value) is not str:
+            raise AttributeTypeError(f"keys.{name}: {tag} value must be a string")
+        if not value:
+            raise AttributeTypeError(f"keys.{name}: empty {tag} key")
+        if tag == "B":
+            attrs.validate({name: av}, "keys")
+
+
+def _same_key(kafka_key: bytes, keys: attrs.Item) -> bool:
+    """Whether a Kafka key that is not byte-equal to ours names the same item (numbers spelt
+    differently, attributes in another order): what another canonicalization may produce."""
+    try:
+        other = attrs.validate(attrs.loads(kafka_key), "Kafka key")
+        return attrs.items_equal(other, keys)
+    except (AttributeTypeError, *_MALFORMED):
+        return False
