@@ -109,7 +109,7 @@ def _wait(run: InProcess, count: int, timeout_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _scenario(
+def check_refusal_scenario(
     kafka_bootstrap: str,
     unique_name: Any,
     make_sink: Callable[[], Any],
@@ -219,7 +219,7 @@ def test_postgres_read_only_is_waited_for_then_applied(
     def writable(_table: str) -> None:
         _sql(pg_dsn, sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(db))
 
-    _scenario(
+    check_refusal_scenario(
         kafka_bootstrap,
         unique_name,
         lambda: _pg(dsn),
@@ -263,7 +263,7 @@ def test_postgres_revoked_privilege_stops_apply_and_a_restart_converges(
         owner.close()
         grant(table)
 
-    _scenario(
+    check_refusal_scenario(
         kafka_bootstrap,
         unique_name,
         lambda: _pg(role_dsn),
@@ -285,7 +285,7 @@ def test_postgres_dropped_table_stops_apply_and_a_restart_recreates_it(
     def drop(table: str) -> None:
         _sql(dsn, sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
 
-    _scenario(
+    check_refusal_scenario(
         kafka_bootstrap,
         unique_name,
         lambda: _pg(dsn),
@@ -322,7 +322,7 @@ def test_sqlite_read_only_file_stops_apply_and_a_restart_converges(
     def sink() -> SqliteSink:
         return SqliteSink(SqliteTarget(type="sqlite", path=str(path)))
 
-    _scenario(
+    check_refusal_scenario(
         kafka_bootstrap,
         unique_name,
         sink,
@@ -396,7 +396,7 @@ def test_alternator_deleted_table_stops_apply_and_a_restart_recreates_it(
         ddb.delete_table(TableName=table)
         ddb.get_waiter("table_not_exists").wait(TableName=table)
 
-    _scenario(
+    check_refusal_scenario(
         kafka_bootstrap,
         unique_name,
         sink,
