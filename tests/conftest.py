@@ -11,7 +11,6 @@ import pytest
 
 from tests import kafka_broker, services
 
-
 # What each session-scoped service turned out to be, for the run's closing summary.
 STARTED: dict[str, str] = {}
 

@@ -214,7 +214,7 @@ def _wait_serving(
             metadata = admin.list_topics(timeout=2)
             if metadata.brokers:
                 return
-        except Exception:  # noqa: BLE001 - not serving yet; the deadline decides
+        except Exception:  # not serving yet; the deadline decides
             pass
         time.sleep(0.2)
     raise RuntimeError(f"Apache Kafka did not serve on {bootstrap} in {timeout_s}s:\n{_tail(log)}")
