@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,10 +54,23 @@ def _require(tool: str, package: str) -> str:
     return found
 
 
+def _require_java() -> str:
+    java = _require("java", "default-jre-headless")
+    shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    match = re.search(r'version "(\d+)', shown)
+    if match is None or int(match.group(1)) < 17:
+        raise MissingTool(
+            f"Apache Kafka {KAFKA_VERSION} (the test broker) needs Java 17 or newer; `{java} "
+            f"-version` says: {shown.strip()!r}. Install default-jre-headless (Debian 12) or "
+            "openjdk-17-jre-headless, or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
+        )
+    return java
+
+
 def ensure_jars() -> Path:
     """The broker's jars, fetched with Maven on first use (a marker file says the copy is whole).
-    Raises MissingTool when Java, or Maven for a first fetch, is not installed."""
-    _require("java", "default-jre-headless")
+    Raises MissingTool when Java 17+, or Maven for a first fetch, is not installed."""
+    _require_java()
     target = jars_dir()
     marker = target / ".complete"
     if marker.exists():
