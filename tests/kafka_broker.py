@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -67,19 +68,31 @@ def _require_java() -> str:
     return java
 
 
+def jars_stamp() -> str:
+    """What the cached copy was fetched for: a changed pom fetches again."""
+    return f"{KAFKA_VERSION} {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}\n"
+
+
+# Set when this process fetched the jars (for the run's summary: the first-run cost).
+FETCHED: list[str] = []
+
+
 def ensure_jars() -> Path:
-    """The broker's jars, fetched with Maven on first use (a marker file says the copy is whole).
-    Raises MissingTool when Java 17+, or Maven for a first fetch, is not installed."""
+    """The broker's jars, fetched with Maven on first use (a marker file says the copy is whole
+    and which pom it came from). Raises MissingTool when Java 17+, or Maven for a fetch, is
+    not installed."""
     _require_java()
     target = jars_dir()
     marker = target / ".complete"
-    if marker.exists():
+    stamp = jars_stamp()
+    if marker.exists() and marker.read_text() == stamp:
         return target
     mvn = _require("mvn", "maven")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Copy into a private folder and rename it into place, so two sessions fetching at once
     # never run a half-copied classpath.
     staging = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=target.parent))
+    started = time.monotonic()
     try:
         done = subprocess.run(
             [
@@ -102,13 +115,23 @@ def ensure_jars() -> Path:
                 f"fetching Apache Kafka {KAFKA_VERSION} with Maven ({POM}) failed "
                 f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
             )
-        (staging / ".complete").write_text(KAFKA_VERSION + "\n")
+        (staging / ".complete").write_text(stamp)
+        size = sum(f.stat().st_size for f in staging.glob("*.jar"))
+        if target.exists():  # fetched for another pom: set the old copy aside
+            stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:6]}")
+            with contextlib.suppress(OSError):
+                target.rename(stale)
+                shutil.rmtree(stale, ignore_errors=True)
         with contextlib.suppress(OSError):  # another session won the race: use its copy
             staging.rename(target)
+            FETCHED.append(
+                f"fetched {size / 1e6:.0f} MB of jars with Maven into {target} "
+                f"in {time.monotonic() - started:.0f}s (once; later runs reuse them)"
+            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if not marker.exists():
-        raise RuntimeError(f"{target} exists but is not a complete copy; delete it and retry")
+    if not (marker.exists() and marker.read_text() == stamp):
+        raise RuntimeError(f"{target} is not a complete copy of the jars; delete it and retry")
     return target
 
 
@@ -192,9 +215,10 @@ class KafkaBroker:
     log_path: Path
 
     def describe(self) -> str:
+        fetched = "".join(f"; {line}" for line in FETCHED)
         return (
             f"Apache Kafka {self.version} (KRaft) on {self.bootstrap}, "
-            f"started in {self.started_in_s:.1f}s"
+            f"started in {self.started_in_s:.1f}s{fetched}"
         )
 
 
@@ -244,8 +268,8 @@ def _tail(path: Path, size: int = 3000) -> str:
 @contextlib.contextmanager
 def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
     """A formatted, running single-node Kafka; stopped and deleted when the context exits."""
-    started = time.monotonic()
     ensure_jars()
+    started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
     port, controller_port = free_port(), free_port()
     properties = root / "server.properties"

@@ -51,7 +51,7 @@ def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fake_tool(tmp_path, "java", "echo 'openjdk version \"21\" 2023-09-19' >&2")
     jars = tmp_path / "jars"
     jars.mkdir()
-    (jars / ".complete").write_text(kafka_broker.KAFKA_VERSION)
+    (jars / ".complete").write_text(kafka_broker.jars_stamp())
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(jars))
     assert kafka_broker.ensure_jars() == jars
