@@ -350,6 +350,8 @@ def apply_settings(
     options: dict[str, Any] = {
         "batch_size": 200,
         "batch_window_ms": 50,
+        # Tests kill workers (SIGKILL, injected crashes): the group notices a dead member after
+        # session.timeout, so keep it short for a survivor to take over within the test.
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
         "commit_interval_ms": 200,
@@ -436,7 +438,7 @@ def write_config(
     options = {
         "batch_size": 200,
         "batch_window_ms": 50,
-        "session_timeout_ms": 6000,
+        "session_timeout_ms": 6000,  # a SIGKILLed worker's partitions move on within 6 s
         "heartbeat_interval_ms": 1000,
         "commit_interval_ms": 200,
         "retry_backoff_ms": 50,

@@ -9,17 +9,35 @@ from typing import Any
 import boto3
 import pytest
 
-from tests import services
+from tests import kafka_broker, services
+
+# What each session-scoped service turned out to be, for the run's closing summary.
+STARTED: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for name, what in STARTED.items():
+        terminalreporter.write_line(f"{name}: {what}")
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
+        STARTED["kafka"] = f"KAFKA_BOOTSTRAP_SERVERS={external} (not started by the tests)"
         yield external
         return
-    with services.tansu_broker() as bootstrap:
-        yield bootstrap
+    # Apache Kafka, never the Tansu stand-in: tests check the bridge against the real broker.
+    missing = None
+    try:
+        kafka_broker.ensure_jars()
+    except kafka_broker.MissingTool as exc:
+        missing = str(exc)
+    if missing:  # outside the except: the message alone, not a chained traceback
+        pytest.fail(missing, pytrace=False)
+    with kafka_broker.apache_kafka() as broker:
+        STARTED["kafka"] = broker.describe()
+        yield broker.bootstrap
 
 
 @pytest.fixture(scope="session")

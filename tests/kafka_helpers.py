@@ -14,16 +14,14 @@ from bridge.kafka_limits import librdkafka_fetch_config
 def consume_all(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0, group: str | None = None
 ) -> list[Any]:
-    """Read `expected` records from the start of `topic` (counting, not watermarks: Tansu's
-    high watermark is unreliable). Returns the messages; fails if fewer arrive in time."""
+    """Read `expected` records from the start of `topic`. Returns the messages; fails if fewer
+    arrive in time."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": group or f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
             **librdkafka_fetch_config(),
         }
     )
@@ -53,15 +51,13 @@ def drain_more(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
             "group.id": f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
             **librdkafka_fetch_config(),
         }
     )
     consumer.subscribe([topic])
     out: list[Any] = []
     quiet_since = time.monotonic()
-    # The first group join takes a few seconds on Tansu; wait for it before counting silence.
+    # Silence only counts once the group join has assigned the partitions.
     joined = False
     try:
         while True:

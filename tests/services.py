@@ -1,4 +1,4 @@
-"""Real services for tests: the Tansu Kafka-protocol broker, a moto server, PostgreSQL.
+"""Real services for tests: a moto server and PostgreSQL (Apache Kafka: tests/kafka_broker.py).
 
 Each is started once per session on a free loopback port, unless the matching environment
 variable points at an existing one (KAFKA_BOOTSTRAP_SERVERS, DYNAMODB_ENDPOINT_URL, PG_DSN).

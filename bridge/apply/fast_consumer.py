@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
 
 class Feed:
@@ -84,10 +84,30 @@ class Feed:
         return batch
 
 
+class CommitThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a commit that survives losing all its partitions."""
+
+    async def _commit(self, offsets: Any) -> bool:
+        # Faust commits only the partitions still assigned; when a rebalance during the write
+        # took them all, it hands aiokafka an empty commit, which aiokafka refuses with
+        # ValueError({}), and Faust crashes the consumer (`apply` exited 1 when a second worker
+        # joined, on Apache Kafka). Nothing left to commit is the "rebalanced" case: the new
+        # owner reads those records again. Checked here, in the consumer thread, with no await
+        # before Faust's own filter, so the assignment cannot change in between.
+        assigned = self.assignment()
+        if not any(tp in assigned for tp in offsets):
+            return False
+        return bool(await super()._commit(offsets))
+
+
 class FeedConsumer(Consumer):
     """Set `feed` on a subclass (one per app): the consumer then delivers into it."""
 
     feed: Feed
+    thread_class: type[AIOKafkaConsumerThread] = CommitThread
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return self.thread_class(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's `getmany`, minus a high-watermark lookup and a monitor call per record

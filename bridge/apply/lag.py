@@ -1,8 +1,7 @@
 """How far behind is an apply group? Committed offsets against end offsets, per partition.
 
-`demo` and `verify` use this to know when apply has caught up. Correct on Apache Kafka;
-note that Tansu (the test broker) can report a wrong high watermark, so tests count applied
-events instead of trusting `end` there.
+`demo` and `verify` use this to know when apply has caught up (tested on Apache Kafka; the
+demo's Java-less Tansu broker can report a wrong high watermark).
 """
 
 from __future__ import annotations

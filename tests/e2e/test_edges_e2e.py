@@ -169,7 +169,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
         "lease_duration_ms = 4000\n\n"
         "[backfill]\nskew_margin_s = 1\nsegments = 3\n\n"
         '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
+        "commit_interval_ms = 200\n\n"
         f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n\n'
         f'[targets.pg]\ntype = "postgres"\ndsn = "{pg_dsn}"\n',
         encoding="utf-8",

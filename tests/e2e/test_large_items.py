@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bridge import attrs
@@ -173,20 +172,6 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     }
 
 
-def broker_enforces_topic_limits(bootstrap: str, topic: str) -> bool:
-    """Whether the broker refuses a record over a topic's max.message.bytes (Apache Kafka
-    does; Tansu stores the setting without enforcing it)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics(
-        [NewTopic(topic, 1, 1, config={"max.message.bytes": "100000"})], request_timeout=30
-    )[topic].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 1_000_000})
-    errors: list[Any] = []
-    producer.produce(topic, os.urandom(300_000), on_delivery=lambda err, _m: errors.append(err))
-    producer.flush(30)
-    return bool(errors) and errors[0] is not None
-
-
 def test_an_existing_topic_that_refuses_the_event_stops_the_stream_naming_its_setting(
     ddb_client: Any,
     streams_client: Any,
@@ -195,11 +180,6 @@ def test_an_existing_topic_that_refuses_the_event_stops_the_stream_naming_its_se
     unique_name: Any,
     tmp_path: Path,
 ) -> None:
-    if not broker_enforces_topic_limits(kafka_bootstrap, unique_name("probe")):
-        pytest.skip(
-            "this broker accepts records over a topic's max.message.bytes (Tansu stores it "
-            "without enforcing it): set KAFKA_BOOTSTRAP_SERVERS to an Apache Kafka broker"
-        )
     table = unique_name("topic-refuses")
     arn = create_stream_table(ddb_client, table)
     lease_table = unique_name("leases")

@@ -47,7 +47,7 @@ def write_config(
         "lease_duration_ms = 2000\n\n"
         "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
         '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
+        "commit_interval_ms = 200\n\n"
         f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
         encoding="utf-8",
     )

@@ -1,4 +1,4 @@
-"""apply through a real Kafka-protocol broker, in-process, with an in-memory target.
+"""apply through Apache Kafka, in-process, with an in-memory target.
 
 The randomized history, poison records, a target failing transiently and a worker dying in
 the middle of a write. The SQLite target and the command line are in tests/e2e.

@@ -1,4 +1,4 @@
-"""Scan back-fill of a 20,000-item moto table (all attribute types) into Tansu.
+"""Scan back-fill of a 20,000-item moto table (all attribute types) into Kafka.
 
 One SNAPSHOT event per item, with the key bytes the stream producer's conversion gives the
 same item; TTL-expired items skipped and counted; and the command line killed with SIGKILL

@@ -1,4 +1,4 @@
-"""The publisher against a real Kafka-protocol broker (Tansu, or KAFKA_BOOTSTRAP_SERVERS)."""
+"""The publisher against Apache Kafka (the test broker, or KAFKA_BOOTSTRAP_SERVERS)."""
 
 from __future__ import annotations
 

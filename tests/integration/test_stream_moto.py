@@ -1,5 +1,5 @@
 """The stream worker against the moto server (real DynamoDB + Streams HTTP API) and a real
-Kafka-protocol broker: live writes, several workers sharing shards, a killed worker's shards
+Kafka: live writes, several workers sharing shards, a killed worker's shards
 taken over after lease expiry."""
 
 from __future__ import annotations
@@ -51,8 +51,6 @@ def consume_events(
             "group.id": f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
         }
     )
     consumer.subscribe(topics)
