@@ -94,3 +94,27 @@ def streams_client(dynamodb_endpoint: str) -> Any:
 @pytest.fixture
 def s3_client(dynamodb_endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def cql_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A CQL server for the CQL sink tests: ScyllaDB at SCYLLA_HOSTS (port SCYLLA_PORT) when
+    set, else one Apache Cassandra node started for the session (tests/cassandra_node.py)."""
+    from tests import cassandra_node
+
+    external = os.environ.get("SCYLLA_HOSTS")
+    if external:
+        port = int(os.environ.get("SCYLLA_PORT", "9042"))
+        yield cassandra_node.CqlEndpoint(external.split(","), port, f"SCYLLA_HOSTS={external}")
+        return
+    missing = cassandra_node.missing_tools()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(
+            f"{' and '.join(missing)} not found (needed to run Cassandra) and SCYLLA_HOSTS not set"
+        )
+    with cassandra_node.running_node() as endpoint:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            timings = ", ".join(f"{k} {v:.1f}" for k, v in endpoint.timings.items())
+            reporter.write_line(f"\nCQL server: {endpoint.server} [{timings}]")
+        yield endpoint

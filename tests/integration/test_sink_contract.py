@@ -3,7 +3,7 @@
 Idempotent, order-independent, deletes never undone by older writes, a full image replaces
 the row, every DynamoDB type round-trips losslessly, create_schema is idempotent.
 SQLite, PostgreSQL (local cluster or PG_DSN), moto as Alternator (or DYNAMODB_ENDPOINT_URL),
-and ScyllaDB only when SCYLLA_HOSTS is set.
+and the CQL sink against a real Apache Cassandra node (or ScyllaDB at SCYLLA_HOSTS).
 """
 
 from __future__ import annotations
@@ -46,16 +46,8 @@ def make_settings(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         return AlternatorTarget(
             type="alternator", endpoint_url=request.getfixturevalue("dynamodb_endpoint")
         )
-    hosts = os.environ.get("SCYLLA_HOSTS")
-    if not hosts:
-        pytest.skip("SCYLLA_HOSTS is not set: no ScyllaDB/Cassandra node to test the CQL sink")
-    return ScyllaTarget(
-        type="scylla",
-        hosts=hosts.split(","),
-        keyspace="ddb_bridge_test",
-        replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
-        consistency="ONE",
-    )
+    target: ScyllaTarget = request.getfixturevalue("cql_endpoint").target()
+    return target
 
 
 SinkFactory = Callable[..., Any]
