@@ -99,7 +99,10 @@ def _random_image(rng: random.Random, key: Item, i: int) -> Item:
     for name in rng.sample(_ATTRS, rng.randrange(1, len(_ATTRS))):
         image[name] = _random_value(rng, i)
     if rng.random() < 0.3:
-        image[TTL_ATTR] = {"N": str(1_750_000_000 + i)}
+        # Far in the future (2096): the expected final state holds these items live, as
+        # DynamoDB does until its TTL deletes them. A past expiry made the CQL sink (the one
+        # sink acting on TTL) write them as deletes once the clock passed mid-2025.
+        image[TTL_ATTR] = {"N": str(4_000_000_000 + i)}
     return image
 
 

@@ -262,3 +262,15 @@ def running_node() -> Iterator[CqlEndpoint]:
         )
     finally:
         node.stop()
+
+
+def announce(config: Any, endpoint: CqlEndpoint) -> None:
+    """Print which CQL server the run started, past pytest's output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    timings = ", ".join(f"{name} {seconds:.1f}" for name, seconds in endpoint.timings.items())
+    line = f"\nCQL server: {endpoint.server} [{timings}]"
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line(line)

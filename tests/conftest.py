@@ -105,7 +105,9 @@ def cql_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
     external = os.environ.get("SCYLLA_HOSTS")
     if external:
         port = int(os.environ.get("SCYLLA_PORT", "9042"))
-        yield cassandra_node.CqlEndpoint(external.split(","), port, f"SCYLLA_HOSTS={external}")
+        endpoint = cassandra_node.CqlEndpoint(external.split(","), port, f"SCYLLA_HOSTS={external}")
+        cassandra_node.announce(request.config, endpoint)
+        yield endpoint
         return
     missing = cassandra_node.missing_tools()
     if missing and not os.environ.get("CI"):
@@ -113,8 +115,5 @@ def cql_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
             f"{' and '.join(missing)} not found (needed to run Cassandra) and SCYLLA_HOSTS not set"
         )
     with cassandra_node.running_node() as endpoint:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            timings = ", ".join(f"{k} {v:.1f}" for k, v in endpoint.timings.items())
-            reporter.write_line(f"\nCQL server: {endpoint.server} [{timings}]")
+        cassandra_node.announce(request.config, endpoint)
         yield endpoint

@@ -30,9 +30,12 @@ items have.
 
 TTL: when the table has a TTL attribute, an item is written `USING TTL` its remaining
 seconds (DynamoDB semantics: epoch seconds; values more than five years in the past are
-ignored by DynamoDB's TTL and so are here). An item already expired at write time becomes a
-`DELETE … USING TIMESTAMP v`, not a skipped write: skipping would leave an older live
-version of the row in place; the delete shadows it, and any older event replayed later.
+ignored by DynamoDB's TTL and so are here), at most 20 years and never past 2038-01-18 (a
+day before the last expiry second Cassandra and ScyllaDB can store: a later expiry, such as
+an expiry time written in milliseconds, is refused by Cassandra). An item already expired at
+write time becomes a `DELETE … USING TIMESTAMP v`, not a skipped write: skipping would leave
+an older live version of the row in place; the delete shadows it, and any older event
+replayed later.
 An expired TTL cell also acts as a tombstone at its write timestamp, so expiry cannot let
 an older write through.
 
@@ -79,6 +82,11 @@ from connectors.sinks.common import Tables, coalesce, full_image, key_types, rai
 # Cassandra/Scylla table and keyspace names: unquoted or quoted, only \w and ≤ 48 chars.
 _NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
 MAX_TTL_S = 630_720_000  # 20 years: the largest TTL CQL accepts
+# Cassandra up to 4.1, and 5.0 in its default storage compatibility mode, refuse a write whose
+# expiry (server time + TTL) passes 2038-01-19T03:14:06Z (32-bit seconds); ScyllaDB caps it
+# there in sstables. A TTL never reaches past it, less a day for server clocks ahead of ours.
+LAST_EXPIRY_S = 2**31 - 2
+EXPIRY_MARGIN_S = 86_400
 TTL_IGNORED_AFTER_S = 5 * 365 * 24 * 3600  # DynamoDB's TTL skips older expiry times
 
 _INT_RANGES = {
@@ -316,7 +324,8 @@ class CqlTable:
         remaining = math.ceil(left)
         if remaining <= 0:
             return None
-        return min(remaining, MAX_TTL_S)
+        storable = LAST_EXPIRY_S - EXPIRY_MARGIN_S - math.ceil(now)
+        return min(remaining, MAX_TTL_S, storable) if storable > 0 else min(remaining, MAX_TTL_S)
 
     def insert_values(self, image: Item, version: int, now: float) -> list[Any] | None:
         """Values for `insert_cql`; None when the item is already expired (write a delete)."""

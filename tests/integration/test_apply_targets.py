@@ -1,11 +1,12 @@
-"""`apply` through Kafka into the real targets: PostgreSQL and moto as Alternator.
+"""`apply` through Kafka into the real targets: PostgreSQL, moto as Alternator, Cassandra.
 
 The randomized history of tests/apply_harness.py (200 keys: puts, updates removing
 attributes, deletes, TTL expiries, a concurrent back-fill) is produced shuffled, with
 duplicates and a replayed prefix; `apply` writes it through the real sink; the target must
 equal the final state of every key. Then PostgreSQL goes down while `ddb-bridge apply` runs:
 no committed offset may pass an event that is not in the target, and once the server is
-back the target converges. ScyllaDB runs the same history only when SCYLLA_HOSTS is set.
+back the target converges. The CQL sink runs the same history against a real Cassandra node
+(or ScyllaDB at SCYLLA_HOSTS).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 
 from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget, ScyllaTarget
+from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget
 from connectors.sinks.alternator import AlternatorSink
 from connectors.sinks.postgres import PostgresSink
 from tests.apply_harness import (
@@ -75,21 +76,10 @@ def test_alternator_random_history(
     _check_random_history(kafka_bootstrap, unique_name("alth"), sink, seed=21)
 
 
-def test_scylla_random_history(kafka_bootstrap: str, unique_name: Any) -> None:
-    hosts = os.environ.get("SCYLLA_HOSTS")
-    if not hosts:
-        pytest.skip("SCYLLA_HOSTS is not set: no ScyllaDB/Cassandra node to apply into")
+def test_scylla_random_history(kafka_bootstrap: str, cql_endpoint: Any, unique_name: Any) -> None:
     from connectors.sinks.scylla import ScyllaSink
 
-    sink = ScyllaSink(
-        ScyllaTarget(
-            type="scylla",
-            hosts=hosts.split(","),
-            keyspace="ddb_bridge_test",
-            replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
-            consistency="ONE",
-        )
-    )
+    sink = ScyllaSink(cql_endpoint.target())
     _check_random_history(kafka_bootstrap, unique_name("cqlh").replace("-", "_"), sink, seed=31)
 
 

@@ -1,0 +1,173 @@
+"""The CQL sink's own rules against a real CQL server (Cassandra, or ScyllaDB at SCYLLA_HOSTS).
+
+What the shared contract suite (test_sink_contract.py) does not cover: TTL written as CQL
+TTLs (expiring for real, far-future expiry times the server must accept, expired images as
+timestamped deletes), and typed columns beside the catch-all map, read back with plain CQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from bridge import attrs
+from bridge.event import ChangeEvent, Op, Origin
+from bridge.sink import TableSpec
+from connectors.sinks.scylla import ScyllaSink
+
+pytestmark = pytest.mark.integration
+
+BASE = 1_700_000_000_000_000
+KEYS = {"pk": {"S": "k"}, "sk": {"N": "1"}}
+
+
+def same(got: list[Any], want: list[Any]) -> bool:
+    return len(got) == len(want) and all(
+        (g is None and w is None) or (g is not None and w is not None and attrs.items_equal(g, w))
+        for g, w in zip(got, want, strict=True)
+    )
+
+
+def put(spec: TableSpec, item: dict[str, Any], version: int) -> ChangeEvent:
+    keys = {k: item[k] for k in spec.key_names}
+    return ChangeEvent(spec.source, Op.MODIFY, keys, version, Origin.STREAM, new_image=item)
+
+
+@pytest.fixture
+def cql_sink(cql_endpoint: Any, unique_name: Any) -> Iterator[Any]:
+    """A function (spec kwargs) -> (opened sink, spec) on a fresh table; all closed at the end."""
+    opened: list[ScyllaSink] = []
+
+    def make(**spec_kwargs: Any) -> tuple[ScyllaSink, TableSpec]:
+        name = unique_name("c").replace("-", "_")
+        spec = TableSpec(
+            source=name,
+            target=name,
+            hash_key="pk",
+            hash_type="S",
+            range_key="sk",
+            range_type="N",
+            **spec_kwargs,
+        )
+        sink = ScyllaSink(cql_endpoint.target())
+        opened.append(sink)
+        sink.open([spec], create_schema=True)
+        return sink, spec
+
+    yield make
+    for sink in opened:
+        sink.close()
+
+
+def select(sink: ScyllaSink, spec: TableSpec, columns: str, pk: str) -> Any:
+    """One row read with plain CQL, outside the sink's own mapping."""
+    table = f'"{sink.settings.keyspace}"."{spec.target}"'
+    session = sink._session  # the sink's own connection: no second cluster handshake
+    return session.execute(f'SELECT {columns} FROM {table} WHERE "pk" = %s', (pk,)).one()
+
+
+def test_ttl_expires_rows_and_far_future_expiry_is_accepted(cql_sink: Any) -> None:
+    """DynamoDB takes any expiry time; Cassandra (before 5.0's new storage format) and
+    ScyllaDB's sstables hold expiry as 32-bit seconds, so a CQL TTL reaching past
+    2038-01-19 is refused (Cassandra) or capped (ScyllaDB). Far-future expiry times are
+    common (a TTL attribute written in milliseconds never expires in DynamoDB)."""
+    sink, spec = cql_sink(ttl_attribute="expires", columns={"n": "bigint"})
+    now = int(time.time())
+    soon = {"pk": {"S": "soon"}, "sk": {"N": "1"}, "n": {"N": "1"}, "expires": {"N": str(now + 3)}}
+    items = {
+        "soon": soon,
+        "none": {"pk": {"S": "none"}, "sk": {"N": "1"}, "n": {"N": "2"}},
+        "year2040": {
+            "pk": {"S": "year2040"},
+            "sk": {"N": "1"},
+            "n": {"N": "3"},
+            "expires": {"N": "2208988800"},
+        },
+        "millis": {
+            "pk": {"S": "millis"},
+            "sk": {"N": "1"},
+            "n": {"N": "4"},
+            "expires": {"N": str(now * 1000)},
+        },
+    }
+    sink.write_batch([put(spec, item, BASE + 1) for item in items.values()])
+    keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items.values()]
+    assert same(sink.read_items(spec.source, keys), list(items.values()))
+
+    assert select(sink, spec, 'TTL("n")', "none")[0] is None
+    assert 0 < select(sink, spec, 'TTL("n")', "soon")[0] <= 3
+    for far in ("year2040", "millis"):
+        ttl = select(sink, spec, 'TTL("n")', far)[0]
+        # Capped to expire a day before the last second the server can store.
+        limit = 2**31 - 1 - now
+        assert limit - 2 * 86400 <= ttl <= limit, (far, ttl, limit)
+
+    deadline = time.monotonic() + 20
+    while sink.read_items(spec.source, [keys[0]]) != [None]:
+        assert time.monotonic() < deadline, "the row with a 3 s TTL did not expire"
+        time.sleep(0.5)
+    # An older image arriving after expiry cannot bring the row back: the expired cells are
+    # tombstones at the newer write's timestamp.
+    sink.write_batch([put(spec, dict(soon, expires={"N": str(now + 3600)}), BASE)])
+    assert sink.read_items(spec.source, [keys[0]]) == [None]
+
+
+def test_an_image_already_expired_is_a_delete_that_shadows_older_writes(cql_sink: Any) -> None:
+    sink, spec = cql_sink(ttl_attribute="expires")
+    live = {**KEYS, "v": {"S": "live"}}
+    expired = {**KEYS, "v": {"S": "expired"}, "expires": {"N": str(int(time.time()) - 60)}}
+    sink.write_batch([put(spec, live, BASE + 1)])
+    sink.write_batch([put(spec, expired, BASE + 2)])
+    assert sink.read_items(spec.source, [KEYS]) == [None]
+    sink.write_batch([put(spec, live, BASE + 1)])  # replayed late
+    assert sink.read_items(spec.source, [KEYS]) == [None]
+    assert list(sink.scan_keys(spec.source)) == []
+
+
+def test_typed_columns_and_the_catch_all_map(cql_sink: Any) -> None:
+    columns = {
+        "price": "decimal",
+        "qty": "bigint",
+        "small": "tinyint",
+        "name": "text",
+        "code": "ascii",
+        "ok": "boolean",
+        "raw": "blob",
+        "tags": "set<text>",
+        "sizes": "set<decimal>",
+    }
+    sink, spec = cql_sink(columns=columns)
+    full = {
+        **KEYS,
+        "price": {"N": "12345678901234567890123456789012345678E-2"},
+        "qty": {"N": "-9223372036854775808"},
+        "small": {"N": "300"},  # does not fit tinyint: kept in the map
+        "name": {"S": "Zoë 名"},
+        "code": {"S": "é"},  # not ASCII: kept in the map
+        "ok": {"BOOL": True},
+        "raw": {"B": "AAEC/w=="},
+        "tags": {"SS": ["a", "b"]},
+        "sizes": {"NS": ["1.5", "-1E+125"]},
+        "other": {"M": {"x": {"L": [{"NULL": True}]}}},
+    }
+    sink.write_batch([put(spec, full, BASE + 1)])
+    assert same(sink.read_items(spec.source, [KEYS]), [full])
+    row = select(sink, spec, '"price", "qty", "small", "code", "tags", "sizes", "attrs"', "k")
+    assert row.price == Decimal("123456789012345678901234567890123456.78")
+    assert row.qty == -(2**63)
+    assert row.small is None and row.code is None
+    assert set(row.tags) == {"a", "b"} and set(row.sizes) == {Decimal("1.5"), Decimal("-1E+125")}
+    assert set(row.attrs) == {"small", "code", "other"}
+
+    # A typed attribute with another DynamoDB type goes to the map; absent ones disappear.
+    narrow = {**KEYS, "price": {"S": "free"}, "name": {"S": "n2"}}
+    sink.write_batch([put(spec, narrow, BASE + 2)])
+    sink.write_batch([put(spec, full, BASE + 1)])  # the older image, late: changes nothing
+    assert same(sink.read_items(spec.source, [KEYS]), [narrow])
+    row = select(sink, spec, '"price", "qty", "tags", "attrs"', "k")
+    assert row.price is None and row.qty is None and row.tags is None
+    assert set(row.attrs) == {"price"}
