@@ -100,3 +100,51 @@ def test_a_table_name_cql_cannot_hold_is_a_config_error(tmp_path: Path) -> None:
     done = run_cli(config, "--table", "orders-v2")
     assert done.returncode == 2
     assert "set target_table" in done.stderr
+
+
+@pytest.mark.integration
+def test_printed_ddl_runs_on_a_real_cql_node_and_the_sink_uses_it(
+    tmp_path: Path, cql_endpoint: Any, unique_name: Any
+) -> None:
+    """The printed statements, run as they are by a CQL client, make a schema the sink opens
+    without --create-schema and writes into: typed columns, the map, TTL, quoted names."""
+    from bridge.event import ChangeEvent, Op, Origin
+    from bridge.settings import load_settings
+    from connectors import aws
+    from connectors.sinks.scylla import ScyllaSink
+
+    suffix = unique_name("x").split("-")[1]
+    keyspace, table = f"Shop_{suffix}", f"Orders_{suffix}"
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[[tables]]\nname = "{table}"\nhash_key = \'Key "1" é\'\nrange_key = "order_no"\n'
+        'range_key_type = "N"\nttl_attribute = "expires"\n'
+        'columns = { order_no = "bigint", status = "text", total = "decimal" }\n'
+        f"[targets.cql]\n{cql_endpoint.toml(keyspace)}"
+    )
+    done = run_cli(config, "--table", table)
+    assert done.returncode == 0, done.stderr
+    statements = [s.strip() for s in done.stdout.split(";\n") if s.strip()]
+    assert len(statements) == 2
+
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(cql_endpoint.hosts, port=cql_endpoint.port)
+    session = cluster.connect()
+    settings = load_settings(config)
+    spec = aws.declared_spec(settings.table(table))
+    assert spec is not None
+    sink = ScyllaSink(settings.target("cql"))
+    try:
+        for statement in statements:
+            session.execute(statement)
+        sink.open([spec], create_schema=False)
+        keys = {'Key "1" é': {"S": "c1"}, "order_no": {"N": "42"}}
+        item = {**keys, "status": {"S": "paid"}, "total": {"N": "9.99"}, "note": {"S": "n"}}
+        sink.write_batch([ChangeEvent(table, Op.INSERT, keys, 10, Origin.STREAM, new_image=item)])
+        assert sink.read_items(table, [keys]) == [item]
+        row = session.execute(f'SELECT "status", "attrs" FROM "{keyspace}"."{table}"').one()
+        assert row.status == "paid" and set(row.attrs) == {"note"}
+    finally:
+        sink.close()
+        cluster.shutdown()
