@@ -132,10 +132,20 @@ def test_sampled_verify_checks_a_share(
     assert 0 < report.target_rows_checked < 400
 
 
-TARGETS = ["sqlite", "postgres", "alternator"]
+TARGETS = ["sqlite", "postgres", "alternator", "scylla"]
 
 
-def target_section(kind: str, tmp_path: Path, pg_dsn: str, endpoint: str) -> str:
+def target_section(
+    kind: str,
+    tmp_path: Path,
+    pg_dsn: str,
+    endpoint: str,
+    request: pytest.FixtureRequest | None = None,
+) -> str:
+    if kind == "scylla":
+        assert request is not None
+        toml: str = request.getfixturevalue("cql_endpoint").toml()
+        return toml
     if kind == "sqlite":
         return f'type = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
     if kind == "postgres":
@@ -158,14 +168,14 @@ def test_verify_works_for_every_sink(
     from connectors import aws
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
-    table = unique_name("vsink")
+    table = unique_name("vsink").replace("-", "_")  # a valid CQL name too
     items = make_table(ddb_client, table, 120)
     config = tmp_path / "bridge.toml"
     # The target table gets another name: for Alternator it lives in the same endpoint.
     config.write_text(
         f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
         f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -228,7 +238,7 @@ def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
     from connectors import aws
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
-    table = unique_name("vttl")
+    table = unique_name("vttl").replace("-", "_")  # a valid CQL name too
     create_stream_table(ddb_client, table, view=None)
     ddb_client.update_time_to_live(
         TableName=table,
@@ -251,7 +261,7 @@ def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
     config.write_text(
         f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
         f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -274,13 +284,18 @@ def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
 
     report = verify_table(settings, table, "t", recheck_delay_s=0)
     found = {(d.kind, d.keys["pk"]["S"]) for d in report.examples}
-    assert found == {
+    expected = {
         ("different", pending_different["pk"]["S"]),
         ("different", ancient_different["pk"]["S"]),
         ("missing", ancient_missing["pk"]["S"]),
         ("extra", never_in_source["pk"]["S"]),
-    }, report
-    assert (report.missing, report.extra, report.different) == (1, 1, 2)
+    }
+    if sink.capabilities.ttl:
+        # A sink acting on TTL (CQL) writes an image already expired as a delete: the stale
+        # copy of pending_different never lands, so it is an excused missing row.
+        expected.discard(("different", pending_different["pk"]["S"]))
+    assert found == expected, report
+    assert (report.missing, report.extra, report.different) == (1, 1, len(expected) - 2)
     assert report.expired_ttl == 2  # the two items DynamoDB may still delete
 
 
@@ -366,7 +381,7 @@ def test_verify_reads_tables_with_awkward_names(
     config = tmp_path / "bridge.toml"
     config.write_text(
         f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -402,7 +417,7 @@ def test_verify_is_exact_to_the_38th_digit(
     from connectors import aws
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
-    table = unique_name("vnum")
+    table = unique_name("vnum").replace("-", "_")  # a valid CQL name too
     ddb_client.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -424,7 +439,7 @@ def test_verify_is_exact_to_the_38th_digit(
     config.write_text(
         f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
         f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint)}"
+        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
