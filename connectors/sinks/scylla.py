@@ -397,8 +397,11 @@ def _is_permanent(exc: BaseException) -> bool:
 
 # InvalidRequest messages (Cassandra's, then ScyllaDB's wording) of a schema that is not
 # what the statements were prepared for: a table, keyspace or column dropped or renamed.
+# Cassandra 5.0 answers a write into a dropped table with "table t does not exist" (seen on
+# a real node; 3.x/4.x and ScyllaDB say "unconfigured table t").
 _SCHEMA_GONE = (
     "unconfigured table",
+    "does not exist",
     "keyspace",  # "Keyspace 'x' does not exist" / "Can't find a keyspace x"
     "undefined column name",
     "unknown identifier",

@@ -42,8 +42,10 @@ def cql_sink(cql_endpoint: Any, unique_name: Any) -> Iterator[Any]:
     """A function (spec kwargs) -> (opened sink, spec) on a fresh table; all closed at the end."""
     opened: list[ScyllaSink] = []
 
-    def make(**spec_kwargs: Any) -> tuple[ScyllaSink, TableSpec]:
+    def make(keyspace_suffix: bool = False, **spec_kwargs: Any) -> tuple[ScyllaSink, TableSpec]:
         name = unique_name("c").replace("-", "_")
+        # A keyspace of its own, for a test that drops it.
+        keyspace = f"ks_{name}" if keyspace_suffix else "ddb_bridge_test"
         spec = TableSpec(
             source=name,
             target=name,
@@ -53,7 +55,7 @@ def cql_sink(cql_endpoint: Any, unique_name: Any) -> Iterator[Any]:
             range_type="N",
             **spec_kwargs,
         )
-        sink = ScyllaSink(cql_endpoint.target())
+        sink = ScyllaSink(cql_endpoint.target(keyspace=keyspace))
         opened.append(sink)
         sink.open([spec], create_schema=True)
         return sink, spec
@@ -171,3 +173,35 @@ def test_typed_columns_and_the_catch_all_map(cql_sink: Any) -> None:
     row = select(sink, spec, '"price", "qty", "tags", "attrs"', "k")
     assert row.price is None and row.qty is None and row.tags is None
     assert set(row.attrs) == {"price"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DROP TABLE {table}",
+        'ALTER TABLE {table} DROP "n"',
+        "DROP KEYSPACE {keyspace}",
+    ],
+)
+def test_a_schema_changed_under_the_sink_stops_apply_not_dead_letters(
+    cql_sink: Any, cql_endpoint: Any, change: str
+) -> None:
+    """TargetError (apply stops and waits for an operator) for every event, never
+    PermanentError (each event dead-lettered): no event is at fault."""
+    from cassandra.cluster import Cluster
+
+    from bridge.errors import TargetError
+
+    sink, spec = cql_sink(columns={"n": "bigint"}, keyspace_suffix=True)
+    item = {**KEYS, "n": {"N": "1"}}
+    sink.write_batch([put(spec, item, BASE)])
+    keyspace = f'"{sink.settings.keyspace}"'
+    cluster = Cluster(cql_endpoint.hosts, port=cql_endpoint.port)
+    try:
+        cluster.connect().execute(
+            change.format(table=f'{keyspace}."{spec.target}"', keyspace=keyspace)
+        )
+    finally:
+        cluster.shutdown()
+    with pytest.raises(TargetError, match=spec.source):
+        sink.write_batch([put(spec, item, BASE + 1)])

@@ -356,6 +356,9 @@ def test_driver_errors_are_classified() -> None:
     for exc in transient:
         assert isinstance(scylla.translate(exc, "w"), TransientError), exc
     assert type(scylla.translate(InvalidRequest("bad"), "w")) is PermanentError
+    # A dropped table, in Cassandra 5.0's words (seen on a real node) and in ScyllaDB's.
+    for gone in ("table t1 does not exist", "unconfigured table t1"):
+        assert type(scylla.translate(InvalidRequest(gone), "w")) is TargetError, gone
     auth = NoHostAvailable("auth", {"10.0.0.1": AuthenticationFailed("no")})
     # The cluster refusing us is the target's fault, not an event's: never dead-lettered.
     assert isinstance(scylla.translate(auth, "connect"), TargetError)
