@@ -141,7 +141,6 @@ saved_caches_directory: {data / "saved_caches"}
 hints_directory: {data / "hints"}
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
-commitlog_segment_size: 8MiB
 # Small: the node shares two cores and the memory with the whole test run.
 memtable_heap_space: 64MiB
 memtable_offheap_space: 64MiB
