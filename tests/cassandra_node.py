@@ -230,13 +230,21 @@ class CassandraNode:
                     f"Cassandra exited with {self.proc.returncode} while starting:\n"
                     + self.log_tail()
                 )
-            # The native port opens last in the start-up sequence, once the node is NORMAL.
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.native_port), timeout=0.5).close()
-                return
+            # The native port opens last in the start-up sequence; the log line tells that it
+            # is this node listening there, not another process on a port we thought free.
+            if self._logged("Startup complete"):
+                with contextlib.suppress(OSError):
+                    socket.create_connection(("127.0.0.1", self.native_port), timeout=0.5).close()
+                    return
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"Cassandra did not start in {START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
+
+    def _logged(self, text: str) -> bool:
+        try:
+            return text in self.log.read_text(errors="replace")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -248,10 +256,19 @@ class CassandraNode:
 def running_node() -> Iterator[CqlEndpoint]:
     """Fetch (first time only), start, yield the endpoint, stop and delete the node."""
     lib, fetch_s = fetch_jars()
-    node = CassandraNode(lib)
     started = time.monotonic()
+    node = CassandraNode(lib)
     try:
-        node.start()
+        try:
+            node.start()
+        except RuntimeError as exc:
+            # A free port taken by another process between our check and the node's bind:
+            # try once more on new ports; any other failure is reported as it is.
+            if "Address already in use" not in str(exc):
+                raise
+            node.stop()
+            node = CassandraNode(lib)
+            node.start()
         start_s = time.monotonic() - started
         yield CqlEndpoint(
             hosts=["127.0.0.1"],
