@@ -117,8 +117,10 @@ def fetch_jars() -> tuple[Path, float]:
         return lib, time.monotonic() - started
 
 
-def _yaml(root: Path, native_port: int, storage_port: int) -> str:
+def _yaml(root: Path, native_port: int, storage_port: int, password_auth: bool) -> str:
     data = root / "data"
+    # With PasswordAuthenticator the node creates the superuser cassandra/cassandra.
+    authenticator = "PasswordAuthenticator" if password_auth else "AllowAllAuthenticator"
     return f"""\
 cluster_name: ddb-bridge-test
 num_tokens: 1
@@ -151,6 +153,7 @@ concurrent_writes: 8
 concurrent_compactors: 1
 # Tests create a table each and never drop one to keep: no snapshots to pay for.
 auto_snapshot: false
+authenticator: {authenticator}
 """
 
 
@@ -170,8 +173,9 @@ def jvm_options() -> list[str]:
 class CassandraNode:
     """One node in a temp dir; `start` returns when it answers CQL, `stop` removes it all."""
 
-    def __init__(self, lib: Path) -> None:
+    def __init__(self, lib: Path, password_auth: bool = False) -> None:
         self.lib = lib
+        self.password_auth = password_auth
         self.root = Path(tempfile.mkdtemp(prefix="ddb-bridge-cassandra-"))
         self.native_port = free_port()
         self.storage_port = free_port()
@@ -180,7 +184,7 @@ class CassandraNode:
 
     def argv(self) -> list[str]:
         config = self.root / "cassandra.yaml"
-        config.write_text(_yaml(self.root, self.native_port, self.storage_port))
+        config.write_text(_yaml(self.root, self.native_port, self.storage_port, self.password_auth))
         jamm = next(self.lib.glob("jamm-*.jar"), None)
         return [
             "java",
@@ -253,11 +257,12 @@ class CassandraNode:
 
 
 @contextlib.contextmanager
-def running_node() -> Iterator[CqlEndpoint]:
-    """Fetch (first time only), start, yield the endpoint, stop and delete the node."""
+def running_node(password_auth: bool = False) -> Iterator[CqlEndpoint]:
+    """Fetch (first time only), start, yield the endpoint, stop and delete the node.
+    password_auth: Cassandra's PasswordAuthenticator, superuser cassandra/cassandra."""
     lib, fetch_s = fetch_jars()
     started = time.monotonic()
-    node = CassandraNode(lib)
+    node = CassandraNode(lib, password_auth)
     try:
         try:
             node.start()
@@ -267,13 +272,14 @@ def running_node() -> Iterator[CqlEndpoint]:
             if "Address already in use" not in str(exc):
                 raise
             node.stop()
-            node = CassandraNode(lib)
+            node = CassandraNode(lib, password_auth)
             node.start()
         start_s = time.monotonic() - started
         yield CqlEndpoint(
             hosts=["127.0.0.1"],
             port=node.native_port,
-            server=f"Apache Cassandra {version()} (single node, 127.0.0.1:{node.native_port})",
+            server=f"Apache Cassandra {version()} (single node, 127.0.0.1:{node.native_port}"
+            + (", PasswordAuthenticator)" if password_auth else ")"),
             timings={"fetch_s": fetch_s, "start_s": start_s},
         )
     finally:

@@ -227,3 +227,64 @@ def test_items_at_dynamodbs_size_limit_round_trip(cql_sink: Any) -> None:
     sink.write_batch([put(spec, item, BASE) for item in items])
     keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
     assert same(sink.read_items(spec.source, keys), items)
+
+
+@pytest.fixture(scope="module")
+def cql_auth_endpoint() -> Iterator[Any]:
+    """A second Cassandra node, with PasswordAuthenticator (superuser cassandra/cassandra),
+    for this module's authentication tests only."""
+    import os
+
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    from tests import cassandra_node
+
+    missing = cassandra_node.missing_tools()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"{' and '.join(missing)} not found (needed to run Cassandra)")
+    with cassandra_node.running_node(password_auth=True) as endpoint:
+        # The node creates its superuser just after start-up: wait until it can log in.
+        deadline = time.monotonic() + 60
+        while True:
+            cluster = Cluster(
+                endpoint.hosts,
+                port=endpoint.port,
+                auth_provider=PlainTextAuthProvider("cassandra", "cassandra"),
+            )
+            try:
+                cluster.connect()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+            finally:
+                cluster.shutdown()
+        yield endpoint
+
+
+def test_password_authentication_right_wrong_and_missing(
+    cql_auth_endpoint: Any, unique_name: Any
+) -> None:
+    """The sink's username/password reach PasswordAuthenticator; a wrong or missing password
+    fails at open, fast, as a TargetError saying to check the credentials (apply stops)."""
+    from bridge.errors import TargetError
+
+    name = unique_name("auth").replace("-", "_")
+    spec = TableSpec(source=name, target=name, hash_key="pk", hash_type="S")
+    sink = ScyllaSink(cql_auth_endpoint.target(username="cassandra", password="cassandra"))
+    try:
+        sink.open([spec], create_schema=True)
+        item = {"pk": {"S": "a"}, "v": {"N": "1"}}
+        sink.write_batch([put(spec, item, BASE)])
+        assert sink.read_items(name, [{"pk": {"S": "a"}}]) == [item]
+    finally:
+        sink.close()
+    for credentials in ({"username": "cassandra", "password": "wrong"}, {}):
+        refused = ScyllaSink(cql_auth_endpoint.target(**credentials))
+        started = time.monotonic()
+        with pytest.raises(TargetError, match="authentication failed"):
+            refused.open([spec])
+        assert time.monotonic() - started < 15, credentials
+        refused.close()
