@@ -288,3 +288,13 @@ def test_password_authentication_right_wrong_and_missing(
             refused.open([spec])
         assert time.monotonic() - started < 15, credentials
         refused.close()
+
+
+def test_scan_keys_pages_through_more_rows_than_a_page(cql_sink: Any) -> None:
+    sink, spec = cql_sink()
+    items = [{"pk": {"S": f"p{i % 50}"}, "sk": {"N": str(i)}} for i in range(2600)]  # page: 2000
+    for start in range(0, len(items), 500):
+        sink.write_batch([put(spec, item, BASE) for item in items[start : start + 500]])
+    scanned = [attrs.canonical_key(k) for k in sink.scan_keys(spec.source)]
+    assert len(scanned) == len(set(scanned)) == len(items)
+    assert set(scanned) == {attrs.canonical_key(item) for item in items}
