@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -44,6 +45,12 @@ class CqlEndpoint:
     port: int
     server: str
     timings: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """For the run's summary: the server, and what fetching and starting it cost."""
+        fetch_s, start_s = self.timings.get("fetch_s", 0.0), self.timings.get("start_s", 0.0)
+        fetched = f"; fetched its jars in {fetch_s:.1f}s" if fetch_s else ""
+        return f"{self.server}, started in {start_s:.1f}s{fetched}"
 
     def target(self, **overrides: Any) -> ScyllaTarget:
         """Sink settings for this server: a one-replica keyspace, consistency ONE."""
@@ -92,7 +99,11 @@ def fetch_jars() -> tuple[Path, float]:
     lib = root / "lib"
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (root / "complete").exists():
+        # The marker holds the pom's digest: a changed pom (another version or dependency)
+        # fetches again instead of running stale jars.
+        stamp = hashlib.sha256(POM.read_bytes()).hexdigest()
+        marker = root / "complete"
+        if marker.exists() and marker.read_text().strip() == stamp:
             return lib, 0.0
         started = time.monotonic()
         staging = Path(tempfile.mkdtemp(prefix="lib-", dir=root))
@@ -113,7 +124,7 @@ def fetch_jars() -> tuple[Path, float]:
         # Only a complete fetch is ever used: a run killed half-way leaves a staging dir.
         shutil.rmtree(lib, ignore_errors=True)
         staging.rename(lib)
-        (root / "complete").write_text(version() + "\n")
+        marker.write_text(stamp + "\n")
         return lib, time.monotonic() - started
 
 
@@ -284,15 +295,3 @@ def running_node(password_auth: bool = False) -> Iterator[CqlEndpoint]:
         )
     finally:
         node.stop()
-
-
-def announce(config: Any, endpoint: CqlEndpoint) -> None:
-    """Print which CQL server the run started, past pytest's output capture."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    timings = ", ".join(f"{name} {seconds:.1f}" for name, seconds in endpoint.timings.items())
-    line = f"\nCQL server: {endpoint.server} [{timings}]"
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        reporter.write_line(line)

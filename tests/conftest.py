@@ -97,7 +97,7 @@ def s3_client(dynamodb_endpoint: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def cql_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
+def cql_endpoint() -> Iterator[Any]:
     """A CQL server for the CQL sink tests: ScyllaDB at SCYLLA_HOSTS (port SCYLLA_PORT) when
     set, else one Apache Cassandra node started for the session (tests/cassandra_node.py)."""
     from tests import cassandra_node
@@ -105,15 +105,16 @@ def cql_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
     external = os.environ.get("SCYLLA_HOSTS")
     if external:
         port = int(os.environ.get("SCYLLA_PORT", "9042"))
-        endpoint = cassandra_node.CqlEndpoint(external.split(","), port, f"SCYLLA_HOSTS={external}")
-        cassandra_node.announce(request.config, endpoint)
-        yield endpoint
+        STARTED["cql"] = f"SCYLLA_HOSTS={external} port {port} (not started by the tests)"
+        yield cassandra_node.CqlEndpoint(external.split(","), port, STARTED["cql"])
         return
     missing = cassandra_node.missing_tools()
-    if missing and not os.environ.get("CI"):
-        pytest.skip(
-            f"{' and '.join(missing)} not found (needed to run Cassandra) and SCYLLA_HOSTS not set"
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not found: needed to fetch and run Cassandra for the CQL "
+            "tests (.ci/run installs them), or set SCYLLA_HOSTS",
+            pytrace=False,
         )
     with cassandra_node.running_node() as endpoint:
-        cassandra_node.announce(request.config, endpoint)
+        STARTED["cql"] = endpoint.describe()
         yield endpoint
