@@ -6,7 +6,8 @@ returns a real `cassandra.query.PreparedStatement` whose bind markers carry thos
 Everything else — binding, serialization to the wire bytes, deserialization — is the
 driver's own code (`BoundStatement.bind`, `cqltypes.*.serialize/from_binary`). Each value of
 every DynamoDB type is serialized, decoded back, and turned into an item again.
-Behaviour against a real node is in tests/integration/test_sink_contract.py (SCYLLA_HOSTS).
+Behaviour against a real node (Cassandra from Maven Central, or ScyllaDB at SCYLLA_HOSTS) is in
+tests/integration/test_sink_contract.py and tests/integration/test_cql_sink.py.
 """
 
 from __future__ import annotations
