@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make test: unit, integration (Apache Kafka from Maven Central, moto server, PostgreSQL) and
-## end-to-end tests.
+## make test: unit, integration (Apache Kafka and Cassandra from Maven Central, moto server,
+## PostgreSQL) and end-to-end tests.
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
