@@ -17,8 +17,11 @@ install: $(STAMP)
 
 ## make test: unit, integration (Apache Kafka and Cassandra from Maven Central, moto server,
 ## PostgreSQL) and end-to-end tests.
+## Java 17+ and Maven come from Debian first where missing (tools/ensure-java-maven.sh: only
+## with apt-get, as root or with passwordless sudo; otherwise it says what to install and fails).
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
+	@sh tools/ensure-java-maven.sh
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -31,7 +34,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format bridge connectors tests benchmarks
 	$(VENV)/bin/ruff check --fix bridge connectors tests benchmarks
 
-## make demo: the whole pipeline on embedded defaults (moto, Tansu, SQLite); no Docker, no AWS.
+## make demo: the whole pipeline on embedded defaults (moto, SQLite, and Apache Kafka when Java 17+
+## can run it, else the pip-installed Tansu broker; DEMO_ARGS="--broker tansu" to choose); no
+## Docker, no AWS.
 demo: $(STAMP)
 	$(VENV)/bin/ddb-bridge demo $(DEMO_ARGS)
 

@@ -1,295 +1,38 @@
-"""Apache Kafka for the tests: a single KRaft node (broker and controller in one JVM).
+"""The tests' Apache Kafka: the demo's launcher (bridge/demo/kafka_broker.py), one implementation.
 
-The jars come from Maven Central through tests/services/kafka/pom.xml, copied once into a cache
-folder outside the repository (`$DDB_BRIDGE_KAFKA_JARS`, default
-`~/.cache/ddb-bridge/kafka-<version>/`) and reused by every later run. Each test session
-formats a throwaway log dir, starts the node on free loopback ports and stops it at the end.
-Kafka's command-line tools (e.g. the consumer-group command) run from the same jars.
+Kept as a module of its own so test code imports the broker from one place in tests/.
 """
 
-from __future__ import annotations
+from bridge.demo.kafka_broker import (
+    CONSUMER_GROUP_COMMAND,
+    FETCHED,
+    KAFKA_VERSION,
+    POM,
+    KafkaBroker,
+    MissingTool,
+    apache_kafka,
+    check_tools,
+    ensure_jars,
+    jars_cached,
+    jars_dir,
+    jars_stamp,
+    java_argv,
+    run_tool,
+)
 
-import base64
-import contextlib
-import hashlib
-import os
-import re
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-from bridge.demo.services import free_port, stop_process
-
-# Keep in step with kafka.version in the pom (the cache folder is named after it).
-KAFKA_VERSION = "4.4.0"
-POM = Path(__file__).parent / "services" / "kafka" / "pom.xml"
-CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-
-
-class MissingTool(RuntimeError):
-    """Java or Maven is not installed: the test broker cannot be fetched or run."""
-
-
-def jars_dir() -> Path:
-    override = os.environ.get("DDB_BRIDGE_KAFKA_JARS")
-    if override:
-        return Path(override)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "ddb-bridge" / f"kafka-{KAFKA_VERSION}"
-
-
-def _require(tool: str, package: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        raise MissingTool(
-            f"Apache Kafka (the test broker) needs `{tool}`, which is not installed: "
-            f"install {package} (Debian: apt-get install {package}; .ci/run does this), "
-            "or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
-        )
-    return found
-
-
-def _require_java() -> str:
-    java = _require("java", "default-jre-headless")
-    shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
-    match = re.search(r'version "(\d+)', shown)
-    if match is None or int(match.group(1)) < 17:
-        raise MissingTool(
-            f"Apache Kafka {KAFKA_VERSION} (the test broker) needs Java 17 or newer; `{java} "
-            f"-version` says: {shown.strip()!r}. Install default-jre-headless (Debian 12) or "
-            "openjdk-17-jre-headless, or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
-        )
-    return java
-
-
-def jars_stamp() -> str:
-    """What the cached copy was fetched for: a changed pom fetches again."""
-    return f"{KAFKA_VERSION} {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}\n"
-
-
-# Set when this process fetched the jars (for the run's summary: the first-run cost).
-FETCHED: list[str] = []
-
-
-def ensure_jars() -> Path:
-    """The broker's jars, fetched with Maven on first use (a marker file says the copy is whole
-    and which pom it came from). Raises MissingTool when Java 17+, or Maven for a fetch, is
-    not installed."""
-    _require_java()
-    target = jars_dir()
-    marker = target / ".complete"
-    stamp = jars_stamp()
-    if marker.exists() and marker.read_text() == stamp:
-        return target
-    mvn = _require("mvn", "maven")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Copy into a private folder and rename it into place, so two sessions fetching at once
-    # never run a half-copied classpath.
-    staging = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=target.parent))
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(POM),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"fetching Apache Kafka {KAFKA_VERSION} with Maven ({POM}) failed "
-                f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-            )
-        (staging / ".complete").write_text(stamp)
-        size = sum(f.stat().st_size for f in staging.glob("*.jar"))
-        if target.exists():  # fetched for another pom: set the old copy aside
-            stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:6]}")
-            with contextlib.suppress(OSError):
-                target.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-        with contextlib.suppress(OSError):  # another session won the race: use its copy
-            staging.rename(target)
-            FETCHED.append(
-                f"fetched {size / 1e6:.0f} MB of jars with Maven into {target} "
-                f"in {time.monotonic() - started:.0f}s (once; later runs reuse them)"
-            )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not (marker.exists() and marker.read_text() == stamp):
-        raise RuntimeError(f"{target} is not a complete copy of the jars; delete it and retry")
-    return target
-
-
-def java_argv(main_class: str, *args: str, heap: str = "256m") -> list[str]:
-    java = _require("java", "default-jre-headless")
-    classpath = str(ensure_jars() / "*")
-    return [java, f"-Xmx{heap}", "-Djava.awt.headless=true", "-cp", classpath, main_class, *args]
-
-
-def run_tool(main_class: str, *args: str, timeout_s: float = 120.0) -> str:
-    """Run one of Kafka's command-line tools to completion; its output, or an error with it."""
-    done = subprocess.run(
-        java_argv(main_class, *args),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
-    output = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise RuntimeError(f"{main_class} {' '.join(args)} exited {done.returncode}:\n{output}")
-    return output
-
-
-def _cluster_id() -> str:
-    # Kafka's Uuid text form: the 16 bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-LOG4J2 = """\
-Configuration:
-  Appenders:
-    File:
-      name: file
-      fileName: "{log}"
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        ref: file
-"""
-
-
-def _server_properties(root: Path, port: int, controller_port: int) -> str:
-    settings = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(root / "data"),
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        # Fewer offsets partitions than the default 50: creating them is the slow part of the
-        # first group join on two cores; group semantics do not depend on the count.
-        "offsets.topic.num.partitions": "8",
-        # Tests start and stop consumers constantly; don't wait 3 s for more members to join.
-        "group.initial.rebalance.delay.ms": "0",
-        # As on managed clusters (MSK, Confluent Cloud): the bridge creates its own topics,
-        # so a missing topic is an error, not a silent default-configured creation.
-        "auto.create.topics.enable": "false",
-        "num.partitions": "1",
-    }
-    return "".join(f"{k}={v}\n" for k, v in settings.items())
-
-
-@dataclass
-class KafkaBroker:
-    bootstrap: str
-    version: str
-    started_in_s: float
-    log_path: Path
-
-    def describe(self) -> str:
-        fetched = "".join(f"; {line}" for line in FETCHED)
-        return (
-            f"Apache Kafka {self.version} (KRaft) on {self.bootstrap}, "
-            f"started in {self.started_in_s:.1f}s{fetched}"
-        )
-
-
-def _wait_serving(
-    bootstrap: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float
-) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    deadline = time.monotonic() + timeout_s
-    host, port = bootstrap.rsplit(":", 1)
-    # The port first (librdkafka would log every refused connection), then a metadata answer.
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"Apache Kafka exited {proc.returncode} while starting:\n{_tail(log)}"
-            )
-        with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 0.5):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"Apache Kafka did not listen on {bootstrap} in {timeout_s}s:\n{_tail(log)}"
-            )
-        time.sleep(0.1)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"Apache Kafka exited {proc.returncode} while starting:\n{_tail(log)}"
-            )
-        try:
-            metadata = admin.list_topics(timeout=2)
-            if metadata.brokers:
-                return
-        except Exception:  # not serving yet; the deadline decides
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"Apache Kafka did not serve on {bootstrap} in {timeout_s}s:\n{_tail(log)}")
-
-
-def _tail(path: Path, size: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-size:]
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-@contextlib.contextmanager
-def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
-    """A formatted, running single-node Kafka; stopped and deleted when the context exits."""
-    ensure_jars()
-    started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
-    port, controller_port = free_port(), free_port()
-    properties = root / "server.properties"
-    properties.write_text(_server_properties(root, port, controller_port))
-    log = root / "server.log"
-    log4j = root / "log4j2.yaml"
-    log4j.write_text(LOG4J2.format(log=log))
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        run_tool("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties))
-        argv = java_argv("kafka.Kafka", str(properties), heap="512m")
-        argv[1:1] = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={root}"]
-        with (root / "stdout.log").open("wb") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        bootstrap = f"127.0.0.1:{port}"
-        _wait_serving(bootstrap, proc, log, start_timeout_s)
-        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log)
-    finally:
-        if proc is not None:
-            stop_process(proc, timeout_s=30)
-        shutil.rmtree(root, ignore_errors=True)
+__all__ = [
+    "CONSUMER_GROUP_COMMAND",
+    "FETCHED",
+    "KAFKA_VERSION",
+    "POM",
+    "KafkaBroker",
+    "MissingTool",
+    "apache_kafka",
+    "check_tools",
+    "ensure_jars",
+    "jars_cached",
+    "jars_dir",
+    "jars_stamp",
+    "java_argv",
+    "run_tool",
+]

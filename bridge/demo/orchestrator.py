@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.demo import lag as lagmod
-from bridge.demo.services import moto_server, stop_process, tansu_broker
+from bridge.demo.brokers import BrokerMode, demo_broker
+from bridge.demo.services import moto_server, stop_process
 from bridge.demo.workload import Writer, create_table, enable_stream, seed
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import ensure_topics
@@ -45,6 +46,8 @@ class DemoOptions:
     # Existing services instead of embedded ones (tests pass their session services).
     endpoint_url: str | None = None
     bootstrap_servers: str | None = None
+    # Which broker to start when bootstrap_servers is None (bridge/demo/brokers.py).
+    broker: BrokerMode = "auto"
 
 
 @dataclass
@@ -182,10 +185,11 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         workdir = stack.enter_context(work_directory(opts.workdir))
         result.workdir = str(workdir)
         table = opts.table
-        if opts.endpoint_url is None or opts.bootstrap_servers is None:
-            report(f"starting embedded services (moto, Tansu) in {workdir}")
+        report(f"working in {workdir}")
         endpoint = opts.endpoint_url or stack.enter_context(moto_server())
-        bootstrap = opts.bootstrap_servers or stack.enter_context(tansu_broker())
+        if opts.endpoint_url is None:
+            report(f"started moto (embedded DynamoDB, Streams, S3) on {endpoint}")
+        bootstrap = opts.bootstrap_servers or stack.enter_context(demo_broker(opts.broker, report))
         config = workdir / "bridge.toml"
         config.write_text(
             CONFIG.format(

@@ -1,4 +1,5 @@
-"""The schema is package data: it must load from a real (non-editable) wheel install."""
+"""Package data (the schema; the demo's Apache Kafka pom) must load from a real (non-editable)
+wheel install."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "schemas/change_event.avsc" in names
     assert "schemas/history/change_event.v1.avsc" in names
+    assert "bridge/demo/kafka_broker.pom.xml" in names
 
     target = tmp_path / "site"
     installed = subprocess.run(
@@ -59,7 +61,9 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     probe = (
         "import schemas, bridge.avro_codec as c;"
         "print(schemas.__file__);"
-        "print(c.EventCodec().schema.fingerprint.hex())"
+        "print(c.EventCodec().schema.fingerprint.hex());"
+        "from bridge.demo import kafka_broker as k;"
+        "print(k.POM, k.POM.is_file(), k.jars_stamp().split()[0])"
     )
     run = subprocess.run(
         [sys.executable, "-c", probe],
@@ -70,6 +74,9 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 0, run.stderr
-    schemas_file, fingerprint = run.stdout.split()
+    schemas_file, fingerprint, pom, pom_found, kafka_version = run.stdout.split()
     assert schemas_file.startswith(str(target)), "loaded the source tree, not the wheel"
     assert len(fingerprint) == 16
+    # The installed `ddb-bridge demo` can fetch Apache Kafka: its pom came with the wheel.
+    assert pom.startswith(str(target)) and pom_found == "True"
+    assert kafka_version == "4.4.0"

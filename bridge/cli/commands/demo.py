@@ -8,10 +8,11 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     from bridge.cli.main import HelpFormatter
+    from bridge.demo.brokers import BROKER_MODES
 
     p = sub.add_parser(
         "demo",
-        help="embedded end-to-end run: moto, Tansu, SQLite; no Docker, no AWS account",
+        help="embedded end-to-end run: moto, Apache Kafka (or Tansu), SQLite; no Docker, no AWS",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--items", type=int, default=10_000, help="items seeded before the migration")
@@ -35,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="keep config, logs and target.db here [default: a temp dir, removed]",
     )
+    p.add_argument(
+        "--broker",
+        choices=BROKER_MODES,
+        default="auto",
+        help="auto: Apache Kafka when Java 17+ can run it (jars fetched with Maven once), "
+        "else the pip-installed Tansu broker; kafka or tansu: only that one",
+    )
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=run)
 
@@ -50,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
             partitions=args.partitions,
             timeout_s=args.timeout_s,
             workdir=args.workdir,
+            broker=args.broker,
         )
     )
