@@ -32,7 +32,7 @@ def kafka_bootstrap() -> Iterator[str]:
     try:
         kafka_broker.ensure_jars()
     except kafka_broker.MissingTool as exc:
-        missing = str(exc)
+        missing = f"{exc}; or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
     if missing:  # outside the except: the message alone, not a chained traceback
         pytest.fail(missing, pytrace=False)
     with kafka_broker.apache_kafka() as broker:

@@ -37,7 +37,7 @@ def choose_broker(mode: BrokerMode) -> BrokerChoice:
     except kafka_broker.MissingTool as exc:
         if mode == "kafka":
             raise ConfigError(f"--broker kafka: {exc}") from None
-        return BrokerChoice("tansu", f"Apache Kafka cannot run here: {exc}")
+        return BrokerChoice("tansu", str(exc))
     if mode == "kafka":
         return BrokerChoice("kafka", "chosen with --broker kafka")
     return BrokerChoice("kafka", "Java 17+ is installed")

@@ -52,8 +52,8 @@ def _require(tool: str, package: str) -> str:
     if found is None:
         raise MissingTool(
             f"Apache Kafka needs `{tool}`, which is not installed: "
-            f"install {package} (Debian: apt-get install {package}; .ci/run does this), "
-            "or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
+            f"install {package} (Debian: apt-get install {package}; `make test` does this "
+            "as root or with passwordless sudo)"
         )
     return found
 
@@ -66,7 +66,7 @@ def _require_java() -> str:
         raise MissingTool(
             f"Apache Kafka {KAFKA_VERSION} needs Java 17 or newer; `{java} "
             f"-version` says: {shown.strip()!r}. Install default-jre-headless (Debian 12) or "
-            "openjdk-17-jre-headless, or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
+            "openjdk-17-jre-headless"
         )
     return java
 
