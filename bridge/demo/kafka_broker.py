@@ -2,10 +2,9 @@
 
 The jars come from Maven Central through kafka_broker.pom.xml (package data, beside this module),
 copied once into a cache folder outside the repository (`$DDB_BRIDGE_KAFKA_JARS`, default
-`~/.cache/ddb-bridge/kafka-<version>/`) and reused by every later run. Each test session
-(or demo run) formats a throwaway log dir, starts the node on free loopback ports and stops it
-at the end.
-Kafka's command-line tools (e.g. the consumer-group command) run from the same jars.
+`~/.cache/ddb-bridge/kafka-<version>/`) and reused by every later run. Each test session or
+demo run formats a throwaway log dir, starts the node on free loopback ports and stops it at
+the end. Kafka's command-line tools (e.g. the consumer-group command) run from the same jars.
 """
 
 from __future__ import annotations
