@@ -23,8 +23,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.demo.services import free_port, stop_process
+
+if TYPE_CHECKING:
+    from tests.kafka_secured import SaslSslListener
 
 # Keep in step with kafka.version in the pom (the cache folder is named after it).
 KAFKA_VERSION = "4.4.0"
@@ -177,7 +181,9 @@ Configuration:
 """
 
 
-def _server_properties(root: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    root: Path, port: int, controller_port: int, secured: SaslSslListener | None = None
+) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -204,6 +210,11 @@ def _server_properties(root: Path, port: int, controller_port: int) -> str:
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
+    if secured is not None:  # a second client listener; the node's own traffic stays plaintext
+        settings["listeners"] += f",SASL_SSL://{secured.bootstrap}"
+        settings["advertised.listeners"] += f",SASL_SSL://{secured.bootstrap}"
+        settings["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        settings |= secured.server_properties()
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
@@ -213,6 +224,7 @@ class KafkaBroker:
     version: str
     started_in_s: float
     log_path: Path
+    secured: SaslSslListener | None = None
 
     def describe(self) -> str:
         fetched = "".join(f"; {line}" for line in FETCHED)
@@ -266,20 +278,29 @@ def _tail(path: Path, size: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
-    """A formatted, running single-node Kafka; stopped and deleted when the context exits."""
+def apache_kafka(start_timeout_s: float = 120.0, sasl_ssl: bool = False) -> Iterator[KafkaBroker]:
+    """A formatted, running single-node Kafka; stopped and deleted when the context exits.
+    With `sasl_ssl`, also a SASL_SSL listener with one SCRAM user (tests/kafka_secured.py)."""
     ensure_jars()
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
     port, controller_port = free_port(), free_port()
+    secured = None
+    if sasl_ssl:
+        from tests.kafka_secured import make_listener
+
+        secured = make_listener(root / "tls", free_port())
     properties = root / "server.properties"
-    properties.write_text(_server_properties(root, port, controller_port))
+    properties.write_text(_server_properties(root, port, controller_port, secured))
     log = root / "server.log"
     log4j = root / "log4j2.yaml"
     log4j.write_text(LOG4J2.format(log=log))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        run_tool("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties))
+        scram = secured.format_args() if secured is not None else []
+        run_tool(
+            "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties), *scram
+        )
         argv = java_argv("kafka.Kafka", str(properties), heap="512m")
         argv[1:1] = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={root}"]
         with (root / "stdout.log").open("wb") as out:
@@ -288,7 +309,7 @@ def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
             )
         bootstrap = f"127.0.0.1:{port}"
         _wait_serving(bootstrap, proc, log, start_timeout_s)
-        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log)
+        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log, secured)
     finally:
         if proc is not None:
             stop_process(proc, timeout_s=30)
