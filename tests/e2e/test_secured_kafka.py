@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from connectors.sources.stream_leases import LeaseTable
 from tests import kafka_broker
 from tests.apply_harness import ApplyProcess, table_spec, write_config
 from tests.kafka_helpers import drain_more
-from tests.kafka_secured import SaslSslListener
+from tests.kafka_secured import SaslSslListener, make_listener
 from tests.stream_helpers import (
     cli_env,
     create_stream_table,
@@ -159,7 +160,7 @@ def test_stream_backfill_and_apply_through_sasl_ssl(
     codec = EventCodec()
     origins = [codec.decode(m.value()).origin for m in drain_more(secured_broker.bootstrap, topic)]
     assert origins.count(Origin.STREAM) == 40 + 10 + 8, origins
-    live = [it for it in ddb_client.scan(TableName=table)["Items"]]
+    live = ddb_client.scan(TableName=table)["Items"]
     assert origins.count(Origin.SCAN) == len(live) == 32
 
     # 3. apply: the Faust consumer authenticates with the translated credentials.
@@ -220,7 +221,41 @@ def test_a_wrong_password_fails_fast_naming_authentication(
     }[command]
     code, output, elapsed = run_cli(command, config, env, *extra)
     print(f"\n{command} with a wrong password: exit {code} after {elapsed:.1f}s")
-    assert code != 0, output
     assert elapsed < FAIL_FAST_S, output
-    assert "authentication" in output.lower(), output
+    # A configuration error (exit 2) naming the refused login and the settings to check.
+    assert code == 2, output
+    assert "configuration error: Kafka at " + secured.bootstrap in output, output
+    assert "refused the connection: authentication failed" in output, output
+    assert '"sasl.password"' in output
     assert wrong not in output and secured.password not in output
+
+
+def test_an_untrusted_broker_certificate_fails_fast_naming_tls(
+    secured_broker: kafka_broker.KafkaBroker,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    unique_name: Any,
+    tmp_path: Path,
+) -> None:
+    secured = listener(secured_broker)
+    # Another throwaway CA: it did not sign the broker's certificate.
+    other_ca = make_listener(tmp_path / "other-ca", 0).ca_path
+    table = unique_name("sasl-tls")
+    create_stream_table(ddb_client, table)
+    config = secured_config(
+        tmp_path / "bridge.toml",
+        replace(secured, ca_path=other_ca),
+        dynamodb_endpoint,
+        table,
+        unique_name("leases"),
+        tmp_path / "target.db",
+    )
+    env = cli_env(dynamodb_endpoint, secured.bootstrap)
+    code, output, elapsed = run_cli(
+        "backfill", config, env, "--table", table, "--from", "scan", "--no-stream", "--no-progress"
+    )
+    print(f"\nbackfill with an untrusted certificate: exit {code} after {elapsed:.1f}s")
+    assert elapsed < FAIL_FAST_S, output
+    assert code == 2, output
+    assert "refused the connection: TLS handshake failed" in output, output
+    assert '"ssl.ca.location"' in output
