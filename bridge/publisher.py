@@ -22,6 +22,7 @@ from bridge.avro_codec import EventCodec
 from bridge.errors import MessageTooLargeError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
+from bridge.kafka_refusals import RefusalWatch, wait_result
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
 
 def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float = 30.0) -> None:
     """Create each table's change and DLQ topics if missing (retention: `kafka.retention_ms`)."""
-    admin = AdminClient(admin_config(kafka))
+    watch = RefusalWatch()
+    config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
+    admin = AdminClient(config)
     configs = {
         "cleanup.policy": "delete",
         "retention.ms": str(kafka.retention_ms),
@@ -84,7 +87,9 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     existing = []
     for name, future in futures.items():
         try:
-            future.result(timeout=timeout_s)
+            wait_result(
+                future, admin, watch, kafka.bootstrap_servers, f"creating {name}", timeout_s
+            )
             log.info("created topic", extra={"topic": name, "partitions": kafka.partitions})
         except KafkaException as exc:
             err = exc.args[0]

@@ -23,8 +23,26 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bridge.demo.services import free_port, stop_process
+
+
+class ExtraListener(Protocol):
+    """A second client listener (e.g. SASL_SSL for the secured-Kafka tests): its security
+    protocol and address, the broker properties it needs, and the StorageTool format
+    arguments (SCRAM users)."""
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    def server_properties(self) -> dict[str, str]: ...
+
+    def format_args(self) -> list[str]: ...
+
 
 # Keep in step with kafka.version in the pom (the cache folder is named after it).
 KAFKA_VERSION = "4.4.0"
@@ -199,7 +217,9 @@ Configuration:
 """
 
 
-def _server_properties(root: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    root: Path, port: int, controller_port: int, extra: ExtraListener | None = None
+) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -226,6 +246,12 @@ def _server_properties(root: Path, port: int, controller_port: int) -> str:
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
+    if extra is not None:  # a second client listener; the node's own traffic stays plaintext
+        protocol, address = extra.protocol, extra.bootstrap
+        settings["listeners"] += f",{protocol}://{address}"
+        settings["advertised.listeners"] += f",{protocol}://{address}"
+        settings["listener.security.protocol.map"] += f",{protocol}:{protocol}"
+        settings |= extra.server_properties()
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
@@ -235,6 +261,7 @@ class KafkaBroker:
     version: str
     started_in_s: float
     log_path: Path
+    extra_listener: ExtraListener | None = None
 
     def describe(self) -> str:
         fetched = "".join(f"; {line}" for line in FETCHED)
@@ -288,20 +315,26 @@ def _tail(path: Path, size: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
-    """A formatted, running single-node Kafka; stopped and deleted when the context exits."""
+def apache_kafka(
+    start_timeout_s: float = 120.0, extra_listener: ExtraListener | None = None
+) -> Iterator[KafkaBroker]:
+    """A formatted, running single-node Kafka; stopped and deleted when the context exits.
+    `extra_listener` adds a second client listener (tests/kafka_secured.py: SASL_SSL)."""
     ensure_jars()
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
     port, controller_port = free_port(), free_port()
     properties = root / "server.properties"
-    properties.write_text(_server_properties(root, port, controller_port))
+    properties.write_text(_server_properties(root, port, controller_port, extra_listener))
     log = root / "server.log"
     log4j = root / "log4j2.yaml"
     log4j.write_text(LOG4J2.format(log=log))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        run_tool("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties))
+        users = extra_listener.format_args() if extra_listener is not None else []
+        run_tool(
+            "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties), *users
+        )
         argv = java_argv("kafka.Kafka", str(properties), heap="512m")
         argv[1:1] = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={root}"]
         with (root / "stdout.log").open("wb") as out:
@@ -310,7 +343,7 @@ def apache_kafka(start_timeout_s: float = 120.0) -> Iterator[KafkaBroker]:
             )
         bootstrap = f"127.0.0.1:{port}"
         _wait_serving(bootstrap, proc, log, start_timeout_s)
-        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log)
+        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log, extra_listener)
     finally:
         if proc is not None:
             stop_process(proc, timeout_s=30)

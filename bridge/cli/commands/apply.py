@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     # apply still works until a dead letter is needed, and then stops without committing it.
     try:
         ensure_topics(settings.kafka, [s.source for s in specs])
+    except ConfigError:
+        raise  # a refused login or TLS handshake: the consumer would be refused just the same
     except BridgeError as exc:
         log.warning("cannot create the change/DLQ topics", extra={"error": str(exc)})
     sink = sink_class(target.type)(target)
