@@ -149,10 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", default="null,sqlite,postgres")
     args = parser.parse_args(argv)
 
-    from tests.services import PostgresCluster, postgres_bindir, tansu_broker
+    from benchmarks.broker import bench_broker
+    from tests.services import PostgresCluster, postgres_bindir
 
     wanted = args.targets.split(",")
-    with tansu_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         table = f"bench_{uuid.uuid4().hex[:8]}"
         topic = kafka.changes_topic(table)

@@ -1,8 +1,8 @@
 """Export folder → Kafka throughput of `ddb-bridge backfill --from export --dir`.
 
 Generates DynamoDB exports in AWS's layout (items of ~300 bytes of DynamoDB JSON), runs the
-real command line in a child process against a Tansu broker (claims in a moto lease table),
-and reports items/s, MB/s of uncompressed JSON and the child's peak RSS (from wait4) for two
+real command line in a child process against the benchmarks' broker (benchmarks/broker.py;
+claims in a moto lease table), and reports items/s, MB/s of uncompressed JSON and the child's peak RSS (from wait4) for two
 export sizes, so that memory independent of export size shows. The same-run baseline is a
 plain confluent-kafka producer sending the same records pre-encoded, with the same
 producer settings. Goal (issue 4): >= 50,000 items/s per process, peak RSS <= 300 MB.
@@ -23,6 +23,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from benchmarks.broker import bench_broker
 from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Origin
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with (
-        services.tansu_broker() as bootstrap,
+        bench_broker() as bootstrap,
         services.moto_server() as endpoint,
         tempfile.TemporaryDirectory(prefix="bench-export-") as tmp,
     ):

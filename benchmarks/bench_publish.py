@@ -61,14 +61,16 @@ def run_baseline(publisher: Publisher, topic: str, records: list[tuple[bytes, by
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_publish")
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--bootstrap", default=None, help="existing broker (default: start Tansu)")
+    parser.add_argument(
+        "--bootstrap", default=None, help="existing broker (default: benchmarks/broker.py)"
+    )
     args = parser.parse_args(argv)
 
     from contextlib import nullcontext
 
-    from tests.services import tansu_broker
+    from benchmarks.broker import bench_broker
 
-    with nullcontext(args.bootstrap) if args.bootstrap else tansu_broker() as bootstrap:
+    with nullcontext(args.bootstrap) if args.bootstrap else bench_broker() as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         table = f"bench-{uuid.uuid4().hex[:8]}"
         base_table = table + "-baseline"

@@ -1,0 +1,29 @@
+"""The broker the benchmarks measure against, and the line that says which one it is.
+
+Apache Kafka 4.4.0 when Java 17+ can run it (the broker the tests use), else the embedded
+Tansu broker; `BENCH_BROKER=kafka|tansu|auto` (default auto) picks one. Figures taken on one
+broker are not comparable with figures taken on the other: every benchmark prints which
+broker it ran on beside its same-run baseline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
+
+from bridge.demo.brokers import BROKER_MODES, BrokerMode, demo_broker
+
+
+@contextmanager
+def bench_broker() -> Iterator[str]:
+    mode = os.environ.get("BENCH_BROKER", "auto")
+    if mode not in BROKER_MODES:
+        raise SystemExit(f"BENCH_BROKER must be one of {', '.join(BROKER_MODES)}, not {mode!r}")
+
+    def say(line: str) -> None:
+        print(f"broker: {line}", flush=True)
+
+    with demo_broker(cast(BrokerMode, mode), say) as bootstrap:
+        yield bootstrap
