@@ -2,10 +2,11 @@
 
 Generates DynamoDB exports in AWS's layout (items of ~300 bytes of DynamoDB JSON), runs the
 real command line in a child process against the benchmarks' broker (benchmarks/broker.py;
-claims in a moto lease table), and reports items/s, MB/s of uncompressed JSON and the child's peak RSS (from wait4) for two
-export sizes, so that memory independent of export size shows. The same-run baseline is a
-plain confluent-kafka producer sending the same records pre-encoded, with the same
-producer settings. Goal (issue 4): >= 50,000 items/s per process, peak RSS <= 300 MB.
+claims in a moto lease table), and reports items/s, MB/s of uncompressed JSON and the
+child's peak RSS (from wait4) for two export sizes, so that memory independent of export
+size shows. The same-run baseline is a plain confluent-kafka producer sending the same
+records pre-encoded, with the same producer settings. Goal (issue 4): >= 50,000 items/s per
+process, peak RSS <= 300 MB.
 """
 
 from __future__ import annotations
