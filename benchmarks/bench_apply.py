@@ -191,3 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             if cluster is not None:
                 cluster.destroy()
+
+
+if __name__ == "__main__":
+    main()
