@@ -8,8 +8,11 @@ not a Number is ignored too.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from bridge import attrs
+from bridge.errors import AttributeTypeError
 
 HORIZON_S = 5 * 365 * 24 * 3600
 
@@ -23,10 +26,8 @@ def pending_deletion(item: dict[str, Any] | None, ttl_attribute: str | None, now
     if type(value) is not str:
         return False
     try:
-        expires = Decimal(value)
-    except InvalidOperation:
-        return False
-    if not expires.is_finite():
+        expires = attrs.parse_number(value)  # exact, and only what DynamoDB calls a number
+    except AttributeTypeError:
         return False
     # Compare as Decimal: a float would round a 38-digit value and misplace the boundary.
     now = Decimal(repr(now_s))

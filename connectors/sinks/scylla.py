@@ -77,6 +77,7 @@ from bridge.errors import (
 from bridge.event import ChangeEvent
 from bridge.settings import ScyllaTarget
 from bridge.sink import SinkCapabilities, TableSpec
+from bridge.ttl import HORIZON_S as TTL_HORIZON_S
 from connectors.sinks.common import Tables, coalesce, full_image, key_types, raise_failures
 
 # Cassandra/Scylla table and keyspace names: unquoted or quoted, only \w and ≤ 48 chars.
@@ -87,7 +88,6 @@ MAX_TTL_S = 630_720_000  # 20 years: the largest TTL CQL accepts
 # there in sstables. A TTL never reaches past it, less a day for server clocks ahead of ours.
 LAST_EXPIRY_S = 2**31 - 2
 EXPIRY_MARGIN_S = 86_400
-TTL_IGNORED_AFTER_S = 5 * 365 * 24 * 3600  # DynamoDB's TTL skips older expiry times
 
 _INT_RANGES = {
     "tinyint": (-(2**7), 2**7 - 1),
@@ -319,7 +319,7 @@ class CqlTable:
             return 0  # not a number DynamoDB could hold: its TTL would not act on it
         # Exact: the thread's 28-digit context would round a 38-digit expiry time.
         left = attrs.EXACT.subtract(expiry, Decimal(now))
-        if left < -TTL_IGNORED_AFTER_S:
+        if left < -TTL_HORIZON_S:  # DynamoDB's TTL skips older expiry times
             return 0
         remaining = math.ceil(left)
         if remaining <= 0:

@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from bridge import attrs
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 # DynamoDB only deletes expired items whose TTL lies within the last five years; older TTL
 # values are ignored by the TTL service, so such items live on and must be migrated.
-TTL_HORIZON_S = 5 * 365 * 24 * 3600
 STREAM_RETENTION_MS = 24 * 3600 * 1000
 
 
@@ -127,21 +125,6 @@ def check_capture(ddb: Any, lease_table: str, table: str, start_us: int, margin_
 
 # ---------------------------------------------------------------------------------------------
 # TTL
-
-
-def ttl_expired(item: dict[str, Any], ttl_attribute: str, now_s: float) -> bool:
-    """Whether DynamoDB's TTL service considers the item expired (and will delete it)."""
-    av = item.get(ttl_attribute)
-    if av is None:
-        return False
-    value = av.get("N") if type(av) is dict else None
-    if type(value) is not str:
-        return False  # a non-number TTL attribute is ignored by DynamoDB
-    try:
-        expires = attrs.parse_number(value)  # exact: float() would round a 38-digit value
-    except AttributeTypeError:
-        return False
-    return Decimal(now_s - TTL_HORIZON_S) <= expires < Decimal(now_s)
 
 
 # ---------------------------------------------------------------------------------------------

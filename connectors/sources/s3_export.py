@@ -58,10 +58,11 @@ import orjson
 from bridge import attrs
 from bridge.errors import AttributeTypeError, ConfigError, PermanentError
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.ttl import pending_deletion
 from bridge.versioning import to_micros
 from connectors.aws import error_code, translate
 from connectors.sources.backfill_claims import Part
-from connectors.sources.backfill_common import fast_item_ok, ttl_expired
+from connectors.sources.backfill_common import fast_item_ok
 from connectors.sources.backfill_run import BackfillJob, StoppedError
 
 log = logging.getLogger(__name__)
@@ -690,7 +691,7 @@ class ExportBackfill:
                                 attrs.validate(item, "Item")
                             keys = attrs.extract_keys(item, key_names, "Item")
                             _check_key(keys, key_checks)
-                            if ttl_attr is not None and ttl_expired(item, ttl_attr, now_s):
+                            if ttl_attr is not None and pending_deletion(item, ttl_attr, now_s):
                                 ttl_skipped += 1
                                 continue
                             event = ChangeEvent(

@@ -25,9 +25,10 @@ from bridge import attrs
 from bridge.acks import AckTracker
 from bridge.errors import AttributeTypeError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.ttl import pending_deletion
 from connectors.aws import translate
 from connectors.sources.backfill_claims import DONE, LeaseLostError, Part
-from connectors.sources.backfill_common import Budget, ttl_expired
+from connectors.sources.backfill_common import Budget
 from connectors.sources.backfill_run import BackfillJob
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class ScanBackfill:
                             f"{where_seg}, item with key {key}: {exc}"
                         ) from exc
                     size += len(orjson.dumps(item))
-                    if job.ttl_attribute and ttl_expired(item, job.ttl_attribute, job.now_s):
+                    if job.ttl_attribute and pending_deletion(item, job.ttl_attribute, job.now_s):
                         job.stats.add(skipped_ttl=1)
                         continue
                     event = ChangeEvent(

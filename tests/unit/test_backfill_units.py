@@ -13,12 +13,10 @@ from hypothesis import strategies as st
 from bridge import attrs
 from bridge.errors import AttributeTypeError
 from connectors.sources.backfill_common import (
-    TTL_HORIZON_S,
     Budget,
     UnsafeBackfillError,
     check_capture,
     fast_item_ok,
-    ttl_expired,
 )
 from connectors.sources.capture import CAPTURE_PREFIX
 from tests.samples import sample_item
@@ -113,20 +111,6 @@ def test_data_loss_refuses() -> None:
     ddb = FakeDdb(capture=capture(CREATED_MS, loss=True))
     with pytest.raises(UnsafeBackfillError, match="trimmed gap"):
         check_capture(ddb, "leases", "t", at(CREATED_MS + HOUR_MS), 5)
-
-
-def test_ttl_expired_follows_dynamodb_rules() -> None:
-    now = 2_000_000_000.0
-    assert ttl_expired({"e": {"N": str(int(now) - 1)}}, "e", now)
-    assert not ttl_expired({"e": {"N": str(int(now) + 60)}}, "e", now)
-    assert not ttl_expired({"e": {"S": "1"}}, "e", now)  # not a number: no TTL
-    assert not ttl_expired({}, "e", now)
-    # Older than five years: DynamoDB never deletes it, so it must be migrated.
-    assert not ttl_expired({"e": {"N": str(int(now - TTL_HORIZON_S - 10))}}, "e", now)
-    assert ttl_expired({"e": {"N": f"{int(now) - 100}.5"}}, "e", now)
-    # Exact at the boundary: float() rounds these 38-digit values to `now` itself.
-    assert ttl_expired({"e": {"N": f"{int(now) - 1}.{'9' * 28}"}}, "e", now)
-    assert not ttl_expired({"e": {"N": f"{int(now)}.{'0' * 27}1"}}, "e", now)
 
 
 @settings(max_examples=300, deadline=None)

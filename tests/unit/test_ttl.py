@@ -22,3 +22,17 @@ def test_pending_deletion_follows_dynamodb_rules() -> None:
     # 38 digits: a float would round this to NOW and call it not yet expired.
     just_before = f"{int(NOW) - 1}.99999999999999999999999999"
     assert pending_deletion({"e": {"N": just_before}}, "e", NOW)
+
+
+def test_pending_deletion_as_the_back_fill_applies_it() -> None:
+    now = 2_000_000_000.0
+    assert pending_deletion({"e": {"N": str(int(now) - 1)}}, "e", now)
+    assert not pending_deletion({"e": {"N": str(int(now) + 60)}}, "e", now)
+    assert not pending_deletion({"e": {"S": "1"}}, "e", now)  # not a number: no TTL
+    assert not pending_deletion({}, "e", now)
+    # Older than five years: DynamoDB never deletes it, so it must be migrated.
+    assert not pending_deletion({"e": {"N": str(int(now - HORIZON_S - 10))}}, "e", now)
+    assert pending_deletion({"e": {"N": f"{int(now) - 100}.5"}}, "e", now)
+    # Exact at the boundary: float() rounds these 38-digit values to `now` itself.
+    assert pending_deletion({"e": {"N": f"{int(now) - 1}.{'9' * 28}"}}, "e", now)
+    assert not pending_deletion({"e": {"N": f"{int(now)}.{'0' * 27}1"}}, "e", now)
