@@ -26,13 +26,13 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bridge connectors tests benchmarks
-	$(VENV)/bin/ruff format --check bridge connectors tests benchmarks
+	$(VENV)/bin/ruff check bridge connectors ddb_bridge tests benchmarks
+	$(VENV)/bin/ruff format --check bridge connectors ddb_bridge tests benchmarks
 	$(VENV)/bin/mypy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format bridge connectors tests benchmarks
-	$(VENV)/bin/ruff check --fix bridge connectors tests benchmarks
+	$(VENV)/bin/ruff format bridge connectors ddb_bridge tests benchmarks
+	$(VENV)/bin/ruff check --fix bridge connectors ddb_bridge tests benchmarks
 
 ## make demo: the whole pipeline on embedded defaults (moto, SQLite, and Apache Kafka when Java 17+
 ## can run it, else the pip-installed Tansu broker; DEMO_ARGS="--broker tansu" to choose); no

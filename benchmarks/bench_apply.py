@@ -25,7 +25,6 @@ from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Origin
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
-from bridge.registry import sink_class
 from bridge.settings import (
     ApplySettings,
     KafkaSettings,
@@ -35,6 +34,7 @@ from bridge.settings import (
     SqliteTarget,
 )
 from bridge.sink import TableSpec
+from ddb_bridge.registry import sink_class
 
 
 def produce(kafka: KafkaSettings, table: str, n: int) -> None:

@@ -66,7 +66,7 @@ def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
     cmd = [
         sys.executable,
         "-m",
-        "bridge.cli.main",
+        "ddb_bridge.cli.main",
         "backfill",
         "--config",
         str(config),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
 
-from bridge.demo.brokers import BROKER_MODES, BrokerMode, demo_broker
+from ddb_bridge.demo.brokers import BROKER_MODES, BrokerMode, demo_broker
 
 
 @contextmanager

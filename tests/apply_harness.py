@@ -483,7 +483,7 @@ class ApplyProcess:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli.main", "apply", "--config", str(config), *extra],
+            [sys.executable, "-m", "ddb_bridge.cli.main", "apply", "--config", str(config), *extra],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.demo.services import free_port, stop_process
 from bridge.settings import ScyllaTarget
+from ddb_bridge.demo.services import free_port, stop_process
 
 SERVICE_DIR = Path(__file__).parent / "services" / "cassandra"
 POM = SERVICE_DIR / "pom.xml"

@@ -1,9 +1,9 @@
-"""The tests' Apache Kafka: the demo's launcher (bridge/demo/kafka_broker.py), one implementation.
+"""The tests' Apache Kafka: the demo's launcher (ddb_bridge/demo/kafka_broker.py), shared.
 
 Kept as a module of its own so test code imports the broker from one place in tests/.
 """
 
-from bridge.demo.kafka_broker import (
+from ddb_bridge.demo.kafka_broker import (
     CONSUMER_GROUP_COMMAND,
     FETCHED,
     KAFKA_VERSION,

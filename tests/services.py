@@ -17,7 +17,7 @@ import uuid
 from glob import glob
 from pathlib import Path
 
-from bridge.demo.services import free_port, moto_server, tansu_broker, wait_port
+from ddb_bridge.demo.services import free_port, moto_server, tansu_broker, wait_port
 
 __all__ = ["PostgresCluster", "free_port", "moto_server", "tansu_broker", "unique", "wait_port"]
 

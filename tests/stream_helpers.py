@@ -298,7 +298,7 @@ def launch_stream(config: Any, env: dict[str, str], log_path: Any, *extra: str) 
 
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the process; closed in stop_process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli.main", "stream", "--config", str(config), *extra],
+        [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config), *extra],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

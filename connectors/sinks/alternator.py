@@ -42,7 +42,7 @@ from bridge.errors import ConfigError, PermanentError, TargetError, TransientErr
 from bridge.event import ChangeEvent
 from bridge.settings import AlternatorTarget, AwsSettings
 from bridge.sink import SinkCapabilities, TableSpec
-from connectors import aws
+from connectors.dynamodb import aws
 from connectors.sinks.common import (
     Tables,
     check_names,

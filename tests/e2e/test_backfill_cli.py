@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from bridge import attrs
-from bridge.cli.main import main
 from bridge.event import ChangeEvent
 from bridge.settings import SqliteTarget
+from connectors.dynamodb.capture import ensure_lease_table, record_capture_start, record_data_loss
 from connectors.sinks.sqlite import SqliteSink
-from connectors.sources.capture import ensure_lease_table, record_capture_start, record_data_loss
+from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess, table_spec, write_config
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export

@@ -23,7 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", *args],
+        [sys.executable, "-m", "ddb_bridge.cli.main", *args],
         env=env if env is not None else clean_env(),
         capture_output=True,
         text=True,
@@ -43,9 +43,9 @@ def test_a_closed_pipe_exits_quietly_with_the_sigpipe_status(
     config = tmp_path / "bridge.toml"
     config.write_text('[kafka]\nbootstrap_servers = "b:9092"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli.main", *args, "--config", str(config)]
+        [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)]
         if args[-1] != "--help"
-        else [sys.executable, "-m", "bridge.cli.main", *args],
+        else [sys.executable, "-m", "ddb_bridge.cli.main", *args],
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -67,7 +67,7 @@ def test_a_real_head_sees_the_first_line_and_no_traceback(tmp_path: Path) -> Non
     config = tmp_path / "bridge.toml"
     config.write_text("")
     result = subprocess.run(
-        f"{sys.executable} -m bridge.cli.main config show --config {config} | head -1",
+        f"{sys.executable} -m ddb_bridge.cli.main config show --config {config} | head -1",
         shell=True,
         env=clean_env(),
         capture_output=True,

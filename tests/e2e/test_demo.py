@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bridge import attrs
-from bridge.demo import kafka_broker
-from bridge.demo.orchestrator import DemoOptions, run_demo, summary
+from ddb_bridge.demo import kafka_broker
+from ddb_bridge.demo.orchestrator import DemoOptions, run_demo, summary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ def test_demo_converges_then_verify_finds_one_corrupted_row(
         [
             sys.executable,
             "-m",
-            "bridge.cli.main",
+            "ddb_bridge.cli.main",
             "verify",
             "--table",
             table,

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 from bridge import attrs
-from bridge.demo.lag import TopicTail, committed_offsets, lag, stream_positions
 from bridge.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from bridge.sink import TableSpec
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
+from ddb_bridge.demo.lag import TopicTail, committed_offsets, lag, stream_positions
 from tests.apply_harness import ApplyProcess
 from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
 
@@ -113,7 +113,7 @@ def scan_source(ddb: Any, table: str) -> list[dict[str, Any]]:
 
 def run_cli(env: dict[str, str], *args: str, timeout_s: float = 300) -> tuple[int, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", *args],
+        [sys.executable, "-m", "ddb_bridge.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

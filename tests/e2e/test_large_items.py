@@ -18,7 +18,7 @@ from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
-from connectors.sources.stream_leases import LeaseTable
+from connectors.sources.stream.leases import LeaseTable
 from tests.apply_harness import ApplyProcess, table_spec
 from tests.apply_harness import write_config as write_apply_config
 from tests.kafka_helpers import drain_more

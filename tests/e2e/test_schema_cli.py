@@ -16,7 +16,16 @@ pytestmark = pytest.mark.e2e
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE")}
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", "schema", "cql", "--config", str(config), *args],
+        [
+            sys.executable,
+            "-m",
+            "ddb_bridge.cli.main",
+            "schema",
+            "cql",
+            "--config",
+            str(config),
+            *args,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -110,7 +119,7 @@ def test_printed_ddl_runs_on_a_real_cql_node_and_the_sink_uses_it(
     without --create-schema and writes into: typed columns, the map, TTL, quoted names."""
     from bridge.event import ChangeEvent, Op, Origin
     from bridge.settings import load_settings
-    from connectors import aws
+    from connectors.dynamodb import aws
     from connectors.sinks.scylla import ScyllaSink
 
     suffix = unique_name("x").split("-")[1]

@@ -91,7 +91,7 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
                 [
                     sys.executable,
                     "-m",
-                    "bridge.cli.main",
+                    "ddb_bridge.cli.main",
                     "backfill",
                     "--config",
                     str(config),

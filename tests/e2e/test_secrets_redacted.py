@@ -97,7 +97,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def cli(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", *args, "--config", str(config)],
+        [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
         env=clean_env(**env),
         capture_output=True,
         text=True,

@@ -25,7 +25,7 @@ from bridge.avro_codec import EventCodec
 from bridge.event import Origin
 from bridge.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
-from connectors.sources.stream_leases import LeaseTable
+from connectors.sources.stream.leases import LeaseTable
 from tests import kafka_broker
 from tests.apply_harness import ApplyProcess, table_spec, write_config
 from tests.kafka_helpers import drain_more
@@ -94,7 +94,7 @@ def secured_config(
 def run_cli(command: str, config: Path, env: dict[str, str], *extra: str) -> tuple[int, str, float]:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", command, "--config", str(config), *extra],
+        [sys.executable, "-m", "ddb_bridge.cli.main", command, "--config", str(config), *extra],
         env=env,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent
 from bridge.settings import KafkaSettings
 from bridge.versioning import StreamVersioner
-from connectors.sources.stream_leases import LeaseTable
+from connectors.sources.stream.leases import LeaseTable
 from tests.kafka_helpers import drain_more
 from tests.stream_helpers import (
     cli_env,
@@ -157,7 +157,7 @@ def run_cli(config: Path, env: dict[str, str], *extra: str, timeout_s: float = 6
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", "stream", "--config", str(config), *extra],
+        [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config), *extra],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ import pytest
 
 from bridge.avro_codec import EventCodec
 from bridge.settings import KafkaSettings
-from connectors.sources.capture import read_capture
-from connectors.sources.stream_leases import LeaseTable
+from connectors.dynamodb.capture import read_capture
+from connectors.sources.stream.leases import LeaseTable
 from tests.kafka_helpers import drain_more
 from tests.stream_helpers import (
     cli_env,

@@ -23,9 +23,14 @@ from bridge import attrs
 from bridge.errors import PermanentError
 from bridge.event import Op, Origin
 from bridge.versioning import backfill_version
-from connectors.sources.backfill_claims import RunStore
-from connectors.sources.backfill_main import BackfillRequest, run_backfill
-from connectors.sources.s3_export import BadInputError, LocalExport, read_manifest, run_id_for
+from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
+from connectors.sources.backfill.runs import RunStore
+from connectors.sources.backfill.s3_export import (
+    BadInputError,
+    LocalExport,
+    read_manifest,
+    run_id_for,
+)
 from tests.backfill_helpers import (
     backfill_settings,
     create_table,

@@ -24,8 +24,8 @@ import pytest
 from bridge import attrs
 from bridge.errors import PermanentError
 from bridge.event import ChangeEvent, Op, Origin
-from connectors.sources.backfill_claims import RunStore
-from connectors.sources.backfill_main import BackfillRequest, run_backfill
+from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
+from connectors.sources.backfill.runs import RunStore
 from tests import services
 from tests.backfill_helpers import (
     backfill_settings,
@@ -178,7 +178,7 @@ def test_kill_9_mid_scan_then_rerun_resumes(
     base = [
         sys.executable,
         "-m",
-        "bridge.cli.main",
+        "ddb_bridge.cli.main",
         "backfill",
         "--config",
         str(config),

@@ -11,7 +11,7 @@ import pytest
 from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.errors import PermanentError
-from connectors.sources.backfill_main import BackfillRequest, run_backfill
+from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
 from tests.backfill_helpers import backfill_settings
 from tests.kafka_helpers import consume_all
 from tests.stream_helpers import create_stream_table

@@ -38,7 +38,7 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "schemas/change_event.avsc" in names
     assert "schemas/history/change_event.v1.avsc" in names
-    assert "bridge/demo/kafka_broker.pom.xml" in names
+    assert "ddb_bridge/demo/kafka_broker.pom.xml" in names
 
     target = tmp_path / "site"
     installed = subprocess.run(
@@ -62,7 +62,7 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
         "import schemas, bridge.avro_codec as c;"
         "print(schemas.__file__);"
         "print(c.EventCodec().schema.fingerprint.hex());"
-        "from bridge.demo import kafka_broker as k;"
+        "from ddb_bridge.demo import kafka_broker as k;"
         "print(k.POM, k.POM.is_file(), k.jars_stamp().split()[0])"
     )
     run = subprocess.run(

@@ -25,9 +25,9 @@ from bridge import attrs
 from bridge.attrs import Item
 from bridge.errors import ConfigError, PermanentError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.registry import sink_class
 from bridge.settings import AlternatorTarget, PostgresTarget, ScyllaTarget, SqliteTarget
 from bridge.sink import TableSpec
+from ddb_bridge.registry import sink_class
 from tests import strategies
 from tests.samples import sample_item
 

@@ -20,9 +20,9 @@ from bridge import attrs
 from bridge.attrs import Item
 from bridge.errors import ConfigError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.registry import sink_class
 from bridge.settings import PostgresTarget, SqliteTarget
 from bridge.sink import KeyType, TableSpec
+from ddb_bridge.registry import sink_class
 
 pytestmark = pytest.mark.integration
 

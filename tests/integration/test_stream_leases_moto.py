@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connectors.sources.capture import ensure_lease_table
-from connectors.sources.stream_leases import LeaseLost, LeaseTable
-from connectors.sources.stream_shards import Shard
+from connectors.dynamodb.capture import ensure_lease_table
+from connectors.sources.stream.leases import LeaseLost, LeaseTable
+from connectors.sources.stream.shards import Shard
 
 pytestmark = pytest.mark.integration
 

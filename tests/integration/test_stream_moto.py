@@ -19,9 +19,9 @@ from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
-from connectors.sources.capture import read_capture
-from connectors.sources.dynamodb_streams import StreamWorker
-from connectors.sources.stream_leases import LeaseTable
+from connectors.dynamodb.capture import read_capture
+from connectors.sources.stream.leases import LeaseTable
+from connectors.sources.stream.worker import StreamWorker
 from tests.samples import sample_item, to_boto_item
 from tests.stream_helpers import (
     FakeProducer,

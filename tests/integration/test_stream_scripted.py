@@ -16,10 +16,10 @@ from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
 from bridge.settings import Settings
 from bridge.versioning import to_micros
-from connectors.sources.capture import read_capture
-from connectors.sources.dynamodb_streams import StreamWorker
-from connectors.sources.stream_leases import LeaseTable, lease_key
-from connectors.sources.stream_shards import Shard
+from connectors.dynamodb.capture import read_capture
+from connectors.sources.stream.leases import LeaseTable, lease_key
+from connectors.sources.stream.shards import Shard
+from connectors.sources.stream.worker import StreamWorker
 from tests.stream_helpers import (
     FakeProducer,
     ScriptedStreams,

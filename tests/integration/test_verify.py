@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from bridge import attrs
-from bridge.cli.commands.verify import verify_table
 from bridge.event import ChangeEvent, Origin
 from bridge.settings import load_settings
 from connectors.sinks.sqlite import SqliteSink
+from ddb_bridge.verification import verify_table
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 from tests.stream_helpers import create_stream_table
 
@@ -46,7 +46,7 @@ def write_config(tmp_path: Path, endpoint: str, db: Path) -> Path:
 
 
 def copy_to_sqlite(settings: Any, table: str, items: list[dict[str, Any]]) -> None:
-    from connectors import aws
+    from connectors.dynamodb import aws
 
     ddb = aws.client("dynamodb", settings.aws)
     spec = aws.table_spec(ddb, settings, table)
@@ -100,7 +100,7 @@ def test_verify_finds_exactly_the_differences(
         [
             sys.executable,
             "-m",
-            "bridge.cli.main",
+            "ddb_bridge.cli.main",
             "verify",
             "--table",
             table,
@@ -164,8 +164,8 @@ def test_verify_works_for_every_sink(
 ) -> None:
     """Differences are made through the sink's own write path, so any sink can be checked."""
     from bridge.event import Op
-    from bridge.registry import sink_class
-    from connectors import aws
+    from connectors.dynamodb import aws
+    from ddb_bridge.registry import sink_class
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
     table = unique_name("vsink").replace("-", "_")  # a valid CQL name too
@@ -234,8 +234,8 @@ def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
     a target-only row is excused only when its own TTL says DynamoDB deleted it."""
     import time
 
-    from bridge.registry import sink_class
-    from connectors import aws
+    from connectors.dynamodb import aws
+    from ddb_bridge.registry import sink_class
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
     table = unique_name("vttl").replace("-", "_")  # a valid CQL name too
@@ -312,8 +312,8 @@ def test_verify_stops_when_describe_time_to_live_fails(
     expired item as missing and apply ignore TTL)."""
     from botocore.awsrequest import AWSResponse
 
-    from bridge.cli.main import main
-    from connectors import aws
+    from connectors.dynamodb import aws
+    from ddb_bridge.cli.main import main
 
     table = unique_name("vttlerr")
     items = make_table(ddb_client, table, 3)
@@ -355,8 +355,8 @@ def test_verify_reads_tables_with_awkward_names(
     request: pytest.FixtureRequest,
 ) -> None:
     """A capitalised table whose key attributes are named like the SQL layout's columns."""
-    from bridge.registry import sink_class
-    from connectors import aws
+    from connectors.dynamodb import aws
+    from ddb_bridge.registry import sink_class
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
     table = "Orders." + unique_name("v")
@@ -413,8 +413,8 @@ def test_verify_is_exact_to_the_38th_digit(
 ) -> None:
     """Issue 9, item 1: number keys and values that differ only in the 38th digit, and
     numbers at both exponent limits, are told apart by verify."""
-    from bridge.registry import sink_class
-    from connectors import aws
+    from connectors.dynamodb import aws
+    from ddb_bridge.registry import sink_class
 
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
     table = unique_name("vnum").replace("-", "_")  # a valid CQL name too

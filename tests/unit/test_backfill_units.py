@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from bridge import attrs
 from bridge.errors import AttributeTypeError
-from connectors.sources.backfill_common import (
+from connectors.dynamodb.capture import CAPTURE_PREFIX
+from connectors.sources.backfill.common import (
     Budget,
     UnsafeBackfillError,
     check_capture,
     fast_item_ok,
 )
-from connectors.sources.capture import CAPTURE_PREFIX
 from tests.samples import sample_item
 from tests.strategies import attribute_values, items
 

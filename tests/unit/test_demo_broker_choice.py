@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.demo import kafka_broker
-from bridge.demo.brokers import choose_broker
 from bridge.errors import ConfigError
+from ddb_bridge.demo import kafka_broker
+from ddb_bridge.demo.brokers import choose_broker
 
 JAVA_17 = "echo 'openjdk version \"17.0.15\" 2025-04-15' >&2"
 JAVA_11 = "echo 'openjdk version \"11.0.2\" 2019-01-15' >&2"
@@ -85,7 +85,7 @@ def test_broker_tansu_never_looks_for_java(bindir: Path) -> None:
 
 
 def test_a_failed_fetch_in_auto_mode_falls_back_with_the_reason(bindir: Path) -> None:
-    from bridge.demo.brokers import _fetch_jars
+    from ddb_bridge.demo.brokers import _fetch_jars
 
     fake_tool(bindir, "java", JAVA_17)
     fake_tool(bindir, "mvn", "echo 'Could not resolve dependencies (offline)'; exit 1")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli.main import build_parser
 from bridge.settings import Settings
+from ddb_bridge.cli.main import build_parser
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -63,7 +63,7 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli.main", *args],
+        [sys.executable, "-m", "ddb_bridge.cli.main", *args],
         cwd=cwd,
         text=True,
         capture_output=True,

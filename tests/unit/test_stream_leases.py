@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
-from connectors.sources.stream_leases import ExpiryWatch, Lease, lease_key, obsolete, plan_claims
+from connectors.sources.stream.leases import ExpiryWatch, Lease, lease_key, obsolete, plan_claims
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026"
 

@@ -8,8 +8,8 @@ import threading
 import pytest
 from botocore.exceptions import EndpointConnectionError, ParamValidationError
 
-from connectors.aws import Backoff, Interrupted, call_with_backoff
-from connectors.sources.stream_shards import Shard
+from connectors.dynamodb.aws import Backoff, Interrupted, call_with_backoff
+from connectors.sources.stream.shards import Shard
 from tests.stream_helpers import client_error
 
 

@@ -26,10 +26,10 @@ from bridge.acks import AckTracker
 from bridge.errors import AttributeTypeError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.ttl import pending_deletion
-from connectors.aws import translate
-from connectors.sources.backfill_claims import DONE, LeaseLostError, Part
-from connectors.sources.backfill_common import Budget
-from connectors.sources.backfill_run import BackfillJob
+from connectors.dynamodb.aws import translate
+from connectors.sources.backfill.claim_loop import BackfillJob
+from connectors.sources.backfill.common import Budget
+from connectors.sources.backfill.runs import DONE, LeaseLostError, Part
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ScanBackfill:
     @staticmethod
     def backfill(settings: Any, options: dict[str, Any], say: Any, watch: Any = None) -> Any:
         """Registry entry point (`ddb-bridge backfill --from scan`)."""
-        from connectors.sources.backfill_main import BackfillRequest, run_backfill
+        from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
 
         return run_backfill(settings, BackfillRequest(**options), say, watch)
 

@@ -60,10 +60,10 @@ from bridge.errors import AttributeTypeError, ConfigError, PermanentError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.ttl import pending_deletion
 from bridge.versioning import to_micros
-from connectors.aws import error_code, translate
-from connectors.sources.backfill_claims import Part
-from connectors.sources.backfill_common import fast_item_ok
-from connectors.sources.backfill_run import BackfillJob, StoppedError
+from connectors.dynamodb.aws import error_code, translate
+from connectors.sources.backfill.claim_loop import BackfillJob, StoppedError
+from connectors.sources.backfill.common import fast_item_ok
+from connectors.sources.backfill.runs import Part
 
 log = logging.getLogger(__name__)
 
@@ -594,7 +594,7 @@ class ExportBackfill:
     @staticmethod
     def backfill(settings: Any, options: dict[str, Any], say: Any, watch: Any = None) -> Any:
         """Registry entry point (`ddb-bridge backfill --from export`)."""
-        from connectors.sources.backfill_main import BackfillRequest, run_backfill
+        from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
 
         return run_backfill(settings, BackfillRequest(**options), say, watch)
 

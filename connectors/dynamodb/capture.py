@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from connectors.aws import error_code, translate
+from connectors.dynamodb.aws import error_code, translate
 
 CAPTURE_PREFIX = "capture#"
 

@@ -20,9 +20,9 @@ SINKS: dict[str, str] = {
 }
 
 SOURCES: dict[str, str] = {
-    "stream": "connectors.sources.dynamodb_streams:StreamWorker",
-    "scan": "connectors.sources.scan:ScanBackfill",
-    "export": "connectors.sources.s3_export:ExportBackfill",
+    "stream": "connectors.sources.stream.worker:StreamWorker",
+    "scan": "connectors.sources.backfill.scan:ScanBackfill",
+    "export": "connectors.sources.backfill.s3_export:ExportBackfill",
 }
 
 

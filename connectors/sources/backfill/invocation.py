@@ -28,17 +28,17 @@ from bridge.publisher import Publisher, ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.versioning import backfill_version, to_micros
-from connectors import aws
-from connectors.sources import s3_export
-from connectors.sources.backfill_claims import DONE, Part, RunInfo, RunStore
-from connectors.sources.backfill_common import (
+from connectors.dynamodb import aws
+from connectors.dynamodb.capture import ensure_lease_table
+from connectors.sources.backfill import s3_export
+from connectors.sources.backfill.claim_loop import BackfillJob, StoppedError
+from connectors.sources.backfill.common import (
     Budget,
     Stats,
     UnsafeBackfillError,
     check_capture,
 )
-from connectors.sources.backfill_run import BackfillJob, StoppedError
-from connectors.sources.capture import ensure_lease_table
+from connectors.sources.backfill.runs import DONE, Part, RunInfo, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def run_backfill(
     errors: list[BaseException] = []
     alive: Callable[[], bool]
     if req.source == "scan":
-        from connectors.sources.scan import ScanBackfill
+        from connectors.sources.backfill.scan import ScanBackfill
 
         scanner = ScanBackfill(
             job,

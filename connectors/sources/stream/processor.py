@@ -23,9 +23,9 @@ from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
 from bridge.versioning import StreamVersioner, to_micros
-from connectors.aws import Backoff
-from connectors.sources.stream_leases import Lease, LeaseTable
-from connectors.sources.stream_shards import SHARD_END
+from connectors.dynamodb.aws import Backoff
+from connectors.sources.stream.leases import Lease, LeaseTable
+from connectors.sources.stream.shards import SHARD_END
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ import logging
 from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
-from bridge.registry import sink_class
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
+from ddb_bridge.registry import sink_class
 
 log = logging.getLogger("ddb-bridge.apply")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     parser = sub.add_parser(
         "apply",
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
     """Declared key schemas from the config; DescribeTable for tables that declare none."""
-    from connectors.aws import client, declared_spec, table_spec
+    from connectors.dynamodb.aws import client, declared_spec, table_spec
 
     specs: list[TableSpec] = []
     ddb: Any = None

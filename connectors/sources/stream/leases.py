@@ -28,8 +28,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.aws import error_code, translate
-from connectors.sources.stream_shards import SHARD_END, Shard
+from connectors.dynamodb.aws import error_code, translate
+from connectors.sources.stream.shards import SHARD_END, Shard
 
 log = logging.getLogger(__name__)
 

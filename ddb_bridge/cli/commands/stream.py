@@ -8,14 +8,14 @@ import signal
 import threading
 from types import FrameType
 
-from bridge.registry import source_class
 from bridge.settings import load_settings
+from ddb_bridge.registry import source_class
 
 log = logging.getLogger("ddb-bridge.stream")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     parser = sub.add_parser(
         "stream",

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from bridge import attrs
 from bridge.attrs import Item
-from connectors.aws import Backoff, call_with_backoff, translate
+from connectors.dynamodb.aws import Backoff, call_with_backoff, translate
 
 _DONE = object()
 

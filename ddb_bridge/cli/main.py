@@ -1,4 +1,4 @@
-"""Entry point: discovers the command modules in `bridge.cli.commands` and dispatches.
+"""Entry point: discovers the command modules in `ddb_bridge.cli.commands` and dispatches.
 
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 130 interrupted, 141 output
 closed early (`ddb-bridge config show | head`: quiet, as a shell tool killed by SIGPIPE).
@@ -19,9 +19,9 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__, logs
-from bridge.cli import commands
 from bridge.errors import BridgeError, ConfigError
 from bridge.redact import redact_text
+from ddb_bridge.cli import commands
 
 log = logging.getLogger("ddb-bridge")
 

@@ -20,14 +20,14 @@ from typing import Any
 from rich.console import Console
 
 from bridge.errors import ConfigError
-from bridge.registry import source_class
 from bridge.settings import load_settings
+from ddb_bridge.registry import source_class
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     p = sub.add_parser(
         "backfill",
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show_progress(job: Any, alive: Any, args: argparse.Namespace, err: Console) -> None:
     stats = job.stats
-    from bridge.cli.progress import progress as progress_bar
+    from ddb_bridge.cli.progress import progress as progress_bar
 
     progress = progress_bar(extra=["parts {task.fields[parts]}"], out=err, disable=args.no_progress)
     with progress:

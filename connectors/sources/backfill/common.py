@@ -24,8 +24,8 @@ from typing import Any
 
 from bridge import attrs
 from bridge.errors import AttributeTypeError, PermanentError
-from connectors.aws import describe_table
-from connectors.sources.capture import read_capture
+from connectors.dynamodb.aws import describe_table
+from connectors.dynamodb.capture import read_capture
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from bridge.settings import ScyllaTarget, Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     schema = sub.add_parser("schema", help="print target schema DDL", formatter_class=HelpFormatter)
     kinds = schema.add_subparsers(dest="schema_kind", metavar="KIND")
@@ -51,7 +51,7 @@ def cql_target(settings: Settings, name: str | None) -> ScyllaTarget:
 
 def run_cql(args: argparse.Namespace) -> int:
     # The CLI is the composition root: connectors are imported here, lazily.
-    from connectors import aws
+    from connectors.dynamodb import aws
     from connectors.sinks.scylla import ddl
 
     settings = load_settings(args.config)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge.demo.services import free_port, stop_process
+from ddb_bridge.demo.services import free_port, stop_process
 
 
 class ExtraListener(Protocol):

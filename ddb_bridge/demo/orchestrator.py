@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.demo import lag as lagmod
-from bridge.demo.brokers import BrokerMode, demo_broker
-from bridge.demo.services import moto_server, stop_process
-from bridge.demo.workload import Writer, create_table, enable_stream, seed
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings, load_settings
 from bridge.verify import VerifyReport
+from ddb_bridge.demo import lag as lagmod
+from ddb_bridge.demo.brokers import BrokerMode, demo_broker
+from ddb_bridge.demo.services import moto_server, stop_process
+from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
 
 TABLE = "orders"
 TARGET = "local"
@@ -46,7 +46,7 @@ class DemoOptions:
     # Existing services instead of embedded ones (tests pass their session services).
     endpoint_url: str | None = None
     bootstrap_servers: str | None = None
-    # Which broker to start when bootstrap_servers is None (bridge/demo/brokers.py).
+    # Which broker to start when bootstrap_servers is None (ddb_bridge/demo/brokers.py).
     broker: BrokerMode = "auto"
 
 
@@ -116,7 +116,7 @@ class Children:
         argv = [
             sys.executable,
             "-m",
-            "bridge.cli.main",
+            "ddb_bridge.cli.main",
             name,
             "--config",
             str(self.config),
@@ -176,8 +176,8 @@ def work_directory(path: Path | None) -> Iterator[Path]:
 
 
 def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoResult:
-    from connectors import aws
-    from connectors.sources.capture import read_capture
+    from connectors.dynamodb import aws
+    from connectors.dynamodb.capture import read_capture
 
     result = DemoResult(items=opts.items)
     started = time.monotonic()
@@ -320,7 +320,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         live(force=True)
 
         report("verifying source against target")
-        from bridge.cli.commands.verify import verify_table
+        from ddb_bridge.verification import verify_table
 
         result.verify = verify_table(settings, table, TARGET, recheck_delay_s=1.0)
         codes = children.stop_all()

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import PermanentError, TransientError
-from connectors.aws import call_with_backoff, error_code, translate
+from connectors.dynamodb.aws import call_with_backoff, error_code, translate
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,14 @@ differences with their keys and attributes).
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
-from bridge.settings import Settings, load_settings
-from bridge.verify import Verifier, VerifyReport
+from bridge.settings import load_settings
+from bridge.verify import VerifyReport
+from ddb_bridge.verification import verify_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     p = sub.add_parser(
         "verify",
@@ -67,65 +66,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print_report(report)
     return 0 if report.ok else 1
-
-
-def verify_table(
-    settings: Settings,
-    table: str,
-    target_name: str | None = None,
-    *,
-    sample_rate: float = 1.0,
-    segments: int | None = None,
-    show: int = 10,
-    consistent: bool = False,
-    recheck_delay_s: float = 1.0,
-) -> VerifyReport:
-    # The CLI is the composition root: connectors are imported here, lazily, never by the core.
-    from bridge.cli.progress import progress
-    from bridge.registry import sink_class
-    from connectors import aws
-    from connectors.sources.dynamodb_reader import batch_get, scan_pages
-
-    target_name = target_name or settings.apply.target
-    target = settings.target(target_name)
-    ddb = aws.client("dynamodb", settings.aws)
-    spec = aws.table_spec(ddb, settings, table)
-    sink: Any = sink_class(target.type)(target)
-    sink.open([spec], create_schema=False)
-    try:
-        total = aws.describe_table(ddb, table).get("ItemCount") or None
-        with progress() as bar:
-            task = bar.add_task(f"verify {table}", total=total, rate="")
-            started = time.monotonic()
-
-            def advance(n: int) -> None:
-                done = bar.tasks[0].completed + n
-                rate = done / max(time.monotonic() - started, 1e-6)
-                bar.update(task, advance=n, rate=f"{rate:,.0f} items/s")
-
-            verifier = Verifier(
-                spec,
-                sink,
-                lambda keys: batch_get(ddb, table, spec.key_names, keys),
-                target_name=f"{target.type}:{target_name}",
-                sample_rate=sample_rate,
-                recheck_delay_s=recheck_delay_s,
-                max_examples=show,
-                on_progress=advance,
-            )
-            verifier.forward(
-                scan_pages(
-                    lambda: aws.client("dynamodb", settings.aws),
-                    table,
-                    segments or settings.backfill.segments,
-                    consistent=consistent,
-                    sample_rate=sample_rate,
-                )
-            )
-            verifier.reverse()
-        return verifier.finish()
-    finally:
-        sink.close()
 
 
 def print_report(report: VerifyReport) -> None:

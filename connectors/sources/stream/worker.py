@@ -30,15 +30,15 @@ from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
-from connectors import aws
-from connectors.aws import Interrupted
-from connectors.sources.capture import (
+from connectors.dynamodb import aws
+from connectors.dynamodb.aws import Interrupted
+from connectors.dynamodb.capture import (
     ensure_lease_table,
     read_capture,
     record_capture_start,
     record_data_loss,
 )
-from connectors.sources.stream_leases import (
+from connectors.sources.stream.leases import (
     ExpiryWatch,
     Lease,
     LeaseLost,
@@ -47,14 +47,14 @@ from connectors.sources.stream_leases import (
     obsolete,
     plan_claims,
 )
-from connectors.sources.stream_processor import (
+from connectors.sources.stream.processor import (
     LEASES_HELD,
     Checkpointer,
     InitializationInput,
     KafkaRecordProcessor,
     ShardRecordProcessor,
 )
-from connectors.sources.stream_shards import (
+from connectors.sources.stream.shards import (
     LATEST,
     TRIM_HORIZON,
     ShardReader,

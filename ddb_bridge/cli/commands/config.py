@@ -12,7 +12,7 @@ from bridge.settings import load_settings, redacted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.main import HelpFormatter, add_common
 
     init = sub.add_parser(
         "init", help="write a commented bridge.toml", formatter_class=HelpFormatter

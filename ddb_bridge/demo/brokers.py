@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.demo import kafka_broker
-from bridge.demo.services import tansu_broker
 from bridge.errors import ConfigError, PermanentError
+from ddb_bridge.demo import kafka_broker
+from ddb_bridge.demo.services import tansu_broker
 
 BrokerMode = Literal["auto", "kafka", "tansu"]
 BROKER_MODES: tuple[BrokerMode, ...] = ("auto", "kafka", "tansu")

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.errors import DataLossError, PermanentError
-from connectors.aws import (
+from connectors.dynamodb.aws import (
     Backoff,
     Interrupted,
     call_with_backoff,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.cli.main import HelpFormatter
-    from bridge.demo.brokers import BROKER_MODES
+    from ddb_bridge.cli.main import HelpFormatter
+    from ddb_bridge.demo.brokers import BROKER_MODES
 
     p = sub.add_parser(
         "demo",
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.demo.orchestrator import DemoOptions, main_entry
+    from ddb_bridge.demo.orchestrator import DemoOptions, main_entry
 
     return main_entry(
         DemoOptions(

@@ -1,0 +1,1 @@
+"""The stream source: DynamoDB Streams shards, their leases, and the record processor."""
