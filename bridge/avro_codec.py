@@ -4,7 +4,7 @@ Framing is the Avro single-object encoding by default (`C3 01`, the 8-byte littl
 CRC-64-AVRO fingerprint of the writer schema, then the body), so a record describes itself
 without a registry. With a Schema Registry, the Confluent wire format (`00`, 4-byte schema id,
 body) instead (`bridge.schema_registry`). Every codec decodes both framings; Confluent schema
-ids are resolved through `schema_id_lookup` (`EventCodec.from_registry`). Readers know every
+ids are resolved through `schema_id_lookup` (`schema_registry.registry_codec`). Readers know every
 schema under `schemas/history/`, so events written by an older or newer compatible writer
 still decode into the current `ChangeEvent`.
 """
@@ -141,17 +141,6 @@ class EventCodec:
         self._fast = compile_encoder(json.loads(self.schema.text))
         self._fast_decode = compile_decoder(json.loads(self.schema.text))
 
-    @classmethod
-    def from_registry(cls, url: str, config: dict[str, Any] | None = None) -> EventCodec:
-        """A codec for topics written with a Schema Registry (decodes both framings).
-
-        `config` takes confluent-kafka's `SchemaRegistryClient` options
-        (`basic.auth.user.info`, `ssl.ca.location`, ...).
-        """
-        from bridge.schema_registry import SchemaRegistry  # it imports this module
-
-        return cls(schema_id_lookup=SchemaRegistry(url, config).schema_by_id)
-
     @staticmethod
     def _per_table_prefix(schema_id_for: Callable[[str], int]) -> Callable[[str], bytes]:
         prefixes: dict[str, bytes] = {}
@@ -197,7 +186,7 @@ class EventCodec:
                     raise DecodeError(
                         f"record uses Confluent framing (schema id {schema_id}) "
                         "but no schema registry is configured (set kafka.schema_registry_url; "
-                        "in your own consumer, use EventCodec.from_registry(url))"
+                        "in your own consumer, use bridge.schema_registry.registry_codec(url))"
                     )
                 text = self._schema_id_lookup(schema_id)
                 try:

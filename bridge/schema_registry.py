@@ -85,6 +85,15 @@ class SchemaRegistry:
         return str(schema.schema_str)
 
 
+def registry_codec(url: str, config: dict[str, Any] | None = None) -> EventCodec:
+    """A codec for topics written with a Schema Registry (decodes both framings).
+
+    `config` takes confluent-kafka's `SchemaRegistryClient` options
+    (`basic.auth.user.info`, `ssl.ca.location`, ...).
+    """
+    return EventCodec(schema_id_lookup=SchemaRegistry(url, config).schema_by_id)
+
+
 def registry_config(kafka: KafkaSettings) -> dict[str, Any]:
     """The `SchemaRegistryClient` options of the settings (TLS, timeouts, basic auth)."""
     config: dict[str, Any] = dict(kafka.schema_registry_extra)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from bridge import attrs
-from bridge.avro_codec import EventCodec
 from bridge.event import Origin
+from bridge.schema_registry import registry_codec
 from bridge.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import ApplyProcess, table_spec
@@ -159,7 +159,7 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
         # One framing per topic: Confluent, with the id registered under <topic>-value.
         schema_ids = registry.subjects[f"{topic}-value"]
         assert {v[:5] for v in values} == {b"\x00" + i.to_bytes(4, "big") for i in schema_ids}
-        decoder = EventCodec.from_registry(url, {"basic.auth.user.info": USER_INFO})
+        decoder = registry_codec(url, {"basic.auth.user.info": USER_INFO})
         origins = {decoder.decode(v).origin for v in values}
         assert origins == {Origin.STREAM, Origin.SCAN}
         assert registry.rejected_auth == 0

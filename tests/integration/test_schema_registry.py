@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from bridge.avro_codec import EventCodec
 from bridge.errors import ConfigError, DecodeError, PermanentError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.schema_registry import make_codec, subject_for
+from bridge.schema_registry import make_codec, registry_codec, subject_for
 from bridge.settings import KafkaSettings
 from tests.registry_double import RegistryState, registry_double
 
@@ -62,7 +62,7 @@ def test_topic_name_strategy_confluent_framing_and_both_framings_decode(
     assert state.subjects["ddb.late.changes-value"] == [1]
 
     # What a consumer of the README uses; it reads records written before the registry too.
-    reader = EventCodec.from_registry(url, {"basic.auth.user.info": USER_INFO})
+    reader = registry_codec(url, {"basic.auth.user.info": USER_INFO})
     single_object = EventCodec().encode(event("orders", 3))
     assert reader.decode(confluent) == event("orders", 1)
     assert reader.decode(single_object) == event("orders", 3)
@@ -124,5 +124,5 @@ def test_without_registry_single_object_framing_and_a_clear_error_for_confluent(
     codec = make_codec(KafkaSettings())
     assert codec.framing == "single-object"
     assert codec.encode(event("t", 1))[:2] == b"\xc3\x01"
-    with pytest.raises(DecodeError, match=r"EventCodec.from_registry"):
+    with pytest.raises(DecodeError, match=r"registry_codec"):
         codec.decode(b"\x00\x00\x00\x00\x01" + b"\x00" * 20)
