@@ -1,4 +1,8 @@
-"""Which offsets may be committed after a batch was written: pure logic, no Kafka.
+"""Which offsets may be committed after a batch was written, and committing them.
+
+`OffsetLedger` is the decision, pure logic; `WrittenOffsets` applies it to a written batch
+and hands the result to the group's commit (bridge/apply/faust_group.py); neither touches
+Kafka or Faust itself.
 
 The invariant: a committed offset C of a partition means every record below C is in the
 target (written, superseded in its batch, or dead-lettered). By induction, a worker that
@@ -15,13 +19,18 @@ are subscribed with `acks=False` and this ledger decides every commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+from bridge.apply.dlq import RawRecord
 
-P = TypeVar("P")  # a partition identifier (Faust's TP, or a tuple in tests)
+log = logging.getLogger(__name__)
+worker_log = logging.getLogger("ddb-bridge.apply")  # the worker's lines, one logger name
+
+P = TypeVar("P")  # a partition identifier: (topic, partition) in the worker
+
+Partition = tuple[str, int]
 
 
 @dataclass
@@ -67,3 +76,50 @@ class OffsetLedger(Generic[P]):
             cur = offset + 1
         self._next[tp] = cur
         return cur if cur > base else None
+
+
+class WrittenOffsets:
+    """The commit path after a batch is written (or dead-lettered): commit what the ledger
+    allows, through `commit`, the group's.
+
+    `read_committed` gives the group's committed offsets of partitions the ledger does not
+    know yet (first batch, or after a rebalance or a hole); it retries transient errors
+    itself. `commit` returns False when a rebalance took the partitions meanwhile.
+    """
+
+    def __init__(
+        self,
+        read_committed: Callable[[list[Partition]], Awaitable[Mapping[Partition, int]]],
+        commit: Callable[[Mapping[Partition, int]], Awaitable[bool]],
+    ) -> None:
+        self._read_committed = read_committed
+        self._commit = commit
+        self.ledger: OffsetLedger[Partition] = OffsetLedger()
+
+    def forget(self) -> None:
+        """Partitions are being revoked: another worker may commit further before they come
+        back, so every base is read again."""
+        self.ledger.forget()
+
+    async def commit_written(self, records: Sequence[RawRecord]) -> None:
+        """Commit after `records` are all in the target (written, superseded or dead)."""
+        by_partition: dict[Partition, list[int]] = {}
+        for record in records:
+            by_partition.setdefault((record.topic, record.partition), []).append(record.offset)
+        ledger = self.ledger
+        unknown = [tp for tp in by_partition if not ledger.known(tp)]
+        if unknown:
+            bases = await self._read_committed(unknown)
+            for tp in unknown:
+                ledger.set_base(tp, bases[tp])
+        commits = {}
+        for tp, offsets in by_partition.items():
+            offset = ledger.advance(tp, offsets)
+            if offset is not None:
+                commits[tp] = offset
+        if commits and not await self._commit(commits):
+            # Rebalanced meanwhile: nothing committed; the new owner re-reads, harmlessly.
+            ledger.forget(commits)
+            worker_log.info(
+                "commit skipped: partitions rebalanced", extra={"partitions": len(commits)}
+            )

@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka.util import commit_structure_validate
 from faust.types import TP
 
-from bridge.apply.fast_consumer import FeedConsumer
+from bridge.apply.faust_group import FeedConsumer
 
 
 class FakeAiokafka:

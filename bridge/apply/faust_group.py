@@ -1,0 +1,388 @@
+"""Everything apply asks of Faust, behind one small interface: `FaustGroup`.
+
+What Faust does here. An apply worker is one member of the Kafka consumer group
+`ddb-bridge.apply.<target>`; faust-streaming (0.15.x, over aiokafka) is that membership:
+joining the group, heartbeats in its own consumer thread (so a slow write does not cost the
+partitions), rebalancing, seeking each assigned partition to the group's committed offset,
+fetching, stamping every record with the group generation it was fetched in, and sending the
+offset commit as a member of the current generation. `FaustGroup` offers exactly that:
+
+    group = FaustGroup(kafka, apply, group_id, topics, data_dir)
+    group.on_revoke(callback)          # partitions are being taken away: forget offsets
+    group.on_joined(callback)          # a rebalance completed; `group.assigned()` is current
+    await group.start()
+    records = await group.next_batch(size, window_s)   # RawRecords of the current generation
+    done = await group.commit({(topic, partition): next_offset})  # False: rebalanced away
+    group.failure()                    # why Faust crashed, or None
+    await group.stop()
+
+Nothing else in apply touches a Faust or aiokafka object. Which offsets may be committed is
+decided outside Faust (bridge/apply/offsets.py), after the write (bridge/apply/app.py).
+
+What Faust does not do here, and why. The project's stack is Faust, but not Faust's
+per-event path (agents, `Stream`, the conductor's callback per record) and not its acks:
+- Speed. Profiled (cProfile, null sink, 2 cores): per record, `Consumer._drain_messages`
+  awaits `wait_first(callback(message), suspend_flow.wait())` — two tasks and an
+  `asyncio.wait`, about three event-loop iterations — then the conductor takes a lock, runs
+  both serializers, builds an `Event` and queues it for a `Stream`, whose iterator adds
+  processors, sensors and more loop hops. That capped apply near 10,000 records/s whatever
+  the batch size, while a plain consumer that also Avro-decodes reads ~100,000/s
+  (benchmarks/bench_apply.py; README "Benchmarks" and "Design notes"). So `FeedConsumer`
+  keeps Faust's fetch loop and drops each record straight into a bounded `Feed`, which the
+  worker drains a batch at a time.
+- Commit-after-write. `Stream.take()` acks its batch in a `finally` around its `yield` (a
+  crash or SIGTERM mid-write acks the unwritten batch, and `Consumer.on_stop` commits it);
+  `noack_take` re-enables auto-acks after it returns; Faust acks records it skips during a
+  rebalance; and its commit takes the first run of acked offsets with an off-by-one gap
+  check (faust-streaming#312, #606; robinhood/faust#604, #682). So the topics are subscribed
+  with `acks=False` (Faust's periodic commit then never commits them) and `commit()` sends
+  exactly the offsets it is given.
+
+Faust's public API, checked against faust-streaming 0.15.3 (installed) and its master branch
+(December 2026), and what is still private:
+- The consumer class: the app's transport is replaced through the public `App.transport`
+  setter by a subclass of the aiokafka `Transport` whose `Consumer` class attribute (the
+  documented driver extension point) is `FeedConsumer`. (Before: an instance attribute
+  shadowing the transport's class attribute.)
+- The subscription: the topic is registered with the public `app.topics.add()` (the
+  conductor's "register topic to be subscribed"). (Before: calling `Topic.__aiter__()`.)
+- The commit: `ConsumerThread.commit(offsets)` is public and takes explicit offsets; it is
+  called on the thread `FeedConsumer` created, so `Consumer._commit` is no longer called.
+  The public `Consumer.commit()` / `force_commit()` commit from the ack bookkeeping only,
+  which is what apply must not use; no public call commits given offsets.
+- The stop checks in the fetch loop use the public `should_stop` (before: `_stopped.is_set`;
+  it also holds once the consumer crashed, which ends the loop instead of spinning on).
+- Still private, none with a public equivalent:
+  - `Consumer._drain_messages` (overridden): the fetch loop that hands each record to the
+    per-record callback; there is no public batch-delivery hook, and the callback path is
+    the slow part above.
+  - `Consumer._read_offset` (read and written in that loop): Faust's per-partition read
+    position, also kept by its `seek`, `perform_seek` and revocation; the loop keeps
+    Faust's rule of dropping records behind it.
+  - `Consumer._wait_next_records`, `Consumer._to_message`, `Consumer._buffered_partitions`
+    (in `FeedConsumer.getmany`, a public method overridden to skip a high-watermark lookup
+    and a monitor call per record and the round-robin across topics): flow control, the
+    active-partition fetch and the record-to-message conversion; not exposed otherwise.
+  - `aiokafka.Consumer._new_consumer_thread` (overridden): the driver builds its consumer
+    thread class directly, with no setting or class attribute to choose another.
+  - `AIOKafkaConsumerThread._commit` (overridden, and called as `super()._commit`): when a
+    rebalance during the write took every partition of a commit, Faust filters the offsets
+    to the still-assigned partitions and hands aiokafka an empty commit, which aiokafka
+    refuses with `ValueError({})`, and Faust crashes the consumer (`apply` exited 1 when a
+    second worker joined, on Apache Kafka; unchanged on master). The public `commit()` runs
+    `_commit` in the consumer thread, the one place where the assignment can be checked
+    with no await before Faust's own filter.
+  These are why pyproject.toml pins faust-streaming to 0.15.x; tests/unit/
+  test_commit_after_rebalance.py and the apply integration tests exercise each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.types import TP
+
+from bridge.apply.dlq import RawRecord
+from bridge.apply.kafka_auth import faust_credentials
+from bridge.kafka_limits import consumer_fetch_bytes
+from bridge.settings import ApplySettings, KafkaSettings
+
+Partition = tuple[str, int]  # (topic, partition)
+
+
+class Feed:
+    """A bounded buffer of Faust `Message`s: the fetch loop puts, the apply loop takes batches.
+
+    `put` blocks the fetch loop while the buffer is full (backpressure: the consumer stops
+    polling; group membership and heartbeats live in the consumer thread and go on).
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Any] = deque()
+        self._ready = asyncio.Event()  # set when at least `_want` records are buffered
+        self._room = asyncio.Event()
+        self._room.set()
+        self._want = 1
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, message: Any) -> None:
+        items = self._items
+        items.append(message)
+        if len(items) >= self._want:
+            self._ready.set()
+        if len(items) >= self.maxsize:
+            self._room.clear()
+            await self._room.wait()
+
+    def clear(self) -> None:
+        """Drop everything buffered (records of a generation that just ended)."""
+        self._items.clear()
+        self._room.set()
+
+    async def take(self, size: int, window_s: float) -> list[Any]:
+        """Up to `size` records: waits for the first, then at most `window_s` for the rest."""
+        items = self._items
+        loop = asyncio.get_running_loop()
+        while not items:
+            self._want = 1
+            self._ready.clear()
+            await self._ready.wait()
+        deadline = loop.time() + window_s
+        while len(items) < size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            # Woken once when the batch is full, not once per record.
+            self._want = size
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            except TimeoutError:
+                break
+        batch = [items.popleft() for _ in range(min(size, len(items)))]
+        if len(items) < self.maxsize:
+            self._room.set()
+        return batch
+
+
+class CommitThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a commit that survives losing all its partitions."""
+
+    async def _commit(self, offsets: Any) -> bool:
+        # Faust commits only the partitions still assigned; when a rebalance during the write
+        # took them all, it hands aiokafka an empty commit, which aiokafka refuses with
+        # ValueError({}), and Faust crashes the consumer. Nothing left to commit is the
+        # "rebalanced" case: the new owner reads those records again. Checked here, in the
+        # consumer thread, with no await before Faust's own filter, so the assignment cannot
+        # change in between.
+        assigned = self.assignment()
+        if not any(tp in assigned for tp in offsets):
+            return False
+        return bool(await super()._commit(offsets))
+
+
+class FeedConsumer(Consumer):
+    """Faust's aiokafka consumer, delivering into its transport's `Feed` (see the module
+    docstring for what it keeps of Faust's and what it replaces)."""
+
+    # Mode's lifecycle lines go under Faust's logger, which bridge/logs.py quiets.
+    logger = logging.getLogger("faust.apply")
+    thread_class: type[AIOKafkaConsumerThread] = CommitThread
+    commit_thread: AIOKafkaConsumerThread
+
+    @property
+    def feed(self) -> Feed:
+        return cast(FeedTransport, self.transport).feed
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        # Kept to commit through the thread's public `commit()` (see `FaustGroup.commit`).
+        self.commit_thread = self.thread_class(self, loop=self.loop, beacon=self.beacon)
+        return self.commit_thread
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """Faust's `getmany`, minus a high-watermark lookup and a monitor call per record
+        (~10 µs each, once per partition per fetch here) and its round-robin across topics
+        (the feed takes everything anyway). Same checks: stop at a flow suspension or a
+        generation change, skip partitions that are not active, seek back when inactive."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        to_message = self._to_message
+        app = self.app
+        track_end_offset = app.monitor.track_tp_end_offset
+        for tp, tp_records in records.items():
+            if active_partitions is not None and not (
+                tp in active_partitions or tp in self._buffered_partitions
+            ):
+                continue
+            track_end_offset(tp, self.highwater(tp))
+            for record in tp_records:
+                if not self.flow_active or app.consumer_generation_id != generation_id:
+                    return
+                yield tp, to_message(tp, record)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        put = self.feed.put
+        getmany = self.getmany
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        suspended = self.suspend_flow.is_set
+        sleep = asyncio.sleep
+        since_yield = 0
+        try:
+            while not (self.should_stop or fetcher.should_stop):
+                ait = cast(Any, getmany(timeout=1.0))
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                async for tp, message in ait:
+                    since_yield += 1
+                    if since_yield > 1000:
+                        await sleep(0)  # let the apply loop and callbacks run
+                        since_yield = 0
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        # Records arriving while the flow is suspended (a rebalance) are
+                        # dropped, as Faust's streams drop them: they are read again from
+                        # the committed offset afterwards.
+                        if not suspended():
+                            await put(message)
+                        set_read_offset(tp, offset)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+
+
+class FeedTransport(Transport):
+    """Faust's aiokafka transport, building a `FeedConsumer` that delivers into `feed`."""
+
+    Consumer = FeedConsumer
+
+    def __init__(self, url: Any, app: Any, feed: Feed) -> None:
+        super().__init__(url, app)
+        self.feed = feed
+
+
+class FaustGroup:
+    """This worker's membership of the apply group: records in, offsets out."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        apply: ApplySettings,
+        group: str,
+        topics: Sequence[str],
+        data_dir: str,
+    ) -> None:
+        self._topics = list(topics)
+        # Room for a few batches: a buffer of barely one batch made every batch wait for a
+        # fetch.
+        self._feed = Feed(maxsize=max(4096, apply.batch_size * 4))
+        self._app = _new_app(kafka, apply, group, data_dir)
+        # Before anything creates the consumer (at start).
+        self._app.transport = FeedTransport(self._app.conf.broker_consumer, self._app, self._feed)
+        # acks=False: Faust never commits these topics by itself; `commit` does.
+        self._app.topics.add(
+            self._app.topic(*self._topics, key_serializer="raw", value_serializer="raw", acks=False)
+        )
+        self._revoke_callbacks: list[Callable[[], None]] = []
+        self._app.on_partitions_revoked.connect(self._revoked)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_revoke(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when partitions are being revoked (before others may own them)."""
+        self._revoke_callbacks.append(callback)
+
+    def on_joined(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every completed rebalance."""
+
+        async def joined(*_args: Any, **_kwargs: Any) -> None:
+            callback()
+
+        self._app.on_rebalance_complete.connect(joined)
+
+    async def _revoked(self, *_args: Any, **_kwargs: Any) -> None:
+        # Partitions may move and come back with offsets committed by others; what is
+        # buffered belongs to the generation that just ended.
+        self._feed.clear()
+        for callback in self._revoke_callbacks:
+            callback()
+
+    # -- records and offsets --------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._app.start()
+
+    async def stop(self) -> None:
+        await self._app.stop()
+
+    async def next_batch(self, size: int, window_s: float) -> list[RawRecord]:
+        """Up to `size` records (waits for the first, then at most `window_s`), without those
+        of an older group generation: whoever owns their partition now reads them again
+        from the committed offset (Faust's streams drop them the same way). May be empty."""
+        messages = await self._feed.take(size, window_s)
+        generation = self._app.consumer_generation_id
+        return [_raw(m) for m in messages if m.generation_id == generation]
+
+    async def commit(self, offsets: Mapping[Partition, int]) -> bool:
+        """Commit exactly `offsets` (next offset to read, per partition) as a member of the
+        current generation. False, with nothing committed, when a rebalance took those
+        partitions: their new owner reads the records again."""
+        if not offsets:
+            return True
+        consumer = cast(FeedConsumer, self._app.consumer)
+        return bool(
+            await consumer.commit_thread.commit({TP(t, p): o for (t, p), o in offsets.items()})
+        )
+
+    def assigned(self) -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in self._app.consumer.assignment()}
+
+    def failure(self) -> str | None:
+        """Why Faust's app or consumer crashed, or None while both run."""
+        app, consumer = self._app, self._app.consumer
+        if app.crashed or consumer.crashed:
+            return repr(app.crash_reason or consumer.crash_reason)
+        return None
+
+
+def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: str) -> faust.App:
+    return faust.App(
+        group,
+        broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        broker_credentials=faust_credentials(kafka.extra),
+        datadir=data_dir,
+        autodiscover=False,
+        # The leader-election topic is for Faust tables; apply has none.
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        # Per-partition fetch size (aiokafka's max_partition_fetch_bytes): the largest
+        # change event must fit whole (bridge/kafka_limits.py).
+        consumer_max_fetch_size=consumer_fetch_bytes(kafka),
+        broker_session_timeout=apply.session_timeout_ms / 1000,
+        broker_heartbeat_interval=apply.heartbeat_interval_ms / 1000,
+        broker_commit_interval=apply.commit_interval_ms / 1000,
+        # Nothing is acked (acks=False); waiting for "all acked" on stop would hang.
+        stream_wait_empty=False,
+        # Faust pauses a partition's fetching when its buffer is 80% full; as roomy as the
+        # feed.
+        stream_buffer_maxsize=max(4096, apply.batch_size * 4),
+    )
+
+
+def _raw(message: Any) -> RawRecord:
+    headers = message.headers
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(headers or ()),
+    )
