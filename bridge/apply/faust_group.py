@@ -34,12 +34,12 @@ per-event path (agents, `Stream`, the conductor's callback per record) and not i
   crash or SIGTERM mid-write acks the unwritten batch, and `Consumer.on_stop` commits it);
   `noack_take` re-enables auto-acks after it returns; Faust acks records it skips during a
   rebalance; and its commit takes the first run of acked offsets with an off-by-one gap
-  check (faust-streaming#312, #606; robinhood/faust#604, #682). So the topics are subscribed
+  check (faust-streaming#312, #315, #606; robinhood/faust#604, #682). So the topics are subscribed
   with `acks=False` (Faust's periodic commit then never commits them) and `commit()` sends
   exactly the offsets it is given.
 
 Faust's public API, checked against faust-streaming 0.15.3 (installed) and its master branch
-(December 2026), and what is still private:
+(commit 181b1840, December 2026), and what is still private:
 - The consumer class: the app's transport is replaced through the public `App.transport`
   setter by a subclass of the aiokafka `Transport` whose `Consumer` class attribute (the
   documented driver extension point) is `FeedConsumer`. (Before: an instance attribute
@@ -63,15 +63,15 @@ Faust's public API, checked against faust-streaming 0.15.3 (installed) and its m
     (in `FeedConsumer.getmany`, a public method overridden to skip a high-watermark lookup
     and a monitor call per record and the round-robin across topics): flow control, the
     active-partition fetch and the record-to-message conversion; not exposed otherwise.
-  - `aiokafka.Consumer._new_consumer_thread` (overridden): the driver builds its consumer
-    thread class directly, with no setting or class attribute to choose another.
+  - the aiokafka driver's `Consumer._new_consumer_thread` (overridden): it builds its
+    consumer thread class directly, with no setting or class attribute to choose another.
   - `AIOKafkaConsumerThread._commit` (overridden, and called as `super()._commit`): when a
     rebalance during the write took every partition of a commit, Faust filters the offsets
     to the still-assigned partitions and hands aiokafka an empty commit, which aiokafka
     refuses with `ValueError({})`, and Faust crashes the consumer (`apply` exited 1 when a
-    second worker joined, on Apache Kafka; unchanged on master). The public `commit()` runs
-    `_commit` in the consumer thread, the one place where the assignment can be checked
-    with no await before Faust's own filter.
+    second worker joined, on Apache Kafka; unchanged on master). The thread's public
+    `commit()` runs `_commit` in the consumer thread, the one place where the assignment
+    can be checked with no await before Faust's own filter.
   These are why pyproject.toml pins faust-streaming to 0.15.x; tests/unit/
   test_commit_after_rebalance.py and the apply integration tests exercise each of them.
 """
