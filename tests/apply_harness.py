@@ -545,8 +545,8 @@ def assert_committed_offsets_are_written(
     """No committed offset passes an unwritten event: every record below its partition's
     committed offset is in the target at its version or a newer one. Returns how many records
     the committed offsets cover. `messages` are confluent-kafka messages of the topic(s)."""
-    from bridge.apply.lag import group_lag
     from bridge.avro_codec import EventCodec
+    from bridge.lag import group_lag
 
     topics = sorted({m.topic() for m in messages})
     committed = {(p.topic, p.partition): p.committed for p in group_lag(kafka, group, topics)}

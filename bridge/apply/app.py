@@ -50,7 +50,6 @@ from typing import Any
 
 from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
 from bridge.apply.kafka_auth import faust_credentials
-from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import OffsetLedger
 from bridge.apply.processor import (
     RETRIES,
@@ -62,6 +61,7 @@ from bridge.apply.processor import (
 from bridge.apply.retry import Backoff, Stopper
 from bridge.errors import TargetError, TransientError
 from bridge.kafka_limits import consumer_fetch_bytes
+from bridge.lag import CommittedReader
 from bridge.metrics import REGISTRY
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings

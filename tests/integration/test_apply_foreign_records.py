@@ -23,9 +23,9 @@ from confluent_kafka import Producer
 from bridge import attrs
 from bridge.apply.app import group_id
 from bridge.apply.dlq import HEADER_ERROR, HEADER_REASON, HEADER_TARGET
-from bridge.apply.lag import group_lag
 from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.lag import group_lag
 from bridge.settings import NullTarget, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (

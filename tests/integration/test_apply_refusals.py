@@ -23,10 +23,10 @@ from psycopg import sql
 
 from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.apply.lag import group_lag
 from bridge.apply.processor import BLOCKED
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.lag import group_lag
 from bridge.metrics import REGISTRY
 from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget, SqliteTarget
 from connectors.sinks.alternator import AlternatorSink
