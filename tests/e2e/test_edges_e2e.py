@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.lag import TopicTail, group_lag
+from bridge import attrs, lag
 from bridge.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from bridge.sink import TableSpec
 from connectors.sinks.postgres import PostgresSink
@@ -180,7 +179,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
     stream = launch_stream(config, env, stream_log)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     seen = SeenPositions()
-    tail = TopicTail(kafka, kafka.changes_topic(table), PARTITIONS, on_record=seen)
+    tail = lag.TopicTail(kafka, kafka.changes_topic(table), PARTITIONS, on_record=seen)
     appliers: list[ApplyProcess] = []
     try:
         wait_log(stream_log, "stream started", stream, timeout_s=60)
@@ -217,7 +216,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
             if not expected_positions <= seen.positions:
                 return False
             return all(
-                caught_up(group_lag(kafka, group, [tail.topic], tail=tail))
+                lag.caught_up(lag.group_lag(kafka, group, [tail.topic], tail=tail))
                 for group in ("ddb-bridge.apply.local", "ddb-bridge.apply.pg")
             )
 
