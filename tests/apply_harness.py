@@ -39,7 +39,7 @@ from bridge.event import ChangeEvent, Op, Origin
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import ApplySettings, KafkaSettings, Settings, TargetSettings
 from bridge.sink import SinkCapabilities, TableSpec
-from bridge.versioning import backfill_version
+from bridge.versioning import backfill_version, rank, wins
 
 BASE_US = 1_750_000_000_000_000
 TTL_ATTR = "expires"
@@ -205,7 +205,7 @@ def _check_last_write_wins_is_the_truth(history: History) -> None:
     for e in history.events:
         kb = e.key_bytes()
         held = newest.get(kb)
-        if held is None or (e.version, e.is_delete) > (held.version, held.is_delete):
+        if held is None or wins(e, held):
             newest[kb] = e
     for kb, expected in history.final.items():
         winner = newest.get(kb)
@@ -284,7 +284,7 @@ class MemorySink:
                 target = self.specs[e.table].target
                 slot = (target, e.key_bytes())
                 held = self.rows.get(slot)
-                if held is None or (e.version, e.is_delete) > (held[0], held[1]):
+                if held is None or rank(e) > (held[0], held[1]):
                     self.rows[slot] = (e.version, e.is_delete, e.new_image)
             self.batches_written += 1
 
@@ -545,8 +545,8 @@ def assert_committed_offsets_are_written(
     """No committed offset passes an unwritten event: every record below its partition's
     committed offset is in the target at its version or a newer one. Returns how many records
     the committed offsets cover. `messages` are confluent-kafka messages of the topic(s)."""
-    from bridge.apply.lag import group_lag
     from bridge.avro_codec import EventCodec
+    from bridge.lag import group_lag
 
     topics = sorted({m.topic() for m in messages})
     committed = {(p.topic, p.partition): p.committed for p in group_lag(kafka, group, topics)}

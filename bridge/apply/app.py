@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
-from bridge.apply.lag import CommittedReader
 from bridge.apply.offsets import Partition, WrittenOffsets
 from bridge.apply.processor import (
     RETRIES,
@@ -54,6 +53,7 @@ from bridge.apply.processor import (
 )
 from bridge.apply.retry import Backoff, Stopper
 from bridge.errors import TargetError, TransientError
+from bridge.lag import CommittedReader
 from bridge.metrics import REGISTRY
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings

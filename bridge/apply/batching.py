@@ -1,23 +1,17 @@
 """Coalescing a batch to the newest version per key: pure logic, no Kafka, no sink.
 
 Why coalesce: a hot key updated many times inside one batch needs one write, not many; and
-since every sink keeps the highest version per key, dropping the older versions
-of a key inside the batch cannot change the result — the sink would discard them anyway.
+since every sink keeps the winner by `bridge.versioning.rank` (the higher version; a delete
+wins a tie), dropping the losers of a key inside the batch cannot change the result — the
+sink would discard them anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.event import ChangeEvent, Op
-
-
-def _rank(event: ChangeEvent) -> tuple[int, int]:
-    # Equal versions should not happen for different states of one item (stream versions are
-    # strictly increasing, a back-fill version is below every stream version since its start).
-    # If they do, prefer the delete, so the choice does not depend on arrival order and a
-    # tombstone is never lost to a same-version write.
-    return event.version, 1 if event.op is Op.REMOVE else 0
+from bridge.event import ChangeEvent
+from bridge.versioning import rank
 
 
 def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
@@ -45,5 +39,5 @@ def newest_first(keyed: Iterable[tuple[tuple[str, bytes], ChangeEvent]]) -> list
     out = list(groups.values())
     for group in out:
         if len(group) > 1:
-            group.sort(key=_rank, reverse=True)
+            group.sort(key=rank, reverse=True)  # stable: first seen first among equals
     return out

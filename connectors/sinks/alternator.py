@@ -52,8 +52,10 @@ from connectors.sinks.common import (
     raise_failures,
 )
 
+# `bridge.versioning.wins(new, stored)` as DynamoDB conditions (test_sink_contract holds them
+# to the rule): a write passes a lower stored version; a tombstone also passes an equal
+# version held by a live item (a delete wins a tie).
 _PUT_CONDITION = "attribute_not_exists(#v) OR #v < :v"
-# A delete wins a tie with a live item (the rule every sink follows, CQL's native one).
 _TOMBSTONE_CONDITION = _PUT_CONDITION + " OR (#v = :v AND attribute_not_exists(#t))"
 _BATCH_GET = 100  # BatchGetItem's limit
 # Error codes of DynamoDB, Alternator and AWS's common errors that refuse every request.

@@ -1,10 +1,10 @@
 """What every sink does the same way: find a table's spec, validate keys, coalesce a batch.
 
-Last-write-wins order is `(version, is_delete)`: the higher version wins, and at
-an equal version a delete wins over a write. The tie rule is the one CQL applies natively
-(a tombstone beats a cell with the same timestamp), so every sink resolves the same way
-whatever order the events arrive in. The versioning scheme makes such ties practically
-impossible; the rule is here so that "order-independent" holds without that argument.
+Which event wins is `bridge.versioning.rank`: the higher version, and at an equal version a
+delete over a write. Each sink applies it twice: here, in Python, to the events of one batch;
+and in its target's own language for what is already stored (SQL `WHERE`, CQL
+`USING TIMESTAMP`, DynamoDB `ConditionExpression`), which `tests/integration/
+test_sink_contract.py` holds to the same rule.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from bridge.attrs import Item
 from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
 from bridge.sink import KeyType, TableSpec
+from bridge.versioning import wins
 
 KeyValue = str | bytes
 """A key attribute as the sinks compare it: S as text, N as canonical text, B as bytes."""
@@ -118,11 +119,6 @@ def full_image(event: ChangeEvent) -> Item:
     return {**image, **event.keys}
 
 
-def newer(a: ChangeEvent, b: ChangeEvent) -> bool:
-    """Whether `a` beats `b` for the same key (higher version; a delete wins a tie)."""
-    return (a.version, a.is_delete) > (b.version, b.is_delete)
-
-
 def coalesce(
     events: Iterable[ChangeEvent], tables: Tables
 ) -> dict[str, dict[tuple[KeyValue, ...], ChangeEvent]]:
@@ -137,7 +133,7 @@ def coalesce(
         ident = key_identity(spec, event.keys)
         rows = out.setdefault(spec.target, {})
         held = rows.get(ident)
-        if held is None or newer(event, held):
+        if held is None or wins(event, held):
             rows[ident] = event
     return out
 

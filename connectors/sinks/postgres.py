@@ -120,6 +120,8 @@ class _PgTable:
             ).format(view=view, keys=keys, table=table),
         ]
         key_arrays = sql.SQL(", ").join(sql.SQL("%b::" + t + "[]") for t in self.types)
+        # The WHERE is `bridge.versioning.wins(excluded, stored)` in SQL: a higher version, or
+        # a delete over a write at an equal version (test_sink_contract holds it to the rule).
         self.upsert = sql.SQL(
             "INSERT INTO {table} AS stored ({keys}, item, item_exact, version, deleted) "
             "SELECT * FROM unnest({key_arrays}, %b::text[]::jsonb[], %b::bytea[], "

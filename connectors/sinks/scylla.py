@@ -246,6 +246,8 @@ class CqlTable:
             )
         self.ttl_attribute = spec.ttl_attribute
         columns = [c.ident for c in self.keys + self.typed] + [quote(map_column)]
+        # `USING TIMESTAMP version` is `bridge.versioning.rank` as CQL decides it by itself: the
+        # higher write timestamp wins, and a tombstone beats a cell of an equal timestamp.
         using = "USING TIMESTAMP ? AND TTL ?" if self.ttl_attribute else "USING TIMESTAMP ?"
         self.insert_cql = (
             f"INSERT INTO {self.table} ({', '.join(columns)}) "

@@ -109,6 +109,8 @@ class _SqlTable:
             f"SELECT {key_list}, item, version FROM {self.name} WHERE deleted = 0",
         ]
         marks = ", ".join("?" for _ in range(len(keys) + 3))
+        # The WHERE is `bridge.versioning.wins(excluded, stored)` in SQL: a higher version, or
+        # a delete over a write at an equal version (test_sink_contract holds it to the rule).
         self.upsert = (
             f"INSERT INTO {self.name} ({key_list}, item, version, deleted) VALUES ({marks}) "
             f"ON CONFLICT ({key_list}) DO UPDATE SET "

@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge import lag
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings, load_settings
 from bridge.verify import VerifyReport
-from ddb_bridge.demo import lag as lagmod
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
 from ddb_bridge.demo.services import moto_server, stop_process
+from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
 
 TABLE = "orders"
@@ -222,7 +223,10 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         stream_enabled_at = time.time()
         topic = settings.kafka.changes_topic(table)
         ensure_topics(settings.kafka, [table])
-        tail = lagmod.TopicTail(bootstrap, topic, opts.partitions, make_codec(settings.kafka))
+        # Lag is measured against what the tail has read, not the broker's watermarks: the
+        # demo may run on Tansu (`bridge.lag`).
+        seen = SeenPositions(make_codec(settings.kafka))
+        tail = lag.TopicTail(settings.kafka, topic, opts.partitions, on_record=seen)
         tail.start()
         stack.callback(tail.stop_event.set)
 
@@ -260,8 +264,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             if not force and time.monotonic() - last_report[0] < 5:
                 return
             last_report[0] = time.monotonic()
-            committed = lagmod.committed_offsets(bootstrap, group, topic, opts.partitions)
-            behind = lagmod.lag(tail.end, committed)
+            behind = lag.total_lag(lag.group_lag(settings.kafka, group, [topic], tail=tail))
             report(
                 f"  writes {writer.stats.total:,}  events in Kafka {tail.records:,}  "
                 f"applied {tail.records - behind:,}  lag {behind:,}"
@@ -302,15 +305,14 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         catch_up_started = time.monotonic()
         # Every record now in the stream must be in Kafka, and apply must have committed
         # past every event in the topic.
-        expected = lagmod.stream_positions(aws.client("dynamodbstreams", settings.aws), stream_arn)
+        expected = stream_positions(aws.client("dynamodbstreams", settings.aws), stream_arn)
         result.stream_records = len(expected)
 
         def caught_up() -> bool:
             status()
-            if not expected <= tail.stream_positions:
+            if not expected <= seen.positions:
                 return False
-            committed = lagmod.committed_offsets(bootstrap, group, topic, opts.partitions)
-            return lagmod.lag(tail.end, committed) == 0
+            return lag.caught_up(lag.group_lag(settings.kafka, group, [topic], tail=tail))
 
         wait_for("apply to consume every event", caught_up, opts.timeout_s)
         result.catch_up_s = time.monotonic() - catch_up_started

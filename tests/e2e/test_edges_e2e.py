@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
+from bridge import attrs, lag
 from bridge.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from bridge.sink import TableSpec
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
-from ddb_bridge.demo.lag import TopicTail, committed_offsets, lag, stream_positions
+from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from tests.apply_harness import ApplyProcess
 from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
 
@@ -177,7 +177,9 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     stream_log = tmp_path / "stream.log"
     stream = launch_stream(config, env, stream_log)
-    tail = TopicTail(kafka_bootstrap, KafkaSettings().changes_topic(table), PARTITIONS)
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    seen = SeenPositions()
+    tail = lag.TopicTail(kafka, kafka.changes_topic(table), PARTITIONS, on_record=seen)
     appliers: list[ApplyProcess] = []
     try:
         wait_log(stream_log, "stream started", stream, timeout_s=60)
@@ -211,11 +213,10 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
         def caught_up() -> bool:
             assert stream.poll() is None, stream_log.read_text()
             assert tail.error is None, tail.error
-            if not expected_positions <= tail.stream_positions:
+            if not expected_positions <= seen.positions:
                 return False
             return all(
-                lag(tail.end, committed_offsets(kafka_bootstrap, group, tail.topic, PARTITIONS))
-                == 0
+                lag.caught_up(lag.group_lag(kafka, group, [tail.topic], tail=tail))
                 for group in ("ddb-bridge.apply.local", "ddb-bridge.apply.pg")
             )
 

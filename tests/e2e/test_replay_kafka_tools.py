@@ -16,7 +16,7 @@ import pytest
 
 from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.apply.lag import PartitionLag, caught_up, group_lag
+from bridge.lag import PartitionLag, caught_up, group_lag
 from bridge.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests import kafka_broker

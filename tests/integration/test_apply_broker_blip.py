@@ -10,8 +10,8 @@ import pytest
 
 from bridge.apply import app as apply_app
 from bridge.apply.app import group_id
-from bridge.apply.lag import CommittedReader
 from bridge.errors import TransientError
+from bridge.lag import CommittedReader
 from bridge.settings import NullTarget
 from tests.apply_harness import (
     MemorySink,

@@ -23,10 +23,11 @@ from confluent_kafka import Producer
 from bridge import attrs
 from bridge.apply.app import group_id
 from bridge.apply.dlq import HEADER_ERROR, HEADER_REASON, HEADER_TARGET
-from bridge.apply.lag import group_lag
 from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.lag import group_lag
 from bridge.settings import NullTarget, SqliteTarget
+from bridge.versioning import wins
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (
     History,
@@ -179,7 +180,7 @@ def test_foreign_records_go_to_the_dlq_whatever_the_batch_size(
     final: dict[bytes, attrs.Item | None] = {e.key_bytes(): None for e in every_key}
     newest: dict[bytes, ChangeEvent] = {}
     for e in [*valid, *accepted]:
-        if e.key_bytes() not in newest or e.version > newest[e.key_bytes()].version:
+        if e.key_bytes() not in newest or wins(e, newest[e.key_bytes()]):
             newest[e.key_bytes()] = e
     final.update({k: None if e.is_delete else e.new_image for k, e in newest.items()})
     expected = History(table, [attrs.loads(k) for k in final], [], final)

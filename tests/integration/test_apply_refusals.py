@@ -23,12 +23,13 @@ from psycopg import sql
 
 from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.apply.lag import group_lag
 from bridge.apply.processor import BLOCKED
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.lag import group_lag
 from bridge.metrics import REGISTRY
 from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget, SqliteTarget
+from bridge.versioning import wins
 from connectors.sinks.alternator import AlternatorSink
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
@@ -76,7 +77,7 @@ def _expected(table: str, events: list[ChangeEvent], keys_of: list[ChangeEvent])
     final: dict[bytes, attrs.Item | None] = {e.key_bytes(): None for e in keys_of}
     newest: dict[bytes, ChangeEvent] = {}
     for e in events:
-        if e.key_bytes() not in newest or e.version > newest[e.key_bytes()].version:
+        if e.key_bytes() not in newest or wins(e, newest[e.key_bytes()]):
             newest[e.key_bytes()] = e
     final.update({k: e.new_image for k, e in newest.items()})
     keys = [attrs.loads(k) for k in final]

@@ -1,7 +1,8 @@
 """The sink contract (DESIGN §3), the same tests for every sink against its real service.
 
-Idempotent, order-independent, deletes never undone by older writes, a full image replaces
-the row, every DynamoDB type round-trips losslessly, create_schema is idempotent.
+Idempotent, order-independent, deletes never undone by older writes, which event wins is
+`bridge.versioning.rank` (in one batch and across batches, in every arrival order), a full
+image replaces the row, every DynamoDB type round-trips losslessly, create_schema is idempotent.
 SQLite, PostgreSQL (local cluster or PG_DSN), moto as Alternator (or DYNAMODB_ENDPOINT_URL),
 and the CQL sink against a real Apache Cassandra node (or ScyllaDB at SCYLLA_HOSTS).
 """
@@ -27,6 +28,7 @@ from bridge.errors import ConfigError, PermanentError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.settings import AlternatorTarget, PostgresTarget, ScyllaTarget, SqliteTarget
 from bridge.sink import TableSpec
+from bridge.versioning import rank
 from ddb_bridge.registry import sink_class
 from tests import strategies
 from tests.samples import sample_item
@@ -219,6 +221,63 @@ def test_tombstone_beats_older_write(open_sink: SinkFactory) -> None:
     assert_state(sink, {b"k": (keys, item)})
     sink.write_batch([remove(spec, keys, BASE + 40), put(spec, item, BASE + 40)])
     assert_state(sink, {b"k": (keys, None)})
+
+
+# Histories of one item as (op, version); what each must end in is computed from
+# `bridge.versioning.rank`, so a sink whose conditional write drifts from the rule fails here.
+RANK_CASES: dict[str, list[tuple[Op, int]]] = {
+    "write and delete at an equal version": [(Op.MODIFY, 5), (Op.REMOVE, 5)],
+    "snapshot and delete at an equal version": [(Op.SNAPSHOT, 5), (Op.REMOVE, 5)],
+    "older write after a newer one": [(Op.MODIFY, 7), (Op.INSERT, 3)],
+    "older write after a delete": [(Op.REMOVE, 7), (Op.MODIFY, 3)],
+    "newer write after a delete": [(Op.REMOVE, 3), (Op.INSERT, 7)],
+    "snapshot below a stream write": [(Op.SNAPSHOT, 2), (Op.MODIFY, 3)],
+    "write, delete, newer write": [(Op.MODIFY, 4), (Op.REMOVE, 5), (Op.MODIFY, 6)],
+    "delete, its duplicate, write at its version": [
+        (Op.REMOVE, 5),
+        (Op.REMOVE, 5),
+        (Op.MODIFY, 5),
+    ],
+    "duplicate write": [(Op.MODIFY, 5), (Op.MODIFY, 5)],
+}
+
+
+def test_which_event_wins_follows_bridge_versioning(open_sink: SinkFactory) -> None:
+    """Every case in every arrival order, delivered in one batch (the sink's coalescing decides)
+    and one event per batch (the target's conditional write decides), ends in the rule's winner.
+    """
+    sink = open_sink()
+    spec = sink.spec
+    one_batch: list[ChangeEvent] = []
+    rounds: list[list[ChangeEvent]] = []  # round r: the r-th event of every one-by-one history
+    final: dict[bytes, tuple[Item, Item | None]] = {}
+    for c, (name, history) in enumerate(RANK_CASES.items()):
+        for p, order in enumerate(dict.fromkeys(itertools.permutations(history))):
+            for mode in ("batch", "one-by-one"):
+                keys = {"pk": {"S": f"{name} #{p} {mode}"}, "sk": {"N": str(c)}}
+                # One state per version, as the versioning guarantees for writes.
+                events = [
+                    remove(spec, keys, BASE + v)
+                    if op is Op.REMOVE
+                    else put(spec, {**keys, "v": {"N": str(v)}}, BASE + v, op)
+                    for op, v in order
+                ]
+                if mode == "batch":
+                    one_batch.extend(events)
+                else:
+                    for r, event in enumerate(events):
+                        if r == len(rounds):
+                            rounds.append([])
+                        rounds[r].append(event)
+                winner = max(events, key=rank)
+                final[attrs.canonical_key(keys)] = (
+                    keys,
+                    None if winner.is_delete else winner.new_image,
+                )
+    sink.write_batch(one_batch)
+    for batch in rounds:
+        sink.write_batch(batch)
+    assert_state(sink, final)
 
 
 def test_full_image_replaces_row(open_sink: SinkFactory) -> None:

@@ -1,0 +1,221 @@
+"""How far behind is a consumer group? Its committed offsets against each partition's end.
+
+One module for every reader of lag: apply's offset ledger (`CommittedReader`), the demo's
+progress and catch-up wait, and the tests that wait for apply to catch up. Committed offsets
+are always read without joining the group, so running workers see no rebalance.
+
+Where a partition's start and end come from (`group_lag`):
+- by default the broker's watermarks (ListOffsets), as Apache Kafka and any conforming
+  broker report them;
+- with `tail=`, a `TopicTail`: a consumer that reads the topic and counts what is really in
+  it. The demo needs it for its `--broker tansu` fall-back: the embedded Tansu broker
+  reported a high watermark of 1 on partitions holding ~50 records, so "caught up" cannot be
+  read from its watermarks. The tail also hands each record to a callback (the demo counts
+  the stream positions that reached Kafka).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from bridge.errors import TransientError
+from bridge.kafka_limits import librdkafka_fetch_config
+from bridge.publisher import admin_config
+from bridge.settings import KafkaSettings
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # None: the group never committed here
+    start: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        position = self.committed if self.committed is not None else self.start
+        return max(0, self.end - max(position, self.start))
+
+
+def total_lag(lags: Sequence[PartitionLag]) -> int:
+    return sum(p.lag for p in lags)
+
+
+def caught_up(lags: Sequence[PartitionLag]) -> bool:
+    return total_lag(lags) == 0
+
+
+def _offsets_consumer(kafka: KafkaSettings, group: str, purpose: str) -> Consumer:
+    """A consumer that only reads `group`'s committed offsets (it never subscribes)."""
+    config = admin_config(kafka)
+    config.update(
+        {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "client.id": f"{purpose}-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    return Consumer(config)
+
+
+def _committed(
+    consumer: Consumer, tps: Sequence[TopicPartition], timeout_s: float
+) -> list[TopicPartition]:
+    out = consumer.committed(list(tps), timeout=timeout_s)
+    for tp in out:
+        if tp.error is not None:
+            raise TransientError(f"committed offset of {tp.topic}/{tp.partition}: {tp.error}")
+    return out
+
+
+def group_lag(
+    kafka: KafkaSettings,
+    group: str,
+    topics: Sequence[str],
+    timeout_s: float = 10.0,
+    *,
+    tail: TopicTail | None = None,
+) -> list[PartitionLag]:
+    """Committed vs start/end offsets of `group` on every partition of `topics`.
+
+    With `tail` (reading the one topic of `topics`), the start and end of each partition are
+    what that tail has read so far, not the broker's watermarks (see the module docstring).
+    """
+    if tail is not None and list(topics) != [tail.topic]:
+        raise ValueError(f"a tail of topic {tail.topic} cannot measure topics {list(topics)}")
+    consumer = _offsets_consumer(kafka, group, "lag")
+    try:
+        if tail is not None:
+            extents = tail.extents()
+            tps = [TopicPartition(tail.topic, p) for p in sorted(extents)]
+        else:
+            tps = []
+            for topic in topics:
+                meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+                if meta is None or meta.error is not None:
+                    raise TransientError(
+                        f"topic {topic}: no metadata ({meta.error if meta else 'missing'})"
+                    )
+                tps.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
+        out = []
+        for tp in _committed(consumer, tps, timeout_s):
+            if tail is not None:
+                start, end = extents[tp.partition]
+            else:
+                start, end = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=timeout_s
+                )
+            out.append(
+                PartitionLag(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=tp.offset if tp.offset >= 0 else None,
+                    start=start,
+                    end=end,
+                )
+            )
+        return out
+    except KafkaException as exc:
+        raise TransientError(f"reading offsets of group {group}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+class CommittedReader:
+    """The group's committed offsets, read without joining the group (for `OffsetLedger`).
+
+    A partition the group never committed, or whose committed offset retention has since
+    deleted, starts at its log start offset: that is where the worker's fetch begins.
+    """
+
+    def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
+        self._consumer = _offsets_consumer(kafka, group, "apply-offsets")
+        self._timeout_s = timeout_s
+
+    def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        try:
+            out: dict[tuple[str, int], int] = {}
+            for tp in _committed(self._consumer, tps, self._timeout_s):
+                low, _high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s
+                )
+                out[(tp.topic, tp.partition)] = max(tp.offset, low)
+            return out
+        except KafkaException as exc:
+            raise TransientError(f"reading committed offsets: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class TopicTail(threading.Thread):
+    """Reads `topic` from the beginning and counts what is there: the Tansu-safe end offsets.
+
+    `extents()` gives, per partition, the offset of the first record read and one past the
+    last (0, 0 until a record arrives). `on_record` sees every record's value, on this thread;
+    an exception it raises stops the tail and is kept in `error`, as is a consumer error.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partitions: int,
+        on_record: Callable[[bytes], object] | None = None,
+    ) -> None:
+        super().__init__(name=f"tail-{topic}", daemon=True)
+        self.topic = topic
+        self.partitions = partitions
+        self.records = 0
+        self.stop_event = threading.Event()
+        self.error: str | None = None
+        self._on_record = on_record
+        self._lock = threading.Lock()
+        self._start: dict[int, int] = {}
+        self._end: dict[int, int] = dict.fromkeys(range(partitions), 0)
+        self._config = {
+            **admin_config(kafka),
+            "group.id": f"ddb-bridge.tail.{uuid.uuid4().hex[:8]}",  # never joined or committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            **librdkafka_fetch_config(),
+        }
+
+    def extents(self) -> dict[int, tuple[int, int]]:
+        """(start, end) offsets read so far, per partition."""
+        with self._lock:
+            return {p: (self._start.get(p, end), end) for p, end in self._end.items()}
+
+    def run(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            consumer.assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)]
+            )
+            while not self.stop_event.is_set():
+                for msg in consumer.consume(5000, timeout=0.2):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            self.error = err.str()
+                        continue
+                    partition, offset = msg.partition(), msg.offset()
+                    if partition is None or offset is None:
+                        continue  # not a record (confluent-kafka types these as optional)
+                    if self._on_record is not None:
+                        self._on_record(msg.value() or b"")
+                    with self._lock:
+                        self._start.setdefault(partition, offset)
+                        self._end[partition] = max(self._end[partition], offset + 1)
+                    self.records += 1
+        except Exception as exc:  # kept for the reader of `error`: a thread's exception is lost
+            self.error = f"topic {self.topic}: {exc!r}"
+        finally:
+            consumer.close()

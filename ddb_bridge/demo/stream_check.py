@@ -1,0 +1,51 @@
+"""Has every record of the DynamoDB stream reached Kafka? Its positions, counted on both sides.
+
+The demo and the end-to-end tests wait for this before they wait for apply's lag to reach 0:
+"caught up" is then exact, not a guess from a quiet period.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.avro_codec import EventCodec
+from bridge.event import Origin
+
+
+class SeenPositions:
+    """A `bridge.lag.TopicTail` callback: (shard, sequence number) of every stream event read."""
+
+    def __init__(self, codec: EventCodec | None = None) -> None:
+        self.positions: set[tuple[str, str]] = set()
+        self._codec = codec or EventCodec()
+
+    def __call__(self, value: bytes) -> None:
+        event = self._codec.decode(value)
+        if event.origin is Origin.STREAM and event.shard_id and event.sequence_number:
+            self.positions.add((event.shard_id, event.sequence_number))
+
+
+def stream_positions(client: Any, stream_arn: str) -> set[tuple[str, str]]:
+    """(shard, sequence number) of every record the stream holds now (writers stopped)."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    while True:
+        desc = client.describe_stream(**kwargs)["StreamDescription"]
+        shards.extend(desc["Shards"])
+        last = desc.get("LastEvaluatedShardId")
+        if not last:
+            break
+        kwargs["ExclusiveStartShardId"] = last
+    found: set[tuple[str, str]] = set()
+    for shard in shards:
+        iterator = client.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        ).get("ShardIterator")
+        while iterator:
+            resp = client.get_records(ShardIterator=iterator, Limit=1000)
+            for record in resp["Records"]:
+                found.add((shard["ShardId"], record["dynamodb"]["SequenceNumber"]))
+            if not resp["Records"]:
+                break
+            iterator = resp.get("NextShardIterator")
+    return found
