@@ -112,9 +112,9 @@ def _key_lines(
         shown, commented = _secret_placeholder(field), True
     elif value is None or value == {} or value == []:
         notes.append("default: unset" if value is None else "default: empty")
-        shown, commented = _toml(_example(model, name, field)), True
+        shown, commented = toml_value(_example(model, name, field)), True
     else:
-        shown = _toml(value)
+        shown = toml_value(value)
     yield from _comment(about + (f" ({'; '.join(notes)})" if notes else ""))
     yield ("# " if commented else "") + f"{name} = {shown}"
 
@@ -163,14 +163,14 @@ def _example(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
 
 def _secret_placeholder(field: FieldInfo) -> str:
     """A hand-written example of the secret's form, else the bare placeholder."""
-    return _toml(field.examples[0]) if field.examples else _toml(SECRET_PLACEHOLDER)
+    return toml_value(field.examples[0]) if field.examples else toml_value(SECRET_PLACEHOLDER)
 
 
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _toml(value: Any) -> str:
+def toml_value(value: Any) -> str:
     """A TOML literal (inline tables for maps, so a block never needs a sub-table)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -180,9 +180,9 @@ def _toml(value: Any) -> str:
         # JSON's string escapes are a subset of TOML's basic-string escapes.
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items())
+        items = ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items())
         return "{ " + items + " }" if items else "{}"
     raise TypeError(f"config template: no TOML form for {value!r}")
 

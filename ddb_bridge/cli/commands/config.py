@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "show", help="print the effective config, secrets redacted", formatter_class=HelpFormatter
     )
     add_common(show)
-    show.add_argument("--format", choices=["json"], default="json")
+    show.add_argument("--format", choices=["json"], default="json", help="output format")
     show.set_defaults(func=run_show)
 
 
