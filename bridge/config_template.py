@@ -65,7 +65,8 @@ def _top_level(name: str, field: FieldInfo, default: Any) -> list[str]:
         # from the model's examples, every other key at its default.
         model: type[BaseModel] = args[0]
         example = model.model_construct(**_required_examples(model))
-        return [_block(about, f"[[{name}]]", model, example, commented=False)]
+        note = f"# none by default: this [[{name}]] entry is an example, edit it"
+        return [_block([*about, note], f"[[{name}]]", model, example, commented=False)]
     if origin is dict and all(_is_model(t) for t in _member_types(args[1])):
         return _named_sections(name, about, _member_types(args[1]), default)
     raise TypeError(f"config template: cannot render Settings.{name} ({annotation})")
@@ -111,7 +112,8 @@ def _key_lines(
         notes.append("a secret")
         shown, commented = _secret_placeholder(field), True
     elif value is None or value == {} or value == []:
-        notes.append("default: unset" if value is None else "default: empty")
+        if "unset" not in about:  # the meaning often says already what unset does
+            notes.append("default: unset" if value is None else "default: empty")
         shown, commented = toml_value(_example(model, name, field)), True
     else:
         shown = toml_value(value)
