@@ -35,35 +35,72 @@ class Section(BaseModel):
 
 
 class AwsSettings(Section):
-    region: str = "us-east-1"
+    region: str = Field("us-east-1", description="AWS region of the source table")
     endpoint_url: str | None = Field(
-        None, description="DynamoDB/S3 endpoint: moto, DynamoDB Local, LocalStack, Alternator"
+        None,
+        description="DynamoDB/S3 endpoint: moto, DynamoDB Local, LocalStack, Alternator; "
+        "unset, the region's AWS endpoints",
+        examples=["http://127.0.0.1:8000"],
     )
-    # Credentials normally come from the standard AWS chain; these override it when set.
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    profile: str | None = None
+    access_key_id: SecretStr | None = Field(
+        None,
+        description="access key id; with secret_access_key, overrides the standard AWS "
+        "credential chain (environment, ~/.aws, instance role), which is used when unset",
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="secret access key, used only together with access_key_id"
+    )
+    profile: str | None = Field(
+        None,
+        description="named profile of ~/.aws/config to take credentials from",
+        examples=["migration"],
+    )
 
 
 class KafkaSettings(Section):
-    bootstrap_servers: str = "localhost:9092"
-    topic_prefix: str = "ddb."
-    partitions: int = Field(12, ge=1)
-    replication_factor: int = Field(3, ge=1)
-    retention_ms: int = Field(-1, description="topic retention; -1 keeps events forever")
-    schema_registry_url: str | None = Field(
-        None, description="Confluent wire format, schemas registered under <topic>-value"
+    bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka brokers, host:port[,host:port...]"
     )
-    # Basic auth for the registry, "user:password" (a Confluent Cloud API key:secret).
-    schema_registry_user_info: SecretStr | None = None
+    topic_prefix: str = Field(
+        "ddb.",
+        description="change topic <prefix><table>.changes, dead letters <prefix><table>.dlq",
+    )
+    partitions: int = Field(12, ge=1, description="partitions of the topics the bridge creates")
+    replication_factor: int = Field(
+        3, ge=1, description="replication factor of the topics the bridge creates"
+    )
+    retention_ms: int = Field(
+        -1,
+        description="retention of the topics the bridge creates; -1 keeps events forever "
+        "(Kafka, not the stream's 24 hours, then holds the full history)",
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Schema Registry: Confluent wire format for every producer, schema "
+        "registered under <topic>-value; unset, Avro single-object framing",
+        examples=["http://localhost:8081"],
+    )
+    schema_registry_user_info: SecretStr | None = Field(
+        None,
+        description='basic auth for the registry, "user:password" (a Confluent Cloud '
+        "API key:secret)",
+    )
     schema_registry_extra: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
+        examples=[{"ssl.ca.location": "/etc/ssl/registry-ca.pem"}],
     )
-    linger_ms: int = Field(20, ge=0)
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    linger_ms: int = Field(
+        20, ge=0, description="producer linger.ms: how long to wait to fill a batch"
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "lz4", description="producer compression.type"
+    )
     extra: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="passed to librdkafka as is"
+        default_factory=dict,
+        description="passed to librdkafka as is (security.protocol, SASL, TLS); options "
+        "whose name says they hold a secret are masked by `ddb-bridge config show`",
+        examples=[{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}],
     )
 
     def changes_topic(self, table: str) -> str:
@@ -74,17 +111,34 @@ class KafkaSettings(Section):
 
 
 class TableSettings(Section):
-    name: str
-    target_table: str | None = None
-    # The key schema and TTL attribute normally come from DescribeTable; declaring them lets
-    # `apply` and `schema` run without access to the source account.
-    hash_key: str | None = None
-    hash_key_type: Literal["S", "N", "B"] = "S"
-    range_key: str | None = None
-    range_key_type: Literal["S", "N", "B"] = "S"
-    ttl_attribute: str | None = None
-    # Typed CQL columns for non-key attributes: attribute name -> CQL type.
-    columns: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(description="source DynamoDB table", examples=["orders"])
+    target_table: str | None = Field(
+        None,
+        description="table name at the target; unset, the source name",
+        examples=["orders_v2"],
+    )
+    hash_key: str | None = Field(
+        None,
+        description="partition key attribute; declare the key schema to run `apply` and "
+        "`schema` without access to the source account (unset: from DescribeTable)",
+        examples=["id"],
+    )
+    hash_key_type: Literal["S", "N", "B"] = Field("S", description="type of hash_key")
+    range_key: str | None = Field(
+        None, description="sort key attribute, if the table has one", examples=["created_at"]
+    )
+    range_key_type: Literal["S", "N", "B"] = Field("S", description="type of range_key")
+    ttl_attribute: str | None = Field(
+        None,
+        description="TTL attribute (epoch seconds), used with a declared hash_key; otherwise "
+        "read with DescribeTimeToLive",
+        examples=["expires_at"],
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="typed CQL columns for non-key attributes: attribute name -> CQL type",
+        examples=[{"total": "decimal", "status": "text"}],
+    )
 
     @property
     def target_name(self) -> str:
@@ -92,84 +146,175 @@ class TableSettings(Section):
 
 
 class StreamSettings(Section):
-    lease_table: str = "ddb-bridge-leases"
-    poll_interval_ms: int = Field(250, ge=0)
-    initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
-    lease_duration_ms: int = Field(10_000, ge=1000)
-    worker_id: str | None = None
-    continue_on_data_loss: bool = False
+    lease_table: str = Field(
+        "ddb-bridge-leases",
+        description="DynamoDB table holding shard leases, checkpoints and back-fill runs "
+        "(created when missing)",
+    )
+    poll_interval_ms: int = Field(
+        250, ge=0, description="pause between GetRecords calls on a shard with no new records"
+    )
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        "TRIM_HORIZON",
+        description="where a shard without a checkpoint starts: its oldest record or new ones",
+    )
+    lease_duration_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="a lease not renewed for this long can be taken by another worker",
+    )
+    worker_id: str | None = Field(
+        None,
+        description="lease owner name, unique per process; unset, host-pid-random",
+        examples=["stream-1"],
+    )
+    continue_on_data_loss: bool = Field(
+        False,
+        description="when records of a shard were trimmed before being read, record the gap "
+        "and stream the other shards instead of stopping",
+    )
 
 
 class BackfillSettings(Section):
-    skew_margin_s: int = Field(5, ge=0)
-    segments: int = Field(8, ge=1)
-    max_items_per_second: float = Field(0, ge=0, description="0 = unlimited")
-    max_rcu_per_second: float = Field(0, ge=0, description="0 = unlimited")
-    skip_expired_ttl: bool = True
+    skew_margin_s: int = Field(
+        5, ge=0, description="clock-skew allowance below the back-fill start time, in seconds"
+    )
+    segments: int = Field(8, ge=1, description="parallel Scan segments of a new run")
+    max_items_per_second: float = Field(
+        0, ge=0, description="read budget per process, items per second; 0 = unlimited"
+    )
+    max_rcu_per_second: float = Field(
+        0, ge=0, description="read-capacity budget per process; 0 = unlimited"
+    )
+    skip_expired_ttl: bool = Field(True, description="skip (and count) items whose TTL has passed")
 
 
 class ApplySettings(Section):
-    target: str = "local"
-    batch_size: int = Field(500, ge=1)
-    batch_window_ms: int = Field(200, ge=1)
-    max_retries: int = Field(0, ge=0, description="0 = retry transient errors forever")
-    retry_backoff_ms: int = Field(200, ge=1)
-    retry_backoff_max_ms: int = Field(30_000, ge=1)
-    # Consumer-group liveness: a crashed worker's partitions move after the session timeout.
-    session_timeout_ms: int = Field(30_000, ge=1000)
-    heartbeat_interval_ms: int = Field(3_000, ge=100)
-    commit_interval_ms: int = Field(1_000, ge=100)
-    data_dir: str | None = Field(None, description="Faust's data directory; default a temp dir")
+    target: str = Field(
+        "local", description="the [targets.NAME] that `apply` and `verify` use by default"
+    )
+    batch_size: int = Field(500, ge=1, description="events per batch written to the target")
+    batch_window_ms: int = Field(200, ge=1, description="longest wait to fill a batch")
+    max_retries: int = Field(
+        0, ge=0, description="retries of a batch after a transient error; 0 = forever"
+    )
+    retry_backoff_ms: int = Field(200, ge=1, description="first pause between retries")
+    retry_backoff_max_ms: int = Field(
+        30_000, ge=1, description="longest pause between retries (the pause doubles)"
+    )
+    session_timeout_ms: int = Field(
+        30_000,
+        ge=1000,
+        description="consumer-group liveness: a crashed worker's partitions move to the "
+        "others after this long",
+    )
+    heartbeat_interval_ms: int = Field(
+        3_000, ge=100, description="consumer-group heartbeat interval"
+    )
+    commit_interval_ms: int = Field(
+        1_000, ge=100, description="how often offsets of written batches are committed"
+    )
+    data_dir: str | None = Field(
+        None,
+        description="Faust's data directory; unset, a temporary directory removed on exit",
+        examples=["/var/lib/ddb-bridge/apply"],
+    )
 
 
 class SqliteTarget(Section):
-    type: Literal["sqlite"]
-    path: str = "bridge.db"
+    type: Literal["sqlite"] = Field(description="a SQLite database file")
+    path: str = Field("bridge.db", description="database file (created when missing)")
 
 
 class PostgresTarget(Section):
-    type: Literal["postgres"]
-    dsn: SecretStr = SecretStr("postgresql://localhost/migrated")
-    schema_name: str = "public"
+    type: Literal["postgres"] = Field(description="a PostgreSQL database")
+    dsn: SecretStr = Field(
+        SecretStr("postgresql://localhost/migrated"),
+        description="libpq connection string; default: database migrated on the local server",
+        examples=["postgresql://USER:<secret>@HOST:5432/DB"],
+    )
+    schema_name: str = Field("public", description="PostgreSQL schema of the target tables")
 
 
 class ScyllaTarget(Section):
-    type: Literal["scylla"]
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-    port: int = 9042
-    keyspace: str = "migrated"
-    replication: str = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
-    consistency: str = "LOCAL_QUORUM"
-    username: str | None = None
-    password: SecretStr | None = None
-    tls_ca_file: str | None = None
-    # Client certificate and key for mutual TLS; hostname checking on unless disabled.
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    tls_check_hostname: bool = True
-    concurrency: int = Field(64, ge=1)
-    local_dc: str | None = None
-    # The catch-all map<text, text> column holding every attribute without a typed column.
-    map_column: str = "attrs"
-    request_timeout_s: float = Field(10.0, gt=0)
+    type: Literal["scylla"] = Field(description="ScyllaDB or Cassandra, through CQL")
+    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"], description="contact points")
+    port: int = Field(9042, description="CQL native protocol port")
+    keyspace: str = Field("migrated", description="keyspace of the target tables")
+    replication: str = Field(
+        "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}",
+        description="replication map for a keyspace `--create-schema` creates",
+    )
+    consistency: str = Field("LOCAL_QUORUM", description="consistency level of every write")
+    username: str | None = Field(None, description="CQL user", examples=["bridge"])
+    password: SecretStr | None = Field(None, description="password of username")
+    tls_ca_file: str | None = Field(
+        None,
+        description="CA certificate (PEM); setting it or tls_cert_file turns TLS on",
+        examples=["/etc/ssl/scylla-ca.pem"],
+    )
+    tls_cert_file: str | None = Field(
+        None,
+        description="client certificate (PEM) for mutual TLS",
+        examples=["/etc/ssl/bridge.pem"],
+    )
+    tls_key_file: str | None = Field(
+        None, description="key of tls_cert_file (PEM)", examples=["/etc/ssl/bridge.key"]
+    )
+    tls_check_hostname: bool = Field(True, description="check the server certificate's host name")
+    concurrency: int = Field(64, ge=1, description="writes in flight per batch")
+    local_dc: str | None = Field(
+        None,
+        description="data centre to route requests to; unset, the driver's default",
+        examples=["dc1"],
+    )
+    map_column: str = Field(
+        "attrs",
+        description="the catch-all map<text, text> column holding every attribute without "
+        "a typed column",
+    )
+    request_timeout_s: float = Field(10.0, gt=0, description="timeout of one CQL request")
 
 
 class AlternatorTarget(Section):
-    type: Literal["alternator"]
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    version_attribute: str = "_ddb_bridge_version"
-    tombstone_attribute: str = "_ddb_bridge_deleted"
-    # Conditional PutItems in flight per batch (BatchWriteItem cannot carry conditions).
-    concurrency: int = Field(16, ge=1)
+    type: Literal["alternator"] = Field(
+        description="a DynamoDB API: ScyllaDB Alternator, or another DynamoDB account/region"
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="DynamoDB API endpoint; unset, the region's AWS endpoint",
+        examples=["http://127.0.0.1:8000"],
+    )
+    region: str = Field("us-east-1", description="region of the target")
+    access_key_id: SecretStr | None = Field(
+        None,
+        description="access key id; unset, the standard AWS credential chain",
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="secret access key, used only together with access_key_id"
+    )
+    version_attribute: str = Field(
+        "_ddb_bridge_version",
+        description="attribute holding each item's version (writes are conditional on it)",
+    )
+    tombstone_attribute: str = Field(
+        "_ddb_bridge_deleted",
+        description="attribute marking a deleted item kept as a tombstone",
+    )
+    concurrency: int = Field(
+        16,
+        ge=1,
+        description="conditional PutItems in flight per batch (BatchWriteItem cannot carry "
+        "conditions)",
+    )
 
 
 class NullTarget(Section):
     """Discards everything: for benchmarks and for trying the pipeline."""
 
-    type: Literal["null"]
+    type: Literal["null"] = Field(
+        description="discards everything: for benchmarks and for trying the pipeline"
+    )
 
 
 TargetSettings = Annotated[
@@ -182,8 +327,10 @@ _DEFAULT_TARGETS: dict[str, TargetSettings] = {"local": SqliteTarget(type="sqlit
 
 
 class MetricsSettings(Section):
-    port: int = 9464
-    host: str = "127.0.0.1"
+    port: int = Field(
+        9464, description="port of the Prometheus endpoint (no command serves it yet)"
+    )
+    host: str = Field("127.0.0.1", description="address the Prometheus endpoint would listen on")
 
 
 class Settings(BaseSettings):
@@ -191,14 +338,34 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
-    aws: AwsSettings = Field(default_factory=AwsSettings)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    tables: list[TableSettings] = Field(default_factory=list)
-    stream: StreamSettings = Field(default_factory=StreamSettings)
-    backfill: BackfillSettings = Field(default_factory=BackfillSettings)
-    apply: ApplySettings = Field(default_factory=ApplySettings)
-    targets: dict[str, TargetSettings] = Field(default_factory=lambda: dict(_DEFAULT_TARGETS))
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    aws: AwsSettings = Field(
+        default_factory=AwsSettings, description="the source account (DynamoDB, Streams, S3)"
+    )
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings, description="the Kafka cluster holding the change topics"
+    )
+    tables: list[TableSettings] = Field(
+        default_factory=list,
+        description="the source tables to migrate, one [[tables]] entry each",
+    )
+    stream: StreamSettings = Field(
+        default_factory=StreamSettings, description="`ddb-bridge stream`: the change capture"
+    )
+    backfill: BackfillSettings = Field(
+        default_factory=BackfillSettings,
+        description="`ddb-bridge backfill`: copying the existing items",
+    )
+    apply: ApplySettings = Field(
+        default_factory=ApplySettings,
+        description="`ddb-bridge apply`: writing the change topics to a target",
+    )
+    targets: dict[str, TargetSettings] = Field(
+        default_factory=lambda: dict(_DEFAULT_TARGETS),
+        description="target databases, each a [targets.NAME] section with a type",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="metrics endpoint, for the operating commands"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,8 @@
 """Entry point: discovers the command modules in `ddb_bridge.cli.commands` and dispatches.
 
-Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 130 interrupted, 141 output
-closed early (`ddb-bridge config show | head`: quiet, as a shell tool killed by SIGPIPE).
+Exit codes (`helptext.EXIT_CODES`, listed in every `--help`): 0 ok, 1 failure, 2 usage or
+configuration error, 130 interrupted, 141 output closed early (`ddb-bridge config show |
+head`: quiet, as a shell tool killed by SIGPIPE).
 Error messages go through `bridge.redact`, so a secret in an exception's text is masked.
 Each command module exposes `register(subparsers)`, which adds its parser and sets
 `func(args) -> int` as the default.
@@ -14,20 +15,26 @@ import importlib
 import logging
 import os
 import pkgutil
-import signal
 import sys
 from collections.abc import Sequence
 
 from bridge import __version__, logs
 from bridge.errors import BridgeError, ConfigError
 from bridge.redact import redact_text
+from bridge.settings import CONFIG_ENV, DEFAULT_CONFIG
 from ddb_bridge.cli import commands
+from ddb_bridge.cli.helptext import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
+    HelpFormatter,
+    add_exit_codes,
+)
+
+__all__ = ["HelpFormatter", "add_common", "build_parser", "main"]
 
 log = logging.getLogger("ddb-bridge")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    add_exit_codes(parser)
     return parser
 
 
@@ -51,10 +59,13 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="PATH",
         default=None,
-        help="TOML config file [env DDB_BRIDGE_CONFIG; default ./bridge.toml if present]",
+        help=f"TOML config file [default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG} if present]",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log lines at this level and above (to stderr)",
     )
 
 
@@ -79,14 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _output_closed()
     except ConfigError as exc:
         print(f"ddb-bridge: configuration error: {redact_text(str(exc))}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except BridgeError as exc:
         log.error("%s", exc)
         print(f"ddb-bridge: error: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _output_closed() -> int:
@@ -96,7 +107,7 @@ def _output_closed() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-    return 128 + signal.SIGPIPE
+    return EXIT_OUTPUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_template import TEMPLATE
+from bridge.config_template import render_template
 from bridge.errors import ConfigError
 from bridge.settings import PostgresTarget, load_settings, redacted
 
 
 def test_template_is_a_valid_config(tmp_path: Path) -> None:
     path = tmp_path / "bridge.toml"
-    path.write_text(TEMPLATE)
+    path.write_text(render_template())
     s = load_settings(path)
     assert s.tables[0].name == "orders"
     assert s.kafka.changes_topic("orders") == "ddb.orders.changes"
@@ -24,7 +24,7 @@ def test_template_is_a_valid_config(tmp_path: Path) -> None:
 
 def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bridge.toml"
-    path.write_text(TEMPLATE)
+    path.write_text(render_template())
     monkeypatch.setenv("DDB_BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9093")
     monkeypatch.setenv("DDB_BRIDGE__BACKFILL__SEGMENTS", "3")
     s = load_settings(path)

@@ -15,6 +15,7 @@ log = logging.getLogger("ddb-bridge.apply")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ddb_bridge.cli.helptext import from_setting
     from ddb_bridge.cli.main import HelpFormatter, add_common
 
     parser = sub.add_parser(
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--target",
         metavar="NAME",
         default=None,
-        help="a [targets.NAME] section [env DDB_BRIDGE__APPLY__TARGET; default [apply].target]",
+        help=f"a [targets.NAME] section [default: {from_setting('apply.target')}]",
     )
     parser.add_argument(
         "--table",
@@ -52,13 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="events per batch [env DDB_BRIDGE__APPLY__BATCH_SIZE; default [apply].batch_size]",
+        help=f"events per batch [default: {from_setting('apply.batch_size')}]",
     )
     parser.add_argument(
         "--batch-window-ms",
         type=int,
         default=None,
-        help="max wait to fill a batch [env DDB_BRIDGE__APPLY__BATCH_WINDOW_MS]",
+        help=f"max wait to fill a batch [default: {from_setting('apply.batch_window_ms')}]",
     )
     parser.set_defaults(func=run)
 

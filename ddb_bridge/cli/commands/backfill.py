@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ddb_bridge.cli.helptext import from_setting
     from ddb_bridge.cli.main import HelpFormatter, add_common
 
     p = sub.add_parser(
@@ -37,20 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common(p)
     p.add_argument("--table", required=True, help="source DynamoDB table")
-    p.add_argument("--from", dest="source", required=True, choices=["scan", "export"])
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        choices=["scan", "export"],
+        help="read the table with a parallel Scan, or from a DynamoDB export (S3 or a copy)",
+    )
     scan = p.add_argument_group("scan")
     scan.add_argument(
         "--segments",
         type=int,
         default=None,
-        help="parallel scan segments of a new run [env DDB_BRIDGE__BACKFILL__SEGMENTS; "
-        "default backfill.segments]",
+        help=f"parallel scan segments of a new run [default: {from_setting('backfill.segments')}]",
     )
     scan.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="scan threads in this process (default: segments, at most 16)",
+        help="threads in this process [default: one per part of the run (scan segment or "
+        "export file), at most 16]",
     )
     scan.add_argument(
         "--page-size", type=int, default=0, help="items per Scan page (0: DynamoDB's 1 MB pages)"
@@ -60,14 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="read budget for this process, 0 = unlimited "
-        "[env DDB_BRIDGE__BACKFILL__MAX_ITEMS_PER_SECOND]",
+        f"[default: {from_setting('backfill.max_items_per_second')}]",
     )
     scan.add_argument(
         "--max-rcu-per-second",
         type=float,
         default=None,
         help="read-capacity budget for this process, 0 = unlimited "
-        "[env DDB_BRIDGE__BACKFILL__MAX_RCU_PER_SECOND]",
+        f"[default: {from_setting('backfill.max_rcu_per_second')}]",
     )
     scan.add_argument("--consistent-read", action="store_true", help="strongly consistent Scan")
     export = p.add_argument_group("export")
@@ -92,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --start-export: request an incremental export from this ISO time",
     )
     export.add_argument(
-        "--incremental-to", default=None, help="with --incremental-from: end (default: now)"
+        "--incremental-to", default=None, help="with --incremental-from: end [default: now]"
     )
     export.add_argument(
         "--skip-bad-lines",
@@ -119,13 +126,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start a new run (new version) even if an unfinished one exists",
     )
     runs.add_argument(
-        "--worker-id", default=None, help="lease owner name (default host:pid:random)"
+        "--worker-id",
+        default=None,
+        help=f"lease owner name [default: {from_setting('stream.worker_id')}; "
+        "else host:pid:random]",
     )
     p.add_argument(
         "--keep-expired",
         action="store_true",
-        help="also publish items whose TTL has passed (default: skip and count them) "
-        "[env DDB_BRIDGE__BACKFILL__SKIP_EXPIRED_TTL=false]",
+        help="also publish items whose TTL has passed, instead of skipping and counting them "
+        f"[default: {from_setting('backfill.skip_expired_ttl')}, which skips them]",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bridge.config_template import TEMPLATE
+from bridge.config_template import render_template
 from bridge.errors import ConfigError
 from bridge.settings import load_settings, redacted
 
@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ddb_bridge.cli.main import HelpFormatter, add_common
 
     init = sub.add_parser(
-        "init", help="write a commented bridge.toml", formatter_class=HelpFormatter
+        "init",
+        help="write a bridge.toml listing every setting, its meaning and default",
+        formatter_class=HelpFormatter,
     )
     add_common(init)
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "show", help="print the effective config, secrets redacted", formatter_class=HelpFormatter
     )
     add_common(show)
-    show.add_argument("--format", choices=["json"], default="json")
+    show.add_argument("--format", choices=["json"], default="json", help="output format")
     show.set_defaults(func=run_show)
 
 
@@ -38,7 +40,7 @@ def run_init(args: argparse.Namespace) -> int:
     path = Path(args.config or "bridge.toml")
     if path.exists() and not args.force:
         raise ConfigError(f"{path} already exists (use --force to overwrite)")
-    path.write_text(TEMPLATE, encoding="utf-8")
+    path.write_text(render_template(), encoding="utf-8")
     print(f"wrote {path}")
     return 0
 

@@ -43,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: Apache Kafka when Java 17+ can run it (jars fetched with Maven once), "
         "else the pip-installed Tansu broker; kafka or tansu: only that one",
     )
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log lines at this level and above",
+    )
     p.set_defaults(func=run)
 
 

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cql.add_argument(
         "--target",
         default=None,
-        help="CQL target name [default: [apply].target if it is a scylla target, else the "
-        "only scylla target, else a default one (keyspace 'migrated')]",
+        help="CQL target name [default: setting apply.target if it names a scylla target, "
+        "else the only scylla target, else an unnamed one with keyspace 'migrated']",
     )
     cql.set_defaults(func=run_cql)
 

@@ -15,6 +15,7 @@ log = logging.getLogger("ddb-bridge.stream")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ddb_bridge.cli.helptext import from_setting
     from ddb_bridge.cli.main import HelpFormatter, add_common
 
     parser = sub.add_parser(
@@ -33,21 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="NAME",
         default=None,
-        help="stream only this table (repeatable); without it, every [[tables]] entry",
+        help="stream only this table (repeatable) [default: every [[tables]] entry]",
     )
     parser.add_argument(
         "--worker-id",
         default=None,
-        help="lease owner name, unique per process; without it, stream.worker_id "
-        "[env DDB_BRIDGE__STREAM__WORKER_ID], else host-pid-random",
+        help="lease owner name, unique per process "
+        f"[default: {from_setting('stream.worker_id')}; else host-pid-random]",
     )
     parser.add_argument(
         "--max-runtime-s",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop cleanly after this long, as on SIGTERM (for demos and tests); "
-        "without it, run until signalled",
+        help="stop cleanly after this long, as on SIGTERM (for demos and tests) "
+        "[default: run until signalled]",
     )
     parser.set_defaults(func=run)
 

@@ -14,6 +14,7 @@ from ddb_bridge.verification import verify_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ddb_bridge.cli.helptext import from_setting
     from ddb_bridge.cli.main import HelpFormatter, add_common
 
     p = sub.add_parser(
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common(p)
     p.add_argument("--table", required=True, help="source DynamoDB table")
-    p.add_argument("--target", default=None, help="target name [default: [apply].target]")
+    p.add_argument(
+        "--target", default=None, help=f"target name [default: {from_setting('apply.target')}]"
+    )
     p.add_argument(
         "--sample",
         type=float,
@@ -35,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--segments",
         type=int,
         default=None,
-        help="parallel scan segments [default: [backfill].segments]",
+        help=f"parallel scan segments [default: {from_setting('backfill.segments')}]",
     )
     p.add_argument("--show", type=int, default=10, help="how many differences to list")
     p.add_argument("--consistent-read", action="store_true", help="strongly consistent scan")
