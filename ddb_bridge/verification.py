@@ -28,7 +28,7 @@ def verify_table(
     # Connectors are imported lazily: `verify` alone should not pay for every driver.
     from connectors.dynamodb import aws
     from connectors.dynamodb.reader import batch_get, scan_pages
-    from ddb_bridge.cli.progress import progress
+    from ddb_bridge.progress import progress
     from ddb_bridge.registry import sink_class
 
     target_name = target_name or settings.apply.target

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from bridge import __version__, logs
 from bridge.errors import BridgeError, ConfigError
 from bridge.redact import redact_text
-from bridge.settings import CONFIG_ENV, DEFAULT_CONFIG
 from ddb_bridge.cli import commands
 from ddb_bridge.cli.helptext import (
     EXIT_CONFIG,
@@ -32,7 +31,7 @@ from ddb_bridge.cli.helptext import (
     add_exit_codes,
 )
 
-__all__ = ["HelpFormatter", "add_common", "build_parser", "main"]
+__all__ = ["HelpFormatter", "build_parser", "main"]
 
 log = logging.getLogger("ddb-bridge")
 
@@ -51,22 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     add_exit_codes(parser)
     return parser
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    """Options every command takes."""
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        default=None,
-        help=f"TOML config file [default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG} if present]",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log lines at this level and above (to stderr)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,8 @@ log = logging.getLogger("ddb-bridge.apply")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.helptext import from_setting
-    from ddb_bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     parser = sub.add_parser(
         "apply",

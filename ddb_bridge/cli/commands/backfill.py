@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.helptext import from_setting
-    from ddb_bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     p = sub.add_parser(
         "backfill",
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show_progress(job: Any, alive: Any, args: argparse.Namespace, err: Console) -> None:
     stats = job.stats
-    from ddb_bridge.cli.progress import progress as progress_bar
+    from ddb_bridge.progress import progress as progress_bar
 
     progress = progress_bar(extra=["parts {task.fields[parts]}"], out=err, disable=args.no_progress)
     with progress:

@@ -12,7 +12,8 @@ from bridge.settings import load_settings, redacted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter
 
     init = sub.add_parser(
         "init",

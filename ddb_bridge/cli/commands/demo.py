@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.main import HelpFormatter
+    from ddb_bridge.cli.helptext import HelpFormatter
     from ddb_bridge.demo.brokers import BROKER_MODES
 
     p = sub.add_parser(

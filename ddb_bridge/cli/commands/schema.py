@@ -15,7 +15,8 @@ from bridge.settings import ScyllaTarget, Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter
 
     schema = sub.add_parser("schema", help="print target schema DDL", formatter_class=HelpFormatter)
     kinds = schema.add_subparsers(dest="schema_kind", metavar="KIND")

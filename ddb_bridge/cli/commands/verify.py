@@ -14,8 +14,8 @@ from ddb_bridge.verification import verify_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ddb_bridge.cli.helptext import from_setting
-    from ddb_bridge.cli.main import HelpFormatter, add_common
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     p = sub.add_parser(
         "verify",
