@@ -6,6 +6,7 @@ yields the same keys and key bytes whatever its origin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -59,7 +60,7 @@ class ChangeEvent:
 
     @classmethod
     def from_stream_record(
-        cls, table: str, record: dict[str, Any], version: int, shard_id: str
+        cls, table: str, record: Mapping[str, Any], version: int, shard_id: str
     ) -> ChangeEvent:
         """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes)."""
         ddb = record.get("dynamodb") or {}

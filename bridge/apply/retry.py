@@ -21,7 +21,8 @@ class Backoff:
 
     def delay_s(self, attempt: int) -> float:
         """The pause before retry number `attempt` (1-based), in seconds."""
-        cap = min(self.max_ms, self.base_ms * (2 ** min(attempt - 1, 30)))
+        # 2.0, not 2: typeshed types int ** int as Any (a negative exponent gives a float).
+        cap = min(self.max_ms, self.base_ms * 2.0 ** min(attempt - 1, 30))
         return (cap / 2 + self.rng.uniform(0, cap / 2)) / 1000.0
 
     def exhausted(self, attempt: int) -> bool:

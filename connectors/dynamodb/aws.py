@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import boto3
 from botocore.config import Config
@@ -17,6 +17,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.settings import AwsSettings, Settings, TableSettings
 from bridge.sink import KeyType, TableSpec
+
+if TYPE_CHECKING:
+    # boto3-stubs (the test extra) types the clients; a plain install never imports them.
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
 
 # Throttling and 5xx are retried by our own loops with backoff and jitter, where we can log
 # them and keep checkpoints right; botocore's own retries stay on for connection blips.
@@ -34,19 +40,39 @@ THROTTLING = frozenset(
 )
 
 
-def client(service: str, aws: AwsSettings, endpoint_url: str | None = None) -> Any:
+@overload
+def client(
+    service: Literal["dynamodb"], aws: AwsSettings, endpoint_url: str | None = None
+) -> DynamoDBClient: ...
+@overload
+def client(
+    service: Literal["dynamodbstreams"], aws: AwsSettings, endpoint_url: str | None = None
+) -> DynamoDBStreamsClient: ...
+@overload
+def client(
+    service: Literal["s3"], aws: AwsSettings, endpoint_url: str | None = None
+) -> S3Client: ...
+def client(
+    service: Literal["dynamodb", "dynamodbstreams", "s3"],
+    aws: AwsSettings,
+    endpoint_url: str | None = None,
+) -> DynamoDBClient | DynamoDBStreamsClient | S3Client:
+    """A client of `service` for `aws`: its profile, region, endpoint and static keys."""
     kwargs: dict[str, Any] = {"region_name": aws.region, "config": _CONFIG}
     if endpoint_url or aws.endpoint_url:
         kwargs["endpoint_url"] = endpoint_url or aws.endpoint_url
     if aws.access_key_id and aws.secret_access_key:
         kwargs["aws_access_key_id"] = aws.access_key_id.get_secret_value()
         kwargs["aws_secret_access_key"] = aws.secret_access_key.get_secret_value()
-    # Any: boto3-stubs types `client` per service literal; ours is chosen at run time.
-    session: Any = boto3.session.Session(profile_name=aws.profile) if aws.profile else boto3
-    return session.client(service, **kwargs)
+    if aws.profile:
+        return boto3.session.Session(profile_name=aws.profile).client(service, **kwargs)
+    # Without a profile, boto3's default session (one credential chain for the process).
+    return boto3.client(service, **kwargs)
 
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def error_code(exc: BaseException) -> str:
@@ -82,13 +108,13 @@ class Backoff:
 
 
 def call_with_backoff(
-    fn: Callable[[], Any],
+    fn: Callable[[], T],
     what: str,
     stop: threading.Event | None = None,
     backoff: Backoff | None = None,
     where: dict[str, str] | None = None,
     attempts: int | None = None,
-) -> Any:
+) -> T:
     """Call `fn`, retrying throttling and connection errors until it succeeds, `stop` is set
     (`Interrupted`) or `attempts` calls have failed (the last error, translated, is raised).
 
@@ -127,10 +153,9 @@ class Interrupted(Exception):
     """A retry loop was cut short because the worker is stopping (not an error)."""
 
 
-def describe_table(ddb: Any, table: str) -> dict[str, Any]:
+def describe_table(ddb: DynamoDBClient, table: str) -> Mapping[str, Any]:
     try:
-        desc: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
-        return desc
+        return ddb.describe_table(TableName=table)["Table"]
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             raise ConfigError(f"source table {table!r} does not exist") from exc
@@ -153,7 +178,7 @@ def declared_spec(conf: TableSettings) -> TableSpec | None:
     )
 
 
-def table_spec(ddb: Any, settings: Settings, table: str) -> TableSpec:
+def table_spec(ddb: DynamoDBClient, settings: Settings, table: str) -> TableSpec:
     """The key schema, target name, typed columns and TTL attribute: declared, else described."""
     conf: TableSettings = settings.table(table)
     declared = declared_spec(conf)

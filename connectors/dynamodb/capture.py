@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from connectors.dynamodb.aws import error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 CAPTURE_PREFIX = "capture#"
 
@@ -32,7 +35,7 @@ class CaptureRecord:
     data_loss: list[dict[str, Any]] = field(default_factory=list)  # shard_id, at_ms, message
 
 
-def ensure_lease_table(ddb: Any, name: str) -> None:
+def ensure_lease_table(ddb: DynamoDBClient, name: str) -> None:
     """Create the lease table (on-demand billing) if it does not exist, and wait for it."""
     try:
         ddb.create_table(
@@ -50,7 +53,7 @@ def ensure_lease_table(ddb: Any, name: str) -> None:
 
 
 def record_capture_start(
-    ddb: Any,
+    ddb: DynamoDBClient,
     lease_table: str,
     table: str,
     stream_arn: str,
@@ -80,7 +83,7 @@ def record_capture_start(
 
 
 def record_data_loss(
-    ddb: Any, lease_table: str, stream_arn: str, shard_id: str, message: str
+    ddb: DynamoDBClient, lease_table: str, stream_arn: str, shard_id: str, message: str
 ) -> None:
     entry = {
         "M": {
@@ -100,7 +103,7 @@ def record_data_loss(
         raise translate(exc, f"UpdateItem {lease_table} data-loss alarm") from exc
 
 
-def read_capture(ddb: Any, lease_table: str, stream_arn: str) -> CaptureRecord | None:
+def read_capture(ddb: DynamoDBClient, lease_table: str, stream_arn: str) -> CaptureRecord | None:
     try:
         item = ddb.get_item(
             TableName=lease_table,

@@ -10,8 +10,8 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -19,11 +19,15 @@ from bridge import attrs
 from bridge.attrs import Item
 from connectors.dynamodb.aws import Backoff, call_with_backoff, translate
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import KeysAndAttributesTypeDef
+
 _DONE = object()
 
 
 def scan_pages(
-    make_client: Any,
+    make_client: Callable[[], DynamoDBClient],
     table: str,
     segments: int,
     *,
@@ -96,7 +100,7 @@ def scan_pages(
 
 
 def batch_get(
-    client: Any,
+    client: DynamoDBClient,
     table: str,
     key_names: tuple[str, ...],
     keys: Sequence[Item],
@@ -108,7 +112,9 @@ def batch_get(
         pending: list[dict[str, Any]] = [attrs.to_boto(k) for k in keys[start : start + 100]]
         backoff = Backoff()
         while pending:
-            request = {table: {"Keys": pending, "ConsistentRead": consistent}}
+            request: dict[str, KeysAndAttributesTypeDef] = {
+                table: {"Keys": pending, "ConsistentRead": consistent}
+            }
             try:
                 resp = call_with_backoff(
                     functools.partial(client.batch_get_item, RequestItems=request),
@@ -119,7 +125,8 @@ def batch_get(
             for item in resp.get("Responses", {}).get(table, []):
                 wire = attrs.from_boto(item, table)
                 found[attrs.canonical_key(attrs.extract_keys(wire, key_names))] = wire
-            pending = resp.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            unprocessed = resp.get("UnprocessedKeys", {}).get(table)
+            pending = unprocessed.get("Keys", []) if unprocessed else []
             if pending:
                 # Unprocessed keys mean throttling: back off before asking for them again.
                 time.sleep(backoff.next_delay())

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
@@ -51,6 +51,13 @@ from connectors.sinks.common import (
     key_identity,
     raise_failures,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        KeySchemaElementTypeDef,
+    )
 
 # `bridge.versioning.wins(new, stored)` as DynamoDB conditions (test_sink_contract holds them
 # to the rule): a write passes a lower stored version; a tombstone also passes an equal
@@ -96,7 +103,7 @@ class AlternatorSink:
         self.version_attr = settings.version_attribute
         self.tombstone_attr = settings.tombstone_attribute
         self._tables = Tables([])
-        self._client: Any = None
+        self._client: DynamoDBClient | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
@@ -125,7 +132,7 @@ class AlternatorSink:
 
     def _ensure_table(self, spec: TableSpec, create_schema: bool) -> None:
         try:
-            desc = self._client.describe_table(TableName=spec.target)["Table"]
+            desc = self._ddb().describe_table(TableName=spec.target)["Table"]
         except ClientError as exc:
             if aws.error_code(exc) != "ResourceNotFoundException":
                 raise translate(exc, f"DescribeTable {spec.target}") from exc
@@ -147,15 +154,19 @@ class AlternatorSink:
             )
 
     def _create_table(self, spec: TableSpec) -> None:
-        key_schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
-        definitions = [{"AttributeName": spec.hash_key, "AttributeType": spec.hash_type}]
+        key_schema: list[KeySchemaElementTypeDef] = [
+            {"AttributeName": spec.hash_key, "KeyType": "HASH"}
+        ]
+        definitions: list[AttributeDefinitionTypeDef] = [
+            {"AttributeName": spec.hash_key, "AttributeType": spec.hash_type}
+        ]
         if spec.range_key is not None:
             key_schema.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
             definitions.append(
                 {"AttributeName": spec.range_key, "AttributeType": spec.range_type or "S"}
             )
         try:
-            self._client.create_table(
+            self._ddb().create_table(
                 TableName=spec.target,
                 KeySchema=key_schema,
                 AttributeDefinitions=definitions,
@@ -168,7 +179,7 @@ class AlternatorSink:
         except BotoCoreError as exc:
             raise aws.translate(exc, f"CreateTable {spec.target}") from exc
         try:
-            self._client.get_waiter("table_exists").wait(
+            self._ddb().get_waiter("table_exists").wait(
                 TableName=spec.target, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
             )
         except (WaiterError, BotoCoreError, ClientError) as exc:
@@ -206,7 +217,7 @@ class AlternatorSink:
     def _put(self, request: dict[str, Any]) -> Exception | None:
         """One conditional PutItem; the error as a value so that the whole batch is tried."""
         try:
-            self._client.put_item(**request)
+            self._ddb().put_item(**request)
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return None  # what is stored is newer (or equal): this event is already beaten
@@ -252,7 +263,7 @@ class AlternatorSink:
             attempt = 0
             while request:
                 try:
-                    page = self._client.batch_get_item(RequestItems=request)
+                    page = self._ddb().batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as exc:
                     raise aws.translate(exc, f"BatchGetItem {spec.target}") from exc
                 for raw in page.get("Responses", {}).get(spec.target, []):
@@ -279,7 +290,7 @@ class AlternatorSink:
         }
         while True:
             try:
-                page = self._client.scan(**kwargs)
+                page = self._ddb().scan(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise aws.translate(exc, f"Scan {spec.target}") from exc
             for raw in page.get("Items", []):
@@ -300,3 +311,8 @@ class AlternatorSink:
         if self._pool is None:
             raise PermanentError("AlternatorSink used before open()")
         return self._pool
+
+    def _ddb(self) -> DynamoDBClient:
+        if self._client is None:
+            raise PermanentError("AlternatorSink used before open()")
+        return self._client

@@ -6,10 +6,15 @@ import base64
 import random
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import attrs
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import WriteRequestUnionTypeDef
 
 
 def demo_item(i: int, rng: random.Random) -> dict[str, Any]:
@@ -47,7 +52,7 @@ def demo_item(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def create_table(ddb: Any, table: str) -> None:
+def create_table(ddb: DynamoDBClient, table: str) -> None:
     ddb.create_table(
         TableName=table,
         AttributeDefinitions=[
@@ -62,7 +67,7 @@ def create_table(ddb: Any, table: str) -> None:
     )
 
 
-def enable_stream(ddb: Any, table: str) -> None:
+def enable_stream(ddb: DynamoDBClient, table: str) -> None:
     """Step 1 of the runbook: a NEW_AND_OLD_IMAGES stream on a table that already has data."""
     ddb.update_table(
         TableName=table,
@@ -70,9 +75,9 @@ def enable_stream(ddb: Any, table: str) -> None:
     )
 
 
-def seed(ddb: Any, table: str, count: int, seed_value: int = 7) -> None:
+def seed(ddb: DynamoDBClient, table: str, count: int, seed_value: int = 7) -> None:
     rng = random.Random(seed_value)
-    batch: list[dict[str, Any]] = []
+    batch: list[WriteRequestUnionTypeDef] = []
     for i in range(count):
         batch.append({"PutRequest": {"Item": attrs.to_boto(demo_item(i, rng))}})
         if len(batch) == 25:
@@ -82,8 +87,8 @@ def seed(ddb: Any, table: str, count: int, seed_value: int = 7) -> None:
         _write(ddb, table, batch)
 
 
-def _write(ddb: Any, table: str, batch: list[dict[str, Any]]) -> None:
-    request = {table: batch}
+def _write(ddb: DynamoDBClient, table: str, batch: list[WriteRequestUnionTypeDef]) -> None:
+    request: Mapping[str, Sequence[WriteRequestUnionTypeDef]] = {table: batch}
     while request:
         request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
@@ -103,7 +108,12 @@ class Writer(threading.Thread):
     """Updates, deletes and inserts items at a steady rate until stopped."""
 
     def __init__(
-        self, ddb: Any, table: str, key_space: int, rate_per_s: float, seed_value: int = 11
+        self,
+        ddb: DynamoDBClient,
+        table: str,
+        key_space: int,
+        rate_per_s: float,
+        seed_value: int = 11,
     ):
         super().__init__(name="demo-writer", daemon=True)
         self.ddb = ddb

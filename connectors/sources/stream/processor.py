@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.acks import AckTracker
 from bridge.errors import TransientError
@@ -26,6 +27,9 @@ from bridge.versioning import StreamVersioner, to_micros
 from connectors.dynamodb.aws import Backoff
 from connectors.sources.stream.leases import Lease, LeaseTable
 from connectors.sources.stream.shards import SHARD_END
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams.type_defs import RecordTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class ShardRecordProcessor(Protocol):
     def initialize(self, init: InitializationInput) -> None: ...
 
     def process_records(
-        self, records: list[dict[str, Any]], checkpointer: Checkpointer
+        self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer
     ) -> None: ...
 
     def lease_lost(self) -> None: ...
@@ -126,7 +130,7 @@ class KafkaRecordProcessor:
             },
         )
 
-    def process_records(self, records: list[dict[str, Any]], checkpointer: Checkpointer) -> None:
+    def process_records(self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer) -> None:
         for record in records:
             ddb = record["dynamodb"]
             version = self.versioner.next(ddb["ApproximateCreationDateTime"])

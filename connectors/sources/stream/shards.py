@@ -15,7 +15,7 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +27,14 @@ from connectors.dynamodb.aws import (
     error_code,
     translate,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_dynamodbstreams.type_defs import (
+        RecordTypeDef,
+        SequenceNumberRangeTypeDef,
+        ShardTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +60,8 @@ class Shard:
         return self.ending_sequence is not None
 
     @classmethod
-    def from_description(cls, shard: dict[str, Any]) -> Shard:
-        seq = shard.get("SequenceNumberRange") or {}
+    def from_description(cls, shard: ShardTypeDef) -> Shard:
+        seq: SequenceNumberRangeTypeDef = shard.get("SequenceNumberRange") or {}
         parent = shard.get("ParentShardId")
         return cls(
             shard_id=shard["ShardId"],
@@ -63,7 +71,9 @@ class Shard:
         )
 
 
-def list_shards(streams: Any, stream_arn: str, stop: threading.Event) -> list[Shard]:
+def list_shards(
+    streams: DynamoDBStreamsClient, stream_arn: str, stop: threading.Event
+) -> list[Shard]:
     """Every shard DescribeStream reports, paging through `LastEvaluatedShardId`."""
     shards: list[Shard] = []
     start: str | None = None
@@ -76,10 +86,9 @@ def list_shards(streams: Any, stream_arn: str, stop: threading.Event) -> list[Sh
                 functools.partial(streams.describe_stream, **kwargs),
                 "DescribeStream",
                 stop,
-            )
+            )["StreamDescription"]
         except ClientError as exc:
             raise translate(exc, f"DescribeStream {stream_arn}") from exc
-        desc = desc["StreamDescription"]
         shards.extend(Shard.from_description(s) for s in desc.get("Shards", []))
         start = desc.get("LastEvaluatedShardId")
         if not start:
@@ -88,7 +97,7 @@ def list_shards(streams: Any, stream_arn: str, stop: threading.Event) -> list[Sh
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    records: list[dict[str, Any]]
+    records: list[RecordTypeDef]
     shard_end: bool
 
 
@@ -97,7 +106,7 @@ class ShardReader:
 
     def __init__(
         self,
-        streams: Any,
+        streams: DynamoDBStreamsClient,
         stream_arn: str,
         shard_id: str,
         checkpoint: str,
@@ -167,14 +176,16 @@ class ShardReader:
                     continue
                 self._raise_trimmed(exc)
                 raise translate(exc, f"GetRecords shard {self.shard_id}") from exc
-            records: list[dict[str, Any]] = page.get("Records", [])
+            records = page.get("Records", [])
             if records:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
             self._iterator = page.get("NextShardIterator")
             return Batch(records, shard_end=self._iterator is None)
 
 
-def resolve_latest(streams: Any, stream_arn: str, shard: Shard, stop: threading.Event) -> str:
+def resolve_latest(
+    streams: DynamoDBStreamsClient, stream_arn: str, shard: Shard, stop: threading.Event
+) -> str:
     """A position that means what LATEST means now, but stays put: `SHARD_END` for a closed
     shard (nothing more will come); for an open one, the sequence number of its last record
     (read from the start of the shard, without publishing), or TRIM_HORIZON when it holds none.

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError, TransientError
 from bridge.metrics import REGISTRY
@@ -62,6 +62,10 @@ from connectors.sources.stream.shards import (
     resolve_latest,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
 log = logging.getLogger(__name__)
 
 NEW_IMAGE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
@@ -75,7 +79,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def stream_arn_of(ddb: Any, table: str) -> str:
+def stream_arn_of(ddb: DynamoDBClient, table: str) -> str:
     """The table's current stream ARN; ConfigError when it has none or lacks new images."""
     desc = aws.describe_table(ddb, table)
     spec = desc.get("StreamSpecification") or {}
@@ -218,8 +222,8 @@ class StreamWorker:
         tables: list[str] | None = None,
         worker_id: str | None = None,
         *,
-        ddb: Any = None,
-        streams: Any = None,
+        ddb: DynamoDBClient | None = None,
+        streams: DynamoDBStreamsClient | None = None,
         publisher: Publisher | None = None,
         processor_factory: ProcessorFactory | None = None,
         stop: threading.Event | None = None,

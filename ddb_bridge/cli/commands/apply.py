@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
 from ddb_bridge.registry import sink_class
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger("ddb-bridge.apply")
 
@@ -69,7 +72,7 @@ def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
     from connectors.dynamodb.aws import client, declared_spec, table_spec
 
     specs: list[TableSpec] = []
-    ddb: Any = None
+    ddb: DynamoDBClient | None = None
     for name in tables:
         declared = declared_spec(settings.table(name))
         if declared is not None:
