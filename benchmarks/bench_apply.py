@@ -1,6 +1,7 @@
 """Apply throughput per worker (events/s) for the null sink, SQLite and PostgreSQL.
 
-What it measures: one `ApplyWorker` (Faust, one agent, one sink thread) consuming a topic of
+What it measures: one `ApplyWorker` (a Faust consumer group, no agent, one sink thread)
+consuming a topic of
 N change events (~300-byte items, distinct keys, so events = rows written), from the end of
 its first batch to the end of its last (group join excluded). Same-run baselines, on the same
 topic: a plain confluent-kafka consumer reading the raw records (`consume(10000)`), and the
