@@ -6,7 +6,7 @@ without a registry. With a Schema Registry, the Confluent wire format (`00`, 4-b
 body) instead (`bridge.schema_registry`). Every codec decodes both framings; Confluent schema
 ids are resolved through `schema_id_lookup` (`schema_registry.registry_codec`). Readers know every
 schema under `schemas/history/`, so events written by an older or newer compatible writer
-still decode into the current `ChangeEvent`.
+still decode into the current `ChangeEvent` (docs/design.md, section 4).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Connectors translate driver exceptions into these at their boundary (`raise ... from exc`),
 so the core decides what to do (retry with backoff, dead-letter, or stop) without knowing
-which driver failed.
+which driver failed (docs/design.md, section 13).
 
 Whose fault an error is matters as much as whether retrying helps: `PermanentError` from a
 sink means *one event* carries something the target cannot hold, so apply dead-letters that

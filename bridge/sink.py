@@ -1,6 +1,6 @@
 """The sink protocol: what `apply` and `verify` need from a target database.
 
-A sink holds one outside system (connectors/sinks/<name>.py). Contract (README "Guarantees"):
+A sink holds one outside system (connectors/sinks/<name>.py). Contract (docs/design.md, section 11):
 idempotent and order-independent — applying any events, any number of times, in any order,
 leaves each row equal to the image of the highest version seen for its key; a REMOVE is a
 tombstone with its version that no older write passes; a full image replaces the row.

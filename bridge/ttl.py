@@ -3,7 +3,7 @@
 DynamoDB deletes an item some time (up to days) after the epoch-seconds Number in its TTL
 attribute has passed, but only when that time lies within the last five years: older values
 are ignored, so such items live on (and are migrated like any other). A TTL attribute that is
-not a Number is ignored too.
+not a Number is ignored too. Where the rule applies: docs/design.md, section 11.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Verify: does the target hold exactly the source's live items?
+"""Verify: does the target hold exactly the source's live items? (docs/design.md, section 12)
 
 Forward pass: pages of source items (a parallel scan, or a sample of its segments) are looked
 up in the target by key. Reverse pass: the target's live keys are checked against the

@@ -2,8 +2,7 @@
 
 Every event carries an int64 version in microseconds since the epoch. Versions are
 deterministic functions of what the source returns, so a re-read after a crash reproduces
-them exactly and a re-published record is a true duplicate (README "Guarantees, and what
-they rest on").
+them exactly and a re-published record is a true duplicate (docs/design.md, section 5).
 
 `rank` / `wins` are the rule every consumer of events applies: apply's batching, each
 sink's coalescing of a batch, and — written in the target's own language — each sink's

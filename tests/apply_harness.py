@@ -3,7 +3,8 @@
 1. `random_history` simulates a DynamoDB table over `n_keys` keys: puts, updates (including
    attribute removal), deletes and TTL-expiry deletes, each a change event with a strictly
    increasing stream version, plus a concurrent back-fill (scan) whose SNAPSHOT events carry
-   the lower back-fill version of DESIGN §3. It keeps the true final state of every key.
+   the lower back-fill version of docs/design.md §5. It keeps the true final state of every
+   key.
 2. `delivery_plan` shuffles the events, duplicates some, and appends a replayed prefix.
 3. `produce` publishes them with the real publisher; `run_in_process` / `ApplyProcess` run the
    worker (in-process with any sink object, or as `ddb-bridge apply` in a subprocess).

@@ -1,4 +1,4 @@
-"""Screening one consumed record, on its own, before it joins a batch.
+"""Screening one consumed record, on its own, before it joins a batch (docs/design.md, section 10).
 
 A changes topic accepts whatever any producer writes to it, not only ddb-bridge's own
 producers: a value that does not decode, no Kafka key or one that is not the event's key,

@@ -5,7 +5,7 @@ when the stream producer first starts on that stream. The back-fill reads it to 
 precondition of last-write-wins (stream captured from before `T - margin`, no trimmed gap); a
 data-loss alarm (a checkpoint behind the trim horizon) is appended to it for `status`.
 A re-enabled stream has a new ARN, hence a new capture record: the old one cannot vouch
-for it.
+for it. The back-fill's check: docs/design.md, section 6.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ view `<table>_live` of live rows. Names: `sql_names` (every identifier quoted, s
 kept; a key attribute named like a layout column, or longer than PostgreSQL's 63-byte
 identifiers, gets the column `key_<name>`; a table or view name PostgreSQL would truncate,
 or one that is already another kind of relation, is refused). A REMOVE keeps a tombstone
-row (`deleted`, `item` NULL).
+row (`deleted`, `item` NULL). The sink contract: docs/design.md, section 11.
 
 One exception to "item is jsonb": jsonb cannot store the character U+0000, which DynamoDB
 strings and attribute names may hold. For such an item `item_exact bytea` holds its exact

@@ -7,7 +7,7 @@ like a layout column gets the column `key_<name>`; SQLite ignores ASCII case in 
 target names differing only in case are refused). Writes are upserts that only replace a row
 holding an older version (a delete wins a tie), so applying any events, in any order, any
 number of times leaves every row at its newest state; a REMOVE keeps a tombstone row so no
-older write can bring the item back.
+older write can bring the item back (docs/design.md, section 11).
 
 Key columns: S as TEXT, B as BLOB (the raw bytes), N as the number's canonical decimal text
 (`attrs.normalize_number`: `1`, `1.0` and `1e0` are the same key). Not REAL, which is a

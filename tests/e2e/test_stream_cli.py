@@ -133,8 +133,8 @@ def test_sigkill_and_restart_lose_nothing_and_keep_versions(
         duplicates += len(copies) - 1
         assert all(copy == copies[0] for copy in copies[1:]), copies
 
-    # Versions are exactly DESIGN §3's, computed independently from the stream, so per key
-    # they strictly increase in DynamoDB's order.
+    # Versions are exactly those of docs/design.md §5, computed independently from the
+    # stream, so per key they strictly increase in DynamoDB's order.
     versioner = StreamVersioner()
     per_key: dict[bytes, list[int]] = defaultdict(list)
     for record in records:

@@ -1,4 +1,4 @@
-"""The sink contract (DESIGN §3), the same tests for every sink against its real service.
+"""The sink contract (docs/design.md §11), the same tests for every sink against its service.
 
 Idempotent, order-independent, deletes never undone by older writes, which event wins is
 `bridge.versioning.rank` (in one batch and across batches, in every arrival order), a full
