@@ -552,22 +552,49 @@ def test_statements_give_last_write_wins_and_full_replacement_under_cql_rules(se
 
 
 class _Future:
-    """What `execute_concurrent` needs of a ResponseFuture; completed later by a thread."""
+    """What `execute_concurrent` needs of a ResponseFuture; completed later by a thread.
+
+    Like the driver's ResponseFuture, callbacks added after completion run at once: on a
+    loaded machine the timer can complete a request before the sink attaches its callbacks,
+    and a double that dropped that completion would hang the sink (not a sink bug).
+    """
 
     _col_names = None
     _col_types = None
     has_more_pages = False
 
     def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
         self.callbacks: tuple[Any, ...] = ()
+        self._outcome: tuple[bool, Any] | None = None
 
     def add_callbacks(
         self, callback: Any, callback_args: Any, errback: Any, errback_args: Any
     ) -> None:
-        self.callbacks = (callback, callback_args, errback, errback_args)
+        with self._lock:
+            self.callbacks = (callback, callback_args, errback, errback_args)
+            outcome = self._outcome
+        if outcome is not None:
+            self._deliver(*outcome)
 
     def clear_callbacks(self) -> None:
         pass
+
+    def complete(self, ok: bool, value: Any) -> None:
+        with self._lock:
+            self._outcome = (ok, value)
+            ready = bool(self.callbacks)
+        if ready:
+            self._deliver(ok, value)
+
+    def _deliver(self, ok: bool, value: Any) -> None:
+        callback, args, errback, eargs = self.callbacks
+        if ok:
+            callback(value, *args)
+        else:
+            errback(value, *eargs)
 
 
 class AsyncSession(RecordingSession):
@@ -602,12 +629,8 @@ class AsyncSession(RecordingSession):
             self.overlapped.wait(5)
             with self.lock:
                 self.in_flight -= 1
-            callback, args, errback, eargs = future.callbacks
             error = self.fail(statement) if self.fail else None
-            if error is None:
-                callback([], *args)
-            else:
-                errback(error, *eargs)
+            future.complete(error is None, [] if error is None else error)
 
         threading.Timer(0.002, complete).start()
         return future
