@@ -1,7 +1,8 @@
-"""Connectors by name: `bridge` reaches `connectors` only through this table.
+"""Connectors by name: which class a `type =` or `--from` in the configuration means.
 
-Keeping the import lazy means the core never imports boto3, psycopg or the CQL driver unless
-the chosen source or sink needs it.
+This table is the only place that names connector classes; the core (`bridge`) never sees
+it. Imports are lazy so a command loads only the drivers (boto3, psycopg, the CQL driver) of
+the source or sink it uses.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def test_help_and_package_cite_no_document_users_do_not_have() -> None:
         assert not re.search(r"DESIGN|§", text), text
     cited = [
         f"{path.relative_to(ROOT)}:{n}"
-        for folder in ("bridge", "connectors", "schemas")
+        for folder in ("bridge", "connectors", "ddb_bridge", "schemas")
         for path in sorted((ROOT / folder).rglob("*"))
         if path.suffix in (".py", ".avsc", ".toml")
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
