@@ -85,3 +85,33 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     # The installed `ddb-bridge demo` can fetch Apache Kafka: its pom came with the wheel.
     assert pom.startswith(str(target)) and pom_found == "True"
     assert kafka_version == "4.4.0"
+
+
+@pytest.mark.slow
+def test_editable_install_is_silent(tmp_path: Path) -> None:
+    # `make install` (the first step of `make demo` and `make test`) is an editable install.
+    # With the packages at the root and no `package-dir`, setuptools chose its import-finder
+    # strategy, whose "Editable installation" notice pip printed at length on every install
+    # (pip surfaces it; calling the backend directly does not). The observable cause is the
+    # strategy: a plain path in the .pth file instead of a finder. The editable wheel is built
+    # the way pip builds it (PEP 660), into a scratch folder.
+    script = (
+        "import sys; from setuptools import build_meta as b; print(b.build_editable(sys.argv[1]))"
+    )
+    built = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    warnings = re.findall(r"\w*Warning: .*|.*deprecat.*", built.stdout + built.stderr, re.I)
+    assert warnings == [], warnings
+    wheel = next(tmp_path.glob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        pth = [name for name in archive.namelist() if name.endswith(".pth")]
+        assert len(pth) == 1, archive.namelist()
+        # A plain path to the project root: every package (bridge, connectors, ddb_bridge,
+        # schemas) resolves from the working tree.
+        assert archive.read(pth[0]).decode().strip() == str(ROOT)
