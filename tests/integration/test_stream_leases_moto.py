@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from connectors.dynamodb.capture import ensure_lease_table
-from connectors.sources.stream.leases import LeaseLost, LeaseTable
+from connectors.dynamodb.leases import LeaseLost
+from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import Shard
 
 pytestmark = pytest.mark.integration

@@ -89,12 +89,11 @@ class BackfillJob:
                 foreign = [p for p in pending if p.index not in self._active]
             if not foreign:
                 return
-            now_ms = int(time.time() * 1000)
             took = False
             for part in foreign:
                 if self.stop.is_set():
                     return
-                if part.owner not in (None, self.store.owner) and part.expires_ms >= now_ms:
+                if not self.store.claimable(part):
                     continue  # a live worker holds it
                 with self._lock:
                     if part.index in self._active:

@@ -5,15 +5,24 @@ fixed list of *parts* (scan segments, export data files). Items in the lease tab
 
 - `backfill#<table>#<run>`               the run: kind, T (µs), version, part count, state
 - `backfill#<table>#<run>#<part:06d>`    a part: state PENDING/DONE, cursor, items, claims,
-                                           leaseOwner / leaseExpiresAt / leaseCounter
+                                           and its lease: leaseOwner / leaseCounter
 - `backfill#<table>#current#<kind>`      which scan run new workers join (pointer)
 
-Any number of workers, on any machines, claim parts with conditional writes: a part is
-claimable when it is PENDING and unowned or its lease expired. The owner renews its leases
-from a heartbeat thread; a cursor write or DONE is conditional on still owning the part
-(fencing), so a worker that lost its lease cannot move a cursor. A cursor is written only
-once every record before it is acknowledged by Kafka (the caller's AckTracker), so a
-kill -9 re-reads at most what was after the last cursor: at-least-once, never a gap.
+Any number of workers, on any machines, claim parts with conditional writes. A part's claim
+is a lease with the same discipline as a stream shard's (`connectors.dynamodb.leases`): a
+part is claimable when it is PENDING and unowned, or its counter has not moved for a lease
+duration on the claimer's own monotonic clock (no wall clocks compared across machines).
+The owner renews its leases from a heartbeat thread, each renewal bumping the counter; a
+cursor write or DONE is conditional on the owner and counter (fencing), so a worker that
+lost its lease cannot move a cursor. A cursor is written only once every record before it
+is acknowledged by Kafka (the caller's AckTracker), so a kill -9 re-reads at most what was
+after the last cursor: at-least-once, never a gap.
+
+Parts claimed by versions before the shared discipline carry a wall-clock `leaseExpiresAt`,
+which their workers moved on each renewal without bumping the counter. It is read as part of
+the observed token (`Part.token`), never compared with a clock: an old worker still renewing
+keeps its part, a dead one's part is taken after one lease duration like any other, and the
+taking write removes `leaseExpiresAt`.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import PermanentError, TransientError
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
+from connectors.dynamodb.leases import ExpiryWatch, FencedLeases, HeldLease, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +46,6 @@ PREFIX = "backfill#"
 PENDING = "PENDING"
 DONE = "DONE"
 T = TypeVar("T")
-# DynamoDB reserved words among our attribute names.
-_NAMES = {"#s": "state", "#c": "cursor", "#i": "items"}
-
-
-class LeaseLostError(TransientError):
-    """Another worker took this part over (our lease expired); stop working on it."""
 
 
 @dataclass(frozen=True)
@@ -60,19 +64,27 @@ class RunInfo:
 @dataclass(frozen=True)
 class Part:
     index: int
+    key: str  # its leaseKey
     label: str
     state: str
     cursor: str | None
     items: int
     claims: int
     owner: str | None
-    expires_ms: int
+    counter: int  # leaseCounter: bumped by every claim, renewal and cursor write
     meta: dict[str, str]
     finished_by: str | None = None
+    # leaseExpiresAt of a part claimed by an earlier version (see the module docstring).
+    legacy_expires_ms: int | None = None
 
     @property
     def done(self) -> bool:
         return self.state == DONE
+
+    @property
+    def token(self) -> tuple[int, int | None]:
+        """What a renewal changes, for `ExpiryWatch`."""
+        return (self.counter, self.legacy_expires_ms)
 
 
 def _retrying(fn: Callable[[], T], what: str, attempts: int = 8) -> T:
@@ -89,13 +101,29 @@ class RunStore:
     """Runs, parts and claims of one table's back-fills, in the lease table."""
 
     def __init__(
-        self, ddb: Any, lease_table: str, table: str, owner: str, lease_ms: int = 10_000
+        self,
+        ddb: Any,
+        lease_table: str,
+        table: str,
+        owner: str,
+        lease_ms: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ddb = ddb
         self.lease_table = lease_table
         self.table = table
         self.owner = owner
         self.lease_ms = lease_ms
+        # Retries as the other lease-table writes here; a late renewal keeps the part if the
+        # fence still holds (see connectors.dynamodb.leases).
+        self.leases = FencedLeases(
+            ddb, lease_table, owner, lease_ms / 1000, clock, attempts=8, stop_at_lapse=False
+        )
+        # Every read of parts is an observation: a part's owner is dead once its token stood
+        # still for a lease duration on this clock.
+        self.expiry = ExpiryWatch(lease_ms / 1000, clock)
+        self._held: dict[str, HeldLease] = {}
+        self._held_lock = threading.Lock()
 
     # keys ---------------------------------------------------------------------------------
     def run_key(self, run_id: str) -> dict[str, Any]:
@@ -255,112 +283,105 @@ class RunStore:
                 f"run {run.run_id} of table {self.table} lacks part records {missing[:5]} "
                 f"in lease table {self.lease_table}"
             )
-        return [out[i] for i in indexes]
+        parts = [out[i] for i in indexes]
+        self.expiry.observe(parts, forget_unseen=False)
+        return parts
+
+    def claimable(self, part: Part) -> bool:
+        """PENDING, and free, ours by name (a re-run with this worker id), or expired."""
+        if part.done:
+            return False
+        return part.owner in (None, self.owner) or self.expiry.expired(part)
 
     def claim(self, run_id: str, index: int) -> Part | None:
-        """Take the part if it is PENDING and free (or its lease expired). None: not ours."""
-        now = int(time.time() * 1000)
+        """Take the part if it is PENDING and free (or its lease expired). None: not ours.
 
-        def update() -> Part | None:
-            try:
-                resp = self.ddb.update_item(
-                    TableName=self.lease_table,
-                    Key=self.part_key(run_id, index),
-                    UpdateExpression=(
-                        "SET leaseOwner = :me, leaseExpiresAt = :exp, claims = claims + :one, "
-                        "leaseCounter = if_not_exists(leaseCounter, :zero) + :one"
-                    ),
-                    ConditionExpression=(
-                        "#s = :pending AND (attribute_not_exists(leaseOwner) "
-                        "OR leaseOwner = :me OR leaseExpiresAt < :now)"
-                    ),
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={
-                        ":me": {"S": self.owner},
-                        ":exp": {"N": str(now + self.lease_ms)},
-                        ":now": {"N": str(now)},
-                        ":one": {"N": "1"},
-                        ":zero": {"N": "0"},
-                        ":pending": {"S": PENDING},
-                    },
-                    ReturnValues="ALL_NEW",
-                )
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return None
-                raise
-            return _part_from_item(resp["Attributes"])
-
-        part = _retrying(update, f"UpdateItem {self.lease_table} claim part {index}")
-        if part is not None:
-            log.info(
-                "claimed back-fill part",
-                extra={"table": self.table, "run": run_id, "part": index, "label": part.label},
+        The part is read again first (an observation, too), and taken only as read: if its
+        owner renewed meanwhile, the conditional write fails and the part stays theirs.
+        """
+        key = self.part_key(run_id, index)
+        item = _retrying(
+            lambda: self.ddb.get_item(TableName=self.lease_table, Key=key, ConsistentRead=True).get(
+                "Item"
+            ),
+            f"GetItem {self.lease_table} part {index} of run {run_id}",
+        )
+        if item is None:
+            raise PermanentError(
+                f"run {run_id} of table {self.table} lacks part record {index} "
+                f"in lease table {self.lease_table}"
             )
+        seen = _part_from_item(item)
+        self.expiry.observe([seen], forget_unseen=False)
+        if not self.claimable(seen):
+            return None
+        lease = HeldLease(seen.key, seen.owner, seen.counter)
+        try:
+            attrs = self.leases.take(
+                lease,
+                "claims = claims + :one",
+                {":one": {"N": "1"}, ":pending": {"S": PENDING}},
+                condition="#s = :pending",
+                names={"#s": "state"},
+                remove="leaseExpiresAt",
+                returning=True,
+            )
+        except LeaseLost:
+            return None  # another worker was faster, or the owner renewed
+        assert attrs is not None  # ReturnValues=ALL_NEW
+        with self._held_lock:
+            self._held[lease.key] = lease
+        part = _part_from_item(attrs)
+        log.info(
+            "claimed back-fill part",
+            extra={"table": self.table, "run": run_id, "part": index, "label": part.label},
+        )
         return part
 
-    def _owned_update(
-        self, run_id: str, index: int, expression: str, values: dict[str, Any], what: str
-    ) -> None:
-        names = {n: a for n, a in _NAMES.items() if n in expression}
-        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+    def _holding(self, run_id: str, index: int) -> HeldLease:
+        key = self.part_key(run_id, index)["leaseKey"]["S"]
+        with self._held_lock:
+            lease = self._held.get(key)
+        if lease is None:
+            raise LeaseLost(f"part {index} of run {run_id} is not claimed by {self.owner}")
+        return lease
 
-        def update() -> None:
-            try:
-                self.ddb.update_item(
-                    TableName=self.lease_table,
-                    Key=self.part_key(run_id, index),
-                    UpdateExpression=expression,
-                    ConditionExpression="leaseOwner = :me",
-                    ExpressionAttributeValues={":me": {"S": self.owner}, **values},
-                    **extra,
-                )
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    raise LeaseLostError(
-                        f"lost the claim on part {index} of run {run_id} ({what})"
-                    ) from exc
-                raise
-
-        _retrying(update, f"UpdateItem {self.lease_table} {what} part {index}")
+    def _forget(self, lease: HeldLease) -> None:
+        with self._held_lock:
+            if self._held.get(lease.key) is lease:
+                del self._held[lease.key]
 
     def renew(self, run_id: str, index: int) -> None:
-        expires = int(time.time() * 1000) + self.lease_ms
-        self._owned_update(
-            run_id, index, "SET leaseExpiresAt = :exp", {":exp": {"N": str(expires)}}, "renew"
-        )
+        self.leases.renew(self._holding(run_id, index))
 
     def checkpoint(self, run_id: str, index: int, cursor: str, items: int) -> None:
-        expires = int(time.time() * 1000) + self.lease_ms
-        self._owned_update(
-            run_id,
-            index,
-            "SET #c = :cursor, #i = :items, leaseExpiresAt = :exp",
-            {
-                ":cursor": {"S": cursor},
-                ":items": {"N": str(items)},
-                ":exp": {"N": str(expires)},
-            },
-            "checkpoint",
+        self.leases.write_held(
+            self._holding(run_id, index),
+            "#c = :cursor, #i = :items",
+            {":cursor": {"S": cursor}, ":items": {"N": str(items)}},
+            names={"#c": "cursor", "#i": "items"},
         )
 
     def finish(self, run_id: str, index: int, items: int) -> None:
-        self._owned_update(
-            run_id,
-            index,
-            "SET #s = :done, #i = :items, finishedBy = :me, finishedAtMs = :now "
-            "REMOVE leaseOwner, leaseExpiresAt",
+        lease = self._holding(run_id, index)
+        self.leases.end(
+            lease,
+            "#s = :done, #i = :items, finishedBy = :me, finishedAtMs = :now",
             {
                 ":done": {"S": DONE},
                 ":items": {"N": str(items)},
+                ":me": {"S": self.owner},
                 ":now": {"N": str(int(time.time() * 1000))},
             },
-            "finish",
+            names={"#s": "state", "#i": "items"},
         )
+        self._forget(lease)
 
     def release(self, run_id: str, index: int) -> None:
         """Give a part back unfinished (graceful stop), so another worker need not wait."""
-        self._owned_update(run_id, index, "REMOVE leaseOwner, leaseExpiresAt", {}, "release")
+        lease = self._holding(run_id, index)
+        self.leases.end(lease)
+        self._forget(lease)
 
 
 def _part_from_item(item: dict[str, Any]) -> Part:
@@ -373,9 +394,11 @@ def _part_from_item(item: dict[str, Any]) -> Part:
         items=int(item.get("items", {}).get("N", "0")),
         claims=int(item.get("claims", {}).get("N", "0")),
         owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
-        expires_ms=int(item.get("leaseExpiresAt", {}).get("N", "0")),
+        counter=int(item.get("leaseCounter", {}).get("N", "0")),
         meta={k[5:]: v["S"] for k, v in item.items() if k.startswith("meta_")},
         finished_by=item["finishedBy"]["S"] if "finishedBy" in item else None,
+        key=key,
+        legacy_expires_ms=int(item["leaseExpiresAt"]["N"]) if "leaseExpiresAt" in item else None,
     )
 
 
@@ -420,7 +443,7 @@ class LeaseKeeper:
             for index in held:
                 try:
                     self.store.renew(self.run_id, index)
-                except LeaseLostError as exc:
+                except LeaseLost as exc:
                     log.warning(
                         "back-fill part lease lost",
                         extra={"run": self.run_id, "part": index, "error": str(exc)},

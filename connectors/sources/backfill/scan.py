@@ -27,9 +27,10 @@ from bridge.errors import AttributeTypeError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.ttl import pending_deletion
 from connectors.dynamodb.aws import translate
+from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.backfill.claim_loop import BackfillJob
 from connectors.sources.backfill.common import Budget
-from connectors.sources.backfill.runs import DONE, LeaseLostError, Part
+from connectors.sources.backfill.runs import DONE, Part
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class ScanBackfill:
         try:
             while not job.stop.is_set():
                 if job.lost(part.index):
-                    raise LeaseLostError(f"{where_seg}: claim taken over by another worker")
+                    raise LeaseLost(f"{where_seg}: claim taken over by another worker")
                 self.budget.wait(job.stop)
                 if start_key is not None:
                     request["ExclusiveStartKey"] = start_key

@@ -8,13 +8,11 @@ which has a new ARN, apart from the old one; `capture#...` items share the table
 and ours: `lastVersion` (bridge.versioning), `streamArn`, `shardId`, `tableName`,
 `dataLoss`.
 
-Every write by a holder is conditional on `leaseOwner` and `leaseCounter` being what it last
-wrote, and bumps the counter: a worker whose lease was taken finds out at its next write and
-can never checkpoint again. Expiry is judged the KCL way, on the observer's own clock (the
-counter did not move for `lease_duration`), so workers need no synchronized clocks. A holder
-treats its lease as lost once `lease_duration` (less a margin) has passed since it sent its
-last successful renewal, which is before any other worker can see the lease expire: the old
-holder stops processing a shard before the new one starts.
+Leases follow the one discipline of `connectors.dynamodb.leases` (shared with the back-fill's
+part claims): every holder write is fenced on `leaseOwner` and `leaseCounter` and bumps the
+counter, expiry is judged on the observer's own clock, and a holder stops before any other
+worker can see its lease expire. This module adds what is the stream's own: checkpoints,
+parents, SHARD_END, the last version, and balancing leases across workers.
 """
 
 from __future__ import annotations
@@ -29,14 +27,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.dynamodb.aws import error_code, translate
+from connectors.dynamodb.leases import CONDITION_FAILED, ExpiryWatch, FencedLeases
 from connectors.sources.stream.shards import SHARD_END, Shard
 
 log = logging.getLogger(__name__)
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
-# A holder gives up this fraction of the lease duration early, for clock-rate drift and for
-# the time between its last renewal and its next check.
-SAFETY_MARGIN = 0.2
 
 
 def lease_key(stream_arn: str, shard_id: str) -> str:
@@ -70,6 +64,11 @@ class Lease:
     def held(self, now: float | None = None) -> bool:
         return (now if now is not None else time.monotonic()) < self.valid_until
 
+    @property
+    def token(self) -> int:
+        """What a renewal changes, for `ExpiryWatch`."""
+        return self.counter
+
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Lease:
         return cls(
@@ -84,10 +83,6 @@ class Lease:
             parent_ids=tuple(sorted(item.get("parentShardId", {}).get("SS", []))),
             data_loss=item["dataLoss"]["S"] if "dataLoss" in item else None,
         )
-
-
-class LeaseLost(Exception):
-    """A conditional write failed: another worker owns the lease now."""
 
 
 class LeaseTable:
@@ -106,6 +101,8 @@ class LeaseTable:
         self.worker_id = worker_id
         self.lease_duration_s = lease_duration_s
         self.clock = clock
+        # One attempt per write: the coordinator and the checkpointer retry in their loops.
+        self.fenced = FencedLeases(ddb, table_name, worker_id, lease_duration_s, clock)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -165,38 +162,6 @@ class LeaseTable:
         log.info("created lease", extra={"lease": item["leaseKey"]["S"], "checkpoint": checkpoint})
         return True
 
-    def _update(
-        self,
-        lease: Lease,
-        expected_owner: str | None,
-        set_expr: str,
-        values: dict[str, Any],
-        remove: str = "",
-    ) -> int:
-        """Conditional on owner and counter; bumps the counter; returns the new counter."""
-        values = {**values, ":counter": {"N": str(lease.counter)}, ":one": {"N": "1"}}
-        if expected_owner is None:
-            condition = "leaseCounter = :counter AND attribute_not_exists(leaseOwner)"
-        else:
-            condition = "leaseCounter = :counter AND leaseOwner = :expected"
-            values[":expected"] = {"S": expected_owner}
-        expr = "SET leaseCounter = leaseCounter + :one" + (f", {set_expr}" if set_expr else "")
-        if remove:
-            expr += f" REMOVE {remove}"
-        try:
-            self.ddb.update_item(
-                TableName=self.name,
-                Key={"leaseKey": {"S": lease.key}},
-                UpdateExpression=expr,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) == CONDITION_FAILED:
-                raise LeaseLost(lease.key) from exc
-            raise translate(exc, f"UpdateItem {self.name} lease {lease.key}") from exc
-        return lease.counter + 1
-
     def take(self, lease: Lease, wait_for_fence: bool) -> None:
         """Take a free, expired or stolen lease; raises LeaseLost if someone was faster.
 
@@ -204,60 +169,32 @@ class LeaseTable:
         expiry), so processing must wait one lease duration, by which time it has stopped.
         """
         sent = self.clock()
-        with lease.lock:
-            lease.counter = self._update(
-                lease,
-                lease.owner,
-                "leaseOwner = :me, ownerSwitchesSinceCheckpoint = "
-                "if_not_exists(ownerSwitchesSinceCheckpoint, :zero) + :one",
-                {":me": {"S": self.worker_id}, ":zero": {"N": "0"}},
-            )
-            lease.owner = self.worker_id
-            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
-            lease.start_after = sent + self.lease_duration_s if wait_for_fence else sent
+        self.fenced.take(
+            lease,
+            "ownerSwitchesSinceCheckpoint = "
+            "if_not_exists(ownerSwitchesSinceCheckpoint, :zero) + :one",
+            {":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+        lease.start_after = sent + self.lease_duration_s if wait_for_fence else sent
 
     def renew(self, lease: Lease) -> None:
-        sent = self.clock()
-        with lease.lock:
-            if not lease.held(sent):
-                raise LeaseLost(lease.key)
-            try:
-                lease.counter = self._update(lease, self.worker_id, "", {})
-            except LeaseLost:
-                lease.valid_until = 0.0
-                raise
-            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
+        self.fenced.renew(lease)
 
     def checkpoint(self, lease: Lease, checkpoint: str, last_version: int | None) -> None:
         """Record the position (and its last version) all of whose records Kafka acknowledged."""
-        sent = self.clock()
         values: dict[str, Any] = {":cp": {"S": checkpoint}, ":zero": {"N": "0"}}
         set_expr = "checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero"
         if last_version is not None:
             set_expr += ", lastVersion = :v"
             values[":v"] = {"N": str(last_version)}
-        with lease.lock:
-            if not lease.held(sent):
-                raise LeaseLost(lease.key)
-            try:
-                lease.counter = self._update(lease, self.worker_id, set_expr, values)
-            except LeaseLost:
-                lease.valid_until = 0.0
-                raise
-            # A successful conditional write proves ownership as well as a renewal does.
-            lease.valid_until = sent + self.lease_duration_s * (1 - SAFETY_MARGIN)
-            lease.checkpoint = checkpoint
-            lease.last_version = last_version
+        self.fenced.write_held(lease, set_expr, values)
+        lease.checkpoint = checkpoint
+        lease.last_version = last_version
 
     def mark_data_loss(self, lease: Lease, message: str) -> None:
         """Stop the shard for every worker until an operator clears `dataLoss`."""
-        with lease.lock:
-            lease.counter = self._update(
-                lease, self.worker_id, "dataLoss = :m", {":m": {"S": message}}, remove="leaseOwner"
-            )
-            lease.owner = None
-            lease.valid_until = 0.0
-            lease.data_loss = message
+        self.fenced.end(lease, "dataLoss = :m", {":m": {"S": message}})
+        lease.data_loss = message
 
     def delete_finished(self, lease: Lease) -> bool:
         """Delete a SHARD_END lease nobody needs any more; False if it changed meanwhile."""
@@ -280,43 +217,7 @@ class LeaseTable:
 
     def release(self, lease: Lease) -> None:
         """Give a lease up after a clean stop, so another worker can take it at once."""
-        with lease.lock:
-            lease.counter = self._update(lease, self.worker_id, "", {}, remove="leaseOwner")
-            lease.owner = None
-            lease.valid_until = 0.0
-
-
-class ExpiryWatch:
-    """Which leases have expired, judged on this worker's clock (the KCL's rule).
-
-    A lease is expired when its counter has not changed for a whole lease duration since
-    this worker first saw that counter value.
-    """
-
-    def __init__(self, lease_duration_s: float, clock: Callable[[], float] = time.monotonic):
-        self.lease_duration_s = lease_duration_s
-        self.clock = clock
-        self._seen: dict[str, tuple[int, float]] = {}
-
-    def observe(self, leases: list[Lease]) -> None:
-        now = self.clock()
-        live = set()
-        for lease in leases:
-            live.add(lease.key)
-            seen = self._seen.get(lease.key)
-            if seen is None or seen[0] != lease.counter:
-                self._seen[lease.key] = (lease.counter, now)
-        for key in list(self._seen):
-            if key not in live:
-                del self._seen[key]
-
-    def expired(self, lease: Lease) -> bool:
-        if lease.owner is None:
-            return True
-        seen = self._seen.get(lease.key)
-        if seen is None or seen[0] != lease.counter:
-            return False
-        return self.clock() - seen[1] > self.lease_duration_s
+        self.fenced.end(lease)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,10 +38,10 @@ from connectors.dynamodb.capture import (
     record_capture_start,
     record_data_loss,
 )
+from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.leases import (
     ExpiryWatch,
     Lease,
-    LeaseLost,
     LeaseTable,
     lease_key,
     obsolete,
