@@ -19,8 +19,8 @@ from typing import Any
 from bridge.acks import AckTracker
 from bridge.errors import BridgeError, PermanentError
 from bridge.publisher import Publisher
-from connectors.sources.backfill.common import Stats
 from connectors.sources.backfill.runs import LeaseKeeper, Part, RunInfo, RunStore
+from connectors.sources.backfill.stats import Stats
 
 log = logging.getLogger(__name__)
 

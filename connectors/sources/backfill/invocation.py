@@ -31,14 +31,11 @@ from bridge.versioning import backfill_version, to_micros
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.backfill import s3_export
+from connectors.sources.backfill.budget import Budget
 from connectors.sources.backfill.claim_loop import BackfillJob, StoppedError
-from connectors.sources.backfill.common import (
-    Budget,
-    Stats,
-    UnsafeBackfillError,
-    check_capture,
-)
 from connectors.sources.backfill.runs import DONE, Part, RunInfo, RunStore
+from connectors.sources.backfill.safety import UnsafeBackfillError, check_capture
+from connectors.sources.backfill.stats import Stats
 
 log = logging.getLogger(__name__)
 

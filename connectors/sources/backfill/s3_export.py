@@ -62,7 +62,7 @@ from bridge.ttl import pending_deletion
 from bridge.versioning import to_micros
 from connectors.dynamodb.aws import error_code, translate
 from connectors.sources.backfill.claim_loop import BackfillJob, StoppedError
-from connectors.sources.backfill.common import fast_item_ok
+from connectors.sources.backfill.item_check import fast_item_ok
 from connectors.sources.backfill.runs import Part
 
 log = logging.getLogger(__name__)

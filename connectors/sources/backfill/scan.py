@@ -27,8 +27,8 @@ from bridge.errors import AttributeTypeError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.ttl import pending_deletion
 from connectors.dynamodb.aws import translate
+from connectors.sources.backfill.budget import Budget
 from connectors.sources.backfill.claim_loop import BackfillJob
-from connectors.sources.backfill.common import Budget
 from connectors.sources.backfill.runs import DONE, LeaseLostError, Part
 
 log = logging.getLogger(__name__)
