@@ -30,7 +30,6 @@ from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
-from bridge.source import PartReader
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import Interrupted
 from connectors.dynamodb.capture import (
@@ -170,7 +169,7 @@ class ShardConsumer(threading.Thread):
                 "lease still at LATEST: reading the shard from TRIM_HORIZON", extra=self._where
             )
             start = TRIM_HORIZON
-        reader: PartReader[dict[str, Any]] = ShardReader(
+        reader = ShardReader(
             self.worker.streams,
             self.stream.stream_arn,
             self.lease.shard_id,
