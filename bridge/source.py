@@ -15,7 +15,7 @@ These protocols name those steps, so that one claim-and-read loop serves every k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 R = TypeVar("R", covariant=True)  # one record as the reader hands it out
@@ -26,19 +26,26 @@ class Batch(Protocol[R]):
     """Records read in one step, in the part's order."""
 
     @property
-    def records(self) -> Sequence[R]: ...
+    def records(self) -> Iterable[R]:
+        """A list, or produced one at a time as they are consumed (an export file's lines are
+        parsed as they are published, so records never pile up in memory)."""
+        ...
 
     @property
     def end(self) -> bool:
-        """True once the part holds no more records (a closed shard, a whole file or segment)."""
+        """True once the part holds no more records (a closed shard, a whole file or segment);
+        read after `records` is consumed."""
         ...
 
 
-@runtime_checkable
-class PartReader(Protocol[R]):
-    """One part, opened at a saved position."""
+B = TypeVar("B", bound=Batch[Any], covariant=True)  # the batches a reader returns
 
-    def read(self) -> Batch[R]:
+
+@runtime_checkable
+class PartReader(Protocol[B]):
+    """One part, opened at a saved position, read a `Batch` at a time."""
+
+    def read(self) -> B:
         """The next records (possibly none: nothing new yet, or the reader is stopping)."""
         ...
 

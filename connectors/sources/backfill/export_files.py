@@ -26,7 +26,7 @@ import gzip
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,18 +168,24 @@ def _check_key(keys: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> Non
             )
 
 
-@dataclass(frozen=True, slots=True)
 class Lines:
-    records: list[ChangeEvent]
-    end: bool
+    """Up to `STATS_EVERY` lines of a file, parsed one at a time as the loop publishes them:
+    events never pile up in memory (nor in the garbage collector's young generations)."""
+
+    __slots__ = ("_reader", "records")
+
+    def __init__(self, reader: ExportFileReader) -> None:
+        self._reader = reader
+        self.records: Iterator[ChangeEvent] = reader._events()
+
+    @property
+    def end(self) -> bool:
+        """Read once `records` is consumed: the file was read to its last line."""
+        return self._reader._at_end
 
 
 class ExportFileReader:
-    """One verified data file, `STATS_EVERY` lines per `read` (gunzip, one line at a time).
-
-    A bad line (without `skip_bad_lines`) ends the batch before it; the next `read` delivers
-    everything before it and raises, naming file and line.
-    """
+    """One verified data file, `STATS_EVERY` lines per `read` (gunzip, one line at a time)."""
 
     checkpoints = False  # a stopped file is read again from its start; only DONE is saved
     position: str | None = None
@@ -196,25 +202,20 @@ class ExportFileReader:
         self._fileobj, self._size = location.open_verified(self.data)
         self._gz = gzip.GzipFile(fileobj=self._fileobj, mode="rb")
         self._lineno = self._blank = self._ttl_skipped = 0
-        self._batch_lines: list[tuple[int, bytes]] = []  # line number and text per record
-        self._failure: BadInputError | None = None
+        self._current: tuple[int, bytes] = (0, b"")  # line number and text of the last event
+        self._at_end = False
 
     def read(self) -> Lines:
-        job = self.job
-        if self._failure is not None:
-            # Deliver everything before the bad line, then stop: the file stays unfinished.
-            job.publisher.flush()
-            raise self._failure
-        data = self.data
+        return Lines(self)
+
+    def _events(self) -> Iterator[ChangeEvent]:
+        job, data = self.job, self.data
         table, version, origin = job.table, job.run.version, self.origin
         key_names, key_checks = job.key_names, self.key_checks
         ttl_attr, now_s = self.ttl_attribute, job.now_s
         loads, snapshot = orjson.loads, ChangeEvent.snapshot
-        records: list[ChangeEvent] = []
-        batch_lines: list[tuple[int, bytes]] = []
-        self._batch_lines = batch_lines
-        lineno, blank, ttl_skipped, raw = self._lineno, self._blank, 0, 0
-        at_end = True
+        lineno, raw = self._lineno, 0
+        event: ChangeEvent
         try:
             for line in self._gz:
                 lineno += 1
@@ -223,16 +224,13 @@ class ExportFileReader:
                     doc = loads(line)
                 except orjson.JSONDecodeError as exc:
                     if not line.strip():
-                        blank += 1
-                    elif self._bad(lineno, f"not JSON: {exc}", line):
-                        at_end = False
-                        break
+                        self._blank += 1
+                    else:
+                        self._bad(lineno, f"not JSON: {exc}", line)
                     if lineno % STATS_EVERY == 0:
-                        at_end = False
-                        break
+                        return
                     continue
                 item = doc.get("Item") if type(doc) is dict else None
-                event: ChangeEvent | None
                 try:
                     if item is not None:
                         if not fast_item_ok(item):
@@ -240,51 +238,45 @@ class ExportFileReader:
                         event = snapshot(table, item, key_names, version, origin, "Item")
                         _check_key(event.keys, key_checks)
                         if ttl_attr is not None and pending_deletion(item, ttl_attr, now_s):
-                            ttl_skipped += 1
-                            event = None
+                            self._ttl_skipped += 1
+                            if lineno % STATS_EVERY == 0:
+                                return
+                            continue
                     else:
                         if type(doc) is not dict:
                             raise AttributeTypeError("a line must be a JSON object")
                         event = ChangeEvent.from_export_line(table, doc, key_names, version, "line")
                         _check_key(event.keys, key_checks)
                 except AttributeTypeError as exc:
-                    if self._bad(lineno, str(exc), line):
-                        at_end = False
-                        break
-                    event = None
-                if event is not None:
-                    records.append(event)
-                    batch_lines.append((lineno, line))
+                    self._bad(lineno, str(exc), line)
+                else:
+                    self._current = (lineno, line)
+                    yield event
                 if lineno % STATS_EVERY == 0:
-                    at_end = False
-                    break
+                    return
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             reason = f"truncated or corrupt gzip data after line {lineno}: {exc}"
-            if self._bad(lineno + 1, reason, b""):
-                at_end = False
-        self._lineno, self._blank = lineno, blank
-        self._ttl_skipped += ttl_skipped
-        job.stats.add(bytes_uncompressed=raw)
-        if at_end and self._failure is None:
-            lines = lineno - blank
-            if data.item_count is not None and lines != data.item_count:
-                # Before the file is recorded as done: what was published stays published
-                # (a re-run publishes the same records again), but the run does not end
-                # "complete".
-                self._failure = BadInputError(
-                    f"{data.key}: {lines} lines read, manifest itemCount {data.item_count}: "
-                    f"the file is incomplete or not the one the manifest lists"
-                )
-            else:
-                return Lines(records, end=True)
-        return Lines(records, end=False)
+            self._bad(lineno + 1, reason, b"")
+        finally:
+            self._lineno = lineno
+            job.stats.add(bytes_uncompressed=raw)
+        lines = lineno - self._blank
+        if data.item_count is not None and lines != data.item_count:
+            # Before the file is recorded as done: what was published stays published (a
+            # re-run publishes the same records again), but the run does not end "complete".
+            job.publisher.flush()
+            raise BadInputError(
+                f"{data.key}: {lines} lines read, manifest itemCount {data.item_count}: the "
+                f"file is incomplete or not the one the manifest lists"
+            )
+        self._at_end = True
 
-    def _bad(self, lineno: int, reason: str, raw: bytes) -> bool:
-        """A bad line: to the DLQ (False: read on), or the failure the next `read` raises."""
+    def _bad(self, lineno: int, reason: str, raw: bytes) -> None:
         job, data = self.job, self.data
         if not job.skip_bad_lines:
-            self._failure = BadInputError(f"{data.key} line {lineno}: {reason}")
-            return True
+            # Deliver everything before the bad line, then stop: the file stays unfinished.
+            job.publisher.flush()
+            raise BadInputError(f"{data.key} line {lineno}: {reason}")
         job.publisher.produce_raw(
             job.publisher.kafka.dlq_topic(job.table),
             f"{data.key}:{lineno}".encode(),
@@ -302,19 +294,14 @@ class ExportFileReader:
             "bad export line sent to the DLQ",
             extra={"file": data.key, "line": lineno, "reason": reason},
         )
-        return False
 
     def refuse(self, index: int, exc: Exception) -> None:
-        lineno, line = self._batch_lines[index]
+        # Called before the next line is parsed: the refused event is the last one handed out.
+        lineno, line = self._current
         if isinstance(exc, ArithmeticError):
-            reason = f"a key number out of DynamoDB's range ({type(exc).__name__})"
+            self._bad(lineno, f"a key number out of DynamoDB's range ({type(exc).__name__})", line)
         else:
-            reason = str(exc)
-        if self._bad(lineno, reason, line):
-            failure, self._failure = self._failure, None
-            assert failure is not None
-            self.job.publisher.flush()  # deliver everything before the bad line, then stop
-            raise failure
+            self._bad(lineno, str(exc), line)
 
     def close(self) -> None:
         try:

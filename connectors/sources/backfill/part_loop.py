@@ -22,7 +22,7 @@ from bridge.acks import AckTracker
 from bridge.errors import AttributeTypeError, PermanentError
 from bridge.event import ChangeEvent
 from bridge.publisher import Publisher
-from bridge.source import PartReader, PartSource
+from bridge.source import Batch, PartReader, PartSource
 from connectors.sources.backfill.runs import (
     DONE,
     LeaseKeeper,
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 1.0
 
 
-class EventReader(PartReader[ChangeEvent], Protocol):
+class EventReader(PartReader[Batch[ChangeEvent]], Protocol):
     """A back-fill part's reader: the protocol's reader, plus what publishing its records needs."""
 
     @property
