@@ -13,13 +13,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.settings import Settings
 from connectors.sources.backfill.part_loop import BackfillJob, BackfillParts
 from connectors.sources.backfill.runs import RunInfo, RunStore
 from connectors.sources.backfill.safety import UnsafeBackfillError, check_capture
 from connectors.sources.backfill.stats import Stats
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class RunSetup:
 
     req: BackfillRequest
     settings: Settings
-    ddb: Any  # the boto3 DynamoDB client of the invocation
+    ddb: DynamoDBClient  # the invocation's client (not for worker threads: one each)
     store: RunStore
     stats: Stats
     say: Say

@@ -21,7 +21,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -41,6 +41,9 @@ from connectors.sources.backfill.run_plan import (
     now_whole_ms,
 )
 from connectors.sources.backfill.runs import DONE, Part, RunInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ class ScanSegments(RunParts):
     def __init__(
         self,
         job: BackfillJob,
-        ddb: Any,
+        ddb: DynamoDBClient,
         budget: Budget,
         page_size: int = 0,
         consistent_read: bool = False,
