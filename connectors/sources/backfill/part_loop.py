@@ -55,8 +55,9 @@ class EventReader(PartReader[Batch[ChangeEvent]], Protocol):
         ...
 
     def refuse(self, index: int, exc: Exception) -> None:
-        """Record `index` of the last batch could not be published (its key or a number
-        cannot be encoded): raise, or set it aside (the DLQ) when bad records are skipped."""
+        """Record `index` of the current batch, the last one handed out, could not be
+        published (its key cannot be encoded): raise, or set it aside (the DLQ) when bad
+        records are skipped."""
         ...
 
     def close(self) -> None: ...
