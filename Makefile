@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check bridge connectors ddb_bridge tests benchmarks
 	$(VENV)/bin/ruff format --check bridge connectors ddb_bridge tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format bridge connectors ddb_bridge tests benchmarks

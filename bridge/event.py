@@ -111,15 +111,23 @@ class ChangeEvent:
         version: int,
         origin: Origin,
         where: str = "item",
+        *,
+        keys: Item | None = None,
+        old_image: Item | None = None,
     ) -> ChangeEvent:
-        """A back-filled item (scan or full export), already in wire form."""
+        """A back-filled item (scan, full or incremental export), already in wire form.
+
+        The key attributes are taken from `keys` when the source gives them apart from the
+        item (an incremental export line's `Keys`), else from the item itself.
+        """
         return cls(
             table=table,
             op=Op.SNAPSHOT,
-            keys=attrs.extract_keys(item, key_names, where),
+            keys=attrs.extract_keys(item if keys is None else keys, key_names, where),
             version=version,
             origin=origin,
             new_image=item,
+            old_image=old_image,
         )
 
     @classmethod
@@ -134,13 +142,27 @@ class ChangeEvent:
             keys = attrs.validate(line["Keys"], f"{where} Keys")
             new = line.get("NewImage")
             old = line.get("OldImage")
+            old_image = attrs.validate(old, f"{where} OldImage") if old is not None else None
+            if new is not None:
+                new_image = attrs.validate(new, f"{where} NewImage")
+                return cls.snapshot(
+                    table,
+                    new_image,
+                    key_names,
+                    version,
+                    Origin.INCREMENTAL_EXPORT,
+                    where,
+                    keys=keys,
+                    old_image=old_image,
+                )
+            # No new image: the item was deleted during the export's window. A delete is
+            # not a snapshot; it carries the export's version like the snapshots around it.
             return cls(
                 table=table,
-                op=Op.SNAPSHOT if new is not None else Op.REMOVE,
+                op=Op.REMOVE,
                 keys=attrs.extract_keys(keys, key_names, where),
                 version=version,
                 origin=Origin.INCREMENTAL_EXPORT,
-                new_image=attrs.validate(new, f"{where} NewImage") if new is not None else None,
-                old_image=attrs.validate(old, f"{where} OldImage") if old is not None else None,
+                old_image=old_image,
             )
         raise AttributeTypeError(f"{where}: export line has neither 'Item' nor 'Keys'")

@@ -23,7 +23,7 @@ SINKS: dict[str, str] = {
 SOURCES: dict[str, str] = {
     "stream": "connectors.sources.stream.worker:StreamWorker",
     "scan": "connectors.sources.backfill.scan:ScanBackfill",
-    "export": "connectors.sources.backfill.s3_export:ExportBackfill",
+    "export": "connectors.sources.backfill.export_files:ExportBackfill",
 }
 
 

@@ -162,7 +162,7 @@ def describe_table(ddb: DynamoDBClient, table: str) -> Mapping[str, Any]:
         raise translate(exc, f"DescribeTable {table}") from exc
 
 
-def declared_spec(conf: TableSettings) -> TableSpec | None:
+def _declared_spec(conf: TableSettings) -> TableSpec | None:
     """The TableSpec the config declares in full (hash_key set), else None."""
     if conf.hash_key is None:
         return None
@@ -178,12 +178,20 @@ def declared_spec(conf: TableSettings) -> TableSpec | None:
     )
 
 
-def table_spec(ddb: DynamoDBClient, settings: Settings, table: str) -> TableSpec:
-    """The key schema, target name, typed columns and TTL attribute: declared, else described."""
+def table_spec(ddb: DynamoDBClient | None, settings: Settings, table: str) -> TableSpec:
+    """The key schema, target name, typed columns and TTL attribute of `table`: as declared
+    in the config's [[tables]] (hash_key set), else from DescribeTable and DescribeTimeToLive.
+
+    The one place that rule lives. `ddb` may be None: a client is then made from
+    `settings.aws` only when the table must be described, so a fully declared table needs
+    no AWS access (`apply`, `schema cql` against declared tables).
+    """
     conf: TableSettings = settings.table(table)
-    declared = declared_spec(conf)
+    declared = _declared_spec(conf)
     if declared is not None:
         return declared
+    if ddb is None:
+        ddb = client("dynamodb", settings.aws)
     desc = describe_table(ddb, table)
     types: dict[str, KeyType] = {
         a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]

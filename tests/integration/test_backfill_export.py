@@ -23,14 +23,16 @@ from bridge import attrs
 from bridge.errors import PermanentError
 from bridge.event import Op, Origin
 from bridge.versioning import backfill_version
-from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
-from connectors.sources.backfill.runs import RunStore
-from connectors.sources.backfill.s3_export import (
+from connectors.sources.backfill.export_files import ExportBackfill
+from connectors.sources.backfill.export_manifest import (
     BadInputError,
     LocalExport,
     read_manifest,
     run_id_for,
 )
+from connectors.sources.backfill.run_plan import BackfillRequest
+from connectors.sources.backfill.runner import run_backfill
+from connectors.sources.backfill.runs import RunStore
 from tests.backfill_helpers import (
     backfill_settings,
     create_table,
@@ -71,7 +73,8 @@ def env(dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, ddb_clie
     def run(**options: Any) -> Any:
         return run_backfill(
             settings,
-            BackfillRequest(table=table, source="export", no_stream=True, **options),
+            BackfillRequest(table=table, no_stream=True, **options),
+            ExportBackfill(),
             say_nothing,
         )
 
@@ -253,9 +256,8 @@ def test_two_workers_share_the_files_of_one_export(
     def worker(name: str) -> None:
         outcomes[name] = run_backfill(
             settings,
-            BackfillRequest(
-                table=table, source="export", dir=str(tmp_path), no_stream=True, worker_id=name
-            ),
+            BackfillRequest(table=table, dir=str(tmp_path), no_stream=True, worker_id=name),
+            ExportBackfill(),
             say_nothing,
         )
 

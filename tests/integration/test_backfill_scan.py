@@ -24,8 +24,10 @@ import pytest
 from bridge import attrs
 from bridge.errors import PermanentError
 from bridge.event import ChangeEvent, Op, Origin
-from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
+from connectors.sources.backfill.run_plan import BackfillRequest
+from connectors.sources.backfill.runner import run_backfill
 from connectors.sources.backfill.runs import RunStore
+from connectors.sources.backfill.scan import ScanBackfill
 from tests import services
 from tests.backfill_helpers import (
     backfill_settings,
@@ -122,7 +124,8 @@ def test_scan_publishes_one_snapshot_per_item(
     )
     outcome = run_backfill(
         settings,
-        BackfillRequest(table=table, source="scan", segments=4, no_stream=True),
+        BackfillRequest(table=table, segments=4, no_stream=True),
+        ScanBackfill(),
         say_nothing,
     )
     expected = N_ITEMS - len(expired)

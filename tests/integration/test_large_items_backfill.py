@@ -11,7 +11,9 @@ import pytest
 from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.errors import PermanentError
-from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
+from connectors.sources.backfill.run_plan import BackfillRequest
+from connectors.sources.backfill.runner import run_backfill
+from connectors.sources.backfill.scan import ScanBackfill
 from tests.backfill_helpers import backfill_settings
 from tests.kafka_helpers import consume_all
 from tests.stream_helpers import create_stream_table
@@ -39,7 +41,7 @@ def test_an_item_over_1_mb_encoded_is_back_filled(
     item = escaped_item(ddb_client, table)
     settings = backfill_settings(dynamodb_endpoint, kafka_bootstrap, unique_name("leases"), table)
     outcome = run_backfill(
-        settings, BackfillRequest(table=table, source="scan", no_stream=True), say_nothing
+        settings, BackfillRequest(table=table, no_stream=True), ScanBackfill(), say_nothing
     )
     assert outcome.complete and outcome.stats.published == 1
     (message,) = consume_all(kafka_bootstrap, settings.kafka.changes_topic(table), 1)
@@ -56,7 +58,7 @@ def test_a_refused_item_stops_the_back_fill_with_the_named_setting(
     settings.kafka.extra["message.max.bytes"] = 1_000_000
     with pytest.raises(PermanentError) as caught:
         run_backfill(
-            settings, BackfillRequest(table=table, source="scan", no_stream=True), say_nothing
+            settings, BackfillRequest(table=table, no_stream=True), ScanBackfill(), say_nothing
         )
     message = str(caught.value)
     assert f"table {table}" in message

@@ -13,12 +13,9 @@ from hypothesis import strategies as st
 from bridge import attrs
 from bridge.errors import AttributeTypeError
 from connectors.dynamodb.capture import CAPTURE_PREFIX
-from connectors.sources.backfill.common import (
-    Budget,
-    UnsafeBackfillError,
-    check_capture,
-    fast_item_ok,
-)
+from connectors.sources.backfill.budget import Budget
+from connectors.sources.backfill.item_check import fast_item_ok
+from connectors.sources.backfill.safety import UnsafeBackfillError, check_capture
 from tests.samples import sample_item
 from tests.strategies import attribute_values, items
 

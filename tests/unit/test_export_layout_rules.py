@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sources.backfill.s3_export import (
+from connectors.sources.backfill.export_manifest import (
     BadInputError,
     DataFile,
     ExportKeys,

@@ -5,6 +5,10 @@ so several threads and several machines share them. Each segment's cursor is the
 `LastEvaluatedKey` of the last page whose records Kafka acknowledged; a re-run continues
 from there, and finished segments are never read again.
 
+Run selection: join the table's current unfinished scan run (a re-run after a crash resumes
+it; a second machine joins it); otherwise start a new run at T = now. `--new-run` forces a
+new run, `--run-id` names one.
+
 Delivery guarantee: at-least-once. Items after the last saved cursor are published again
 after a crash, with the same key, value and version (the version is fixed per run), so a
 duplicate is harmless under last-write-wins. A read budget (items/s, RCU/s) is shared by all
@@ -15,184 +19,227 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from typing import Any
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bridge import attrs
-from bridge.acks import AckTracker
-from bridge.errors import AttributeTypeError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
+from bridge.event import ChangeEvent, Origin
 from bridge.ttl import pending_deletion
-from connectors.dynamodb.aws import translate
-from connectors.dynamodb.leases import LeaseLost
-from connectors.sources.backfill.claim_loop import BackfillJob
-from connectors.sources.backfill.common import Budget
-from connectors.sources.backfill.runs import DONE, Part
+from bridge.versioning import backfill_version, to_micros
+from connectors.dynamodb import aws
+from connectors.sources.backfill.budget import Budget
+from connectors.sources.backfill.part_loop import BackfillJob, RunParts
+from connectors.sources.backfill.run_plan import (
+    BackfillRequest,
+    PlannedRun,
+    RunSetup,
+    from_us,
+    now_whole_ms,
+)
+from connectors.sources.backfill.runs import DONE, Part, RunInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY_S = 1.0
-
 
 class ScanBackfill:
-    """Runs this process's share of a scan run with `threads` threads."""
+    """`ddb-bridge backfill --from scan`: chooses the scan run; its threads read segments."""
 
-    @staticmethod
-    def backfill(settings: Any, options: dict[str, Any], say: Any, watch: Any = None) -> Any:
-        """Registry entry point (`ddb-bridge backfill --from scan`)."""
-        from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
+    name = "scan"
 
-        return run_backfill(settings, BackfillRequest(**options), say, watch)
+    def check_request(self, req: BackfillRequest) -> None:
+        if req.s3_uri or req.dir or req.start_export:
+            raise ConfigError("--s3-uri, --dir and --start-export go with --from export")
+
+    def plan(self, setup: RunSetup) -> PlannedRun:
+        req, settings = setup.req, setup.settings
+        run = _scan_run(setup)
+        count = aws.describe_table(setup.ddb, req.table).get("ItemCount")
+        setup.stats.total_items = int(count) if count else None
+        conf = settings.backfill
+        budget = Budget(  # one budget for every thread of the process
+            req.max_items_per_second
+            if req.max_items_per_second is not None
+            else conf.max_items_per_second,
+            req.max_rcu_per_second
+            if req.max_rcu_per_second is not None
+            else conf.max_rcu_per_second,
+        )
+
+        def segments(job: BackfillJob) -> ScanSegments:
+            return ScanSegments(
+                job,
+                aws.client("dynamodb", settings.aws),  # one client per thread
+                budget,
+                page_size=req.page_size,
+                consistent_read=req.consistent_read,
+            )
+
+        return PlannedRun(run, req.threads or min(run.parts, 16), segments)
+
+
+def _scan_run(setup: RunSetup) -> RunInfo:
+    req, store = setup.req, setup.store
+    if req.run_id:
+        found = store.load_run(req.run_id)
+        if found is None:
+            raise ConfigError(f"--run-id {req.run_id}: no such back-fill run of {req.table}")
+        setup.check_safety(found.start_us)
+        return found
+    current = store.current_run("scan")
+    existing = store.load_run(current) if current else None
+    if existing is not None and existing.state != DONE and not req.new_run:
+        setup.say(f"resuming scan run {existing.run_id} (T = {from_us(existing.start_us)})")
+        setup.check_safety(existing.start_us)
+        return existing
+    start = now_whole_ms()
+    start_us = to_micros(start)
+    setup.check_safety(start_us)
+    segments = req.segments or setup.settings.backfill.segments
+    run_id = f"scan-{start_us // 1000}-{uuid.uuid4().hex[:4]}"
+    created = store.create_run(
+        RunInfo(
+            table=req.table,
+            run_id=run_id,
+            kind="scan",
+            start_us=start_us,
+            version=backfill_version(start, setup.settings.backfill.skew_margin_s),
+            parts=segments,
+            source=f"scan, {segments} segments",
+        ),
+        [f"segment {i}" for i in range(segments)],
+    )
+    if not store.set_current_run("scan", run_id, current):
+        # Another worker started a run at the same moment: join it instead.
+        winner = store.current_run("scan")
+        joined = store.load_run(winner) if winner else None
+        if joined is None:
+            raise PermanentError(f"lost the race to start a scan run of {req.table}")
+        return joined
+    return created
+
+
+class ScanSegments(RunParts):
+    """The segments of a scan run, for one worker thread (with its own client)."""
 
     def __init__(
         self,
         job: BackfillJob,
-        client_factory: Any,
-        threads: int,
+        ddb: DynamoDBClient,
+        budget: Budget,
         page_size: int = 0,
         consistent_read: bool = False,
-        budget: Budget | None = None,
     ) -> None:
-        self.job = job
-        self.client_factory = client_factory  # () -> a boto3 DynamoDB client
-        self.threads = max(1, threads)
+        super().__init__(job)
+        self.ddb = ddb
+        self.budget = budget
         self.page_size = page_size
         self.consistent_read = consistent_read
-        self.budget = budget or Budget()
-        self.errors: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
 
-    def start(self) -> None:
-        for n in range(self.threads):
-            thread = threading.Thread(target=self._worker, name=f"scan-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def open(self, part: Part) -> SegmentReader:
+        return SegmentReader(self, part)
 
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
 
-    def join(self, timeout: float | None = None) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[ChangeEvent]
+    end: bool
 
-    def _worker(self) -> None:
-        ddb = self.client_factory()  # one client per thread
-        try:
-            self.job.claim_loop(lambda part: self._segment(ddb, part))
-        except BaseException as exc:
-            log.error("scan worker failed", extra={"table": self.job.table, "error": str(exc)})
-            self.errors.append(exc)
-            self.job.stop.set()
 
-    def _segment(self, ddb: Any, part: Part) -> None:
-        job = self.job
-        run = job.run
-        where_seg = f"table {job.table} segment {part.index}/{run.parts}"
-        tracker: AckTracker[tuple[str, int]] = AckTracker()
-        start_key = attrs.to_boto(attrs.loads(part.cursor)) if part.cursor else None
-        published = part.items
-        last_saved: tuple[str, int] | None = None
-        saved_at = time.monotonic()
-        request: dict[str, Any] = {
+class SegmentReader:
+    """One segment from its cursor, a Scan page per `read`; throttling slows it down."""
+
+    checkpoints = True
+
+    def __init__(self, segments: ScanSegments, part: Part) -> None:
+        job = segments.job
+        self.job = job
+        self.ddb = segments.ddb
+        self.budget = segments.budget
+        self.consistent_read = segments.consistent_read
+        self.where = f"table {job.table} segment {part.index}/{job.run.parts}"
+        # The cursor: LastEvaluatedKey of the last page read, as canonical JSON.
+        self.position: str | None = part.cursor
+        self._start_key = attrs.to_boto(attrs.loads(part.cursor)) if part.cursor else None
+        self._request: dict[str, Any] = {
             "TableName": job.table,
             "Segment": part.index,
-            "TotalSegments": run.parts,
-            "ConsistentRead": self.consistent_read,
+            "TotalSegments": job.run.parts,
+            "ConsistentRead": segments.consistent_read,
             "ReturnConsumedCapacity": "TOTAL",
         }
-        limit = self.page_size
+        limit = segments.page_size
         if self.budget.items_per_s:
             # Keep one page within about a second of budget, so the rate stays smooth.
             limit = min(limit or 10_000, max(1, math.ceil(self.budget.items_per_s)))
         if limit:
-            request["Limit"] = limit
-        finished = False
-        backoff = 0.5
+            self._request["Limit"] = limit
+        self._backoff = 0.5
+
+    def read(self) -> Page:
+        job = self.job
+        request = self._request
+        self.budget.wait(job.stop)
+        if self._start_key is not None:
+            request["ExclusiveStartKey"] = self._start_key
         try:
-            while not job.stop.is_set():
-                if job.lost(part.index):
-                    raise LeaseLost(f"{where_seg}: claim taken over by another worker")
-                self.budget.wait(job.stop)
-                if start_key is not None:
-                    request["ExclusiveStartKey"] = start_key
-                try:
-                    page = ddb.scan(**request)
-                except Exception as exc:
-                    err = translate(exc, f"Scan {where_seg}")
-                    if isinstance(err, TransientError) and backoff < 30:
-                        # Throttled: the table is busy; slow down rather than compete.
-                        log.warning(
-                            "scan throttled", extra={"segment": part.index, "sleep_s": backoff}
-                        )
-                        job.stop.wait(backoff)
-                        backoff *= 2
-                        continue
-                    raise err from exc
-                backoff = 0.5
-                items = page.get("Items", [])
-                size = 0
-                for raw in items:
-                    try:
-                        item = attrs.from_boto(raw, "item")
-                    except AttributeTypeError as exc:
-                        key = {k: raw.get(k) for k in job.key_names}
-                        raise AttributeTypeError(
-                            f"{where_seg}, item with key {key}: {exc}"
-                        ) from exc
-                    size += len(orjson.dumps(item))
-                    if job.ttl_attribute and pending_deletion(item, job.ttl_attribute, job.now_s):
-                        job.stats.add(skipped_ttl=1)
-                        continue
-                    event = ChangeEvent(
-                        table=job.table,
-                        op=Op.SNAPSHOT,
-                        keys=attrs.extract_keys(item, job.key_names, where_seg),
-                        version=run.version,
-                        origin=Origin.SCAN,
-                        new_image=item,
-                    )
-                    job.publisher.publish(event, tracker)
-                    published += 1
-                    job.stats.add(published=1)
-                consumed = (page.get("ConsumedCapacity") or {}).get("CapacityUnits")
-                if consumed is None:
-                    factor = 1.0 if self.consistent_read else 0.5
-                    consumed = math.ceil(size / 4096) * factor
-                self.budget.spend(len(items), float(consumed))
-                # Pay any overdraft now: otherwise segments that all passed `wait` while the
-                # bucket was full, and then read their last page, would never pay it back.
-                self.budget.wait(job.stop)
-                job.stats.add(bytes_read=size)
-                lek = page.get("LastEvaluatedKey")
-                if lek is None:
-                    tracker.mark((DONE, published))
-                    finished = True
-                    break
-                start_key = lek
-                tracker.mark((attrs.dumps(attrs.from_boto(lek, where_seg)), published))
-                safe = tracker.safe_position()
-                if (
-                    safe is not None
-                    and safe != last_saved
-                    and (time.monotonic() - saved_at >= CHECKPOINT_EVERY_S)
-                ):
-                    job.store.checkpoint(run.run_id, part.index, safe[0], safe[1])
-                    last_saved, saved_at = safe, time.monotonic()
-            job.wait_acked(tracker, where_seg)
-            safe = tracker.safe_position()
-            if finished:
-                job.store.finish(run.run_id, part.index, published)
-                job.stats.add(parts_done=1)
-                log.info(
-                    "scan segment finished",
-                    extra={"table": job.table, "segment": part.index, "items": published},
+            page = self.ddb.scan(**request)
+        except Exception as exc:
+            err = aws.translate(exc, f"Scan {self.where}")
+            if isinstance(err, TransientError) and self._backoff < 30:
+                # Throttled: the table is busy; slow down rather than compete.
+                log.warning(
+                    "scan throttled",
+                    extra={"segment": request["Segment"], "sleep_s": self._backoff},
                 )
-            else:
-                if safe is not None and safe != last_saved:
-                    job.store.checkpoint(run.run_id, part.index, safe[0], safe[1])
-                job.store.release(run.run_id, part.index)
-        finally:
-            job.release(part)
+                job.stop.wait(self._backoff)
+                self._backoff *= 2
+                return Page([], end=False)  # nothing read: the same page is asked for next
+            raise err from exc
+        self._backoff = 0.5
+        items = page.get("Items", [])
+        events: list[ChangeEvent] = []
+        size = 0
+        for raw in items:
+            try:
+                item = attrs.from_boto(raw, "item")
+            except AttributeTypeError as exc:
+                key = {k: raw.get(k) for k in job.key_names}
+                raise AttributeTypeError(f"{self.where}, item with key {key}: {exc}") from exc
+            size += len(orjson.dumps(item))
+            if job.ttl_attribute and pending_deletion(item, job.ttl_attribute, job.now_s):
+                job.stats.add(skipped_ttl=1)
+                continue
+            events.append(
+                ChangeEvent.snapshot(
+                    job.table, item, job.key_names, job.run.version, Origin.SCAN, self.where
+                )
+            )
+        consumed = (page.get("ConsumedCapacity") or {}).get("CapacityUnits")
+        if consumed is None:
+            factor = 1.0 if self.consistent_read else 0.5
+            consumed = math.ceil(size / 4096) * factor
+        self.budget.spend(len(items), float(consumed))
+        # Pay any overdraft now: otherwise segments that all passed `wait` while the
+        # bucket was full, and then read their last page, would never pay it back.
+        self.budget.wait(job.stop)
+        job.stats.add(bytes_read=size)
+        lek = page.get("LastEvaluatedKey")
+        if lek is None:
+            return Page(events, end=True)
+        self._start_key = lek
+        self.position = attrs.dumps(attrs.from_boto(lek, self.where))
+        return Page(events, end=False)
+
+    def refuse(self, index: int, exc: Exception) -> None:
+        # A scanned item DynamoDB itself holds cannot be a bad line: stop and name it.
+        raise exc
+
+    def close(self) -> None:
+        """Nothing to close: the thread's client stays open for its next segment."""

@@ -98,11 +98,16 @@ def list_shards(
 @dataclass(frozen=True, slots=True)
 class Batch:
     records: list[RecordTypeDef]
-    shard_end: bool
+    end: bool  # the shard is closed and every record of it was read
 
 
 class ShardReader:
-    """Reads one shard from a checkpoint: sequence number or TRIM_HORIZON / LATEST sentinel."""
+    """Reads one shard from a checkpoint: sequence number or TRIM_HORIZON / LATEST sentinel.
+
+    A stream shard is a part in the sense of `bridge.source.PartReader`: opened at its lease's
+    checkpoint, read a page at a time; `position` is the sequence number to checkpoint once
+    the records up to it are acknowledged.
+    """
 
     def __init__(
         self,
@@ -154,7 +159,7 @@ class ShardReader:
             ) from exc
 
     def read(self) -> Batch:
-        """The next page of records (possibly empty); `shard_end` once the shard is closed."""
+        """The next page of records (possibly empty); `end` once the shard is closed."""
         while True:
             if self._iterator is None:
                 self._iterator = self._acquire()
@@ -180,7 +185,7 @@ class ShardReader:
             if records:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
             self._iterator = page.get("NextShardIterator")
-            return Batch(records, shard_end=self._iterator is None)
+            return Batch(records, end=self._iterator is None)
 
 
 def resolve_latest(
@@ -204,5 +209,5 @@ def resolve_latest(
         batch = reader.read()
         if batch.records:
             last = batch.records[-1]["dynamodb"]["SequenceNumber"]
-        if batch.shard_end or not batch.records:
+        if batch.end or not batch.records:
             return last if last is not None else TRIM_HORIZON

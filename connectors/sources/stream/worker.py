@@ -30,6 +30,7 @@ from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
+from bridge.source import PartReader
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import Interrupted
 from connectors.dynamodb.capture import (
@@ -57,6 +58,7 @@ from connectors.sources.stream.processor import (
 from connectors.sources.stream.shards import (
     LATEST,
     TRIM_HORIZON,
+    Batch,
     ShardReader,
     list_shards,
     resolve_latest,
@@ -169,7 +171,7 @@ class ShardConsumer(threading.Thread):
                 "lease still at LATEST: reading the shard from TRIM_HORIZON", extra=self._where
             )
             start = TRIM_HORIZON
-        reader = ShardReader(
+        reader: PartReader[Batch] = ShardReader(
             self.worker.streams,
             self.stream.stream_arn,
             self.lease.shard_id,
@@ -191,7 +193,7 @@ class ShardConsumer(threading.Thread):
                 # A long throttling backoff may have outlived the lease: publish nothing more.
                 raise LeaseLost(self.lease.key)
             self.processor.process_records(batch.records, checkpointer)
-            if batch.shard_end:
+            if batch.end:
                 self.processor.shard_ended(checkpointer)
                 return "ended"
             if not batch.records:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
 from ddb_bridge.registry import sink_class
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger("ddb-bridge.apply")
 
@@ -68,20 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
-    """Declared key schemas from the config; DescribeTable for tables that declare none."""
-    from connectors.dynamodb.aws import client, declared_spec, table_spec
+    """Each table's spec: declared in the config, else described (`aws.table_spec`)."""
+    from connectors.dynamodb.aws import table_spec
 
-    specs: list[TableSpec] = []
-    ddb: DynamoDBClient | None = None
-    for name in tables:
-        declared = declared_spec(settings.table(name))
-        if declared is not None:
-            specs.append(declared)
-            continue
-        if ddb is None:
-            ddb = client("dynamodb", settings.aws)
-        specs.append(table_spec(ddb, settings, name))
-    return specs
+    return [table_spec(None, settings, name) for name in tables]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -158,41 +158,45 @@ def _time(value: str | None, option: str) -> datetime | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported when the command runs, like every connector: start-up stays free of boto3.
+    from connectors.sources.backfill.run_plan import BackfillRequest
+    from connectors.sources.backfill.runner import run_backfill
+
     settings = load_settings(args.config)
     out = Console(file=sys.stdout, highlight=False)
     err = Console(file=sys.stderr, highlight=False)
-    options = {
-        "table": args.table,
-        "source": args.source,
-        "segments": args.segments,
-        "threads": args.threads,
-        "page_size": args.page_size,
-        "max_items_per_second": args.max_items_per_second,
-        "max_rcu_per_second": args.max_rcu_per_second,
-        "consistent_read": args.consistent_read,
-        "s3_uri": args.s3_uri,
-        "dir": args.dir,
-        "start_export": args.start_export,
-        "s3_bucket": args.s3_bucket,
-        "s3_prefix": args.s3_prefix,
-        "incremental_from": _time(args.incremental_from, "--incremental-from"),
-        "incremental_to": _time(args.incremental_to, "--incremental-to"),
-        "skip_bad_lines": args.skip_bad_lines,
-        "no_stream": args.no_stream,
-        "force": args.force,
-        "run_id": args.run_id,
-        "new_run": args.new_run,
-        "worker_id": args.worker_id,
-        "keep_expired": args.keep_expired,
-        "export_poll_s": args.export_poll_s,
-    }
+    request = BackfillRequest(
+        table=args.table,
+        segments=args.segments,
+        threads=args.threads,
+        page_size=args.page_size,
+        max_items_per_second=args.max_items_per_second,
+        max_rcu_per_second=args.max_rcu_per_second,
+        consistent_read=args.consistent_read,
+        s3_uri=args.s3_uri,
+        dir=args.dir,
+        start_export=args.start_export,
+        s3_bucket=args.s3_bucket,
+        s3_prefix=args.s3_prefix,
+        incremental_from=_time(args.incremental_from, "--incremental-from"),
+        incremental_to=_time(args.incremental_to, "--incremental-to"),
+        skip_bad_lines=args.skip_bad_lines,
+        no_stream=args.no_stream,
+        force=args.force,
+        run_id=args.run_id,
+        new_run=args.new_run,
+        worker_id=args.worker_id,
+        keep_expired=args.keep_expired,
+        export_poll_s=args.export_poll_s,
+    )
     # SIGTERM stops like Ctrl-C: workers finish their page or file, save cursors, release
     # their claims, and the command exits 130.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        outcome = source_class(args.source).backfill(
+        outcome = run_backfill(
             settings,
-            options,
+            request,
+            source_class(args.source)(),
             say=err.print,
             watch=lambda job, alive: _show_progress(job, alive, args, err),
         )

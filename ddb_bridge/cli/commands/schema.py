@@ -57,8 +57,6 @@ def run_cql(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     target = cql_target(settings, args.target)
-    spec = aws.declared_spec(settings.table(args.table))
-    if spec is None:
-        spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, args.table)
+    spec = aws.table_spec(None, settings, args.table)
     print("\n\n".join(statement + ";" for statement in ddl(spec, target)))
     return 0

@@ -1,11 +1,9 @@
-"""Back-fill from a DynamoDB export to S3 (full or incremental), from S3 or a local copy.
+"""A DynamoDB export to S3 (full or incremental) as it lies in S3 or in a local copy.
 
 Reads DynamoDB's own layout: `manifest-summary.json` (export time, type, format, item
 count), `manifest-files.json` (one JSON line per data file: `dataFileS3Key`, `md5Checksum`
-as base64 of the MD5 of the `.json.gz` bytes, `itemCount`), and gzip'd DYNAMODB_JSON data
-files — full exports `{"Item": …}`, incremental exports `{"Keys": …, "NewImage": …,
-"OldImage": …}` (no NewImage: the item was deleted → REMOVE). Each data file is a part of
-the run, claimed through the lease table so several workers share the files.
+as base64 of the MD5 of the `.json.gz` bytes, `itemCount`), and hands out each data file's
+bytes once their MD5 is verified. Reading the files' lines is `export_files`.
 
 Where data files are: `dataFileS3Key` is a key from the bucket root. A full export keeps its
 files in `<prefix>/AWSDynamoDB/<export id>/data/`; an incremental export in the folder that
@@ -17,36 +15,18 @@ folder) is refused: a manifest must not make the reader open files it does not o
 
 Completeness: an export copied or synced in part must not read as a whole one. The
 manifests are checked against their checksum files (`.md5` / `.checksum`, base64 or hex MD5,
-where present), the per-file `itemCount`s must add up to the summary's `itemCount`, and
-each file must hold exactly its `itemCount` lines; otherwise the back-fill stops, naming
-what disagrees. A file's line count is checked before it is recorded as done.
-
-Delivery guarantee: at-least-once, per file. A file's checksum is verified before any of
-its lines is published; lines are streamed (gunzip + one line at a time), never loaded
-whole; a file is marked DONE only after Kafka acknowledged all of its records (the producer
-is flushed at each file's end), so a re-run
-after a crash re-publishes at most the unfinished files, with identical records. Bad input
-stops the back-fill with an error naming the file and line, after everything before it was
-delivered — or, with `skip_bad_lines`, goes to the table's DLQ topic with file, line and
-reason headers.
-
-TTL: items whose TTL has passed are skipped (and counted) in full exports. In incremental
-exports they are published: skipping an expired new image would leave the item's older
-image live in the target until the stream's TTL delete arrives.
+where present), and the per-file `itemCount`s must add up to the summary's `itemCount`;
+otherwise the back-fill stops, naming what disagrees.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import logging
 import re
 import tempfile
-import time
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,15 +35,9 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError, ConfigError, PermanentError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.ttl import pending_deletion
+from bridge.errors import ConfigError, PermanentError
 from bridge.versioning import to_micros
 from connectors.dynamodb.aws import error_code, translate
-from connectors.sources.backfill.claim_loop import BackfillJob, StoppedError
-from connectors.sources.backfill.common import fast_item_ok
-from connectors.sources.backfill.runs import Part
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +47,6 @@ AREA = "AWSDynamoDB"  # the folder DynamoDB writes below the export prefix
 # The manifests' checksum files: `.md5` in the exports seen (24 bytes: base64 of the MD5),
 # `.checksum` in AWS's documentation (content unspecified: base64 or hex MD5 accepted).
 CHECKSUM_SUFFIXES = (".md5", ".checksum")
-STATS_EVERY = 4096  # lines between shared-counter updates (keeps the hot loop lock-free)
 
 
 class BadInputError(PermanentError):
@@ -497,245 +470,7 @@ def read_manifest(location: ExportLocation) -> ExportManifest:
     )
 
 
-def _check_key(keys: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> None:
-    """Key attributes must have the table's key types and be non-empty, as DynamoDB's are."""
-    for name, want in checks:
-        av = keys[name]
-        value = av.get(want) if type(av) is dict and len(av) == 1 else None
-        if type(value) is not str or not value:
-            raise AttributeTypeError(
-                f"key attribute {name!r} must be a non-empty {want}, got "
-                f"{orjson.dumps(av).decode('utf-8', 'replace')[:200]}"
-            )
-
-
 def run_id_for(manifest: ExportManifest) -> str:
     """The same export gives the same run id, so a re-run resumes it."""
     digest = hashlib.sha256(manifest.export_arn.encode()).hexdigest()[:16]
     return f"export-{digest}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Requesting an export
-
-
-def start_export(
-    ddb: Any,
-    table_arn: str,
-    bucket: str,
-    prefix: str | None,
-    incremental: tuple[datetime, datetime] | None,
-    on_status: Callable[[str, float], None] | None = None,
-    poll_s: float = 10.0,
-    timeout_s: float = 24 * 3600,
-) -> dict[str, Any]:
-    """ExportTableToPointInTime, then wait until it completes; returns DescribeExport."""
-    request: dict[str, Any] = {
-        "TableArn": table_arn,
-        "S3Bucket": bucket,
-        "ExportFormat": "DYNAMODB_JSON",
-    }
-    if prefix:
-        request["S3Prefix"] = prefix
-    if incremental is not None:
-        request["ExportType"] = "INCREMENTAL_EXPORT"
-        request["IncrementalExportSpecification"] = {
-            "ExportFromTime": incremental[0],
-            "ExportToTime": incremental[1],
-            "ExportViewType": "NEW_AND_OLD_IMAGES",
-        }
-    try:
-        desc = ddb.export_table_to_point_in_time(**request)["ExportDescription"]
-    except Exception as exc:
-        raise translate(exc, f"ExportTableToPointInTime {table_arn}") from exc
-    arn = desc["ExportArn"]
-    log.info("export requested", extra={"export": arn, "bucket": bucket})
-    started = time.monotonic()
-    while True:
-        status = desc.get("ExportStatus", "IN_PROGRESS")
-        if on_status is not None:
-            on_status(status, time.monotonic() - started)
-        if status == "COMPLETED":
-            return dict(desc)
-        if status == "FAILED":
-            raise PermanentError(
-                f"export {arn} failed: {desc.get('FailureCode')}: {desc.get('FailureMessage')}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise PermanentError(f"export {arn} still {status} after {timeout_s:.0f}s")
-        time.sleep(poll_s)
-        try:
-            desc = ddb.describe_export(ExportArn=arn)["ExportDescription"]
-        except Exception as exc:
-            raise translate(exc, f"DescribeExport {arn}") from exc
-
-
-def manifest_uri(desc: dict[str, Any]) -> str:
-    """Where a completed export's manifest summary is (DescribeExport's ExportManifest)."""
-    key = desc.get("ExportManifest")
-    if not key:
-        raise PermanentError(
-            f"export {desc.get('ExportArn')} completed, but DescribeExport gives no "
-            f"ExportManifest: this endpoint does not write DynamoDB's export layout "
-            f"(manifest-summary.json, manifest-files.json), so the export cannot be read "
-            f"with checksums. Its files are under s3://{desc.get('S3Bucket')}/"
-            f"{desc.get('S3Prefix') or ''}"
-        )
-    return f"s3://{desc['S3Bucket']}/{key}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: one worker thread per process (parsing is CPU-bound; more processes scale it)
-
-
-class ExportBackfill:
-    """Reads the claimed files of an export run, one after the other, into Kafka."""
-
-    @staticmethod
-    def backfill(settings: Any, options: dict[str, Any], say: Any, watch: Any = None) -> Any:
-        """Registry entry point (`ddb-bridge backfill --from export`)."""
-        from connectors.sources.backfill.invocation import BackfillRequest, run_backfill
-
-        return run_backfill(settings, BackfillRequest(**options), say, watch)
-
-    def __init__(self, job: BackfillJob, location: ExportLocation, manifest: ExportManifest):
-        self.job = job
-        self.location = location
-        self.manifest = manifest
-        self.origin = Origin.INCREMENTAL_EXPORT if manifest.incremental else Origin.EXPORT
-
-    def run(self) -> None:
-        self.job.claim_loop(self._file)
-
-    def _file(self, part: Part) -> None:
-        try:
-            published = self._publish_file(self.manifest.files[part.index])
-            # A file is DONE only once Kafka acknowledged every record of it. One flush per
-            # file (a real export file holds up to millions of lines) costs far less than
-            # tracking each record's acknowledgement on the hot path.
-            self.job.publisher.flush()
-            self.job.store.finish(self.job.run.run_id, part.index, published)
-            self.job.stats.add(parts_done=1)
-            log.info("export file finished", extra={"file": part.label, "items": published})
-        except StoppedError:
-            # Asked to stop mid-file: hand the file back now rather than at lease expiry.
-            self.job.store.release(self.job.run.run_id, part.index)
-            raise
-        finally:
-            self.job.release(part)
-
-    def _bad(self, data: DataFile, lineno: int, reason: str, raw: bytes) -> None:
-        job = self.job
-        if not job.skip_bad_lines:
-            # Deliver everything before the bad line, then stop: the file stays unfinished.
-            job.publisher.flush()
-            raise BadInputError(f"{data.key} line {lineno}: {reason}")
-        job.publisher.produce_raw(
-            job.publisher.kafka.dlq_topic(job.table),
-            f"{data.key}:{lineno}".encode(),
-            raw,
-            headers=[
-                ("ddb.file", data.key.encode()),
-                ("ddb.line", str(lineno).encode()),
-                ("ddb.reason", reason.encode()),
-                ("ddb.table", job.table.encode()),
-                ("ddb.run", job.run.run_id.encode()),
-            ],
-        )
-        job.stats.add(skipped_bad=1)
-        log.warning(
-            "bad export line sent to the DLQ",
-            extra={"file": data.key, "line": lineno, "reason": reason},
-        )
-
-    def _publish_file(self, data: DataFile) -> int:
-        """Publish one verified file's lines; returns how many events were published."""
-        job = self.job
-        fileobj, size = self.location.open_verified(data)
-        table, version, origin = job.table, job.run.version, self.origin
-        key_names = job.key_names
-        key_checks = tuple(zip(job.key_names, job.key_types, strict=False))
-        ttl_attr = job.ttl_attribute if not self.manifest.incremental else None
-        now_s = job.now_s
-        publish = job.publisher.publish
-        loads = orjson.loads
-        snapshot = Op.SNAPSHOT
-        stats = job.stats
-        lineno = published = ttl_skipped = blank = 0
-        raw_bytes = pending_raw = 0
-        pending_pub = 0
-        try:
-            gz = gzip.GzipFile(fileobj=fileobj, mode="rb")
-            try:
-                for line in gz:
-                    lineno += 1
-                    pending_raw += len(line)
-                    if lineno % STATS_EVERY == 0:
-                        stats.add(published=pending_pub, bytes_uncompressed=pending_raw)
-                        raw_bytes += pending_raw
-                        pending_pub = pending_raw = 0
-                        if job.stop.is_set():
-                            raise StoppedError(f"{data.key}: stopped at line {lineno}")
-                    try:
-                        doc = loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        if not line.strip():
-                            blank += 1
-                            continue
-                        self._bad(data, lineno, f"not JSON: {exc}", line)
-                        continue
-                    item = doc.get("Item") if type(doc) is dict else None
-                    try:
-                        if item is not None:
-                            if not fast_item_ok(item):
-                                attrs.validate(item, "Item")
-                            keys = attrs.extract_keys(item, key_names, "Item")
-                            _check_key(keys, key_checks)
-                            if ttl_attr is not None and pending_deletion(item, ttl_attr, now_s):
-                                ttl_skipped += 1
-                                continue
-                            event = ChangeEvent(
-                                table, snapshot, keys, version, origin, new_image=item
-                            )
-                        else:
-                            if type(doc) is not dict:
-                                raise AttributeTypeError("a line must be a JSON object")
-                            event = ChangeEvent.from_export_line(
-                                table, doc, key_names, version, "line"
-                            )
-                            _check_key(event.keys, key_checks)
-                        # Inside the try: the key is normalized here, and a key that cannot
-                        # be is a bad line like any other (never a crash of the back-fill).
-                        publish(event)
-                    except AttributeTypeError as exc:
-                        self._bad(data, lineno, str(exc), line)
-                        continue
-                    except ArithmeticError as exc:
-                        reason = f"a key number out of DynamoDB's range ({type(exc).__name__})"
-                        self._bad(data, lineno, reason, line)
-                        continue
-                    published += 1
-                    pending_pub += 1
-            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-                reason = f"truncated or corrupt gzip data after line {lineno}: {exc}"
-                self._bad(data, lineno + 1, reason, b"")
-            finally:
-                gz.close()
-        finally:
-            fileobj.close()
-            stats.add(
-                published=pending_pub,
-                bytes_uncompressed=pending_raw,
-                bytes_read=size,
-                skipped_ttl=ttl_skipped,
-            )
-        lines = lineno - blank
-        if data.item_count is not None and lines != data.item_count:
-            # Before the file is recorded as done: what was published stays published (a
-            # re-run publishes the same records again), but the run does not end "complete".
-            job.publisher.flush()
-            raise BadInputError(
-                f"{data.key}: {lines} lines read, manifest itemCount {data.item_count}: the "
-                f"file is incomplete or not the one the manifest lists"
-            )
-        return published

@@ -1,0 +1,297 @@
+"""The source protocol (`bridge.source`): every part reader and part source implements it, and
+the back-fill claim loop reads any `PartSource` through it, saving only acknowledged positions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bridge.acks import AckTracker
+from bridge.event import ChangeEvent, Origin
+from bridge.source import PartReader, PartSource
+from connectors.sources.backfill import part_loop
+from connectors.sources.backfill.budget import Budget
+from connectors.sources.backfill.export_files import ExportFileReader, ExportFiles
+from connectors.sources.backfill.export_manifest import LocalExport, read_manifest
+from connectors.sources.backfill.part_loop import BackfillJob
+from connectors.sources.backfill.runs import DONE, PENDING, Part, RunInfo
+from connectors.sources.backfill.scan import ScanSegments, SegmentReader
+from connectors.sources.stream.shards import ShardReader
+from tests.export_layout import build_export
+from tests.samples import sample_item
+
+RUN = RunInfo("t", "run-1", "scan", 1, 7, 2, "test")
+
+
+def part(index: int, cursor: str | None = None) -> Part:
+    return Part(index, f"lease#{index}", f"part {index}", PENDING, cursor, 0, 0, None, 0, {})
+
+
+def event(n: int) -> ChangeEvent:
+    item = {"pk": {"S": f"k{n}"}, "sk": {"N": str(n)}}
+    return ChangeEvent.snapshot("t", item, ("pk", "sk"), 7, Origin.SCAN)
+
+
+def job_for(store: Any = None, publisher: Any = None) -> BackfillJob:
+    return BackfillJob(
+        table="t",
+        key_names=("pk", "sk"),
+        ttl_attribute=None,
+        publisher=publisher,
+        store=store,
+        run=RUN,
+        key_types=("S", "N"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Every implementation satisfies the protocol
+
+
+def test_stream_shard_reader_is_a_part_reader() -> None:
+    reader = ShardReader(object(), "arn", "shardId-1", "TRIM_HORIZON", threading.Event())
+    assert isinstance(reader, PartReader)
+    assert reader.position == "TRIM_HORIZON"
+
+
+def test_scan_segments_are_a_part_source_of_part_readers() -> None:
+    segments = ScanSegments(job_for(), object(), Budget())
+    assert isinstance(segments, PartSource)
+    reader = segments.open(part(1, cursor='{"pk":{"S":"k"}}'))
+    assert isinstance(reader, SegmentReader)
+    assert isinstance(reader, PartReader)
+    assert reader.position == '{"pk":{"S":"k"}}'  # opened at the saved cursor
+
+
+def test_export_files_are_a_part_source_of_part_readers(tmp_path: Path) -> None:
+    build_export(tmp_path, [[{"Item": sample_item(0)}]])
+    location = LocalExport(tmp_path)
+    files = ExportFiles(job_for(), location, read_manifest(location))
+    assert isinstance(files, PartSource)
+    reader = files.open(part(0))
+    try:
+        assert isinstance(reader, ExportFileReader)
+        assert isinstance(reader, PartReader)
+        batch = reader.read()
+        records = list(batch.records)  # parsed as they are consumed; `end` is known after
+        assert batch.end and len(records) == 1
+        assert reader.position is None  # a file is never resumed inside
+    finally:
+        reader.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The claim loop reads any PartSource
+
+
+@dataclass
+class Step:
+    records: Sequence[ChangeEvent]
+    end: bool
+
+
+@dataclass
+class ScriptedReader:
+    """Returns scripted batches; `position` is the name of the last batch read."""
+
+    steps: list[tuple[str, Step]]
+    on_read: Any = None
+    position: str | None = None
+    checkpoints: bool = True
+    where: str = "scripted part"
+    closed: bool = False
+
+    def read(self) -> Step:
+        if self.on_read is not None:
+            self.on_read()
+        name, step = self.steps.pop(0)
+        self.position = name
+        return step
+
+    def refuse(self, index: int, exc: Exception) -> None:
+        raise exc
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class ScriptedSource:
+    readers: dict[int, ScriptedReader]
+    store: FakeStore
+
+    def list_parts(self) -> list[Part]:
+        return self.store.parts(RUN)
+
+    def claim(self, p: Part) -> Part | None:
+        return self.store.claim(RUN.run_id, p.index)
+
+    def open(self, p: Part) -> ScriptedReader:
+        return self.readers[p.index]
+
+
+@dataclass
+class FakeStore:
+    """The lease table's part records, in memory; records every write."""
+
+    owner: str = "me"
+    lease_ms: int = 60_000
+    states: dict[int, Part] = field(default_factory=lambda: {0: part(0), 1: part(1)})
+    writes: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def parts(self, run: RunInfo) -> list[Part]:
+        return [self.states[i] for i in sorted(self.states)]
+
+    def claimable(self, part: Part) -> bool:
+        # Every part here is free or ours: expiry is the lease tests' concern.
+        return not part.done and part.owner in (None, self.owner)
+
+    def claim(self, run_id: str, index: int) -> Part | None:
+        claimed = replace(self.states[index], owner=self.owner, claims=1)
+        self.states[index] = claimed
+        return claimed
+
+    def renew(self, run_id: str, index: int) -> None:
+        pass
+
+    def checkpoint(self, run_id: str, index: int, cursor: str, items: int) -> None:
+        self.writes.append(("checkpoint", index, cursor, items))
+
+    def finish(self, run_id: str, index: int, items: int) -> None:
+        self.writes.append(("finish", index, items))
+        self.states[index] = replace(self.states[index], state=DONE, items=items)
+
+    def release(self, run_id: str, index: int) -> None:
+        self.writes.append(("release", index))
+
+
+class HeldAcks:
+    """A publisher whose records are acknowledged only when it is polled or flushed."""
+
+    def __init__(self) -> None:
+        self.sent: list[ChangeEvent] = []
+        self._unacked: list[tuple[AckTracker[Any], int]] = []
+
+    def publish(self, ev: ChangeEvent, tracker: AckTracker[Any] | None = None) -> None:
+        self.sent.append(ev)
+        if tracker is not None:
+            self._unacked.append((tracker, tracker.add()))
+
+    def poll(self, timeout_s: float = 0.0) -> None:
+        for tracker, seq in self._unacked:
+            tracker.ack(seq)
+        self._unacked.clear()
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        self.poll()
+
+
+def test_claim_loop_reads_every_part_through_the_protocol_and_records_done() -> None:
+    store, publisher = FakeStore(), HeldAcks()
+    job = job_for(store, publisher)
+    readers = {
+        i: ScriptedReader(
+            [("a", Step([event(10 * i), event(10 * i + 1)], False)), ("b", Step([event(9)], True))]
+        )
+        for i in (0, 1)
+    }
+    job.start()
+    try:
+        job.claim_loop(ScriptedSource(readers, store))
+    finally:
+        job.close()
+    assert [w for w in store.writes if w[0] == "finish"] == [("finish", 0, 3), ("finish", 1, 3)]
+    assert len(publisher.sent) == 6
+    assert all(r.closed for r in readers.values())
+    assert (job.stats.published, job.stats.parts_done) == (6, 2)
+
+
+def test_a_position_is_saved_only_once_the_records_before_it_are_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)  # save at every chance
+    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
+    job = job_for(store, publisher)
+    reads = 0
+
+    def stop_after_two() -> None:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            job.stop.set()  # Ctrl-C while the second batch is read
+
+    reader = ScriptedReader(
+        [("a", Step([event(1), event(2)], False)), ("b", Step([event(3)], False))],
+        on_read=stop_after_two,
+    )
+    job.start()
+    try:
+        job.claim_loop(ScriptedSource({0: reader}, store))
+    finally:
+        job.close()
+    # Nothing was acknowledged while reading, so no position was saved then; stopping waits
+    # for the acknowledgements, saves the furthest position, and hands the part back.
+    assert store.writes == [("checkpoint", 0, "b", 3), ("release", 0)]
+
+
+def test_an_unacknowledged_position_is_never_saved_when_reading_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)
+    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
+    job = job_for(store, publisher)
+    reads = 0
+
+    def ack_after_first() -> None:
+        nonlocal reads
+        reads += 1
+        if reads == 3:
+            publisher.poll()  # the first two batches' records are acknowledged now
+
+    reader = ScriptedReader(
+        [
+            ("a", Step([event(1)], False)),
+            ("b", Step([event(2)], False)),
+            ("c", Step([event(3)], False)),
+            ("d", Step([], True)),
+        ],
+        on_read=ack_after_first,
+    )
+    job.start()
+    try:
+        job.claim_loop(ScriptedSource({0: reader}, store))
+    finally:
+        job.close()
+    # After the third batch, "b" is the furthest acknowledged position: "c" is not saved
+    # while its record is in flight; the part ends DONE once everything is acknowledged.
+    assert store.writes == [("checkpoint", 0, "b", 2), ("finish", 0, 3)]
+
+
+def test_untracked_parts_are_flushed_before_done() -> None:
+    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
+    flushed: list[int] = []
+    publisher.flush = lambda timeout_s=60.0: flushed.append(len(publisher.sent))  # type: ignore[method-assign]
+    job = job_for(store, publisher)
+    reader = ScriptedReader([("x", Step([event(1), event(2)], True))], checkpoints=False)
+    job.start()
+    try:
+        job.claim_loop(ScriptedSource({0: reader}, store))
+    finally:
+        job.close()
+    assert flushed == [2]
+    assert store.writes == [("finish", 0, 2)]
+
+
+def test_scripted_fakes_match_the_protocol() -> None:
+    # The fakes above stand for real readers only while they keep the protocol's shape.
+    store = FakeStore()
+    source = ScriptedSource({}, store)
+    assert isinstance(source, PartSource)
+    assert isinstance(ScriptedReader([]), PartReader)
+    assert not isinstance(SimpleNamespace(read=lambda: None), PartReader)
