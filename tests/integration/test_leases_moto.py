@@ -193,10 +193,10 @@ def test_a_retried_write_whose_answer_was_lost_is_not_a_lost_lease(
 
 
 def test_the_stream_and_the_back_fill_raise_one_lease_lost() -> None:
-    from connectors.sources.backfill import runs, scan
+    from connectors.sources.backfill import part_loop, runs
     from connectors.sources.stream import worker
 
     assert worker.LeaseLost is LeaseLost
-    assert scan.LeaseLost is LeaseLost
+    assert part_loop.LeaseLost is LeaseLost
     assert runs.LeaseLost is LeaseLost
     assert not hasattr(runs, "LeaseLostError")
