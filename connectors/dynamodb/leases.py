@@ -33,12 +33,15 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import BridgeError
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # A holder gives up this fraction of the lease duration early, for clock-rate drift and for
@@ -143,7 +146,7 @@ class FencedLeases:
 
     def __init__(
         self,
-        ddb: Any,
+        ddb: DynamoDBClient,
         table_name: str,
         owner: str,
         lease_duration_s: float,

@@ -6,10 +6,14 @@ The demo and the end-to-end tests wait for this before they wait for apply's lag
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.avro_codec import EventCodec
 from bridge.event import Origin
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_dynamodbstreams.type_defs import ShardTypeDef
 
 
 class SeenPositions:
@@ -25,9 +29,9 @@ class SeenPositions:
             self.positions.add((event.shard_id, event.sequence_number))
 
 
-def stream_positions(client: Any, stream_arn: str) -> set[tuple[str, str]]:
+def stream_positions(client: DynamoDBStreamsClient, stream_arn: str) -> set[tuple[str, str]]:
     """(shard, sequence number) of every record the stream holds now (writers stopped)."""
-    shards: list[dict[str, Any]] = []
+    shards: list[ShardTypeDef] = []
     kwargs: dict[str, Any] = {"StreamArn": stream_arn}
     while True:
         desc = client.describe_stream(**kwargs)["StreamDescription"]

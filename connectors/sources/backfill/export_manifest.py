@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import orjson
@@ -38,6 +38,9 @@ import orjson
 from bridge.errors import ConfigError, PermanentError
 from bridge.versioning import to_micros
 from connectors.dynamodb.aws import error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +252,7 @@ class LocalExport(ExportLocation):
 
 
 class S3Export(ExportLocation):
-    def __init__(self, s3: Any, uri: str) -> None:
+    def __init__(self, s3: S3Client, uri: str) -> None:
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ConfigError(f"--s3-uri {uri}: expected s3://bucket/prefix")

@@ -6,16 +6,19 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import PermanentError
 from connectors.dynamodb.aws import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
 
 def start_export(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table_arn: str,
     bucket: str,
     prefix: str | None,

@@ -32,13 +32,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import PermanentError, TransientError
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
 from connectors.dynamodb.leases import ExpiryWatch, FencedLeases, HeldLease, LeaseLost
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class RunStore:
 
     def __init__(
         self,
-        ddb: Any,
+        ddb: DynamoDBClient,
         lease_table: str,
         table: str,
         owner: str,

@@ -11,11 +11,14 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bridge.errors import PermanentError
 from connectors.dynamodb.aws import describe_table
 from connectors.dynamodb.capture import read_capture
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,9 @@ def needed_from_ms(start_us: int, margin_s: int) -> int:
     return (math.floor(start_us / 1_000_000) - margin_s) * 1000
 
 
-def check_capture(ddb: Any, lease_table: str, table: str, start_us: int, margin_s: int) -> Coverage:
+def check_capture(
+    ddb: DynamoDBClient, lease_table: str, table: str, start_us: int, margin_s: int
+) -> Coverage:
     """Raise UnsafeBackfillError unless the stream capture covers `T - margin` without a gap."""
     bypass = "Pass --no-stream for a back-fill-only migration, or --force to override."
     desc = describe_table(ddb, table)

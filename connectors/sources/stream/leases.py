@@ -22,13 +22,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.dynamodb.aws import error_code, translate
 from connectors.dynamodb.leases import CONDITION_FAILED, ExpiryWatch, FencedLeases
 from connectors.sources.stream.shards import SHARD_END, Shard
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class LeaseTable:
 
     def __init__(
         self,
-        ddb: Any,
+        ddb: DynamoDBClient,
         table_name: str,
         worker_id: str,
         lease_duration_s: float,
