@@ -168,7 +168,8 @@ def _from_column(cql_type: str, value: Any) -> dict[str, Any]:
     if cql_type == "boolean":
         return {"BOOL": bool(value)}
     if cql_type == "blob":
-        return attrs.from_boto({"v": {"B": bytes(value)}})["v"]
+        blob: dict[str, Any] = attrs.from_boto({"v": {"B": bytes(value)}})["v"]
+        return blob
     if cql_type == "decimal" or cql_type in _INT_RANGES:
         return {"N": str(value)}
     if cql_type == "set<text>":
@@ -176,7 +177,8 @@ def _from_column(cql_type: str, value: Any) -> dict[str, Any]:
     if cql_type == "set<decimal>":
         return {"NS": [str(v) for v in value]}
     if cql_type == "set<blob>":
-        return attrs.from_boto({"v": {"BS": [bytes(v) for v in value]}})["v"]
+        blobs: dict[str, Any] = attrs.from_boto({"v": {"BS": [bytes(v) for v in value]}})["v"]
+        return blobs
     raise AssertionError(cql_type)
 
 

@@ -39,9 +39,8 @@ from connectors.dynamodb.capture import (
     record_capture_start,
     record_data_loss,
 )
-from connectors.dynamodb.leases import LeaseLost
+from connectors.dynamodb.leases import ExpiryWatch, LeaseLost
 from connectors.sources.stream.leases import (
-    ExpiryWatch,
     Lease,
     LeaseTable,
     lease_key,

@@ -26,7 +26,7 @@ from ddb_bridge.registry import source_class
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.common_options import add_common
     from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 

@@ -11,7 +11,7 @@ from bridge.errors import ConfigError
 from bridge.settings import load_settings, redacted
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.common_options import add_common
     from ddb_bridge.cli.helptext import HelpFormatter
 

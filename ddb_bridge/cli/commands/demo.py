@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.helptext import HelpFormatter
     from ddb_bridge.demo.brokers import BROKER_MODES
 

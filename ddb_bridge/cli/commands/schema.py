@@ -14,7 +14,7 @@ from bridge.errors import ConfigError
 from bridge.settings import ScyllaTarget, Settings, load_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.common_options import add_common
     from ddb_bridge.cli.helptext import HelpFormatter
 

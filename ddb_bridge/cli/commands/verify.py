@@ -13,7 +13,7 @@ from bridge.verify import VerifyReport
 from ddb_bridge.verification import verify_table
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.common_options import add_common
     from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
