@@ -45,9 +45,9 @@ def _put(table: str, pk: str, version: int) -> ChangeEvent:
     )
 
 
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(config: Path, *args: str, command: str = "dlq") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "dlq", *args, "--config", str(config)],
+        [sys.executable, "-m", "ddb_bridge.cli.main", command, *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,7 +64,12 @@ def _rows(dsn: str, table: str) -> int:
 
 
 def test_dead_letters_listed_shown_and_redriven_once(
-    kafka_bootstrap: str, pg_dsn: str, unique_name: Any, tmp_path: Path
+    kafka_bootstrap: str,
+    pg_dsn: str,
+    dynamodb_endpoint: str,
+    ddb_client: Any,
+    unique_name: Any,
+    tmp_path: Path,
 ) -> None:
     table = unique_name("dlq").replace("-", "_")
     settings = apply_settings(kafka_bootstrap, "pg", NullTarget(type="null"), [table])
@@ -76,6 +81,8 @@ def test_dead_letters_listed_shown_and_redriven_once(
         f'type = "postgres"\ndsn = "{pg_dsn}"',
         [table],
     )
+    with config.open("a") as f:  # the source, for `verify`
+        f.write(f'\n[aws]\nendpoint_url = "{dynamodb_endpoint}"\n')
     # The target table exists with a constraint that refuses the `bad*` items.
     owner = PostgresSink(PostgresTarget(type="postgres", dsn=pg_dsn))
     owner.open([table_spec(table)], create_schema=True)
@@ -87,6 +94,21 @@ def test_dead_letters_listed_shown_and_redriven_once(
     good = [_put(table, f"ok{i}", 1_700_000_000_000_000 + i) for i in range(10)]
     bad = [_put(table, f"bad{i}", 1_700_000_100_000_000 + i) for i in range(5)]
     produce(kafka, good + bad)
+    ddb_client.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for e in good + bad:
+        assert e.new_image is not None
+        ddb_client.put_item(TableName=table, Item=attrs.to_boto(e.new_image))
     junk_key = attrs.canonical_key({"pk": {"S": "junk"}, "sk": {"N": "1"}})
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     producer.produce(kafka.changes_topic(table), key=junk_key, value=b"\xc3\x01not avro")
@@ -128,6 +150,11 @@ def test_dead_letters_listed_shown_and_redriven_once(
     raw = _cli(config, "show", "--table", table, "--offset", junk["dlq"])
     assert raw.returncode == 0, raw.stderr
     assert b"\xc3\x01not avro".hex() in raw.stdout and "undecodable" in raw.stdout
+
+    before = _cli(
+        config, "--table", table, "--target", "pg", "--recheck-delay-s", "0", command="verify"
+    )
+    assert before.returncode == 1 and "missing in target    : 5" in before.stdout, before
 
     # -- redrive: dry run, refusal of the undecodable one, then the real thing ---------------
     changes_before = len(consume_all(kafka_bootstrap, kafka.changes_topic(table), 16))
@@ -172,6 +199,10 @@ def test_dead_letters_listed_shown_and_redriven_once(
         reader.close()
     assert [i["v"] if i else None for i in items] == [{"N": str(e.version)} for e in bad]
     assert dlq_depth(kafka, table) == 1  # nothing was dead-lettered again
+    after = _cli(
+        config, "--table", table, "--target", "pg", "--recheck-delay-s", "0", command="verify"
+    )
+    assert after.returncode == 0 and "0 differences" in after.stdout, after
 
     # -- a second re-drive publishes nothing --------------------------------------------
     second = _cli(config, "redrive", "--table", table, "--reason", "23514", "--execute")
