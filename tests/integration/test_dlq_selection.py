@@ -3,6 +3,7 @@ on dead letters written by apply's own writer (`KafkaDeadLetters`) to a real bro
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,11 @@ from bridge.avro_codec import EventCodec
 from bridge.dlq_topic import HEADER_REDRIVE_FROM, dlq_depth, read_ledger
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.publisher import ensure_topics
+from bridge.schema_registry import make_codec
 from bridge.settings import NullTarget
 from tests.apply_harness import apply_settings, write_config
 from tests.kafka_helpers import drain_more
+from tests.registry_double import registry_double
 
 pytestmark = [pytest.mark.integration]
 
@@ -100,3 +103,42 @@ def test_redrive_by_offset_and_force(
         assert ("ddb.op", b"REMOVE") in m.headers()
         if i < 3:  # the Kafka timestamp is the change time (version µs → ms)
             assert m.timestamp()[1] == (1_760_000_000_000_000 + i) // 1000
+
+
+def test_show_decodes_both_framings(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a Schema Registry configured (the in-test double of its REST API), dead letters
+    in Confluent framing and in single-object framing both decode."""
+    table = unique_name("dlqfr").replace("-", "_")
+    settings = apply_settings(kafka_bootstrap, "n", NullTarget(type="null"), [table])
+    kafka = settings.kafka.model_copy(update={"partitions": 1})
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", 'type = "null"', [table])
+    ensure_topics(kafka, [table])
+    with registry_double() as (url, _state):
+        monkeypatch.setenv("DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_URL", url)
+        registry = make_codec(kafka.model_copy(update={"schema_registry_url": url}), [table])
+        writer = KafkaDeadLetters(kafka, "n")
+        for i, codec in enumerate([registry, EventCodec()]):
+            keys = {"pk": {"S": f"k{i}"}, "sk": {"N": "1"}}
+            event = ChangeEvent(
+                table=table,
+                op=Op.REMOVE,
+                keys=keys,
+                version=1_760_000_000_000_000 + i,
+                origin=Origin.STREAM,
+            )
+            value = codec.encode(event)
+            assert value[:1] == (b"\x00" if i == 0 else b"\xc3")  # Confluent, single-object
+            raw = RawRecord(kafka.changes_topic(table), 0, i, attrs.canonical_key(keys), value)
+            writer.send(DeadLetter(raw, table, "refused", "PermanentError"))
+        writer.flush()
+        writer.close()
+        for i in range(2):
+            shown = _cli(config, "show", "--table", table, "--offset", f"0:{i}", "--json")
+            assert shown.returncode == 0, shown
+            out = json.loads(shown.stdout)
+            assert out["event"]["keys"]["pk"] == {"S": f"k{i}"}, out
+            assert out["event"]["version"] == 1_760_000_000_000_000 + i
+        dry = _cli(config, "redrive", "--table", table, "--all")
+        assert dry.returncode == 0 and dry.stdout.count("would re-drive") == 2, dry
