@@ -48,6 +48,12 @@ class Candidate:
 
 def decode(codec: EventCodec, record: DlqRecord) -> tuple[ChangeEvent | None, str]:
     """The record's event, or None and why it does not decode."""
+    if record.export_line is not None:
+        name, line = record.export_line
+        return None, (
+            f"a bad line of export file {name} line {line}, not a change record: fix the "
+            "line and run that back-fill again"
+        )
     if not record.value:
         return None, "no value"
     try:

@@ -40,6 +40,11 @@ from bridge.settings import KafkaSettings
 # Kafka header of a re-driven record in the changes topic: `<dlq topic>:<partition>:<offset>`.
 HEADER_REDRIVE_FROM = "ddb.redrive.from"
 DLQ_HEADER_PREFIX = "ddb.dlq."
+# The back-fill dead-letters a bad line of an export file (`--skip-bad-lines`) with these:
+# the value is the line itself, not a change record.
+EXPORT_FILE = "ddb.file"
+EXPORT_LINE = "ddb.line"
+EXPORT_REASON = "ddb.reason"
 
 
 def ledger_topic(kafka: KafkaSettings, table: str) -> str:
@@ -69,11 +74,17 @@ class DlqRecord:
 
     @property
     def reason(self) -> str:
-        return self.header(HEADER_REASON) or "(no reason header)"
+        return self.header(HEADER_REASON) or self.header(EXPORT_REASON) or "(no reason header)"
 
     @property
     def error(self) -> str:
-        return self.header(HEADER_ERROR) or "?"
+        return self.header(HEADER_ERROR) or ("BadExportLine" if self.export_line else "?")
+
+    @property
+    def export_line(self) -> tuple[str, int | None] | None:
+        """(file, line) of a bad export line the back-fill dead-lettered, else None."""
+        name = self.header(EXPORT_FILE)
+        return (name, _int_or_none(self.header(EXPORT_LINE))) if name is not None else None
 
     @property
     def origin(self) -> tuple[str | None, int | None, int | None]:

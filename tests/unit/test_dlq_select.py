@@ -67,3 +67,21 @@ def test_change_time_is_the_events() -> None:
     )
     assert change_time_ms(stream) == 1234
     assert change_time_ms(None) is None
+
+
+def test_a_bad_export_line_is_never_taken_for_a_change_record() -> None:
+    line = DlqRecord(
+        0,
+        7,
+        None,
+        b"data/x.json.gz:3",
+        b'{"Item": ',
+        (("ddb.file", b"data/x.json.gz"), ("ddb.line", b"3"), ("ddb.reason", b"bad JSON")),
+    )
+    assert (line.reason, line.error, line.export_line) == (
+        "bad JSON",
+        "BadExportLine",
+        ("data/x.json.gz", 3),
+    )
+    (c,) = select([line], {}, CODEC, None, None)
+    assert c.verdict == "undecodable" and "export file data/x.json.gz line 3" in c.why

@@ -133,16 +133,25 @@ def _summary(
     record: DlqRecord, event: ChangeEvent | None, ledger: dict[str, str]
 ) -> dict[str, Any]:
     topic, partition, offset = record.origin
+    origin: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
+    if record.export_line is not None:
+        origin = {"file": record.export_line[0], "line": record.export_line[1]}
     return {
         "dlq": record.position,
         "time": _time(record.timestamp_ms),
         "error": record.error,
         "reason": record.reason,
-        "origin": {"topic": topic, "partition": partition, "offset": offset},
+        "origin": origin,
         "key": _item_key(record, event),
         "version": event.version if event is not None else None,
         "redriven": record.position in ledger,
     }
+
+
+def _origin_text(origin: dict[str, Any]) -> str:
+    if "file" in origin:
+        return f"export file {origin['file']} line {origin['line']}"
+    return f"{origin['topic']}/{origin['partition']}@{origin['offset']}"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -161,8 +170,7 @@ def run_list(args: argparse.Namespace) -> int:
         f"(re-drives kept in {ledger_topic(kafka, args.table)})"
     )
     for r in rows:
-        o = r["origin"]
-        origin = f"{o['topic']}/{o['partition']}@{o['offset']}"
+        origin = _origin_text(r["origin"])
         mark = "  [re-driven]" if r["redriven"] else ""
         reason = (
             r["reason"] if len(r["reason"]) <= REASON_WIDTH else r["reason"][:REASON_WIDTH] + "…"
@@ -218,10 +226,9 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    o = out["origin"]
     lines = [
         f"dead letter {kafka.dlq_topic(args.table)} {record.position}, {out['time']}",
-        f"  origin   {o['topic']}/{o['partition']}@{o['offset']}",
+        f"  origin   {_origin_text(out['origin'])}",
         f"  error    {out['error']}",
         f"  reason   {out['reason']}",
         f"  key      {out['kafka_key']}",
