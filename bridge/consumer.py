@@ -51,12 +51,25 @@ from confluent_kafka import (
 
 from bridge.avro_codec import EventCodec
 from bridge.errors import DecodeError, PermanentError, TransientError
-from bridge.event import ChangeEvent
+from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
 from bridge.publisher import admin_config
+from bridge.schema_registry import make_codec, registry_codec
 from bridge.settings import KafkaSettings
 
-__all__ = ["Consumed", "EventStream", "Undecodable", "events"]
+# What a consumer of your own needs, importable from here: the reader, the event type, and
+# the decoders of both framings (`EventCodec().decode`; `registry_codec(url).decode`).
+__all__ = [
+    "ChangeEvent",
+    "Consumed",
+    "EventCodec",
+    "EventStream",
+    "Op",
+    "Origin",
+    "Undecodable",
+    "events",
+    "registry_codec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +157,6 @@ class EventStream:
         if not tables:
             raise ValueError("events() needs at least one table")
         if codec is None:
-            from bridge.schema_registry import make_codec
-
             codec = make_codec(kafka)  # registers nothing: this codec only decodes
         self.kafka = kafka
         self.codec = codec

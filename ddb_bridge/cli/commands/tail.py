@@ -76,6 +76,13 @@ def _key_filter(spec: str) -> KeyFilter:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _tail(args)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C before the reading began (once it has, a handler stops the loop)
+
+
+def _tail(args: argparse.Namespace) -> int:
     from bridge.errors import ConfigError
 
     if args.max is not None and args.max < 1:
