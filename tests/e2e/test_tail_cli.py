@@ -230,8 +230,9 @@ def test_a_closed_pipe_ends_tail_quietly_with_141(
     assert result.stderr.strip().endswith("tail exit 141"), result.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_exits_0_without_a_traceback(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+    sig: signal.Signals, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
     table = unique_name("tailint")
     publish(kafka_for(kafka_bootstrap), [change(table, "a", 1)])
@@ -240,7 +241,7 @@ def test_ctrl_c_exits_0_without_a_traceback(
     try:
         wait_ready(proc, err)
         time.sleep(0.5)  # inside the poll loop
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill() if proc.poll() is None else None
