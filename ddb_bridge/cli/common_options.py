@@ -41,7 +41,6 @@ def add_metrics_port(parser: argparse.ArgumentParser, daemon: str) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve /metrics and /healthz on this port; 0 turns them off [default: "
-        f"metrics.port{f' + {offset}' if offset else ''}, 9464{f' + {offset}' if offset else ''}"
-        " unless configured]",
+        help="serve /metrics and /healthz on this port; 0 turns them off [default: setting "
+        f"metrics.port{f' + {offset}' if offset else ''}, {9464 + offset} unless configured]",
     )
