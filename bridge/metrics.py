@@ -57,6 +57,7 @@ APPLY_LAST_EVENT_TIME = "ddb_bridge_apply_last_event_timestamp_seconds"
 APPLY_TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
 APPLY_BLOCKED = "ddb_bridge_apply_target_blocked"
 # -- every daemon ---------------------------------------------------------------------------
+AWS_RETRIES = "ddb_bridge_aws_retries_total"
 ERRORS = "ddb_bridge_errors_total"
 LAST_PROGRESS = "ddb_bridge_last_progress_timestamp_seconds"
 
@@ -133,6 +134,13 @@ CATALOGUE: tuple[Spec, ...] = (
         APPLY_BLOCKED,
         "1 while the target refuses writes and apply waits, else 0",
         ("target",),
+    ),
+    Spec(
+        "counter",
+        AWS_RETRIES,
+        "DynamoDB / Streams / S3 calls retried after throttling or an unreachable endpoint, "
+        "by call and reason",
+        ("call", "reason"),
     ),
     Spec(
         "counter",

@@ -88,3 +88,23 @@ def test_json_log_lines_carry_context_and_are_redacted() -> None:
     assert entry["level"] == "WARNING"
     assert entry["table"] == "orders"
     assert "s3cret-pw" not in json.dumps(entry)
+
+
+def test_throttled_aws_calls_count_as_retries_by_api_name() -> None:
+    from botocore.exceptions import ClientError
+
+    from bridge.metrics import AWS_RETRIES, REGISTRY
+    from connectors.dynamodb.aws import Backoff, call_with_backoff
+
+    labels = {"call": "GetRecords", "reason": "ThrottlingException"}
+    before = REGISTRY.get(AWS_RETRIES, **labels)
+    failures = [2]
+
+    def flaky() -> str:
+        if failures[0]:
+            failures[0] -= 1
+            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetRecords")
+        return "page"
+
+    assert call_with_backoff(flaky, "GetRecords shard-7", backoff=Backoff(0.001, 0.001)) == "page"
+    assert REGISTRY.get(AWS_RETRIES, **labels) == before + 2
