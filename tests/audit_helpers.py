@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import fastavro
 
+from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import KafkaSettings
@@ -70,13 +72,12 @@ def publish(kafka: KafkaSettings, events: Sequence[ChangeEvent]) -> list[Publish
     publisher.flush()
     by_id = {e.event_id: e for e in events}
     out: list[Published] = []
+    codec = EventCodec()
     for table in tables:
         topic = kafka.changes_topic(table)
         expected = sum(1 for e in events if e.table == table)
         for msg in consume_all(kafka.bootstrap_servers, topic, expected):
-            from bridge.avro_codec import EventCodec
-
-            event_id = EventCodec().decode(msg.value()).event_id
+            event_id = codec.decode(msg.value()).event_id
             assert event_id is not None
             source = by_id[event_id]
             created = source.approximate_creation_time_ms or source.version // 1000
@@ -124,7 +125,9 @@ def count_records(files: Iterable[ArchiveFile]) -> int:
 def assert_exactly_once(files: Sequence[ArchiveFile], truth: Sequence[Published]) -> None:
     """Every published event once, in its table/hour folder, files in partition order."""
     seen = collections.Counter(
-        (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for f in files for r in f.records
+        (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+        for f in files
+        for r in f.records
     )
     dupes = {k: n for k, n in seen.items() if n > 1}
     assert not dupes, f"{len(dupes)} events archived more than once, e.g. {list(dupes)[:5]}"
@@ -149,15 +152,13 @@ def assert_exactly_once(files: Sequence[ArchiveFile], truth: Sequence[Published]
             assert r["event_id"] == p.event_id, f"{f.key}: offset {p.offset} holds another event"
             assert first <= r["kafka_offset"] <= last and int(match.group(1)) == p.partition
             when = datetime.fromtimestamp(p.change_time_ms / 1000, tz=UTC)
-            folder = (
-                f"table={r['table']}/date={when:%Y-%m-%d}/hour={when:%H}/"
-            )
+            folder = f"table={r['table']}/date={when:%Y-%m-%d}/hour={when:%H}/"
             assert f.key.startswith(folder), f"{f.key}: event of {when} filed elsewhere"
             assert r["change_time_ms"] == p.change_time_ms
         ranges[(f.records[0]["kafka_topic"], int(match.group(1)))].add((first, last))
     for (topic, partition), spans in ranges.items():
         ordered = sorted(spans)
-        for (_, a_last), (b_first, _) in zip(ordered, ordered[1:], strict=False):
+        for (_, a_last), (b_first, _) in itertools.pairwise(ordered):
             assert a_last < b_first, f"{topic}/{partition}: overlapping files {ordered}"
 
 
