@@ -58,7 +58,7 @@ def test_kill_9_mid_file_then_restart_archives_every_event_exactly_once(
     root = tmp_path / "archive"
     config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, tables)
     group = unique_name("audit")
-    args = ("--root", str(root), "--max-events", "60", "--max-seconds", "30", "--group", group)
+    args = ("--root", str(root), "--max-events", "60", "--max-seconds", "2", "--group", group)
 
     first = AuditProcess(config, *args)
     staging = root / "_staging"
@@ -122,7 +122,7 @@ def test_s3_destination_on_moto_survives_kill_9_exactly_once(
     )
     group = unique_name("audit")
     args = (
-        "--root", f"s3://{bucket}/archive/v1", "--max-events", "50", "--max-seconds", "30",
+        "--root", f"s3://{bucket}/archive/v1", "--max-events", "50", "--max-seconds", "2",
         "--group", group, "--staging-dir", str(tmp_path / "staging"),
     )  # fmt: skip
 
