@@ -25,8 +25,8 @@ EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
 
 EXIT_CODES = {
-    EXIT_OK: "success (`verify`: no differences; `stream` and `apply`: stopped by SIGTERM or "
-    "SIGINT, cleanly)",
+    EXIT_OK: "success (`verify`: no differences; `stream`, `apply` and `audit`: stopped by "
+    "SIGTERM or SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
     "`backfill`: run incomplete)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
