@@ -6,10 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
+from bridge.audit.records import change_time_ms
+from bridge.avro_codec import EventCodec
+from bridge.publisher import ensure_topics
 from bridge.settings import KafkaSettings
 from tests.audit_helpers import (
     AuditProcess,
+    Published,
     assert_exactly_once,
     count_records,
     make_events,
@@ -141,3 +146,33 @@ def test_s3_destination_on_moto_survives_kill_9_exactly_once(
     assert_exactly_once(files, truth)
     intents = s3_client.list_objects_v2(Bucket=bucket, Prefix="archive/v1/_audit/")
     assert intents.get("KeyCount", 0) > 0, "intents live under the root's _audit/"
+
+
+def test_an_undecodable_record_stops_audit_naming_it_after_archiving_what_came_before(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    table = unique_name("audbad")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=3, replication_factor=1)
+    ensure_topics(kafka, [table])
+    topic = kafka.changes_topic(table)
+    events = make_events(table, 20)
+    codec = EventCodec()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for event in events[:10]:
+        producer.produce(topic, codec.encode(event), event.key_bytes(), partition=0)
+    producer.produce(topic, b"not avro", b"k", partition=0)  # offset 10
+    for event in events[10:]:
+        producer.produce(topic, codec.encode(event), event.key_bytes(), partition=0)
+    assert producer.flush(30) == 0
+    before = [
+        Published(topic, 0, i, e.event_id or "", change_time_ms(e))
+        for i, e in enumerate(events[:10])
+    ]
+    root = tmp_path / "archive"
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, [table])
+
+    audit = AuditProcess(config, "--root", str(root), "--group", unique_name("audit"))
+    assert audit.wait(60) == 1
+    assert f"cannot archive {topic} partition 0 offset 10" in audit.output, audit.output
+    # Everything before the bad record is archived (and committed); nothing after it.
+    assert_exactly_once(read_local(root), before)
