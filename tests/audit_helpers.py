@@ -62,17 +62,23 @@ class Published:
     change_time_ms: int
 
 
-def publish(kafka: KafkaSettings, events: Sequence[ChangeEvent]) -> list[Published]:
-    """Publish the events, then read the topics back: where each event landed."""
+def publish(
+    kafka: KafkaSettings,
+    events: Sequence[ChangeEvent],
+    codecs: Sequence[EventCodec] = (),
+) -> list[Published]:
+    """Publish the events (with `codecs` in turn, one event each), then read the topics back:
+    where each event landed. The last codec decodes them."""
     tables = sorted({e.table for e in events})
     ensure_topics(kafka, tables)
-    publisher = Publisher(kafka)
-    for event in events:
-        publisher.publish(event)
-    publisher.flush()
+    publishers = [Publisher(kafka, codec) for codec in codecs] or [Publisher(kafka)]
+    for i, event in enumerate(events):
+        publishers[i % len(publishers)].publish(event)
+    for publisher in publishers:
+        publisher.flush()
     by_id = {e.event_id: e for e in events}
     out: list[Published] = []
-    codec = EventCodec()
+    codec = codecs[-1] if codecs else EventCodec()
     for table in tables:
         topic = kafka.changes_topic(table)
         expected = sum(1 for e in events if e.table == table)

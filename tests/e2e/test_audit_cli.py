@@ -176,3 +176,41 @@ def test_an_undecodable_record_stops_audit_naming_it_after_archiving_what_came_b
     assert f"cannot archive {topic} partition 0 offset 10" in audit.output, audit.output
     # Everything before the bad record is archived (and committed); nothing after it.
     assert_exactly_once(read_local(root), before)
+
+
+def test_both_framings_with_a_schema_registry(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    """Records written before the registry was configured (single-object) and after it
+    (Confluent framing, schema ids from the registry) are archived alike. The registry is
+    tests/registry_double.py, an in-test double of its REST API."""
+    from bridge.schema_registry import make_codec
+    from tests.registry_double import registry_double
+
+    table = unique_name("audsr")
+    with registry_double() as (url, state):
+        kafka = KafkaSettings(
+            bootstrap_servers=kafka_bootstrap,
+            partitions=3,
+            replication_factor=1,
+            schema_registry_url=url,
+        )
+        truth = publish(
+            kafka, make_events(table, 120), codecs=[EventCodec(), make_codec(kafka, [table])]
+        )
+        root = tmp_path / "archive"
+        config = (
+            write_config(tmp_path / "bridge.toml", kafka_bootstrap, [table], "")
+            .read_text()
+            .replace("[kafka]\n", f'[kafka]\nschema_registry_url = "{url}"\n')
+        )
+        (tmp_path / "bridge.toml").write_text(config)
+        audit = AuditProcess(
+            tmp_path / "bridge.toml", "--root", str(root), "--max-events", "20",
+            "--max-seconds", "1", "--group", unique_name("audit"),
+        )  # fmt: skip
+        audit.wait_until(lambda: count_records(read_local(root)) >= len(truth))
+        assert audit.terminate() == 0, audit.output
+        # Half the records carry Confluent framing: audit exits 1 on one it cannot decode.
+        assert_exactly_once(read_local(root), truth)
+        assert state.subjects, "the Confluent half was written with registry schema ids"
