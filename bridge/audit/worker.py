@@ -22,7 +22,7 @@ from bridge.audit.destination import ArchiveDestination
 from bridge.audit.records import ArchiveFormat, Bucket, archive_record, archive_schema
 from bridge.audit.segment import Segment, staging_prefix
 from bridge.avro_codec import EventCodec
-from bridge.errors import DecodeError, PermanentError, TransientError
+from bridge.errors import DecodeError, PermanentError
 from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
 from bridge.publisher import admin_config, table_of_topic
 from bridge.settings import Settings
@@ -114,6 +114,8 @@ class AuditWorker:
         # and not yet committed, so that it is written again under the same names.
         self.must_end: dict[tuple[str, int], int] = {}
         self.assigned: set[tuple[str, int]] = set()
+        # Partitions whose published segment's commit failed: offset to commit, paused meanwhile.
+        self.held: dict[tuple[str, int], int] = {}
         self.archived = 0
         self.files_published = 0
         self._stop = threading.Event()
@@ -165,7 +167,9 @@ class AuditWorker:
                 for msg in self.consumer.consume(1000, timeout=0.5):
                     self._handle(msg)
                 self._rotate_due()
+                self._retry_held_commits()
             self._publish_all()
+            self._retry_held_commits()
         finally:
             self.consumer.close()
             for segment in self.segments.values():
@@ -226,6 +230,7 @@ class AuditWorker:
             slot = (tp.topic, tp.partition)
             self.assigned.discard(slot)
             self.must_end.pop(slot, None)
+            self.held.pop(slot, None)  # the next owner's recovery finds the intent
             segment = self.segments.pop(slot, None)
             if segment is not None:
                 segment.discard()
@@ -249,8 +254,10 @@ class AuditWorker:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         assert topic is not None and partition is not None and offset is not None
         slot = (topic, partition)
-        if slot not in self.assigned:
-            return  # fetched before a revoke; the partition's new owner reads it
+        if slot not in self.assigned or slot in self.held:
+            # Fetched before a revoke (the new owner reads it) or while the partition is held
+            # (read again from the held offset once its commit goes through).
+            return
         value = msg.value()
         try:
             if value is None:
@@ -282,6 +289,48 @@ class AuditWorker:
         if (end is not None and offset >= end) or (end is None and self._full(segment)):
             self._publish(segment)
 
+    def _commit_or_hold(self, topic: str, partition: int, offset: int) -> None:
+        """Commit `offset`; if the broker refuses for now (a rebalance under way, a coordinator
+        moving), hold the partition until it accepts: paused, so that no next segment replaces
+        the intent of this published, uncommitted one."""
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(topic, partition, offset)], asynchronous=False
+            )
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal():
+                raise PermanentError(f"commit of {topic}/{partition}: {err.str()}") from exc
+            log.warning(
+                "commit failed after the files were published; holding the partition until "
+                "it succeeds (or the next owner rewrites the files under the same names)",
+                extra={"topic": topic, "partition": partition, "offset": offset,
+                       "error": err.str()},
+            )  # fmt: skip
+            self.consumer.pause([TopicPartition(topic, partition)])
+            self.held[(topic, partition)] = offset
+
+    def _retry_held_commits(self) -> None:
+        for (topic, partition), offset in list(self.held.items()):
+            try:
+                self.consumer.commit(
+                    offsets=[TopicPartition(topic, partition, offset)], asynchronous=False
+                )
+            except KafkaException as exc:
+                if exc.args[0].fatal():
+                    raise PermanentError(
+                        f"commit of {topic}/{partition}: {exc.args[0].str()}"
+                    ) from exc
+                continue
+            del self.held[(topic, partition)]
+            # Records fetched while held were not archived: read them again from `offset`.
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+            self.consumer.resume([TopicPartition(topic, partition)])
+            log.info(
+                "held commit went through; partition resumed",
+                extra={"topic": topic, "partition": partition, "offset": offset},
+            )
+
     def _full(self, segment: Segment) -> bool:
         return segment.events >= self.options.max_events or segment.bytes >= self.options.max_bytes
 
@@ -312,17 +361,7 @@ class AuditWorker:
         self.destination.put_bytes(Intent.key(*slot), intent.to_bytes())
         for key, path in sorted(files.items()):
             self.destination.publish(path, key)
-        try:
-            self.consumer.commit(
-                offsets=[TopicPartition(segment.topic, segment.partition, segment.last + 1)],
-                asynchronous=False,
-            )
-        except KafkaException as exc:
-            # The files stay: the intent makes the next owner rewrite them under the same names.
-            raise TransientError(
-                f"commit of {segment.topic}/{segment.partition} offset {segment.last + 1} "
-                f"failed after its files were published: {exc}"
-            ) from exc
+        self._commit_or_hold(segment.topic, segment.partition, segment.last + 1)
         del self.segments[slot]
         self.must_end.pop(slot, None)
         self.archived += segment.events

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from bridge.audit.destination import LocalDestination
 from bridge.audit.worker import AuditOptions, AuditWorker, Intent
@@ -96,3 +97,39 @@ def test_crash_after_publish_before_commit_rewrites_the_same_files(
     assert_exactly_once(files, truth)
     assert published <= {f.key for f in files}, "published files were not rewritten in place"
     assert "re-archiving a segment published but not committed" in caplog.text
+
+
+class CommitRefusedOnce(CommitCrashes):
+    """Commit number `on_call` is refused as during a rebalance; later ones go through."""
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == self._on_call:
+            raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+        return self._consumer.commit(*args, **kwargs)
+
+
+def test_a_refused_commit_holds_the_partition_until_it_goes_through(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, caplog: Any
+) -> None:
+    table = unique_name("audhold")
+    settings = _settings(kafka_bootstrap, table)
+    truth = publish(settings.kafka, make_events(table, 300))
+    root = tmp_path / "archive"
+    worker = AuditWorker(
+        settings, [table], LocalDestination(root), EventCodec(),
+        AuditOptions(group=unique_name("audit"), max_events=20, max_seconds=1),
+    )  # fmt: skip
+    worker.consumer = CommitRefusedOnce(worker.consumer, on_call=3)  # type: ignore[assignment]
+    caplog.set_level(logging.INFO, logger="bridge.audit.worker")
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 90
+    while count_records(read_local(root)) < len(truth) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker.request_stop()
+    thread.join(30)
+    assert result == [0], "the worker should keep running through a refused commit"
+    assert_exactly_once(read_local(root), truth)
+    assert "held commit went through; partition resumed" in caplog.text
