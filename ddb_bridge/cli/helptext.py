@@ -25,10 +25,11 @@ EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
 
 EXIT_CODES = {
-    EXIT_OK: "success (`verify`: no differences; `stream`, `apply` and `tail`: stopped by "
-    "SIGTERM or SIGINT, cleanly)",
+    EXIT_OK: "success (`verify`: no differences; `stream`, `apply`, `audit` and `tail`: stopped "
+    "by SIGTERM or SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
-    "`backfill`: run incomplete; `dlq redrive`: undecodable records selected)",
+    "`backfill`: run incomplete; `dlq redrive`: undecodable records selected; `audit`: an "
+    "undecodable record)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
     f"{ENV_PREFIX}… variable, missing config file",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",
