@@ -24,6 +24,7 @@ from bridge.audit.segment import Segment, staging_prefix
 from bridge.avro_codec import EventCodec
 from bridge.errors import DecodeError, PermanentError
 from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
+from bridge.metrics import REGISTRY
 from bridge.publisher import admin_config, table_of_topic
 from bridge.settings import Settings
 
@@ -168,6 +169,7 @@ class AuditWorker:
                     self._handle(msg)
                 self._rotate_due()
                 self._retry_held_commits()
+                REGISTRY.progress("audit")
             self._publish_all()
             self._retry_held_commits()
         finally:

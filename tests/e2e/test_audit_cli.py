@@ -23,6 +23,7 @@ from tests.audit_helpers import (
     read_s3,
     write_config,
 )
+from tests.e2e.test_metrics_cli import free_port, sample, wait_health
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -41,11 +42,15 @@ def test_archives_every_event_once_in_partition_order(
     root = tmp_path / "archive"
     config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, tables)
 
+    port = free_port()
     audit = AuditProcess(
         config, "--root", str(root), "--max-events", "40", "--max-seconds", "1",
-        "--group", unique_name("audit"),
+        "--group", unique_name("audit"), "--metrics-port", str(port),
     )  # fmt: skip
     audit.wait_until(lambda: count_records(read_local(root)) >= len(truth))
+    # audit is a daemon like stream and apply: /healthz ready, its progress on /metrics.
+    assert wait_health(port, 200, audit.proc)["daemon"] == "audit"
+    assert (sample(port, "ddb_bridge_last_progress_timestamp_seconds", daemon="audit") or 0) > 0
     assert audit.terminate() == 0, audit.output
     files = read_local(root)
     assert_exactly_once(files, truth)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from bridge import metrics_server
 from bridge.errors import ConfigError
 from bridge.settings import load_settings
 
@@ -14,7 +15,7 @@ log = logging.getLogger("ddb-bridge.audit")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bridge.audit.worker import DEFAULT_GROUP
-    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.common_options import add_common, add_metrics_port
     from ddb_bridge.cli.helptext import HelpFormatter
 
     parser = sub.add_parser(
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where S3 files are written before upload [default: <tmp>/ddb-bridge-audit]; "
         "a local root always stages in ROOT/_staging",
     )
+    add_metrics_port(parser, "audit")
     parser.set_defaults(func=run)
 
 
@@ -116,4 +118,10 @@ def run(args: argparse.Namespace) -> int:
         ),
         install_signal_handlers=True,
     )
-    return worker.run()
+    # Before the worker: /healthz must answer (503, with why) while it connects.
+    server = metrics_server.serve(settings.metrics, "audit", settings.kafka, args.metrics_port)
+    try:
+        return worker.run()
+    finally:
+        if server is not None:
+            server.close()
