@@ -23,7 +23,7 @@ from tests.audit_helpers import (
     read_s3,
     write_config,
 )
-from tests.e2e.test_metrics_cli import free_port, sample, wait_health
+from tests.metrics_helpers import free_port, sample, wait_health
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
