@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
+from bridge.versioning import to_micros
 
 
 class Mode(StrEnum):
@@ -142,16 +143,16 @@ class ReplayPlan:
 
 
 def parse_datetime(text: str) -> int:
-    """An ISO 8601 time as ms since the epoch; a time without an offset is UTC."""
+    """An ISO 8601 time as ms since the epoch; a time without an offset is UTC
+    (`to_micros` reads it so)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ConfigError(
             f"--to-datetime {text!r} is not an ISO 8601 time (like 2026-01-31T12:00:00Z)"
         ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    # Record timestamps are whole ms: round a finer time up, so "at or after" still holds.
+    return -(-to_micros(moment) // 1000)
 
 
 def parse_offsets(text: str) -> dict[int, int]:
