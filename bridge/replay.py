@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.publisher import admin_config
@@ -123,6 +123,7 @@ class ReplayPlan:
     to: ReplayTo
     moves: list[Move]
     members: list[Member]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def reprocessed(self) -> int:
@@ -320,7 +321,35 @@ def plan_replay(
                 new=min(max(wanted, low), high),
             )
         )
-    return ReplayPlan(group=group, to=to, moves=moves, members=active_members(kafka, group))
+    warnings = _append_time_topics(kafka, topics, timeout_s) if to.mode is Mode.DATETIME else []
+    return ReplayPlan(
+        group=group, to=to, moves=moves, members=active_members(kafka, group), warnings=warnings
+    )
+
+
+def _append_time_topics(kafka: KafkaSettings, topics: Sequence[str], timeout_s: float) -> list[str]:
+    """Warnings for topics whose records carry Kafka's receive time, not the change time.
+
+    The bridge creates its topics with CreateTime; a topic made by hand, or altered, with
+    LogAppendTime has the broker's clock in every record, so a time means "received by
+    Kafka at", which can be much later than the change (a back-fill, a lagging stream).
+    """
+    resources = [ConfigResource(ResourceType.TOPIC, t) for t in topics]
+    out = []
+    admin = _admin(kafka)  # held while the futures run: a collected client cancels them
+    try:
+        described = admin.describe_configs(resources, request_timeout=timeout_s)
+        for resource, future in described.items():
+            entry = future.result(timeout=timeout_s).get("message.timestamp.type")
+            if entry is not None and entry.value == "LogAppendTime":
+                out.append(
+                    f"topic {resource.name} has message.timestamp.type=LogAppendTime: its "
+                    "record times are when Kafka received each event, not when the item "
+                    "changed, so --to-datetime finds offsets by receive time"
+                )
+    except KafkaException as exc:
+        out.append(f"cannot read message.timestamp.type of {', '.join(topics)}: {exc}")
+    return out
 
 
 def execute(kafka: KafkaSettings, plan: ReplayPlan, timeout_s: float = 30.0) -> None:

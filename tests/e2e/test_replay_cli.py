@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -220,14 +220,34 @@ def test_to_datetime_starts_each_partition_at_its_first_change_at_or_after_the_t
         == 3
     )
     # A time with an offset means the same instant as its UTC spelling.
-    plus_two = datetime.fromtimestamp(exact / 1000, UTC).astimezone().isoformat()
-    plan = by_partition(
-        replay_json(t["config"], "--target", t["target"], "--to-datetime", plus_two)
-    )
-    assert plan[2]["new"] == 3
-
+    plus_two = datetime.fromtimestamp(exact / 1000, timezone(timedelta(hours=2))).isoformat()
+    assert plus_two.endswith("+02:00")
+    whole = replay_json(t["config"], "--target", t["target"], "--to-datetime", plus_two)
+    assert by_partition(whole)[2]["new"] == 3
+    assert whole["warnings"] == []  # the bridge's topics carry change times (CreateTime)
     code, _, err = run_replay(t["config"], "--target", t["target"], "--to-datetime", "yesterday")
     assert code == 2 and "not an ISO 8601 time" in err
+
+
+def test_to_datetime_warns_about_a_topic_stamped_with_kafkas_receive_time(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    """A topic made by hand with LogAppendTime holds the broker's clock, not change times."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    table, target = unique_name("rpl").replace("-", "_"), unique_name("null")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=2, replication_factor=1)
+    topic = kafka.changes_topic(table)
+    new = NewTopic(topic, 2, 1, config={"message.timestamp.type": "LogAppendTime"})
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([new])[topic].result(30)
+    produce(kafka, timed_events(table, 10))
+    config = write_config(
+        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+    )
+    code, _, err = run_replay(config, "--target", target, "--to-datetime", iso(T0_MS))
+    assert code == 0, err
+    assert f"topic {topic} has message.timestamp.type=LogAppendTime" in err
 
 
 def test_execute_is_refused_while_an_apply_worker_is_in_the_group_naming_it(

@@ -49,3 +49,25 @@ def test_parse_datetime_is_utc_without_an_offset() -> None:
     assert parse_datetime("2025-10-09T08:53:20.000001Z") == 1_760_000_000_001
     with pytest.raises(ConfigError, match="not an ISO 8601 time"):
         parse_datetime("last tuesday")
+
+
+def test_a_stream_records_change_time_is_its_approximate_creation_time() -> None:
+    """The Kafka timestamp `replay --to-datetime` searches: ApproximateCreationDateTime (ms),
+    even when the shard's versions had to step past it."""
+    from datetime import UTC, datetime
+
+    from bridge.event import ChangeEvent
+
+    created = datetime(2025, 10, 9, 8, 53, 20, 123000, tzinfo=UTC)
+    record = {
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"pk": {"S": "a"}},
+            "NewImage": {"pk": {"S": "a"}},
+            "SequenceNumber": "1",
+            "ApproximateCreationDateTime": created,
+        },
+    }
+    later_version = 1_760_000_000_999_999
+    event = ChangeEvent.from_stream_record("t", record, later_version, "shardId-1")
+    assert event.change_time_ms == 1_760_000_000_123

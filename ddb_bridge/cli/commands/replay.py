@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     topics = [settings.kafka.changes_topic(t) for t in tables]
 
     plan = plan_replay(settings.kafka, group, topics, to, partitions)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.execute and plan.members:
         raise GroupActiveError(plan.refusal())
     if args.execute:
@@ -153,6 +155,7 @@ def as_json(plan: ReplayPlan, executed: bool) -> dict[str, Any]:
         ],
         "total_reprocess": plan.reprocessed,
         "total_skip": plan.skipped,
+        "warnings": plan.warnings,
         "active_members": [
             {"member_id": m.member_id, "client_id": m.client_id, "host": m.host}
             for m in plan.members
