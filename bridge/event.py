@@ -58,6 +58,18 @@ class ChangeEvent:
     def key_bytes(self) -> bytes:
         return attrs.canonical_key(self.keys)
 
+    @property
+    def change_time_ms(self) -> int:
+        """When the item changed in DynamoDB, in ms since the epoch: the Kafka timestamp of
+        its record, so offsets can be found by time (`ddb-bridge replay --to-datetime`).
+
+        A stream record's ApproximateCreationDateTime; otherwise the version's time (for a
+        back-fill snapshot, its run's time less the skew margin: docs/design.md §5).
+        """
+        if self.approximate_creation_time_ms is not None:
+            return self.approximate_creation_time_ms
+        return self.version // 1000
+
     @classmethod
     def from_stream_record(
         cls, table: str, record: Mapping[str, Any], version: int, shard_id: str

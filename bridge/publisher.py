@@ -71,6 +71,9 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
         "cleanup.policy": "delete",
         "retention.ms": str(kafka.retention_ms),
         "max.message.bytes": str(topic_max_message_bytes(kafka)),
+        # Each record's timestamp is its DynamoDB change time (`Publisher.publish`); a broker
+        # default of LogAppendTime would replace it with the time Kafka received it.
+        "message.timestamp.type": "CreateTime",
     }
     if kafka.retention_ms == -1:
         configs["retention.bytes"] = "-1"
@@ -178,6 +181,7 @@ class Publisher:
             ],
             tracker=tracker,
             position=position,
+            timestamp_ms=event.change_time_ms,
         )
 
     def produce_raw(
@@ -188,7 +192,9 @@ class Publisher:
         headers: list[tuple[str, str | bytes | None]] | None = None,
         tracker: AckTracker[Any] | None = None,
         position: Any = None,
+        timestamp_ms: int = 0,
     ) -> None:
+        """Queue one record. `timestamp_ms` is its Kafka timestamp (0: the producer's clock)."""
         self.raise_if_failed()
         if tracker is None:
             callback = self._delivered_untracked
@@ -202,7 +208,13 @@ class Publisher:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=callback
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=callback,
+                    # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
+                    timestamp=max(0, timestamp_ms),
                 )
                 break
             except BufferError:

@@ -95,7 +95,15 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, bytes]] = []
         self._pending: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        headers: Any,
+        on_delivery: Any,
+        timestamp: int = 0,
+    ) -> None:
         with self.lock:
             self.sent.append((topic, key, value))
             self._pending.append(on_delivery)

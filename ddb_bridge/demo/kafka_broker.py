@@ -197,8 +197,13 @@ def run_tool(main_class: str, *args: str, timeout_s: float = 120.0) -> str:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid text form: the 16 bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid text form: the 16 bytes in URL-safe base64 without padding. One that starts
+    # with "-" is drawn again, as Kafka's own Uuid.randomUuid does: StorageTool would read it
+    # as an option ("argument --cluster-id/-t: expected one argument"), 1 start in 64.
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 LOG4J2 = """\

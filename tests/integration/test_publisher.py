@@ -96,3 +96,43 @@ def test_delivery_failure_is_raised_not_logged(unique_name: Any) -> None:
         publisher.flush(timeout_s=15)
     assert tracker.safe_position() is None
     assert tracker.failure is not None
+
+
+def test_record_timestamps_are_the_dynamodb_change_times(
+    kafka_bootstrap: str, unique_name: Any
+) -> None:
+    """`replay --to-datetime` resolves offsets by record timestamp, so each record's Kafka
+    timestamp must be when the item changed in DynamoDB, not when the bridge produced it: a
+    stream event's ApproximateCreationDateTime, a back-fill snapshot's version time."""
+    from confluent_kafka import TIMESTAMP_CREATE_TIME
+
+    from bridge.versioning import backfill_version
+
+    table = unique_name("ts")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=2, replication_factor=1)
+    ensure_topics(kafka, [table])
+    created_ms = 1_700_000_123_456  # a past time: the producer's clock would give today
+    item = sample_item(1)
+    keys = {"pk": item["pk"], "sk": item["sk"]}
+    stream_event = ChangeEvent(
+        table=table,
+        op=Op.INSERT,
+        keys=keys,
+        # A version above the creation time (a shard's versions step past equal times).
+        version=created_ms * 1000 + 777_000,
+        origin=Origin.STREAM,
+        new_image=item,
+        approximate_creation_time_ms=created_ms,
+    )
+    scan_version = backfill_version(1_650_000_000.5, margin_s=5)
+    snapshot = ChangeEvent.snapshot(table, item, ("pk", "sk"), scan_version, Origin.SCAN)
+    publisher = Publisher(kafka)
+    publisher.publish(stream_event)
+    publisher.publish(snapshot)
+    publisher.flush()
+
+    stamps = {}
+    for msg in consume_all(kafka_bootstrap, kafka.changes_topic(table), 2):
+        stamps[EventCodec().decode(msg.value()).origin] = msg.timestamp()
+    assert stamps[Origin.STREAM] == (TIMESTAMP_CREATE_TIME, created_ms)
+    assert stamps[Origin.SCAN] == (TIMESTAMP_CREATE_TIME, scan_version // 1000)

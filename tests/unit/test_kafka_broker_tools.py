@@ -55,3 +55,14 @@ def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(jars))
     assert kafka_broker.ensure_jars() == jars
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """StorageTool reads `-t -abc…` as an option; Kafka draws such a Uuid again, and so do we."""
+    import uuid
+
+    from ddb_bridge.demo import kafka_broker as broker
+
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(range(16)))])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(drawn))
+    assert broker._cluster_id() == "AAECAwQFBgcICQoLDA0ODw"

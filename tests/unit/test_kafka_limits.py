@@ -160,7 +160,15 @@ class RefusingProducer:
     def __init__(self) -> None:
         self.pending: list[tuple[Any, Any]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        headers: Any,
+        on_delivery: Any,
+        timestamp: int = 0,
+    ) -> None:
         self.pending.append((on_delivery, FakeMessage(topic, key, value)))
 
     def poll(self, _timeout: float = 0) -> int:
