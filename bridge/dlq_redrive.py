@@ -89,11 +89,11 @@ def select(
 
 
 def change_time_ms(event: ChangeEvent | None) -> int | None:
-    if event is None:
+    # ChangeEvent.change_time_ms is the rule; an undecodable record or a version-less event
+    # keeps the dead letter's own timestamp.
+    if event is None or (event.approximate_creation_time_ms is None and event.version <= 0):
         return None
-    if event.approximate_creation_time_ms is not None:
-        return event.approximate_creation_time_ms
-    return event.version // 1000 if event.version > 0 else None
+    return event.change_time_ms
 
 
 def ensure_ledger(kafka: KafkaSettings, table: str, timeout_s: float = 30.0) -> str:
