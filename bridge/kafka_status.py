@@ -21,6 +21,8 @@ from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
 from bridge.status_report import GroupStatus, PartitionStatus
 
+RETRIES = 10
+
 
 def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> bool:
     consumer = Consumer({**admin_config(kafka), "group.id": "ddb-bridge.status"})
@@ -65,10 +67,21 @@ def _read(
     """Each (group, topic)'s partition lags; None for a topic that does not exist yet."""
     out: dict[tuple[str, str], list[PartitionLag] | None] = {}
     for group, topic in pairs:
-        out[(group, topic)] = (
-            group_lag(kafka, group, [topic]) if topic_exists(kafka, topic) else None
-        )
+        out[(group, topic)] = _lag(kafka, group, topic) if topic_exists(kafka, topic) else None
     return out
+
+
+def _lag(kafka: KafkaSettings, group: str, topic: str) -> list[PartitionLag]:
+    """`group_lag`, retried a few times: a broker answers NOT_COORDINATOR or "load in
+    progress" while it creates or moves the group's coordinator, which passes in seconds."""
+    for attempt in range(RETRIES):
+        try:
+            return group_lag(kafka, group, [topic])
+        except TransientError:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def group_statuses(

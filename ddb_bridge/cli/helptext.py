@@ -28,7 +28,7 @@ EXIT_CODES = {
     EXIT_OK: "success (`verify`: no differences; `stream` and `apply`: stopped by SIGTERM or "
     "SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
-    "`backfill`: run incomplete)",
+    "`backfill`: run incomplete; `status`: something needs attention)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
     f"{ENV_PREFIX}… variable, missing config file",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",

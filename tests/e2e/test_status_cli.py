@@ -82,7 +82,7 @@ class Status:
             timeout=120,
             check=False,
         )
-        assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+        assert proc.returncode in (0, 1) and proc.stdout.startswith("{"), proc.stderr
         return proc.returncode, json.loads(proc.stdout)
 
     def until(self, cond: Any, *extra: str, timeout_s: float = 90.0) -> tuple[int, dict[str, Any]]:

@@ -46,13 +46,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--table",
         action="append",
-        default=[],
+        default=None,
         help="report this table (repeatable) [default: every [[tables]] entry]",
     )
     p.add_argument(
         "--target",
         action="append",
-        default=[],
+        default=None,
         help="report this target (repeatable) [default: every [targets.<name>] section]",
     )
     p.add_argument(
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     report = gather_status(
         settings,
-        args.table,
-        args.target,
+        args.table or (),
+        args.target or (),
         stream_only=args.stream_only,
         sample_s=args.sample_s,
         max_lag=args.max_lag,
