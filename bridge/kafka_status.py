@@ -93,15 +93,18 @@ def group_statuses(
     first = _read(kafka, pairs)
     lagging = any(lags and sum(p.lag for p in lags) for lags in first.values())
     if sample_s <= 0 or not lagging:
-        return {pair: _status(pair, None, lags, 0.0) for pair, lags in first.items()}
+        return {pair: status_from_readings(pair, None, lags, 0.0) for pair, lags in first.items()}
     started = time.monotonic()
     time.sleep(sample_s)
     second = _read(kafka, pairs)
     elapsed = time.monotonic() - started
-    return {pair: _status(pair, first[pair], lags, elapsed) for pair, lags in second.items()}
+    return {
+        pair: status_from_readings(pair, first[pair], lags, elapsed)
+        for pair, lags in second.items()
+    }
 
 
-def _status(
+def status_from_readings(
     pair: tuple[str, str],
     before: list[PartitionLag] | None,
     lags: list[PartitionLag] | None,
