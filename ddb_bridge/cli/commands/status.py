@@ -144,7 +144,7 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
             shards.add_row(
                 sh.shard_id,
                 sh.owner or "-",
-                sh.checkpoint if len(sh.checkpoint) < 24 else "…" + sh.checkpoint[-20:],
+                sh.checkpoint,
                 _duration(sh.checkpoint_age_s),
                 "-" if sh.unread is None else str(sh.unread),
                 sh.data_loss or sh.error or ("-" if sh.ms_behind is None else str(sh.ms_behind)),
@@ -168,7 +168,12 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
     for target in t.targets:
         lag = "-" if target.lag is None else str(target.lag)
         rate = "" if target.consumed_per_s is None else f", {target.consumed_per_s:,.0f} events/s"
-        eta = "" if target.lag in (0, None) else f", catch-up in {_duration(target.eta_s)}"
+        if target.lag in (0, None) or target.consumed_per_s is None:
+            eta = ""  # caught up, or not sampled (--sample-s 0)
+        elif target.eta_s is None:
+            eta = ", lag not falling: no catch-up estimate"
+        else:
+            eta = f", catch-up in ~{_duration(target.eta_s)}"
         console.print(f"target {target.target}: group {target.group}, lag {lag}{rate}{eta}")
         if target.partitions:
             parts = Table("partition", "committed", "end", "lag")
