@@ -38,6 +38,7 @@ def _config(
     lease_table: str,
     db: Path,
     table_extra: str = "",
+    targets_extra: str = "",
 ) -> Path:
     path.write_text(
         f'[aws]\nendpoint_url = "{endpoint}"\n\n'
@@ -50,7 +51,7 @@ def _config(
         "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
         '[apply]\ntarget = "local"\nbatch_size = 200\nbatch_window_ms = 50\n'
         "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
+        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n\n{targets_extra}',
         encoding="utf-8",
     )
     return path
@@ -252,15 +253,18 @@ def test_status_follows_a_pipeline_to_ready_and_flags_dlq_lag_and_data_loss(
     assert any("data-loss alarm" in m for m in _target(report)["verdict"]["missing"])
 
 
-def test_stream_only_verdict_waits_out_the_item_lifetime_and_bad_input_is_a_config_error(
+def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_config_error(
     dynamodb_endpoint: str,
     kafka_bootstrap: str,
+    pg_dsn: str,
     unique_name: Any,
     ddb_client: Any,
     tmp_path: Path,
 ) -> None:
-    """A stream-only migration needs no back-fill but capture for longer than the items live;
-    a stream-only table without a declared lifetime, or an unknown table, exits 2."""
+    """A stream-only migration needs no back-fill but capture for longer than the items live.
+    Each target has its own group, lag, verify record and verdict: the PostgreSQL target,
+    applied and verified, becomes READY; the SQLite one, never applied, stays NOT READY.
+    A stream-only table without a declared lifetime, or an unknown table, exits 2."""
     table, lease_table = unique_name("so"), unique_name("leases")
     create_table(ddb_client, table, stream=True)
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
@@ -272,24 +276,44 @@ def test_stream_only_verdict_waits_out_the_item_lifetime_and_bad_input_is_a_conf
         lease_table,
         tmp_path / "target.db",
         table_extra="stream_only = true\nitem_lifetime_s = 20\n",
+        targets_extra=f'[targets.pg]\ntype = "postgres"\ndsn = "{pg_dsn}"\n',
     )
+    status = Status(config, env)
+
+    def targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {t["target"]: t for t in _table(report)["targets"]}
+
     stream = launch_stream(config, env, tmp_path / "stream.log")
+    apply = None
     try:
         arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
-        code, report = Status(config, env)()
+        write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(5)], 1)
+        apply = ApplyProcess(config, "--target", "pg", "--create-schema")
+        apply.wait_joined()
+        code, report = status.until(lambda r: _stream_caught_up(r) and targets(r)["pg"]["lag"] == 0)
         assert code == 0, report  # not ready, but nothing needs attention
-        missing = _target(report)["verdict"]["missing"]
         assert _table(report)["stream_only"] is True
+        assert targets(report)["local"]["lag"] == 5  # its group never ran
+        assert targets(report)["local"]["group"] == "ddb-bridge.apply.local"
+        missing = targets(report)["pg"]["verdict"]["missing"]
         assert any("capture began" in m and "item lifetime 20 s" in m for m in missing), missing
         assert not any("back-fill" in m for m in missing), missing
+        assert main(["verify", "--config", str(config), "--table", table, "--target", "pg"]) == 0
         # Once capture is older than the items' lifetime, no back-fill is missing.
         started_s = _table(report)["stream"]["captured_since_ms"] / 1000
         time.sleep(max(0.0, started_s + 20.5 - time.time()))
-        _, report = Status(config, env)()
-        missing = _target(report)["verdict"]["missing"]
-        assert not any("capture began" in m for m in missing), missing
+        code, report = status()
+        assert code == 0, report
+        assert targets(report)["pg"]["verdict"] == {"ready": True, "missing": []}
+        assert targets(report)["pg"]["verify"]["source_items"] == 5
+        assert targets(report)["local"]["verdict"]["missing"] == [
+            "apply group ddb-bridge.apply.local is 5 events behind",
+            "verify has not run for local",
+        ]
     finally:
+        if apply is not None:
+            apply.terminate()
         stop_process(stream)
 
     no_lifetime = _config(
