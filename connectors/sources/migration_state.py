@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import DataLossError
+from bridge.errors import DataLossError, TransientError
 from bridge.status_report import BackfillRun, ShardStatus, StreamStatus, VerifyOutcome
-from connectors.dynamodb.aws import describe_table, error_code, translate
+from connectors.dynamodb.aws import Interrupted, describe_table, error_code, translate
 from connectors.dynamodb.capture import CAPTURE_PREFIX, CaptureRecord, capture_from_item
 from connectors.dynamodb.verify_record import VERIFY_PREFIX, outcome_from_item
 from connectors.sources.backfill.runs import DONE
@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 # Pages read past a checkpoint before calling a shard caught up: an open shard may answer a
 # few empty pages before the records behind them.
 PEEK_PAGES = 3
+# The stream readers retry throttling and connection errors until stopped; status gives up
+# on a shard after this long and says so, rather than hang.
+PEEK_TIMEOUT_S = 20.0
+
+
+def _deadline(seconds: float) -> threading.Event:
+    """An event that sets itself after `seconds` (the stop signal of the stream readers)."""
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set)
+    timer.daemon = True
+    timer.start()
+    return stop
 
 
 @dataclass
@@ -131,7 +143,12 @@ def _peek(streams: DynamoDBStreamsClient, lease: Lease, now_ms: int) -> ShardSta
     if lease.data_loss is not None:
         return base  # stopped: nobody reads it until an operator clears the alarm
     reader = ShardReader(
-        streams, lease.stream_arn, lease.shard_id, lease.checkpoint, threading.Event(), limit=1000
+        streams,
+        lease.stream_arn,
+        lease.shard_id,
+        lease.checkpoint,
+        _deadline(PEEK_TIMEOUT_S),
+        limit=1000,
     )
     try:
         for _ in range(PEEK_PAGES):
@@ -144,6 +161,10 @@ def _peek(streams: DynamoDBStreamsClient, lease: Lease, now_ms: int) -> ShardSta
                 break
     except DataLossError as exc:
         return replace(base, error=str(exc))
+    except Interrupted:
+        return replace(
+            base, error=f"no answer within {PEEK_TIMEOUT_S:.0f} s (throttled or unreachable)"
+        )
     return replace(base, unread=0, ms_behind=0)
 
 
@@ -162,9 +183,14 @@ def stream_status(
     now_ms = int(time.time() * 1000)
     leases = sorted((le for le in state.leases if le.stream_arn == arn), key=lambda le: le.shard_id)
     leased = {le.shard_id for le in leases}
-    unleased = [
-        s.shard_id for s in list_shards(streams, arn, threading.Event()) if s.shard_id not in leased
-    ]
+    try:
+        listed = list_shards(streams, arn, _deadline(PEEK_TIMEOUT_S))
+    except Interrupted as exc:
+        raise TransientError(
+            f"DescribeStream {arn}: no answer within {PEEK_TIMEOUT_S:.0f} s "
+            "(throttled or unreachable)"
+        ) from exc
+    unleased = [s.shard_id for s in listed if s.shard_id not in leased]
     return StreamStatus(
         stream_arn=arn,
         captured_since_ms=capture.started_at_ms,
