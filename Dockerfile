@@ -5,6 +5,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
 COPY connectors ./connectors
+COPY ddb_bridge ./ddb_bridge
 COPY schemas ./schemas
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 bridge
 USER bridge

@@ -26,14 +26,14 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bridge connectors ddb_bridge tests benchmarks
-	$(VENV)/bin/ruff format --check bridge connectors ddb_bridge tests benchmarks
+	$(VENV)/bin/ruff check bridge connectors ddb_bridge tests benchmarks examples
+	$(VENV)/bin/ruff format --check bridge connectors ddb_bridge tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format bridge connectors ddb_bridge tests benchmarks
-	$(VENV)/bin/ruff check --fix bridge connectors ddb_bridge tests benchmarks
+	$(VENV)/bin/ruff format bridge connectors ddb_bridge tests benchmarks examples
+	$(VENV)/bin/ruff check --fix bridge connectors ddb_bridge tests benchmarks examples
 
 ## make demo: the whole pipeline on embedded defaults (moto, SQLite, and Apache Kafka when Java 17+
 ## can run it, else the pip-installed Tansu broker; DEMO_ARGS="--broker tansu" to choose); no

@@ -1,87 +1,228 @@
-"""Counters and gauges for every daemon, in one process-wide registry.
+"""Every metric the daemons export, declared once, over `prometheus_client`.
 
-Components record here (records published per table, per-shard milliseconds behind, lease
-counts, events applied, DLQ counts); the operating commands serve it (Prometheus text format)
-and `status` reads it. Thread-safe: the stream worker records from several threads.
+Components record through the small `Metrics` facade (`inc`, `set`, `observe`, `remove`,
+`get`) by metric name and labels, so a unit test can give a component its own registry
+(`Metrics()`) and read back exactly what it recorded. `REGISTRY` is the process-wide one the
+daemons serve on `/metrics` (bridge/metrics_server.py). The catalogue below is the contract
+with docker/grafana/ddb-bridge-dashboard.json: a test checks every metric the dashboard
+queries is exported here. Thread-safe (prometheus_client's own locks): the stream worker
+records from one thread per shard.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import contextlib
+import time
+from dataclasses import dataclass
 
-Labels = tuple[tuple[str, str], ...]
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics import MetricWrapperBase
+
+# Batch sizes range from one record to tens of thousands: 1 ms .. 60 s.
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str  # counter | gauge | histogram
+    name: str  # the exported name (a counter's ends in _total)
+    help: str
+    labels: tuple[str, ...]
+
+
+# -- stream -------------------------------------------------------------------------------
+STREAM_RECORDS = "ddb_bridge_stream_records_published_total"
+STREAM_PUBLISH_SECONDS = "ddb_bridge_stream_publish_seconds"
+MILLIS_BEHIND = "ddb_bridge_stream_millis_behind"
+LEASES_HELD = "ddb_bridge_stream_leases_held"
+# -- apply --------------------------------------------------------------------------------
+APPLY_RECEIVED = "ddb_bridge_apply_records_received_total"
+APPLY_EVENTS = "ddb_bridge_apply_events_total"
+APPLY_WRITES = "ddb_bridge_apply_rows_written_total"
+APPLY_DLQ = "ddb_bridge_apply_dlq_total"
+APPLY_RETRIES = "ddb_bridge_apply_retries_total"
+APPLY_BATCHES = "ddb_bridge_apply_batches_total"
+APPLY_BATCH_SECONDS = "ddb_bridge_apply_batch_seconds"
+APPLY_LAG_SECONDS = "ddb_bridge_apply_lag_seconds"
+APPLY_LAST_EVENT_TIME = "ddb_bridge_apply_last_event_timestamp_seconds"
+APPLY_TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
+APPLY_BLOCKED = "ddb_bridge_apply_target_blocked"
+# -- every daemon ---------------------------------------------------------------------------
+AWS_RETRIES = "ddb_bridge_aws_retries_total"
+ERRORS = "ddb_bridge_errors_total"
+LAST_PROGRESS = "ddb_bridge_last_progress_timestamp_seconds"
+
+CATALOGUE: tuple[Spec, ...] = (
+    Spec("counter", STREAM_RECORDS, "Stream records published to Kafka, per table", ("table",)),
+    Spec(
+        "histogram",
+        STREAM_PUBLISH_SECONDS,
+        "Seconds to publish one page of stream records (queue + serve delivery reports)",
+        ("table",),
+    ),
+    Spec(
+        "gauge",
+        MILLIS_BEHIND,
+        "Per shard: now minus the approximate creation time of the last record read "
+        "(0 at the tip of the shard)",
+        ("table", "shard"),
+    ),
+    Spec("gauge", LEASES_HELD, "Shard leases this worker holds, per table", ("table",)),
+    Spec(
+        "counter",
+        APPLY_RECEIVED,
+        "Change records apply consumed, per table (applied + dead-lettered)",
+        ("table", "target"),
+    ),
+    Spec(
+        "counter",
+        APPLY_EVENTS,
+        "Change events applied (written, or superseded in their batch), per table",
+        ("table", "target"),
+    ),
+    Spec("counter", APPLY_WRITES, "Rows written to the target after coalescing", ("target",)),
+    Spec(
+        "counter",
+        APPLY_DLQ,
+        "Records sent to the dead-letter topic, per table",
+        ("table", "target"),
+    ),
+    Spec(
+        "counter",
+        APPLY_RETRIES,
+        "Writes or offset reads retried after a transient error",
+        ("target",),
+    ),
+    Spec("counter", APPLY_BATCHES, "Batches applied", ("target",)),
+    Spec(
+        "histogram",
+        APPLY_BATCH_SECONDS,
+        "Seconds to apply one batch (screen, coalesce, write with retries, dead-letter)",
+        ("target",),
+    ),
+    Spec(
+        "gauge",
+        APPLY_LAG_SECONDS,
+        "Replication lag: when the last batch was applied, the time since the change time "
+        "of its newest stream event, per table",
+        ("table", "target"),
+    ),
+    Spec(
+        "gauge",
+        APPLY_LAST_EVENT_TIME,
+        "Change time (unix seconds) of the newest applied stream event, per table; "
+        "time() minus it is the lag seen now",
+        ("table", "target"),
+    ),
+    Spec(
+        "counter",
+        APPLY_TARGET_ERRORS,
+        "Writes the target refused as a whole (read-only, access denied, ...)",
+        ("target",),
+    ),
+    Spec(
+        "gauge",
+        APPLY_BLOCKED,
+        "1 while the target refuses writes and apply waits, else 0",
+        ("target",),
+    ),
+    Spec(
+        "counter",
+        AWS_RETRIES,
+        "DynamoDB / Streams / S3 calls retried after throttling or an unreachable endpoint, "
+        "by call and reason",
+        ("call", "reason"),
+    ),
+    Spec(
+        "counter",
+        ERRORS,
+        "Errors met by a daemon, by exception class (retried, dead-lettered or fatal)",
+        ("daemon", "error"),
+    ),
+    Spec(
+        "gauge",
+        LAST_PROGRESS,
+        "Unix time the daemon's main loop last made progress (/healthz reads the same clock)",
+        ("daemon",),
+    ),
+)
+
+
+def _base_name(spec: Spec) -> str:
+    # prometheus_client appends _total to a counter's name itself.
+    return spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counters: dict[tuple[str, Labels], float] = {}
-        self._gauges: dict[tuple[str, Labels], float] = {}
-        self._help: dict[str, str] = {}
+    """One registry holding the whole catalogue; `process=True` adds the process/GC/platform
+    collectors (only the served registry needs them)."""
 
-    @staticmethod
-    def _labels(labels: dict[str, object]) -> Labels:
-        return tuple(sorted((k, str(v)) for k, v in labels.items()))
+    def __init__(self, process: bool = False) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        if process:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
+        self._metrics: dict[str, MetricWrapperBase] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}
+        for spec in CATALOGUE:
+            metric: MetricWrapperBase
+            base = _base_name(spec)
+            if spec.kind == "counter":
+                metric = Counter(base, spec.help, spec.labels, registry=self.registry)
+            elif spec.kind == "gauge":
+                metric = Gauge(base, spec.help, spec.labels, registry=self.registry)
+            else:
+                metric = Histogram(
+                    base, spec.help, spec.labels, registry=self.registry, buckets=_LATENCY_BUCKETS
+                )
+            self._metrics[spec.name] = metric
+            self._labels[spec.name] = spec.labels
 
-    def describe(self, name: str, text: str) -> None:
-        self._help[name] = text
+    def _child(self, name: str, labels: dict[str, object]) -> MetricWrapperBase:
+        metric = self._metrics.get(name)
+        if metric is None:
+            raise KeyError(f"metric {name} is not in bridge/metrics.py's CATALOGUE")
+        wanted = self._labels[name]
+        if set(labels) != set(wanted):
+            raise ValueError(f"metric {name} takes labels {wanted}, got {sorted(labels)}")
+        return metric.labels(*(str(labels[k]) for k in wanted))
 
     def inc(self, name: str, value: float = 1, **labels: object) -> None:
-        key = (name, self._labels(labels))
-        with self._lock:
-            self._counters[key] = self._counters.get(key, 0) + value
+        self._child(name, labels).inc(value)  # type: ignore[attr-defined]
 
     def set(self, name: str, value: float, **labels: object) -> None:
-        with self._lock:
-            self._gauges[(name, self._labels(labels))] = value
+        self._child(name, labels).set(value)  # type: ignore[attr-defined]
+
+    def observe(self, name: str, value: float, **labels: object) -> None:
+        self._child(name, labels).observe(value)  # type: ignore[attr-defined]
 
     def remove(self, name: str, **labels: object) -> None:
-        """Forget a gauge series (e.g. a shard this worker no longer holds)."""
-        with self._lock:
-            self._gauges.pop((name, self._labels(labels)), None)
+        """Forget a series (e.g. a shard this worker no longer holds)."""
+        wanted = self._labels[name]
+        # A series never recorded has nothing to forget.
+        with contextlib.suppress(KeyError):
+            self._metrics[name].remove(*(str(labels[k]) for k in wanted))
+
+    def progress(self, daemon: str) -> None:
+        self.set(LAST_PROGRESS, time.time(), daemon=daemon)
 
     def get(self, name: str, **labels: object) -> float:
-        key = (name, self._labels(labels))
-        with self._lock:
-            return self._counters.get(key, self._gauges.get(key, 0.0))
+        """A sample's value by its exported name (a histogram's `_sum`/`_count` too); 0 when
+        the series was never recorded."""
+        value = self.registry.get_sample_value(name, {k: str(v) for k, v in labels.items()})
+        return 0.0 if value is None else value
 
-    def total(self, name: str) -> float:
-        """A counter summed over all label sets."""
-        with self._lock:
-            return sum(v for (n, _), v in self._counters.items() if n == name)
-
-    def series(self) -> Iterator[tuple[str, str, Labels, float]]:
-        """(kind, name, labels, value) for every series; kind is 'counter' or 'gauge'."""
-        with self._lock:
-            counters = list(self._counters.items())
-            gauges = list(self._gauges.items())
-        for (name, labels), value in counters:
-            yield "counter", name, labels, value
-        for (name, labels), value in gauges:
-            yield "gauge", name, labels, value
-
-    def render_prometheus(self) -> str:
-        lines: list[str] = []
-        typed: set[str] = set()
-        for kind, name, labels, value in sorted(self.series(), key=lambda s: (s[1], s[2])):
-            if name not in typed:
-                if name in self._help:
-                    lines.append(f"# HELP {name} {self._help[name]}")
-                lines.append(f"# TYPE {name} {kind}")
-                typed.add(name)
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{label_text}}} {value:g}" if labels else f"{name} {value:g}")
-        return "\n".join(lines) + "\n"
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counters.clear()
-            self._gauges.clear()
+    def render_prometheus(self) -> bytes:
+        return generate_latest(self.registry)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-REGISTRY = Metrics()
+REGISTRY = Metrics(process=True)

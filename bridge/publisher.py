@@ -26,6 +26,7 @@ from bridge.kafka_refusals import RefusalWatch, wait_result
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+RDKAFKA_LOG = logging.getLogger("rdkafka")
 
 
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -43,6 +44,9 @@ def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         # The largest change event DynamoDB can cause (bridge/kafka_limits.py); librdkafka
         # refuses anything over its 1 MB default before compressing it.
         "message.max.bytes": message_max_bytes(kafka),
+        # librdkafka's own log lines through Python logging (and so through the chosen log
+        # format and the redaction), not written raw to stderr.
+        "logger": RDKAFKA_LOG,
     }
     config.update(kafka.extra)
     config.update(overrides)
@@ -51,7 +55,7 @@ def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
 
 def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
     # Admin and consumers take the security options of `extra`, not producer tuning.
-    config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap_servers}
+    config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap_servers, "logger": RDKAFKA_LOG}
     config.update(
         {k: v for k, v in kafka.extra.items() if k.startswith(("security.", "sasl.", "ssl."))}
     )

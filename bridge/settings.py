@@ -342,9 +342,24 @@ _DEFAULT_TARGETS: dict[str, TargetSettings] = {"local": SqliteTarget(type="sqlit
 
 class MetricsSettings(Section):
     port: int = Field(
-        9464, description="port of the Prometheus endpoint (no command serves it yet)"
+        9464,
+        ge=0,
+        le=65535,
+        description="base port of /metrics and /healthz: `stream` serves on it, `apply` on "
+        "port+1, `audit` on port+2 (a second worker of one daemon on a host: --metrics-port); "
+        "0 turns the endpoint off",
     )
-    host: str = Field("127.0.0.1", description="address the Prometheus endpoint would listen on")
+    host: str = Field(
+        "127.0.0.1",
+        description="address /metrics and /healthz listen on (0.0.0.0 for a Prometheus "
+        "on another host or container)",
+    )
+    stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="/healthz answers 503 when the daemon's main loop made no progress for "
+        "this many seconds",
+    )
 
 
 class Settings(BaseSettings):
@@ -378,7 +393,8 @@ class Settings(BaseSettings):
         description="target databases, each a [targets.NAME] section with a type",
     )
     metrics: MetricsSettings = Field(
-        default_factory=MetricsSettings, description="metrics endpoint, for the operating commands"
+        default_factory=MetricsSettings,
+        description="the /metrics and /healthz endpoint of the daemons (stream, apply)",
     )
 
     @classmethod

@@ -11,6 +11,10 @@ import pytest
 
 from tests import kafka_broker, services
 
+# The daemons serve /metrics on fixed ports by default; tests run many daemons at once (and
+# several test sessions share a host), so they are off unless a test asks for a port.
+os.environ.setdefault("DDB_BRIDGE__METRICS__PORT", "0")
+
 # What each session-scoped service turned out to be, for the run's closing summary.
 STARTED: dict[str, str] = {}
 

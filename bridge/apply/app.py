@@ -49,12 +49,11 @@ from bridge.apply.processor import (
     Abandoned,
     BatchProcessor,
     BatchResult,
-    describe_metrics,
 )
 from bridge.apply.retry import Backoff, Stopper
 from bridge.errors import TargetError, TransientError
 from bridge.lag import CommittedReader
-from bridge.metrics import REGISTRY
+from bridge.metrics import ERRORS, REGISTRY
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.sink import Sink, TableSpec
@@ -154,7 +153,6 @@ class ApplyWorker:
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
-        describe_metrics()
         run = await self._open()
         if self.install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -246,6 +244,9 @@ class ApplyWorker:
         conf = self.settings.apply
         batch_size, window_s = conf.batch_size, conf.batch_window_ms / 1000
         while not self.stopper.stopping:
+            # Every turn, records or not (an idle turn lasts one batch window): /healthz
+            # reads this clock to tell a live worker from a stuck one.
+            REGISTRY.progress("apply")
             records = await run.group.next_batch(batch_size, window_s)
             if not records or self.stopper.stopping:
                 continue
@@ -305,6 +306,7 @@ class ApplyWorker:
                     raise
                 delay = backoff.delay_s(attempt)
                 REGISTRY.inc(RETRIES, target=self.target)
+                REGISTRY.inc(ERRORS, daemon="apply", error=type(exc).__name__)
                 log.warning(
                     "reading committed offsets failed; retrying",
                     extra={

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bridge import metrics as m
 from bridge.apply.batching import newest_first
 from bridge.apply.dlq import DeadLetter, DeadLetterWriter, RawRecord
 from bridge.apply.retry import Backoff, Stopper
@@ -38,29 +39,15 @@ from bridge.sink import Sink, TableSpec
 
 log = logging.getLogger(__name__)
 
-EVENTS = "ddb_bridge_apply_events_total"
-WRITES = "ddb_bridge_apply_rows_written_total"
-DLQ = "ddb_bridge_apply_dlq_total"
-RETRIES = "ddb_bridge_apply_retries_total"
-BATCHES = "ddb_bridge_apply_batches_total"
-BATCH_SECONDS = "ddb_bridge_apply_batch_seconds_sum"
-LAST_BATCH_SECONDS = "ddb_bridge_apply_last_batch_seconds"
-TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
-BLOCKED = "ddb_bridge_apply_target_blocked"
-
-
-def describe_metrics(metrics: Metrics = REGISTRY) -> None:
-    metrics.describe(EVENTS, "change events applied (written or superseded in their batch)")
-    metrics.describe(WRITES, "rows written to the target after coalescing")
-    metrics.describe(DLQ, "records sent to the dead-letter topic")
-    metrics.describe(RETRIES, "batch writes retried after a transient error")
-    metrics.describe(BATCHES, "batches applied")
-    metrics.describe(BATCH_SECONDS, "total seconds spent applying batches")
-    metrics.describe(LAST_BATCH_SECONDS, "seconds the last batch took")
-    metrics.describe(
-        TARGET_ERRORS, "writes the target refused as a whole (read-only, access denied, ...)"
-    )
-    metrics.describe(BLOCKED, "1 while the target refuses writes and apply waits, else 0")
+# The names tests and benchmarks read back (`Metrics.get`); declared in bridge/metrics.py.
+EVENTS = m.APPLY_EVENTS
+WRITES = m.APPLY_WRITES
+DLQ = m.APPLY_DLQ
+RETRIES = m.APPLY_RETRIES
+BATCHES = m.APPLY_BATCHES
+BATCH_SECONDS = m.APPLY_BATCH_SECONDS + "_sum"
+TARGET_ERRORS = m.APPLY_TARGET_ERRORS
+BLOCKED = m.APPLY_BLOCKED
 
 
 class Abandoned(Exception):
@@ -139,20 +126,51 @@ class BatchProcessor:
             self.dead_letters.flush()
             for letter in letters:
                 self.metrics.inc(DLQ, table=letter.table, target=self.target)
+                self.metrics.inc(m.ERRORS, daemon="apply", error=letter.error)
             result.dead = len(letters)
+        self._record(records, keyed, rejected_ids, letters, result, started)
+        return result
 
+    def _record(
+        self,
+        records: Sequence[RawRecord],
+        keyed: list[tuple[tuple[str, bytes], ChangeEvent]],
+        rejected_ids: set[int],
+        letters: list[DeadLetter],
+        result: BatchResult,
+        started: float,
+    ) -> None:
+        """Metrics of one finished batch: records in and out per table, latency, and the
+        replication lag of each table (now minus the change time of its newest event)."""
+        received: dict[str, int] = {}
+        for rec in records:
+            table = self.table_of_topic(rec.topic)
+            received[table] = received.get(table, 0) + 1
+        for table, n in received.items():
+            self.metrics.inc(m.APPLY_RECEIVED, n, table=table, target=self.target)
         applied: dict[str, int] = {}
+        newest_ms: dict[str, int] = {}
         for _, event in keyed:
             if id(event) not in rejected_ids:
                 applied[event.table] = applied.get(event.table, 0) + 1
+                # Back-fill snapshots carry no change time: only stream events measure lag.
+                created = event.approximate_creation_time_ms
+                if created is not None and created > newest_ms.get(event.table, -1):
+                    newest_ms[event.table] = created
         for table, n in applied.items():
             self.metrics.inc(EVENTS, n, table=table, target=self.target)
+        now = time.time()
+        for table, created in newest_ms.items():
+            self.metrics.set(
+                m.APPLY_LAG_SECONDS, max(0.0, now - created / 1000), table=table, target=self.target
+            )
+            self.metrics.set(
+                m.APPLY_LAST_EVENT_TIME, created / 1000, table=table, target=self.target
+            )
         elapsed = time.perf_counter() - started
         self.metrics.inc(WRITES, result.written, target=self.target)
         self.metrics.inc(BATCHES, target=self.target)
-        self.metrics.inc(BATCH_SECONDS, elapsed, target=self.target)
-        self.metrics.set(LAST_BATCH_SECONDS, elapsed, target=self.target)
-        return result
+        self.metrics.observe(m.APPLY_BATCH_SECONDS, elapsed, target=self.target)
 
     def _letter(self, rec: RawRecord, table: str | None, reason: str, error: str) -> DeadLetter:
         return DeadLetter(
@@ -173,6 +191,7 @@ class BatchProcessor:
                 return
             except (TransientError, TargetError) as exc:
                 refused = isinstance(exc, TargetError)
+                self.metrics.inc(m.ERRORS, daemon="apply", error=type(exc).__name__)
                 if isinstance(exc, TargetError):
                     self.metrics.inc(TARGET_ERRORS, target=self.target)
                     if not exc.retryable:

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.metrics import AWS_RETRIES, REGISTRY
 from bridge.settings import AwsSettings, Settings, TableSettings
 from bridge.sink import KeyType, TableSpec
 
@@ -141,6 +142,8 @@ def call_with_backoff(
         if attempts is not None and failures >= attempts:
             raise translate(last, what) from last
         delay = backoff.next_delay()
+        # The API name only (`what` may name a table, segment or lease): few label values.
+        REGISTRY.inc(AWS_RETRIES, call=what.split(" ", 1)[0], reason=reason)
         log.warning(
             "throttled or unreachable, backing off",
             extra={"call": what, "reason": reason, "delay_s": round(delay, 3), **(where or {})},

@@ -25,14 +25,16 @@ EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
 
 EXIT_CODES = {
-    EXIT_OK: "success (`verify`: no differences; `stream` and `apply`: stopped by SIGTERM or "
-    "SIGINT, cleanly)",
+    EXIT_OK: "success (`verify`: no differences; `stream`, `apply`, `audit` and `tail`: stopped "
+    "by SIGTERM or SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
-    "`backfill`: run incomplete; `status`: something needs attention)",
+    "`backfill`: run incomplete; `dlq redrive`: undecodable records selected; `audit`: an "
+    "undecodable record; `status`: something needs attention)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
     f"{ENV_PREFIX}… variable, missing config file",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",
-    EXIT_OUTPUT_CLOSED: "stdout closed early (`ddb-bridge config show | head`), quietly",
+    EXIT_OUTPUT_CLOSED: "stdout closed early (`ddb-bridge config show | head`, `tail | head`), "
+    "quietly",
 }
 
 

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return _output_closed()
         raise
-    logs.setup(getattr(args, "log_level", "INFO"))
+    logs.setup(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
         code: int = args.func(args)
         # Flush here, not at interpreter exit, so a closed pipe is caught below.

@@ -100,6 +100,10 @@ batch_window_ms = 100
 [targets.{target}]
 type = "sqlite"
 path = "{db}"
+
+# Off: the demo may run next to a real bridge (or another demo) holding the default ports.
+[metrics]
+port = 0
 """
 
 

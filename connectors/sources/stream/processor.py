@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Protocol
 from bridge.acks import AckTracker
 from bridge.errors import TransientError
 from bridge.event import ChangeEvent
-from bridge.metrics import REGISTRY
+from bridge.metrics import (
+    MILLIS_BEHIND,
+    REGISTRY,
+    STREAM_PUBLISH_SECONDS,
+    STREAM_RECORDS,
+)
 from bridge.publisher import Publisher
 from bridge.versioning import StreamVersioner, to_micros
 from connectors.dynamodb.aws import Backoff
@@ -33,14 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECORDS_PUBLISHED = "ddb_bridge_stream_records_published_total"
-MILLIS_BEHIND = "ddb_bridge_stream_millis_behind"
-LEASES_HELD = "ddb_bridge_stream_leases_held"
-REGISTRY.describe(RECORDS_PUBLISHED, "Stream records published to Kafka, per table")
-REGISTRY.describe(
-    MILLIS_BEHIND, "Per shard: now minus the approximate creation time of the last record read"
-)
-REGISTRY.describe(LEASES_HELD, "Shard leases this worker holds, per table")
+RECORDS_PUBLISHED = STREAM_RECORDS
 
 Position = tuple[str, int]  # (sequence number, version of the record at it)
 
@@ -131,6 +129,7 @@ class KafkaRecordProcessor:
         )
 
     def process_records(self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer) -> None:
+        started = time.perf_counter()
         for record in records:
             ddb = record["dynamodb"]
             version = self.versioner.next(ddb["ApproximateCreationDateTime"])
@@ -145,6 +144,10 @@ class KafkaRecordProcessor:
             # An empty page means the iterator is at the tip of the shard.
             REGISTRY.set(MILLIS_BEHIND, 0, table=self.table, shard=self.shard_id)
         self.publisher.poll(0)
+        if records:
+            REGISTRY.observe(
+                STREAM_PUBLISH_SECONDS, time.perf_counter() - started, table=self.table
+            )
         if time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s:
             self.checkpoint_safe(checkpointer)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError, TransientError
-from bridge.metrics import REGISTRY
+from bridge.metrics import ERRORS, LEASES_HELD, REGISTRY
 from bridge.publisher import Publisher, ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
@@ -48,7 +48,6 @@ from connectors.sources.stream.leases import (
     plan_claims,
 )
 from connectors.sources.stream.processor import (
-    LEASES_HELD,
     Checkpointer,
     InitializationInput,
     KafkaRecordProcessor,
@@ -142,6 +141,7 @@ class ShardConsumer(threading.Thread):
                 # lapses, so the next holder meets the trimmed position and records it again.
                 log.error("could not record the data-loss alarm", extra=self._where, exc_info=True)
         except Exception as exc:  # reported by the coordinator, which stops the worker
+            REGISTRY.inc(ERRORS, daemon="stream", error=type(exc).__name__)
             self.error = exc
             self.outcome = "failed"
             log.error("shard consumer failed: %s", exc, extra=self._where, exc_info=True)
@@ -358,12 +358,15 @@ class StreamWorker:
                 self._last_discovery = now
             self._take()
         except (TransientError, Interrupted) as exc:
+            REGISTRY.inc(ERRORS, daemon="stream", error=type(exc).__name__)
             # The lease table or the stream is throttled or unreachable: held leases keep
             # being renewed each round; discovery and taking resume on a later one.
             log.warning(
                 "lease coordination round skipped: %s", exc, extra={"worker": self.worker_id}
             )
         self._report_leases()
+        # /healthz reads this clock: a round ran (held leases renewed, consumers reaped).
+        REGISTRY.progress("stream")
 
     def _renew(self) -> None:
         for consumer in list(self.consumers.values()):

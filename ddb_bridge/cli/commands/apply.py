@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from bridge import metrics_server
 from bridge.errors import BridgeError, ConfigError
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
@@ -14,7 +15,7 @@ log = logging.getLogger("ddb-bridge.apply")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.common_options import add_common, add_metrics_port
     from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     parser = sub.add_parser(
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help=f"max wait to fill a batch [default: {from_setting('apply.batch_window_ms')}]",
     )
+    add_metrics_port(parser, "apply")
     parser.set_defaults(func=run)
 
 
@@ -71,9 +73,6 @@ def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.apply.app import ApplyWorker
-    from bridge.publisher import ensure_topics
-
     settings = load_settings(args.config)
     if args.batch_size is not None:
         if args.batch_size < 1:
@@ -84,10 +83,25 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--batch-window-ms must be at least 1")
         settings.apply.batch_window_ms = args.batch_window_ms
     target_name = args.target or settings.apply.target
-    target = settings.target(target_name)
+    settings.target(target_name)  # an unknown target is a configuration error before serving
     tables = args.table or [t.name for t in settings.tables]
     if not tables:
         raise ConfigError("no tables to apply: add [[tables]] entries or pass --table")
+    # Before the topics and the group: /healthz must answer (503, with why) while apply
+    # connects.
+    server = metrics_server.serve(settings.metrics, "apply", settings.kafka, args.metrics_port)
+    try:
+        return _run(args, settings, target_name, tables)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run(args: argparse.Namespace, settings: Settings, target_name: str, tables: list[str]) -> int:
+    from bridge.apply.app import ApplyWorker
+    from bridge.publisher import ensure_topics
+
+    target = settings.target(target_name)
     specs = resolve_specs(settings, tables)
     # The DLQ topics must exist before a dead letter is written (real Kafka often has topic
     # auto-creation off); creating existing topics is a no-op. Not fatal here: without them

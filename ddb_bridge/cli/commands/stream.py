@@ -8,6 +8,7 @@ import signal
 import threading
 from types import FrameType
 
+from bridge import metrics_server
 from bridge.settings import load_settings
 from ddb_bridge.registry import source_class
 
@@ -15,7 +16,7 @@ log = logging.getLogger("ddb-bridge.stream")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.common_options import add_common, add_metrics_port
     from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     parser = sub.add_parser(
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="stop cleanly after this long, as on SIGTERM (for demos and tests) "
         "[default: run until signalled]",
     )
+    add_metrics_port(parser, "stream")
     parser.set_defaults(func=run)
 
 
@@ -67,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.max_runtime_s, stop.set)
         timer.daemon = True
         timer.start()
-    worker_class = source_class("stream")
-    worker = worker_class(settings, args.table, args.worker_id, stop=stop)
-    code: int = worker.run()
-    return code
+    # Before the worker: /healthz must answer (503, with why) while it connects.
+    server = metrics_server.serve(settings.metrics, "stream", settings.kafka, args.metrics_port)
+    try:
+        worker_class = source_class("stream")
+        worker = worker_class(settings, args.table, args.worker_id, stop=stop)
+        code: int = worker.run()
+        return code
+    finally:
+        if server is not None:
+            server.close()
