@@ -1,4 +1,5 @@
-"""The Kafka half of `status`: apply groups' lag and catch-up estimate, DLQ depth.
+"""The Kafka half of `status`: apply groups' lag and catch-up estimate (the DLQ depth is
+`bridge.dlq_topic.dlq_depth`, shared with `ddb-bridge dlq`: re-driven records excluded).
 
 Lag is the broker's high watermark minus the group's committed offset, per partition
 (`bridge.lag.group_lag`, read without joining the group). The time to catch up is estimated
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
 from bridge.errors import TransientError
 from bridge.lag import PartitionLag, group_lag
@@ -32,27 +33,6 @@ def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> b
         return found is not None and found.error is None
     except KafkaException as exc:
         raise TransientError(f"listing topics: {exc}") from exc
-    finally:
-        consumer.close()
-
-
-def dlq_depth(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
-    """Records in the DLQ topic now (high - low watermark summed; 0 if it was never made).
-
-    Retention can only lower it: a dead letter deleted by retention is no longer counted.
-    """
-    consumer = Consumer({**admin_config(kafka), "group.id": "ddb-bridge.status"})
-    try:
-        meta = consumer.list_topics(timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return 0
-        depth = 0
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            depth += max(0, high - low)
-        return depth
-    except KafkaException as exc:
-        raise TransientError(f"watermarks of {topic}: {exc}") from exc
     finally:
         consumer.close()
 

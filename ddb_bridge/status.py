@@ -9,8 +9,9 @@ import time
 from collections.abc import Sequence
 
 from bridge.apply.app import group_id
+from bridge.dlq_topic import dlq_depth
 from bridge.errors import ConfigError
-from bridge.kafka_status import dlq_depth, group_statuses
+from bridge.kafka_status import group_statuses
 from bridge.settings import Settings
 from bridge.status_report import (
     StatusReport,
@@ -88,7 +89,7 @@ def gather_status(
             stream=stream_status(ddb, streams, state, name),
             backfill_runs=backfill_runs(state, name),
             dlq_topic=dlq_topic,
-            dlq_depth=dlq_depth(settings.kafka, dlq_topic),
+            dlq_depth=dlq_depth(settings.kafka, name),
             targets=[],
         )
         for target in target_names:
