@@ -139,6 +139,20 @@ class TableSettings(Section):
         description="typed CQL columns for non-key attributes: attribute name -> CQL type",
         examples=[{"total": "decimal", "status": "text"}],
     )
+    stream_only: bool = Field(
+        False,
+        description="a stream-only migration (no back-fill): every item expires within "
+        "item_lifetime_s of its last write, so once capture has run that long the target "
+        "holds every live item; `status` judges cut-over readiness by that instead of a "
+        "finished back-fill",
+    )
+    item_lifetime_s: int | None = Field(
+        None,
+        ge=1,
+        description="for stream_only: the longest an item lives after its last write (its "
+        "TTL horizon), in seconds",
+        examples=[604800],
+    )
 
     @property
     def target_name(self) -> str:

@@ -7,11 +7,15 @@ names connectors, which the core (`bridge.verify`) must not.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from bridge.settings import Settings
+from bridge.status_report import VerifyOutcome
 from bridge.verify import Verifier, VerifyReport
+
+log = logging.getLogger(__name__)
 
 
 def verify_table(
@@ -37,6 +41,7 @@ def verify_table(
     spec = aws.table_spec(ddb, settings, table)
     sink: Any = sink_class(target.type)(target)
     sink.open([spec], create_schema=False)
+    started_ms = int(time.time() * 1000)
     try:
         total = aws.describe_table(ddb, table).get("ItemCount") or None
         with progress() as bar:
@@ -68,6 +73,34 @@ def verify_table(
                 )
             )
             verifier.reverse()
-        return verifier.finish()
+        report = verifier.finish()
     finally:
         sink.close()
+    _record(ddb, settings, table, target_name, report, started_ms)
+    return report
+
+
+def _record(
+    ddb: Any, settings: Settings, table: str, target: str, report: VerifyReport, started_ms: int
+) -> None:
+    """Keep the outcome in the lease table, where `status` reads it for the cut-over verdict."""
+    from connectors.dynamodb.verify_record import record_verify
+
+    outcome = VerifyOutcome(
+        table=table,
+        target=target,
+        started_at_ms=started_ms,
+        finished_at_ms=int(time.time() * 1000),
+        source_items=report.source_items,
+        target_rows_checked=report.target_rows_checked,
+        missing=report.missing,
+        extra=report.extra,
+        different=report.different,
+        sample_rate=report.sample_rate,
+    )
+    if not record_verify(ddb, settings.stream.lease_table, outcome):
+        log.warning(
+            "verify outcome not recorded: lease table %s does not exist, so `status` will "
+            "not see this run",
+            settings.stream.lease_table,
+        )

@@ -116,6 +116,10 @@ def read_capture(ddb: DynamoDBClient, lease_table: str, stream_arn: str) -> Capt
         raise translate(exc, f"GetItem {lease_table} capture record") from exc
     if item is None:
         return None
+    return capture_from_item(item)
+
+
+def capture_from_item(item: dict[str, Any]) -> CaptureRecord:
     return CaptureRecord(
         table=item["tableName"]["S"],
         stream_arn=item["streamArn"]["S"],

@@ -29,7 +29,7 @@ EXIT_CODES = {
     "by SIGTERM or SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
     "`backfill`: run incomplete; `dlq redrive`: undecodable records selected; `audit`: an "
-    "undecodable record)",
+    "undecodable record; `status`: something needs attention)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
     f"{ENV_PREFIX}… variable, missing config file",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",

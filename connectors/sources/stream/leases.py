@@ -54,6 +54,7 @@ class Lease:
     last_version: int | None
     parent_ids: tuple[str, ...]
     data_loss: str | None = None
+    checkpoint_at_ms: int | None = None  # wall clock of the last checkpoint, for `status`
     # Monotonic time until which the holder may process; 0 for leases not held here.
     valid_until: float = 0.0
     # Monotonic time before which a stolen lease must not be processed (fencing wait).
@@ -85,6 +86,7 @@ class Lease:
             last_version=int(item["lastVersion"]["N"]) if "lastVersion" in item else None,
             parent_ids=tuple(sorted(item.get("parentShardId", {}).get("SS", []))),
             data_loss=item["dataLoss"]["S"] if "dataLoss" in item else None,
+            checkpoint_at_ms=int(item["checkpointAtMs"]["N"]) if "checkpointAtMs" in item else None,
         )
 
 
@@ -185,8 +187,12 @@ class LeaseTable:
 
     def checkpoint(self, lease: Lease, checkpoint: str, last_version: int | None) -> None:
         """Record the position (and its last version) all of whose records Kafka acknowledged."""
-        values: dict[str, Any] = {":cp": {"S": checkpoint}, ":zero": {"N": "0"}}
-        set_expr = "checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero"
+        values: dict[str, Any] = {
+            ":cp": {"S": checkpoint},
+            ":zero": {"N": "0"},
+            ":at": {"N": str(int(time.time() * 1000))},
+        }
+        set_expr = "checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero, checkpointAtMs = :at"
         if last_version is not None:
             set_expr += ", lastVersion = :v"
             values[":v"] = {"N": str(last_version)}

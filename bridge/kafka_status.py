@@ -1,0 +1,124 @@
+"""The Kafka half of `status`: apply groups' lag and catch-up estimate (the DLQ depth is
+`bridge.dlq_topic.dlq_depth`, shared with `ddb-bridge dlq`: re-driven records excluded).
+
+Lag is the broker's high watermark minus the group's committed offset, per partition
+(`bridge.lag.group_lag`, read without joining the group). The time to catch up is estimated
+from two readings `sample_s` apart: the group's consumption rate (committed offsets moved)
+and how fast the lag itself fell (consumption minus new events); the estimate is the lag
+divided by that net rate, and none when the lag is not falling. A single reading cannot
+tell a busy group from a stalled one, hence the second sample.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Consumer, KafkaException
+
+from bridge.errors import TransientError
+from bridge.lag import PartitionLag, group_lag
+from bridge.publisher import admin_config
+from bridge.settings import KafkaSettings
+from bridge.status_report import GroupStatus, PartitionStatus
+
+RETRIES = 10
+
+
+def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> bool:
+    consumer = Consumer({**admin_config(kafka), "group.id": "ddb-bridge.status"})
+    try:
+        meta = consumer.list_topics(timeout=timeout_s)
+        found = meta.topics.get(topic)
+        return found is not None and found.error is None
+    except KafkaException as exc:
+        raise TransientError(f"listing topics: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _position(p: PartitionLag) -> int:
+    return max(p.committed if p.committed is not None else p.start, p.start)
+
+
+def _read(
+    kafka: KafkaSettings, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[PartitionLag] | None]:
+    """Each (group, topic)'s partition lags; None for a topic that does not exist yet."""
+    out: dict[tuple[str, str], list[PartitionLag] | None] = {}
+    for group, topic in pairs:
+        out[(group, topic)] = _lag(kafka, group, topic) if topic_exists(kafka, topic) else None
+    return out
+
+
+def _lag(kafka: KafkaSettings, group: str, topic: str) -> list[PartitionLag]:
+    """`group_lag`, retried a few times: a broker answers NOT_COORDINATOR or "load in
+    progress" while it creates or moves the group's coordinator, which passes in seconds."""
+    for attempt in range(RETRIES):
+        try:
+            return group_lag(kafka, group, [topic])
+        except TransientError:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def group_statuses(
+    kafka: KafkaSettings, pairs: Sequence[tuple[str, str]], sample_s: float = 0.0
+) -> dict[tuple[str, str], GroupStatus]:
+    """Lag of each (group, topic) per partition and in total. With `sample_s` > 0 and some
+    lag anywhere, every group is read again after `sample_s` (one pause for all) to estimate
+    its consumption rate and time to catch up."""
+    first = _read(kafka, pairs)
+    lagging = any(lags and sum(p.lag for p in lags) for lags in first.values())
+    if sample_s <= 0 or not lagging:
+        return {pair: status_from_readings(pair, None, lags, 0.0) for pair, lags in first.items()}
+    started = time.monotonic()
+    time.sleep(sample_s)
+    second = _read(kafka, pairs)
+    elapsed = time.monotonic() - started
+    return {
+        pair: status_from_readings(pair, first[pair], lags, elapsed)
+        for pair, lags in second.items()
+    }
+
+
+def status_from_readings(
+    pair: tuple[str, str],
+    before: list[PartitionLag] | None,
+    lags: list[PartitionLag] | None,
+    elapsed: float,
+) -> GroupStatus:
+    group, topic = pair
+    if lags is None:
+        return GroupStatus(
+            group=group, topic=topic, partitions=[], lag=None, note="topic does not exist yet"
+        )
+    lag = sum(p.lag for p in lags)
+    if before is None or elapsed <= 0:
+        return GroupStatus(group=group, topic=topic, partitions=_partitions(lags), lag=lag)
+    positions = {p.partition: _position(p) for p in before}
+    consumed = sum(max(0, _position(p) - positions.get(p.partition, _position(p))) for p in lags)
+    falling = (sum(p.lag for p in before) - lag) / elapsed
+    eta: float | None = None
+    if lag == 0:
+        eta = 0.0
+    elif falling > 0:
+        eta = lag / falling
+    return GroupStatus(
+        group=group,
+        topic=topic,
+        partitions=_partitions(lags),
+        lag=lag,
+        consumed_per_s=consumed / elapsed,
+        eta_s=eta,
+        note=None if eta is not None else "lag is not falling",
+    )
+
+
+def _partitions(lags: Sequence[PartitionLag]) -> list[PartitionStatus]:
+    return [
+        PartitionStatus(partition=p.partition, committed=p.committed, end=p.end, lag=p.lag)
+        for p in sorted(lags, key=lambda p: p.partition)
+    ]

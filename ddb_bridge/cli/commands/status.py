@@ -1,0 +1,198 @@
+"""`ddb-bridge status`: where each table's migration stands, and whether it can cut over.
+
+Exit 0 when nothing needs attention (the verdict may still be NOT READY: a back-fill in
+progress is healthy), 1 when something does: a data-loss alarm, dead letters, apply lag
+above `--max-lag`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from bridge.settings import load_settings
+from bridge.status_report import StatusReport, TableStatus, as_json
+
+DESCRIPTION = """\
+Per table: the stream producer's shard leases (owner, checkpoint and its age, unread
+changes past the checkpoint and the age of the oldest, data-loss alarms), back-fill runs
+(parts done/total, items), each target's apply group lag per partition and in total (the
+broker's high watermarks minus the group's committed offsets), the DLQ depth, the estimated
+time to catch up (with --sample-s), the last `verify`, and a cut-over verdict per target.
+
+READY needs all of: the back-fill's latest run finished (stream-only migrations: capture
+began more than tables.item_lifetime_s ago), every stream shard read to its end with no
+data-loss alarm, apply lag 0, an empty DLQ, and a full verify with 0 differences that
+started after the back-fill finished. NOT READY lists what is missing.
+
+Exit 1 ("needs attention") for a data-loss alarm, a non-empty DLQ, or apply lag above
+--max-lag (unset by default: lag alone is expected while a back-fill is applied)."""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.helptext import HelpFormatter
+
+    p = sub.add_parser(
+        "status",
+        help="lag, back-fill progress, DLQ, last verify and a cut-over verdict per table",
+        description=DESCRIPTION,
+        formatter_class=HelpFormatter,
+    )
+    add_common(p)
+    p.add_argument(
+        "--table",
+        action="append",
+        default=None,
+        help="report this table (repeatable) [default: every [[tables]] entry]",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        help="report this target (repeatable) [default: every [targets.<name>] section]",
+    )
+    p.add_argument(
+        "--stream-only",
+        action="store_true",
+        help="judge every table as a stream-only migration (as tables.stream_only does)",
+    )
+    p.add_argument(
+        "--max-lag",
+        type=int,
+        default=None,
+        metavar="EVENTS",
+        help="exit 1 when an apply group's total lag exceeds this [default: unset, lag "
+        "alone never needs attention]",
+    )
+    p.add_argument(
+        "--sample-s",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="when some group lags, read the groups again after this long to estimate "
+        "consumption rate and time to catch up (0: do not)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.errors import ConfigError
+    from ddb_bridge.status import gather_status
+
+    if args.max_lag is not None and args.max_lag < 0:
+        raise ConfigError(f"--max-lag must be >= 0, got {args.max_lag}")
+    if args.sample_s < 0:
+        raise ConfigError(f"--sample-s must be >= 0, got {args.sample_s}")
+    settings = load_settings(args.config)
+    report = gather_status(
+        settings,
+        args.table or (),
+        args.target or (),
+        stream_only=args.stream_only,
+        sample_s=args.sample_s,
+        max_lag=args.max_lag,
+    )
+    if args.json:
+        print(json.dumps(as_json(report), indent=2, sort_keys=True))
+    else:
+        print_report(report)
+    return 0 if report.healthy else 1
+
+
+def _ago(ms: int | None, now_ms: int) -> str:
+    return "-" if ms is None else _duration((now_ms - ms) / 1000) + " ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_report(report: StatusReport) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    for table in report.tables:
+        _print_table(console, table, report.generated_at_ms)
+    if report.attention:
+        console.print("[bold red]needs attention:[/]")
+        for line in report.attention:
+            console.print(f"  - {line}")
+    else:
+        console.print("nothing needs attention")
+
+
+def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
+    console.rule(f"[bold]{t.table}")
+    s = t.stream
+    if s.stream_arn is None:
+        console.print("stream: the table has no stream")
+    elif s.captured_since_ms is None:
+        console.print("stream: not captured (no capture record)")
+    else:
+        console.print(f"stream: captured since {_ago(s.captured_since_ms, now_ms)}")
+        shards = Table("shard", "owner", "checkpoint", "checkpoint age", "unread", "ms behind")
+        for sh in s.shards:
+            shards.add_row(
+                sh.shard_id,
+                sh.owner or "-",
+                sh.checkpoint,
+                _duration(sh.checkpoint_age_s),
+                "-" if sh.unread is None else str(sh.unread),
+                sh.data_loss or sh.error or ("-" if sh.ms_behind is None else str(sh.ms_behind)),
+            )
+        console.print(shards)
+        for alarm in s.data_loss:
+            console.print(f"[red]data-loss alarm[/] {alarm['shard_id']}: {alarm['message']}")
+        if s.unleased_shards:
+            console.print("shards without a lease: " + ", ".join(s.unleased_shards))
+    if t.stream_only:
+        console.print(f"back-fill: none (stream-only, item lifetime {t.item_lifetime_s} s)")
+    elif not t.backfill_runs:
+        console.print("back-fill: none yet")
+    for run in t.backfill_runs:
+        total = f" of ~{run.total_items}" if run.total_items is not None else ""
+        console.print(
+            f"back-fill {run.run_id} ({run.kind}): {run.state}, {run.parts_done}/{run.parts} "
+            f"parts, {run.items} items{total}"
+        )
+    console.print(f"DLQ {t.dlq_topic}: {t.dlq_depth}")
+    for target in t.targets:
+        lag = "-" if target.lag is None else str(target.lag)
+        rate = "" if target.consumed_per_s is None else f", {target.consumed_per_s:,.0f} events/s"
+        if target.lag in (0, None) or target.consumed_per_s is None:
+            eta = ""  # caught up, or not sampled (--sample-s 0)
+        elif target.eta_s is None:
+            eta = ", lag not falling: no catch-up estimate"
+        else:
+            eta = f", catch-up in ~{_duration(target.eta_s)}"
+        console.print(f"target {target.target}: group {target.group}, lag {lag}{rate}{eta}")
+        if target.partitions:
+            parts = Table("partition", "committed", "end", "lag")
+            for p in target.partitions:
+                committed = "-" if p.committed is None else str(p.committed)
+                parts.add_row(str(p.partition), committed, str(p.end), str(p.lag))
+            console.print(parts)
+        v = target.verify
+        if v is None:
+            console.print("  last verify: never")
+        else:
+            console.print(
+                f"  last verify: {_ago(v.finished_at_ms, now_ms)}, {v.differences} differences, "
+                f"{v.source_items} items checked"
+                + (f" (sample {v.sample_rate:g})" if v.sample_rate < 1 else "")
+            )
+        if target.verdict.ready:
+            console.print(f"  [bold green]READY[/] to cut over {t.table} -> {target.target}")
+        else:
+            console.print(f"  [bold yellow]NOT READY[/] to cut over {t.table} -> {target.target}:")
+            for missing in target.verdict.missing:
+                console.print(f"    - {missing}")

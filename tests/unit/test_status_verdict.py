@@ -1,0 +1,110 @@
+"""The cut-over verdict's rules and the catch-up estimate, on hand-made readings (the e2e
+test in tests/e2e/test_status_cli.py takes them from a real pipeline)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bridge.kafka_status import status_from_readings
+from bridge.lag import PartitionLag
+from bridge.status_report import (
+    BackfillRun,
+    GroupStatus,
+    ShardStatus,
+    StreamStatus,
+    TableStatus,
+    VerifyOutcome,
+    verdict,
+)
+
+NOW = 10_000_000
+
+
+def _table(**changes: object) -> TableStatus:
+    table = TableStatus(
+        table="orders",
+        stream_only=False,
+        item_lifetime_s=None,
+        stream=StreamStatus(
+            stream_arn="arn:s",
+            captured_since_ms=1_000,
+            shards=[ShardStatus("shardId-1", "w1", "42", 1.0, False, unread=0, ms_behind=0)],
+        ),
+        backfill_runs=[
+            BackfillRun("r1", "scan", "DONE", 2, 2, 30, None, 2_000, 5_000),
+        ],
+        dlq_topic="ddb.orders.dlq",
+        dlq_depth=0,
+        targets=[],
+    )
+    return replace(table, **changes)  # type: ignore[arg-type]
+
+
+GROUP = GroupStatus("ddb-bridge.apply.pg", "ddb.orders.changes", [], lag=0)
+VERIFY = VerifyOutcome("orders", "pg", 6_000, 7_000, 30, 30, 0, 0, 0, 1.0)
+
+
+def test_all_conditions_met_is_ready() -> None:
+    assert verdict(_table(), GROUP, VERIFY, "pg", NOW).ready
+
+
+def test_each_missing_condition_is_named() -> None:
+    running = BackfillRun("r2", "scan", "PENDING", 4, 1, 7, None, 8_000, None)
+    table = _table(
+        backfill_runs=[_table().backfill_runs[0], running],
+        dlq_depth=2,
+        stream=StreamStatus(
+            stream_arn="arn:s",
+            captured_since_ms=1_000,
+            data_loss=[{"shard_id": "shardId-0", "at_ms": 1, "message": "trimmed"}],
+            shards=[ShardStatus("shardId-1", "w1", "42", 1.0, False, unread=5, ms_behind=900)],
+        ),
+    )
+    result = verdict(table, replace(GROUP, lag=3), None, "pg", NOW)
+    assert not result.ready
+    assert result.missing == [
+        "back-fill run r2 is not finished (1/4 parts, 7 items)",
+        "data-loss alarm on shardId-0: trimmed",
+        "stream producer behind on 1 shard (oldest unread change 900 ms old)",
+        "apply group ddb-bridge.apply.pg is 3 events behind",
+        "2 dead letters in ddb.orders.dlq",
+        "verify has not run for pg",
+    ]
+
+
+def test_a_verify_before_the_back_fill_finished_or_sampled_or_with_differences_is_not_enough() -> (
+    None
+):
+    early = replace(VERIFY, started_at_ms=4_000)
+    assert verdict(_table(), GROUP, early, "pg", NOW).missing == [
+        "the last verify of pg ran before the back-fill finished"
+    ]
+    sampled = replace(VERIFY, sample_rate=0.1, different=1)
+    assert verdict(_table(), GROUP, sampled, "pg", NOW).missing == [
+        "the last verify of pg checked a sample (0.1), not every item",
+        "the last verify of pg found 1 difference",
+    ]
+
+
+def test_stream_only_waits_for_the_item_lifetime_instead_of_a_back_fill() -> None:
+    young = _table(stream_only=True, item_lifetime_s=86_400, backfill_runs=[])
+    (missing,) = verdict(young, GROUP, VERIFY, "pg", NOW).missing
+    assert "capture began 9999 s ago, less than the item lifetime 86400 s" in missing
+    old = replace(young, item_lifetime_s=60)
+    assert verdict(old, GROUP, VERIFY, "pg", NOW).ready
+    assert verdict(_table(backfill_runs=[]), GROUP, VERIFY, "pg", NOW).missing == [
+        "no back-fill has run (`ddb-bridge backfill`, or declare stream_only)"
+    ]
+
+
+def test_catch_up_estimate_from_two_readings() -> None:
+    def reading(committed: int, end: int) -> list[PartitionLag]:
+        return [PartitionLag("t", 0, committed, 0, end)]
+
+    pair = ("g", "t")
+    # 100 consumed, 20 new in 2 s: lag 100 -> 20, falling 40/s, 0.5 s to go.
+    falling = status_from_readings(pair, reading(0, 100), reading(100, 120), 2.0)
+    assert (falling.lag, falling.consumed_per_s, falling.eta_s) == (20, 50.0, 0.5)
+    stalled = status_from_readings(pair, reading(0, 100), reading(0, 130), 2.0)
+    assert stalled.eta_s is None and stalled.note == "lag is not falling"
+    assert status_from_readings(pair, None, None, 0.0).lag is None
