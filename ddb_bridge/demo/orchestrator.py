@@ -10,6 +10,7 @@ out, also on Ctrl-C or failure.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -64,6 +65,9 @@ class DemoResult:
     verify: VerifyReport | None = None
     total_s: float = 0.0
     workdir: str = ""
+    # (seconds since start, apply lag) as `ddb-bridge status --json` reported it during the run.
+    status_lags: list[tuple[float, int]] = field(default_factory=list)
+    status_command: str = ""
 
     @property
     def ok(self) -> bool:
@@ -245,6 +249,11 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             lambda: children.check_alive("stream"),
         )
         report("stream producer running; starting the writer and `apply`")
+        # moto takes any credentials, but boto3 wants some.
+        result.status_command = (
+            f"AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo ddb-bridge status --config {config}"
+        )
+        report(f"where it stands, from another terminal: {result.status_command}")
 
         writer = Writer(ddb, table, opts.items, opts.write_rate)
         writer.start()
@@ -261,7 +270,18 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         backfill = children.start("backfill", "--table", table, "--from", "scan", "--no-progress")
 
         last_report = [time.monotonic()]
+        last_status = [time.monotonic()]
         group = f"ddb-bridge.apply.{TARGET}"
+
+        def sample_status(force: bool = False) -> None:
+            """What `ddb-bridge status` says of apply lag, every 15 s (what a user would run)."""
+            if not force and time.monotonic() - last_status[0] < 15:
+                return
+            last_status[0] = time.monotonic()
+            behind = status_lag(config, env, table, workdir)
+            if behind is not None:
+                result.status_lags.append((time.monotonic() - started, behind))
+                report(f"  ddb-bridge status: apply lag {behind:,}")
 
         def live(force: bool = False) -> None:
             """A status line every few seconds: writes, events in Kafka, apply lag."""
@@ -281,6 +301,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
                 raise PermanentError(f"demo tail consumer: {tail.error}")
             children.check_alive("stream", "apply")
             live()
+            sample_status()
 
         wait_for("the back-fill", lambda: backfill.poll() is not None, opts.timeout_s, status)
         if backfill.returncode != 0:
@@ -324,6 +345,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         result.final_lag = 0
         result.apply_s = time.monotonic() - apply_started
         live(force=True)
+        sample_status(force=True)
 
         report("verifying source against target")
         from ddb_bridge.verification import verify_table
@@ -335,6 +357,22 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             raise PermanentError(f"demo: processes did not stop cleanly: {failed}")
     result.total_s = time.monotonic() - started
     return result
+
+
+def status_lag(config: Path, env: dict[str, str], table: str, workdir: Path) -> int | None:
+    """apply's total lag on `table` as `ddb-bridge status --json` reports it; None (logged in
+    the work directory) when status could not answer."""
+    cmd = [sys.executable, "-m", "ddb_bridge.cli.main", "status", "--config", str(config)]
+    cmd += ["--json", "--sample-s", "0", "--table", table]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        report = json.loads(done.stdout)
+        lags = [t["lag"] for tb in report["tables"] for t in tb["targets"]]
+        return int(sum(lag for lag in lags if lag is not None))
+    except (subprocess.TimeoutExpired, ValueError, KeyError, TypeError) as exc:
+        with (workdir / "status.log").open("a") as log_file:
+            log_file.write(f"status failed: {exc!r}\n")
+        return None
 
 
 def summary(result: DemoResult) -> str:
@@ -354,6 +392,11 @@ def summary(result: DemoResult) -> str:
         f"  catch-up after writes : {result.catch_up_s:.1f} s, final lag {result.final_lag}",
         f"  total                 : {result.total_s:.1f} s",
     ]
+    if result.status_lags:
+        lags = " -> ".join(f"{lag:,}" for _, lag in result.status_lags)
+        lines.append(f"  `status` apply lag    : {lags}")
+    if result.status_command:
+        lines.append(f"  where it stands       : {result.status_command} (while it runs)")
     if v is not None:
         lines.append(
             f"  verified items        : {v.source_items:,} source, "
