@@ -64,7 +64,7 @@ class ChangeEvent:
         its record, so offsets can be found by time (`ddb-bridge replay --to-datetime`).
 
         A stream record's ApproximateCreationDateTime; otherwise the version's time (for a
-        back-fill snapshot, its run's time less the skew margin: docs/design.md §5).
+        back-fill snapshot, its run's time less the skew margin: docs/design.md, section 5).
         """
         if self.approximate_creation_time_ms is not None:
             return self.approximate_creation_time_ms
