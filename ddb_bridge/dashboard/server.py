@@ -50,16 +50,23 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="dashboard-sampler", daemon=True)
 
     def start(self) -> None:
+        """Sample every `interval_s` from now on; the first sample is due one interval from
+        now, so take one with `sample_once` before for the page to have something."""
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        # A gather in flight may wait on a broker timeout; the thread is a daemon, so a
+        # stopping process does not wait for it longer than this.
+        self._thread.join(timeout=5)
 
-    def sample_once(self) -> None:
+    def sample_once(self, raise_errors: bool = False) -> None:
+        """Gather once and record it; a failure is kept for the page (or raised)."""
         try:
             report = self._gather()
         except Exception as exc:  # shown on the page; the next sample retries
+            if raise_errors:
+                raise
             with self._lock:
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._error_at_ms = int(time.time() * 1000)
@@ -75,10 +82,11 @@ class Sampler:
             self._history.append(LagSample(report.generated_at_ms, lags))
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # The caller took the first sample in the foreground (see `start`): wait first.
+        started = time.monotonic()
+        while not self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started))):
             started = time.monotonic()
             self.sample_once()
-            self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started)))
 
     def snapshot(self) -> dict[str, Any]:
         """What `/api/status` returns: the latest report (None before the first gather),

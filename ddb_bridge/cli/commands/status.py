@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-lag must be >= 0, got {args.max_lag}")
     if args.sample_s < 0:
         raise ConfigError(f"--sample-s must be >= 0, got {args.sample_s}")
+    if args.serve is not None and not 0 <= args.serve <= 65535:
+        raise ConfigError(f"--serve must be a port 0..65535, got {args.serve}")
+    if args.interval_s <= 0:
+        raise ConfigError(f"--interval-s must be > 0, got {args.interval_s}")
     settings = load_settings(args.config)
     if args.serve is not None:
         return serve(args, settings)
@@ -136,12 +140,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from ddb_bridge.dashboard.server import Sampler, make_server
     from ddb_bridge.status import gather_status
 
-    if not 0 <= args.serve <= 65535:
-        raise ConfigError(f"--serve must be a port 0..65535, got {args.serve}")
-    if args.interval_s <= 0:
-        raise ConfigError(f"--interval-s must be > 0, got {args.interval_s}")
-    # One gather up front, so a wrong table or target is a config error (exit 2) at start,
-    # not a message on a page nobody opened yet.
     sampler = Sampler(
         lambda: gather_status(
             settings,
@@ -153,7 +151,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         ),
         args.interval_s,
     )
-    gather_status(settings, args.table or (), args.target or (), stream_only=args.stream_only)
+    # The first gather in the foreground, so a wrong table or target is a config error
+    # (exit 2) at start, not a message on a page nobody opened yet.
+    sampler.sample_once(raise_errors=True)
     try:
         server = make_server(args.host, args.serve, sampler)
     except OSError as exc:
