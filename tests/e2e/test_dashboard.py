@@ -137,27 +137,29 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
     arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
 
     stream = launch_stream(config, env, tmp_path / "stream.log")
+    serve_cmd = [
+        sys.executable,
+        "-m",
+        "ddb_bridge.cli.main",
+        "status",
+        "--config",
+        str(config),
+        "--interval-s",
+        "1",
+        "--sample-s",
+        "0",
+        "--serve",
+        "0",
+    ]
     dashboard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "status",
-            "--config",
-            str(config),
-            "--serve",
-            "0",
-            "--interval-s",
-            "1",
-            "--sample-s",
-            "0",
-        ],
+        serve_cmd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     apply: ApplyProcess | None = None
+    extra: list[subprocess.Popen[str]] = []
     try:
         wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         write_items(
@@ -208,12 +210,33 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         _chromium(f"--screenshot={shot}", "--window-size=1000,760", "--hide-scrollbars", url)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+        # A second dashboard on the same port: a clear error naming it, exit 2.
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        taken = subprocess.run(
+            [*serve_cmd[:-1], port],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert taken.returncode == 2, taken.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+
         dashboard.send_signal(signal.SIGTERM)
         assert dashboard.wait(30) == 0, dashboard.stderr.read() if dashboard.stderr else ""
+        # Ctrl-C stops it cleanly too.
+        again = subprocess.Popen(serve_cmd, env=env, stdout=subprocess.PIPE, text=True)
+        extra.append(again)
+        assert again.stdout is not None
+        assert again.stdout.readline().startswith("dashboard: http://127.0.0.1:")
+        again.send_signal(signal.SIGINT)
+        assert again.wait(30) == 0
     finally:
-        if dashboard.poll() is None:
-            dashboard.kill()
-            dashboard.wait()
+        for proc in [dashboard, *extra]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if apply is not None:
             apply.terminate()
         stop_process(stream)
