@@ -172,6 +172,7 @@ def test_the_page_is_self_contained() -> None:
     [
         (["--serve", "70000"], "--serve must be a port 0..65535, got 70000"),
         (["--serve", "0", "--interval-s", "0"], "--interval-s must be > 0, got 0.0"),
+        (["--serve", "0", "--json"], "--json and --serve do not go together"),
     ],
 )
 def test_bad_serve_options_are_config_errors(

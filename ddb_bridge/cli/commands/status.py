@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-lag must be >= 0, got {args.max_lag}")
     if args.sample_s < 0:
         raise ConfigError(f"--sample-s must be >= 0, got {args.sample_s}")
+    if args.serve is not None and args.json:
+        raise ConfigError(
+            "--json and --serve do not go together: the dashboard serves JSON at /api/status"
+        )
     if args.serve is not None and not 0 <= args.serve <= 65535:
         raise ConfigError(f"--serve must be a port 0..65535, got {args.serve}")
     if args.interval_s <= 0:
