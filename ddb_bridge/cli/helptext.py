@@ -25,8 +25,8 @@ EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
 
 EXIT_CODES = {
-    EXIT_OK: "success (`verify`: no differences; `stream`, `apply`, `audit` and `tail`: stopped "
-    "by SIGTERM or SIGINT, cleanly)",
+    EXIT_OK: "success (`verify`: no differences; `stream`, `apply`, `audit`, `tail` and "
+    "`status --serve`: stopped by SIGTERM or SIGINT, cleanly)",
     EXIT_FAILURE: "failure; the message says what failed (`verify`: differences found; "
     "`backfill`: run incomplete; `dlq redrive`: undecodable records selected; `audit`: an "
     "undecodable record; `status`: something needs attention)",

@@ -13,7 +13,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from bridge.settings import load_settings
+from bridge.settings import Settings, load_settings
 from bridge.status_report import StatusReport, TableStatus, as_json
 
 DESCRIPTION = """\
@@ -29,7 +29,12 @@ data-loss alarm, apply lag 0, an empty DLQ, and a full verify with 0 differences
 started after the back-fill finished. NOT READY lists what is missing.
 
 Exit 1 ("needs attention") for a data-loss alarm, a non-empty DLQ, or apply lag above
---max-lag (unset by default: lag alone is expected while a back-fill is applied)."""
+--max-lag (unset by default: lag alone is expected while a back-fill is applied).
+
+With --serve PORT: a live dashboard instead of one report. A background thread gathers the
+status every --interval-s and keeps the apply lag history (the last 720 samples); the page
+at http://HOST:PORT/ polls /api/status (the latest report as --json prints it, and the lag
+history). Runs until Ctrl-C or SIGTERM, then exits 0."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,6 +82,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "consumption rate and time to catch up (0: do not)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--serve",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve a live dashboard on this port (0: any free port, printed) instead of "
+        "printing one report",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on")
+    p.add_argument(
+        "--interval-s",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --serve: how often the status is gathered (one chart sample each)",
+    )
     p.set_defaults(func=run)
 
 
@@ -88,7 +109,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-lag must be >= 0, got {args.max_lag}")
     if args.sample_s < 0:
         raise ConfigError(f"--sample-s must be >= 0, got {args.sample_s}")
+    if args.serve is not None and args.json:
+        raise ConfigError(
+            "--json and --serve do not go together: the dashboard serves JSON at /api/status"
+        )
+    if args.serve is not None and not 0 <= args.serve <= 65535:
+        raise ConfigError(f"--serve must be a port 0..65535, got {args.serve}")
+    if args.interval_s <= 0:
+        raise ConfigError(f"--interval-s must be > 0, got {args.interval_s}")
     settings = load_settings(args.config)
+    if args.serve is not None:
+        return serve(args, settings)
     report = gather_status(
         settings,
         args.table or (),
@@ -102,6 +133,53 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(report)
     return 0 if report.healthy else 1
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the dashboard until SIGINT/SIGTERM; exit 0 (stopping it is the normal end)."""
+    import signal
+    import threading
+
+    from bridge.errors import ConfigError
+    from ddb_bridge.dashboard.server import Sampler, make_server
+    from ddb_bridge.status import gather_status
+
+    sampler = Sampler(
+        lambda: gather_status(
+            settings,
+            args.table or (),
+            args.target or (),
+            stream_only=args.stream_only,
+            sample_s=args.sample_s,
+            max_lag=args.max_lag,
+        ),
+        args.interval_s,
+    )
+    # The first gather in the foreground, so a wrong table or target is a config error
+    # (exit 2) at start, not a message on a page nobody opened yet.
+    sampler.sample_once(raise_errors=True)
+    try:
+        server = make_server(args.host, args.serve, sampler)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.serve}: {exc}") from exc
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    sampler.start()
+    thread = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    print(f"dashboard: http://{args.host}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        sampler.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
 
 
 def _ago(ms: int | None, now_ms: int) -> str:

@@ -1,0 +1,1 @@
+"""`ddb-bridge status --serve`: a live migration dashboard (one page, one JSON endpoint)."""

@@ -1,0 +1,184 @@
+"""The dashboard server without services: requests never wait for a gather, failures show
+on the page, the lag history is a bounded ring buffer, the page loads nothing from outside."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bridge.status_report import (
+    GroupStatus,
+    StatusReport,
+    StreamStatus,
+    TableStatus,
+    TargetStatus,
+    Verdict,
+)
+from ddb_bridge.dashboard.server import Sampler, make_server, page_html
+
+
+def _report(lag: int | None, at_ms: int) -> StatusReport:
+    table = TableStatus(
+        table="orders",
+        stream_only=False,
+        item_lifetime_s=None,
+        stream=StreamStatus(stream_arn=None, captured_since_ms=None),
+        backfill_runs=[],
+        dlq_topic="ddb.orders.dlq",
+        dlq_depth=0,
+        targets=[],
+    )
+    group = GroupStatus(group="g", topic="ddb.orders.changes", partitions=[], lag=lag)
+    table.targets.append(
+        TargetStatus(
+            target="pg",
+            group=group.group,
+            topic=group.topic,
+            partitions=[],
+            lag=lag,
+            consumed_per_s=None,
+            eta_s=None,
+            verify=None,
+            verdict=Verdict(ready=False, missing=["verify has not run for pg"]),
+        )
+    )
+    return StatusReport(generated_at_ms=at_ms, tables=[table], attention=[])
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Sampler], str]]:
+    servers = []
+
+    def start(sampler: Sampler) -> str:
+        server = make_server("127.0.0.1", 0, sampler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.headers["Content-Type"], resp.read()
+
+
+def _api(url: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_get(url + "api/status")[2])
+    return data
+
+
+def test_a_slow_gather_never_blocks_the_page_or_the_api(serve: Callable[[Sampler], str]) -> None:
+    release = threading.Event()
+
+    def slow() -> StatusReport:
+        release.wait(30)
+        return _report(7, 1_000)
+
+    sampler = Sampler(slow, interval_s=0.01)
+    sampler.start()  # its first gather blocks until released
+    url = serve(sampler)
+    try:
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert _api(url) == {
+            "interval_s": 0.01,
+            "report": None,
+            "error": None,
+            "error_at_ms": None,
+            "history": [],
+        }
+        status, content_type, body = _get(url)
+        assert time.monotonic() - started < 2
+        assert (status, content_type) == (200, "text/html; charset=utf-8")
+        assert b"/api/status" in body
+        release.set()
+        deadline = time.monotonic() + 10
+        while _api(url)["report"] is None:
+            assert time.monotonic() < deadline, "the sampler never recorded its gather"
+            time.sleep(0.02)
+        (table,) = _api(url)["report"]["tables"]
+        assert table["targets"][0]["lag"] == 7
+    finally:
+        release.set()
+        sampler.stop()
+
+
+def test_a_failed_gather_is_shown_and_keeps_the_last_report(
+    serve: Callable[[Sampler], str],
+) -> None:
+    outcomes: list[Any] = [_report(5, 1_000), RuntimeError("broker 127.0.0.1:9 unreachable")]
+
+    def gather() -> StatusReport:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        report: StatusReport = outcome
+        return report
+
+    sampler = Sampler(gather, interval_s=60)
+    url = serve(sampler)
+    sampler.sample_once()
+    sampler.sample_once()
+    api = _api(url)
+    assert api["error"] == "RuntimeError: broker 127.0.0.1:9 unreachable"
+    assert api["report"]["generated_at_ms"] == 1_000
+    assert api["history"] == [{"at_ms": 1_000, "lag": {"orders -> pg": 5}}]
+    outcomes.append(RuntimeError("still down"))
+    with pytest.raises(RuntimeError, match="still down"):
+        sampler.sample_once(raise_errors=True)
+
+
+def test_lag_history_is_a_ring_buffer_of_the_latest_samples() -> None:
+    lags = iter([9, 6, None, 2, 0])
+    clock = iter(range(1_000, 6_000, 1_000))
+    sampler = Sampler(lambda: _report(next(lags), next(clock)), interval_s=1, history=3)
+    for _ in range(5):
+        sampler.sample_once()
+    assert sampler.snapshot()["history"] == [
+        {"at_ms": 3_000, "lag": {"orders -> pg": None}},
+        {"at_ms": 4_000, "lag": {"orders -> pg": 2}},
+        {"at_ms": 5_000, "lag": {"orders -> pg": 0}},
+    ]
+
+
+def test_unknown_paths_are_404(serve: Callable[[Sampler], str]) -> None:
+    url = serve(Sampler(lambda: _report(0, 0), interval_s=1))
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(url + "metrics")
+    assert err.value.code == 404
+
+
+def test_the_page_is_self_contained() -> None:
+    page = page_html().decode()
+    # Offline machines: no external script, style sheet, font or image.
+    for outside in ("<link", " src=", "@import", "url(", "http://", "https://"):
+        assert outside not in page, outside
+    assert "<script>" in page and "<style>" in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--serve", "70000"], "--serve must be a port 0..65535, got 70000"),
+        (["--serve", "0", "--interval-s", "0"], "--interval-s must be > 0, got 0.0"),
+        (["--serve", "0", "--json"], "--json and --serve do not go together"),
+    ],
+)
+def test_bad_serve_options_are_config_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ddb_bridge.cli.main import main
+
+    assert main(["status", *args]) == 2
+    assert message in capsys.readouterr().err
