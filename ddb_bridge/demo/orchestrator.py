@@ -68,6 +68,7 @@ class DemoResult:
     # (seconds since start, apply lag) as `ddb-bridge status --json` reported it during the run.
     status_lags: list[tuple[float, int]] = field(default_factory=list)
     status_command: str = ""
+    dashboard_url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -254,6 +255,9 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             f"AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo ddb-bridge status --config {config}"
         )
         report(f"where it stands, from another terminal: {result.status_command}")
+        children.start("status", "--serve", "0", "--interval-s", "2")
+        result.dashboard_url = wait_for_url(children, "status", 60)
+        report(f"live dashboard: {result.dashboard_url}")
 
         writer = Writer(ddb, table, opts.items, opts.write_rate)
         writer.start()
@@ -359,6 +363,21 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
     return result
 
 
+def wait_for_url(children: Children, name: str, timeout_s: float) -> str:
+    """The URL `status --serve 0` prints once it listens."""
+    found: list[str] = []
+
+    def printed() -> bool:
+        for line in children.log_tail(name, 20_000).splitlines():
+            if line.startswith("dashboard: http://"):
+                found.append(line.split()[1])
+                return True
+        return False
+
+    wait_for(f"the dashboard ({name})", printed, timeout_s, lambda: children.check_alive(name))
+    return found[0]
+
+
 def status_lag(config: Path, env: dict[str, str], table: str, workdir: Path) -> int | None:
     """apply's total lag on `table` as `ddb-bridge status --json` reports it; None (logged in
     the work directory) when status could not answer."""
@@ -397,6 +416,8 @@ def summary(result: DemoResult) -> str:
         lines.append(f"  `status` apply lag    : {lags}")
     if result.status_command:
         lines.append(f"  where it stands       : {result.status_command} (while it runs)")
+    if result.dashboard_url:
+        lines.append(f"  live dashboard        : {result.dashboard_url} (while it runs)")
     if v is not None:
         lines.append(
             f"  verified items        : {v.source_items:,} source, "
