@@ -56,6 +56,7 @@ APPLY_LAG_SECONDS = "ddb_bridge_apply_lag_seconds"
 APPLY_LAST_EVENT_TIME = "ddb_bridge_apply_last_event_timestamp_seconds"
 APPLY_TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
 APPLY_BLOCKED = "ddb_bridge_apply_target_blocked"
+DLQ_DEPTH = "ddb_bridge_dlq_depth"
 # -- every daemon ---------------------------------------------------------------------------
 AWS_RETRIES = "ddb_bridge_aws_retries_total"
 ERRORS = "ddb_bridge_errors_total"
@@ -103,6 +104,12 @@ CATALOGUE: tuple[Spec, ...] = (
         ("target",),
     ),
     Spec("counter", APPLY_BATCHES, "Batches applied", ("target",)),
+    Spec(
+        "gauge",
+        DLQ_DEPTH,
+        "Dead letters waiting in the table's DLQ topic (not re-driven), read every 30 s",
+        ("table",),
+    ),
     Spec(
         "histogram",
         APPLY_BATCH_SECONDS,

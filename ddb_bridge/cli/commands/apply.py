@@ -125,4 +125,10 @@ def _run(args: argparse.Namespace, settings: Settings, target_name: str, tables:
         "starting apply",
         extra={"target": target_name, "type": target.type, "tables": ",".join(tables)},
     )
-    return worker.run()
+    from bridge.dlq_watch import DlqDepthWatch
+
+    watch = DlqDepthWatch(settings.kafka, [s.source for s in specs]).start()
+    try:
+        return worker.run()
+    finally:
+        watch.stop()
