@@ -151,10 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from benchmarks.broker import bench_broker
+    from benchmarks.report import Results
     from tests.services import PostgresCluster, postgres_bindir
 
     wanted = args.targets.split(",")
-    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+    results = Results("apply")
+    results.extra["events"] = args.events
+    results.extra["batch_size"] = args.batch_size
+    with bench_broker(results) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         table = f"bench_{uuid.uuid4().hex[:8]}"
         topic = kafka.changes_topic(table)
@@ -185,13 +189,19 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for name, target in targets:
                 rate, _rows = apply_rate(bootstrap, table, args.events, target, args.batch_size)
-                print(
-                    f"apply     {name:<8} batch {args.batch_size:<5}      {rate:>10,.0f} events/s"
-                    f"   ratio to raw {rate / raw:.3f}, to decode {rate / decoding:.3f}"
+                results.figure(
+                    f"apply, {name} sink",
+                    rate,
+                    "events/s",
+                    baseline=("plain consumer, raw", raw),
+                    goal_ratio=0.5 if name == "null" else None,
+                    note=f"ratio to consume + Avro decode ({decoding:,.0f}/s): "
+                    f"{rate / decoding:.2f}",
                 )
         finally:
             if cluster is not None:
                 cluster.destroy()
+    results.write()
 
 
 if __name__ == "__main__":

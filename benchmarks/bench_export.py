@@ -148,8 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    from benchmarks.report import Results
+
+    report = Results("export")
     with (
-        bench_broker() as bootstrap,
+        bench_broker(report) as bootstrap,
         services.moto_server() as endpoint,
         tempfile.TemporaryDirectory(prefix="bench-export-") as tmp,
     ):
@@ -187,12 +190,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  command wall time {big['wall']:.1f}s (incl. start-up), run {big['elapsed']:.1f}s")
     for n, r in sorted(results.items()):
         print(f"  peak RSS of the process, {n:>9,} items: {r['rss_mb']:.0f} MB")
-    print(
-        f"baseline: the same records pre-encoded ({value_size:.0f}-byte values), same "
-        f"producer settings: {base:,.0f} items/s"
+    report.extra["items"] = int(big["items"])
+    report.extra["uncompressed_mb_per_s"] = round(big["bytes"] / big["elapsed"] / 1e6, 1)
+    report.extra["value_bytes"] = round(value_size)
+    report.figure(
+        "export folder -> Kafka, one process",
+        rate,
+        "items/s",
+        baseline=("produce the same records pre-encoded", base),
+        goal_ratio=0.5,
     )
-    print(f"ratio back-fill / baseline: {rate / base:.2f}")
-    print("goal: >= 50,000 items/s, peak RSS <= 300 MB independent of export size")
+    for n, r in sorted(results.items()):
+        report.figure(f"export peak RSS at {n:,} items", r["rss_mb"], "MB", note="goal <= 150 MB")
+    report.write()
 
 
 if __name__ == "__main__":

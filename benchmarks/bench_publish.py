@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     from contextlib import nullcontext
 
     from benchmarks.broker import bench_broker
+    from benchmarks.report import Results
 
-    with nullcontext(args.bootstrap) if args.bootstrap else bench_broker() as bootstrap:
+    results = Results("publish")
+    with nullcontext(args.bootstrap) if args.bootstrap else bench_broker(results) as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         table = f"bench-{uuid.uuid4().hex[:8]}"
         base_table = table + "-baseline"
@@ -97,17 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"events: {len(items)}, mean item size: {sizes / len(items):.0f} bytes of DynamoDB JSON"
         )
-        print(
-            f"baseline  produce pre-encoded bytes : {base_rate:>10,.0f} events/s "
-            f"({baseline_s:.2f} s)"
+        results.extra["events"] = len(items)
+        results.extra["mean_item_bytes"] = round(sizes / len(items))
+        results.figure(
+            "publish: convert + encode + produce",
+            full_rate,
+            "events/s",
+            baseline=("produce pre-encoded bytes", base_rate),
+            goal_ratio=0.5,
         )
-        print(
-            f"measured  convert + encode + produce: {full_rate:>10,.0f} events/s ({full_s:.2f} s)"
-        )
-        print(
-            f"ratio measured/baseline: {full_rate / base_rate:.2f}  "
-            "(goals: ratio >= 0.5, measured >= 50,000 events/s)"
-        )
+    results.write()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import Results
 from bridge import attrs
 from bridge.event import ChangeEvent, Origin
 from bridge.settings import PostgresTarget, SqliteTarget
@@ -113,12 +114,14 @@ def postgres(dsn: str | None) -> Iterator[str]:
         cluster.destroy()
 
 
-def report(name: str, rows: int, sink_s: float, base_s: float, base_name: str) -> None:
-    sink_rate, base_rate = rows / sink_s, rows / base_s
-    print(
-        f"{name:10s} sink {sink_rate:9,.0f} rows/s   {base_name} {base_rate:9,.0f} rows/s   "
-        f"ratio {sink_rate / base_rate:.2f}",
-        flush=True,
+def report(
+    results: Results, name: str, rows: int, sink_s: float, base_s: float, base_name: str
+) -> None:
+    results.figure(
+        f"{name} sink alone",
+        rows / sink_s,
+        "rows/s",
+        baseline=(base_name, rows / base_s),
     )
 
 
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     spec = TableSpec(name, name, "pk", "S", "sk", "N")
     evs = events(spec, args.rows)
+    results = Results("sinks")
+    results.extra.update(rows=args.rows, batch=args.batch)
     print(f"{args.rows} rows, batches of {args.batch}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db")
@@ -139,12 +144,13 @@ def main(argv: list[str] | None = None) -> None:
             SqliteSink(SqliteTarget(type="sqlite", path=path)), spec, evs, args.batch
         )
         base_s = baseline_sqlite(path, name + "_base", evs, args.batch)
-        report("sqlite", args.rows, sink_s, base_s, "executemany")
+        report(results, "sqlite", args.rows, sink_s, base_s, "executemany")
     with postgres(args.pg_dsn) as dsn:
         pg = PostgresSink(PostgresTarget(type="postgres", dsn=dsn))
         sink_s = timed_sink(pg, spec, evs, args.batch)
         base_s = baseline_pg(dsn, name + "_base", evs, args.batch)
-        report("postgres", args.rows, sink_s, base_s, "COPY")
+        report(results, "postgres", args.rows, sink_s, base_s, "COPY")
+    results.write()
 
 
 if __name__ == "__main__":

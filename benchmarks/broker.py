@@ -11,19 +11,24 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ddb_bridge.demo.brokers import BROKER_MODES, BrokerMode, demo_broker
 
+if TYPE_CHECKING:
+    from benchmarks.report import Results
+
 
 @contextmanager
-def bench_broker() -> Iterator[str]:
+def bench_broker(results: Results | None = None) -> Iterator[str]:
     mode = os.environ.get("BENCH_BROKER", "auto")
     if mode not in BROKER_MODES:
         raise SystemExit(f"BENCH_BROKER must be one of {', '.join(BROKER_MODES)}, not {mode!r}")
 
     def say(line: str) -> None:
         print(f"broker: {line}", flush=True)
+        if results is not None:
+            results.set_broker(line)
 
     with demo_broker(cast(BrokerMode, mode), say) as bootstrap:
         yield bootstrap
