@@ -57,6 +57,12 @@ class ParsedSchema:
         return cls(text=text, parsed=parsed, fingerprint=fp)
 
 
+def _image_text(image: attrs.Item | None, text: bytes | None) -> str | None:
+    if image is None:
+        return None
+    return attrs.dumps(image) if text is None else text.decode("utf-8")
+
+
 def event_to_record(event: ChangeEvent) -> dict[str, Any]:
     """The one place a ChangeEvent becomes the Avro record dict."""
     return {
@@ -65,8 +71,8 @@ def event_to_record(event: ChangeEvent) -> dict[str, Any]:
         "origin": event.origin.value,
         "version": event.version,
         "keys": attrs.dumps(event.keys),
-        "new_image": attrs.dumps(event.new_image) if event.new_image is not None else None,
-        "old_image": attrs.dumps(event.old_image) if event.old_image is not None else None,
+        "new_image": _image_text(event.new_image, event.new_image_json),
+        "old_image": _image_text(event.old_image, event.old_image_json),
         "shard_id": event.shard_id,
         "sequence_number": event.sequence_number,
         "event_id": event.event_id,

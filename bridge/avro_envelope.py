@@ -66,6 +66,10 @@ def _json(item: dict[str, Any]) -> bytes:
     return _length(len(data)) + data
 
 
+def _json_text(data: bytes) -> bytes:
+    return _length(len(data)) + data
+
+
 def _shape(field_type: Any) -> Any:
     if isinstance(field_type, dict) and field_type.get("type") == "enum":
         return ("enum", list(field_type["symbols"]))
@@ -91,8 +95,18 @@ def compile_encoder(schema_json: dict[str, Any]) -> Callable[[ChangeEvent], byte
                 origin_index[event.origin],
                 _zigzag_varint(event.version),
                 _json(event.keys),
-                _NULL if new is None else _SOME + _json(new),
-                _NULL if old is None else _SOME + _json(old),
+                _NULL
+                if new is None
+                else _SOME
+                + (
+                    _json(new) if event.new_image_json is None else _json_text(event.new_image_json)
+                ),
+                _NULL
+                if old is None
+                else _SOME
+                + (
+                    _json(old) if event.old_image_json is None else _json_text(event.old_image_json)
+                ),
                 _NULL if shard is None else _SOME + _string(shard),
                 _NULL if seq is None else _SOME + _string(seq),
                 _NULL if eid is None else _SOME + _string(eid),

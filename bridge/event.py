@@ -7,7 +7,7 @@ yields the same keys and key bytes whatever its origin.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +50,12 @@ class ChangeEvent:
     event_id: str | None = None
     approximate_creation_time_ms: int | None = None
     ttl_expired: bool = False
+    # The images as DynamoDB JSON text, when the source already holds that text (an export
+    # line, a raw GetRecords response): the envelope carries them verbatim instead of
+    # re-serialising the parsed images. Set only with the matching image; never compared, so
+    # an event read pass-through equals the same event built the full way.
+    new_image_json: bytes | None = field(default=None, compare=False, repr=False)
+    old_image_json: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_delete(self) -> bool:
