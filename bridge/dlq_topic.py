@@ -18,13 +18,13 @@ re-driven. `status` and the metrics read it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from bridge import kafka_reads
 from bridge.apply.dlq import (
     HEADER_ERROR,
     HEADER_OFFSET,
@@ -34,7 +34,6 @@ from bridge.apply.dlq import (
 )
 from bridge.errors import ConfigError, TransientError
 from bridge.kafka_limits import librdkafka_fetch_config
-from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
 
 # Kafka header of a re-driven record in the changes topic: `<dlq topic>:<partition>:<offset>`.
@@ -121,40 +120,19 @@ def parse_position(text: str) -> tuple[int, int]:
     return partition, offset
 
 
-@contextmanager
-def _reader(kafka: KafkaSettings) -> Iterator[Consumer]:
+def _reader(kafka: KafkaSettings) -> AbstractContextManager[Consumer]:
     """A consumer that only assigns partitions: it never joins its group nor commits."""
-    config = admin_config(kafka)
-    config.update(
-        {
-            "group.id": f"ddb-bridge.dlq-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            **librdkafka_fetch_config(),
-        }
+    return kafka_reads.reader(
+        kafka, "dlq-reader", {"enable.partition.eof": True, **librdkafka_fetch_config()}
     )
-    consumer = Consumer(config)
-    try:
-        yield consumer
-    finally:
-        consumer.close()
 
 
 def _extents(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]] | None:
     """(low, high) watermark of every partition of `topic`; None when the topic is missing."""
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            if meta is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise TransientError(f"topic {topic}: {meta.error}")
-            return None
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            for p in sorted(meta.partitions)
-        }
-    except KafkaException as exc:
-        raise TransientError(f"reading the offsets of {topic}: {exc}") from exc
+    partitions = kafka_reads.partitions_of(consumer, topic, timeout_s)
+    if partitions is None:
+        return None
+    return {p: kafka_reads.watermarks(consumer, topic, p, timeout_s) for p in partitions}
 
 
 def _read(

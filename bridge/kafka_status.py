@@ -14,27 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException
-
-from bridge.errors import TransientError
+from bridge import kafka_reads
 from bridge.lag import PartitionLag, group_lag
-from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
 from bridge.status_report import GroupStatus, PartitionStatus
-
-RETRIES = 10
-
-
-def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> bool:
-    consumer = Consumer({**admin_config(kafka), "group.id": "ddb-bridge.status"})
-    try:
-        meta = consumer.list_topics(timeout=timeout_s)
-        found = meta.topics.get(topic)
-        return found is not None and found.error is None
-    except KafkaException as exc:
-        raise TransientError(f"listing topics: {exc}") from exc
-    finally:
-        consumer.close()
 
 
 def _position(p: PartitionLag) -> int:
@@ -44,24 +27,19 @@ def _position(p: PartitionLag) -> int:
 def _read(
     kafka: KafkaSettings, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[PartitionLag] | None]:
-    """Each (group, topic)'s partition lags; None for a topic that does not exist yet."""
+    """Each (group, topic)'s partition lags; None for a topic that does not exist yet. One
+    reader and one admin client for all of them, and one metadata request for the topics."""
     out: dict[tuple[str, str], list[PartitionLag] | None] = {}
-    for group, topic in pairs:
-        out[(group, topic)] = _lag(kafka, group, topic) if topic_exists(kafka, topic) else None
+    admin = kafka_reads.admin_client(kafka)
+    with kafka_reads.reader(kafka, "status") as consumer:
+        topics = kafka_reads.existing_topics(consumer)
+        for group, topic in pairs:
+            out[(group, topic)] = (
+                group_lag(kafka, group, [topic], consumer=consumer, admin=admin)
+                if topic in topics
+                else None
+            )
     return out
-
-
-def _lag(kafka: KafkaSettings, group: str, topic: str) -> list[PartitionLag]:
-    """`group_lag`, retried a few times: a broker answers NOT_COORDINATOR or "load in
-    progress" while it creates or moves the group's coordinator, which passes in seconds."""
-    for attempt in range(RETRIES):
-        try:
-            return group_lag(kafka, group, [topic])
-        except TransientError:
-            if attempt == RETRIES - 1:
-                raise
-            time.sleep(1.0)
-    raise AssertionError("unreachable")
 
 
 def group_statuses(

@@ -19,10 +19,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from bridge import kafka_reads
 from bridge.errors import TransientError
 from bridge.kafka_limits import librdkafka_fetch_config
 from bridge.publisher import admin_config
@@ -51,29 +54,6 @@ def caught_up(lags: Sequence[PartitionLag]) -> bool:
     return total_lag(lags) == 0
 
 
-def _offsets_consumer(kafka: KafkaSettings, group: str, purpose: str) -> Consumer:
-    """A consumer that only reads `group`'s committed offsets (it never subscribes)."""
-    config = admin_config(kafka)
-    config.update(
-        {
-            "group.id": group,
-            "enable.auto.commit": False,
-            "client.id": f"{purpose}-{uuid.uuid4().hex[:6]}",
-        }
-    )
-    return Consumer(config)
-
-
-def _committed(
-    consumer: Consumer, tps: Sequence[TopicPartition], timeout_s: float
-) -> list[TopicPartition]:
-    out = consumer.committed(list(tps), timeout=timeout_s)
-    for tp in out:
-        if tp.error is not None:
-            raise TransientError(f"committed offset of {tp.topic}/{tp.partition}: {tp.error}")
-    return out
-
-
 def group_lag(
     kafka: KafkaSettings,
     group: str,
@@ -81,50 +61,48 @@ def group_lag(
     timeout_s: float = 10.0,
     *,
     tail: TopicTail | None = None,
+    consumer: Consumer | None = None,
+    admin: AdminClient | None = None,
 ) -> list[PartitionLag]:
     """Committed vs start/end offsets of `group` on every partition of `topics`.
 
     With `tail` (reading the one topic of `topics`), the start and end of each partition are
     what that tail has read so far, not the broker's watermarks (see the module docstring).
+    `consumer` and `admin` let a caller reading many groups reuse one reader of each.
     """
     if tail is not None and list(topics) != [tail.topic]:
         raise ValueError(f"a tail of topic {tail.topic} cannot measure topics {list(topics)}")
-    consumer = _offsets_consumer(kafka, group, "lag")
-    try:
+    with ExitStack() as stack:
+        if consumer is None:
+            consumer = stack.enter_context(kafka_reads.reader(kafka, "lag"))
+        admin = admin or kafka_reads.admin_client(kafka)
         if tail is not None:
             extents = tail.extents()
-            tps = [TopicPartition(tail.topic, p) for p in sorted(extents)]
+            tps = [(tail.topic, p) for p in sorted(extents)]
         else:
             tps = []
             for topic in topics:
-                meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-                if meta is None or meta.error is not None:
-                    raise TransientError(
-                        f"topic {topic}: no metadata ({meta.error if meta else 'missing'})"
-                    )
-                tps.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
+                found = kafka_reads.partitions_of(consumer, topic, timeout_s)
+                if found is None:
+                    raise TransientError(f"topic {topic} does not exist")
+                tps.extend((topic, p) for p in found)
+        committed = kafka_reads.committed_offsets(admin, group, tps, timeout_s)
         out = []
-        for tp in _committed(consumer, tps, timeout_s):
+        for topic, partition in tps:
             if tail is not None:
-                start, end = extents[tp.partition]
+                start, end = extents[partition]
             else:
-                start, end = consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=timeout_s
-                )
+                start, end = kafka_reads.watermarks(consumer, topic, partition, timeout_s)
             out.append(
                 PartitionLag(
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    committed=tp.offset if tp.offset >= 0 else None,
+                    topic=topic,
+                    partition=partition,
+                    committed=committed.get((topic, partition)),
                     start=start,
                     end=end,
                 )
             )
         return out
-    except KafkaException as exc:
-        raise TransientError(f"reading offsets of group {group}: {exc}") from exc
-    finally:
-        consumer.close()
 
 
 class CommittedReader:
@@ -135,21 +113,21 @@ class CommittedReader:
     """
 
     def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
-        self._consumer = _offsets_consumer(kafka, group, "apply-offsets")
+        self._group = group
+        self._consumer = kafka_reads.reader_consumer(kafka, "apply-offsets")
+        self._admin = kafka_reads.admin_client(kafka)
         self._timeout_s = timeout_s
 
     def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        tps = [TopicPartition(t, p) for t, p in partitions]
-        try:
-            out: dict[tuple[str, int], int] = {}
-            for tp in _committed(self._consumer, tps, self._timeout_s):
-                low, _high = self._consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s
-                )
-                out[(tp.topic, tp.partition)] = max(tp.offset, low)
-            return out
-        except KafkaException as exc:
-            raise TransientError(f"reading committed offsets: {exc}") from exc
+        committed = kafka_reads.committed_offsets(
+            self._admin, self._group, partitions, self._timeout_s
+        )
+        out: dict[tuple[str, int], int] = {}
+        for topic, partition in partitions:
+            low, _high = kafka_reads.watermarks(self._consumer, topic, partition, self._timeout_s)
+            offset = committed.get((topic, partition))
+            out[(topic, partition)] = low if offset is None else max(offset, low)
+        return out
 
     def close(self) -> None:
         self._consumer.close()

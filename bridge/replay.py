@@ -18,7 +18,6 @@ whose change time is at or after T (Kafka's ListOffsets by timestamp).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from bridge import kafka_reads
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
@@ -191,18 +191,6 @@ def _admin(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(admin_config(kafka))
 
 
-def _reader(kafka: KafkaSettings) -> Consumer:
-    """A consumer that reads metadata, watermarks and offsets by time; it never joins a group."""
-    config = admin_config(kafka)
-    config.update(
-        {
-            "group.id": f"ddb-bridge.replay.{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    return Consumer(config)
-
-
 def active_members(kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> list[Member]:
     admin = _admin(kafka)
     try:
@@ -216,32 +204,11 @@ def active_members(kafka: KafkaSettings, group: str, timeout_s: float = 10.0) ->
     ]
 
 
-def _committed(
-    kafka: KafkaSettings, group: str, tps: Sequence[TopicPartition], timeout_s: float
-) -> dict[tuple[str, int], int | None]:
-    admin = _admin(kafka)
-    request = [ConsumerGroupTopicPartitions(group, list(tps))]
-    try:
-        future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group]
-        listed = future.result(timeout=timeout_s).topic_partitions or []
-    except KafkaException as exc:
-        raise TransientError(f"reading the committed offsets of group {group}: {exc}") from exc
-    out: dict[tuple[str, int], int | None] = {}
-    for tp in listed:
-        if tp.error is not None:
-            raise TransientError(
-                f"committed offset of group {group} on {tp.topic}/{tp.partition}: {tp.error}"
-            )
-        out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
-    return out
-
-
 def _partitions_of(reader: Consumer, topic: str, timeout_s: float) -> list[int]:
-    meta = reader.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if meta is None or meta.error is not None:
-        detail = meta.error.str() if meta is not None and meta.error is not None else "missing"
-        raise PermanentError(f"topic {topic} cannot be read: {detail}")
-    return sorted(meta.partitions)
+    found = kafka_reads.partitions_of(reader, topic, timeout_s)
+    if not found:
+        raise PermanentError(f"topic {topic} cannot be read: it does not exist")
+    return found
 
 
 def plan_replay(
@@ -257,8 +224,7 @@ def plan_replay(
     if to.mode is Mode.OFFSET and partitions is not None and not set(to.offsets) <= partitions:
         outside = sorted(set(to.offsets) - partitions)
         raise ConfigError(f"--to-offset names partitions {outside} that --partitions leaves out")
-    reader = _reader(kafka)
-    try:
+    with kafka_reads.reader(kafka, "replay") as reader:
         tps: list[TopicPartition] = []
         for topic in topics:
             available = _partitions_of(reader, topic, timeout_s)
@@ -274,28 +240,18 @@ def plan_replay(
                     f"not {','.join(map(str, missing))}"
                 )
             tps.extend(TopicPartition(topic, p) for p in sorted(chosen))
-        committed = _committed(kafka, group, tps, timeout_s)
-        marks = {
-            (tp.topic, tp.partition): reader.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
-            )
-            for tp in tps
-        }
+        slots = [(tp.topic, tp.partition) for tp in tps]
+        committed = kafka_reads.committed_offsets(
+            kafka_reads.admin_client(kafka), group, slots, timeout_s
+        )
+        marks = {slot: kafka_reads.watermarks(reader, *slot, timeout_s) for slot in slots}
         by_time: dict[tuple[str, int], int] = {}
         if to.mode is Mode.DATETIME and to.time_ms is not None:
-            asked = [TopicPartition(tp.topic, tp.partition, to.time_ms) for tp in tps]
-            for tp in reader.offsets_for_times(asked, timeout=timeout_s):
-                if tp.error is not None:
-                    raise TransientError(
-                        f"offset for time on {tp.topic}/{tp.partition}: {tp.error.str()}"
-                    )
-                # -1: no record at or after that time; the group then starts at the end.
-                high = marks[(tp.topic, tp.partition)][1]
-                by_time[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else high
-    except KafkaException as exc:
-        raise TransientError(f"reading offsets of {', '.join(topics)}: {exc}") from exc
-    finally:
-        reader.close()
+            # None: no record at or after that time; the group then starts at the end.
+            found = kafka_reads.offsets_for_time(reader, slots, to.time_ms, timeout_s)
+            by_time = {
+                slot: marks[slot][1] if offset is None else offset for slot, offset in found.items()
+            }
 
     moves = []
     for tp in tps:

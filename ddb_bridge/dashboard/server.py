@@ -60,12 +60,13 @@ class Sampler:
         # stopping process does not wait for it longer than this.
         self._thread.join(timeout=5)
 
-    def sample_once(self, raise_errors: bool = False) -> None:
-        """Gather once and record it; a failure is kept for the page (or raised)."""
+    def sample_once(self, raising: tuple[type[Exception], ...] = ()) -> None:
+        """Gather once and record it; a failure is kept for the page, or raised when it is
+        one of `raising`."""
         try:
             report = self._gather()
         except Exception as exc:  # shown on the page; the next sample retries
-            if raise_errors:
+            if isinstance(exc, raising):
                 raise
             with self._lock:
                 self._error = f"{type(exc).__name__}: {exc}"

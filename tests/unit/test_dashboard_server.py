@@ -134,9 +134,13 @@ def test_a_failed_gather_is_shown_and_keeps_the_last_report(
     assert api["error"] == "RuntimeError: broker 127.0.0.1:9 unreachable"
     assert api["report"]["generated_at_ms"] == 1_000
     assert api["history"] == [{"at_ms": 1_000, "lag": {"orders -> pg": 5}}]
+    # What the command raises at start (a config error) is raised; anything else is shown.
     outcomes.append(RuntimeError("still down"))
-    with pytest.raises(RuntimeError, match="still down"):
-        sampler.sample_once(raise_errors=True)
+    sampler.sample_once(raising=(ValueError,))
+    assert _api(url)["error"] == "RuntimeError: still down"
+    outcomes.append(ValueError("no such table"))
+    with pytest.raises(ValueError, match="no such table"):
+        sampler.sample_once(raising=(ValueError,))
 
 
 def test_lag_history_is_a_ring_buffer_of_the_latest_samples() -> None:

@@ -156,8 +156,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         args.interval_s,
     )
     # The first gather in the foreground, so a wrong table or target is a config error
-    # (exit 2) at start, not a message on a page nobody opened yet.
-    sampler.sample_once(raise_errors=True)
+    # (exit 2) at start, not a message on a page nobody opened yet. A broker or AWS error is
+    # not: the page shows it and the next sample retries, as it would an hour later.
+    sampler.sample_once(raising=(ConfigError,))
     try:
         server = make_server(args.host, args.serve, sampler)
     except OSError as exc:

@@ -1,0 +1,175 @@
+"""Reading the cluster's bookkeeping without joining a group: partitions, watermarks,
+committed offsets, offsets by time.
+
+One place for the consumer that only reads (status, lag, replay, the DLQ readers, apply's
+offset ledger) and one rule for what a broker answers while a topic or a group coordinator is
+still settling. A topic created a moment ago answers NOT_LEADER_FOR_PARTITION or
+LEADER_NOT_AVAILABLE until its partitions have leaders; a group's coordinator answers
+NOT_COORDINATOR or "load in progress" while it is created or moved. Each passes in seconds, so
+each read here is retried for a few seconds before it becomes a `TransientError` naming what
+was read. (`status` once died on a DLQ topic the stream had created a second earlier.)
+
+Committed offsets are read one way, through the admin API (OffsetFetch for a named group),
+so one reader serves any number of groups and no consumer ever carries a group's id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from bridge.errors import TransientError
+from bridge.publisher import admin_config
+from bridge.settings import KafkaSettings
+
+T = TypeVar("T")
+
+# Broker answers that mean "not yet", not "no".
+SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+    }
+)
+SETTLE_S = 10.0
+
+
+def settling(error: KafkaError | None) -> bool:
+    return error is not None and error.code() in SETTLING
+
+
+def retrying(what: str, call: Callable[[], T], settle_s: float = SETTLE_S) -> T:
+    """`call()`, again while the broker answers "not yet" (for up to `settle_s`); any other
+    Kafka error, or one that outlasts `settle_s`, is a TransientError naming `what`."""
+    deadline = time.monotonic() + settle_s
+    delay = 0.1
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if not settling(error) or time.monotonic() + delay > deadline:
+                raise TransientError(f"{what}: {exc}") from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def reader_consumer(
+    kafka: KafkaSettings, purpose: str, extra: dict[str, Any] | None = None
+) -> Consumer:
+    """A consumer that never subscribes, joins or commits: its group id is a throwaway."""
+    config = admin_config(kafka)
+    config.update(
+        {
+            "group.id": f"ddb-bridge.{purpose}.{uuid.uuid4().hex[:8]}",
+            "client.id": f"ddb-bridge-{purpose}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            **(extra or {}),
+        }
+    )
+    return Consumer(config)
+
+
+@contextmanager
+def reader(
+    kafka: KafkaSettings, purpose: str, extra: dict[str, Any] | None = None
+) -> Iterator[Consumer]:
+    consumer = reader_consumer(kafka, purpose, extra)
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def partitions_of(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[int] | None:
+    """The partition numbers of `topic`, or None when it does not exist."""
+
+    def look() -> list[int] | None:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None:
+            return None
+        if meta.error is not None:
+            if meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return None
+            raise KafkaException(meta.error)
+        return sorted(meta.partitions)
+
+    return retrying(f"reading the partitions of {topic}", look)
+
+
+def existing_topics(consumer: Consumer, timeout_s: float = 10.0) -> set[str]:
+    """Every topic the cluster has, in one metadata request."""
+    meta = retrying("listing topics", lambda: consumer.list_topics(timeout=timeout_s))
+    return {name for name, t in meta.topics.items() if t.error is None}
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partition: int, timeout_s: float = 10.0
+) -> tuple[int, int]:
+    """(low, high) watermark of one partition."""
+    return retrying(
+        f"reading the offsets of {topic}/{partition}",
+        lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s),
+    )
+
+
+def offsets_for_time(
+    consumer: Consumer, tps: Sequence[tuple[str, int]], time_ms: int, timeout_s: float = 10.0
+) -> dict[tuple[str, int], int | None]:
+    """The first offset at or after `time_ms` per partition; None where there is none."""
+    asked = [TopicPartition(t, p, time_ms) for t, p in tps]
+    found = retrying(
+        "reading offsets by time", lambda: consumer.offsets_for_times(asked, timeout=timeout_s)
+    )
+    out: dict[tuple[str, int], int | None] = {}
+    for tp in found:
+        if tp.error is not None:
+            raise TransientError(f"offset for time on {tp.topic}/{tp.partition}: {tp.error}")
+        out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+    return out
+
+
+def admin_client(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(admin_config(kafka))
+
+
+def committed_offsets(
+    admin: AdminClient,
+    group: str,
+    tps: Sequence[tuple[str, int]],
+    timeout_s: float = 10.0,
+) -> dict[tuple[str, int], int | None]:
+    """`group`'s committed offset per partition (None: never committed), read with the admin
+    API so that nothing joins the group and running members see no rebalance."""
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
+
+    def fetch() -> list[TopicPartition]:
+        future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group]
+        listed: list[TopicPartition] = future.result(timeout=timeout_s).topic_partitions or []
+        for tp in listed:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+        return listed
+
+    listed = retrying(f"reading the committed offsets of group {group}", fetch)
+    return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in listed}
