@@ -78,42 +78,61 @@ class ChangeEvent:
 
     @classmethod
     def from_stream_record(
-        cls, table: str, record: Mapping[str, Any], version: int, shard_id: str
+        cls,
+        table: str,
+        record: Mapping[str, Any],
+        version: int,
+        shard_id: str,
+        *,
+        wire: bool = False,
     ) -> ChangeEvent:
-        """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes)."""
-        ddb = record.get("dynamodb") or {}
+        """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes),
+        or with `wire=True` as GetRecords' JSON has it (binary as base64 text: the record is
+        parsed from the response body and owned by the caller, see `attrs.from_wire`).
+
+        Both forms of one record give equal events, and refuse the same bad records with a
+        PermanentError naming the table, shard and sequence number.
+        """
+        ddb = record.get("dynamodb") if type(record) is dict else None
+        if type(ddb) is not dict:
+            ddb = {}
         seq = ddb.get("SequenceNumber")
         where = f"table {table} shard {shard_id} sequence {seq}"
+        if type(record) is not dict:
+            raise PermanentError(f"{where}: a stream record must be an object")
         try:
             op = Op(record["eventName"])
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise PermanentError(f"{where}: unknown eventName {record.get('eventName')!r}") from exc
         if "Keys" not in ddb:
             raise PermanentError(f"{where}: stream record has no Keys")
+        if seq is not None and type(seq) is not str:
+            raise PermanentError(f"{where}: SequenceNumber must be a string")
         created = ddb.get("ApproximateCreationDateTime")
         identity = record.get("userIdentity") or {}
         ttl = (
             op is Op.REMOVE
+            and type(identity) is dict
             and identity.get("Type") == "Service"
             and identity.get("PrincipalId") == TTL_PRINCIPAL
         )
-        new_image = (
-            attrs.from_boto(ddb["NewImage"], f"{where} NewImage") if "NewImage" in ddb else None
-        )
-        old_image = (
-            attrs.from_boto(ddb["OldImage"], f"{where} OldImage") if "OldImage" in ddb else None
-        )
+        convert = attrs.from_wire if wire else attrs.from_boto
+        new = ddb.get("NewImage")
+        old = ddb.get("OldImage")
+        event_id = record.get("eventID")
+        if event_id is not None and type(event_id) is not str:
+            raise PermanentError(f"{where}: eventID must be a string")
         return cls(
             table=table,
             op=op,
-            keys=attrs.from_boto(ddb["Keys"], f"{where} Keys"),
+            keys=convert(ddb["Keys"], f"{where} Keys"),
             version=version,
             origin=Origin.STREAM,
-            new_image=new_image,
-            old_image=old_image,
+            new_image=None if new is None else convert(new, f"{where} NewImage"),
+            old_image=None if old is None else convert(old, f"{where} OldImage"),
             shard_id=shard_id,
             sequence_number=seq,
-            event_id=record.get("eventID"),
+            event_id=event_id,
             approximate_creation_time_ms=to_micros(created) // 1000
             if created is not None
             else None,
