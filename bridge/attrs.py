@@ -67,7 +67,33 @@ def from_boto(item: dict[str, Any], where: str = "item") -> Item:
     """Convert a boto3 low-level attribute map (binary as bytes) to wire form, validating it."""
     if type(item) is not dict:
         raise AttributeTypeError(f"{where}: an attribute map must be an object")
-    return {name: _av_from_boto(av, where, name) for name, av in item.items()}
+    return _map_from_boto(item, where)
+
+
+def _map_from_boto(item: dict[str, Any], where: str) -> Item:
+    out = {}
+    for name, av in item.items():
+        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
+        # which are valid by their form: see is_short_number, and booleans): no call.
+        if type(av) is dict and len(av) == 1:
+            if "S" in av:
+                if type(av["S"]) is str:
+                    out[name] = av
+                    continue
+            elif "N" in av:
+                v = av["N"]
+                if (
+                    type(v) is str
+                    and len(v) <= _MAX_DIGITS
+                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
+                ):
+                    out[name] = av
+                    continue
+            elif type(av.get("BOOL")) is bool:
+                out[name] = av
+                continue
+        out[name] = _av_from_boto(av, where, name)
+    return out
 
 
 def _at(parent: str, name: str | int) -> str:
@@ -101,8 +127,7 @@ def _av_from_boto(av: Any, parent: str, name: str | int) -> Any:
     if tag == "M":
         if type(value) is not dict:
             raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
-        here = _at(parent, name)
-        return {"M": {k: _av_from_boto(v, here, k) for k, v in value.items()}}
+        return {"M": _map_from_boto(value, _at(parent, name))}
     if tag == "L":
         if type(value) is not list:
             raise AttributeTypeError(f"{_at(parent, name)}: L value must be a list")
@@ -139,12 +164,29 @@ def from_wire(item: Any, where: str = "item") -> Item:
     """
     if type(item) is not dict:
         raise AttributeTypeError(f"{where}: an attribute map must be an object")
-    for name, av in item.items():
-        # Inline for the commonest value, a string; everything else in the walk.
-        if type(av) is dict and len(av) == 1 and type(av.get("S")) is str:
-            continue
-        _av_from_wire(av, where, name)
+    _map_from_wire(item, where)
     return item
+
+
+def _map_from_wire(item: dict[str, Any], where: str) -> None:
+    for name, av in item.items():
+        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
+        # which are valid by their form: see is_short_number, and booleans): no call.
+        if type(av) is dict and len(av) == 1:
+            if "S" in av:
+                if type(av["S"]) is str:
+                    continue
+            elif "N" in av:
+                v = av["N"]
+                if (
+                    type(v) is str
+                    and len(v) <= _MAX_DIGITS
+                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
+                ):
+                    continue
+            elif type(av.get("BOOL")) is bool:
+                continue
+        _av_from_wire(av, where, name)
 
 
 def _canonical_b64(value: Any, parent: str, name: str | int) -> str:
@@ -176,9 +218,7 @@ def _av_from_wire(av: Any, parent: str, name: str | int) -> None:
     elif tag == "M":
         if type(value) is not dict:
             raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
-        here = _at(parent, name)
-        for k, v in value.items():
-            _av_from_wire(v, here, k)
+        _map_from_wire(value, _at(parent, name))
     elif tag == "BOOL":
         if type(value) is not bool:
             raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")

@@ -276,7 +276,18 @@ class Publisher:
                 self._delivered_untracked(err, msg)
                 tracker.ack(seq, self._failure_text(err, msg) if err is not None else None)
 
-        self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
+        try:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=headers,
+                on_delivery=callback,
+                # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
+                timestamp=timestamp_ms if timestamp_ms > 0 else 0,
+            )
+        except (BufferError, KafkaException):
+            self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
         self.published += 1
         self._count_unpolled(1)
 
@@ -289,22 +300,22 @@ class Publisher:
         callback: Any,
         timestamp_ms: int,
     ) -> None:
-        """Queue one record, waiting while the local queue is full; translate refusals."""
+        """Queue one record that the producer just refused: wait while its local queue is
+        full; a refusal for any other reason is raised, translated."""
         while True:
             try:
+                self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
                 self._producer.produce(
                     topic,
                     value=value,
                     key=key,
                     headers=headers,
                     on_delivery=callback,
-                    # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
                     timestamp=max(0, timestamp_ms),
                 )
                 return
             except BufferError:
-                # Local queue full: serve delivery callbacks until there is room (backpressure).
-                self._producer.poll(0.05)
+                continue  # still full (backpressure)
             except KafkaException as exc:
                 if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
                     setting = (
