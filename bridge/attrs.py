@@ -189,9 +189,19 @@ def _map_from_wire(item: dict[str, Any], where: str) -> None:
         _av_from_wire(av, where, name)
 
 
+# Base64 exactly as b64encode writes it: the alphabet, `=` padding only to a multiple of 4,
+# and zero bits in the last character's unused low bits (4 before `==`, 2 before `=`). Such
+# a text decodes and re-encodes to itself, so one match spares the round trip.
+_CANONICAL_B64 = re.compile(
+    r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?"
+).fullmatch
+
+
 def _canonical_b64(value: Any, parent: str, name: str | int) -> str:
     if type(value) is not str:
         raise AttributeTypeError(f"{_at(parent, name)}: binary value must be base64 text")
+    if _CANONICAL_B64(value) is not None:
+        return value
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:

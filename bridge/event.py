@@ -32,6 +32,8 @@ class Origin(StrEnum):
 
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+# The eventName values of a DynamoDB Streams record (never SNAPSHOT, which only back-fill makes).
+_STREAM_OPS = {"INSERT": Op.INSERT, "MODIFY": Op.MODIFY, "REMOVE": Op.REMOVE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +95,32 @@ class ChangeEvent:
         Both forms of one record give equal events, and refuse the same bad records with a
         PermanentError naming the table, shard and sequence number.
         """
-        ddb = record.get("dynamodb") if type(record) is dict else None
+        if type(record) is not dict:
+            raise PermanentError(
+                f"table {table} shard {shard_id}: a stream record must be an object"
+            )
+        ddb = record.get("dynamodb")
         if type(ddb) is not dict:
             ddb = {}
         seq = ddb.get("SequenceNumber")
-        where = f"table {table} shard {shard_id} sequence {seq}"
-        if type(record) is not dict:
-            raise PermanentError(f"{where}: a stream record must be an object")
-        try:
-            op = Op(record["eventName"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise PermanentError(f"{where}: unknown eventName {record.get('eventName')!r}") from exc
-        if "Keys" not in ddb:
-            raise PermanentError(f"{where}: stream record has no Keys")
-        if seq is not None and type(seq) is not str:
-            raise PermanentError(f"{where}: SequenceNumber must be a string")
-        created = ddb.get("ApproximateCreationDateTime")
-        identity = record.get("userIdentity") or {}
+        name = record.get("eventName")
+        op = _STREAM_OPS.get(name) if type(name) is str else None
+        event_id = record.get("eventID")
+        if (
+            op is None
+            or "Keys" not in ddb
+            or (seq is not None and type(seq) is not str)
+            or (event_id is not None and type(event_id) is not str)
+        ):
+            where = f"table {table} shard {shard_id} sequence {seq}"
+            if op is None:
+                raise PermanentError(f"{where}: unknown eventName {name!r}")
+            if "Keys" not in ddb:
+                raise PermanentError(f"{where}: stream record has no Keys")
+            if type(seq) is not str:
+                raise PermanentError(f"{where}: SequenceNumber must be a string")
+            raise PermanentError(f"{where}: eventID must be a string")
+        identity = record.get("userIdentity")
         ttl = (
             op is Op.REMOVE
             and type(identity) is dict
@@ -119,17 +130,24 @@ class ChangeEvent:
         convert = attrs.from_wire if wire else attrs.from_boto
         new = ddb.get("NewImage")
         old = ddb.get("OldImage")
-        event_id = record.get("eventID")
-        if event_id is not None and type(event_id) is not str:
-            raise PermanentError(f"{where}: eventID must be a string")
+        try:
+            keys = convert(ddb["Keys"], "Keys")
+            new_image = None if new is None else convert(new, "NewImage")
+            old_image = None if old is None else convert(old, "OldImage")
+        except AttributeTypeError as exc:
+            # The record's coordinates are added only here: on the hot path nothing is built.
+            raise AttributeTypeError(
+                f"table {table} shard {shard_id} sequence {seq} {exc}"
+            ) from exc
+        created = ddb.get("ApproximateCreationDateTime")
         return cls(
             table=table,
             op=op,
-            keys=convert(ddb["Keys"], f"{where} Keys"),
+            keys=keys,
             version=version,
             origin=Origin.STREAM,
-            new_image=None if new is None else convert(new, f"{where} NewImage"),
-            old_image=None if old is None else convert(old, f"{where} OldImage"),
+            new_image=new_image,
+            old_image=old_image,
             shard_id=shard_id,
             sequence_number=seq,
             event_id=event_id,

@@ -3,6 +3,8 @@ booleans accepted without a call) accept exactly what the full checks accept."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from hypothesis import given, settings
@@ -56,3 +58,26 @@ def test_scalar_screens_refuse_what_the_walk_refuses(tag: str, value: Any) -> No
     for convert in (attrs.from_boto, attrs.from_wire):
         assert accepted(convert, {"a": {tag: value}}) == valid, (convert.__name__, tag, value)
         assert accepted(convert, {"a": {tag: value, "SS": ["x"]}}) is False
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(
+            alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+            max_size=12,
+        ),
+        st.text(max_size=8),
+    )
+)
+def test_binary_screen_agrees_with_a_decode_and_encode(text: str) -> None:
+    try:
+        canonical: str | None = base64.b64encode(base64.b64decode(text, validate=True)).decode()
+    except (binascii.Error, ValueError):
+        canonical = None
+    item = {"b": {"B": text}, "bs": {"BS": [text]}}
+    if canonical is None:
+        assert not accepted(attrs.from_wire, item)
+    else:
+        assert attrs.from_wire(item) == {"b": {"B": canonical}, "bs": {"BS": [canonical]}}
