@@ -280,3 +280,51 @@ def test_a_parsed_page_is_passed_through_in_boto3_form() -> None:
     records, next_iterator = read_page(page, "here")
     assert records == [record] and not isinstance(records, WireRecords)
     assert next_iterator == "it"
+
+
+class _Checkpoints:
+    last = "TRIM_HORIZON"
+
+    def checkpoint(self, position: str, last_version: int | None) -> None:
+        self.last = position
+
+
+def processed(records: list[dict[str, Any]]) -> tuple[list[tuple[str, bytes, bytes]], str]:
+    """What KafkaRecordProcessor sends for one page, and its checkpoint once all is acked."""
+    from bridge.settings import KafkaSettings
+    from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
+    from tests.stream_helpers import FakeProducer
+
+    producer = FakeProducer()
+    pub = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
+    processor = KafkaRecordProcessor(pub, checkpoint_interval_s=0)
+    processor.initialize(InitializationInput(TABLE, "arn", SHARD, "TRIM_HORIZON", 5))
+    checkpoints = _Checkpoints()
+    # FakeProducer acknowledges on the processor's own poll: the page is then checkpointed.
+    processor.process_records(records, checkpoints)  # type: ignore[arg-type]
+    processor.checkpoint_safe(checkpoints)  # type: ignore[arg-type]
+    return producer.sent, checkpoints.last
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(stream_records(), min_size=1, max_size=4))
+def test_the_processor_sends_the_same_records_from_either_form(
+    records: list[dict[str, Any]],
+) -> None:
+    body = page_body(records)
+    via_wire = processed(wire_records(body))
+    via_boto3 = processed(boto3_records(body))
+    assert via_wire == via_boto3
+    assert via_wire[1] == records[-1]["dynamodb"]["SequenceNumber"]
+
+
+def test_the_processor_names_a_record_without_a_creation_time() -> None:
+    record = {
+        "eventID": "1",
+        "eventName": "INSERT",
+        "dynamodb": {"Keys": {"pk": {"S": "a"}}, "SequenceNumber": "12"},
+    }
+    body = page_body([record])
+    for records in (wire_records(body), boto3_records(body)):
+        with pytest.raises(PermanentError, match=f"table {TABLE} shard {SHARD} sequence 12: "):
+            processed(records)

@@ -138,7 +138,13 @@ class KafkaRecordProcessor:
         table, shard_id = self.table, self.shard_id
         events = []
         for record in records:
-            version = versioner.next(self._created(record))
+            try:
+                created = record["dynamodb"]["ApproximateCreationDateTime"]
+            except (KeyError, TypeError):
+                created = None
+            if created is None:
+                raise self._no_creation_time(record)
+            version = versioner.next(created)
             events.append(convert(table, record, version, shard_id, wire=wire))
         if records:
             # The whole page as one tracked group: its last position is safe once every
@@ -160,17 +166,14 @@ class KafkaRecordProcessor:
         if time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s:
             self.checkpoint_safe(checkpointer)
 
-    def _created(self, record: Any) -> Any:
-        """A record's ApproximateCreationDateTime, which its version is made of."""
+    def _no_creation_time(self, record: Any) -> PermanentError:
+        """The error for a record without the time its version is made of."""
         ddb = record.get("dynamodb") if isinstance(record, dict) else None
-        created = ddb.get("ApproximateCreationDateTime") if isinstance(ddb, dict) else None
-        if created is None:
-            seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
-            raise PermanentError(
-                f"table {self.table} shard {self.shard_id} sequence {seq}: stream record "
-                "has no dynamodb.ApproximateCreationDateTime"
-            )
-        return created
+        seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
+        return PermanentError(
+            f"table {self.table} shard {self.shard_id} sequence {seq}: stream record "
+            "has no dynamodb.ApproximateCreationDateTime"
+        )
 
     def checkpoint_safe(self, checkpointer: Checkpointer) -> None:
         """Checkpoint the furthest fully acknowledged position, if it moved."""
