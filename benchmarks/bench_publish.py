@@ -20,6 +20,7 @@ import argparse
 import gc
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,23 +110,21 @@ class _NoCheckpoints:
         self.last = position
 
 
-def stream_events(table: str, pages: list[bytes]) -> list[ChangeEvent]:
-    """The events the stream path makes of `pages` (for the pre-encoded baseline)."""
+def stream_events(table: str, pages: list[bytes]) -> Iterator[ChangeEvent]:
+    """The events the stream path makes of `pages` (for the pre-encoded baseline), one at a
+    time: all of them at once would hold ~10 KB of Python objects per record."""
     from bridge.versioning import StreamVersioner
 
     versioner = StreamVersioner(0)
-    events = []
     for body in pages:
         for record in orjson.loads(body)["Records"]:
-            created = datetime.fromtimestamp(record["dynamodb"]["ApproximateCreationDateTime"], UTC)
-            record["dynamodb"]["ApproximateCreationDateTime"] = created
-            record = {**record, "dynamodb": {**record["dynamodb"]}}
+            # boto3's form of the record, as botocore would return it.
+            ddb = record["dynamodb"]
+            created = datetime.fromtimestamp(ddb["ApproximateCreationDateTime"], UTC)
+            ddb["ApproximateCreationDateTime"] = created
             for image in ("Keys", "NewImage", "OldImage"):
-                record["dynamodb"][image] = attrs.to_boto(record["dynamodb"][image])
-            events.append(
-                ChangeEvent.from_stream_record(table, record, versioner.next(created), "shard-0")
-            )
-    return events
+                ddb[image] = attrs.to_boto(ddb[image])
+            yield ChangeEvent.from_stream_record(table, record, versioner.next(created), "shard-0")
 
 
 def run_stream(publisher: Publisher, table: str, pages: list[bytes]) -> float:
