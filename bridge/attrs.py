@@ -65,54 +65,198 @@ def _one_type(av: Any, where: str) -> tuple[str, Any]:
 
 def from_boto(item: dict[str, Any], where: str = "item") -> Item:
     """Convert a boto3 low-level attribute map (binary as bytes) to wire form, validating it."""
-    return {name: _av_from_boto(av, f"{where}.{name}") for name, av in item.items()}
+    if type(item) is not dict:
+        raise AttributeTypeError(f"{where}: an attribute map must be an object")
+    return _map_from_boto(item, where)
 
 
-def _av_from_boto(av: Any, where: str) -> dict[str, Any]:
+def _map_from_boto(item: dict[str, Any], where: str) -> Item:
+    out = {}
+    for name, av in item.items():
+        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
+        # which are valid by their form: see is_short_number, and booleans): no call.
+        if type(av) is dict and len(av) == 1:
+            if "S" in av:
+                if type(av["S"]) is str:
+                    out[name] = av
+                    continue
+            elif "N" in av:
+                v = av["N"]
+                if (
+                    type(v) is str
+                    and len(v) <= _MAX_DIGITS
+                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
+                ):
+                    out[name] = av
+                    continue
+            elif type(av.get("BOOL")) is bool:
+                out[name] = av
+                continue
+        out[name] = _av_from_boto(av, where, name)
+    return out
+
+
+def _at(parent: str, name: str | int) -> str:
+    """Where a value sits, for an error message: built only when there is an error."""
+    return f"{parent}[{name}]" if type(name) is int else f"{parent}.{name}"
+
+
+def _av_from_boto(av: Any, parent: str, name: str | int) -> Any:
     # Hot path of every stream record and scanned item: the common types are checked first
-    # and inline, without helper calls.
+    # and inline, without helper calls, and the path for an error message is built only on
+    # an error.
     if type(av) is not dict or len(av) != 1:
-        raise AttributeTypeError(f"{where}: an attribute value must be an object with one type tag")
+        raise AttributeTypeError(
+            f"{_at(parent, name)}: an attribute value must be an object with one type tag"
+        )
     ((tag, value),) = av.items()
     if tag == "S":
         if type(value) is str:
             return av
-        raise AttributeTypeError(f"{where}: S value must be a string")
+        raise AttributeTypeError(f"{_at(parent, name)}: S value must be a string")
     if tag == "N":
         if type(value) is not str:
-            raise AttributeTypeError(f"{where}: N value must be a string")
-        check_number(value, where)
+            raise AttributeTypeError(f"{_at(parent, name)}: N value must be a string")
+        if not is_short_number(value):
+            parse_number(value, _at(parent, name))
         return av
     if tag == "BOOL":
         if type(value) is bool:
             return av
-        raise AttributeTypeError(f"{where}: BOOL value must be true or false")
+        raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")
     if tag == "M":
         if type(value) is not dict:
-            raise AttributeTypeError(f"{where}: M value must be an object")
-        return {"M": {k: _av_from_boto(v, f"{where}.{k}") for k, v in value.items()}}
+            raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
+        return {"M": _map_from_boto(value, _at(parent, name))}
     if tag == "L":
         if type(value) is not list:
-            raise AttributeTypeError(f"{where}: L value must be a list")
-        return {"L": [_av_from_boto(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+            raise AttributeTypeError(f"{_at(parent, name)}: L value must be a list")
+        here = _at(parent, name)
+        return {"L": [_av_from_boto(v, here, i) for i, v in enumerate(value)]}
     if tag == "B":
-        return {"B": _b64(value, where)}
+        return {"B": _b64(value, _at(parent, name))}
     if tag == "NULL":
         if value is not True:
-            raise AttributeTypeError(f"{where}: NULL value must be true")
+            raise AttributeTypeError(f"{_at(parent, name)}: NULL value must be true")
         return av
     if tag == "SS" or tag == "NS":
         if type(value) is not list or not all(type(v) is str for v in value):
-            raise AttributeTypeError(f"{where}: {tag} value must be a list of strings")
+            raise AttributeTypeError(f"{_at(parent, name)}: {tag} value must be a list of strings")
         if tag == "NS":
             for v in value:
-                check_number(v, where)
+                check_number(v, _at(parent, name))
         return av
     if tag == "BS":
         if type(value) is not list:
-            raise AttributeTypeError(f"{where}: BS value must be a list")
-        return {"BS": [_b64(v, where) for v in value]}
-    raise AttributeTypeError(f"{where}: unknown DynamoDB attribute type {tag!r}")
+            raise AttributeTypeError(f"{_at(parent, name)}: BS value must be a list")
+        return {"BS": [_b64(v, _at(parent, name)) for v in value]}
+    raise AttributeTypeError(f"{_at(parent, name)}: unknown DynamoDB attribute type {tag!r}")
+
+
+def from_wire(item: Any, where: str = "item") -> Item:
+    """Validate a freshly parsed wire-form attribute map as `from_boto` validates boto3's form,
+    and return the map `from_boto` would have made of the same record: binary values in
+    canonical base64 (rewritten in place when not; the map must be the caller's own).
+
+    For records read from DynamoDB JSON text (a raw GetRecords response): accepts and
+    refuses what `from_boto` does, and refuses base64 that is not valid (which boto3's
+    lenient decoder would have read by dropping characters).
+    """
+    if type(item) is not dict:
+        raise AttributeTypeError(f"{where}: an attribute map must be an object")
+    _map_from_wire(item, where)
+    return item
+
+
+def _map_from_wire(item: dict[str, Any], where: str) -> None:
+    for name, av in item.items():
+        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
+        # which are valid by their form: see is_short_number, and booleans): no call.
+        if type(av) is dict and len(av) == 1:
+            if "S" in av:
+                if type(av["S"]) is str:
+                    continue
+            elif "N" in av:
+                v = av["N"]
+                if (
+                    type(v) is str
+                    and len(v) <= _MAX_DIGITS
+                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
+                ):
+                    continue
+            elif type(av.get("BOOL")) is bool:
+                continue
+        _av_from_wire(av, where, name)
+
+
+# Base64 exactly as b64encode writes it: the alphabet, `=` padding only to a multiple of 4,
+# and zero bits in the last character's unused low bits (4 before `==`, 2 before `=`). Such
+# a text decodes and re-encodes to itself, so one match spares the round trip.
+_CANONICAL_B64 = re.compile(
+    r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?"
+).fullmatch
+
+
+def _canonical_b64(value: Any, parent: str, name: str | int) -> str:
+    if type(value) is not str:
+        raise AttributeTypeError(f"{_at(parent, name)}: binary value must be base64 text")
+    if _CANONICAL_B64(value) is not None:
+        return value
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AttributeTypeError(f"{_at(parent, name)}: invalid base64 in binary value") from exc
+    canonical = base64.b64encode(data).decode("ascii")
+    return value if canonical == value else canonical
+
+
+def _av_from_wire(av: Any, parent: str, name: str | int) -> None:
+    # The same checks and messages as _av_from_boto, in place.
+    if type(av) is not dict or len(av) != 1:
+        raise AttributeTypeError(
+            f"{_at(parent, name)}: an attribute value must be an object with one type tag"
+        )
+    ((tag, value),) = av.items()
+    if tag == "S":
+        if type(value) is not str:
+            raise AttributeTypeError(f"{_at(parent, name)}: S value must be a string")
+    elif tag == "N":
+        if type(value) is not str:
+            raise AttributeTypeError(f"{_at(parent, name)}: N value must be a string")
+        if not is_short_number(value):
+            parse_number(value, _at(parent, name))
+    elif tag == "M":
+        if type(value) is not dict:
+            raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
+        _map_from_wire(value, _at(parent, name))
+    elif tag == "BOOL":
+        if type(value) is not bool:
+            raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")
+    elif tag == "L":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{_at(parent, name)}: L value must be a list")
+        here = _at(parent, name)
+        for i, v in enumerate(value):
+            _av_from_wire(v, here, i)
+    elif tag == "B":
+        canonical = _canonical_b64(value, parent, name)
+        if canonical is not value:
+            av["B"] = canonical
+    elif tag == "NULL":
+        if value is not True:
+            raise AttributeTypeError(f"{_at(parent, name)}: NULL value must be true")
+    elif tag == "SS" or tag == "NS":
+        if type(value) is not list or not all(type(v) is str for v in value):
+            raise AttributeTypeError(f"{_at(parent, name)}: {tag} value must be a list of strings")
+        if tag == "NS":
+            for v in value:
+                check_number(v, _at(parent, name))
+    elif tag == "BS":
+        if type(value) is not list:
+            raise AttributeTypeError(f"{_at(parent, name)}: BS value must be a list")
+        av["BS"] = [_canonical_b64(v, parent, name) for v in value]
+    else:
+        raise AttributeTypeError(f"{_at(parent, name)}: unknown DynamoDB attribute type {tag!r}")
 
 
 def validate(item: Any, where: str = "item") -> Item:

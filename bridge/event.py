@@ -32,6 +32,8 @@ class Origin(StrEnum):
 
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+# The eventName values of a DynamoDB Streams record (never SNAPSHOT, which only back-fill makes).
+_STREAM_OPS = {"INSERT": Op.INSERT, "MODIFY": Op.MODIFY, "REMOVE": Op.REMOVE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,42 +80,77 @@ class ChangeEvent:
 
     @classmethod
     def from_stream_record(
-        cls, table: str, record: Mapping[str, Any], version: int, shard_id: str
+        cls,
+        table: str,
+        record: Mapping[str, Any],
+        version: int,
+        shard_id: str,
+        *,
+        wire: bool = False,
     ) -> ChangeEvent:
-        """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes)."""
-        ddb = record.get("dynamodb") or {}
+        """A DynamoDB Streams record as boto3's `get_records` returns it (binary as bytes),
+        or with `wire=True` as GetRecords' JSON has it (binary as base64 text: the record is
+        parsed from the response body and owned by the caller, see `attrs.from_wire`).
+
+        Both forms of one record give equal events, and refuse the same bad records with a
+        PermanentError naming the table, shard and sequence number.
+        """
+        if type(record) is not dict:
+            raise PermanentError(
+                f"table {table} shard {shard_id}: a stream record must be an object"
+            )
+        ddb = record.get("dynamodb")
+        if type(ddb) is not dict:
+            ddb = {}
         seq = ddb.get("SequenceNumber")
-        where = f"table {table} shard {shard_id} sequence {seq}"
-        try:
-            op = Op(record["eventName"])
-        except (KeyError, ValueError) as exc:
-            raise PermanentError(f"{where}: unknown eventName {record.get('eventName')!r}") from exc
-        if "Keys" not in ddb:
-            raise PermanentError(f"{where}: stream record has no Keys")
-        created = ddb.get("ApproximateCreationDateTime")
-        identity = record.get("userIdentity") or {}
+        name = record.get("eventName")
+        op = _STREAM_OPS.get(name) if type(name) is str else None
+        event_id = record.get("eventID")
+        if (
+            op is None
+            or "Keys" not in ddb
+            or (seq is not None and type(seq) is not str)
+            or (event_id is not None and type(event_id) is not str)
+        ):
+            where = f"table {table} shard {shard_id} sequence {seq}"
+            if op is None:
+                raise PermanentError(f"{where}: unknown eventName {name!r}")
+            if "Keys" not in ddb:
+                raise PermanentError(f"{where}: stream record has no Keys")
+            if type(seq) is not str:
+                raise PermanentError(f"{where}: SequenceNumber must be a string")
+            raise PermanentError(f"{where}: eventID must be a string")
+        identity = record.get("userIdentity")
         ttl = (
             op is Op.REMOVE
+            and type(identity) is dict
             and identity.get("Type") == "Service"
             and identity.get("PrincipalId") == TTL_PRINCIPAL
         )
-        new_image = (
-            attrs.from_boto(ddb["NewImage"], f"{where} NewImage") if "NewImage" in ddb else None
-        )
-        old_image = (
-            attrs.from_boto(ddb["OldImage"], f"{where} OldImage") if "OldImage" in ddb else None
-        )
+        convert = attrs.from_wire if wire else attrs.from_boto
+        new = ddb.get("NewImage")
+        old = ddb.get("OldImage")
+        try:
+            keys = convert(ddb["Keys"], "Keys")
+            new_image = None if new is None else convert(new, "NewImage")
+            old_image = None if old is None else convert(old, "OldImage")
+        except AttributeTypeError as exc:
+            # The record's coordinates are added only here: on the hot path nothing is built.
+            raise AttributeTypeError(
+                f"table {table} shard {shard_id} sequence {seq} {exc}"
+            ) from exc
+        created = ddb.get("ApproximateCreationDateTime")
         return cls(
             table=table,
             op=op,
-            keys=attrs.from_boto(ddb["Keys"], f"{where} Keys"),
+            keys=keys,
             version=version,
             origin=Origin.STREAM,
             new_image=new_image,
             old_image=old_image,
             shard_id=shard_id,
             sequence_number=seq,
-            event_id=record.get("eventID"),
+            event_id=event_id,
             approximate_creation_time_ms=to_micros(created) // 1000
             if created is not None
             else None,

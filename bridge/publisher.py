@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from bridge.acks import AckTracker
 from bridge.avro_codec import EventCodec
 from bridge.errors import MessageTooLargeError, PermanentError, TransientError
-from bridge.event import ChangeEvent
+from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
 from bridge.kafka_refusals import RefusalWatch, wait_result
 from bridge.settings import KafkaSettings
@@ -148,6 +148,10 @@ def table_of_topic(kafka: KafkaSettings, topic: str) -> str:
     return "?"
 
 
+_OP_HEADER = {op: op.value.encode() for op in Op}
+_ORIGIN_HEADER = {origin: origin.value.encode() for origin in Origin}
+
+
 class Publisher:
     """Produces change events to `<prefix><table>.changes`, keyed by canonical key bytes."""
 
@@ -164,25 +168,92 @@ class Publisher:
         self._fatal: str | None = None
         self._fatal_too_large = False
         self._unpolled = 0
+        self._topics: dict[str, str] = {}
+        self._on_delivery = self._delivered_untracked  # one bound method, not one per record
         self.published = 0
+
+    def _topic(self, table: str) -> str:
+        topic = self._topics.get(table)
+        if topic is None:
+            topic = self._topics[table] = self.kafka.changes_topic(table)
+        return topic
+
+    @staticmethod
+    def headers(event: ChangeEvent) -> list[tuple[str, str | bytes | None]]:
+        """`ddb.version`, `ddb.op`, `ddb.origin`: a consumer can filter without decoding."""
+        return [
+            ("ddb.version", str(event.version).encode()),
+            ("ddb.op", _OP_HEADER[event.op]),
+            ("ddb.origin", _ORIGIN_HEADER[event.origin]),
+        ]
 
     def publish(
         self, event: ChangeEvent, tracker: AckTracker[Any] | None = None, position: Any = None
     ) -> None:
         """Queue one event. With a tracker, `position` becomes safe once this record is acked."""
         self.produce_raw(
-            self.kafka.changes_topic(event.table),
+            self._topic(event.table),
             event.key_bytes(),
             self.codec.encode(event),
-            headers=[
-                ("ddb.version", str(event.version).encode()),
-                ("ddb.op", event.op.value.encode()),
-                ("ddb.origin", event.origin.value.encode()),
-            ],
+            headers=self.headers(event),
             tracker=tracker,
             position=position,
             timestamp_ms=event.change_time_ms,
         )
+
+    def publish_batch(
+        self, events: Sequence[ChangeEvent], tracker: AckTracker[Any], position: Any
+    ) -> None:
+        """Queue `events` (one source page, in order) as one tracked group: `position`, where
+        the source stands after the last of them, becomes safe once every one of them (and
+        everything tracked before) is acknowledged.
+
+        The stream's hot path: one delivery callback and one tracker entry for the page
+        instead of one of each per record. A record that cannot be queued raises, leaving
+        the group, and so the position, unacknowledged for good.
+        """
+        if not events:
+            tracker.mark(position)
+            return
+        self.raise_if_failed()
+        seq = tracker.add_many(len(events), position)
+        ack = tracker.ack
+
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                ack(seq)
+            else:
+                self._delivered_untracked(err, msg)
+                ack(seq, self._failure_text(err, msg))
+
+        produce = self._producer.produce
+        encode = self.codec.encode
+        topic_of = self._topic
+        op_header = _OP_HEADER
+        origin_header = _ORIGIN_HEADER
+        for event in events:
+            topic = topic_of(event.table)
+            key = event.key_bytes()
+            value = encode(event)
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("ddb.version", str(event.version).encode()),
+                ("ddb.op", op_header[event.op]),
+                ("ddb.origin", origin_header[event.origin]),
+            ]
+            timestamp = event.change_time_ms
+            try:
+                produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=delivered,
+                    timestamp=timestamp if timestamp > 0 else 0,
+                )
+            except (BufferError, KafkaException):
+                self._produce_waiting(topic, key, value, headers, delivered, timestamp)
+        self.published += len(events)
+        self._count_unpolled(len(events))
 
     def produce_raw(
         self,
@@ -197,7 +268,7 @@ class Publisher:
         """Queue one record. `timestamp_ms` is its Kafka timestamp (0: the producer's clock)."""
         self.raise_if_failed()
         if tracker is None:
-            callback = self._delivered_untracked
+            callback = self._on_delivery
         else:
             seq = tracker.add(position)
 
@@ -205,21 +276,46 @@ class Publisher:
                 self._delivered_untracked(err, msg)
                 tracker.ack(seq, self._failure_text(err, msg) if err is not None else None)
 
+        try:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=headers,
+                on_delivery=callback,
+                # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
+                timestamp=timestamp_ms if timestamp_ms > 0 else 0,
+            )
+        except (BufferError, KafkaException):
+            self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
+        self.published += 1
+        self._count_unpolled(1)
+
+    def _produce_waiting(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]] | None,
+        callback: Any,
+        timestamp_ms: int,
+    ) -> None:
+        """Queue one record that the producer just refused: wait while its local queue is
+        full; a refusal for any other reason is raised, translated."""
         while True:
             try:
+                self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
                 self._producer.produce(
                     topic,
                     value=value,
                     key=key,
                     headers=headers,
                     on_delivery=callback,
-                    # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
                     timestamp=max(0, timestamp_ms),
                 )
-                break
+                return
             except BufferError:
-                # Local queue full: serve delivery callbacks until there is room (backpressure).
-                self._producer.poll(0.05)
+                continue  # still full (backpressure)
             except KafkaException as exc:
                 if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
                     setting = (
@@ -230,10 +326,11 @@ class Publisher:
                         self._too_large(topic, key, len(value), setting)
                     ) from exc
                 raise TransientError(f"produce to {topic} failed: {exc}") from exc
-        self.published += 1
+
+    def _count_unpolled(self, produced: int) -> None:
         # Serving callbacks on every record costs more than the record itself; every 1,000
         # keeps trackers current to within a millisecond or so.
-        self._unpolled += 1
+        self._unpolled += produced
         if self._unpolled >= 1000:
             self._unpolled = 0
             self._producer.poll(0)

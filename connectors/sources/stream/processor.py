@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.acks import AckTracker
-from bridge.errors import TransientError
+from bridge.errors import PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.metrics import (
     MILLIS_BEHIND,
@@ -30,6 +30,7 @@ from bridge.metrics import (
 from bridge.publisher import Publisher
 from bridge.versioning import StreamVersioner, to_micros
 from connectors.dynamodb.aws import Backoff
+from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.leases import Lease, LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 
@@ -130,12 +131,26 @@ class KafkaRecordProcessor:
 
     def process_records(self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer) -> None:
         started = time.perf_counter()
+        # Records read from GetRecords' body (get_records.py) are in wire form already.
+        wire = isinstance(records, WireRecords)
+        convert = ChangeEvent.from_stream_record
+        versioner = self.versioner
+        table, shard_id = self.table, self.shard_id
+        events = []
         for record in records:
-            ddb = record["dynamodb"]
-            version = self.versioner.next(ddb["ApproximateCreationDateTime"])
-            event = ChangeEvent.from_stream_record(self.table, record, version, self.shard_id)
-            self.publisher.publish(event, self.tracker, (ddb["SequenceNumber"], version))
+            try:
+                created = record["dynamodb"]["ApproximateCreationDateTime"]
+            except (KeyError, TypeError):
+                created = None
+            if created is None:
+                raise self._no_creation_time(record)
+            version = versioner.next(created)
+            events.append(convert(table, record, version, shard_id, wire=wire))
         if records:
+            # The whole page as one tracked group: its last position is safe once every
+            # record of it, and everything before, is acknowledged (bridge/acks.py).
+            last = events[-1]
+            self.publisher.publish_batch(events, self.tracker, (last.sequence_number, last.version))
             REGISTRY.inc(RECORDS_PUBLISHED, len(records), table=self.table)
             created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
             behind = max(0, int(time.time() * 1000) - to_micros(created) // 1000)
@@ -150,6 +165,15 @@ class KafkaRecordProcessor:
             )
         if time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s:
             self.checkpoint_safe(checkpointer)
+
+    def _no_creation_time(self, record: Any) -> PermanentError:
+        """The error for a record without the time its version is made of."""
+        ddb = record.get("dynamodb") if isinstance(record, dict) else None
+        seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
+        return PermanentError(
+            f"table {self.table} shard {self.shard_id} sequence {seq}: stream record "
+            "has no dynamodb.ApproximateCreationDateTime"
+        )
 
     def checkpoint_safe(self, checkpointer: Checkpointer) -> None:
         """Checkpoint the furthest fully acknowledged position, if it moved."""

@@ -27,6 +27,7 @@ from connectors.dynamodb.aws import (
     error_code,
     translate,
 )
+from connectors.sources.stream.get_records import keep_raw_body, read_page
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -130,6 +131,9 @@ class ShardReader:
         self._iterator: str | None = None
         self._backoff = Backoff()
         self._where = {"stream": stream_arn, "shard": shard_id}
+        # GetRecords' body as the DynamoDB JSON it is, not botocore's per-attribute
+        # conversion (connectors/sources/stream/get_records.py).
+        keep_raw_body(streams)
 
     def _acquire(self) -> str:
         kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
@@ -181,10 +185,11 @@ class ShardReader:
                     continue
                 self._raise_trimmed(exc)
                 raise translate(exc, f"GetRecords shard {self.shard_id}") from exc
-            records = page.get("Records", [])
+            records, self._iterator = read_page(
+                page, f"stream {self.stream_arn} shard {self.shard_id}"
+            )
             if records:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
-            self._iterator = page.get("NextShardIterator")
             return Batch(records, end=self._iterator is None)
 
 
