@@ -246,3 +246,123 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
         )
 
     return decode
+
+
+# Op and origin as their one-byte encodings (zigzag of the symbol index).
+_OP_BYTE = {2 * i: op for i, op in enumerate(Op)}
+_ORIGIN_BYTE = {2 * i: origin for i, origin in enumerate(Origin)}
+
+TextParts = tuple[
+    str,  # table
+    Op,
+    Origin,
+    int,  # version
+    dict[str, Any],  # keys, parsed
+    bytes,  # keys, as text
+    bytes | None,  # new image text, checked by image_ok
+    bytes | None,  # old image text, checked by image_ok
+    str | None,  # shard_id
+    str | None,  # sequence_number
+    str | None,  # event_id
+    int | None,  # approximate_creation_time_ms
+    bool,  # ttl_expired
+]
+"""A decoded envelope with its images left as text (apply's pass-through, see
+`compile_text_decoder`). A tuple: this is made once per consumed record."""
+
+
+def compile_text_decoder(
+    schema_json: dict[str, Any], image_ok: Callable[[bytes], bool]
+) -> Callable[[bytes, int], TextParts | None] | None:
+    """A decoder that leaves images as text, for bodies written with `schema_json` (None
+    if it is not the layout).
+
+    `decode(data, start)` returns the parts, or None whenever it is not certain: a body
+    the parsing decoder (`compile_decoder`) would refuse, an encoding it accepts but this
+    one does not expect (a long varint where one byte is usual), an image `image_ok` does
+    not vouch for. None means "ask the parsing decoder", which decides and names the
+    problem; so whatever this returns, the parsing decoder returns too, with the images
+    parsed from the same text.
+    """
+    if compile_decoder(schema_json) is None:
+        return None
+    names: dict[bytes, str] = {}  # table names seen, to skip decoding them per record
+
+    def string(data: bytes, pos: int) -> tuple[int, int]:
+        b = data[pos]
+        if b < 0x80 and not b & 1:  # one byte, non-negative: a short string
+            return pos + 1, pos + 1 + (b >> 1)
+        return _span(data, pos)
+
+    def decode(data: bytes, pos: int) -> TextParts | None:
+        # Straight-line on purpose, like compile_decoder's: this runs once per record.
+        try:
+            a, pos = string(data, pos)
+            raw = data[a:pos]
+            table = names.get(raw)
+            if table is None:
+                table = raw.decode()
+                if len(names) < 1024:  # a foreign producer's names must not grow it forever
+                    names[raw] = table
+            op = _OP_BYTE.get(data[pos])
+            origin = _ORIGIN_BYTE.get(data[pos + 1])
+            if op is None or origin is None:
+                return None
+            version, pos = _long(data, pos + 2)
+            a, pos = string(data, pos)
+            keys_text = data[a:pos]
+            keys = orjson.loads(keys_text)
+            if type(keys) is not dict:
+                return None
+            new_text = old_text = None
+            shard_id = sequence_number = event_id = None
+            created = None
+            i, pos = _branch(data, pos)
+            if i:
+                a, pos = _span(data, pos)
+                new_text = data[a:pos]
+                if not image_ok(new_text):
+                    return None
+            i, pos = _branch(data, pos)
+            if i:
+                a, pos = _span(data, pos)
+                old_text = data[a:pos]
+                if not image_ok(old_text):
+                    return None
+            i, pos = _branch(data, pos)
+            if i:
+                a, pos = string(data, pos)
+                shard_id = data[a:pos].decode()
+            i, pos = _branch(data, pos)
+            if i:
+                a, pos = string(data, pos)
+                sequence_number = data[a:pos].decode()
+            i, pos = _branch(data, pos)
+            if i:
+                a, pos = string(data, pos)
+                event_id = data[a:pos].decode()
+            i, pos = _branch(data, pos)
+            if i:
+                created, pos = _long(data, pos)
+            flag = data[pos]
+        except (IndexError, ValueError):  # EnvelopeError, UnicodeDecodeError, JSON errors
+            return None
+        if flag > 1 or pos + 1 != len(data):
+            return None
+        return (
+            table,
+            op,
+            origin,
+            version,
+            keys,
+            keys_text,
+            new_text,
+            old_text,
+            shard_id,
+            sequence_number,
+            event_id,
+            created,
+            flag == 1,
+        )
+
+    return decode

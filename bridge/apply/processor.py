@@ -82,7 +82,9 @@ class BatchProcessor:
         self.stopper = stopper or Stopper()
         self.codec = codec or EventCodec()
         self.metrics = metrics
-        self.screen = Screen(self.codec, table_of_topic, specs)
+        self.screen = Screen(
+            self.codec, table_of_topic, specs, image_text=sink.capabilities.image_text
+        )
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         started = time.perf_counter()
