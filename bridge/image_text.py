@@ -32,7 +32,7 @@ import orjson
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.event import ChangeEvent
+from bridge.event import ChangeEvent, Op, Origin
 from bridge.sink import TableSpec
 
 DEPTH = 3  # M/L levels recognized; deeper images take the parsing path
@@ -232,3 +232,93 @@ def stored_text(event: ChangeEvent) -> bytes | None:
     if type(event) is TextImageEvent:
         return event.new_image_json
     return None
+
+
+_FIELD_ORDER = (
+    "table",
+    "op",
+    "keys",
+    "version",
+    "origin",
+    "new_image",
+    "old_image",
+    "shard_id",
+    "sequence_number",
+    "event_id",
+    "approximate_creation_time_ms",
+    "ttl_expired",
+    "new_image_json",
+    "old_image_json",
+)
+# Every field's slot setter, to build an event without the frozen dataclass's __init__ (one
+# object.__setattr__ per field, and a property call per image: 2-3x the time; this runs
+# once per consumed record). Only while the fields are exactly these: a field added to
+# ChangeEvent makes `text_image_event` use __init__ again rather than leave a slot unset.
+_SETTERS = (
+    tuple(ChangeEvent.__dict__[name].__set__ for name in _FIELD_ORDER)
+    if tuple(f.name for f in fields(ChangeEvent)) == _FIELD_ORDER
+    else None
+)
+
+
+def text_image_event(
+    table: str,
+    op: Op,
+    keys: Item,
+    version: int,
+    origin: Origin,
+    new_text: bytes | None,
+    old_text: bytes | None,
+    shard_id: str | None,
+    sequence_number: str | None,
+    event_id: str | None,
+    created: int | None,
+    ttl_expired: bool,
+) -> TextImageEvent:
+    """A TextImageEvent whose present images are `new_text` / `old_text`, already checked
+    with `image_ok` (for screening, which checks the rest: see TextImageEvent)."""
+    new_image = None if new_text is None else PENDING
+    old_image = None if old_text is None else PENDING
+    if _SETTERS is None:
+        return TextImageEvent(
+            table=table,
+            op=op,
+            keys=keys,
+            version=version,
+            origin=origin,
+            new_image=new_image,
+            old_image=old_image,
+            shard_id=shard_id,
+            sequence_number=sequence_number,
+            event_id=event_id,
+            approximate_creation_time_ms=created,
+            ttl_expired=ttl_expired,
+            new_image_json=new_text,
+            old_image_json=old_text,
+        )
+    event = _new_object(TextImageEvent)
+    for setter, value in zip(
+        _SETTERS,
+        (
+            table,
+            op,
+            keys,
+            version,
+            origin,
+            new_image,
+            old_image,
+            shard_id,
+            sequence_number,
+            event_id,
+            created,
+            ttl_expired,
+            new_text,
+            old_text,
+        ),
+        strict=True,
+    ):
+        setter(event, value)
+    return event
+
+
+_new_object = object.__new__

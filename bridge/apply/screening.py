@@ -37,7 +37,7 @@ from bridge.apply.dlq import RawRecord
 from bridge.avro_codec import EventCodec
 from bridge.errors import AttributeTypeError, DecodeError
 from bridge.event import ChangeEvent, Op
-from bridge.image_text import PENDING, KeyShape, TextImageEvent
+from bridge.image_text import KeyShape, text_image_event
 from bridge.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
@@ -114,23 +114,7 @@ class Screen:
                 held = shape.image_key_text(new_text, name)
                 if held is None or held != orjson.dumps(keys[name]):
                     return None
-        shard_id, sequence_number, event_id, created, ttl_expired = parts[8:]
-        event = TextImageEvent(
-            table=table,
-            op=op,
-            keys=keys,
-            version=version,
-            origin=origin,
-            new_image=None if new_text is None else PENDING,
-            old_image=None if old_text is None else PENDING,
-            shard_id=shard_id,
-            sequence_number=sequence_number,
-            event_id=event_id,
-            approximate_creation_time_ms=created,
-            ttl_expired=ttl_expired,
-            new_image_json=new_text,
-            old_image_json=old_text,
-        )
+        event = text_image_event(table, op, keys, version, origin, new_text, old_text, *parts[8:])
         return event, kafka_key
 
     def _parse_check(self, rec: RawRecord) -> Admitted | Rejected:
