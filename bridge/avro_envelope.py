@@ -294,6 +294,16 @@ def compile_text_decoder(
             return pos + 1, pos + 1 + (b >> 1)
         return _span(data, pos)
 
+    def optional(data: bytes, pos: int) -> tuple[str | None, int]:
+        """A ["null", "string"] union: the text, or None."""
+        b = data[pos]
+        if b == 0:
+            return None, pos + 1
+        if b != 2:
+            raise EnvelopeError("union branch", pos)
+        a, pos = string(data, pos + 1)
+        return data[a:pos].decode(), pos
+
     def decode(data: bytes, pos: int) -> TextParts | None:
         # Straight-line on purpose, like compile_decoder's: this runs once per record.
         try:
@@ -315,35 +325,37 @@ def compile_text_decoder(
             if type(keys) is not dict:
                 return None
             new_text = old_text = None
-            shard_id = sequence_number = event_id = None
             created = None
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
+            b = data[pos]
+            if b == 2:
+                a, pos = _span(data, pos + 1)
                 new_text = data[a:pos]
                 if not image_ok(new_text):
                     return None
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
+            elif b == 0:
+                pos += 1
+            else:
+                return None
+            b = data[pos]
+            if b == 2:
+                a, pos = _span(data, pos + 1)
                 old_text = data[a:pos]
                 if not image_ok(old_text):
                     return None
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = string(data, pos)
-                shard_id = data[a:pos].decode()
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = string(data, pos)
-                sequence_number = data[a:pos].decode()
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = string(data, pos)
-                event_id = data[a:pos].decode()
-            i, pos = _branch(data, pos)
-            if i:
-                created, pos = _long(data, pos)
+            elif b == 0:
+                pos += 1
+            else:
+                return None
+            shard_id, pos = optional(data, pos)
+            sequence_number, pos = optional(data, pos)
+            event_id, pos = optional(data, pos)
+            b = data[pos]
+            if b == 2:
+                created, pos = _long(data, pos + 1)
+            elif b == 0:
+                pos += 1
+            else:
+                return None
             flag = data[pos]
         except (IndexError, ValueError):  # EnvelopeError, UnicodeDecodeError, JSON errors
             return None

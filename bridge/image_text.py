@@ -130,11 +130,11 @@ class KeyShape:
             b"\\{"
             + b",".join(
                 re.escape(orjson.dumps(name))
-                + b":\\{"
+                + b":(\\{"
                 + re.escape(orjson.dumps(types[name]))
                 + b":"
                 + _KEY_VALUE[types[name]]
-                + b"\\}"
+                + b"\\})"
                 for name in ordered
             )
             + b"\\}"
@@ -149,6 +149,7 @@ class KeyShape:
         }
         if self._canonical(attrs.canonical_key(sample)) is None:
             self._canonical = None
+        self._groups = [ordered.index(name) + 1 for name in self.names]
         self._needles = {name: orjson.dumps(name) + b":" for name in self.names}
         # Members skipped one by one from the start: a match is at the top level.
         self._top_level = {
@@ -166,10 +167,16 @@ class KeyShape:
             for name in self.names
         }
 
-    def is_canonical(self, kafka_key: bytes) -> bool:
-        """Whether `kafka_key` is `attrs.canonical_key` of a well-formed key of this schema
-        (once it is also known to parse: valid UTF-8)."""
-        return self._canonical is not None and self._canonical(kafka_key) is not None
+    def canonical_values(self, kafka_key: bytes) -> tuple[bytes, ...] | None:
+        """If `kafka_key` is `attrs.canonical_key` of a well-formed key of this schema (once
+        it is also known to parse: valid UTF-8), each key attribute's value text in it, in
+        `names` order (as orjson writes the value: `{"S":"a"}`); else None."""
+        if self._canonical is None:
+            return None
+        found = self._canonical(kafka_key)
+        if found is None:
+            return None
+        return tuple(found.group(i) for i in self._groups)
 
     def image_key_text(self, image: bytes, name: str) -> bytes | None:
         """The text of key attribute `name`'s value at the top level of an `image_ok` image,

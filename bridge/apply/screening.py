@@ -96,7 +96,10 @@ class Screen:
             topic_table = self._tables[rec.topic] = self.table_of_topic(rec.topic)
         assert self._shapes is not None
         shape = self._shapes.get(table)
-        if shape is None or table != topic_table or not shape.is_canonical(kafka_key):
+        if shape is None or table != topic_table:
+            return None
+        values = shape.canonical_values(kafka_key)
+        if values is None:
             return None
         # The Kafka key is a canonical key of this schema; naming the same attributes with
         # the same text makes it the canonical key of `keys` (and `keys` well formed).
@@ -110,9 +113,9 @@ class Screen:
             if op is not Op.REMOVE:
                 return None
         else:
-            for name in shape.names:
-                held = shape.image_key_text(new_text, name)
-                if held is None or held != orjson.dumps(keys[name]):
+            # Spelt as in the canonical key (so as orjson writes `keys[name]`).
+            for name, value in zip(shape.names, values, strict=True):
+                if shape.image_key_text(new_text, name) != value:
                     return None
         event = text_image_event(table, op, keys, version, origin, new_text, old_text, *parts[8:])
         return event, kafka_key
