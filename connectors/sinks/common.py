@@ -79,7 +79,14 @@ def key_value(av: Any, expected: KeyType, where: str) -> KeyValue:
 
 def key_identity(spec: TableSpec, keys: Item) -> tuple[KeyValue, ...]:
     """The identity of an event's key, validated against the table's key schema."""
-    where = f"table {spec.source} key {_show(keys)}"
+    try:
+        return _key_identity(spec, keys, "")
+    except PermanentError:
+        # Again, to name the table and key: built only now, as this runs per written row.
+        return _key_identity(spec, keys, f"table {spec.source} key {_show(keys)}")
+
+
+def _key_identity(spec: TableSpec, keys: Item, where: str) -> tuple[KeyValue, ...]:
     if len(keys) != len(spec.key_names):
         raise PermanentError(f"{where}: expected key attributes {', '.join(spec.key_names)}")
     out = []
