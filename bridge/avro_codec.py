@@ -32,7 +32,6 @@ from bridge.avro_envelope import (
 )
 from bridge.errors import DecodeError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.image_text import image_ok
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -153,7 +152,7 @@ class EventCodec:
         self._by_id: dict[int, ParsedSchema] = {}
         self._fast = compile_encoder(json.loads(self.schema.text))
         self._fast_decode = compile_decoder(json.loads(self.schema.text))
-        self._text_decode = compile_text_decoder(json.loads(self.schema.text), image_ok)
+        self._text_decode = compile_text_decoder(json.loads(self.schema.text))
         self._single_object_prefix = SINGLE_OBJECT_MAGIC + self.schema.fingerprint
 
     @staticmethod
@@ -230,8 +229,9 @@ class EventCodec:
         return self.decode_generic(data)
 
     def decode_text(self, data: bytes) -> TextParts | None:
-        """The record's parts with its images left as checked text (apply's pass-through),
-        or None when this is not certain (then `decode` decides, naming any problem).
+        """The record's parts with its images left as text, unchecked (apply's pass-through:
+        bridge/apply/screening.py checks them), or None when the envelope is not certainly
+        well formed (then `decode` decides, naming any problem).
 
         Only the current schema, in either framing; a Confluent schema id counts once
         `decode` has resolved it (no registry call here).

@@ -76,22 +76,31 @@ def _nested(inner: bytes) -> bytes:
     )
 
 
-def _compile_image() -> Callable[[bytes], re.Match[bytes] | None]:
+def _value() -> bytes:
     value = _SCALAR
     for _ in range(DEPTH):
         value = _nested(value)
-    return re.compile(rb"\{" + _list(_NAME + b":" + value, rb"\}")).fullmatch
+    return value
+
+
+def _compile_image(key_names: tuple[str, ...] = ()) -> Callable[[bytes], re.Match[bytes] | None]:
+    """The image pattern; with `key_names`, group i captures the value of top-level
+    attribute key_names[i - 1] when it is a scalar (a group in a repetition keeps its last
+    capture: callers make sure each name occurs once)."""
+    member = _NAME + b":" + _value()
+    if key_names:
+        member = (
+            b"(?:"
+            + b"|".join(re.escape(orjson.dumps(n)) + b":(" + _SCALAR + b")" for n in key_names)
+            + b"|"
+            + member
+            + b")"
+        )
+    return re.compile(rb"\{" + _list(member, rb"\}")).fullmatch
 
 
 # Compiled on first use (~0.1-0.3 s): most commands never check an image.
 _image: Callable[[bytes], re.Match[bytes] | None] | None = None
-
-# Skipping one value of text already known to be `image_ok`: brackets of any kind, strings
-# and the rest, nested as deep as such text can be (each level of M/L adds two).
-_ANY_STRING = rb'"(?:[^"\\]++|\\.)*+"'
-_SKIP = rb"(?!)"  # deeper than image_ok text can be: no match
-for _ in range(2 * DEPTH + 2):
-    _SKIP = rb"(?>[\[{](?:[^\[\]{}\"]++|" + _ANY_STRING + rb"|" + _SKIP + rb")*+[\]}])"
 
 
 def image_ok(text: bytes) -> bool:
@@ -150,22 +159,8 @@ class KeyShape:
         if self._canonical(attrs.canonical_key(sample)) is None:
             self._canonical = None
         self._groups = [ordered.index(name) + 1 for name in self.names]
-        self._needles = {name: orjson.dumps(name) + b":" for name in self.names}
-        # Members skipped one by one from the start: a match is at the top level.
-        self._top_level = {
-            name: re.compile(
-                rb"\{(?:"
-                + _NAME
-                + b":"
-                + _SKIP
-                + rb",)*?"
-                + re.escape(orjson.dumps(name))
-                + rb":("
-                + _SKIP
-                + rb")[,}]"
-            ).match
-            for name in self.names
-        }
+        self._needles = [orjson.dumps(name) + b":" for name in self.names]
+        self._image: Callable[[bytes], re.Match[bytes] | None] | None = None  # on first use
 
     def canonical_values(self, kafka_key: bytes) -> tuple[bytes, ...] | None:
         """If `kafka_key` is `attrs.canonical_key` of a well-formed key of this schema (once
@@ -178,14 +173,28 @@ class KeyShape:
             return None
         return tuple(found.group(i) for i in self._groups)
 
-    def image_key_text(self, image: bytes, name: str) -> bytes | None:
-        """The text of key attribute `name`'s value at the top level of an `image_ok` image,
-        when it occurs there exactly once and nowhere deeper; else None (absent, nested, or
-        repeated: ask the parsing path)."""
-        if image.count(self._needles[name]) != 1:
+    def image_keys(self, image: bytes) -> tuple[bytes, ...] | None:
+        """If `image` is `image_ok` and each key attribute occurs in it exactly once, at the
+        top level, with a scalar value: those values' texts, in `names` order; else None.
+
+        In such text the bytes `"name":` occur exactly where an attribute `name` begins (a
+        quote inside a string is escaped, names have no escapes), so one occurrence that
+        the pattern captured at the top level is the attribute the parsed image holds."""
+        for needle in self._needles:
+            if image.count(needle) != 1:
+                return None
+        if self._image is None:
+            self._image = _compile_image(self.names)
+        if not image.isascii():
+            try:
+                image.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        found = self._image(image)
+        if found is None:
             return None
-        found = self._top_level[name](image)
-        return None if found is None else found.group(1)
+        values = found.groups()
+        return None if None in values else values
 
 
 PENDING: Any = object()  # an image slot whose text is checked but not yet parsed

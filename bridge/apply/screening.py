@@ -37,7 +37,7 @@ from bridge.apply.dlq import RawRecord
 from bridge.avro_codec import EventCodec
 from bridge.errors import AttributeTypeError, DecodeError
 from bridge.event import ChangeEvent, Op
-from bridge.image_text import KeyShape, text_image_event
+from bridge.image_text import KeyShape, image_ok, text_image_event
 from bridge.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
@@ -113,10 +113,12 @@ class Screen:
             if op is not Op.REMOVE:
                 return None
         else:
-            # Spelt as in the canonical key (so as orjson writes `keys[name]`).
-            for name, value in zip(shape.names, values, strict=True):
-                if shape.image_key_text(new_text, name) != value:
-                    return None
+            # Checked, and each key attribute spelt as in the canonical key (so as orjson
+            # writes `keys[name]`, hence equal to it once parsed).
+            if shape.image_keys(new_text) != values:
+                return None
+        if old_text is not None and not image_ok(old_text):
+            return None
         event = text_image_event(table, op, keys, version, origin, new_text, old_text, *parts[8:])
         return event, kafka_key
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import fastavro
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -244,3 +245,29 @@ def test_the_sqlite_sink_stores_the_checked_text_and_the_full_image_otherwise(
     assert rows["a"] == orjson.dumps(with_keys.new_image).decode()
     # The image lacked `sk`: the row holds the full image, keys included.
     assert orjson.loads(rows["b"]) == {"pk": {"S": "b"}, "v": {"S": "w"}, "sk": {"N": "2"}}
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        '{"pk":{"S":"a"},"sk":{"N":"1"},"pk":{"S":"b"}}',  # the last of two wins when parsed
+        '{"pk":{"S":"b"},"sk":{"N":"1"},"pk":{"S":"a"}}',
+        '{"pk":{"S":"a"},"sk":{"N":"1"},"m":{"M":{"pk":{"S":"z"}}}}',  # a nested namesake
+        '{"m":{"M":{"pk":{"S":"a"},"sk":{"N":"1"}}}}',  # only nested: keys not in the image
+        '{"pk":{"S":"a"},"sk":{"N":"1.0"}}',  # the same number, spelt otherwise
+        '{"pk":{"S":"a"},"sk":{"N":"2"}}',  # another item's key
+        '{"pk":{"M":{}},"sk":{"N":"1"}}',
+        '{"pk":{"S":"a"},"sk":{"N":"1"},"pk":{"M":{}}}',  # a pattern keeps the 1st capture
+        '{"sk":{"N":"1"},"pk":{"S":"a"}}',  # another order: fine
+    ],
+)
+def test_key_attributes_in_the_image_get_the_parsing_paths_verdict(image: str) -> None:
+    event = sample_event()
+    text, parse = screens(SPEC)
+    got = assert_same_verdict(
+        text, parse, RawRecord(TOPIC, 0, 0, event.key_bytes(), with_image_text(event, image))
+    )
+    if not isinstance(got, Rejected) and type(got[0]) is TextImageEvent:
+        # Stored as is only when the text is what the parsed image would say.
+        assert orjson.loads(stored_text(got[0]) or b"") == got[0].new_image
+        assert got[0].new_image["pk"] == event.keys["pk"]
