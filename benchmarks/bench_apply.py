@@ -5,7 +5,9 @@ consuming a topic of
 N change events (~300-byte items, distinct keys, so events = rows written), from the end of
 its first batch to the end of its last (group join excluded). Same-run baselines, on the same
 topic: a plain confluent-kafka consumer reading the raw records (`consume(10000)`), and the
-same consumer also Avro-decoding every record (the per-event work apply cannot avoid).
+same consumer also Avro-decoding every record (the per-event work apply cannot avoid), and
+for PostgreSQL, `COPY` of the same rows into a table of the sink's shape (goal: apply at
+0.7 of it). `benchmarks/bench_apply_workers.py` measures one worker process against two.
 Figures are printed, never asserted. Run: `python -m benchmarks apply [--events N]`.
 """
 
