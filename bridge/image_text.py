@@ -313,27 +313,36 @@ def text_image_event(
             old_image_json=old_text,
         )
     event = _new_object(TextImageEvent)
-    for setter, value in zip(
-        _SETTERS,
-        (
-            table,
-            op,
-            keys,
-            version,
-            origin,
-            new_image,
-            old_image,
-            shard_id,
-            sequence_number,
-            event_id,
-            created,
-            ttl_expired,
-            new_text,
-            old_text,
-        ),
-        strict=True,
-    ):
-        setter(event, value)
+    (
+        set_table,
+        set_op,
+        set_keys,
+        set_version,
+        set_origin,
+        set_new,
+        set_old,
+        set_shard,
+        set_sequence,
+        set_event_id,
+        set_created,
+        set_ttl,
+        set_new_json,
+        set_old_json,
+    ) = _SETTERS
+    set_table(event, table)
+    set_op(event, op)
+    set_keys(event, keys)
+    set_version(event, version)
+    set_origin(event, origin)
+    set_new(event, new_image)
+    set_old(event, old_image)
+    set_shard(event, shard_id)
+    set_sequence(event, sequence_number)
+    set_event_id(event, event_id)
+    set_created(event, created)
+    set_ttl(event, ttl_expired)
+    set_new_json(event, new_text)
+    set_old_json(event, old_text)
     return event
 
 

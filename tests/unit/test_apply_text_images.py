@@ -17,6 +17,7 @@ from bridge import attrs
 from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
 from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
+from bridge.avro_envelope import _long, _long_fast, _zigzag_varint
 from bridge.errors import AttributeTypeError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.image_text import TextImageEvent, image_ok, stored_text
@@ -271,3 +272,13 @@ def test_key_attributes_in_the_image_get_the_parsing_paths_verdict(image: str) -
         # Stored as is only when the text is what the parsed image would say.
         assert orjson.loads(stored_text(got[0]) or b"") == got[0].new_image
         assert got[0].new_image["pk"] == event.keys["pk"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.integers(-(2**63), 2**63 - 1), tail=st.binary(max_size=3))
+def test_the_fast_varint_reads_what_the_general_one_reads(value: int, tail: bytes) -> None:
+    data = b"\x00" + _zigzag_varint(value) + tail
+    assert _long_fast(data, 1) == _long(data, 1) == (value, len(data) - len(tail))
+    cut = data[: len(data) - len(tail) - 1]  # the last byte missing: both refuse
+    with pytest.raises(IndexError):
+        _long_fast(cut, 1)
