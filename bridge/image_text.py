@@ -220,7 +220,8 @@ def _slot_property(slot: Any, text_field: str) -> Any:
 
 class TextImageEvent(ChangeEvent):
     """A ChangeEvent whose images were read as text: `new_image_json` / `old_image_json`
-    hold each present image's DynamoDB JSON, checked by `image_ok`, and `new_image` /
+    hold each present image's DynamoDB JSON, checked on its text (`image_ok`, or for the
+    new image `KeyShape.image_keys`, the same grammar), and `new_image` /
     `old_image` parse it on first read. Reading an image therefore always gives the same
     map the parsing decoder gives (and the event compares equal to that decoder's); a sink
     that stores text never pays for the parse.
@@ -292,7 +293,7 @@ def text_image_event(
     ttl_expired: bool,
 ) -> TextImageEvent:
     """A TextImageEvent whose present images are `new_text` / `old_text`, already checked
-    with `image_ok` (for screening, which checks the rest: see TextImageEvent)."""
+    on their text (by screening, which checks the rest: see TextImageEvent)."""
     new_image = None if new_text is None else PENDING
     old_image = None if old_text is None else PENDING
     if _SETTERS is None:
