@@ -5,7 +5,9 @@ consuming a topic of
 N change events (~300-byte items, distinct keys, so events = rows written), from the end of
 its first batch to the end of its last (group join excluded). Same-run baselines, on the same
 topic: a plain confluent-kafka consumer reading the raw records (`consume(10000)`), and the
-same consumer also Avro-decoding every record (the per-event work apply cannot avoid).
+same consumer also Avro-decoding every record (the per-event work apply cannot avoid), and
+for PostgreSQL, `COPY` of the same rows into a table of the sink's shape (goal: apply at
+0.7 of it). `benchmarks/bench_apply_workers.py` measures one worker process against two.
 Figures are printed, never asserted. Run: `python -m benchmarks apply [--events N]`.
 """
 
@@ -18,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaError
 
 from bridge.apply.app import ApplyWorker
@@ -91,6 +94,61 @@ def plain_consumer(bootstrap: str, topic: str, n: int, decode: bool) -> float:
         return n / (time.perf_counter() - start)
     finally:
         consumer.close()
+
+
+def copy_rate(dsn: str, bootstrap: str, topic: str, n: int, batch_size: int) -> float:
+    """Rows/s of PostgreSQL `COPY` of the topic's rows (keys, item, version, deleted) into a
+    table of the sink's shape, in the same batches, one commit each: the same rows as the
+    apply figure, loaded the fastest way PostgreSQL offers, with no version check. The rows
+    are read and decoded first, outside the timing."""
+    import psycopg
+
+    codec = EventCodec()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    rows: list[tuple[Any, ...]] = []
+    try:
+        while len(rows) < n:
+            for msg in consumer.consume(10_000, timeout=1.0):
+                if msg.error():
+                    continue
+                event = codec.decode(msg.value())
+                rows.append(
+                    (
+                        event.keys["pk"]["S"],
+                        event.keys["sk"]["N"],
+                        orjson.dumps(event.new_image).decode(),
+                        event.version,
+                        False,
+                    )
+                )
+    finally:
+        consumer.close()
+    table = f"copy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            f'CREATE TABLE "{table}" (pk text NOT NULL, sk numeric NOT NULL, item jsonb, '
+            "item_exact bytea, version bigint NOT NULL, deleted boolean NOT NULL, "
+            "PRIMARY KEY (pk, sk))"
+        )
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(0, len(rows), batch_size):
+            with (
+                conn.cursor() as cur,
+                cur.copy(f'COPY "{table}" (pk, sk, item, version, deleted) FROM STDIN') as copy,
+            ):
+                for row in rows[i : i + batch_size]:
+                    copy.write_row(row)
+            conn.commit()
+        return len(rows) / (time.perf_counter() - start)
 
 
 def apply_rate(
@@ -198,6 +256,16 @@ def main(argv: list[str] | None = None) -> None:
                     note=f"ratio to consume + Avro decode ({decoding:,.0f}/s): "
                     f"{rate / decoding:.2f}",
                 )
+                if name == "postgres":
+                    assert cluster is not None
+                    copy = copy_rate(cluster.dsn, bootstrap, topic, args.events, args.batch_size)
+                    results.figure(
+                        "apply -> PostgreSQL, rows",
+                        rate,
+                        "rows/s",
+                        baseline=("COPY of the same rows", copy),
+                        goal_ratio=0.7,
+                    )
         finally:
             if cluster is not None:
                 cluster.destroy()

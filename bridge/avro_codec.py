@@ -23,7 +23,13 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from bridge import attrs
-from bridge.avro_envelope import EnvelopeError, compile_decoder, compile_encoder
+from bridge.avro_envelope import (
+    EnvelopeError,
+    TextParts,
+    compile_decoder,
+    compile_encoder,
+    compile_text_decoder,
+)
 from bridge.errors import DecodeError
 from bridge.event import ChangeEvent, Op, Origin
 
@@ -146,6 +152,8 @@ class EventCodec:
         self._by_id: dict[int, ParsedSchema] = {}
         self._fast = compile_encoder(json.loads(self.schema.text))
         self._fast_decode = compile_decoder(json.loads(self.schema.text))
+        self._text_decode = compile_text_decoder(json.loads(self.schema.text))
+        self._single_object_prefix = SINGLE_OBJECT_MAGIC + self.schema.fingerprint
 
     @staticmethod
     def _per_table_prefix(schema_id_for: Callable[[str], int]) -> Callable[[str], bytes]:
@@ -219,6 +227,25 @@ class EventCodec:
                     f"(writer fingerprint {writer.fingerprint[::-1].hex()})"
                 ) from exc
         return self.decode_generic(data)
+
+    def decode_text(self, data: bytes) -> TextParts | None:
+        """The record's parts with its images left as text, unchecked (apply's pass-through:
+        bridge/apply/screening.py checks them), or None when the envelope is not certainly
+        well formed (then `decode` decides, naming any problem).
+
+        Only the current schema, in either framing; a Confluent schema id counts once
+        `decode` has resolved it (no registry call here).
+        """
+        text_decode = self._text_decode
+        if text_decode is None:
+            return None
+        if data[:10] == self._single_object_prefix:
+            return text_decode(data, 10)
+        if data[:1] == CONFLUENT_MAGIC and len(data) >= 5:
+            (schema_id,) = struct.unpack(">I", data[1:5])
+            if self._by_id.get(schema_id) is self.schema:
+                return text_decode(data, 5)
+        return None
 
     def decode_generic(self, data: bytes) -> ChangeEvent:
         """fastavro's decoding with schema resolution: any known writer schema."""

@@ -10,6 +10,7 @@ property test holds its output byte-identical to fastavro's for arbitrary events
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,23 @@ def _long(data: bytes, pos: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos
 
 
+_VARINT_END = re.compile(rb"[\x80-\xff]{0,7}[\x00-\x7f]").match
+
+
+def _long_fast(data: bytes, pos: int) -> tuple[int, int]:
+    """`_long` for varints of up to 8 bytes (every version until the year 3111) without a
+    loop per byte: the bytes as one integer, their 7-bit groups packed in three steps."""
+    found = _VARINT_END(data, pos)
+    if found is None:
+        return _long(data, pos)  # longer, or cut off: the general decoder says which
+    end = found.end()
+    n = int.from_bytes(data[pos:end], "little")
+    n = (n & 0x007F007F007F007F) | ((n & 0x7F007F007F007F00) >> 1)
+    n = (n & 0x00003FFF00003FFF) | ((n & 0x3FFF00003FFF0000) >> 2)
+    n = (n & 0x000000000FFFFFFF) | ((n & 0x0FFFFFFF00000000) >> 4)
+    return (n >> 1) ^ -(n & 1), end
+
+
 def _span(data: bytes, pos: int) -> tuple[int, int]:
     """A length-prefixed string at `pos`: (start, end) of its bytes, checked against the data."""
     n, start = _long(data, pos)
@@ -243,6 +261,134 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
             event_id=event_id,
             approximate_creation_time_ms=created,
             ttl_expired=flag == 1,
+        )
+
+    return decode
+
+
+# Op and origin as their one-byte encodings (zigzag of the symbol index).
+_OP_BYTE = {2 * i: op for i, op in enumerate(Op)}
+_ORIGIN_BYTE = {2 * i: origin for i, origin in enumerate(Origin)}
+
+TextParts = tuple[
+    str,  # table
+    Op,
+    Origin,
+    int,  # version
+    dict[str, Any],  # keys, parsed
+    bytes,  # keys, as text
+    bytes | None,  # new image text, not checked
+    bytes | None,  # old image text, not checked
+    str | None,  # shard_id
+    str | None,  # sequence_number
+    str | None,  # event_id
+    int | None,  # approximate_creation_time_ms
+    bool,  # ttl_expired
+]
+"""A decoded envelope with its images left as text (apply's pass-through, see
+`compile_text_decoder`). A tuple: this is made once per consumed record."""
+
+
+def compile_text_decoder(
+    schema_json: dict[str, Any],
+) -> Callable[[bytes, int], TextParts | None] | None:
+    """A decoder that leaves images as text, for bodies written with `schema_json` (None
+    if it is not the layout).
+
+    `decode(data, start)` returns the parts, or None whenever it is not certain: a body
+    the parsing decoder (`compile_decoder`) would refuse, an encoding it accepts but this
+    one does not expect (a long varint where one byte is usual). None means "ask the
+    parsing decoder", which decides and names the problem. The images are NOT checked:
+    the caller must check their text (bridge/image_text.py) before trusting them; once it
+    has, the parsing decoder returns the same event, with the images parsed from that text.
+    """
+    if compile_decoder(schema_json) is None:
+        return None
+    names: dict[bytes, str] = {}  # table names seen, to skip decoding them per record
+
+    def string(data: bytes, pos: int) -> tuple[int, int]:
+        b = data[pos]
+        if b < 0x80 and not b & 1:  # one byte, non-negative: a short string
+            return pos + 1, pos + 1 + (b >> 1)
+        return _span(data, pos)
+
+    def optional(data: bytes, pos: int) -> tuple[str | None, int]:
+        """A ["null", "string"] union: the text, or None."""
+        b = data[pos]
+        if b == 0:
+            return None, pos + 1
+        if b != 2:
+            raise EnvelopeError("union branch", pos)
+        a, pos = string(data, pos + 1)
+        return data[a:pos].decode(), pos
+
+    def decode(data: bytes, pos: int) -> TextParts | None:
+        # Straight-line on purpose, like compile_decoder's: this runs once per record.
+        try:
+            a, pos = string(data, pos)
+            raw = data[a:pos]
+            table = names.get(raw)
+            if table is None:
+                table = raw.decode()
+                if len(names) < 1024:  # a foreign producer's names must not grow it forever
+                    names[raw] = table
+            op = _OP_BYTE.get(data[pos])
+            origin = _ORIGIN_BYTE.get(data[pos + 1])
+            if op is None or origin is None:
+                return None
+            version, pos = _long_fast(data, pos + 2)
+            a, pos = string(data, pos)
+            keys_text = data[a:pos]
+            keys = orjson.loads(keys_text)
+            if type(keys) is not dict:
+                return None
+            new_text = old_text = None
+            created = None
+            b = data[pos]
+            if b == 2:
+                a, pos = _span(data, pos + 1)
+                new_text = data[a:pos]
+            elif b == 0:
+                pos += 1
+            else:
+                return None
+            b = data[pos]
+            if b == 2:
+                a, pos = _span(data, pos + 1)
+                old_text = data[a:pos]
+            elif b == 0:
+                pos += 1
+            else:
+                return None
+            shard_id, pos = optional(data, pos)
+            sequence_number, pos = optional(data, pos)
+            event_id, pos = optional(data, pos)
+            b = data[pos]
+            if b == 2:
+                created, pos = _long_fast(data, pos + 1)
+            elif b == 0:
+                pos += 1
+            else:
+                return None
+            flag = data[pos]
+        except (IndexError, ValueError):  # EnvelopeError, UnicodeDecodeError, JSON errors
+            return None
+        if flag > 1 or pos + 1 != len(data):
+            return None
+        return (
+            table,
+            op,
+            origin,
+            version,
+            keys,
+            keys_text,
+            new_text,
+            old_text,
+            shard_id,
+            sequence_number,
+            event_id,
+            created,
+            flag == 1,
         )
 
     return decode

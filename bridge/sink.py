@@ -49,6 +49,10 @@ class SinkCapabilities:
     native_timestamps: bool = False  # last-write-wins done by the database (CQL USING TIMESTAMP)
     ttl: bool = False  # can expire rows by itself
     tombstones: bool = True  # keeps deleted rows with their version
+    # Stores an image as its DynamoDB JSON text (bridge.image_text.stored_text) and reads
+    # no image otherwise: apply then hands it TextImageEvents, whose images are checked on
+    # their text and parsed only if something reads them (docs/design.md, section 10).
+    image_text: bool = False
 
 
 class Sink(Protocol):

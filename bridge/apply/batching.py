@@ -23,6 +23,19 @@ def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
     return [group[0] for group in newest_first(((e.table, e.key_bytes()), e) for e in events)]
 
 
+def newest(keyed: Iterable[tuple[tuple[str, bytes], ChangeEvent]]) -> list[ChangeEvent]:
+    """Each (table, key)'s winner, in first-seen key order: `[g[0] for g in newest_first(..)]`
+    without building the groups (they are needed only when the target refuses a winner)."""
+    winners: dict[tuple[str, bytes], ChangeEvent] = {}
+    setdefault = winners.setdefault
+    for key, event in keyed:
+        held = setdefault(key, event)
+        # Strictly higher only: among equals the first seen stays, as in newest_first.
+        if held is not event and rank(event) > rank(held):
+            winners[key] = event
+    return list(winners.values())
+
+
 def newest_first(keyed: Iterable[tuple[tuple[str, bytes], ChangeEvent]]) -> list[list[ChangeEvent]]:
     """Every (table, key)'s events of a batch, newest first; `[0]` of each is the winner.
 

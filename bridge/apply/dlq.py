@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bridge.publisher import Publisher
 from bridge.settings import KafkaSettings
@@ -30,9 +30,9 @@ HEADER_TARGET = "ddb.dlq.target"
 MAX_REASON = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One Kafka record as the worker received it (value undecoded)."""
+class RawRecord(NamedTuple):
+    """One Kafka record as the worker received it (value undecoded). A NamedTuple, not a
+    frozen dataclass: one is made per consumed record, and this builds in half the time."""
 
     topic: str
     partition: int

@@ -115,13 +115,24 @@ class Feed:
         return len(self._items)
 
     async def put(self, message: Any) -> None:
+        if not self.put_nowait(message):
+            await self.room()
+
+    def put_nowait(self, message: Any) -> bool:
+        """Buffer `message`; False when the buffer is now full (then await `room()` before
+        the next). Not a coroutine: the fetch loop calls it once per record."""
         items = self._items
         items.append(message)
         if len(items) >= self._want:
             self._ready.set()
         if len(items) >= self.maxsize:
             self._room.clear()
-            await self._room.wait()
+            return False
+        return True
+
+    async def room(self) -> None:
+        """Wait until the buffer has room again."""
+        await self._room.wait()
 
     def clear(self) -> None:
         """Drop everything buffered (records of a generation that just ended)."""
@@ -218,7 +229,7 @@ class FeedConsumer(Consumer):
                 yield tp, to_message(tp, record)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        put = self.feed.put
+        put_nowait, room = self.feed.put_nowait, self.feed.room
         getmany = self.getmany
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
@@ -242,8 +253,8 @@ class FeedConsumer(Consumer):
                         # Records arriving while the flow is suspended (a rebalance) are
                         # dropped, as Faust's streams drop them: they are read again from
                         # the committed offset afterwards.
-                        if not suspended():
-                            await put(message)
+                        if not suspended() and not put_nowait(message):
+                            await room()  # full: backpressure
                         set_read_offset(tp, offset)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -13,6 +13,16 @@ images of the wrong shape. Each record is checked here, alone, so that
 
 What passes is well formed for its table: the sink may still refuse a value it cannot hold
 (that is the sink's PermanentError, handled per event by the processor).
+
+Two ways through, one verdict. For a sink that stores images as text
+(`SinkCapabilities.image_text`), a record first tries the text path (`_text_check`): the
+envelope is decoded with its images left as text, each image is checked on its text
+(bridge/image_text.py), the Kafka key must already be the canonical key of the event's
+keys, and the new image must hold each key attribute spelt as in the keys. Whatever is not
+certain there (anything unusual, and every bad record) goes the parsing path below, which
+decides and names the reason. The text path admits only what the parsing path admits, with
+an equal event (a `TextImageEvent`, whose images parse on first read) and the same key:
+tests/unit/test_apply_text_images.py holds the two to that.
 """
 
 from __future__ import annotations
@@ -20,11 +30,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from bridge import attrs
 from bridge.apply.dlq import RawRecord
 from bridge.avro_codec import EventCodec
 from bridge.errors import AttributeTypeError, DecodeError
 from bridge.event import ChangeEvent, Op
+from bridge.image_text import KeyShape, image_ok, text_image_event
 from bridge.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
@@ -51,13 +64,65 @@ class Screen:
         codec: EventCodec,
         table_of_topic: Callable[[str], str],
         specs: Sequence[TableSpec] | None = None,
+        image_text: bool = False,
     ) -> None:
         self.codec = codec
         self.table_of_topic = table_of_topic
         self.specs = None if specs is None else {s.source: s for s in specs}
         self._tables: dict[str, str] = {}  # topic -> table, resolved once per topic
+        # The text path needs each table's key schema.
+        self._shapes = (
+            {s.source: KeyShape(s) for s in specs} if image_text and specs is not None else None
+        )
 
     def check(self, rec: RawRecord) -> Admitted | Rejected:
+        if self._shapes is not None:
+            admitted = self._text_check(rec)
+            if admitted is not None:
+                return admitted
+        return self._parse_check(rec)
+
+    def _text_check(self, rec: RawRecord) -> Admitted | None:
+        """The record as a TextImageEvent with its key, if certainly admitted; else None."""
+        value, kafka_key = rec.value, rec.key
+        if value is None or kafka_key is None:
+            return None
+        parts = self.codec.decode_text(value)
+        if parts is None:
+            return None
+        (table, op, origin, version, keys, keys_text, new_text, old_text) = parts[:8]
+        topic_table = self._tables.get(rec.topic)
+        if topic_table is None:
+            topic_table = self._tables[rec.topic] = self.table_of_topic(rec.topic)
+        assert self._shapes is not None
+        shape = self._shapes.get(table)
+        if shape is None or table != topic_table:
+            return None
+        values = shape.canonical_values(kafka_key)
+        if values is None:
+            return None
+        # The Kafka key is a canonical key of this schema; naming the same attributes with
+        # the same text makes it the canonical key of `keys` (and `keys` well formed).
+        if kafka_key != keys_text:
+            try:
+                if orjson.loads(kafka_key) != keys:
+                    return None
+            except orjson.JSONDecodeError:
+                return None
+        if new_text is None:
+            if op is not Op.REMOVE:
+                return None
+        else:
+            # Checked, and each key attribute spelt as in the canonical key (so as orjson
+            # writes `keys[name]`, hence equal to it once parsed).
+            if shape.image_keys(new_text) != values:
+                return None
+        if old_text is not None and not image_ok(old_text):
+            return None
+        event = text_image_event(table, op, keys, version, origin, new_text, old_text, *parts[8:])
+        return event, kafka_key
+
+    def _parse_check(self, rec: RawRecord) -> Admitted | Rejected:
         if rec.value is None:
             return Rejected("record has no value", "DecodeError")
         try:

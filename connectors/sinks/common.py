@@ -18,6 +18,7 @@ from bridge import attrs
 from bridge.attrs import Item
 from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
+from bridge.image_text import stored_text
 from bridge.sink import KeyType, TableSpec
 from bridge.versioning import wins
 
@@ -78,7 +79,14 @@ def key_value(av: Any, expected: KeyType, where: str) -> KeyValue:
 
 def key_identity(spec: TableSpec, keys: Item) -> tuple[KeyValue, ...]:
     """The identity of an event's key, validated against the table's key schema."""
-    where = f"table {spec.source} key {_show(keys)}"
+    try:
+        return _key_identity(spec, keys, "")
+    except PermanentError:
+        # Again, to name the table and key: built only now, as this runs per written row.
+        return _key_identity(spec, keys, f"table {spec.source} key {_show(keys)}")
+
+
+def _key_identity(spec: TableSpec, keys: Item, where: str) -> tuple[KeyValue, ...]:
     if len(keys) != len(spec.key_names):
         raise PermanentError(f"{where}: expected key attributes {', '.join(spec.key_names)}")
     out = []
@@ -117,6 +125,16 @@ def full_image(event: ChangeEvent) -> Item:
     if all(name in image for name in event.keys):
         return image
     return {**image, **event.keys}
+
+
+def item_text(event: ChangeEvent) -> str:
+    """The DynamoDB JSON text to store as the item of a non-delete event: the event's own
+    checked text when apply read it as text (bridge.image_text.stored_text: it holds the
+    key attributes, so it is the full image), else the serialized full image."""
+    text = stored_text(event)
+    if text is not None:
+        return text.decode("utf-8")
+    return attrs.dumps(full_image(event))
 
 
 def coalesce(

@@ -16,7 +16,8 @@ from bridge.sink import SinkCapabilities, TableSpec
 
 
 class NullSink:
-    capabilities = SinkCapabilities(tombstones=False)
+    # It reads no image: text ones spare apply the parsing (bridge/image_text.py).
+    capabilities = SinkCapabilities(tombstones=False, image_text=True)
 
     def __init__(self, settings: NullTarget | None = None) -> None:
         self.settings = settings

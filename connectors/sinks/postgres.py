@@ -35,6 +35,7 @@ the primary reaches the new one.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -46,6 +47,7 @@ from bridge import attrs
 from bridge.attrs import Item
 from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.event import ChangeEvent
+from bridge.image_text import stored_text
 from bridge.settings import PostgresTarget
 from bridge.sink import KeyType, SinkCapabilities, TableSpec
 from connectors.sinks import sql_names
@@ -58,6 +60,8 @@ from connectors.sinks.common import (
     key_types,
     wire_key,
 )
+
+log = logging.getLogger(__name__)
 
 LAYOUT = ("item", "item_exact", "version", "deleted")
 _PG_TYPES: dict[KeyType, str] = {"S": "text", "N": "numeric", "B": "bytea"}
@@ -97,7 +101,7 @@ _RELKINDS = {
 class _PgTable:
     """The statements for one target table."""
 
-    def __init__(self, spec: TableSpec, schema: str) -> None:
+    def __init__(self, spec: TableSpec, schema: str, index: int = 0) -> None:
         self.spec = spec
         self.names = sql_names.plan(spec, LAYOUT, sql_names.exact, _MAX_IDENT)
         columns = self.names.key_columns
@@ -122,16 +126,37 @@ class _PgTable:
         key_arrays = sql.SQL(", ").join(sql.SQL("%b::" + t + "[]") for t in self.types)
         # The WHERE is `bridge.versioning.wins(excluded, stored)` in SQL: a higher version, or
         # a delete over a write at an equal version (test_sink_contract holds it to the rule).
-        self.upsert = sql.SQL(
-            "INSERT INTO {table} AS stored ({keys}, item, item_exact, version, deleted) "
-            "SELECT * FROM unnest({key_arrays}, %b::text[]::jsonb[], %b::bytea[], "
-            "%b::bigint[], %b::boolean[]) "
+        conflict = sql.SQL(
             "ON CONFLICT ({keys}) DO UPDATE SET item = excluded.item, "
             "item_exact = excluded.item_exact, version = excluded.version, "
             "deleted = excluded.deleted "
             "WHERE stored.version < excluded.version OR (stored.version = excluded.version "
             "AND excluded.deleted AND NOT stored.deleted)"
-        ).format(table=table, keys=keys, key_arrays=key_arrays)
+        ).format(keys=keys)
+        self.upsert = sql.SQL(
+            "INSERT INTO {table} AS stored ({keys}, item, item_exact, version, deleted) "
+            "SELECT * FROM unnest({key_arrays}, %b::text[]::jsonb[], %b::bytea[], "
+            "%b::bigint[], %b::boolean[]) {conflict}"
+        ).format(table=table, keys=keys, key_arrays=key_arrays, conflict=conflict)
+        # The bulk path: COPY the batch's rows into a session-private staging table, then
+        # one INSERT … SELECT with the same conflict rule. COPY is the cheapest way rows
+        # enter PostgreSQL; the merge keeps last-write-wins and the tombstones exactly
+        # (the rows are coalesced to one per key first, so no row is touched twice).
+        # ON COMMIT DELETE ROWS empties it at every commit (a rollback discards the rows
+        # anyway); IF NOT EXISTS in every transaction keeps it correct behind a pooler
+        # that hands each transaction another server session.
+        stage = sql.Identifier(f"ddb_bridge_stage_{index}")
+        self.stage_ddl = sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {stage} ({key_defs}item jsonb, item_exact bytea, "
+            "version bigint NOT NULL, deleted boolean NOT NULL) ON COMMIT DELETE ROWS"
+        ).format(stage=stage, key_defs=key_defs)
+        self.copy = sql.SQL(
+            "COPY {stage} ({keys}, item, item_exact, version, deleted) FROM STDIN"
+        ).format(stage=stage, keys=keys)
+        self.merge = sql.SQL(
+            "INSERT INTO {table} AS stored ({keys}, item, item_exact, version, deleted) "
+            "SELECT {keys}, item, item_exact, version, deleted FROM {stage} {conflict}"
+        ).format(table=table, keys=keys, stage=stage, conflict=conflict)
         q_cols = [sql.Identifier(f"k{i}") for i in range(len(self.types))]
         self.select = sql.SQL(
             "SELECT q.ord, t.item::text, t.item_exact FROM unnest({key_arrays}) "
@@ -169,6 +194,15 @@ def _jsonb_safe(av: Any) -> Any:
     return av
 
 
+def _event_item_columns(event: ChangeEvent) -> tuple[str, bytes | None]:
+    text = stored_text(event)
+    # Checked text carries U+0000 only as the escape \u0000 (a raw control character is
+    # not JSON); such an item takes the parsing path for its exact copy.
+    if text is not None and b"\\u0000" not in text:
+        return text.decode("utf-8"), None
+    return _item_columns(full_image(event))
+
+
 def _item_columns(image: Item) -> tuple[str, bytes | None]:
     text = attrs.dumps(image)
     # JSON escapes U+0000 as \u0000; the test may also match an escaped backslash followed
@@ -179,7 +213,9 @@ def _item_columns(image: Item) -> tuple[str, bytes | None]:
 
 
 class PostgresSink:
-    capabilities = SinkCapabilities(native_timestamps=False, ttl=False, tombstones=True)
+    capabilities = SinkCapabilities(
+        native_timestamps=False, ttl=False, tombstones=True, image_text=True
+    )
 
     def __init__(self, settings: PostgresTarget) -> None:
         self.settings = settings
@@ -188,6 +224,7 @@ class PostgresSink:
         self._lock = threading.Lock()  # one connection, used serially
         self._tables = Tables([])
         self._sql: dict[str, _PgTable] = {}
+        self._stage = True  # COPY through a staging table (False: no TEMP privilege)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed:
@@ -223,7 +260,7 @@ class PostgresSink:
             raise ConfigError(
                 f"schema_name {schema!r} is not a PostgreSQL name (at most {_MAX_IDENT} bytes)"
             )
-        pg_tables = {spec.target: _PgTable(spec, schema) for spec in tables}
+        pg_tables = {spec.target: _PgTable(spec, schema, i) for i, spec in enumerate(tables)}
         sql_names.check_distinct([(t.spec, t.names) for t in pg_tables.values()], sql_names.exact)
         self._tables = Tables(tables)
         self._sql = pg_tables
@@ -277,31 +314,42 @@ class PostgresSink:
     def write_batch(self, events: Sequence[ChangeEvent]) -> None:
         if not events:
             return
-        statements = []
+        statements: list[tuple[_PgTable, list[tuple[Any, ...]]]] = []
         for target, winners in coalesce(events, self._tables).items():
-            table = self._sql[target]
-            columns: list[list[Any]] = [[] for _ in range(len(table.types) + 4)]
+            rows: list[tuple[Any, ...]] = []
             for ident, event in winners.items():
                 if event.is_delete:
-                    values: tuple[Any, ...] = (*ident, None, None, event.version, True)
+                    rows.append((*ident, None, None, event.version, True))
                 else:
-                    item, exact = _item_columns(full_image(event))
-                    values = (*ident, item, exact, event.version, False)
-                for column, value in zip(columns, values, strict=True):
-                    column.append(value)
-            statements.append((table, columns))
+                    item, exact = _event_item_columns(event)
+                    rows.append((*ident, item, exact, event.version, False))
+            statements.append((self._sql[target], rows))
         with self._lock:
             conn = self._connection()
             # The table a refusal is about: the batch's, until a statement names one.
             current = ", ".join(table.spec.target for table, _ in statements)
             try:
                 with conn.cursor() as cur:
-                    for table, columns in statements:
+                    for table, rows in statements:
                         current = table.spec.target
-                        cur.execute(table.upsert, columns)
+                        if self._stage:
+                            _copy_merge(cur, table, rows)
+                        else:
+                            cur.execute(table.upsert, [list(c) for c in zip(*rows, strict=True)])
                 conn.commit()
+                return
+            except _NoTempPrivilege as exc:
+                assert isinstance(exc.__cause__, psycopg.Error)
+                self._failed(exc.__cause__, "create a staging table", current)
+                log.warning(
+                    "no TEMP privilege on the database: writing through INSERT … unnest "
+                    "instead of COPY (slower; GRANT TEMP to the apply role to use COPY)",
+                    extra={"target_table": current, "error": str(exc.__cause__)},
+                )
+                self._stage = False
             except psycopg.Error as exc:
                 raise self._failed(exc, _describe(events), current) from exc
+        self.write_batch(events)  # once more, without the staging table
 
     def read_items(self, table: str, keys: Sequence[Item]) -> list[Item | None]:
         pg = self._table(table)
@@ -343,6 +391,23 @@ class PostgresSink:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class _NoTempPrivilege(Exception):
+    """The role may not create temporary tables: the sink falls back to INSERT … unnest."""
+
+
+def _copy_merge(cur: psycopg.Cursor[Any], table: _PgTable, rows: list[tuple[Any, ...]]) -> None:
+    """One table's rows of a batch: COPY into the staging table, merge into the table."""
+    try:
+        cur.execute(table.stage_ddl, prepare=False)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _NoTempPrivilege() from exc
+    with cur.copy(table.copy) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+    cur.execute(table.merge)
 
 
 def _describe(events: Sequence[ChangeEvent]) -> str:

@@ -41,7 +41,7 @@ from connectors.sinks import sql_names
 from connectors.sinks.common import (
     Tables,
     coalesce,
-    full_image,
+    item_text,
     key_identity,
     key_types,
     wire_key,
@@ -124,7 +124,9 @@ class _SqlTable:
 
 
 class SqliteSink:
-    capabilities = SinkCapabilities(native_timestamps=False, ttl=False, tombstones=True)
+    capabilities = SinkCapabilities(
+        native_timestamps=False, ttl=False, tombstones=True, image_text=True
+    )
 
     def __init__(self, settings: SqliteTarget) -> None:
         self.settings = settings
@@ -188,7 +190,7 @@ class SqliteSink:
             table = self._sql[target]
             rows = []
             for ident, event in winners.items():
-                item = None if event.is_delete else attrs.dumps(full_image(event))
+                item = None if event.is_delete else item_text(event)
                 rows.append((*ident, item, event.version, 1 if event.is_delete else 0))
             rows_by_table.append((table, rows))
         with self._lock:
