@@ -143,7 +143,9 @@ def baseline(kafka: KafkaSettings, topic: str, n: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_export")
     parser.add_argument("--items", type=int, default=500_000)
-    parser.add_argument("--small", type=int, default=100_000, help="second size, for RSS")
+    parser.add_argument(
+        "--small", type=int, default=100_000, help="second size, for RSS (0: only --items)"
+    )
     parser.add_argument("--files", type=int, default=8)
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         config = Path(tmp, "bridge.toml")
         results = {}
-        for n in (args.small, args.items):
+        for n in sorted({args.small, args.items} - {0}):
             table = services.unique("bench")
             config.write_text(
                 f'[aws]\nendpoint_url = "{endpoint}"\n'
