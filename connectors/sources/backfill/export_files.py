@@ -23,6 +23,7 @@ image live in the target until the stream's TTL delete arrives.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import time
 import zlib
@@ -241,7 +242,9 @@ class ExportFileReader:
         self.ttl_attribute = job.ttl_attribute if not manifest.incremental else None
         self.key_checks = tuple(zip(job.key_names, job.key_types, strict=False))
         self._fileobj, self._size = location.open_verified(self.data)
-        self._gz = gzip.GzipFile(fileobj=self._fileobj, mode="rb")
+        # Lines are split by a C buffered reader over the gzip stream: GzipFile's own line
+        # iteration runs a Python method per line.
+        self._gz = io.BufferedReader(gzip.GzipFile(fileobj=self._fileobj, mode="rb"), 1 << 16)
         self._lineno = self._blank = self._ttl_skipped = 0
         self._current: tuple[int, bytes] = (0, b"")  # line number and text of the last event
         self._at_end = False
