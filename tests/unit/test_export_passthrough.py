@@ -251,7 +251,7 @@ invalid_values = st.one_of(
     ),
     st.dictionaries(
         st.sampled_from(["S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M", "X"]),
-        st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none()),
+        st.one_of(st.text(max_size=4), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none()),
         min_size=1,
         max_size=2,
     ).filter(lambda av: not _valid(av)),
