@@ -44,8 +44,9 @@ def fast_item_ok(item: Any) -> bool:
 
 
 def item_members(item: Any) -> int:
-    """How many object members the item's JSON text holds (attribute names, type tags, map
-    entries), counted on the parsed item; -1 unless `bridge.attrs.validate` would certainly
+    """For an item parsed from JSON (objects are dicts, nothing else has `items`): how
+    many object members its JSON text holds (attribute names, type tags, map entries),
+    counted on the parsed item; -1 unless `bridge.attrs.validate` would certainly
     accept it (then ask `validate`, which decides and names the problem).
 
     The count lets the export reader prove that an item's text has no duplicate names,
@@ -58,13 +59,20 @@ def item_members(item: Any) -> int:
         return -1
     members = 2 * len(item)
     level: Any = item.values()
+    try:
+        return _walk(level, members)
+    except (AttributeError, ValueError):
+        # Not an object (parsed JSON has `items` on objects only) or not exactly one tag:
+        # caught once here instead of checked for every attribute value.
+        return -1
+
+
+def _walk(level: Any, members: int) -> int:
     depth = 1
     while level:
         deeper: list[Any] = []
         push = deeper.extend
         for av in level:
-            if type(av) is not dict or len(av) != 1:
-                return -1
             ((tag, value),) = av.items()
             if tag == "S":
                 if type(value) is not str:
