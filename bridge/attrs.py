@@ -465,6 +465,16 @@ def canonical_key(keys: Item) -> bytes:
     Keys are S, N or B only (DynamoDB's rule), so no nested structure needs canonicalizing.
     The same item gives the same bytes whether it came from a stream, a scan or an export.
     """
+    # Per published record: most keys are strings or already-canonical numbers, which are
+    # written as they are, without building a normalized copy.
+    for av in keys.values():
+        if type(av) is not dict or len(av) != 1:
+            break
+        number = av.get("N")
+        if number is not None and normalize_number(number) != number:
+            break
+    else:
+        return orjson.dumps(keys, option=orjson.OPT_SORT_KEYS)
     return orjson.dumps(
         {name: _canonical_av(av) for name, av in keys.items()}, option=orjson.OPT_SORT_KEYS
     )

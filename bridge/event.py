@@ -6,8 +6,8 @@ yields the same keys and key bytes whatever its origin.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -169,20 +169,22 @@ class ChangeEvent:
         *,
         keys: Item | None = None,
         old_image: Item | None = None,
+        new_image_json: bytes | None = None,
     ) -> ChangeEvent:
         """A back-filled item (scan, full or incremental export), already in wire form.
 
         The key attributes are taken from `keys` when the source gives them apart from the
         item (an incremental export line's `Keys`), else from the item itself.
+        `new_image_json` is the item's DynamoDB JSON text when the source holds exactly it.
         """
-        return cls(
-            table=table,
-            op=Op.SNAPSHOT,
-            keys=attrs.extract_keys(item if keys is None else keys, key_names, where),
-            version=version,
-            origin=origin,
-            new_image=item,
-            old_image=old_image,
+        return snapshot_event(
+            table,
+            attrs.extract_keys(item if keys is None else keys, key_names, where),
+            version,
+            origin,
+            item,
+            old_image,
+            new_image_json,
         )
 
     @classmethod
@@ -221,3 +223,90 @@ class ChangeEvent:
                 old_image=old_image,
             )
         raise AttributeTypeError(f"{where}: export line has neither 'Item' nor 'Keys'")
+
+
+# Back-fills build one event per item, and the frozen dataclass's __init__ (a guarded
+# setattr per field, keyword handling) cost more than the rest of a snapshot. A snapshot is
+# built by setting its slots directly; the result is the same object the constructor makes
+# (tests/unit/test_export_passthrough.py compares them). The field list is checked here, so
+# a new field makes this fall back to the constructor instead of leaving a slot unset.
+_SNAPSHOT_FIELDS = (
+    "table",
+    "op",
+    "keys",
+    "version",
+    "origin",
+    "new_image",
+    "old_image",
+    "shard_id",
+    "sequence_number",
+    "event_id",
+    "approximate_creation_time_ms",
+    "ttl_expired",
+    "new_image_json",
+    "old_image_json",
+)
+FAST_SNAPSHOTS = tuple(f.name for f in fields(ChangeEvent)) == _SNAPSHOT_FIELDS
+
+
+def _snapshot_by_constructor(
+    table: str,
+    keys: Item,
+    version: int,
+    origin: Origin,
+    new_image: Item,
+    old_image: Item | None,
+    new_image_json: bytes | None,
+) -> ChangeEvent:
+    return ChangeEvent(
+        table=table,
+        op=Op.SNAPSHOT,
+        keys=keys,
+        version=version,
+        origin=origin,
+        new_image=new_image,
+        old_image=old_image,
+        new_image_json=new_image_json,
+    )
+
+
+def _snapshot_by_slots() -> Callable[
+    [str, Item, int, Origin, Item, Item | None, bytes | None], ChangeEvent
+]:
+    set_ = [getattr(ChangeEvent, name).__set__ for name in _SNAPSHOT_FIELDS]
+    s_table, s_op, s_keys, s_version, s_origin, s_new, s_old = set_[:7]
+    s_shard, s_seq, s_id, s_created, s_ttl, s_new_json, s_old_json = set_[7:]
+    new, snapshot_op = object.__new__, Op.SNAPSHOT
+
+    def build(
+        table: str,
+        keys: Item,
+        version: int,
+        origin: Origin,
+        new_image: Item,
+        old_image: Item | None,
+        new_image_json: bytes | None,
+    ) -> ChangeEvent:
+        event: ChangeEvent = new(ChangeEvent)
+        s_table(event, table)
+        s_op(event, snapshot_op)
+        s_keys(event, keys)
+        s_version(event, version)
+        s_origin(event, origin)
+        s_new(event, new_image)
+        s_old(event, old_image)
+        s_shard(event, None)
+        s_seq(event, None)
+        s_id(event, None)
+        s_created(event, None)
+        s_ttl(event, False)
+        s_new_json(event, new_image_json)
+        s_old_json(event, None)
+        return event
+
+    return build
+
+
+snapshot_event = _snapshot_by_slots() if FAST_SNAPSHOTS else _snapshot_by_constructor
+"""Builds a SNAPSHOT event: (table, keys, version, origin, new image, old image, new image
+text). For back-fill hot paths; `ChangeEvent.snapshot` is the checked, documented way."""

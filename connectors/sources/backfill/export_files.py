@@ -23,6 +23,7 @@ image live in the target until the stream's TTL delete arrives.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import time
 import zlib
@@ -34,7 +35,7 @@ import orjson
 
 from bridge import attrs
 from bridge.errors import AttributeTypeError, ConfigError
-from bridge.event import ChangeEvent, Origin
+from bridge.event import ChangeEvent, Origin, snapshot_event
 from bridge.ttl import pending_deletion
 from bridge.versioning import backfill_version, to_micros
 from connectors.dynamodb import aws
@@ -49,7 +50,7 @@ from connectors.sources.backfill.export_manifest import (
     run_id_for,
 )
 from connectors.sources.backfill.export_request import manifest_uri, start_export
-from connectors.sources.backfill.item_check import fast_item_ok
+from connectors.sources.backfill.item_check import item_members
 from connectors.sources.backfill.part_loop import BackfillJob, RunParts
 from connectors.sources.backfill.run_plan import (
     BackfillRequest,
@@ -156,6 +157,44 @@ class ExportFiles(RunParts):
         return ExportFileReader(self.job, self.location, self.manifest, part)
 
 
+# A full export's line as DynamoDB writes it: `{"Item":` + the item's compact JSON + `}`.
+_ITEM_PREFIX = b'{"Item":'
+_PREFIX_LEN = len(_ITEM_PREFIX)
+
+
+def item_text(line: bytes, doc: dict[str, Any], item: Any, members: int) -> bytes:
+    """The item's DynamoDB JSON text, byte for byte what the full path writes into the
+    envelope (`orjson.dumps` of the parsed item), sliced from the line when that is provable.
+
+    `members` is `item_members(item)`: the item was parsed from `line` and is valid. The
+    slice after `{"Item":` is exactly the item's text when the line is `{"Item":…}` with a
+    single member (the `"Item"` prefix, a closing brace). It equals the re-serialised item
+    when, besides, the text is compact and spelled as orjson spells it: no backslash (so no
+    escape at all, and every `"` delimits a string: strings are their UTF-8 bytes, which is
+    how orjson writes anything but quotes, backslashes and control characters; raw control
+    characters do not parse), no whitespace byte anywhere (so none between tokens), and as
+    many `":` as members (a duplicate name, which parsing drops, or a string starting with
+    `:` makes more). Other lines (whitespace in strings included) get the parsed item
+    serialised, which is the full path's own text.
+    """
+    end = len(line) - 1 if line[-1:] == b"\n" else len(line)
+    if (
+        len(doc) == 1
+        and line.startswith(_ITEM_PREFIX)
+        and line[end - 1 : end] == b"}"
+        and b"\\" not in line
+        and b" " not in line
+        and b"\r" not in line
+        and b"\t" not in line
+        and line.count(b'":') == members + 1
+    ):
+        return line[_PREFIX_LEN : end - 1]
+    return _dumps(item)
+
+
+_dumps = orjson.dumps  # a name of its own: tests count the items re-serialised
+
+
 def _check_key(keys: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> None:
     """Key attributes must have the table's key types and be non-empty, as DynamoDB's are."""
     for name, want in checks:
@@ -189,6 +228,9 @@ class ExportFileReader:
 
     checkpoints = False  # a stopped file is read again from its start; only DONE is saved
     position: str | None = None
+    # Full-export items go into the envelope as the line's own text (see `item_text`);
+    # False takes the full path (re-serialise the parsed item), for comparison in tests.
+    passthrough = True
 
     def __init__(
         self, job: BackfillJob, location: ExportLocation, manifest: ExportManifest, part: Part
@@ -200,7 +242,9 @@ class ExportFileReader:
         self.ttl_attribute = job.ttl_attribute if not manifest.incremental else None
         self.key_checks = tuple(zip(job.key_names, job.key_types, strict=False))
         self._fileobj, self._size = location.open_verified(self.data)
-        self._gz = gzip.GzipFile(fileobj=self._fileobj, mode="rb")
+        # Lines are split by a C buffered reader over the gzip stream: GzipFile's own line
+        # iteration runs a Python method per line.
+        self._gz = io.BufferedReader(gzip.GzipFile(fileobj=self._fileobj, mode="rb"), 1 << 16)
         self._lineno = self._blank = self._ttl_skipped = 0
         self._current: tuple[int, bytes] = (0, b"")  # line number and text of the last event
         self._at_end = False
@@ -213,7 +257,8 @@ class ExportFileReader:
         table, version, origin = job.table, job.run.version, self.origin
         key_names, key_checks = job.key_names, self.key_checks
         ttl_attr, now_s = self.ttl_attribute, job.now_s
-        loads, snapshot = orjson.loads, ChangeEvent.snapshot
+        loads, extract_keys, build = orjson.loads, attrs.extract_keys, snapshot_event
+        passthrough = self.passthrough
         lineno, raw = self._lineno, 0
         event: ChangeEvent
         try:
@@ -233,15 +278,20 @@ class ExportFileReader:
                 item = doc.get("Item") if type(doc) is dict else None
                 try:
                     if item is not None:
-                        if not fast_item_ok(item):
-                            attrs.validate(item, "Item")
-                        event = snapshot(table, item, key_names, version, origin, "Item")
-                        _check_key(event.keys, key_checks)
+                        members = item_members(item)
+                        text = None
+                        if members < 0:
+                            attrs.validate(item, "Item")  # raises, naming the attribute
+                        elif passthrough:
+                            text = item_text(line, doc, item, members)
+                        keys = extract_keys(item, key_names, "Item")
+                        _check_key(keys, key_checks)
                         if ttl_attr is not None and pending_deletion(item, ttl_attr, now_s):
                             self._ttl_skipped += 1
                             if lineno % STATS_EVERY == 0:
                                 return
                             continue
+                        event = build(table, keys, version, origin, item, None, text)
                     else:
                         if type(doc) is not dict:
                             raise AttributeTypeError("a line must be a JSON object")
