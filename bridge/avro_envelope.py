@@ -35,14 +35,37 @@ _LAYOUT: list[tuple[str, Any]] = [
 ]
 
 
-def _zigzag_varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
+def _varint_loop(z: int) -> bytes:
     out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
     return bytes(out)
+
+
+# A varint in 14-bit chunks: every chunk below the top one is two bytes with the continuation
+# bit set (_MID), the top one is an ordinary varint of up to two bytes (_END). A version (µs
+# since the epoch, 8 varint bytes) then costs four table look-ups instead of eight turns of
+# a Python loop (~0.5 vs ~2-3 µs, on every event published).
+_END = [_varint_loop(c) for c in range(1 << 14)]
+_MID = [bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14)]
+_M14 = (1 << 14) - 1
+
+
+def _zigzag_varint(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    if z < 1 << 14:
+        return _END[z]
+    if z < 1 << 28:
+        return _MID[z & _M14] + _END[z >> 14]
+    if z < 1 << 42:
+        return _MID[z & _M14] + _MID[(z >> 14) & _M14] + _END[z >> 28]
+    if z < 1 << 56:
+        return b"".join(
+            (_MID[z & _M14], _MID[(z >> 14) & _M14], _MID[(z >> 28) & _M14], _END[z >> 42])
+        )
+    return _varint_loop(z)
 
 
 # Lengths of strings up to 16 KiB: precomputed, the common case.

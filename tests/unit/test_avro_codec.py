@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import struct
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge import avro_envelope
 from bridge.avro_codec import EventCodec, ParsedSchema, load_schema_text
 from bridge.errors import DecodeError
 from bridge.event import ChangeEvent, Op, Origin
@@ -217,3 +219,15 @@ def test_corrupt_bodies_raise_decode_error(data: st.DataObject) -> None:
     except DecodeError:
         return
     assert isinstance(decoded, ChangeEvent)
+
+
+@pytest.mark.parametrize("bits", [0, 6, 7, 13, 14, 27, 28, 41, 42, 55, 56, 62, 63])
+def test_fast_long_encoding_at_every_chunk_boundary(bits: int) -> None:
+    # The fast encoder writes longs in 14-bit chunks (bridge/avro_envelope.py): the values
+    # around each chunk's edge, both signs, against fastavro's own encoding of a long.
+    for n in {(1 << bits) - 1, 1 << bits, (1 << bits) + 1, -(1 << bits), -(1 << bits) - 1}:
+        if not -(2**63) <= n < 2**63:
+            continue
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema("long"), n)
+        assert avro_envelope._zigzag_varint(n) == out.getvalue(), n
