@@ -25,6 +25,7 @@ import pytest
 
 from bridge import attrs
 from bridge.avro_codec import EventCodec
+from bridge.errors import PermanentError
 from connectors.sources.backfill.runs import RunStore
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export
@@ -42,7 +43,7 @@ def write_config(
     text = (
         f'[aws]\nendpoint_url = "{endpoint}"\n'
         f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\nreplication_factor = 1\n'
-        f'[stream]\nlease_table = "{lease_table}"\nlease_duration_ms = 2000\n'
+        f'[stream]\nlease_table = "{lease_table}"\nlease_duration_ms = 6000\n'
         "[backfill]\nskew_margin_s = 0\n"
     )
     for name, value in extra.items():
@@ -205,21 +206,12 @@ def test_scan_two_processes_publish_what_one_process_does(
     config = write_config(
         tmp_path / "bridge.toml", dynamodb_endpoint, kafka_bootstrap, lease_table, []
     )
-    # A read budget (the command's, shared by its processes) keeps each segment busy long
-    # enough for the second process to take its share.
-    options = [
-        "--from",
-        "scan",
-        "--segments",
-        "4",
-        "--page-size",
-        "25",
-        "--max-items-per-second",
-        "100",
-        "--new-run",
-    ]
+    options = ["--from", "scan", "--segments", "4", "--page-size", "25", "--new-run"]
     code1, out1, err1 = run_cli(cli(config, table, *options, "--processes", "1"))
-    code2, out2, err2 = run_cli(cli(config, table, *options, "--processes", "2"))
+    # A read budget (the command's, shared by its processes) keeps the first process's
+    # segments busy long enough for the second process to start and take its share.
+    slow = ["--max-items-per-second", "60"]
+    code2, out2, err2 = run_cli(cli(config, table, *options, *slow, "--processes", "2"))
     assert code1 == 0, err1[-3000:]
     assert code2 == 0, err2[-3000:]
     assert published(out1) == published(out2) == len(items)
@@ -268,7 +260,7 @@ def test_killed_helper_process_part_is_finished_by_the_run(
         "--page-size",
         "10",
         "--max-items-per-second",
-        "120",
+        "40",
         "--new-run",
         "--processes",
         "2",
@@ -362,3 +354,137 @@ def test_bad_line_fails_the_command_naming_file_and_line(
     assert code == 1, err[-3000:]
     key = folder.files[5]["dataFileS3Key"]
     assert f"ddb-bridge: error: {key} line 1234: not JSON" in err, err[-3000:]
+
+
+def wait_until_both_hold_parts(
+    command: subprocess.Popen[bytes],
+    errors: Path,
+    ddb: Any,
+    lease_table: str,
+    table: str,
+    worker: str,
+) -> list[Any]:
+    """Poll the lease table until the command's own process and its helper each hold a
+    part they have read into (a saved cursor); returns the parts then."""
+    deadline = time.monotonic() + 60
+    store = RunStore(ddb, lease_table, table, "observer")
+    while time.monotonic() < deadline:
+        assert command.poll() is None, errors.read_text()[-3000:]
+        try:
+            run_id = store.current_run("scan")
+        except PermanentError:
+            run_id = None  # the lease table does not exist yet
+        run = store.load_run(run_id) if run_id else None
+        parts = store.parts(run) if run else []
+        busy = {p.owner for p in parts if p.owner and p.items > 0 and not p.done}
+        if {worker, f"{worker}/p2"} <= busy:
+            return parts
+        time.sleep(0.1)
+    raise AssertionError("both processes never held a part: " + errors.read_text()[-3000:])
+
+
+def test_sigterm_stops_every_process_and_kill_9_leaves_none(
+    tmp_path: Path,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    ddb_client: Any,
+    scan_table: Any,
+) -> None:
+    table, items = scan_table
+    lease_table = unique_name("leases")
+    config = write_config(
+        tmp_path / "bridge.toml", dynamodb_endpoint, kafka_bootstrap, lease_table, []
+    )
+    worker = f"w{uuid.uuid4().hex[:6]}"
+    args = cli(
+        config,
+        table,
+        "--from",
+        "scan",
+        "--segments",
+        "4",
+        "--page-size",
+        "10",
+        "--max-items-per-second",
+        "40",
+        "--processes",
+        "2",
+        "--worker-id",
+        worker,
+    )
+    store = RunStore(ddb_client, lease_table, table, "observer")
+
+    # SIGTERM: every process finishes its page, saves its cursor and hands its part back.
+    mark, errors = uuid.uuid4().hex, tmp_path / "first.txt"
+    with errors.open("wb") as err_file:
+        command = subprocess.Popen(
+            [*args, "--new-run"], stdout=subprocess.PIPE, stderr=err_file, env=marked_env(mark)
+        )
+        try:
+            wait_until_both_hold_parts(command, errors, ddb_client, lease_table, table, worker)
+            command.send_signal(signal.SIGTERM)
+            out, _ = command.communicate(timeout=60)
+        finally:
+            if command.poll() is None:
+                command.kill()
+    assert command.returncode == 130, errors.read_text()[-3000:]
+    assert "INCOMPLETE" in out.decode()
+    assert_none_left(mark)
+    run = store.load_run(run_id_of(out.decode()))
+    assert run is not None
+    after_stop = store.parts(run)
+    assert not all(p.done for p in after_stop)
+    assert all(p.owner is None for p in after_stop)  # handed back, not left to expire
+    assert any(p.cursor for p in after_stop if not p.done)
+
+    # kill -9 of the command ends its helper too (the kernel kills it with its parent).
+    mark, errors = uuid.uuid4().hex, tmp_path / "second.txt"
+    with errors.open("wb") as err_file:
+        command = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=err_file, env=marked_env(mark)
+        )
+        try:
+            wait_until_both_hold_parts(command, errors, ddb_client, lease_table, table, worker)
+            command.send_signal(signal.SIGKILL)
+            command.wait(10)
+        finally:
+            if command.poll() is None:
+                command.kill()
+    assert_none_left(mark)
+
+    # The run resumes (same worker id: its parts are taken at once) and completes.
+    budget = args.index("--max-items-per-second")
+    code, out3, err3 = run_cli(args[:budget] + args[budget + 2 :])
+    assert code == 0, err3[-3000:]
+    assert ": complete" in out3
+    final = store.parts(run)
+    assert all(p.done for p in final)
+    assert sum(p.items for p in final) == len(items)
+    codec = EventCodec()
+    keys = {
+        m.key()
+        for m in drain_more(kafka_bootstrap, f"ddb.{table}.changes", timeout_s=4)
+        if codec.decode(m.value()).version == run.version
+    }
+    assert keys == {attrs.canonical_key({"pk": it["pk"], "sk": it["sk"]}) for it in items}
+
+
+def test_one_part_is_read_by_one_process_and_the_command_says_so(
+    tmp_path: Path,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    scan_table: Any,
+) -> None:
+    table, items = scan_table
+    config = write_config(
+        tmp_path / "bridge.toml", dynamodb_endpoint, kafka_bootstrap, unique_name("leases"), []
+    )
+    code, out, err = run_cli(
+        cli(config, table, "--from", "scan", "--segments", "1", "--new-run", "--processes", "2")
+    )
+    assert code == 0, err[-3000:]
+    assert published(out) == len(items)
+    assert "1 part of the run left to read: 1 process, not 2" in err
+    assert "process 2" not in out and "started back-fill process" not in err

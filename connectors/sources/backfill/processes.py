@@ -263,6 +263,8 @@ class Helpers:
         report = self._report(number)
         if report.state != "running":
             return
+        # Its pipes close as it exits, a moment before its exit status can be read.
+        self._procs[number].join(10)
         code = self._procs[number].exitcode
         if code is not None and code < 0:
             report.state = f"killed by signal {-code}"

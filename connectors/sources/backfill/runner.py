@@ -201,7 +201,8 @@ def run_backfill(
         run, stats, parts, time.monotonic() - started, complete and not errors, interrupted
     )
     if helpers is not None:
-        outcome.processes = _own_share(helpers.reports, stats)
+        own_state = "failed" if errors else "interrupted" if interrupted else "done"
+        outcome.processes = _own_share(helpers.reports, stats, own_state)
     if errors:
         first = errors[0]
         log.error("back-fill failed", extra={"table": req.table, "run": run.run_id})
@@ -211,10 +212,10 @@ def run_backfill(
     return outcome
 
 
-def _own_share(reports: list[ProcessReport], stats: Stats) -> list[ProcessReport]:
+def _own_share(reports: list[ProcessReport], stats: Stats, state: str) -> list[ProcessReport]:
     """The command's own process did what the whole command did, less its helpers' work."""
     total = stats.work()
     own = reports[0]
     own.work = {k: v - sum(r.work.get(k, 0) for r in reports[1:]) for k, v in total.items()}
-    own.state = "done"
+    own.state = state
     return reports
