@@ -283,8 +283,9 @@ def test_killed_helper_process_part_is_finished_by_the_run(
                     run_id = store.current_run("scan")
                     run = store.load_run(run_id) if run_id else None
                     for part in store.parts(run) if run else []:
-                        # Held by the helper, part-way: kill it there.
-                        if part.owner == f"{worker}/p2" and part.items > 0 and not part.done:
+                        # Held by the helper (and read into for a moment): kill it there.
+                        if part.owner == f"{worker}/p2" and not part.done:
+                            time.sleep(1.5)
                             killed_part = part
                             break
                 time.sleep(0.1)
@@ -307,8 +308,7 @@ def test_killed_helper_process_part_is_finished_by_the_run(
     assert run is not None and run.state == "DONE"
     parts = {p.index: p for p in store.parts(run)}
     taken = parts[killed_part.index]
-    # Taken over by the command's own process once the helper's lease expired, and resumed
-    # from the cursor the helper saved.
+    # Taken over by the command's own process once the helper's lease expired.
     assert taken.done and taken.finished_by == worker
     assert taken.claims >= 2
     assert sum(p.items for p in parts.values()) == len(items)
@@ -365,7 +365,7 @@ def wait_until_both_hold_parts(
     worker: str,
 ) -> list[Any]:
     """Poll the lease table until the command's own process and its helper each hold a
-    part they have read into (a saved cursor); returns the parts then."""
+    part; returns the parts then (after a moment, so that both have read into them)."""
     deadline = time.monotonic() + 60
     store = RunStore(ddb, lease_table, table, "observer")
     while time.monotonic() < deadline:
@@ -376,8 +376,9 @@ def wait_until_both_hold_parts(
             run_id = None  # the lease table does not exist yet
         run = store.load_run(run_id) if run_id else None
         parts = store.parts(run) if run else []
-        busy = {p.owner for p in parts if p.owner and p.items > 0 and not p.done}
+        busy = {p.owner for p in parts if p.owner and not p.done}
         if {worker, f"{worker}/p2"} <= busy:
+            time.sleep(1.5)
             return parts
         time.sleep(0.1)
     raise AssertionError("both processes never held a part: " + errors.read_text()[-3000:])

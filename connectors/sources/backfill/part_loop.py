@@ -224,9 +224,6 @@ class BackfillJob:
             position = reader.position
             if track is None or position is None:
                 continue
-            # Serve delivery callbacks once a page: the producer polls itself only every
-            # 1,000 records, and a slow (budgeted) scan's cursor would not move until then.
-            self.publisher.poll(0)
             tracker.mark((position, published))
             safe = tracker.safe_position()
             if (
