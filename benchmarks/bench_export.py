@@ -81,6 +81,8 @@ def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
         "--no-progress",
         "--log-level",
         "WARNING",
+        "--processes",  # one process: its figure is per process (bench_backfill_processes: 2)
+        "1",
     ]
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         started = time.perf_counter()

@@ -201,6 +201,12 @@ class BackfillSettings(Section):
         0, ge=0, description="read-capacity budget per process; 0 = unlimited"
     )
     skip_expired_ttl: bool = Field(True, description="skip (and count) items whose TTL has passed")
+    processes: int = Field(
+        0,
+        ge=0,
+        description="processes of one `backfill` command on this machine, sharing the run's "
+        "parts (each reads, parses and publishes its own); 0 = one per core",
+    )
 
 
 class ApplySettings(Section):

@@ -191,6 +191,10 @@ def test_kill_9_mid_scan_then_rerun_resumes(
         "scan",
         "--no-stream",
         "--no-progress",
+        # One process, killed and re-run: this test counts what one process saved. Several
+        # processes of one command: tests/integration/test_backfill_processes.py.
+        "--processes",
+        "1",
     ]
     env = dict(os.environ)
     first = subprocess.Popen(

@@ -96,6 +96,9 @@ class BackfillJob:
     _active: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     keeper: LeaseKeeper | None = None
+    # Set when another process of the command finished a part: threads waiting for parts
+    # held by others look again at once instead of after half a lease.
+    _wake: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self.keeper = LeaseKeeper(self.store, self.run.run_id).start()
@@ -117,6 +120,19 @@ class BackfillJob:
             self._active.discard(part.index)
         if self.keeper is not None:
             self.keeper.drop(part.index)
+
+    def nudge(self) -> None:
+        """The run's parts changed elsewhere (another process finished one): look again."""
+        self._wake.set()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait for parts held by live workers: up to `seconds`, less if stopped or nudged."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, 0.1)):
+                break
+        self._wake.clear()
 
     def lost(self, index: int) -> bool:
         return self.keeper is not None and self.keeper.lost(index)
@@ -162,7 +178,7 @@ class BackfillJob:
                 self.read_part(source, claimed)
             if not took:
                 # Everything left is held by live workers: wait, and take over if one dies.
-                self.stop.wait(max(0.2, self.store.lease_ms / 2000))
+                self._idle(max(0.2, self.store.lease_ms / 2000))
 
     def read_part(self, source: BackfillParts, part: Part) -> None:
         """Read one claimed part to its end (DONE) or until `stop` (handed back)."""

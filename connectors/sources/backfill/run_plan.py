@@ -10,11 +10,13 @@ The runner (`runner.run_backfill`) does the rest, the same for every kind.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bridge.errors import PermanentError
 from bridge.settings import Settings
 from connectors.sources.backfill.part_loop import BackfillJob, BackfillParts
 from connectors.sources.backfill.runs import RunInfo, RunStore
@@ -55,6 +57,9 @@ class BackfillRequest:
     worker_id: str | None = None
     keep_expired: bool = False
     export_poll_s: float = 10.0
+    # Processes on this machine sharing the run (this one and helpers it starts); the
+    # command resolves its default (one per core), the library's is this process alone.
+    processes: int = 1
 
 
 def now_whole_ms() -> datetime:
@@ -118,3 +123,49 @@ class BackfillSource(Protocol):
     def plan(self, setup: RunSetup) -> PlannedRun:
         """Choose or create the run (safety-checked), set `setup.stats.total_items`."""
         ...
+
+
+def join_request(
+    req: BackfillRequest, run: RunInfo, settings: Settings, processes: int, threads: int
+) -> BackfillRequest:
+    """What one of `processes` processes of a command asks for to join the command's run.
+
+    It names the run (`run_id`, never a new one), reads it with `threads` threads, and gets
+    an even share of the command's read budget: `--max-items-per-second` is the command's,
+    however many processes it runs. An export the command requested (`--start-export`) is
+    joined where it was written, not requested again.
+    """
+    conf = settings.backfill
+    items = req.max_items_per_second
+    rcu = req.max_rcu_per_second
+    joined = replace(
+        req,
+        run_id=run.run_id,
+        new_run=False,
+        segments=None,
+        threads=threads,
+        processes=1,
+        max_items_per_second=(items if items is not None else conf.max_items_per_second)
+        / processes,
+        max_rcu_per_second=(rcu if rcu is not None else conf.max_rcu_per_second) / processes,
+    )
+    if req.start_export:
+        # The run's source reads "<export type> <location>"; the location of a requested
+        # export is its s3:// prefix (export_files records it so).
+        location = run.source.split(" ", 1)[-1]
+        if not location.startswith("s3://"):
+            raise PermanentError(
+                f"run {run.run_id}: cannot tell where its export is from {run.source!r}; "
+                f"run with --processes 1, or join it with --s3-uri"
+            )
+        joined = replace(
+            joined, start_export=False, s3_uri=location, incremental_from=None, incremental_to=None
+        )
+    return joined
+
+
+def threads_per_process(planned_threads: int, req: BackfillRequest, processes: int) -> int:
+    """Threads of each process: as asked (`--threads`), else the kind's choice shared out."""
+    if req.threads:
+        return req.threads
+    return max(1, math.ceil(planned_threads / processes))

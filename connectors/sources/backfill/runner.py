@@ -4,7 +4,8 @@ The composition root (`ddb-bridge backfill`) passes the kind chosen on the comma
 (`BackfillSource`: `scan.ScanBackfill`, `export_files.ExportBackfill`); the kind checks its
 options and chooses or creates the run (with the stream-capture safety check, before
 anything is published); the runner then starts the worker threads, each running the claim
-loop over the parts the kind opens, shows progress, stops cleanly on Ctrl-C, and reports.
+loop over the parts the kind opens, and, with `processes` > 1, helper processes that join
+the run (`processes.Helpers`); it shows progress, stops cleanly on Ctrl-C, and reports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bridge.errors import PermanentError
 from bridge.publisher import Publisher, ensure_topics
@@ -25,7 +26,15 @@ from bridge.settings import Settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.backfill.part_loop import BackfillJob
-from connectors.sources.backfill.run_plan import BackfillRequest, BackfillSource, RunSetup, Say
+from connectors.sources.backfill.processes import Helpers, ProcessReport
+from connectors.sources.backfill.run_plan import (
+    BackfillRequest,
+    BackfillSource,
+    RunSetup,
+    Say,
+    join_request,
+    threads_per_process,
+)
 from connectors.sources.backfill.runs import DONE, Part, RunInfo, RunStore
 from connectors.sources.backfill.stats import Stats
 
@@ -41,6 +50,8 @@ class BackfillOutcome:
     complete: bool = False
     interrupted: bool = False
     already_complete: bool = False
+    # With several processes: each one's share (the first is the command's own process).
+    processes: list[ProcessReport] = field(default_factory=list)
 
 
 Watch = Callable[[BackfillJob, Callable[[], bool]], None]
@@ -75,6 +86,24 @@ def run_backfill(
     run = planned.run
     if run.state == DONE:
         return BackfillOutcome(run, stats, complete=True, already_complete=True)
+    threads, helpers_req, processes = planned.threads, None, 1
+    if req.processes > 1:
+        left = sum(1 for p in store.parts(run) if not p.done)
+        processes = max(1, min(req.processes, left))
+        if processes < req.processes:
+            say(
+                f"{left} part{'s' if left != 1 else ''} of the run left to read: "
+                f"{processes} process{'es' if processes != 1 else ''}, not {req.processes} "
+                f"(a part is read by one process at a time; a scan has --segments parts, "
+                f"an export one per data file)"
+            )
+    if processes > 1:
+        threads = threads_per_process(planned.threads, req, processes)
+        helpers_req = join_request(req, run, settings, processes, threads)
+        if helpers_req.max_items_per_second or helpers_req.max_rcu_per_second:
+            # This process reads with its share of the read budget, as each helper does.
+            own = replace(helpers_req, worker_id=req.worker_id)
+            planned = source.plan(RunSetup(own, settings, ddb, store, stats, say))
 
     ensure_topics(settings.kafka, [req.table])
     codec = make_codec(settings.kafka, [req.table])
@@ -117,15 +146,31 @@ def run_backfill(
             errors.append(exc)
             job.stop.set()
 
-    threads = [
+    workers = [
         threading.Thread(target=work, name=f"{source.name}-{n}", daemon=True)
-        for n in range(max(1, planned.threads))
+        for n in range(max(1, threads))
     ]
-    for thread in threads:
+    for thread in workers:
         thread.start()
+    helpers: Helpers | None = None
+    if helpers_req is not None:
+        helpers = Helpers(job, say)
+        try:
+            helpers.start(settings, helpers_req, source, processes - 1, run_backfill)
+        except BaseException:
+            # No helper could start: stop this process's workers too, then fail.
+            job.stop.set()
+            helpers.stop()
+            helpers.close(grace_s=store.lease_ms / 1000 + 30)
+            for thread in workers:
+                thread.join()
+            job.close()
+            raise
 
     def alive() -> bool:
-        return any(t.is_alive() for t in threads)
+        if helpers is not None and job.stop.is_set():
+            helpers.stop()  # this process failed or was stopped: so do its helpers
+        return any(t.is_alive() for t in workers) or (helpers is not None and helpers.alive())
 
     interrupted = False
     try:
@@ -141,6 +186,11 @@ def run_backfill(
             time.sleep(0.1)
     finally:
         job.close()
+        if helpers is not None:
+            helpers.stop()  # nothing when they all ended; else (an exception here) stop them
+            helpers.close(grace_s=store.lease_ms / 1000 + 30)
+    if helpers is not None:
+        errors.extend(helpers.errors)
     if not errors:
         publisher.flush()
     parts = store.parts(run)
@@ -150,6 +200,9 @@ def run_backfill(
     outcome = BackfillOutcome(
         run, stats, parts, time.monotonic() - started, complete and not errors, interrupted
     )
+    if helpers is not None:
+        own_state = "failed" if errors else "interrupted" if interrupted else "done"
+        outcome.processes = _own_share(helpers.reports, stats, own_state)
     if errors:
         first = errors[0]
         log.error("back-fill failed", extra={"table": req.table, "run": run.run_id})
@@ -157,3 +210,12 @@ def run_backfill(
             raise first
         raise PermanentError(f"back-fill failed: {type(first).__name__}: {first}") from first
     return outcome
+
+
+def _own_share(reports: list[ProcessReport], stats: Stats, state: str) -> list[ProcessReport]:
+    """The command's own process did what the whole command did, less its helpers' work."""
+    total = stats.work()
+    own = reports[0]
+    own.work = {k: v - sum(r.work.get(k, 0) for r in reports[1:]) for k, v in total.items()}
+    own.state = state
+    return reports

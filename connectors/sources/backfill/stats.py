@@ -1,4 +1,8 @@
-"""What one back-fill process counts: the progress bar's and the final summary's figures."""
+"""What one back-fill process counts: the progress bar's and the final summary's figures.
+
+A command running several processes (`--processes`) folds its helpers' counts into its own
+`Stats` as they report them (`work`, `add_work`), so the progress bar and the summary show
+the whole command."""
 
 from __future__ import annotations
 
@@ -30,3 +34,27 @@ class Stats:
     @property
     def seen(self) -> int:
         return self.published + self.skipped_ttl + self.skipped_bad
+
+    def work(self) -> dict[str, int]:
+        """What this process did (not what it found done): the counts a helper process
+        reports to the command's first process."""
+        with self.lock:
+            counts = {name: getattr(self, name) for name in WORK}
+            counts["parts_done"] = self.parts_done - self.parts_skipped
+        return counts
+
+    def add_work(self, before: dict[str, int], now: dict[str, int]) -> None:
+        """Add what a helper did between two of its reports."""
+        self.add(**{name: now[name] - before.get(name, 0) for name in now})
+
+
+# The counters that are work done by a process; parts_done counts only the parts it finished.
+WORK = (
+    "published",
+    "skipped_ttl",
+    "skipped_bad",
+    "bytes_read",
+    "bytes_uncompressed",
+    "parts_claimed",
+    "parts_done",
+)

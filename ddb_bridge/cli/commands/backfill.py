@@ -4,7 +4,9 @@ From a parallel Scan (`--from scan`) or a DynamoDB export (`--from export` with 
 `--dir` or `--start-export`). Every item of one run carries the run's back-fill version, so
 the back-fill can run while `ddb-bridge stream` captures the table, take days, be killed
 and re-run (it resumes its run), and be shared by several workers (parts are claimed in the
-lease table). Before starting it checks that the stream capture covers the run's version.
+lease table): `--processes` starts that many on this machine (default: one per core), which
+share the run's parts and the read budget. Before starting it checks that the stream
+capture covers the run's version.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--threads",
         type=int,
         default=None,
-        help="threads in this process [default: one per part of the run (scan segment or "
-        "export file), at most 16]",
+        help="threads in each process [default: one per part of the run (scan segment or "
+        "export file), at most 16, shared out among the processes; an export reads one "
+        "file per process]",
     )
     scan.add_argument(
         "--page-size", type=int, default=0, help="items per Scan page (0: DynamoDB's 1 MB pages)"
@@ -66,14 +69,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--max-items-per-second",
         type=float,
         default=None,
-        help="read budget for this process, 0 = unlimited "
+        help="read budget of this command (its processes share it), 0 = unlimited "
         f"[default: {from_setting('backfill.max_items_per_second')}]",
     )
     scan.add_argument(
         "--max-rcu-per-second",
         type=float,
         default=None,
-        help="read-capacity budget for this process, 0 = unlimited "
+        help="read-capacity budget of this command (its processes share it), 0 = unlimited "
         f"[default: {from_setting('backfill.max_rcu_per_second')}]",
     )
     scan.add_argument("--consistent-read", action="store_true", help="strongly consistent Scan")
@@ -119,6 +122,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--force", action="store_true", help="run even if the stream-capture check fails"
     )
     runs = p.add_argument_group("runs and workers")
+    runs.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes on this machine sharing the run's parts: this one and helpers it "
+        "starts; useful with 2 or more parts (scan segments, export files); 1 = this process "
+        f"alone [default: {from_setting('backfill.processes')}; 0 = one per core]",
+    )
     runs.add_argument("--run-id", default=None, help="join or resume this run")
     runs.add_argument(
         "--new-run",
@@ -159,10 +170,14 @@ def _time(value: str | None, option: str) -> datetime | None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported when the command runs, like every connector: start-up stays free of boto3.
+    from connectors.sources.backfill.processes import default_processes
     from connectors.sources.backfill.run_plan import BackfillRequest
     from connectors.sources.backfill.runner import run_backfill
 
     settings = load_settings(args.config)
+    processes = args.processes if args.processes is not None else settings.backfill.processes
+    if processes < 0:
+        raise ConfigError(f"--processes {processes}: must be 1 or more (0: one per core)")
     out = Console(file=sys.stdout, highlight=False)
     err = Console(file=sys.stderr, highlight=False)
     request = BackfillRequest(
@@ -188,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         worker_id=args.worker_id,
         keep_expired=args.keep_expired,
         export_poll_s=args.export_poll_s,
+        processes=processes or default_processes(),
     )
     # SIGTERM stops like Ctrl-C: workers finish their page or file, save cursors, release
     # their claims, and the command exits 130.
@@ -252,8 +268,17 @@ def _summary(out: Console, table: str, outcome: Any) -> None:
     out.print(f"  bytes read               {stats.bytes_read:>14,}")
     if stats.bytes_uncompressed:
         out.print(f"  bytes uncompressed       {stats.bytes_uncompressed:>14,}")
+    claimed = f"{stats.parts_claimed} claimed"
+    if outcome.processes:
+        claimed += f" by its {len(outcome.processes)} processes"
     out.print(
         f"  parts                    {done:>6} of {len(outcome.parts)} done "
-        f"({stats.parts_skipped} finished before this process, {stats.parts_claimed} claimed)"
+        f"({stats.parts_skipped} finished before this process, {claimed})"
     )
     out.print(f"  elapsed                  {elapsed:>13.1f}s ({rate:,.0f} items/s)")
+    for proc in outcome.processes:
+        work = proc.work
+        out.print(
+            f"  process {proc.number} (pid {proc.pid:>7}) {work.get('published', 0):>10,} items, "
+            f"{work.get('parts_done', 0)} parts finished: {proc.state}"
+        )
