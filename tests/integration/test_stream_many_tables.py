@@ -129,10 +129,19 @@ def test_idle_backoff_grows_while_empty_and_resets_on_data(
         assert worker.started.wait(30), outcome
         wait_for(lambda: len(worker.consumers) == 1, what="the shard taken")
         consumer: ShardConsumer = next(iter(worker.consumers.values()))
-        wait_for(lambda: len(consumer.delays) >= 8, timeout_s=20, what="eight pages read")
-        # The first page brought the record (read on at once); then each empty page doubles
-        # the pause from poll_interval_ms up to idle_poll_max_ms.
-        assert list(consumer.delays)[:8] == [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 0.8, 0.8]
+        wait_for(lambda: len(consumer.pages) >= 8, timeout_s=20, what="eight pages read")
+        # The first page brought the record (the shard is at its tip: the first pause); then
+        # each empty page doubles the pause up to idle_poll_max_ms.
+        assert list(consumer.pages)[:8] == [
+            (1, 0.05),
+            (0, 0.1),
+            (0, 0.2),
+            (0, 0.4),
+            (0, 0.8),
+            (0, 0.8),
+            (0, 0.8),
+            (0, 0.8),
+        ]
         idle_from = time.monotonic()
         time.sleep(3.0)
         idle_calls = sum(1 for t in calls if t >= idle_from)
@@ -140,19 +149,22 @@ def test_idle_backoff_grows_while_empty_and_resets_on_data(
         assert 2 <= idle_calls <= 6, idle_calls
         # On the wire: each call came no sooner than the pause chosen after the one before.
         gaps = [calls[i + 1] - calls[i] for i in range(7)]
-        delays = list(consumer.delays)[:7]
+        delays = [delay for _records, delay in list(consumer.pages)[:7]]
         assert all(gap >= delay - 0.01 for gap, delay in zip(gaps, delays, strict=True)), gaps
-        assert gaps[5] >= 0.79 and gaps[1] < 0.5, gaps
-        seen = len(consumer.delays)
+        assert gaps[4] >= 0.79 and gaps[0] < 0.5, gaps
+        seen = len(consumer.pages)
         put(ddb_client, table, "after")
-        wait_for(
-            lambda: 0.0 in list(consumer.delays)[seen:] and len(consumer.delays) >= seen + 3,
-            timeout_s=10,
-            what="the page with the new record and two after it",
-        )
-        after = list(consumer.delays)[seen:]
-        reset = after.index(0.0)
-        assert after[reset + 1 : reset + 3] == [0.05, 0.1], after  # the backoff starts over
+
+        def settled() -> bool:
+            pages = list(consumer.pages)[seen:]
+            data = [i for i, (n, _) in enumerate(pages) if n]
+            return bool(data) and len(pages) >= data[0] + 3
+
+        wait_for(settled, timeout_s=10, what="the page with the new record and two after it")
+        after = list(consumer.pages)[seen:]
+        data = next(i for i, (n, _) in enumerate(after) if n)
+        # The backoff starts over: the first pause after the record, then doubling again.
+        assert after[data : data + 3] == [(1, 0.05), (0, 0.1), (0, 0.2)], after
         records = read_stream(streams_client, arn)
         expected = {(table, r["dynamodb"]["SequenceNumber"]) for r in records}
         consume_events(kafka_bootstrap, [settings.kafka.changes_topic(table)], expected)

@@ -14,14 +14,17 @@ from bridge.settings import StreamSettings
 from connectors.sources.stream.pool import IdleBackoff, ReaderPool
 
 
-def test_idle_backoff_doubles_while_empty_up_to_the_cap_and_resets_on_records() -> None:
+def test_idle_backoff_waits_after_data_doubles_while_empty_and_skips_after_full_pages() -> None:
     idle = IdleBackoff(0.25, 5.0)
-    assert idle.after(10) == 0.0  # records: read on at once
-    assert [idle.after(0) for _ in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
-    assert idle.after(1) == 0.0
-    assert idle.after(0) == 0.25
+    assert idle.after(1000, full=True) == 0.0  # a backlog: read on at once
+    assert idle.after(10) == 0.25  # at the tip: the first pause
+    assert [idle.after(0) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert idle.after(1) == 0.25  # data resets it
+    assert idle.after(0) == 0.5
+    fresh = IdleBackoff(0.25, 5.0)
+    assert fresh.after(0) == 0.25  # an empty first page starts at the first pause
     # 14,400 calls an hour at a fixed 250 ms; at a 5 s cap an idle shard makes 720.
-    assert 3600 / IdleBackoff(0.25, 5.0).max_s == 720
+    assert 3600 / fresh.max_s == 720
 
 
 def test_idle_backoff_never_below_its_first_step() -> None:

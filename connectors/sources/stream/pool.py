@@ -25,20 +25,23 @@ log = logging.getLogger(__name__)
 
 
 class IdleBackoff:
-    """The pause before a shard's next GetRecords: none while pages bring records; after an
-    empty page `first_s`, doubling on each further empty page up to `max_s`."""
+    """The pause before a shard's next GetRecords call.
+
+    After a full page none (a backlog: read on at once); after any other page with records
+    `first_s` (the shard is at its tip: the next records are still being written); after an
+    empty page twice the last pause, from `first_s` up to `max_s`.
+    """
 
     def __init__(self, first_s: float, max_s: float) -> None:
         self.first_s = first_s
         self.max_s = max(first_s, max_s)
         self.current_s = 0.0
 
-    def after(self, records: int) -> float:
-        """The delay to wait after a page of `records` records."""
-        if records:
-            # More may be waiting right behind this page: read on at once.
+    def after(self, records: int, full: bool = False) -> float:
+        """The delay to wait after a page of `records` records (`full`: as many as asked)."""
+        if full:
             self.current_s = 0.0
-        elif self.current_s <= 0.0:
+        elif records or self.current_s <= 0.0:
             self.current_s = self.first_s
         else:
             self.current_s = min(self.max_s, self.current_s * 2)

@@ -137,10 +137,11 @@ class ShardConsumer:
         self.error: BaseException | None = None
         conf = worker.settings.stream
         self.idle = IdleBackoff(conf.poll_interval_ms / 1000, conf.idle_poll_max_ms / 1000)
-        # GetRecords pages read by this consumer and the delay chosen after each (the last
-        # few, newest last): what the idle backoff did, for tests and diagnostics.
+        # GetRecords pages read by this consumer; the last few as (records, delay chosen
+        # after it), newest last: what the idle backoff did, for tests and diagnostics.
         self.get_records_calls = 0
-        self.delays: deque[float] = deque(maxlen=64)
+        self.pages: deque[tuple[int, float]] = deque(maxlen=64)
+        self._page_limit = 0
         self._done = threading.Event()
         self._checkpointer: Checkpointer | None = None
         self._reader: PartReader[Batch] | None = None
@@ -225,8 +226,9 @@ class ShardConsumer:
             self.worker.adopt_children(self.stream, self.lease.shard_id, self.stop_requested)
             self.processor.shard_ended(checkpointer)
             return "ended"
-        delay = self.idle.after(len(batch.records))
-        self.delays.append(delay)
+        count = len(batch.records)
+        delay = self.idle.after(count, full=count >= self._page_limit)
+        self.pages.append((count, delay))
         REGISTRY.set(STREAM_POLL_DELAY, delay, **self._where)
         return delay
 
@@ -250,13 +252,15 @@ class ShardConsumer:
                 "lease still at LATEST: reading the shard from TRIM_HORIZON", extra=self._where
             )
             start = TRIM_HORIZON
-        self._reader = ShardReader(
+        reader = ShardReader(
             self.worker.streams,
             self.stream.stream_arn,
             self.lease.shard_id,
             start,
             self.stop_requested,
         )
+        self._page_limit = reader.limit
+        self._reader = reader
 
     def _starting_version(self) -> int:
         """The lease's last version; for a fresh child shard, the highest of its parents'."""
