@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-interval-ms", type=int, default=250)
     parser.add_argument("--idle-poll-max-ms", type=int, default=5000)
     parser.add_argument("--max-concurrent-requests", type=int, default=8)
+    parser.add_argument("--start-timeout-s", type=float, default=600)
     parser.add_argument("--bootstrap", default=None, help="existing broker")
     parser.add_argument("--endpoint", default=None, help="existing moto server")
     args = parser.parse_args(argv)
@@ -229,12 +230,17 @@ def main(argv: list[str] | None = None) -> None:
         port = services.free_port()
         log_path = Path(tmp) / "stream.log"
         with stream_process(config, endpoint, bootstrap, port, log_path) as proc:
-            all_held_s = wait_until(
-                "every lease held",
-                lambda: all(scrape(port).get((LEASES_HELD, t)) == 1 for t in tables),
-                proc,
-                timeout_s=600,
-            )
+            try:
+                all_held_s = wait_until(
+                    "every lease held",
+                    lambda: all(scrape(port).get((LEASES_HELD, t)) == 1 for t in tables),
+                    proc,
+                    timeout_s=args.start_timeout_s,
+                )
+            except SystemExit:
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
+                print(f"stream log (tail):\n{tail}", flush=True)
+                raise
             print(f"stream: every lease held {all_held_s:.1f}s after start", flush=True)
             writer = Writer(endpoint, busy, args.rate)
             writer.start()

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ from connectors.dynamodb.capture import (
 )
 from connectors.dynamodb.leases import ExpiryWatch, LeaseLost
 from connectors.sources.stream.leases import (
+    Claim,
     Lease,
     LeaseTable,
     lease_key,
@@ -336,6 +338,11 @@ class StreamWorker:
         # How the children of ended shards were found: by a filtered call or a full listing.
         self.child_lookups: Counter[str] = Counter()
         self._pool: ReaderPool | None = None
+        self._lease_io: ThreadPoolExecutor | None = None
+        # When the lease table is next read for leases to take; at once when `_take_now`.
+        self._take_now = True
+        self._next_take_at = 0.0
+        self._leases_seen: list[Lease] | None = None
         self.started = threading.Event()
 
     def _memory_cap(self) -> dict[str, Any]:
@@ -448,7 +455,14 @@ class StreamWorker:
                     self._listed_all = True
                     self._sync_order.extend(self.streams_by_arn)
                     self._next_sync_at = time.monotonic() + self._sync_step_s()
-            self._take()
+            now = time.monotonic()
+            if self._take_now or now >= self._next_take_at:
+                # Reading the whole lease table every round is most of what hundreds of
+                # shards cost it: once a lease duration (expiry needs no more: the KCL's
+                # taker runs every two), and at once when something changed here.
+                self._take_now = False
+                self._next_take_at = now + self.leases.lease_duration_s
+                self._take()
         except (TransientError, Interrupted) as exc:
             REGISTRY.inc(ERRORS, daemon="stream", error=type(exc).__name__)
             # The lease table or the stream is throttled or unreachable: held leases keep
@@ -465,32 +479,49 @@ class StreamWorker:
         # round: with hundreds of shards, renewals are most of the lease table's writes.
         renew_below = self.leases.lease_duration_s * 2 / 3
         now = time.monotonic()
-        for consumer in list(self.consumers.values()):
-            if consumer.outcome != "running":
-                continue
-            if consumer.lease.valid_until - now > renew_below:
-                continue
-            try:
-                self.leases.renew(consumer.lease)
-            except LeaseLost:
-                # The consumer sees `held()` turn false and stops before its next page.
-                log.warning(
-                    "lease lost on renewal",
-                    extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
-                )
-            except BridgeError as exc:
-                # Not fatal: the lease lapses on its own if renewals keep failing.
-                log.warning(
-                    "lease renewal failed: %s",
-                    exc,
-                    extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
-                )
+        due = [
+            c
+            for c in self.consumers.values()
+            if c.outcome == "running" and c.lease.valid_until - now <= renew_below
+        ]
+        # Concurrently: one after another, hundreds of renewals outlast the leases themselves.
+        for _ in self.lease_io.map(self._renew_one, due):
+            pass
+
+    def _renew_one(self, consumer: ShardConsumer) -> None:
+        try:
+            self.leases.renew(consumer.lease)
+        except LeaseLost:
+            # The consumer sees `held()` turn false and stops before its next page.
+            log.warning(
+                "lease lost on renewal",
+                extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
+            )
+        except BridgeError as exc:
+            # Not fatal: the lease lapses on its own if renewals keep failing.
+            log.warning(
+                "lease renewal failed: %s",
+                exc,
+                extra={"table": consumer.stream.table, "shard": consumer.lease.shard_id},
+            )
+
+    @property
+    def lease_io(self) -> ThreadPoolExecutor:
+        """Threads for lease-table writes (renewals, takes), apart from the readers: a renewal
+        must never queue behind reads that wait on throttling or on Kafka."""
+        if self._lease_io is None:
+            self._lease_io = ThreadPoolExecutor(
+                self.settings.stream.max_concurrent_requests, thread_name_prefix="stream-leases"
+            )
+        return self._lease_io
 
     def _reap(self) -> None:
         for key, consumer in list(self.consumers.items()):
             if consumer.is_alive():
                 continue
             del self.consumers[key]
+            # Its children, or its lease (lost, stopped), may be takeable now.
+            self._take_now = True
             if consumer.outcome == "ended":
                 # Its children's leases were created when it ended (`adopt_children`): the
                 # next `_take` sees them, with no listing of the stream.
@@ -537,6 +568,7 @@ class StreamWorker:
             self.child_lookups["filtered" if children.filtered else "full"] += 1
             for child in children.shards:
                 self.leases.create(stream.table, stream.stream_arn, child, TRIM_HORIZON)
+            self._take_now = True
             if children.shards:
                 return
             log.info("no child shard yet: listing the stream", extra={"shard": shard_id})
@@ -550,7 +582,12 @@ class StreamWorker:
             self._relist.add(stream.stream_arn)
 
     def _discover(self, arns: list[str]) -> None:
-        leases = self.leases.list(set(self.streams_by_arn))
+        # The lease list of the last `_take` will do to skip known shards (a lease created
+        # meanwhile makes `create` a no-op); a scan per listed stream would cost more than
+        # the listing itself.
+        leases = self._leases_seen
+        if leases is None:
+            leases = self.leases.list(set(self.streams_by_arn))
         known = {lease.key for lease in leases}
         for arn in arns:
             stream = self.streams_by_arn[arn]
@@ -562,35 +599,58 @@ class StreamWorker:
                 # Read whole: children always; root shards too, which with TRIM_HORIZON is the
                 # setting, and with LATEST concerns only roots the capture did not start with
                 # (those it started with got concrete positions in `prepare`).
-                self.leases.create(stream.table, stream.stream_arn, shard, TRIM_HORIZON)
+                if self.leases.create(stream.table, stream.stream_arn, shard, TRIM_HORIZON):
+                    self._take_now = True
             # Trimmed, finished shards: without clean-up the lease table (scanned every
             # round) would grow with every shard rollover, about six per partition a day.
-            for lease in obsolete(leases, stream.stream_arn, in_stream):
-                self.leases.delete_finished(lease)
+            if obsolete(leases, stream.stream_arn, in_stream):
+                # Decided on a fresh read only: a child created since the last one must
+                # keep its parent's lease (its first version comes from there).
+                fresh = self.leases.list({stream.stream_arn})
+                for lease in obsolete(fresh, stream.stream_arn, in_stream):
+                    self.leases.delete_finished(lease)
 
     def _take(self) -> None:
         leases = self.leases.list(set(self.streams_by_arn))
+        self._leases_seen = leases
         self.expiry.observe(leases)
         held = {key for key, c in self.consumers.items() if c.outcome == "running"}
-        for claim in plan_claims(leases, held, self.worker_id, self.expiry):
-            lease = claim.lease
-            try:
-                self.leases.take(lease, wait_for_fence=claim.steal)
-            except LeaseLost:
-                continue  # another worker was faster
-            stream = self.streams_by_arn[lease.stream_arn]
-            log.info(
-                "took lease",
-                extra={
-                    "table": stream.table,
-                    "shard": lease.shard_id,
-                    "checkpoint": lease.checkpoint,
-                    "stolen": claim.steal,
-                },
-            )
-            consumer = ShardConsumer(self, stream, lease, self.processor_factory())
-            self.consumers[lease.key] = consumer
-            consumer.start()
+        claims = plan_claims(leases, held, self.worker_id, self.expiry)
+        # Concurrently, as renewals are (a first start takes every lease at once); each
+        # taken lease gets its consumer even if another take failed, then that error counts.
+        failure: BridgeError | None = None
+        for claim, outcome in zip(claims, self.lease_io.map(self._take_one, claims), strict=True):
+            if isinstance(outcome, BridgeError):
+                failure = failure or outcome
+            elif outcome:
+                self._start_consumer(claim)
+        if failure is not None:
+            raise failure
+
+    def _take_one(self, claim: Claim) -> bool | BridgeError:
+        try:
+            self.leases.take(claim.lease, wait_for_fence=claim.steal)
+        except LeaseLost:
+            return False  # another worker was faster
+        except BridgeError as exc:
+            return exc
+        return True
+
+    def _start_consumer(self, claim: Claim) -> None:
+        lease = claim.lease
+        stream = self.streams_by_arn[lease.stream_arn]
+        log.info(
+            "took lease",
+            extra={
+                "table": stream.table,
+                "shard": lease.shard_id,
+                "checkpoint": lease.checkpoint,
+                "stolen": claim.steal,
+            },
+        )
+        consumer = ShardConsumer(self, stream, lease, self.processor_factory())
+        self.consumers[lease.key] = consumer
+        consumer.start()
 
     def _report_leases(self) -> None:
         per_table = {stream.table: 0 for stream in self.streams_by_arn.values()}
@@ -640,6 +700,8 @@ class StreamWorker:
         self.consumers.clear()
         if self._pool is not None:
             self._pool.close()
+        if self._lease_io is not None:
+            self._lease_io.shutdown(wait=True)
         self._report_leases()
         if self._own_publisher:
             self.publisher.close()
