@@ -77,20 +77,27 @@ def create_tables(endpoint: str, names: list[str]) -> float:
 def write_config(path: Path, tables: list[str], lease_table: str, args: Any) -> None:
     lines = ['[aws]\nregion = "us-east-1"\n', "[kafka]\npartitions = 1\nreplication_factor = 1\n"]
     lines += [f'[[tables]]\nname = "{t}"\n' for t in tables]
-    lines.append(
+    stream = (
         f'[stream]\nlease_table = "{lease_table}"\n'
         f"poll_interval_ms = {args.poll_interval_ms}\n"
-        f"idle_poll_max_ms = {args.idle_poll_max_ms}\n"
-        f"max_concurrent_requests = {args.max_concurrent_requests}\n"
+        f"lease_duration_ms = {args.lease_duration_ms}\n"
     )
+    if not args.plain_config:
+        stream += (
+            f"idle_poll_max_ms = {args.idle_poll_max_ms}\n"
+            f"max_concurrent_requests = {args.max_concurrent_requests}\n"
+        )
+    lines.append(stream)
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
 @contextmanager
 def stream_process(
-    config: Path, endpoint: str, bootstrap: str, port: int, log_path: Path
+    config: Path, endpoint: str, bootstrap: str, port: int, log_path: Path, pythonpath: str | None
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     env.update(
         {
             "DDB_BRIDGE__AWS__ENDPOINT_URL": endpoint,
@@ -201,7 +208,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-interval-ms", type=int, default=250)
     parser.add_argument("--idle-poll-max-ms", type=int, default=5000)
     parser.add_argument("--max-concurrent-requests", type=int, default=8)
+    parser.add_argument("--lease-duration-ms", type=int, default=10_000)
     parser.add_argument("--start-timeout-s", type=float, default=600)
+    parser.add_argument("--log", default=None, help="keep the stream process's log here")
+    # A/B against another checkout (e.g. one of main from before the reader pool):
+    # `--stream-pythonpath /path/to/checkout --plain-config`.
+    parser.add_argument("--stream-pythonpath", default=None, help="PYTHONPATH of the stream")
+    parser.add_argument(
+        "--plain-config",
+        action="store_true",
+        help="write only [stream] settings older versions know (no idle backoff, no pool)",
+    )
     parser.add_argument("--bootstrap", default=None, help="existing broker")
     parser.add_argument("--endpoint", default=None, help="existing moto server")
     args = parser.parse_args(argv)
@@ -228,8 +245,10 @@ def main(argv: list[str] | None = None) -> None:
         config = Path(tmp) / "bridge.toml"
         write_config(config, tables, f"bench{run}-leases", args)
         port = services.free_port()
-        log_path = Path(tmp) / "stream.log"
-        with stream_process(config, endpoint, bootstrap, port, log_path) as proc:
+        log_path = Path(args.log) if args.log else Path(tmp) / "stream.log"
+        with stream_process(
+            config, endpoint, bootstrap, port, log_path, args.stream_pythonpath
+        ) as proc:
             try:
                 all_held_s = wait_until(
                     "every lease held",
@@ -326,7 +345,11 @@ def main(argv: list[str] | None = None) -> None:
                     "poll_interval_ms": args.poll_interval_ms,
                     "idle_poll_max_ms": args.idle_poll_max_ms,
                     "max_concurrent_requests": args.max_concurrent_requests,
+                    "lease_duration_ms": args.lease_duration_ms,
+                    "plain_config": args.plain_config,
+                    "stream_pythonpath": args.stream_pythonpath,
                 },
+                "leases_lost_in_log": log_path.read_text(errors="replace").count("lease lost"),
             }
         )
         results.write()
