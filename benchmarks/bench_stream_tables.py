@@ -111,6 +111,8 @@ def stream_process(
                 *("--config", str(config), "--metrics-port", str(port)),
             ],
             env=env,
+            # `python -m` puts the working directory first on the path: the checkout's.
+            cwd=pythonpath,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
