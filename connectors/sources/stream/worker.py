@@ -314,7 +314,8 @@ class StreamWorker:
             lambda: KafkaRecordProcessor(self.publisher)
         )
         self.stop = stop or threading.Event()
-        # Every stream is listed in full once per this period, one at a time (see `_sync`).
+        # Every stream is listed in full once per this period, one at a time (see
+        # `_streams_to_list`).
         self.sync_interval_s = (
             discover_interval_s
             if discover_interval_s is not None
