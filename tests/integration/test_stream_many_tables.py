@@ -253,3 +253,57 @@ def test_a_scripted_endpoint_that_ignores_the_filter_gets_the_full_listing_fallb
         False,
         False,
     ]
+
+
+def test_streams_calls_in_flight_never_exceed_the_global_cap(
+    ddb_client: Any,
+    streams_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+) -> None:
+    tables = [unique_name(f"cap{i:02d}") for i in range(12)]
+    arns = {t: create_stream_table(ddb_client, t) for t in tables}
+    for i, table in enumerate(tables):
+        put(ddb_client, table, "k", i)
+    settings = stream_settings(
+        dynamodb_endpoint,
+        kafka_bootstrap,
+        tables,
+        unique_name("leases"),
+        lease_duration_ms=6000,
+        idle_poll_max_ms=50,  # no backoff: every shard polls every 50 ms (the rig's pause)
+        max_concurrent_requests=2,
+    )
+    worker = StreamWorker(settings, worker_id="capped")
+    lock = threading.Lock()
+    in_flight = {"now": 0, "peak": 0, "calls": 0}
+
+    def before(**_: Any) -> None:
+        with lock:
+            in_flight["now"] += 1
+            in_flight["calls"] += 1
+            in_flight["peak"] = max(in_flight["peak"], in_flight["now"])
+
+    def after(**_: Any) -> None:
+        with lock:
+            in_flight["now"] -= 1
+
+    for op in ("GetRecords", "GetShardIterator"):
+        worker.streams.meta.events.register(f"before-call.dynamodbstreams.{op}", before)
+        worker.streams.meta.events.register(f"after-call.dynamodbstreams.{op}", after)
+    with running(worker) as outcome:
+        assert worker.started.wait(30), outcome
+        wait_for(lambda: len(worker.consumers) == len(tables), what="every shard taken")
+        expected = {
+            (t, r["dynamodb"]["SequenceNumber"])
+            for t in tables
+            for r in read_stream(streams_client, arns[t])
+        }
+        topics = [settings.kafka.changes_topic(t) for t in tables]
+        consume_events(kafka_bootstrap, topics, expected)
+        wait_for(lambda: in_flight["calls"] >= 200, timeout_s=30, what="200 calls")
+    assert outcome.get("code") == 0, outcome
+    # Twelve shards polling every 50 ms, yet never more than two calls at once.
+    assert 1 <= in_flight["peak"] <= 2, in_flight
+    assert worker.pool.peak_running <= 2
