@@ -44,6 +44,8 @@ STREAM_RECORDS = "ddb_bridge_stream_records_published_total"
 STREAM_PUBLISH_SECONDS = "ddb_bridge_stream_publish_seconds"
 MILLIS_BEHIND = "ddb_bridge_stream_millis_behind"
 LEASES_HELD = "ddb_bridge_stream_leases_held"
+STREAM_GET_RECORDS = "ddb_bridge_stream_get_records_total"
+STREAM_POLL_DELAY = "ddb_bridge_stream_poll_delay_seconds"
 # -- apply --------------------------------------------------------------------------------
 APPLY_RECEIVED = "ddb_bridge_apply_records_received_total"
 APPLY_EVENTS = "ddb_bridge_apply_events_total"
@@ -78,6 +80,19 @@ CATALOGUE: tuple[Spec, ...] = (
         ("table", "shard"),
     ),
     Spec("gauge", LEASES_HELD, "Shard leases this worker holds, per table", ("table",)),
+    Spec(
+        "counter",
+        STREAM_GET_RECORDS,
+        "GetRecords pages read (each one a billed DynamoDB Streams call), per table",
+        ("table",),
+    ),
+    Spec(
+        "gauge",
+        STREAM_POLL_DELAY,
+        "Per shard: the pause before its next GetRecords call (0 while records come; the "
+        "idle backoff grows it on empty pages)",
+        ("table", "shard"),
+    ),
     Spec(
         "counter",
         APPLY_RECEIVED,

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -166,7 +166,39 @@ class StreamSettings(Section):
         "(created when missing)",
     )
     poll_interval_ms: int = Field(
-        250, ge=0, description="pause between GetRecords calls on a shard with no new records"
+        250,
+        ge=0,
+        description="pause before the next GetRecords call on a shard whose last page was "
+        "empty after records (the idle backoff's first step; a page with records resets it)",
+    )
+    idle_poll_max_ms: int = Field(
+        5_000,
+        ge=0,
+        description="longest pause between GetRecords calls on an idle shard: the pause "
+        "doubles from poll_interval_ms on each empty page up to this (DynamoDB Streams bills "
+        "every call); also the longest extra delay before an idle table's next change is read",
+    )
+    max_concurrent_requests: int = Field(
+        8,
+        ge=1,
+        le=32,
+        description="reader threads shared by every shard of every table: at most this many "
+        "GetRecords/GetShardIterator calls (and pages of records) at once (at most 32, the "
+        "AWS client's connection pool)",
+    )
+    max_in_flight_mb: int = Field(
+        64,
+        ge=16,
+        description="producer memory for records read but not yet acknowledged by Kafka, "
+        "across all tables; reading pauses while it is full (unless [kafka.extra] sets "
+        "queue.buffering.max.kbytes)",
+    )
+    shard_sync_interval_s: float = Field(
+        300,
+        gt=0,
+        description="every stream is listed in full (DescribeStream) once per this period, "
+        "spread evenly over it, to find shards not met as a child of an ended one and to "
+        "clean up finished leases; children of ended shards are found at once",
     )
     initial_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
         "TRIM_HORIZON",
@@ -187,6 +219,16 @@ class StreamSettings(Section):
         description="when records of a shard were trimmed before being read, record the gap "
         "and stream the other shards instead of stopping",
     )
+
+    @model_validator(mode="after")
+    def _idle_backoff_grows(self) -> StreamSettings:
+        if self.idle_poll_max_ms < self.poll_interval_ms:
+            raise ValueError(
+                f"stream.idle_poll_max_ms ({self.idle_poll_max_ms}) is below "
+                f"stream.poll_interval_ms ({self.poll_interval_ms}): the idle backoff starts "
+                "at poll_interval_ms and grows to idle_poll_max_ms"
+            )
+        return self
 
 
 class BackfillSettings(Section):

@@ -138,6 +138,7 @@ class ScriptedStreams:
     """A DynamoDB Streams client with scripted shards and faults.
 
     - shards page through DescribeStream one per page (exercises LastEvaluatedShardId);
+      `ShardFilter` CHILD_SHARDS is honoured unless `honour_shard_filter` is False;
     - `expire_at[shard] = i`: the first GetRecords whose iterator points at record i fails
       with ExpiredIteratorException;
     - `trim_index`: an AFTER_SEQUENCE_NUMBER iterator before it is TrimmedDataAccessException;
@@ -151,6 +152,10 @@ class ScriptedStreams:
         self.throttle = 0
         self.throttled = 0
         self.iterator_requests: list[dict[str, Any]] = []
+        # DescribeStream calls as made ({"start": ..., "filter": ...}); an endpoint that
+        # ignores ShardFilter, as moto does, when `honour_shard_filter` is False.
+        self.describe_requests: list[dict[str, Any]] = []
+        self.honour_shard_filter = True
         self._iterators: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
         self._next_seq = 1000
@@ -184,8 +189,19 @@ class ScriptedStreams:
 
     # -- the boto3 surface ------------------------------------------------------------------
 
-    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str | None = None) -> Any:
+    def describe_stream(
+        self,
+        StreamArn: str,
+        ExclusiveStartShardId: str | None = None,
+        ShardFilter: dict[str, str] | None = None,
+    ) -> Any:
+        self.describe_requests.append({"start": ExclusiveStartShardId, "filter": ShardFilter})
         ids = list(self.shards)
+        if ShardFilter is not None and self.honour_shard_filter:
+            assert ShardFilter["Type"] == "CHILD_SHARDS"
+            ids = [i for i in ids if self.shards[i].parent == ShardFilter["ShardId"]]
+            if ExclusiveStartShardId is None and not ids:
+                return {"StreamDescription": {"StreamArn": StreamArn, "Shards": []}}
         start = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
         page = ids[start : start + 1]
         desc: dict[str, Any] = {

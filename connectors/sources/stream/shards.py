@@ -1,6 +1,7 @@
 """DynamoDB Streams shards: discovery, lineage, and reading one shard with retries.
 
-Discovery pages through `DescribeStream` (`ExclusiveStartShardId`). A `ShardReader` turns a
+Discovery pages through `DescribeStream` (`ExclusiveStartShardId`); the children of an
+ended shard come from one `DescribeStream` with `ShardFilter` CHILD_SHARDS. A `ShardReader` turns a
 checkpoint into an iterator, re-acquires the iterator when it expires (they live 15 minutes),
 backs off with full jitter when throttled, and reports a position behind the trim horizon
 (`TrimmedDataAccessException`) as a `DataLossError`, never as a silent skip.
@@ -94,6 +95,55 @@ def list_shards(
         start = desc.get("LastEvaluatedShardId")
         if not start:
             return shards
+
+
+@dataclass(frozen=True, slots=True)
+class Children:
+    shards: list[Shard]
+    filtered: bool  # found by a ShardFilter call the endpoint honoured (else: a full listing)
+
+
+def child_shards(
+    streams: DynamoDBStreamsClient, stream_arn: str, parent_id: str, stop: threading.Event
+) -> Children:
+    """The children of an ended shard, by `DescribeStream` with `ShardFilter` CHILD_SHARDS.
+
+    One call instead of paging through every shard of the stream. An endpoint that ignores
+    the filter (moto, older emulators) answers with shards that are not children of
+    `parent_id`; then, and only then, the stream is listed in full and its children picked.
+    """
+    kwargs: dict[str, Any] = {
+        "StreamArn": stream_arn,
+        "ShardFilter": {"Type": "CHILD_SHARDS", "ShardId": parent_id},
+    }
+    found: list[Shard] = []
+    honoured = True
+    while True:
+        try:
+            desc = call_with_backoff(
+                functools.partial(streams.describe_stream, **kwargs),
+                "DescribeStream",
+                stop,
+            )["StreamDescription"]
+        except ClientError as exc:
+            raise translate(exc, f"DescribeStream {stream_arn} children of {parent_id}") from exc
+        page = [Shard.from_description(s) for s in desc.get("Shards", [])]
+        if any(shard.parent_ids != (parent_id,) for shard in page):
+            honoured = False
+            break
+        found.extend(page)
+        start = desc.get("LastEvaluatedShardId")
+        if not start:
+            break
+        kwargs["ExclusiveStartShardId"] = start
+    if honoured:
+        return Children(found, filtered=True)
+    log.info(
+        "DescribeStream ignored ShardFilter: listing every shard to find the children",
+        extra={"stream": stream_arn, "shard": parent_id},
+    )
+    every = list_shards(streams, stream_arn, stop)
+    return Children([s for s in every if parent_id in s.parent_ids], filtered=False)
 
 
 @dataclass(frozen=True, slots=True)
