@@ -225,12 +225,14 @@ class ChangeEvent:
         raise AttributeTypeError(f"{where}: export line has neither 'Item' nor 'Keys'")
 
 
-# Back-fills build one event per item, and the frozen dataclass's __init__ (a guarded
-# setattr per field, keyword handling) cost more than the rest of a snapshot. A snapshot is
-# built by setting its slots directly; the result is the same object the constructor makes
+# Back-fills build one event per item and apply decodes one per record, and the frozen
+# dataclass's __init__ (a guarded setattr per field, keyword handling) cost more than the
+# rest of building one. Those hot paths set the slots directly, through SLOT_SETTERS (in
+# SLOT_FIELDS order); the result is the same object the constructor makes
 # (tests/unit/test_export_passthrough.py compares them). The field list is checked here, so
-# a new field makes this fall back to the constructor instead of leaving a slot unset.
-_SNAPSHOT_FIELDS = (
+# a new field makes SLOT_SETTERS None and the builders fall back to the constructor instead
+# of leaving a slot unset.
+SLOT_FIELDS = (
     "table",
     "op",
     "keys",
@@ -246,7 +248,10 @@ _SNAPSHOT_FIELDS = (
     "new_image_json",
     "old_image_json",
 )
-FAST_SNAPSHOTS = tuple(f.name for f in fields(ChangeEvent)) == _SNAPSHOT_FIELDS
+FAST_SNAPSHOTS = tuple(f.name for f in fields(ChangeEvent)) == SLOT_FIELDS
+SLOT_SETTERS: tuple[Callable[[ChangeEvent, Any], None], ...] | None = (
+    tuple(ChangeEvent.__dict__[name].__set__ for name in SLOT_FIELDS) if FAST_SNAPSHOTS else None
+)
 
 
 def _snapshot_by_constructor(
@@ -273,7 +278,8 @@ def _snapshot_by_constructor(
 def _snapshot_by_slots() -> Callable[
     [str, Item, int, Origin, Item, Item | None, bytes | None], ChangeEvent
 ]:
-    set_ = [getattr(ChangeEvent, name).__set__ for name in _SNAPSHOT_FIELDS]
+    assert SLOT_SETTERS is not None
+    set_ = SLOT_SETTERS
     s_table, s_op, s_keys, s_version, s_origin, s_new, s_old = set_[:7]
     s_shard, s_seq, s_id, s_created, s_ttl, s_new_json, s_old_json = set_[7:]
     new, snapshot_op = object.__new__, Op.SNAPSHOT

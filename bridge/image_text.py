@@ -32,7 +32,7 @@ import orjson
 
 from bridge import attrs
 from bridge.attrs import Item
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.event import SLOT_SETTERS, ChangeEvent, Op, Origin
 from bridge.sink import TableSpec
 
 DEPTH = 3  # M/L levels recognized; deeper images take the parsing path
@@ -251,33 +251,6 @@ def stored_text(event: ChangeEvent) -> bytes | None:
     return None
 
 
-_FIELD_ORDER = (
-    "table",
-    "op",
-    "keys",
-    "version",
-    "origin",
-    "new_image",
-    "old_image",
-    "shard_id",
-    "sequence_number",
-    "event_id",
-    "approximate_creation_time_ms",
-    "ttl_expired",
-    "new_image_json",
-    "old_image_json",
-)
-# Every field's slot setter, to build an event without the frozen dataclass's __init__ (one
-# object.__setattr__ per field, and a property call per image: 2-3x the time; this runs
-# once per consumed record). Only while the fields are exactly these: a field added to
-# ChangeEvent makes `text_image_event` use __init__ again rather than leave a slot unset.
-_SETTERS = (
-    tuple(ChangeEvent.__dict__[name].__set__ for name in _FIELD_ORDER)
-    if tuple(f.name for f in fields(ChangeEvent)) == _FIELD_ORDER
-    else None
-)
-
-
 def text_image_event(
     table: str,
     op: Op,
@@ -296,7 +269,7 @@ def text_image_event(
     on their text (by screening, which checks the rest: see TextImageEvent)."""
     new_image = None if new_text is None else PENDING
     old_image = None if old_text is None else PENDING
-    if _SETTERS is None:
+    if SLOT_SETTERS is None:
         return TextImageEvent(
             table=table,
             op=op,
@@ -329,7 +302,7 @@ def text_image_event(
         set_ttl,
         set_new_json,
         set_old_json,
-    ) = _SETTERS
+    ) = SLOT_SETTERS
     set_table(event, table)
     set_op(event, op)
     set_keys(event, keys)
