@@ -26,7 +26,9 @@ class Write:
     returned: float | None = None  # when the write call returned
     kafka_seen: float | None = None  # when the tail consumer first read its event
     kafka_version: int | None = None
-    broker_ts: float | None = None  # the Kafka record's timestamp, seconds
+    # The Kafka record's timestamp, seconds: the stream producer stamps each record with its
+    # DynamoDB change time (ApproximateCreationDateTime), not the time it was produced.
+    record_ts: float | None = None
     target_seen: float | None = None  # when the poller first saw it (or a later write) applied
     target_version: int | None = None  # the row's version, when it held exactly this write
     superseded: bool = False  # first seen in the target under a later write of its key
@@ -43,7 +45,7 @@ class Stages:
     end_to_end: list[float]  # target_seen - returned
     to_kafka: list[float]  # kafka_seen - returned
     kafka_to_target: list[float]  # target_seen - kafka_seen
-    to_producer: list[float]  # broker_ts - returned: read from the stream and handed to Kafka
+    stamp_to_kafka: list[float]  # kafka_seen - record_ts: from DynamoDB's own change time
     put: list[float]  # returned - sent: the write call itself
 
 
@@ -70,7 +72,7 @@ class Ledger:
             self.writes[(key, seq)].returned = at
 
     def kafka_event(
-        self, key: str, seq: int | None, version: int, at: float, broker_ts: float | None
+        self, key: str, seq: int | None, version: int, at: float, record_ts: float | None
     ) -> None:
         """The tail consumer read the event of write (key, seq) at `at`."""
         with self._lock:
@@ -81,7 +83,7 @@ class Ledger:
             if write.kafka_seen is not None:
                 self.duplicate_events += 1
                 return
-            write.kafka_seen, write.kafka_version, write.broker_ts = at, version, broker_ts
+            write.kafka_seen, write.kafka_version, write.record_ts = at, version, record_ts
 
     def target_row(self, key: str, seq: int, version: int, at: float) -> int:
         """The poller saw `key`'s row holding write `seq` at `at`: every write of the key up
@@ -136,6 +138,6 @@ class Ledger:
                 out.to_kafka.append(w.kafka_seen - w.returned)
                 out.kafka_to_target.append(w.target_seen - w.kafka_seen)
                 out.put.append(w.returned - w.sent)
-                if w.broker_ts is not None:
-                    out.to_producer.append(w.broker_ts - w.returned)
+                if w.record_ts is not None:
+                    out.stamp_to_kafka.append(w.kafka_seen - w.record_ts)
         return out

@@ -40,7 +40,7 @@ def test_stages_of_a_write_seen_in_kafka_then_in_the_target() -> None:
     ledger = Ledger()
     ledger.sent("k1", 1, at=10.0)
     ledger.returned("k1", 1, at=10.01)
-    ledger.kafka_event("k1", 1, version=555, at=10.31, broker_ts=10.29)
+    ledger.kafka_event("k1", 1, version=555, at=10.31, record_ts=10.005)
     assert [w.seq for w in ledger.missing()] == [1]  # not yet in the target
     assert ledger.waiting_keys() == ["k1"]
     assert ledger.target_row("k1", 1, version=555, at=10.61) == 1
@@ -49,7 +49,7 @@ def test_stages_of_a_write_seen_in_kafka_then_in_the_target() -> None:
     assert st.end_to_end == [pytest.approx(0.60)]
     assert st.to_kafka == [pytest.approx(0.30)]
     assert st.kafka_to_target == [pytest.approx(0.30)]
-    assert st.to_producer == [pytest.approx(0.28)]
+    assert st.stamp_to_kafka == [pytest.approx(0.305)]
     assert st.put == [pytest.approx(0.01)]
     assert ledger.version_mismatches() == []
 
@@ -59,7 +59,7 @@ def test_a_row_holding_a_later_write_shows_the_earlier_ones_superseded() -> None
     for seq in (1, 2, 3):
         ledger.sent("k", seq, at=float(seq))
         ledger.returned("k", seq, at=seq + 0.01)
-        ledger.kafka_event("k", seq, version=100 + seq, at=seq + 0.2, broker_ts=None)
+        ledger.kafka_event("k", seq, version=100 + seq, at=seq + 0.2, record_ts=None)
     ledger.sent("other", 4, at=4.0)
     assert ledger.target_row("k", 2, version=102, at=3.5) == 2  # writes 1 and 2, not 3
     w1, w2, w3 = (ledger.writes[("k", s)] for s in (1, 2, 3))
@@ -78,19 +78,19 @@ def test_duplicates_unknown_events_warm_up_and_version_mismatch() -> None:
     ledger.returned("w", 0, at=0.1)
     ledger.sent("k", 1, at=1.0)
     ledger.returned("k", 1, at=1.1)
-    ledger.kafka_event("k", 1, version=7, at=1.5, broker_ts=None)
-    ledger.kafka_event("k", 1, version=7, at=1.9, broker_ts=None)  # re-published
-    ledger.kafka_event("k", None, version=8, at=2.0, broker_ts=None)  # no seq in the image
-    ledger.kafka_event("nobody", 9, version=9, at=2.0, broker_ts=None)
+    ledger.kafka_event("k", 1, version=7, at=1.5, record_ts=None)
+    ledger.kafka_event("k", 1, version=7, at=1.9, record_ts=None)  # re-published
+    ledger.kafka_event("k", None, version=8, at=2.0, record_ts=None)  # no seq in the image
+    ledger.kafka_event("nobody", 9, version=9, at=2.0, record_ts=None)
     assert ledger.duplicate_events == 1 and ledger.unmatched_events == 2
     assert ledger.writes[("k", 1)].kafka_seen == 1.5  # the first sighting counts
-    ledger.kafka_event("w", 0, version=1, at=0.3, broker_ts=None)
+    ledger.kafka_event("w", 0, version=1, at=0.3, record_ts=None)
     ledger.target_row("w", 0, version=1, at=0.4)
     ledger.target_row("k", 1, version=6, at=1.8)
     assert [w.seq for w in ledger.version_mismatches()] == [1]
     st = ledger.stages()
     assert len(st.end_to_end) == 1  # the warm-up write is not a sample
-    assert st.to_producer == []  # no broker timestamp given
+    assert st.stamp_to_kafka == []  # no record timestamp given
     assert st.kafka_to_target == [pytest.approx(0.3)]
     with pytest.raises(ValueError, match="recorded twice"):
         ledger.sent("k", 1, at=3.0)
