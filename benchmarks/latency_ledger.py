@@ -29,6 +29,9 @@ class Write:
     # The Kafka record's timestamp, seconds: the stream producer stamps each record with its
     # DynamoDB change time (ApproximateCreationDateTime), not the time it was produced.
     record_ts: float | None = None
+    # when a plain GetRecords reader of the same stream first read it (the floor, see
+    # latency_probes.StreamFloor)
+    floor_seen: float | None = None
     target_seen: float | None = None  # when the poller first saw it (or a later write) applied
     target_version: int | None = None  # the row's version, when it held exactly this write
     superseded: bool = False  # first seen in the target under a later write of its key
@@ -47,6 +50,7 @@ class Stages:
     kafka_to_target: list[float]  # target_seen - kafka_seen
     stamp_to_kafka: list[float]  # kafka_seen - record_ts: from DynamoDB's own change time
     put: list[float]  # returned - sent: the write call itself
+    floor: list[float]  # floor_seen - returned: the same write, read by a plain poller
 
 
 class Ledger:
@@ -84,6 +88,13 @@ class Ledger:
                 self.duplicate_events += 1
                 return
             write.kafka_seen, write.kafka_version, write.record_ts = at, version, record_ts
+
+    def floor_record(self, key: str, seq: int | None, at: float) -> None:
+        """The floor reader read write (key, seq) from the stream at `at` (first time counts)."""
+        with self._lock:
+            write = self.writes.get((key, seq)) if seq is not None else None
+            if write is not None and write.floor_seen is None:
+                write.floor_seen = at
 
     def target_row(self, key: str, seq: int, version: int, at: float) -> int:
         """The poller saw `key`'s row holding write `seq` at `at`: every write of the key up
@@ -128,7 +139,7 @@ class Ledger:
 
     def stages(self) -> Stages:
         """The spans of every measured write seen everywhere."""
-        out = Stages([], [], [], [], [])
+        out = Stages([], [], [], [], [], [])
         with self._lock:
             for w in sorted(self.writes.values(), key=lambda w: w.seq):
                 if not (w.measured and w.done and w.returned is not None):
@@ -138,6 +149,8 @@ class Ledger:
                 out.to_kafka.append(w.kafka_seen - w.returned)
                 out.kafka_to_target.append(w.target_seen - w.kafka_seen)
                 out.put.append(w.returned - w.sent)
+                if w.floor_seen is not None:
+                    out.floor.append(w.floor_seen - w.returned)
                 if w.record_ts is not None:
                     out.stamp_to_kafka.append(w.kafka_seen - w.record_ts)
         return out

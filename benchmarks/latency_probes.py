@@ -43,66 +43,88 @@ class Probe(threading.Thread):
 
 
 class Writer(Probe):
-    """Writes at `rate`/s on a fixed schedule (the n-th write is due at start + n/rate):
-    a put for a key's first write and every even one, else an update of `seq`, `payload`
-    and a counter. `measured` off marks warm-up writes."""
+    """Writes at `rate`/s on a fixed schedule: the n-th write is sent at start + n/rate by one
+    of `threads` threads, whatever the earlier calls take (one thread alone fell behind
+    whenever moto answered slowly, and the rate with it). A key's first write and every even
+    one is a put, the others update `seq`, `payload` and a counter; consecutive writes touch
+    different keys. `measured` off marks warm-up writes."""
 
-    def __init__(self, ddb: Any, table: str, ledger: Ledger, rate: float, keys: int) -> None:
+    def __init__(
+        self, ddb: Any, table: str, ledger: Ledger, rate: float, keys: int, threads: int = 8
+    ) -> None:
         super().__init__("latency-writer")
         self.ddb, self.table, self.ledger = ddb, table, ledger
-        self.rate, self.keys = rate, keys
+        self.rate, self.keys, self.threads = rate, keys, threads
         self.measured = threading.Event()
         self.count = 0
         self.puts = 0
         self.updates = 0
         self.late = 0  # writes sent more than one interval behind schedule
+        self.lateness: list[float] = []  # seconds each write was sent after its due time
         self.measured_span: tuple[float, float] | None = None
+        self._lock = threading.Lock()
 
     def loop(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         started = time.monotonic()
         first_measured: float | None = None
-        seq = 0
-        while not self.stop_event.is_set():
-            due = started + seq / self.rate
-            wait = due - time.monotonic()
-            if wait > 0:
-                self.stop_event.wait(wait)
-                continue
-            if -wait > 1 / self.rate:
-                self.late += 1
-            key = key_of(seq, self.keys)
-            measured = self.measured.is_set()
-            if measured and first_measured is None:
-                first_measured = time.time()
-            self.ledger.sent(key, seq, time.time(), measured)
-            if seq < self.keys or seq % 2 == 0:
-                self.ddb.put_item(
-                    TableName=self.table,
-                    Item={
-                        "pk": {"S": key},
-                        "seq": {"N": str(seq)},
-                        "payload": {"S": PAYLOAD},
-                        "n": {"N": "1"},
-                    },
-                )
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="latency-write") as pool:
+            seq = 0
+            while not self.stop_event.is_set() and self.error is None:
+                due = started + seq / self.rate
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self.stop_event.wait(wait)
+                    continue
+                measured = self.measured.is_set()
+                if measured and first_measured is None:
+                    first_measured = time.time()
+                pool.submit(self._write, seq, due, measured).add_done_callback(self._failed)
+                seq += 1
+                self.count = seq
+        if first_measured is not None:
+            self.measured_span = (first_measured, time.time())
+
+    def _failed(self, future: Any) -> None:
+        if future.exception() is not None and self.error is None:
+            self.error = future.exception()
+
+    def _write(self, seq: int, due: float, measured: bool) -> None:
+        key = key_of(seq, self.keys)
+        behind = time.monotonic() - due
+        self.ledger.sent(key, seq, time.time(), measured)
+        if seq < self.keys or seq % 2 == 0:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": key},
+                    "seq": {"N": str(seq)},
+                    "payload": {"S": PAYLOAD},
+                    "n": {"N": "1"},
+                },
+            )
+            put = True
+        else:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET seq = :s, payload = :p ADD n :one",
+                ExpressionAttributeValues={
+                    ":s": {"N": str(seq)},
+                    ":p": {"S": PAYLOAD[::-1] + str(seq)},
+                    ":one": {"N": "1"},
+                },
+            )
+            put = False
+        self.ledger.returned(key, seq, time.time())
+        with self._lock:
+            self.late += behind > 1 / self.rate
+            self.lateness.append(behind)
+            if put:
                 self.puts += 1
             else:
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="SET seq = :s, payload = :p ADD n :one",
-                    ExpressionAttributeValues={
-                        ":s": {"N": str(seq)},
-                        ":p": {"S": PAYLOAD[::-1] + str(seq)},
-                        ":one": {"N": "1"},
-                    },
-                )
                 self.updates += 1
-            self.ledger.returned(key, seq, time.time())
-            seq += 1
-            self.count = seq
-            if first_measured is not None:
-                self.measured_span = (first_measured, time.time())
 
 
 class KafkaTail(Probe):
@@ -151,14 +173,17 @@ class KafkaTail(Probe):
             consumer.close()
 
 
-# A query for the rows of some keys: (pk, seq held, version) per row found.
-RowQuery = Callable[[list[str]], list[tuple[str, int, int]]]
+# A query for the rows of some keys: the time its snapshot was taken (None: unknown, use the
+# send time) and (pk, seq held, version) per row found.
+RowQuery = Callable[[list[str]], tuple[float | None, list[tuple[str, int, int]]]]
 
 
 class TargetPoller(Probe):
     """Every `interval_s`, on a fixed schedule, reads the rows of the keys with a write not yet
-    seen there. A row is stamped with the time its query was sent: it was not visible at the
-    previous query, so it became visible within one interval (plus a query) before that."""
+    seen there. A row is stamped with the time the query's snapshot was taken (PostgreSQL's
+    statement_timestamp(): the same clock, and no wait for this busy process's GIL in it;
+    SQLite: the send time). It was not visible to the previous query, so it became visible
+    at most one interval (plus that query's own time) before the stamp."""
 
     def __init__(self, query: RowQuery, ledger: Ledger, interval_s: float) -> None:
         super().__init__("latency-target-poller")
@@ -174,11 +199,11 @@ class TargetPoller(Probe):
             if keys:
                 sent = time.time()
                 started = time.perf_counter()
-                rows = self.query(keys)
+                snapshot, rows = self.query(keys)
                 self.query_s.append(time.perf_counter() - started)
                 self.polls += 1
                 for pk, seq, version in rows:
-                    self.ledger.target_row(pk, seq, version, sent)
+                    self.ledger.target_row(pk, seq, version, snapshot or sent)
             next_at += self.interval_s
             self.stop_event.wait(max(0.0, next_at - time.monotonic()))
 
@@ -188,15 +213,19 @@ def postgres_query(dsn: str, schema: str, table: str) -> RowQuery:
     from psycopg import sql
 
     conn = psycopg.connect(dsn, autocommit=True)
+    # Autocommit, READ COMMITTED: the statement's snapshot is taken when it starts, which is
+    # what statement_timestamp() reports (the server runs on this machine: the same clock).
     statement = sql.SQL(
-        "SELECT pk, (item->'seq'->>'N')::bigint, version FROM {} WHERE pk = ANY(%s)"
+        "SELECT extract(epoch FROM statement_timestamp())::float8, pk, "
+        "(item->'seq'->>'N')::bigint, version FROM {} WHERE pk = ANY(%s)"
     ).format(sql.Identifier(schema, table))
 
-    def query(keys: list[str]) -> list[tuple[str, int, int]]:
+    def query(keys: list[str]) -> tuple[float | None, list[tuple[str, int, int]]]:
         try:
-            return [(r[0], r[1], r[2]) for r in conn.execute(statement, (keys,))]
+            rows = conn.execute(statement, (keys,)).fetchall()
         except psycopg.errors.UndefinedTable:
-            return []  # apply has not created it yet
+            return None, []  # apply has not created it yet
+        return (rows[0][0] if rows else None), [(r[1], r[2], r[3]) for r in rows]
 
     return query
 
@@ -205,7 +234,7 @@ def sqlite_query(path: str, table: str) -> RowQuery:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     quoted = '"' + table.replace('"', '""') + '"'
 
-    def query(keys: list[str]) -> list[tuple[str, int, int]]:
+    def query(keys: list[str]) -> tuple[float | None, list[tuple[str, int, int]]]:
         marks = ",".join("?" * len(keys))
         try:
             cur = conn.execute(
@@ -215,9 +244,9 @@ def sqlite_query(path: str, table: str) -> RowQuery:
             )
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return []
+                return None, []
             raise
-        return [(r[0], r[1], r[2]) for r in cur]
+        return None, [(r[0], r[1], r[2]) for r in cur]
 
     return query
 
@@ -225,8 +254,9 @@ def sqlite_query(path: str, table: str) -> RowQuery:
 class StreamFloor(Probe):
     """The floor any stream reader polling every `interval_s` pays on this moto: GetRecords in
     a plain loop on the table's one shard (a pause of `interval_s` after every page that is
-    not full, as the bridge's reader after a page with records), no Kafka, no target.
-    Reports each record as a Kafka sighting to its own ledger."""
+    not full, as the bridge's reader after a page with records), no Kafka, no target. It
+    reads the bridge's own stream, beside the bridge (DynamoDB allows two readers a shard):
+    the same writes, on the same loaded moto, so the two are compared write by write."""
 
     def __init__(self, streams: Any, stream_arn: str, ledger: Ledger, interval_s: float) -> None:
         super().__init__("latency-floor-reader")
@@ -255,7 +285,7 @@ class StreamFloor(Probe):
                 image = record["dynamodb"].get("NewImage", {})
                 key = record["dynamodb"]["Keys"]["pk"]["S"]
                 seq = int(image["seq"]["N"]) if "seq" in image else None
-                self.ledger.kafka_event(key, seq, 0, seen, None)
+                self.ledger.floor_record(key, seq, seen)
             iterator = page.get("NextShardIterator")
             if len(page["Records"]) < 1000:
                 self.stop_event.wait(self.interval_s)

@@ -41,6 +41,9 @@ def test_stages_of_a_write_seen_in_kafka_then_in_the_target() -> None:
     ledger.sent("k1", 1, at=10.0)
     ledger.returned("k1", 1, at=10.01)
     ledger.kafka_event("k1", 1, version=555, at=10.31, record_ts=10.005)
+    ledger.floor_record("k1", 1, at=10.2)
+    ledger.floor_record("k1", 1, at=10.4)  # a re-read: the first counts
+    ledger.floor_record("k1", None, at=10.4)  # not a write of this run
     assert [w.seq for w in ledger.missing()] == [1]  # not yet in the target
     assert ledger.waiting_keys() == ["k1"]
     assert ledger.target_row("k1", 1, version=555, at=10.61) == 1
@@ -51,6 +54,7 @@ def test_stages_of_a_write_seen_in_kafka_then_in_the_target() -> None:
     assert st.kafka_to_target == [pytest.approx(0.30)]
     assert st.stamp_to_kafka == [pytest.approx(0.305)]
     assert st.put == [pytest.approx(0.01)]
+    assert st.floor == [pytest.approx(0.19)]
     assert ledger.version_mismatches() == []
 
 
@@ -91,6 +95,7 @@ def test_duplicates_unknown_events_warm_up_and_version_mismatch() -> None:
     st = ledger.stages()
     assert len(st.end_to_end) == 1  # the warm-up write is not a sample
     assert st.stamp_to_kafka == []  # no record timestamp given
+    assert st.floor == []  # no floor reader ran
     assert st.kafka_to_target == [pytest.approx(0.3)]
     with pytest.raises(ValueError, match="recorded twice"):
         ledger.sent("k", 1, at=3.0)
