@@ -413,6 +413,7 @@ def report(
             "record_timestamp_to_kafka_ms": ms(summary(stages.stamp_to_kafka)),
             "put_call_ms": ms(summary(stages.put)),
             "floor_ms": base,
+            "kafka_minus_floor_ms": ms(summary(stages.over_floor)),
             "floor_get_records_calls": floor.calls,
             "resolution": {
                 "t_target": f"target polled every {args.target_poll_ms} ms; a row is stamped "
@@ -450,6 +451,7 @@ def report(
         ("DynamoDB -> Kafka", to_kafka),
         ("Kafka -> target", to_target),
         ("floor (no bridge)", base),
+        ("Kafka - floor", ms(summary(stages.over_floor))),
     ):
         print(f"  {name:<18} " + "  ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
     results.write()

@@ -51,6 +51,9 @@ class Stages:
     stamp_to_kafka: list[float]  # kafka_seen - record_ts: from DynamoDB's own change time
     put: list[float]  # returned - sent: the write call itself
     floor: list[float]  # floor_seen - returned: the same write, read by a plain poller
+    # kafka_seen - floor_seen, write by write: what the stream producer and Kafka add to a
+    # plain reader's delay (paired, so a machine-wide slowdown mostly cancels out)
+    over_floor: list[float]
 
 
 class Ledger:
@@ -139,7 +142,7 @@ class Ledger:
 
     def stages(self) -> Stages:
         """The spans of every measured write seen everywhere."""
-        out = Stages([], [], [], [], [], [])
+        out = Stages([], [], [], [], [], [], [])
         with self._lock:
             for w in sorted(self.writes.values(), key=lambda w: w.seq):
                 if not (w.measured and w.done and w.returned is not None):
@@ -151,6 +154,7 @@ class Ledger:
                 out.put.append(w.returned - w.sent)
                 if w.floor_seen is not None:
                     out.floor.append(w.floor_seen - w.returned)
+                    out.over_floor.append(w.kafka_seen - w.floor_seen)
                 if w.record_ts is not None:
                     out.stamp_to_kafka.append(w.kafka_seen - w.record_ts)
         return out

@@ -55,6 +55,7 @@ def test_stages_of_a_write_seen_in_kafka_then_in_the_target() -> None:
     assert st.stamp_to_kafka == [pytest.approx(0.305)]
     assert st.put == [pytest.approx(0.01)]
     assert st.floor == [pytest.approx(0.19)]
+    assert st.over_floor == [pytest.approx(0.11)]
     assert ledger.version_mismatches() == []
 
 
