@@ -147,6 +147,19 @@ class Bridge:
                 env=self.env,
             )
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system, all threads) each process has used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, proc in self.procs.items():
+            try:
+                stat = Path(f"/proc/{proc.pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return out
+
     def check(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -314,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
 
                 wait_until("the warm-up writes to arrive", warm, 300, tick)
                 writer.measured.set()
+                cpu_before = bridge.cpu_s()
                 print(
                     f"warm-up done after {time.monotonic() - started:.0f}s; measuring", flush=True
                 )
@@ -323,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                     time.sleep(0.2)
                 writer.stop_event.set()
                 writer.join()
+                cpu_after = bridge.cpu_s()
                 check_probes(writer)
                 with contextlib.suppress(SystemExit):
                     wait_until(
@@ -343,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
             poller.join(10)
             floor.join(10)
 
-        report(results, args, ledger, floor, writer, poller, tail, kind, codes, settings)
+        cpu = {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after}
+        report(results, args, ledger, floor, writer, poller, tail, kind, codes, settings, cpu)
 
 
 def report(
@@ -357,6 +373,7 @@ def report(
     kind: str,
     codes: dict[str, int],
     settings: Any,
+    cpu: dict[str, float],
 ) -> None:
     stages = ledger.stages()
     e2e = ms(summary(stages.end_to_end))
@@ -440,8 +457,13 @@ def report(
             "duplicate_events": ledger.duplicate_events,
             "events_read": tail.records,
             "exit_codes": codes,
+            # What each process spent while the measured writes were made: a shorter batch
+            # window or poll interval buys latency with CPU, this is its price.
+            "cpu_s_during_measured_writes": cpu,
+            "cpu_ms_per_write": {k: round(v * 1000 / max(1, measured), 2) for k, v in cpu.items()},
         }
     )
+    print(f"CPU during the measured writes (s): {cpu}", flush=True)
     print(
         "settings: " + ", ".join(f"{k} = {v}" for k, v in results.extra["settings"].items()),
         flush=True,

@@ -256,7 +256,12 @@ class ApplySettings(Section):
         "local", description="the [targets.NAME] that `apply` and `verify` use by default"
     )
     batch_size: int = Field(500, ge=1, description="events per batch written to the target")
-    batch_window_ms: int = Field(200, ge=1, description="longest wait to fill a batch")
+    batch_window_ms: int = Field(
+        50,
+        ge=1,
+        description="longest wait to fill a batch; a trickle of records (fewer than "
+        "batch_size) waits this long before its write, so it adds to end-to-end latency",
+    )
     max_retries: int = Field(
         0, ge=0, description="retries of a batch after a transient error; 0 = forever"
     )
