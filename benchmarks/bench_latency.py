@@ -399,6 +399,15 @@ def report(
         for name, stats in (("DynamoDB -> Kafka", to_kafka), ("Kafka -> target", to_target)):
             for q in ("p50", "p99"):
                 results.figure(f"{name} {q}", stats[q], "ms", note=poll)
+        over = ms(summary(stages.over_floor))
+        if over["count"]:
+            results.figure(
+                "stream -> Kafka over the plain reader, per write, mean",
+                over["mean"],
+                "ms",
+                note=f"p50 {over['p50']:,.0f} ms; what the stream producer, linger_ms and "
+                "the broker add to a plain GetRecords loop reading the same writes",
+            )
     results.figure(
         "measured writes seen in Kafka and in the target",
         measured - measured_missing,
