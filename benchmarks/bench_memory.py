@@ -1,0 +1,389 @@
+"""Resident memory of back-fill (export files, scan), stream and apply against items done, up
+to 1,000,000 items: flat, or growing with the items.
+
+Each path runs the real command line (`python -m ddb_bridge.cli.main ...`) in a process of
+its own; the benchmark samples that process's VmRSS (/proc/PID/status, its helpers
+included) every 0.5 s against the items it has done, counted from what the bridge itself
+made durable: records in the change topic (high watermarks) for back-fill and stream, the
+apply group's committed offsets for apply. It reports RSS at `--small` (200,000) and
+`--items` (1,000,000) items, the peak, and the ratio RSS(items)/RSS(small) — flat is ~1.0.
+Goal (issue 14): <= 300 MB at 1,000,000 items, flat from 200,000.
+
+Where the items come from:
+- export: an export folder in AWS's layout (benchmarks/bench_export.py's generator);
+- scan and stream: `benchmarks/fake_dynamodb.py`, a local endpoint serving generated Scan
+  pages and DynamoDB Streams records (wire format, 1,000 records a page over `--shards`
+  open shards) in front of moto, which keeps the lease table, DescribeTable and the capture
+  record. moto itself cannot hold or serve a million items in useful time;
+- apply: `--items` change events produced into a topic beforehand (bench_apply's
+  producer), applied into the null sink and SQLite (`--apply-targets`).
+RSS figures hold under load (other work on the machine slows the run, not its memory);
+rates printed beside them do not. Run: `python -m benchmarks memory [--items N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from benchmarks.bench_apply import produce
+from benchmarks.bench_export import partitions
+from benchmarks.broker import bench_broker
+from benchmarks.fake_dynamodb import FakeDynamoDB, ScanData, StreamData, fake_dynamodb
+from benchmarks.memory_curve import RssSampler, Sample, flatness, growth_mb_per_100k, peak, rss_at
+from benchmarks.report import Results
+from bridge.apply.app import group_id
+from bridge.kafka_reads import committed_offsets, reader_consumer, watermarks
+from bridge.settings import KafkaSettings
+from tests import services
+from tests.export_layout import build_export
+from tests.stream_helpers import create_stream_table
+
+GOAL_MB = 300.0
+
+TABLE_DECL = (
+    '[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\nrange_key_type = "N"\n'
+)
+
+
+def write_config(
+    path: Path, endpoint: str, bootstrap: str, lease_table: str, tables: list[str], extra: str = ""
+) -> Path:
+    text = (
+        f'[aws]\nendpoint_url = "{endpoint}"\n'
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\nreplication_factor = 1\n'
+        f'[stream]\nlease_table = "{lease_table}"\ninitial_position = "TRIM_HORIZON"\n'
+        + extra
+        + "".join(TABLE_DECL.format(table=t) for t in tables)
+    )
+    path.write_text(text)
+    return path
+
+
+class TopicCount:
+    """Records in a topic: the sum of its partitions' high watermarks (0 until it exists)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.consumer = reader_consumer(kafka, "bench-memory")
+        self.topic = topic
+        self.partitions: list[int] = []
+
+    def __call__(self) -> int:
+        if not self.partitions:
+            meta = self.consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                return 0
+            self.partitions = sorted(meta.partitions)
+        # `watermarks` waits out a partition whose leader is still being elected.
+        return sum(
+            watermarks(self.consumer, self.topic, p, timeout_s=5)[1] for p in self.partitions
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class CommittedCount:
+    """Offsets `group` committed on a topic's partitions, summed (records applied)."""
+
+    def __init__(self, kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
+        from bridge.kafka_reads import admin_client
+
+        self.admin = admin_client(kafka)
+        self.group = group
+        self.tps = [(topic, p) for p in range(partitions)]
+
+    def __call__(self) -> int:
+        found = committed_offsets(self.admin, self.group, self.tps, timeout_s=5)
+        return sum(v or 0 for v in found.values())
+
+
+def cli(config: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ddb_bridge.cli.main",
+        *args[:1],
+        "--config",
+        str(config),
+        "--log-level",
+        "WARNING",
+        *args[1:],
+    ]
+
+
+def run_sampled(
+    label: str,
+    cmd: list[str],
+    progress: Callable[[], int],
+    target: int,
+    *,
+    stop_at_target: bool,
+    timeout_s: float,
+    logs: Path,
+) -> tuple[list[Sample], float]:
+    """Run `cmd`, sampling it until it exits (back-fill) or, with `stop_at_target`, until
+    `target` items are done, then SIGTERM (the daemons). (samples, seconds to the target)."""
+    out = open(logs / f"{label}.out", "wb")  # noqa: SIM115 - closed below
+    err = open(logs / f"{label}.err", "wb")  # noqa: SIM115
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+    sampler = RssSampler(proc.pid, progress, say=print)
+    deadline = started + timeout_s
+    reached: list[float] = []
+
+    def done(sample: Sample) -> bool:
+        if sample.items >= target and not reached:
+            reached.append(time.monotonic() - started)
+        if time.monotonic() > deadline:
+            return True
+        return stop_at_target and sample.items >= target
+
+    try:
+        sampler.run(done, alive=lambda: proc.poll() is None)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        out.close()
+        err.close()
+    samples = sampler.samples
+    final = samples[-1].items if samples else 0
+    if final < target:
+        tail = (logs / f"{label}.err").read_text()[-3000:]
+        raise SystemExit(f"{label}: {final:,} of {target:,} items after exit code {code}:\n{tail}")
+    if not stop_at_target and code != 0:
+        tail = (logs / f"{label}.err").read_text()[-3000:]
+        raise SystemExit(f"{label} failed with exit code {code}:\n{tail}")
+    return samples, reached[0] if reached else time.monotonic() - started
+
+
+def report_path(
+    results: Results,
+    path: str,
+    samples: list[Sample],
+    small: int,
+    big: int,
+    seconds: float,
+    how: str,
+) -> None:
+    at_small, at_big = rss_at(samples, small), rss_at(samples, big)
+    ratio = flatness(samples, small, big)
+    growth = growth_mb_per_100k(samples, small, big)
+    top = peak(samples)
+    results.extra[path] = {
+        "how": how,
+        "items": big,
+        "seconds_to_items": round(seconds, 1),
+        "rss_mb_at_small": at_small,
+        "rss_mb_at_items": at_big,
+        "rss_mb_peak": top,
+        "flatness": None if ratio is None else round(ratio, 3),
+        "growth_mb_per_100k_items": None if growth is None else round(growth, 2),
+        "samples_seconds_items_rss_mb": [[s.seconds, s.items, s.rss_mb] for s in samples],
+    }
+    if at_small is None or at_big is None:
+        print(f"{path}: too few samples for RSS at {small:,} and {big:,} items")
+        return
+    results.figure(
+        f"{path}: RSS at {big:,} items",
+        at_big,
+        "MB",
+        baseline=(f"RSS at {small:,} items", at_small),
+        note=(
+            f"peak {top:.0f} MB; {growth:+.1f} MB per 100k items; goal <= {GOAL_MB:.0f} MB, "
+            f"ratio ~1.0 (flat); {how}"
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_memory")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=200_000, help="the first RSS point")
+    parser.add_argument("--paths", default="export,scan,stream,apply")
+    parser.add_argument("--files", type=int, default=8, help="export data files")
+    parser.add_argument("--segments", type=int, default=8, help="scan segments")
+    parser.add_argument("--shards", type=int, default=4, help="stream shards")
+    parser.add_argument("--apply-targets", default="null,sqlite")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per path")
+    args = parser.parse_args(argv)
+    if args.small >= args.items:
+        parser.error("--small must be below --items")
+    for var, value in (
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(var, value)
+    paths = args.paths.split(",")
+    n, small = args.items, args.small
+
+    results = Results("memory")
+    results.extra.update(items=n, small=small, goal_mb=GOAL_MB, sample_interval_s=0.5)
+    with (
+        bench_broker(results) as bootstrap,
+        services.moto_server() as moto,
+        tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_dir,
+    ):
+        tmp = Path(tmp_dir)
+        kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
+        lease_table = services.unique("leases")
+
+        def ddb() -> Any:
+            return boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1")
+
+        if "export" in paths:
+            table = services.unique("memexport")
+            config = write_config(tmp / "export.toml", moto, bootstrap, lease_table, [table])
+            started = time.perf_counter()
+            folder = build_export(tmp / table, partitions(n, args.files), compresslevel=1)
+            print(f"export: generated {n:,} items in {time.perf_counter() - started:.1f}s")
+            count = TopicCount(kafka, kafka.changes_topic(table))
+            cmd = cli(
+                config,
+                "backfill",
+                "--table",
+                table,
+                "--from",
+                "export",
+                "--dir",
+                str(folder.root),
+                "--no-stream",
+                "--no-progress",
+                "--processes",
+                "1",
+            )
+            samples, seconds = run_sampled(
+                "export", cmd, count, n, stop_at_target=False, timeout_s=args.timeout, logs=tmp
+            )
+            count.close()
+            report_path(
+                results,
+                "back-fill, export files",
+                samples,
+                small,
+                n,
+                seconds,
+                f"{args.files} files in AWS's layout, 1 process",
+            )
+
+        if "scan" in paths:
+            table = services.unique("memscan")
+            create_stream_table(ddb(), table, None)
+            fake = FakeDynamoDB(moto, scan=ScanData(table, n))
+            with fake_dynamodb(fake) as endpoint:
+                config = write_config(tmp / "scan.toml", endpoint, bootstrap, lease_table, [table])
+                count = TopicCount(kafka, kafka.changes_topic(table))
+                cmd = cli(
+                    config,
+                    "backfill",
+                    "--table",
+                    table,
+                    "--from",
+                    "scan",
+                    "--segments",
+                    str(args.segments),
+                    "--new-run",
+                    "--no-stream",
+                    "--no-progress",
+                    "--processes",
+                    "1",
+                )
+                samples, seconds = run_sampled(
+                    "scan", cmd, count, n, stop_at_target=False, timeout_s=args.timeout, logs=tmp
+                )
+                count.close()
+            report_path(
+                results,
+                "back-fill, scan",
+                samples,
+                small,
+                n,
+                seconds,
+                f"{args.segments} segments, Scan served by benchmarks/fake_dynamodb.py, 1 process",
+            )
+
+        if "stream" in paths:
+            table = services.unique("memstream")
+            create_stream_table(ddb(), table, "NEW_AND_OLD_IMAGES")
+            fake = FakeDynamoDB(moto, stream=StreamData(n, args.shards))
+            with fake_dynamodb(fake) as endpoint:
+                config = write_config(
+                    tmp / "stream.toml", endpoint, bootstrap, lease_table, [table]
+                )
+                count = TopicCount(kafka, kafka.changes_topic(table))
+                cmd = cli(config, "stream", "--table", table)
+                samples, seconds = run_sampled(
+                    "stream", cmd, count, n, stop_at_target=True, timeout_s=args.timeout, logs=tmp
+                )
+                count.close()
+                served = fake.records_served
+            report_path(
+                results,
+                "stream",
+                samples,
+                small,
+                n,
+                seconds,
+                f"{args.shards} shards served by benchmarks/fake_dynamodb.py "
+                f"({served:,} records served)",
+            )
+
+        if "apply" in paths:
+            table = services.unique("memapply").replace("-", "_")
+            started = time.perf_counter()
+            produce(kafka, table, n)
+            print(f"apply: produced {n:,} events in {time.perf_counter() - started:.1f}s")
+            for target in args.apply_targets.split(","):
+                extra = (
+                    "[apply]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 1000\n"
+                    "batch_size = 2000\n"
+                    + (
+                        '[targets.null]\ntype = "null"\n'
+                        if target == "null"
+                        else f'[targets.sqlite]\ntype = "sqlite"\npath = "{tmp / "apply.db"}"\n'
+                    )
+                )
+                config = write_config(
+                    tmp / f"apply-{target}.toml", moto, bootstrap, lease_table, [table], extra
+                )
+                count = CommittedCount(kafka, group_id(target), kafka.changes_topic(table), 4)
+                cmd = cli(config, "apply", "--target", target, "--table", table, "--create-schema")
+                samples, seconds = run_sampled(
+                    f"apply-{target}",
+                    cmd,
+                    count,
+                    n,
+                    stop_at_target=True,
+                    timeout_s=args.timeout,
+                    logs=tmp,
+                )
+                report_path(
+                    results,
+                    f"apply, {target} sink",
+                    samples,
+                    small,
+                    n,
+                    seconds,
+                    "RSS against committed offsets; events produced beforehand",
+                )
+    results.write()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
