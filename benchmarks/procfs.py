@@ -105,6 +105,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("tansu", "broker"),
     ("moto_server", "moto"),
     ("ddb_bridge.cli.main", "bridge"),
+    ("bench_apply_workers --child", "bridge"),  # an apply worker process of that benchmark
     ("ddb-bridge", "bridge"),
     ("backfill_helper", "bridge"),
     ("benchmarks.", "bench"),
@@ -158,10 +159,14 @@ class CpuWatch:
     within one interval of its CPU time.
     """
 
-    def __init__(self, root: int | None = None, interval_s: float = 0.25) -> None:
+    def __init__(
+        self, root: int | None = None, interval_s: float = 0.25, extra_roots: Iterable[int] = ()
+    ) -> None:
         import threading
 
         self.root = os.getpid() if root is None else root
+        # Daemons that left the tree (PostgreSQL's postmaster detaches from pg_ctl).
+        self.extra_roots = list(extra_roots)
         self.interval_s = interval_s
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
@@ -175,7 +180,11 @@ class CpuWatch:
         self.machine_total_s = 0.0
 
     def _sample(self, first: bool) -> None:
-        for pid in descendants(self.root, parents()):
+        parent_of = parents()
+        pids = descendants(self.root, parent_of)
+        for extra in self.extra_roots:
+            pids.extend(descendants(extra, parent_of))
+        for pid in pids:
             cpu = cpu_seconds(pid)
             if cpu is None:
                 continue
@@ -222,11 +231,56 @@ class CpuWatch:
         roles = self.by_role()
         core_s = self.machine_total_s or 1.0
         ours = sum(roles.values())
+        counts: dict[str, int] = {}
+        for pid, role in self._roles.items():
+            if self._last.get(pid, 0.0) - self._first.get(pid, 0.0) > 0:
+                counts[role] = counts.get(role, 0) + 1
         return {
             "wall_s": round(self.wall_s, 2),
             "core_seconds": round(self.machine_total_s, 2),
             "cpu_s_by_role": roles,
+            "busy_processes_by_role": dict(sorted(counts.items())),
             "share_of_cores_by_role": {r: round(s / core_s, 3) for r, s in roles.items()},
             "cpu_s_outside_benchmark": round(max(0.0, self.machine_busy_s - ours), 2),
             "idle_share": round(1 - self.machine_busy_s / core_s, 3),
         }
+
+
+def cpu_line(summary: Mapping[str, object]) -> str:
+    """One line of a CpuWatch summary: each role's share of the machine's cores."""
+    shares = summary.get("share_of_cores_by_role")
+    assert isinstance(shares, dict)
+    parts = [f"{role} {share:.0%}" for role, share in sorted(shares.items(), key=lambda x: -x[1])]
+    return (
+        f"share of the {os.cpu_count()} cores over {summary.get('wall_s')}s: "
+        f"{', '.join(parts)}; other work on the machine "
+        f"{summary.get('cpu_s_outside_benchmark')} CPU-s; idle {summary.get('idle_share')}"
+    )
+
+
+def median_shares(summaries: Iterable[Mapping[str, object]]) -> dict[str, float]:
+    """Per role (plus `idle` and `outside`), the median share of the cores over runs."""
+    import statistics
+
+    found: dict[str, list[float]] = {}
+    for summary in summaries:
+        shares = summary.get("share_of_cores_by_role")
+        core_s = summary.get("core_seconds")
+        assert isinstance(shares, dict) and isinstance(core_s, float | int)
+        for role, share in shares.items():
+            found.setdefault(role, []).append(float(share))
+        idle = summary.get("idle_share")
+        outside = summary.get("cpu_s_outside_benchmark")
+        if isinstance(idle, float | int):
+            found.setdefault("idle", []).append(float(idle))
+        if isinstance(outside, float | int) and core_s:
+            found.setdefault("other work", []).append(float(outside) / float(core_s))
+    return {role: round(statistics.median(v), 3) for role, v in sorted(found.items())}
+
+
+def postmaster_pid(datadir: str | os.PathLike[str]) -> int | None:
+    """The pid of a running PostgreSQL cluster (first line of its postmaster.pid)."""
+    try:
+        return int((Path(datadir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
