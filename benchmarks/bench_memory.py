@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from confluent_kafka import KafkaException, TopicPartition
 
 from benchmarks.bench_apply import produce
 from benchmarks.bench_export import partitions
@@ -43,7 +45,7 @@ from benchmarks.fake_dynamodb import FakeDynamoDB, ScanData, StreamData, fake_dy
 from benchmarks.memory_curve import RssSampler, Sample, flatness, growth_mb_per_100k, peak, rss_at
 from benchmarks.report import Results
 from bridge.apply.app import group_id
-from bridge.kafka_reads import committed_offsets, reader_consumer, watermarks
+from bridge.kafka_reads import reader_consumer, watermarks
 from bridge.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export
@@ -94,25 +96,38 @@ class TopicCount:
 
 
 class CommittedCount:
-    """Offsets `group` committed on a topic's partitions, summed (records applied)."""
+    """Offsets `group` committed on a topic's partitions, summed (records applied).
+
+    Read with `Consumer.committed` (an OffsetFetch; this consumer never subscribes, so it
+    never joins the group): the admin client's list_consumer_group_offsets crashed this
+    process (SIGSEGV in librdkafka) against a freshly started broker.
+    """
 
     def __init__(self, kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
-        from bridge.kafka_reads import admin_client
-
-        self.admin = admin_client(kafka)
-        self.group = group
-        self.tps = [(topic, p) for p in range(partitions)]
+        self.consumer = reader_consumer(kafka, "bench-memory", {"group.id": group})
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
 
     def __call__(self) -> int:
-        found = committed_offsets(self.admin, self.group, self.tps, timeout_s=5)
-        return sum(v or 0 for v in found.values())
+        try:
+            found = self.consumer.committed(self.tps, timeout=5)
+        except KafkaException:
+            return 0  # the coordinator is still loading: nothing counted this round
+        return sum(tp.offset for tp in found if tp.offset >= 0)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+TRACE_PREFIX: Path | None = None  # set by --tracemalloc: children run under tracemalloc
 
 
 def cli(config: Path, *args: str) -> list[str]:
+    runner = ["-m", "ddb_bridge.cli.main"]
+    if TRACE_PREFIX is not None:
+        runner = ["-m", "benchmarks.traced_child", str(TRACE_PREFIX), "ddb_bridge.cli.main"]
     return [
         sys.executable,
-        "-m",
-        "ddb_bridge.cli.main",
+        *runner,
         *args[:1],
         "--config",
         str(config),
@@ -141,10 +156,28 @@ def run_sampled(
     sampler = RssSampler(proc.pid, progress, say=print)
     deadline = started + timeout_s
     reached: list[float] = []
+    asked: set[str] = set()
+
+    def ask(when: str) -> Path | None:
+        # --tracemalloc: the child writes its top allocations to <prefix>.<label>.txt.
+        if TRACE_PREFIX is None or when in asked:
+            return None
+        asked.add(when)
+        Path(f"{TRACE_PREFIX}.{label}-{when}.ask").touch()
+        return Path(f"{TRACE_PREFIX}.{label}-{when}.txt")
 
     def done(sample: Sample) -> bool:
         if sample.items >= target and not reached:
             reached.append(time.monotonic() - started)
+        if sample.items >= target // 5:
+            ask("early")
+        if sample.items >= target * 9 // 10:
+            late = ask("late")
+            if late is not None and stop_at_target:
+                for _ in range(300):  # a daemon is stopped only once it has answered
+                    if late.exists():
+                        break
+                    time.sleep(0.2)
         if time.monotonic() > deadline:
             return True
         return stop_at_target and sample.items >= target
@@ -165,6 +198,7 @@ def run_sampled(
     final = samples[-1].items if samples else 0
     if final < target:
         tail = (logs / f"{label}.err").read_text()[-3000:]
+        print(tail, file=sys.stderr, flush=True)
         raise SystemExit(f"{label}: {final:,} of {target:,} items after exit code {code}:\n{tail}")
     if not stop_at_target and code != 0:
         tail = (logs / f"{label}.err").read_text()[-3000:]
@@ -218,10 +252,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paths", default="export,scan,stream,apply")
     parser.add_argument("--files", type=int, default=8, help="export data files")
     parser.add_argument("--segments", type=int, default=8, help="scan segments")
+    parser.add_argument(
+        "--scan-options",
+        default="",
+        help="more `backfill --from scan` options, e.g. '--threads 2' or '--page-size 1000'",
+    )
     parser.add_argument("--shards", type=int, default=4, help="stream shards")
     parser.add_argument("--apply-targets", default="null,sqlite")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per path")
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        default=None,
+        help="run each command under tracemalloc and write its top allocations at 1/5 and "
+        "9/10 of the items to DIR (slows the commands: for finding growth, not for figures)",
+    )
     args = parser.parse_args(argv)
+    global TRACE_PREFIX
+    if args.tracemalloc:
+        Path(args.tracemalloc).mkdir(parents=True, exist_ok=True)
+        TRACE_PREFIX = Path(args.tracemalloc, "top")
     if args.small >= args.items:
         parser.error("--small must be below --items")
     for var, value in (
@@ -303,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
                     "--no-progress",
                     "--processes",
                     "1",
+                    *shlex.split(args.scan_options),
                 )
                 samples, seconds = run_sampled(
                     "scan", cmd, count, n, stop_at_target=False, timeout_s=args.timeout, logs=tmp
@@ -315,7 +366,8 @@ def main(argv: list[str] | None = None) -> None:
                 small,
                 n,
                 seconds,
-                f"{args.segments} segments, Scan served by benchmarks/fake_dynamodb.py, 1 process",
+                f"{args.segments} segments, Scan served by benchmarks/fake_dynamodb.py, "
+                f"1 process {args.scan_options}".strip(),
             )
 
         if "stream" in paths:
@@ -327,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                     tmp / "stream.toml", endpoint, bootstrap, lease_table, [table]
                 )
                 count = TopicCount(kafka, kafka.changes_topic(table))
-                cmd = cli(config, "stream", "--table", table)
+                cmd = cli(config, "stream", "--table", table, "--metrics-port", "0")
                 samples, seconds = run_sampled(
                     "stream", cmd, count, n, stop_at_target=True, timeout_s=args.timeout, logs=tmp
                 )
@@ -363,7 +415,18 @@ def main(argv: list[str] | None = None) -> None:
                     tmp / f"apply-{target}.toml", moto, bootstrap, lease_table, [table], extra
                 )
                 count = CommittedCount(kafka, group_id(target), kafka.changes_topic(table), 4)
-                cmd = cli(config, "apply", "--target", target, "--table", table, "--create-schema")
+                cmd = cli(
+                    config,
+                    "apply",
+                    "--target",
+                    target,
+                    "--table",
+                    table,
+                    "--create-schema",
+                    # No /metrics: another apply on this host may hold the default port.
+                    "--metrics-port",
+                    "0",
+                )
                 samples, seconds = run_sampled(
                     f"apply-{target}",
                     cmd,
@@ -373,6 +436,7 @@ def main(argv: list[str] | None = None) -> None:
                     timeout_s=args.timeout,
                     logs=tmp,
                 )
+                count.close()
                 report_path(
                     results,
                     f"apply, {target} sink",
