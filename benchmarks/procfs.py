@@ -189,7 +189,13 @@ class CpuWatch:
             if cpu is None:
                 continue
             if pid not in self._roles:
-                self._roles[pid] = role_of(cmdline(pid), bench_pid=self.root, pid=pid)
+                role = role_of(cmdline(pid), bench_pid=self.root, pid=pid)
+                parent_role = self._roles.get(parent_of.get(pid, 0))
+                if role == "other" and parent_role not in (None, "bench"):
+                    # A helper a process spawned (multiprocessing's `python -c ...`
+                    # of `backfill --processes N`) works for its parent's role.
+                    role = parent_role
+                self._roles[pid] = role
                 # A process born inside the window counts from zero.
                 self._first[pid] = cpu if first else 0.0
             self._last[pid] = cpu

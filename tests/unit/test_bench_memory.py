@@ -211,3 +211,19 @@ def test_median_shares_over_runs() -> None:
         "idle": 0.1,
         "other work": 0.1,
     }
+
+
+def test_a_helper_spawned_by_the_bridge_counts_as_the_bridge() -> None:
+    # `backfill --processes 2` spawns its helper as `python -c ...` (multiprocessing):
+    # its CPU is the bridge's, not "other".
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    parent = (
+        "import subprocess, sys, time\ntime.sleep(0.3)\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)"
+    )
+    with procfs.CpuWatch(interval_s=0.05) as watch:
+        # The extra argument puts the bridge's module name on the parent's command line.
+        subprocess.run([sys.executable, "-c", parent, "ddb_bridge.cli.main"], check=True)
+    roles = watch.by_role()
+    assert roles.get("bridge", 0.0) >= 0.4
+    assert roles.get("other", 0.0) < 0.2
