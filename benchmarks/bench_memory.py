@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
                 config = write_config(
                     tmp / f"apply-{target}.toml", moto, bootstrap, lease_table, [table], extra
                 )
-                count = CommittedCount(kafka, group_id(target), kafka.changes_topic(table), 4)
+                committed = CommittedCount(kafka, group_id(target), kafka.changes_topic(table), 4)
                 cmd = cli(
                     config,
                     "apply",
@@ -430,13 +430,13 @@ def main(argv: list[str] | None = None) -> None:
                 samples, seconds = run_sampled(
                     f"apply-{target}",
                     cmd,
-                    count,
+                    committed,
                     n,
                     stop_at_target=True,
                     timeout_s=args.timeout,
                     logs=tmp,
                 )
-                count.close()
+                committed.close()
                 report_path(
                     results,
                     f"apply, {target} sink",

@@ -167,7 +167,7 @@ class ScanData:
         index = segment if start is None else index_of(start) + total
         limit = int(request.get("Limit") or 10**9)
         limit = min(limit, max(1, PAGE_BYTES // self.item_bytes))
-        items = []
+        items: list[dict[str, Any]] = []
         while index < self.items and len(items) < limit:
             items.append(bench_item(index))
             index += total
