@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> None:
         help="more `backfill --from scan` options, e.g. '--threads 2' or '--page-size 1000'",
     )
     parser.add_argument("--shards", type=int, default=4, help="stream shards")
+    parser.add_argument(
+        "--stream-in-flight-mb",
+        type=int,
+        default=None,
+        help="[stream] max_in_flight_mb of the stream run [default: the setting's default]",
+    )
     parser.add_argument("--apply-targets", default="null,sqlite")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per path")
     parser.add_argument(
@@ -375,8 +381,14 @@ def main(argv: list[str] | None = None) -> None:
             create_stream_table(ddb(), table, "NEW_AND_OLD_IMAGES")
             fake = FakeDynamoDB(moto, stream=StreamData(n, args.shards))
             with fake_dynamodb(fake) as endpoint:
+                in_flight = args.stream_in_flight_mb
                 config = write_config(
-                    tmp / "stream.toml", endpoint, bootstrap, lease_table, [table]
+                    tmp / "stream.toml",
+                    endpoint,
+                    bootstrap,
+                    lease_table,
+                    [table],
+                    "" if in_flight is None else f"max_in_flight_mb = {in_flight}\n",
                 )
                 count = TopicCount(kafka, kafka.changes_topic(table))
                 cmd = cli(config, "stream", "--table", table, "--metrics-port", "0")
