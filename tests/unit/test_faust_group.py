@@ -157,5 +157,12 @@ def test_a_poll_hands_over_at_most_a_feed_of_records(tmp_path: Path) -> None:
         assert app.conf.broker_max_poll_records == feed_size(ApplySettings(batch_size=10))
         assert app.conf.broker_max_poll_records == group._feed.maxsize
         assert feed_size(ApplySettings(batch_size=5000)) == 20_000
+        # And it reaches the aiokafka consumer Faust builds (built here, never started).
+        thread: Any = app.consumer._new_consumer_thread()
+        aiokafka_consumer = thread._create_consumer(loop=asyncio.get_running_loop())
+        try:
+            assert aiokafka_consumer._max_poll_records == group._feed.maxsize
+        finally:
+            await aiokafka_consumer.stop()
 
     asyncio.run(check())
