@@ -8,7 +8,9 @@ own (the real deployment: `ddb-bridge apply` twice); the group shares the partit
 written its first batch (so group joins and the rebalance when the second joins are not
 counted) to the last batch. The figure is the two-worker rate with the one-worker rate
 as its same-run baseline; goal ratio 1.7. Figures are printed, never asserted.
-Run: `python -m benchmarks apply_workers [--events N] [--target null|sqlite|postgres]`.
+Run: `python -m benchmarks apply_workers [--events N] [--targets null,sqlite,postgres]`.
+During each run the CPU seconds of every process (workers, broker, PostgreSQL, this one)
+are read from /proc (benchmarks/procfs.py) and stored with the figures.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_apply import produce
+from benchmarks.procfs import CpuWatch, cpu_line, postmaster_pid
 from bridge.settings import (
     ApplySettings,
     KafkaSettings,
@@ -102,9 +105,17 @@ def _marks(path: Path) -> list[tuple[float, int]]:
 
 
 def group_rate(
-    bootstrap: str, table: str, n: int, workers: int, target: Any, batch: int, tmp: Path
-) -> tuple[float, list[int]]:
-    """(events/s of the whole group once every worker wrote, rows per worker)."""
+    bootstrap: str,
+    table: str,
+    n: int,
+    workers: int,
+    target: Any,
+    batch: int,
+    tmp: Path,
+    daemons: list[int] | None = None,
+) -> tuple[float, list[int], dict[str, Any]]:
+    """(events/s of the whole group once every worker wrote, rows per worker, the CPU per
+    role — workers, broker, this process — from the start to the last event applied)."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     go = tmp / f"{group}.go"
     paths = [tmp / f"{group}.{i}.marks" for i in range(workers)]
@@ -128,12 +139,13 @@ def group_rate(
     ]
     try:
         time.sleep(3.0)  # let every process import and build its worker before the start
-        go.touch()
-        deadline = time.monotonic() + 600
-        while sum(w for p in paths for _, w in _marks(p)) < n:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"{workers} workers did not apply {n} events")
-            time.sleep(0.1)
+        with CpuWatch(extra_roots=daemons or []) as watch:
+            go.touch()
+            deadline = time.monotonic() + 600
+            while sum(w for p in paths for _, w in _marks(p)) < n:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"{workers} workers did not apply {n} events")
+                time.sleep(0.1)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -146,7 +158,9 @@ def group_rate(
     start = max(m[0][0] for m in marks)  # every worker has written
     end = max(m[-1][0] for m in marks)
     rows = sum(w for m in marks for when, w in m if when > start)
-    return rows / (end - start), [sum(w for _, w in m) for m in marks]
+    cpu = watch.summary()
+    print(f"    {workers} worker(s): {cpu_line(cpu)}", flush=True)
+    return rows / (end - start), [sum(w for _, w in m) for m in marks], cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,15 +171,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_apply_workers")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=2000)
-    parser.add_argument("--target", default="null", choices=["null", "sqlite", "postgres"])
+    parser.add_argument(
+        "--targets",
+        default="null,postgres",
+        help="comma-separated, each of null, sqlite, postgres (postgres skipped when its "
+        "binaries are missing)",
+    )
     args = parser.parse_args(argv)
+    wanted = args.targets.split(",")
+    unknown = set(wanted) - {"null", "sqlite", "postgres"}
+    if unknown:
+        parser.error(f"unknown --targets {', '.join(sorted(unknown))}")
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
     from tests.services import PostgresCluster, postgres_bindir
 
     results = Results("apply_workers")
-    results.extra.update(events=args.events, batch_size=args.batch_size, target=args.target)
+    results.extra.update(events=args.events, batch_size=args.batch_size, targets=wanted)
     with bench_broker(results) as bootstrap, tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         kafka = KafkaSettings(
@@ -174,40 +197,50 @@ def main(argv: list[str] | None = None) -> None:
         table = f"bench_{uuid.uuid4().hex[:8]}"
         produce(kafka, table, args.events)
         print(f"produced {args.events:,} events on {PARTITIONS} partitions", flush=True)
-        cluster = None
-        targets: list[Any] = []
-        if args.target == "postgres":
-            bindir = postgres_bindir()
-            if bindir is None:
-                raise SystemExit("PostgreSQL binaries not found (initdb, pg_ctl)")
-            cluster = PostgresCluster(bindir)
-            cluster.init()
-            cluster.start()
-            targets = [
-                PostgresTarget(type="postgres", dsn=cluster.dsn, schema_name=f"s{i}")
-                for i in (1, 2)
-            ]
-        elif args.target == "sqlite":
-            targets = [SqliteTarget(type="sqlite", path=str(tmp / f"{i}.db")) for i in (1, 2)]
-        else:
-            targets = [NullTarget(type="null")] * 2
-        try:
-            one, _ = group_rate(bootstrap, table, args.events, 1, targets[0], args.batch_size, tmp)
-            print(f"one worker: {one:,.0f} events/s", flush=True)
-            two, split = group_rate(
-                bootstrap, table, args.events, 2, targets[1], args.batch_size, tmp
+        for name in wanted:
+            cluster = None
+            targets: list[Any] = []
+            if name == "postgres":
+                bindir = postgres_bindir()
+                if bindir is None:
+                    print("postgres: skipped (PostgreSQL binaries not found: initdb, pg_ctl)")
+                    continue
+                cluster = PostgresCluster(bindir)
+                cluster.init()
+                cluster.start()
+                targets = [
+                    PostgresTarget(type="postgres", dsn=cluster.dsn, schema_name=f"s{i}")
+                    for i in (1, 2)
+                ]
+            elif name == "sqlite":
+                targets = [SqliteTarget(type="sqlite", path=str(tmp / f"{i}.db")) for i in (1, 2)]
+            else:
+                targets = [NullTarget(type="null")] * 2
+            try:
+                pid = None if cluster is None else postmaster_pid(cluster.datadir)
+                daemons = [] if pid is None else [pid]
+                one, _, cpu_one = group_rate(
+                    bootstrap, table, args.events, 1, targets[0], args.batch_size, tmp, daemons
+                )
+                print(f"{name}: one worker: {one:,.0f} events/s", flush=True)
+                two, split, cpu_two = group_rate(
+                    bootstrap, table, args.events, 2, targets[1], args.batch_size, tmp, daemons
+                )
+            finally:
+                if cluster is not None:
+                    cluster.destroy()
+            # Who took the cores (workers, broker, PostgreSQL, this process, other work):
+            # with two workers, what a third core would be spent on.
+            results.extra[f"{name}_cpu_1_worker"] = cpu_one
+            results.extra[f"{name}_cpu_2_workers"] = cpu_two
+            results.figure(
+                f"apply, 2 worker processes, {name} sink",
+                two,
+                "events/s",
+                baseline=("1 worker process", one),
+                goal_ratio=1.7,
+                note=f"rows per worker {split[0]:,} + {split[1]:,}",
             )
-        finally:
-            if cluster is not None:
-                cluster.destroy()
-        results.figure(
-            f"apply, 2 worker processes, {args.target} sink",
-            two,
-            "events/s",
-            baseline=("1 worker process", one),
-            goal_ratio=1.7,
-            note=f"rows per worker {split[0]:,} + {split[1]:,}",
-        )
     results.write()
 
 

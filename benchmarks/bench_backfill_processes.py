@@ -28,6 +28,7 @@ import boto3
 
 from benchmarks.bench_export import bench_item, partitions
 from benchmarks.broker import bench_broker
+from benchmarks.procfs import CpuWatch, cpu_line, median_shares
 from benchmarks.report import Results
 from bridge import attrs
 from tests import services
@@ -55,7 +56,9 @@ def run_cli(config: Path, table: str, processes: int, *options: str) -> dict[str
     ]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # Who takes the cores meanwhile (the bridge, the broker, moto, this process, others).
+    with CpuWatch() as watch:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     # The command's CPU time, its helpers' included (it waits for them, so they are counted).
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -77,6 +80,7 @@ def run_cli(config: Path, table: str, processes: int, *options: str) -> dict[str
         "wall": wall,
         "cpu_s": cpu,
         "items_per_cpu_s": items / cpu if cpu > 0 else 0.0,
+        "cpu_by_role": watch.summary(),
     }
 
 
@@ -97,9 +101,17 @@ def ab(
                 f"CPU {got['cpu_s']:.1f}s: {got['items_per_cpu_s']:,.0f} items per CPU-second)",
                 flush=True,
             )
+            print(f"    {cpu_line(got['cpu_by_role'])}", flush=True)
     one = statistics.median(r["rate"] for r in runs if r["processes"] == 1)
     two = statistics.median(r["rate"] for r in runs if r["processes"] == 2)
     results.extra[f"{label}_runs"] = runs
+    # The CPU shares of the two-process runs: what a third core would be taken by.
+    results.extra[f"{label}_cpu_share_2_processes"] = median_shares(
+        [r["cpu_by_role"] for r in runs if r["processes"] == 2]
+    )
+    results.extra[f"{label}_cpu_share_1_process"] = median_shares(
+        [r["cpu_by_role"] for r in runs if r["processes"] == 1]
+    )
     # What a second process costs in CPU per item (start-up, a second producer, claims):
     # unlike the rates, this holds on a machine whose cores are busy with other work.
     per_cpu = {

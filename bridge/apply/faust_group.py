@@ -285,9 +285,7 @@ class FaustGroup:
         data_dir: str,
     ) -> None:
         self._topics = list(topics)
-        # Room for a few batches: a buffer of barely one batch made every batch wait for a
-        # fetch.
-        self._feed = Feed(maxsize=max(4096, apply.batch_size * 4))
+        self._feed = Feed(maxsize=feed_size(apply))
         self._app = _new_app(kafka, apply, group, data_dir)
         # Before anything creates the consumer (at start).
         self._app.transport = FeedTransport(self._app.conf.broker_consumer, self._app, self._feed)
@@ -357,6 +355,12 @@ class FaustGroup:
         return None
 
 
+def feed_size(apply: ApplySettings) -> int:
+    """Records buffered between the fetch and the apply loop: room for a few batches (a
+    buffer of barely one batch made every batch wait for a fetch)."""
+    return max(4096, apply.batch_size * 4)
+
+
 def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: str) -> faust.App:
     return faust.App(
         group,
@@ -381,7 +385,15 @@ def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: s
         stream_wait_empty=False,
         # Faust pauses a partition's fetching when its buffer is 80% full; as roomy as the
         # feed.
-        stream_buffer_maxsize=max(4096, apply.batch_size * 4),
+        stream_buffer_maxsize=feed_size(apply),
+        # Records handed over per poll: at most a feed's worth. Unset (Faust's default),
+        # aiokafka's getmany turned everything fetched into record objects at once — a
+        # backlog's fetch is up to 48 MiB per partition, ~100,000 records each — so apply
+        # held ~1 GB behind a million-event backlog, and building them kept the consumer
+        # thread from heartbeating until the group expired the session and rebalanced,
+        # over and over (benchmarks/bench_memory.py). Fetched bytes beyond this stay in
+        # aiokafka's buffer, decoded only when polled.
+        broker_max_poll_records=feed_size(apply),
     )
 
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bridge.apply.dlq import RawRecord
-from bridge.apply.faust_group import FaustGroup, FeedConsumer
+from bridge.apply.faust_group import FaustGroup, FeedConsumer, feed_size
 from bridge.apply.offsets import Partition, WrittenOffsets
 from bridge.settings import ApplySettings, KafkaSettings
 
@@ -143,5 +143,26 @@ def test_written_offsets_read_bases_again_after_a_rebalance() -> None:
         assert group.commits[-1] == {("t", 0): 11}
         offsets.forget()  # a revocation
         assert not offsets.ledger.known(("t", 0))
+
+    asyncio.run(check())
+
+
+def test_a_poll_hands_over_at_most_a_feed_of_records(tmp_path: Path) -> None:
+    # Unbounded (Faust's default), aiokafka turned a whole backlog fetch (up to 48 MiB per
+    # partition) into record objects at once: ~1 GB behind a million-event backlog, and a
+    # consumer thread too busy to heartbeat (benchmarks/bench_memory.py).
+    async def check() -> None:
+        group = new_group(tmp_path)
+        app: Any = group._app
+        assert app.conf.broker_max_poll_records == feed_size(ApplySettings(batch_size=10))
+        assert app.conf.broker_max_poll_records == group._feed.maxsize
+        assert feed_size(ApplySettings(batch_size=5000)) == 20_000
+        # And it reaches the aiokafka consumer Faust builds (built here, never started).
+        thread: Any = app.consumer._new_consumer_thread()
+        aiokafka_consumer = thread._create_consumer(loop=asyncio.get_running_loop())
+        try:
+            assert aiokafka_consumer._max_poll_records == group._feed.maxsize
+        finally:
+            await aiokafka_consumer.stop()
 
     asyncio.run(check())
