@@ -9,8 +9,11 @@ NOT_COORDINATOR or "load in progress" while it is created or moved. Each passes 
 each read here is retried for a few seconds before it becomes a `TransientError` naming what
 was read. (`status` once died on a DLQ topic the stream had created a second earlier.)
 
-Committed offsets are read one way, through the admin API (OffsetFetch for a named group),
-so one reader serves any number of groups and no consumer ever carries a group's id.
+Committed offsets are read one way, by `OffsetFetcher`: an OffsetFetch from a consumer that
+carries the group's id but never subscribes, joins or commits, so running members see no
+rebalance. Not through the admin API: librdkafka's admin OffsetFetch crashes the process
+(SIGSEGV) when the coordinator answers NOT_COORDINATOR — a fresh cluster, or a coordinator
+moving after a broker restart (tests/integration/test_committed_offsets_fresh_broker.py).
 """
 
 from __future__ import annotations
@@ -21,14 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from bridge.errors import TransientError
 from bridge.publisher import admin_config
@@ -149,27 +145,42 @@ def offsets_for_time(
     return out
 
 
-def admin_client(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(admin_config(kafka))
+class OffsetFetcher:
+    """Committed offsets of any number of groups: one consumer per group, carrying its id,
+    created on first use and closed together (`close`, or use it as a context manager)."""
 
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        self._consumers: dict[str, Consumer] = {}
 
-def committed_offsets(
-    admin: AdminClient,
-    group: str,
-    tps: Sequence[tuple[str, int]],
-    timeout_s: float = 10.0,
-) -> dict[tuple[str, int], int | None]:
-    """`group`'s committed offset per partition (None: never committed), read with the admin
-    API so that nothing joins the group and running members see no rebalance."""
-    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
+    def __enter__(self) -> OffsetFetcher:
+        return self
 
-    def fetch() -> list[TopicPartition]:
-        future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group]
-        listed: list[TopicPartition] = future.result(timeout=timeout_s).topic_partitions or []
-        for tp in listed:
-            if tp.error is not None:
-                raise KafkaException(tp.error)
-        return listed
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
-    listed = retrying(f"reading the committed offsets of group {group}", fetch)
-    return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in listed}
+    def committed(
+        self, group: str, tps: Sequence[tuple[str, int]], timeout_s: float = 10.0
+    ) -> dict[tuple[str, int], int | None]:
+        """`group`'s committed offset per partition (None: never committed)."""
+        consumer = self._consumers.get(group)
+        if consumer is None:
+            # The group's own id: an OffsetFetch is answered for the group the consumer names.
+            consumer = reader_consumer(self._kafka, "offsets", {"group.id": group})
+            self._consumers[group] = consumer
+        request = [TopicPartition(t, p) for t, p in tps]
+
+        def fetch() -> list[TopicPartition]:
+            listed: list[TopicPartition] = consumer.committed(request, timeout=timeout_s)
+            for tp in listed:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+            return listed
+
+        listed = retrying(f"reading the committed offsets of group {group}", fetch)
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in listed}
+
+    def close(self) -> None:
+        consumers, self._consumers = self._consumers, {}
+        for consumer in consumers.values():
+            consumer.close()

@@ -28,14 +28,16 @@ def _read(
     kafka: KafkaSettings, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[PartitionLag] | None]:
     """Each (group, topic)'s partition lags; None for a topic that does not exist yet. One
-    reader and one admin client for all of them, and one metadata request for the topics."""
+    reader and one offset fetcher for all of them, and one metadata request for the topics."""
     out: dict[tuple[str, str], list[PartitionLag] | None] = {}
-    admin = kafka_reads.admin_client(kafka)
-    with kafka_reads.reader(kafka, "status") as consumer:
+    with (
+        kafka_reads.reader(kafka, "status") as consumer,
+        kafka_reads.OffsetFetcher(kafka) as offsets,
+    ):
         topics = kafka_reads.existing_topics(consumer)
         for group, topic in pairs:
             out[(group, topic)] = (
-                group_lag(kafka, group, [topic], consumer=consumer, admin=admin)
+                group_lag(kafka, group, [topic], consumer=consumer, offsets=offsets)
                 if topic in topics
                 else None
             )

@@ -23,7 +23,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bridge import kafka_reads
 from bridge.errors import TransientError
@@ -62,20 +61,21 @@ def group_lag(
     *,
     tail: TopicTail | None = None,
     consumer: Consumer | None = None,
-    admin: AdminClient | None = None,
+    offsets: kafka_reads.OffsetFetcher | None = None,
 ) -> list[PartitionLag]:
     """Committed vs start/end offsets of `group` on every partition of `topics`.
 
     With `tail` (reading the one topic of `topics`), the start and end of each partition are
     what that tail has read so far, not the broker's watermarks (see the module docstring).
-    `consumer` and `admin` let a caller reading many groups reuse one reader of each.
+    `consumer` and `offsets` let a caller reading many groups reuse them.
     """
     if tail is not None and list(topics) != [tail.topic]:
         raise ValueError(f"a tail of topic {tail.topic} cannot measure topics {list(topics)}")
     with ExitStack() as stack:
         if consumer is None:
             consumer = stack.enter_context(kafka_reads.reader(kafka, "lag"))
-        admin = admin or kafka_reads.admin_client(kafka)
+        if offsets is None:
+            offsets = stack.enter_context(kafka_reads.OffsetFetcher(kafka))
         if tail is not None:
             extents = tail.extents()
             tps = [(tail.topic, p) for p in sorted(extents)]
@@ -86,7 +86,7 @@ def group_lag(
                 if found is None:
                     raise TransientError(f"topic {topic} does not exist")
                 tps.extend((topic, p) for p in found)
-        committed = kafka_reads.committed_offsets(admin, group, tps, timeout_s)
+        committed = offsets.committed(group, tps, timeout_s)
         out = []
         for topic, partition in tps:
             if tail is not None:
@@ -115,13 +115,11 @@ class CommittedReader:
     def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
         self._group = group
         self._consumer = kafka_reads.reader_consumer(kafka, "apply-offsets")
-        self._admin = kafka_reads.admin_client(kafka)
+        self._offsets = kafka_reads.OffsetFetcher(kafka)
         self._timeout_s = timeout_s
 
     def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        committed = kafka_reads.committed_offsets(
-            self._admin, self._group, partitions, self._timeout_s
-        )
+        committed = self._offsets.committed(self._group, partitions, self._timeout_s)
         out: dict[tuple[str, int], int] = {}
         for topic, partition in partitions:
             low, _high = kafka_reads.watermarks(self._consumer, topic, partition, self._timeout_s)
@@ -131,6 +129,7 @@ class CommittedReader:
 
     def close(self) -> None:
         self._consumer.close()
+        self._offsets.close()
 
 
 class TopicTail(threading.Thread):

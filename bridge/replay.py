@@ -241,9 +241,8 @@ def plan_replay(
                 )
             tps.extend(TopicPartition(topic, p) for p in sorted(chosen))
         slots = [(tp.topic, tp.partition) for tp in tps]
-        committed = kafka_reads.committed_offsets(
-            kafka_reads.admin_client(kafka), group, slots, timeout_s
-        )
+        with kafka_reads.OffsetFetcher(kafka) as offsets:
+            committed = offsets.committed(group, slots, timeout_s)
         marks = {slot: kafka_reads.watermarks(reader, *slot, timeout_s) for slot in slots}
         by_time: dict[tuple[str, int], int] = {}
         if to.mode is Mode.DATETIME and to.time_ms is not None:

@@ -216,7 +216,12 @@ def test_median_shares_over_runs() -> None:
 def test_a_helper_spawned_by_the_bridge_counts_as_the_bridge() -> None:
     # `backfill --processes 2` spawns its helper as `python -c ...` (multiprocessing):
     # its CPU is the bridge's, not "other".
-    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    # It stays alive a moment after burning: the watch reads CPU from /proc while a process
+    # lives, so the last sample must come after the burn, however loaded the machine is.
+    burn = (
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+        "time.sleep(0.5)"
+    )
     parent = (
         "import subprocess, sys, time\ntime.sleep(0.3)\n"
         f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)"
