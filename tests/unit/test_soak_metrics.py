@@ -175,3 +175,22 @@ def test_series_leaves_out_the_drain_and_absent_processes() -> None:
         (p, m) for p in ("stream", "apply") for m in ("rss_mb", "fds", "threads")
     }
     assert not next(v for v in found if v.process == "apply").flat  # no samples, no verdict
+
+
+def test_each_back_fill_gets_the_peaks_of_its_own_window() -> None:
+    from benchmarks.soak import BackfillRun, SoakRun, backfill_verdicts
+
+    def row(t: float, rss_kb: int | None) -> dict[str, object]:
+        procs = {} if rss_kb is None else {"backfill": {"rss_kb": rss_kb, "fds": 10, "threads": 9}}
+        return {"t": t, "phase": "run", "processes": procs}
+
+    run = SoakRun(
+        samples=[row(0, None), row(5, 51200), row(10, 102400), row(15, None), row(20, 20480)],
+        backfills=[
+            BackfillRun(started_s=4, ended_s=12, exit_code=0),
+            BackfillRun(started_s=18, ended_s=21.5, exit_code=0),
+        ],
+    )
+    first, second = backfill_verdicts(run)
+    assert (first["samples"], first["peak_rss_mb"], first["duration_s"]) == (2, 100.0, 8.0)
+    assert (second["samples"], second["peak_rss_mb"], second["duration_s"]) == (1, 20.0, 3.5)
