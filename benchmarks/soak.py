@@ -98,6 +98,7 @@ class SoakOptions:
     drain_timeout_s: float = 180.0
     workdir: Path | None = None
     results: Results | None = None  # records which broker ran
+    trace_malloc_s: float | None = None  # stream and apply under tracemalloc, reporting this often
 
 
 class SteadyWriter(threading.Thread):
@@ -207,14 +208,26 @@ class SoakRun:
 class Daemons:
     """The soak's `ddb-bridge` child processes, each logging to a file of its own."""
 
-    def __init__(self, workdir: Path, config: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, config: Path, env: dict[str, str], trace_s: float | None = None
+    ) -> None:
         self.workdir = workdir
         self.config = config
         self.env = env
+        self.trace_s = trace_s
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, command: str, *args: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "ddb_bridge.cli.main", command, "--config", str(self.config)]
+    def start(
+        self, name: str, command: str, *args: str, traced: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """`ddb-bridge COMMAND --config ... ARGS`; `traced` (with trace_s set): under
+        benchmarks/soak_tracemalloc.py, its growth report in <workdir>/<name>.tracemalloc."""
+        argv = [sys.executable, "-m", "ddb_bridge.cli.main"]
+        if traced and self.trace_s is not None:
+            out = str(self.workdir / f"{name}.tracemalloc")
+            argv = [sys.executable, "-m", "benchmarks.soak_tracemalloc", out, str(self.trace_s)]
+            argv.append("--")
+        argv += [command, "--config", str(self.config)]
         with (self.workdir / f"{name}.log").open("wb") as log:
             proc = subprocess.Popen(
                 [*argv, *args],
@@ -388,16 +401,16 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
             except BridgeError:
                 return None  # recorded as a gap in the series, not a zero
 
-        daemons = Daemons(workdir, config, env)
+        daemons = Daemons(workdir, config, env, opts.trace_malloc_s)
         stack.callback(daemons.kill_all)
-        daemons.start("stream", "stream")
+        daemons.start("stream", "stream", traced=True)
         deadline = time.monotonic() + 60
         while read_capture(ddb, settings.stream.lease_table, stream_arn) is None:
             daemons.check_alive("stream")
             if time.monotonic() > deadline:
                 raise SystemExit("soak: the stream producer did not start within 60 s")
             time.sleep(0.25)
-        daemons.start("apply", "apply", "--create-schema")
+        daemons.start("apply", "apply", "--create-schema", traced=True)
         writer = SteadyWriter(aws.client("dynamodb", settings.aws), TABLE, opts.keys, opts.rate)
         writer.start()
         stack.callback(writer.stop_event.set)
@@ -642,6 +655,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-dsn", default=None, help="an existing PostgreSQL")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     parser.add_argument("--no-plot", action="store_true", help="skip soak.png")
+    parser.add_argument(
+        "--trace-malloc",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="leak hunting: run stream and apply under tracemalloc, writing what grew every "
+        "SECONDS to <workdir>/{stream,apply}.tracemalloc (slower; RSS not comparable)",
+    )
     args = parser.parse_args(argv)
     opts = SoakOptions(
         minutes=args.minutes,
@@ -653,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target,
         pg_dsn=args.pg_dsn,
         workdir=args.workdir,
+        trace_malloc_s=args.trace_malloc,
     )
     results = Results("soak")
     opts.results = results

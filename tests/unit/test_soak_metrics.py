@@ -194,3 +194,27 @@ def test_each_back_fill_gets_the_peaks_of_its_own_window() -> None:
     first, second = backfill_verdicts(run)
     assert (first["samples"], first["peak_rss_mb"], first["duration_s"]) == (2, 100.0, 8.0)
     assert (second["samples"], second["peak_rss_mb"], second["duration_s"]) == (1, 20.0, 3.5)
+
+
+def test_tracemalloc_report_names_the_line_that_grew() -> None:
+    import tracemalloc
+
+    from benchmarks.soak_tracemalloc import _snapshot, report
+
+    tracemalloc.start(5)
+    try:
+        baseline = _snapshot()
+        held = [bytes(1000) + bytes([i % 256]) for i in range(2000)]  # ~2 MB kept alive
+        text = report(_snapshot(), baseline, 60.0)
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 2000
+    first = text.splitlines()[1]  # the largest growth, after the header
+    assert first.endswith(f"{Path(__file__).name}:{held_line()}"), text
+    assert float(first.split()[0]) > 1500  # KiB
+
+
+def held_line() -> int:
+    """The line of `held = ...` above, found rather than hard-coded."""
+    lines = Path(__file__).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.strip().startswith("held = ["))
