@@ -404,11 +404,13 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
         daemons = Daemons(workdir, config, env, opts.trace_malloc_s)
         stack.callback(daemons.kill_all)
         daemons.start("stream", "stream", traced=True)
-        deadline = time.monotonic() + 180
+        # Under tracemalloc start-up (imports) is several times slower.
+        start_wait_s = 180 if opts.trace_malloc_s is None else 600
+        deadline = time.monotonic() + start_wait_s
         while read_capture(ddb, settings.stream.lease_table, stream_arn) is None:
             daemons.check_alive("stream")
             if time.monotonic() > deadline:
-                raise SystemExit("soak: the stream producer did not start within 180 s")
+                raise SystemExit(f"soak: the stream producer did not start in {start_wait_s} s")
             time.sleep(0.25)
         daemons.start("apply", "apply", "--create-schema", traced=True)
         writer = SteadyWriter(aws.client("dynamodb", settings.aws), TABLE, opts.keys, opts.rate)

@@ -1,12 +1,12 @@
 """Runs one `ddb-bridge` command under tracemalloc and writes what grows: the soak's leak finder.
 
 `python -m benchmarks.soak_tracemalloc OUT INTERVAL_S -- stream --config bridge.toml` runs the
-command in this process with tracemalloc on (10 frames). The first snapshot, INTERVAL_S after
-start, is the baseline (after warm-up); every INTERVAL_S after that, the 15 source lines whose
-live allocations grew most since the baseline are appended to OUT, with the traced total. A
-line that keeps climbing from report to report is the leak. `python -m benchmarks.soak
---trace-malloc` starts stream and apply this way (tracemalloc slows them and adds its own
-memory: their RSS figures are then not comparable with a plain run).
+command in this process with tracemalloc on (one frame: the allocating line). The first
+snapshot, INTERVAL_S after start, is the baseline (after warm-up); every INTERVAL_S after that,
+the 15 source lines whose live allocations grew most since the baseline are appended to OUT,
+with the traced total. A line that keeps climbing from report to report is the leak.
+`python -m benchmarks.soak --trace-malloc` starts stream and apply this way (tracemalloc slows
+them and adds its own memory: their RSS figures are then not comparable with a plain run).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[2] != "--":
         raise SystemExit("usage: python -m benchmarks.soak_tracemalloc OUT INTERVAL_S -- ARGS...")
     out, interval_s, command = Path(argv[0]), float(argv[1]), argv[3:]
-    tracemalloc.start(10)
+    tracemalloc.start(1)  # the allocating line only: more frames slow start-up ~5x
     threading.Thread(target=watch, args=(out, interval_s), name="tracemalloc", daemon=True).start()
     from ddb_bridge.cli.main import main as cli_main
 
