@@ -3,10 +3,11 @@
 `python -m benchmarks.soak_tracemalloc OUT INTERVAL_S -- stream --config bridge.toml` runs the
 command in this process with tracemalloc on (one frame: the allocating line). The first
 snapshot, INTERVAL_S after start, is the baseline (after warm-up); every INTERVAL_S after that,
-the 15 source lines whose live allocations grew most since the baseline are appended to OUT,
-with the traced total. A line that keeps climbing from report to report is the leak.
-`python -m benchmarks.soak --trace-malloc` starts stream and apply this way (tracemalloc slows
-them and adds its own memory: their RSS figures are then not comparable with a plain run).
+the 15 source lines whose live allocations grew most since the baseline, and since the last
+report, are appended to OUT, with the traced total. A line that keeps climbing from report to
+report is the leak. `python -m benchmarks.soak --trace-malloc` starts stream and apply this way
+(tracemalloc slows them, and its own tables grow with every live allocation: their RSS figures
+are then not comparable with a plain run; read the traced totals instead).
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ def _snapshot() -> tracemalloc.Snapshot:
     )
 
 
-def report(snapshot: tracemalloc.Snapshot, baseline: tracemalloc.Snapshot, elapsed_s: float) -> str:
+def report(
+    snapshot: tracemalloc.Snapshot,
+    baseline: tracemalloc.Snapshot,
+    elapsed_s: float,
+    since: str = "baseline",
+) -> str:
     """The lines that grew most since `baseline`, one per line, largest growth first."""
     current, _peak = tracemalloc.get_traced_memory()
-    lines = [f"== {elapsed_s:.0f}s: traced {current / 1024:.0f} KiB; growth since baseline:"]
+    lines = [f"== {elapsed_s:.0f}s: traced {current / 1024:.0f} KiB; growth since {since}:"]
     for stat in snapshot.compare_to(baseline, "lineno")[:TOP]:
         frame = stat.traceback[0]
         lines.append(
@@ -50,9 +56,17 @@ def watch(out: Path, interval_s: float) -> None:
     baseline = _snapshot()
     with out.open("a") as f:
         f.write(f"== baseline at {time.monotonic() - started:.0f}s\n")
+    previous = baseline
     while True:
         time.sleep(interval_s)
-        text = report(_snapshot(), baseline, time.monotonic() - started)
+        snapshot = _snapshot()
+        elapsed = time.monotonic() - started
+        # Since the baseline: what piled up (warm-up leftovers included); since the last
+        # report: what is still growing now, which a leak keeps showing.
+        text = report(snapshot, baseline, elapsed) + report(
+            snapshot, previous, elapsed, "the last report"
+        )
+        previous = snapshot
         with out.open("a") as f:
             f.write(text)
 
