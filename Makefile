@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ demo: $(STAMP)
 ## make bench: every benchmark in benchmarks/, each printing its figures beside a same-run baseline.
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+## make soak: `stream` and `apply` for 30 minutes under a steady write rate with a back-fill
+## every 5 minutes; RSS, fds, threads and lag sampled, a verdict per process, and
+## benchmarks/results/soak.json + soak.png. Shorter: make soak SOAK_ARGS="--minutes 5".
+soak: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
