@@ -311,7 +311,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
     from bridge.apply.app import group_id
     from bridge.errors import BridgeError
     from bridge.event import Origin
-    from bridge.kafka_reads import admin_client, reader
+    from bridge.kafka_reads import OffsetFetcher, reader
     from bridge.publisher import ensure_topics
     from bridge.schema_registry import make_codec
     from bridge.settings import load_settings
@@ -379,7 +379,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
         tail.start()
         stack.callback(tail.stop_event.set)
         lag_reader = stack.enter_context(reader(settings.kafka, "soak-lag"))
-        lag_admin = admin_client(settings.kafka)
+        lag_offsets = stack.enter_context(OffsetFetcher(settings.kafka))
         group = group_id(TARGET)
         # Partition ends from the broker's watermarks on Apache Kafka (exact, whatever this
         # process's tail has read so far); from the tail on Tansu, whose watermarks are wrong
@@ -395,7 +395,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
                         [topic],
                         tail=tail if on_tansu else None,
                         consumer=lag_reader,
-                        admin=lag_admin,
+                        offsets=lag_offsets,
                     )
                 )
             except BridgeError:
