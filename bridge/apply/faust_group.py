@@ -90,6 +90,7 @@ from faust.types import TP
 
 from bridge.apply.dlq import RawRecord
 from bridge.apply.kafka_auth import faust_credentials
+from bridge.errors import Unavailable
 from bridge.kafka_limits import consumer_fetch_bytes
 from bridge.settings import ApplySettings, KafkaSettings
 
@@ -285,6 +286,7 @@ class FaustGroup:
         data_dir: str,
     ) -> None:
         self._topics = list(topics)
+        self._bootstrap = kafka.bootstrap_servers
         # Room for a few batches: a buffer of barely one batch made every batch wait for a
         # fetch.
         self._feed = Feed(maxsize=max(4096, apply.batch_size * 4))
@@ -322,7 +324,17 @@ class FaustGroup:
     # -- records and offsets --------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._app.start()
+        from aiokafka.errors import KafkaConnectionError
+
+        try:
+            await self._app.start()
+        except KafkaConnectionError as exc:
+            # The broker is down or unreachable at start-up: nothing was consumed yet, so a
+            # restart loses nothing (Unavailable: exit 75, not a traceback).
+            raise Unavailable(
+                f"Kafka at {self._bootstrap} did not answer while apply joined "
+                f"its group ({exc}); run it again once the broker is reachable"
+            ) from exc
 
     async def stop(self) -> None:
         await self._app.stop()
