@@ -5,6 +5,7 @@ suite (tests/chaos) restarts processes this way when one starts during a broker 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,22 @@ def test_apply_started_while_kafka_is_down_exits_75_naming_the_broker(tmp_path: 
     assert code == EXIT_UNAVAILABLE == 75, proc.output
     assert "Traceback" not in proc.output
     assert dead in proc.output and "run it again" in proc.output
+
+
+def test_apply_started_while_postgresql_is_down_exits_75_naming_the_target(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens there
+    table = unique_name("pgdown")
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka_bootstrap,
+        "pg",
+        f'type = "postgres"\ndsn = "{dsn}"',
+        [table],
+    )
+    proc = ApplyProcess(config)
+    code = proc.wait(120)
+    assert code == EXIT_UNAVAILABLE, proc.output
+    assert "Traceback" not in proc.output
+    assert "target pg" in proc.output and "run it again" in proc.output
