@@ -185,6 +185,8 @@ class _Run:
         self.injected: tuple[int, int, bytes, bytes] | None = None  # partition, offset, key, value
         self.substituted: list[str] = []
         self.outage_error: str | None = None
+        self.kafka_up = threading.Event()  # set while the broker serves
+        self.kafka_up.set()
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -387,7 +389,7 @@ class _Run:
                     thread = threading.Thread(target=self.outage, args=(what,), daemon=True)
                     thread.start()
                     outages.append(thread)
-                elif self.node.proc is None:  # the broker is down: inject once it is back
+                elif not self.kafka_up.is_set():  # the broker is down: inject once it serves
                     pending.append((now + 2.0, kind, what))
                     pending.sort(key=lambda p: p[0])
                 else:
@@ -446,10 +448,14 @@ class _Run:
             )
             began = self.elapsed()
             self.say(f"  {began:7.1f}s  stopping {outage.service} for {outage.duration_s:.0f}s")
+            if outage.service == "kafka":
+                self.kafka_up.clear()
             stop(**({"timeout_s": 10.0} if outage.service == "kafka" else {}))
             time.sleep(outage.duration_s)
             self.say(f"  {self.elapsed():7.1f}s  starting {outage.service} again")
             start()
+            if outage.service == "kafka":
+                self.kafka_up.set()
             up = self.elapsed()
             self.say(f"  {up:7.1f}s  {outage.service} back after {up - began:.1f}s")
             self.outages.append(
@@ -476,7 +482,7 @@ class _Run:
             where.append((msg.partition(), msg.offset()))
 
         producer.produce(self.topic, value=value, key=key, on_delivery=delivered)
-        assert producer.flush(60) == 0 and where, "the injected record was not acknowledged"
+        assert producer.flush(120) == 0 and where, "the injected record was not acknowledged"
         self.injected = (*where[0], key, value)
         self.say(f"  {self.elapsed():7.1f}s  injected an undecodable record at {where[0]}")
 
