@@ -40,6 +40,8 @@ from tests.chaos.sampler import Sampler
 from tests.services import PostgresCluster
 
 TARGET = "pg"
+# A broker (re)start took over two minutes at a load average of 50 on two cores.
+START_TIMEOUT_S = 600.0
 KILL_TARGETS = faults.KILL_TARGETS
 
 
@@ -196,7 +198,7 @@ class _Run:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         self.node = KafkaNode()
         self.stack.callback(self.node.destroy)
-        self.node.start()
+        self.node.start(START_TIMEOUT_S)
         say(f"own Apache Kafka broker on {self.node.bootstrap} (data in {self.node.root})")
         from tests.services import postgres_bindir
 
@@ -453,7 +455,7 @@ class _Run:
             stop(**({"timeout_s": 10.0} if outage.service == "kafka" else {}))
             time.sleep(outage.duration_s)
             self.say(f"  {self.elapsed():7.1f}s  starting {outage.service} again")
-            start()
+            start(*([START_TIMEOUT_S] if outage.service == "kafka" else []))
             if outage.service == "kafka":
                 self.kafka_up.set()
             up = self.elapsed()
