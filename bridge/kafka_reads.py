@@ -15,6 +15,7 @@ so one reader serves any number of groups and no consumer ever carries a group's
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -165,7 +166,15 @@ def committed_offsets(
 
     def fetch() -> list[TopicPartition]:
         future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group]
-        listed: list[TopicPartition] = future.result(timeout=timeout_s).topic_partitions or []
+        try:
+            result = future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError as exc:
+            # No answer (a broker restarting): "not yet", like a timed-out request, so it is
+            # retried here and ends as a TransientError, never a bare TimeoutError.
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, str(exc) or "timed out")
+            ) from exc
+        listed: list[TopicPartition] = result.topic_partitions or []
         for tp in listed:
             if tp.error is not None:
                 raise KafkaException(tp.error)
