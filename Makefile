@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format demo bench soak clean
+.PHONY: install test lint format demo bench soak chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,20 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.soak $(SOAK_ARGS)
+
+## make chaos: the fault-injection suite (tests/chaos) at full size: 20,000 writes over 2,000
+## keys while `stream`, `backfill --from scan` and two `apply` workers are SIGKILLed, the broker
+## and PostgreSQL are stopped and started, and a poison record is injected; then verify and the
+## checkpoint/offset invariants. The seed is printed; CHAOS_SEED=N re-runs it. CHAOS_WRITES,
+## CHAOS_KEYS, CHAOS_RATE, CHAOS_KILLS change the size; CHAOS_ARGS goes to pytest. The summary
+## goes to $(CHAOS_REPORT). (`make test` runs the same test at a reduced size.)
+CHAOS_REPORT ?= benchmarks/results/chaos.json
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	@sh tools/ensure-java-maven.sh
+	CHAOS_WRITES=$${CHAOS_WRITES:-20000} CHAOS_KEYS=$${CHAOS_KEYS:-2000} \
+	CHAOS_RATE=$${CHAOS_RATE:-60} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_REPORT=$(CHAOS_REPORT) \
+	$(PY) -m pytest -m chaos tests/chaos -s -p no:cacheprovider $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,12 @@ class TransientError(BridgeError):
     """May succeed if retried later: throttling, a target that is down, a broker timeout."""
 
 
+class Unavailable(TransientError):
+    """A service the command needs at start-up (Kafka) did not answer: nothing was done that
+    running the command again would not redo. The command exits 75 (EX_TEMPFAIL), so a
+    supervisor can tell "restart me" from a failure that needs an operator."""
+
+
 class TargetError(BridgeError):
     """The target as a whole refuses writes: no event's fault, never dead-lettered.
 

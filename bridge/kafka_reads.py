@@ -149,8 +149,9 @@ class OffsetFetcher:
     """Committed offsets of any number of groups: one consumer per group, carrying its id,
     created on first use and closed together (`close`, or use it as a context manager)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, settle_s: float = SETTLE_S) -> None:
         self._kafka = kafka
+        self._settle_s = settle_s
         self._consumers: dict[str, Consumer] = {}
 
     def __enter__(self) -> OffsetFetcher:
@@ -177,7 +178,9 @@ class OffsetFetcher:
                     raise KafkaException(tp.error)
             return listed
 
-        listed = retrying(f"reading the committed offsets of group {group}", fetch)
+        # A read that times out (a broker restarting) raises KafkaException(_TIMED_OUT): retried
+        # here, then a TransientError that apply's loop retries, never a bare TimeoutError.
+        listed = retrying(f"reading the committed offsets of group {group}", fetch, self._settle_s)
         return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in listed}
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from bridge.errors import ConfigError, TransientError
+from bridge.errors import ConfigError, Unavailable
 
 _REFUSALS = {
     KafkaError._AUTHENTICATION: "authentication failed",
@@ -78,6 +78,7 @@ def wait_result(
         except concurrent.futures.TimeoutError:
             if time.monotonic() >= deadline:
                 watch.raise_if_refused(bootstrap)
-                raise TransientError(
-                    f"Kafka at {bootstrap} did not answer {what} within {timeout_s:g}s"
+                raise Unavailable(
+                    f"Kafka at {bootstrap} did not answer {what} within {timeout_s:g}s; "
+                    "run it again once the broker is reachable"
                 ) from None

@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from bridge.acks import AckTracker
 from bridge.avro_codec import EventCodec
-from bridge.errors import MessageTooLargeError, PermanentError, TransientError
+from bridge.errors import MessageTooLargeError, PermanentError, TransientError, Unavailable
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
 from bridge.kafka_refusals import RefusalWatch, wait_result
@@ -60,6 +60,18 @@ def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
         {k: v for k, v in kafka.extra.items() if k.startswith(("security.", "sasl.", "ssl."))}
     )
     return config
+
+
+# CreateTopics answers meaning "the cluster did not answer", not "no".
+_NO_ANSWER = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError.NOT_CONTROLLER,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
 
 
 def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float = 30.0) -> None:
@@ -103,6 +115,13 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
             if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 existing.append(name)
                 continue
+            if err.code() in _NO_ANSWER:
+                # The controller is down or restarting (a broker outage): not the topic's
+                # fault, and nothing was done that a restart would not redo.
+                raise Unavailable(
+                    f"Kafka at {kafka.bootstrap_servers} did not answer creating {name} "
+                    f"({err.str()}); run it again once the broker is reachable"
+                ) from exc
             raise PermanentError(f"cannot create topic {name}: {err.str()}") from exc
     if existing:
         warn_small_topics(admin, existing, topic_max_message_bytes(kafka), timeout_s)

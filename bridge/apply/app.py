@@ -51,7 +51,7 @@ from bridge.apply.processor import (
     BatchResult,
 )
 from bridge.apply.retry import Backoff, Stopper
-from bridge.errors import TargetError, TransientError
+from bridge.errors import TargetError, TransientError, Unavailable
 from bridge.lag import CommittedReader
 from bridge.metrics import ERRORS, REGISTRY
 from bridge.schema_registry import make_codec
@@ -177,9 +177,18 @@ class ApplyWorker:
         data_dir = conf.data_dir or tempfile.mkdtemp(prefix="ddb-bridge-apply-")
         executor = ThreadPoolExecutor(1, thread_name_prefix="apply-sink")
         dead_letters = self.dead_letters or KafkaDeadLetters(self.settings.kafka, self.target)
-        await asyncio.get_running_loop().run_in_executor(
-            executor, self.sink.open, self.specs, self.create_schema
-        )
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                executor, self.sink.open, self.specs, self.create_schema
+            )
+        except TransientError as exc:
+            # The target is down at start-up (nothing read yet, so a restart loses nothing):
+            # exit 75, "run it again", as a supervisor would; not a failure to investigate.
+            executor.shutdown(wait=False)
+            raise Unavailable(
+                f"the target {self.target} did not answer at start-up ({exc}); run it again "
+                "once it is reachable"
+            ) from exc
         backoff = Backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries)
         processor = BatchProcessor(
             self.sink,

@@ -90,6 +90,7 @@ from faust.types import TP
 
 from bridge.apply.dlq import RawRecord
 from bridge.apply.kafka_auth import faust_credentials
+from bridge.errors import Unavailable
 from bridge.kafka_limits import consumer_fetch_bytes
 from bridge.settings import ApplySettings, KafkaSettings
 
@@ -285,6 +286,7 @@ class FaustGroup:
         data_dir: str,
     ) -> None:
         self._topics = list(topics)
+        self._bootstrap = kafka.bootstrap_servers
         self._feed = Feed(maxsize=feed_size(apply))
         self._app = _new_app(kafka, apply, group, data_dir)
         # Before anything creates the consumer (at start).
@@ -320,7 +322,17 @@ class FaustGroup:
     # -- records and offsets --------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._app.start()
+        from aiokafka.errors import KafkaConnectionError
+
+        try:
+            await self._app.start()
+        except KafkaConnectionError as exc:
+            # The broker is down or unreachable at start-up: nothing was consumed yet, so a
+            # restart loses nothing (Unavailable: exit 75, not a traceback).
+            raise Unavailable(
+                f"Kafka at {self._bootstrap} did not answer while apply joined "
+                f"its group ({exc}); run it again once the broker is reachable"
+            ) from exc
 
     async def stop(self) -> None:
         await self._app.stop()

@@ -21,6 +21,7 @@ from bridge.settings import ENV_PREFIX, Settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 75  # sysexits.h EX_TEMPFAIL
 EXIT_INTERRUPTED = 130
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
 
@@ -32,6 +33,9 @@ EXIT_CODES = {
     "undecodable record; `status`: something needs attention)",
     EXIT_CONFIG: "usage or configuration error: bad option, unknown or invalid key or "
     f"{ENV_PREFIX}… variable, missing config file",
+    EXIT_UNAVAILABLE: "Kafka or `apply`'s target did not answer at start-up (creating topics, "
+    "joining the group, opening the target): nothing is lost, run the command again (a "
+    "supervisor's restart); the message names the broker or target",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",
     EXIT_OUTPUT_CLOSED: "stdout closed early (`ddb-bridge config show | head`, `tail | head`), "
     "quietly",

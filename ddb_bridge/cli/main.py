@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__, logs
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, Unavailable
 from bridge.redact import redact_text
 from ddb_bridge.cli import commands
 from ddb_bridge.cli.helptext import (
@@ -27,6 +27,7 @@ from ddb_bridge.cli.helptext import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
+    EXIT_UNAVAILABLE,
     HelpFormatter,
     add_exit_codes,
 )
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _output_closed()
+    except Unavailable as exc:
+        log.error("%s", exc)
+        print(f"ddb-bridge: unavailable: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except ConfigError as exc:
         print(f"ddb-bridge: configuration error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG

@@ -319,37 +319,74 @@ def _tail(path: Path, size: int = 3000) -> str:
         return f"(no log: {exc})"
 
 
+class KafkaNode:
+    """One single-node KRaft cluster that can be stopped and started again on the same ports
+    and the same data dir (the chaos suite's broker outage: the log must survive a restart).
+    `apache_kafka()` is the one-shot form: format, start, stop, delete."""
+
+    def __init__(self, extra_listener: ExtraListener | None = None) -> None:
+        ensure_jars()
+        self.extra_listener = extra_listener
+        self.root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.properties = self.root / "server.properties"
+        self.properties.write_text(
+            _server_properties(self.root, self.port, self.controller_port, extra_listener)
+        )
+        self.log = self.root / "server.log"
+        self.log4j = self.root / "log4j2.yaml"
+        self.log4j.write_text(LOG4J2.format(log=self.log))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._formatted = False
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Format the data dir the first time, then run the node until it serves."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        if not self._formatted:
+            users = self.extra_listener.format_args() if self.extra_listener is not None else []
+            run_tool(
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(self.properties),
+                *users,
+            )
+            self._formatted = True
+        argv = java_argv("kafka.Kafka", str(self.properties), heap="512m")
+        argv[1:1] = [f"-Dlog4j2.configurationFile={self.log4j}", f"-Dkafka.logs.dir={self.root}"]
+        with (self.root / "stdout.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        _wait_serving(self.bootstrap, self.proc, self.log, timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """A controlled shutdown (SIGTERM; SIGKILL after `timeout_s`); the data dir stays."""
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=timeout_s)
+            self.proc = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def apache_kafka(
     start_timeout_s: float = 120.0, extra_listener: ExtraListener | None = None
 ) -> Iterator[KafkaBroker]:
     """A formatted, running single-node Kafka; stopped and deleted when the context exits.
     `extra_listener` adds a second client listener (tests/kafka_secured.py: SASL_SSL)."""
-    ensure_jars()
     started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
-    port, controller_port = free_port(), free_port()
-    properties = root / "server.properties"
-    properties.write_text(_server_properties(root, port, controller_port, extra_listener))
-    log = root / "server.log"
-    log4j = root / "log4j2.yaml"
-    log4j.write_text(LOG4J2.format(log=log))
-    proc: subprocess.Popen[bytes] | None = None
+    node = KafkaNode(extra_listener)
     try:
-        users = extra_listener.format_args() if extra_listener is not None else []
-        run_tool(
-            "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties), *users
+        node.start(start_timeout_s)
+        yield KafkaBroker(
+            node.bootstrap, KAFKA_VERSION, time.monotonic() - started, node.log, extra_listener
         )
-        argv = java_argv("kafka.Kafka", str(properties), heap="512m")
-        argv[1:1] = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={root}"]
-        with (root / "stdout.log").open("wb") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        bootstrap = f"127.0.0.1:{port}"
-        _wait_serving(bootstrap, proc, log, start_timeout_s)
-        yield KafkaBroker(bootstrap, KAFKA_VERSION, time.monotonic() - started, log, extra_listener)
     finally:
-        if proc is not None:
-            stop_process(proc, timeout_s=30)
-        shutil.rmtree(root, ignore_errors=True)
+        node.destroy()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bridge.config_template import toml_value
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, TransientError, Unavailable
 from bridge.settings import ENV_PREFIX, Settings
 from ddb_bridge.cli import main as cli_main
 from ddb_bridge.cli.commands import config as config_command
@@ -116,12 +116,19 @@ def test_help_lists_the_exit_codes(prog: str) -> None:
     text = ALL[prog].format_help()
     assert "exit codes:" in text, prog
     listed = re.findall(r"^\s+(\d+)  \S", text.split("exit codes:", 1)[1], re.M)
-    assert [int(c) for c in listed] == [0, 1, 2, 130, 141] == list(EXIT_CODES)
+    assert [int(c) for c in listed] == [0, 1, 2, 75, 130, 141] == list(EXIT_CODES)
 
 
 @pytest.mark.parametrize(
     ("raised", "code"),
-    [(None, 0), (BridgeError("boom"), 1), (ConfigError("bad key"), 2), (KeyboardInterrupt(), 130)],
+    [
+        (None, 0),
+        (BridgeError("boom"), 1),
+        (TransientError("a batch could not be written"), 1),
+        (ConfigError("bad key"), 2),
+        (Unavailable("Kafka at b:9092 did not answer"), 75),
+        (KeyboardInterrupt(), 130),
+    ],
 )
 def test_exit_codes_are_what_main_returns(
     raised: BaseException | None, code: int, monkeypatch: pytest.MonkeyPatch

@@ -9,7 +9,7 @@ import time
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.errors import ConfigError, TransientError
+from bridge.errors import ConfigError, TransientError, Unavailable
 from bridge.kafka_refusals import RefusalWatch, wait_result
 
 
@@ -54,9 +54,11 @@ def test_a_failed_tls_handshake_names_the_ca_setting() -> None:
 def test_no_answer_is_a_transient_error_naming_the_request() -> None:
     watch = RefusalWatch()
     client = PollingClient(watch, KafkaError(KafkaError._TRANSPORT, "connection refused"))
-    with pytest.raises(TransientError, match=r"b:9096 did not answer creating t within 0.3s"):
+    with pytest.raises(TransientError, match=r"b:9096 did not answer creating t within 0.3s") as e:
         wait_result(concurrent.futures.Future(), client, watch, "b:9096", "creating t", 0.3)
     assert client.polls >= 2
+    # Unavailable: the command exits 75, "run me again", not 1.
+    assert isinstance(e.value, Unavailable)
 
 
 def test_an_answer_is_returned() -> None:
