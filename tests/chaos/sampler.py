@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
+from bridge.kafka_reads import OffsetFetcher
 from bridge.settings import KafkaSettings
 
 INTERVAL_S = 0.2
@@ -68,7 +68,8 @@ class Sampler(threading.Thread):
         self.error: BaseException | None = None
         self._rows: dict[str, int] = {}
         self._pg: psycopg.Connection[Any] | None = None
-        self._consumer: Consumer | None = None
+        # No settling wait: a sample the broker cannot answer at once is skipped, and counted.
+        self._offsets = OffsetFetcher(kafka, settle_s=0)
 
     def run(self) -> None:
         try:
@@ -80,8 +81,7 @@ class Sampler(threading.Thread):
         except BaseException as exc:  # the scenario fails the run with it
             self.error = exc
         finally:
-            if self._consumer is not None:
-                self._consumer.close()
+            self._offsets.close()
             if self._pg is not None:
                 with contextlib.suppress(Exception):
                     self._pg.close()
@@ -109,21 +109,11 @@ class Sampler(threading.Thread):
         self.samples.lease_reads += 1
 
     def committed(self) -> dict[int, int]:
-        """The group's committed offsets (OffsetFetch). Through a consumer carrying the
-        group's id that never subscribes (so never joins), not the admin API: librdkafka
-        2.x's ListConsumerGroupOffsets can abort the whole process on an assertion when the
-        broker restarts under it (librdkafka issues #3663, #4605; seen here)."""
-        if self._consumer is None:
-            self._consumer = Consumer(
-                {
-                    "bootstrap.servers": self.kafka.bootstrap_servers,
-                    "group.id": self.group,
-                    "enable.auto.commit": False,
-                }
-            )
-        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
-        found = self._consumer.committed(tps, timeout=2.0)
-        return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
+        """The group's committed offsets (bridge.kafka_reads.OffsetFetcher: an OffsetFetch
+        from a consumer carrying the group's id that never joins, not the admin API)."""
+        tps = [(self.topic, p) for p in range(self.partitions)]
+        found = self._offsets.committed(self.group, tps, timeout_s=2.0)
+        return {p: offset for (_t, p), offset in found.items() if offset is not None}
 
     def sample_offsets(self) -> None:
         at_s = time.monotonic() - self.started_at
