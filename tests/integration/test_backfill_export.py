@@ -246,17 +246,35 @@ def test_bad_lines_stop_or_go_to_the_dlq(tmp_path: Path, env: Any, kafka_bootstr
 
 
 def test_two_workers_share_the_files_of_one_export(
-    tmp_path: Path, env: Any, kafka_bootstrap: str, ddb_client: Any
+    tmp_path: Path, env: Any, kafka_bootstrap: str, ddb_client: Any, monkeypatch: Any
 ) -> None:
     table, settings, _ = env
     partitions = [items(i * 400, 400) for i in range(8)]
     build_export(tmp_path, partitions, export_time=EXPORT_TIME)
     outcomes: dict[str, Any] = {}
+    # Each worker's first claim waits until the other worker holds one too. Without this
+    # a loaded machine lets one thread claim and finish all eight files before the other
+    # starts (CI saw {'w2'}), and the test would say nothing about sharing. One thread per
+    # worker, so a worker's other threads cannot take every file while its first waits.
+    both_hold_one = threading.Barrier(2, timeout=60)
+    first_claim_done: set[str] = set()
+    real_claim = RunStore.claim
+
+    def claim_then_meet(self: RunStore, run_id: str, index: int) -> Any:
+        part = real_claim(self, run_id, index)
+        if part is not None and self.owner not in first_claim_done:
+            first_claim_done.add(self.owner)
+            both_hold_one.wait()
+        return part
+
+    monkeypatch.setattr(RunStore, "claim", claim_then_meet)
 
     def worker(name: str) -> None:
         outcomes[name] = run_backfill(
             settings,
-            BackfillRequest(table=table, dir=str(tmp_path), no_stream=True, worker_id=name),
+            BackfillRequest(
+                table=table, dir=str(tmp_path), no_stream=True, worker_id=name, threads=1
+            ),
             ExportBackfill(),
             say_nothing,
         )
