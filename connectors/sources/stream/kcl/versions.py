@@ -1,9 +1,9 @@
 """The versions that go with the KCL's checkpoints, kept in the bridge's lease table.
 
-The KCL stores a checkpoint as a sequence number only, but a restart must version the records
-after it exactly as before (KinesisVersioner's `last`, docs/design.md, section 5). So before every KCL
-checkpoint the shard's `last` for that sequence number is written here, one item per shard:
-`leaseKey = kcl-versions#<Kinesis stream ARN>#<shard>`, `entries` = the newest
+The KCL stores a checkpoint as a sequence number only, but a restart must version the
+records after it exactly as before (KinesisVersioner's `last`, docs/design.md, section 5). So
+before every KCL checkpoint the shard's `last` for that sequence number is written here, one
+item per shard: `leaseKey = kcl-versions#<Kinesis stream ARN>#<shard>`, `entries` = the newest
 (sequence, last) pairs. Several are kept because the two writes are not atomic: a crash
 after this write and before the KCL's leaves the KCL at the previous sequence, which is then
 still here. At shard end the pair is (SHARD_END, last): what a child shard continues from.
