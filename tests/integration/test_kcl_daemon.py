@@ -36,7 +36,6 @@ FAST = [
     "--set", "idleTimeBetweenReadsInMillis=200",
     # Small pages, so the kill below lands between checkpoints inside a burst.
     "--set", "maxRecords=10",
-    "--set", "clientVersionConfig=CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
 ]  # fmt: skip
 
 BASE_US = 1_790_000_000_000_000  # 2026-09-21, µs

@@ -54,6 +54,7 @@ def test_the_file_names_everything_the_daemon_needs(
         "retrievalMode": "POLLING",
         "metricsLevel": "NONE",
         "callProcessRecordsEvenForEmptyRecordList": "true",
+        "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
         "kinesisEndpoint": "http://127.0.0.1:4566",
         "dynamoDBEndpoint": "http://127.0.0.1:4566",
         "failoverTimeMillis": "3000",

@@ -1,12 +1,13 @@
 """The MultiLangDaemon's properties file for one table, from the bridge's settings.
 
 Property names are the KCL's (MultiLangDaemonConfiguration of amazon-kinesis-client 3.x):
-`streamName`, `applicationName`, `tableName` (the KCL's own lease table), `initialPositionIn
-Stream`, `executableName` (the command the daemon starts per shard; it splits it on
-whitespace, so no path in it may contain any), `retrievalMode = POLLING` (GetRecords, no
-enhanced fan-out), `metricsLevel = NONE` (no CloudWatch),
-`callProcessRecordsEvenForEmptyRecordList = true` (see below), `regionName`, credentials from the
-default AWS chain, and `kinesisEndpoint`/`dynamoDBEndpoint` when an endpoint is set.
+`streamName`, `applicationName`, `tableName` (the KCL's own lease table),
+`initialPositionInStream`, `executableName` (the command the daemon starts per shard; it
+splits it on whitespace, so no path in it may contain any), `retrievalMode = POLLING`
+(GetRecords, no enhanced fan-out), `metricsLevel = NONE` (no CloudWatch),
+`callProcessRecordsEvenForEmptyRecordList = true` and the 2.x-compatible lease assignment
+(`clientVersionConfig`; see below for both), `regionName`, credentials from the default AWS
+chain, and `kinesisEndpoint`/`dynamoDBEndpoint` when an endpoint is set.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def kcl_properties(
         # Idle shards are called too: a checkpoint is only written from a call, and the one
         # after the last page must come once Kafka acknowledged it, not with the next record.
         "callProcessRecordsEvenForEmptyRecordList": "true",
+        # KCL 3.x's own assignment waits for a leader lock (2 minutes, not configurable) that
+        # a killed daemon keeps holding: a lone daemon restarted after kill -9 got no shard
+        # for over two minutes. The 2.x-compatible mode takes an expired lease after
+        # failoverTimeMillis. `--set clientVersionConfig=CLIENT_VERSION_CONFIG_3X` for 3.x.
+        "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
     }
     if kinesis_endpoint or endpoint:
         props["kinesisEndpoint"] = kinesis_endpoint or str(endpoint)
