@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="another KCL property, or one to override (repeatable), e.g. failoverTimeMillis=10000",
+        help="another KCL property, or one to override (repeatable), e.g. "
+        "failoverTimeMillis=10000 [default: none]",
     )
     p.add_argument(
         "--output", default=None, metavar="FILE", help="write here [default: standard output]"
