@@ -63,10 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--set",
         action="append",
-        default=[],
+        default=None,
         metavar="KEY=VALUE",
-        help="another KCL property, or one to override (repeatable), e.g. "
-        "failoverTimeMillis=10000 [default: none]",
+        help="another KCL property, or one to override (repeatable), e.g. failoverTimeMillis=10000",
     )
     p.add_argument(
         "--output", default=None, metavar="FILE", help="write here [default: standard output]"
@@ -77,7 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_properties(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     extra: dict[str, str] = {}
-    for item in args.set:
+    for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
