@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bridge import logs
 from bridge.errors import BridgeError, ConfigError
 from bridge.publisher import Publisher, ensure_topics
@@ -55,8 +57,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def stream_arn(kinesis: KinesisClient, stream_name: str) -> str:
     try:
         summary = kinesis.describe_stream_summary(StreamName=stream_name)
-    except Exception as exc:
-        raise ConfigError(f"Kinesis stream {stream_name!r}: DescribeStreamSummary: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            raise ConfigError(f"Kinesis stream {stream_name!r} does not exist: {exc}") from exc
+        raise aws.translate(exc, f"DescribeStreamSummary {stream_name}") from exc
     return str(summary["StreamDescriptionSummary"]["StreamARN"])
 
 
