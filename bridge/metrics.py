@@ -46,6 +46,7 @@ MILLIS_BEHIND = "ddb_bridge_stream_millis_behind"
 LEASES_HELD = "ddb_bridge_stream_leases_held"
 STREAM_GET_RECORDS = "ddb_bridge_stream_get_records_total"
 STREAM_POLL_DELAY = "ddb_bridge_stream_poll_delay_seconds"
+STREAM_OTHER_TABLE = "ddb_bridge_stream_records_other_table_total"
 # -- apply --------------------------------------------------------------------------------
 APPLY_RECEIVED = "ddb_bridge_apply_records_received_total"
 APPLY_EVENTS = "ddb_bridge_apply_events_total"
@@ -84,6 +85,13 @@ CATALOGUE: tuple[Spec, ...] = (
         "counter",
         STREAM_GET_RECORDS,
         "GetRecords pages read (each one a billed DynamoDB Streams call), per table",
+        ("table",),
+    ),
+    Spec(
+        "counter",
+        STREAM_OTHER_TABLE,
+        "Kinesis records of another table met on this table's Kinesis stream, not published "
+        "(several tables may stream to one Kinesis stream), per table",
         ("table",),
     ),
     Spec(

@@ -47,6 +47,65 @@ class StreamVersioner:
         return version
 
 
+class KinesisVersioner:
+    """Versions along one Kinesis shard of Kinesis Data Streams for DynamoDB records.
+
+    Kinesis may deliver a change twice and, across reshards, the changes of one item out of
+    order, so `StreamVersioner`'s `max(base, previous + 1)` would let a late duplicate
+    outrank the change after it. Here a record's version is its own change time, in µs, and
+    arrival order only ever breaks ties inside one tick of that time:
+
+    - `version = base` (ApproximateCreationDateTime in µs) when `base` is past `last`, the
+      highest version this shard has issued;
+    - a later record of the same tick (a millisecond at MILLISECOND precision: `slots` = 1000)
+      takes the next free µs of that tick, so two changes of one item in one millisecond keep
+      the order DynamoDB put them on the shard;
+    - a record older than the newest tick (out of order, or past 1000 in one millisecond)
+      takes `base`, the lowest slot of its tick: it loses to anything newer;
+    - an `event_id` seen among the shard's last `remember` records gets the version it got
+      then, so a duplicate is a true duplicate.
+
+    Deterministic from the checkpoint on (`last` is stored with it); what a restart cannot
+    reproduce is the duplicate memory, see `next`.
+    """
+
+    __slots__ = ("_seen", "last", "remember")
+
+    def __init__(self, last: int = 0, remember: int = 10_000) -> None:
+        self.last = last
+        self.remember = remember
+        self._seen: dict[str, int] = {}
+
+    def next(self, created_us: int, slots: int, event_id: str | None = None) -> int:
+        """The version of the next record of the shard, made at `created_us` at a precision
+        of `slots` µs (1000 for MILLISECOND, 1 for MICROSECOND).
+
+        A duplicate whose first copy came before the last restart is versioned afresh: it can
+        then outrank a change of the same item in the same millisecond (MICROSECOND precision
+        leaves no such tick).
+        """
+        if event_id is not None:
+            seen = self._seen.get(event_id)
+            if seen is not None:
+                return seen
+        last = self.last
+        if last < created_us:
+            version = created_us
+        elif last < created_us + slots - 1:
+            version = last + 1
+        else:
+            version = created_us
+        if version > last:
+            self.last = version
+        if event_id is not None:
+            seen_ids = self._seen
+            seen_ids[event_id] = version
+            if len(seen_ids) > self.remember:
+                # dicts keep insertion order: the oldest id goes first.
+                del seen_ids[next(iter(seen_ids))]
+        return version
+
+
 def backfill_version(start: datetime | float | int, margin_s: int) -> int:
     """The one version of every item of a back-fill run: `(floor_s(T) - margin) * 10^6 - 1`.
 

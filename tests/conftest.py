@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +43,9 @@ def kafka_bootstrap() -> Iterator[str]:
     with kafka_broker.apache_kafka() as broker:
         STARTED["kafka"] = broker.describe()
         yield broker.bootstrap
+        # Clients no test holds any more are destroyed now, while the broker still answers;
+        # left to the interpreter's exit they log "Connection refused" after the summary.
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bridge.acks import AckTracker
 from bridge.errors import PermanentError, TransientError
@@ -24,13 +24,15 @@ from bridge.event import ChangeEvent
 from bridge.metrics import (
     MILLIS_BEHIND,
     REGISTRY,
+    STREAM_OTHER_TABLE,
     STREAM_PUBLISH_SECONDS,
     STREAM_RECORDS,
 )
 from bridge.publisher import Publisher
-from bridge.versioning import StreamVersioner, to_micros
+from bridge.versioning import KinesisVersioner, StreamVersioner, to_micros
 from connectors.dynamodb.aws import Backoff
 from connectors.sources.stream.get_records import WireRecords
+from connectors.sources.stream.kinesis_records import SLOTS
 from connectors.sources.stream.leases import Lease, LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 
@@ -41,7 +43,12 @@ log = logging.getLogger(__name__)
 
 RECORDS_PUBLISHED = STREAM_RECORDS
 
-Position = tuple[str, int]  # (sequence number, version of the record at it)
+# (sequence number, the shard's last version once the record at it is versioned): what a
+# restart from that sequence number needs to version the records after it the same way.
+Position = tuple[str, int]
+# Where the shard's records come from: DynamoDB Streams, or Kinesis Data Streams for DynamoDB
+# (records converted by kinesis_records.py; versioned by KinesisVersioner, see there why).
+Transport = Literal["dynamodb", "kinesis"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,16 @@ class InitializationInput:
     shard_id: str
     checkpoint: str  # sequence number or TRIM_HORIZON
     last_version: int  # version of the record at the checkpoint (or the parents' last)
+
+
+class CheckpointWriter(Protocol):
+    """Where the processor writes checkpoints: the bridge's lease (`Checkpointer`), or the
+    KCL's checkpointer when the Java KCL drives the processor."""
+
+    @property
+    def last(self) -> str: ...
+
+    def checkpoint(self, position: str, last_version: int | None) -> None: ...
 
 
 class Checkpointer:
@@ -89,27 +106,33 @@ class ShardRecordProcessor(Protocol):
     def initialize(self, init: InitializationInput) -> None: ...
 
     def process_records(
-        self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer
+        self, records: Sequence[RecordTypeDef], checkpointer: CheckpointWriter
     ) -> None: ...
 
     def lease_lost(self) -> None: ...
 
-    def shard_ended(self, checkpointer: Checkpointer) -> None: ...
+    def shard_ended(self, checkpointer: CheckpointWriter) -> None: ...
 
-    def shutdown_requested(self, checkpointer: Checkpointer) -> None: ...
+    def shutdown_requested(self, checkpointer: CheckpointWriter) -> None: ...
 
 
 class KafkaRecordProcessor:
     """Publishes one shard to `<prefix><table>.changes`, checkpointing acknowledged prefixes."""
 
     def __init__(
-        self, publisher: Publisher, checkpoint_interval_s: float = 1.0, flush_timeout_s: float = 60
+        self,
+        publisher: Publisher,
+        checkpoint_interval_s: float = 1.0,
+        flush_timeout_s: float = 60,
+        transport: Transport = "dynamodb",
     ) -> None:
         self.publisher = publisher
         self.checkpoint_interval_s = checkpoint_interval_s
         self.flush_timeout_s = flush_timeout_s
+        self.transport: Transport = transport
         self.tracker: AckTracker[Position] = AckTracker()
-        self.versioner = StreamVersioner()
+        self.versioner: StreamVersioner | KinesisVersioner = StreamVersioner()
+        self.other_table = 0  # Kinesis records of another table skipped on this shard
         self.table = ""
         self.shard_id = ""
         self._checkpointed: Position | None = None
@@ -118,7 +141,11 @@ class KafkaRecordProcessor:
     def initialize(self, init: InitializationInput) -> None:
         self.table = init.table
         self.shard_id = init.shard_id
-        self.versioner = StreamVersioner(init.last_version)
+        self.versioner = (
+            KinesisVersioner(init.last_version)
+            if self.transport == "kinesis"
+            else StreamVersioner(init.last_version)
+        )
         log.info(
             "shard processing starts",
             extra={
@@ -129,29 +156,25 @@ class KafkaRecordProcessor:
             },
         )
 
-    def process_records(self, records: Sequence[RecordTypeDef], checkpointer: Checkpointer) -> None:
+    def process_records(
+        self, records: Sequence[RecordTypeDef], checkpointer: CheckpointWriter
+    ) -> None:
         started = time.perf_counter()
         # Records read from GetRecords' body (get_records.py) are in wire form already.
         wire = isinstance(records, WireRecords)
-        convert = ChangeEvent.from_stream_record
-        versioner = self.versioner
-        table, shard_id = self.table, self.shard_id
-        events = []
-        for record in records:
-            try:
-                created = record["dynamodb"]["ApproximateCreationDateTime"]
-            except (KeyError, TypeError):
-                created = None
-            if created is None:
-                raise self._no_creation_time(record)
-            version = versioner.next(created)
-            events.append(convert(table, record, version, shard_id, wire=wire))
-        if records:
+        if self.transport == "kinesis":
+            events = self._kinesis_events(records, wire)
+        else:
+            events = self._stream_events(records, wire)
+        if events:
             # The whole page as one tracked group: its last position is safe once every
             # record of it, and everything before, is acknowledged (bridge/acks.py).
             last = events[-1]
-            self.publisher.publish_batch(events, self.tracker, (last.sequence_number, last.version))
-            REGISTRY.inc(RECORDS_PUBLISHED, len(records), table=self.table)
+            self.publisher.publish_batch(
+                events, self.tracker, (last.sequence_number, self.versioner.last)
+            )
+            REGISTRY.inc(RECORDS_PUBLISHED, len(events), table=self.table)
+        if records:
             created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
             behind = max(0, int(time.time() * 1000) - to_micros(created) // 1000)
             REGISTRY.set(MILLIS_BEHIND, behind, table=self.table, shard=self.shard_id)
@@ -166,6 +189,55 @@ class KafkaRecordProcessor:
         if time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s:
             self.checkpoint_safe(checkpointer)
 
+    def _stream_events(self, records: Sequence[Any], wire: bool) -> list[ChangeEvent]:
+        convert = ChangeEvent.from_stream_record
+        versioner = self.versioner
+        assert isinstance(versioner, StreamVersioner)
+        table, shard_id = self.table, self.shard_id
+        events = []
+        for record in records:
+            try:
+                created = record["dynamodb"]["ApproximateCreationDateTime"]
+            except (KeyError, TypeError):
+                created = None
+            if created is None:
+                raise self._no_creation_time(record)
+            version = versioner.next(created)
+            events.append(convert(table, record, version, shard_id, wire=wire))
+        return events
+
+    def _kinesis_events(self, records: Sequence[Any], wire: bool) -> list[ChangeEvent]:
+        """Records of Kinesis Data Streams for DynamoDB (see kinesis_records.py)."""
+        convert = ChangeEvent.from_stream_record
+        versioner = self.versioner
+        assert isinstance(versioner, KinesisVersioner)
+        table, shard_id = self.table, self.shard_id
+        events = []
+        for record in records:
+            # Several tables may stream to one Kinesis stream: another table's records are
+            # not this table's changes. Counted and logged, never published here.
+            owner = record.get("tableName")
+            if owner is not None and owner != table:
+                if not self.other_table:
+                    log.warning(
+                        "records of another table on this table's Kinesis stream: skipped",
+                        extra={**self._where(), "other_table": owner},
+                    )
+                self.other_table += 1
+                REGISTRY.inc(STREAM_OTHER_TABLE, table=table)
+                continue
+            ddb = record.get("dynamodb")
+            created = ddb.get("ApproximateCreationDateTime") if type(ddb) is dict else None
+            if created is None:
+                raise self._no_creation_time(record)
+            slots = SLOTS[ddb.get("ApproximateCreationDateTimePrecision", "MICROSECOND")]
+            event_id = record.get("eventID")
+            version = versioner.next(
+                to_micros(created), slots, event_id if type(event_id) is str else None
+            )
+            events.append(convert(table, record, version, shard_id, wire=wire))
+        return events
+
     def _no_creation_time(self, record: Any) -> PermanentError:
         """The error for a record without the time its version is made of."""
         ddb = record.get("dynamodb") if isinstance(record, dict) else None
@@ -175,7 +247,7 @@ class KafkaRecordProcessor:
             "has no dynamodb.ApproximateCreationDateTime"
         )
 
-    def checkpoint_safe(self, checkpointer: Checkpointer) -> None:
+    def checkpoint_safe(self, checkpointer: CheckpointWriter) -> None:
         """Checkpoint the furthest fully acknowledged position, if it moved."""
         self._last_checkpoint_at = time.monotonic()
         safe = self.tracker.safe_position()
@@ -190,13 +262,13 @@ class KafkaRecordProcessor:
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
         log.warning("lease lost, shard processing stops", extra=self._where())
 
-    def shard_ended(self, checkpointer: Checkpointer) -> None:
+    def shard_ended(self, checkpointer: CheckpointWriter) -> None:
         self.publisher.flush(self.flush_timeout_s)
         checkpointer.checkpoint(SHARD_END, self.versioner.last)
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
         log.info("shard ended", extra={**self._where(), "last_version": self.versioner.last})
 
-    def shutdown_requested(self, checkpointer: Checkpointer) -> None:
+    def shutdown_requested(self, checkpointer: CheckpointWriter) -> None:
         self.publisher.flush(self.flush_timeout_s)
         self.checkpoint_safe(checkpointer)
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
