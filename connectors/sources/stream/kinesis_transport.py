@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.errors import ConfigError
 from bridge.settings import Settings
-from connectors.dynamodb.aws import call_with_backoff, error_code, translate
+from connectors.dynamodb import aws
+from connectors.dynamodb.aws import call_with_backoff, translate
+from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name
 from connectors.sources.stream.kinesis_records import kinesis_page
+from connectors.sources.stream.shards import DynamoDBStreamsTransport
 from connectors.sources.stream.transport import (
     LATEST,
     TRIM_HORIZON,
@@ -42,19 +44,11 @@ from connectors.sources.stream.transport import (
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_kinesis import KinesisClient
 
 log = logging.getLogger(__name__)
-
-NAME_HINT = (
-    'set [stream] stream_name = "<kinesis stream>" (or kinesis_stream in the table\'s '
-    "[[tables]] entry)"
-)
-
-
-def _stream_ref(name: str) -> dict[str, str]:
-    """DescribeStreamSummary's argument: a configured name may also be a full ARN."""
-    return {"StreamARN": name} if name.startswith("arn:") else {"StreamName": name}
 
 
 class KinesisTransport(Transport):
@@ -69,51 +63,16 @@ class KinesisTransport(Transport):
         self._closed: dict[tuple[str, str], Shard] = {}
         # Children reported by an ended shard's last GetRecords page.
         self._children: dict[tuple[str, str], list[Shard]] = {}
-        self._summaries: dict[str, Mapping[str, Any]] = {}
 
     # -- the stream ------------------------------------------------------------------------
 
-    def stream_name(self, table: str) -> str:
-        """The configured Kinesis stream of `table`; ConfigError naming the fix when none."""
-        for conf in self.settings.tables:
-            if conf.name == table and conf.kinesis_stream:
-                return conf.kinesis_stream
-        if self.settings.stream.stream_name:
-            return self.settings.stream.stream_name
-        raise ConfigError(
-            f'table {table!r}: [stream] transport = "kinesis" needs the Kinesis data stream '
-            f"the table streams to; {NAME_HINT}"
-        )
-
-    def describe(self, name: str, table: str | None = None) -> Mapping[str, Any]:
-        """DescribeStreamSummary of a configured stream (name or ARN)."""
-        try:
-            summary: Mapping[str, Any] = call_with_backoff(
-                lambda: self.kinesis.describe_stream_summary(**_stream_ref(name))[
-                    "StreamDescriptionSummary"
-                ],
-                "DescribeStreamSummary",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                whose = f"table {table!r}: " if table else ""
-                raise ConfigError(
-                    f"{whose}Kinesis data stream {name!r} does not exist; create it and turn "
-                    "on Kinesis streaming for the table (aws dynamodb "
-                    "enable-kinesis-streaming-destination --table-name <table> --stream-arn "
-                    f"<arn>), or {NAME_HINT}"
-                ) from exc
-            raise translate(exc, f"DescribeStreamSummary {name}") from exc
-        self._summaries[str(summary["StreamARN"])] = summary
-        return summary
-
     def stream_arn(self, table: str) -> str:
         # Kinesis records carry both images (no view type to check, unlike DynamoDB Streams).
-        return str(self.describe(self.stream_name(table), table)["StreamARN"])
+        name = kinesis_stream_name(self.settings, table)
+        return describe_kinesis_stream(self.kinesis, name, table).arn
 
     def retention_ms(self, stream_arn: str) -> int:
-        summary = self.describe(stream_arn)
-        return int(summary["RetentionPeriodHours"]) * 3600 * 1000
+        return describe_kinesis_stream(self.kinesis, stream_arn).retention_ms
 
     # -- shards ----------------------------------------------------------------------------
 
@@ -158,7 +117,7 @@ class KinesisTransport(Transport):
 
     def get_shard_iterator(self, stream_arn: str, shard_id: str, position: str) -> str:
         kwargs: dict[str, Any] = {"StreamARN": stream_arn, "ShardId": shard_id}
-        kwargs.update(iterator_request(position))
+        kwargs.update(iterator_request(position, "StartingSequenceNumber"))
         return str(self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
 
     def get_records(self, stream_arn: str, iterator: str, limit: int) -> Mapping[str, Any]:
@@ -199,4 +158,20 @@ class KinesisTransport(Transport):
         return int(position) >= end
 
 
-__all__ = ["KinesisTransport"]
+def make_transport(
+    settings: Settings,
+    ddb: DynamoDBClient,
+    streams: DynamoDBStreamsClient | None = None,
+    kinesis: KinesisClient | None = None,
+) -> Transport:
+    """The `[stream] transport` the settings choose, on the given (or new) clients."""
+    if settings.stream.transport == "kinesis":
+        return KinesisTransport(
+            kinesis if kinesis is not None else aws.client("kinesis", settings.aws), settings
+        )
+    return DynamoDBStreamsTransport(
+        streams if streams is not None else aws.client("dynamodbstreams", settings.aws), ddb
+    )
+
+
+__all__ = ["KinesisTransport", "make_transport"]

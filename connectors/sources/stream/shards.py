@@ -298,7 +298,7 @@ class DynamoDBStreamsTransport(Transport):
 
     def get_shard_iterator(self, stream_arn: str, shard_id: str, position: str) -> str:
         kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
-        kwargs.update(iterator_request(position))
+        kwargs.update(iterator_request(position, "SequenceNumber"))
         return str(self.streams.get_shard_iterator(**kwargs)["ShardIterator"])
 
     def get_records(self, stream_arn: str, iterator: str, limit: int) -> Mapping[str, Any]:

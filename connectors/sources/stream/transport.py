@@ -106,11 +106,13 @@ class Transport(ABC):
         """Called once per ShardReader before its first call (idempotent)."""
 
 
-def iterator_request(position: str) -> dict[str, str]:
-    """GetShardIterator's type and sequence number for a checkpoint (both services)."""
+def iterator_request(position: str, sequence_field: str) -> dict[str, str]:
+    """GetShardIterator's type and sequence number for a checkpoint; `sequence_field` is
+    the service's name for it (DynamoDB Streams: SequenceNumber; Kinesis:
+    StartingSequenceNumber)."""
     if position in (TRIM_HORIZON, LATEST):
         return {"ShardIteratorType": position}
-    return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
+    return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", sequence_field: position}
 
 
 __all__ = ["LATEST", "SENTINELS", "SHARD_END", "TRIM_HORIZON", "Children", "Shard", "Transport"]

@@ -48,6 +48,7 @@ from connectors.dynamodb.capture import (
     record_data_loss,
 )
 from connectors.dynamodb.leases import ExpiryWatch, LeaseLost
+from connectors.sources.stream.kinesis_transport import make_transport
 from connectors.sources.stream.leases import (
     Claim,
     Lease,
@@ -72,7 +73,6 @@ from connectors.sources.stream.shards import (
     resolve_latest,
     stream_arn_of,
 )
-from connectors.sources.stream.transport import Transport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -84,25 +84,6 @@ log = logging.getLogger(__name__)
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-def make_transport(
-    settings: Settings,
-    ddb: DynamoDBClient,
-    streams: DynamoDBStreamsClient | None = None,
-    kinesis: KinesisClient | None = None,
-) -> Transport:
-    """The `[stream] transport` the settings choose, on the given (or new) clients."""
-    if settings.stream.transport == "kinesis":
-        # Imported only for this transport: it needs the Kinesis record reader.
-        from connectors.sources.stream.kinesis_transport import KinesisTransport
-
-        return KinesisTransport(
-            kinesis if kinesis is not None else aws.client("kinesis", settings.aws), settings
-        )
-    return DynamoDBStreamsTransport(
-        streams if streams is not None else aws.client("dynamodbstreams", settings.aws), ddb
-    )
 
 
 @dataclass(frozen=True, slots=True)
