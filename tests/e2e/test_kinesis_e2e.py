@@ -10,6 +10,7 @@ captured (a DynamoDB-stream capture does not count), and accepts it once it is.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -88,7 +89,7 @@ def test_kinesis_records_stream_apply_verify(
     kinesis = kinesis_client(dynamodb_endpoint)
     table, name, lease_table = unique_name("KinOrders"), unique_name("kin"), unique_name("l")
     create_table(ddb_client, table, stream=False)  # pk S / sk N, no DynamoDB stream
-    create_kinesis_stream(kinesis, name, shards=2)
+    kinesis_arn = create_kinesis_stream(kinesis, name, shards=2)
     arrivals, newest = history(random.Random(15), 60)
     # The source table holds what the records describe: each item's newest state.
     for c in newest.values():
@@ -134,6 +135,21 @@ def test_kinesis_records_stream_apply_verify(
         except AssertionError as exc:
             raise AssertionError(f"{verified}\n{applier.output[-2000:]}") from exc
         assert "Traceback" not in applier.output, applier.output
+
+        # `status` reads the Kinesis transport's leases and peeks its shards.
+        def stream_section() -> dict[str, Any]:
+            code, output = run_cli(
+                env, "status", "--config", str(config), "--json", "--sample-s", "0"
+            )
+            assert code in (0, 1) and output.startswith("{"), output
+            (entry,) = json.loads(output[: output.rindex("}") + 1])["tables"]
+            return dict(entry["stream"])
+
+        report = stream_section()
+        assert report["stream_arn"] == kinesis_arn, report
+        assert report["captured_since_ms"] is not None and not report["unleased_shards"]
+        assert len(report["shards"]) == 2
+        assert all(s["unread"] == 0 and s["error"] is None for s in report["shards"]), report
     finally:
         if applier is not None and applier.proc.poll() is None:
             applier.terminate()

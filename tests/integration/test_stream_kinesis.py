@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError
 from bridge.avro_codec import EventCodec
 from bridge.errors import ConfigError
 from bridge.event import ChangeEvent
+from bridge.metrics import REGISTRY
 from bridge.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
@@ -157,6 +158,11 @@ def test_records_reach_kafka_with_keys_and_versions_ms_and_us(
     assert [e.event_id for e in got] == [c.event_id for c in changes]
     lease = leases.list({arn})[0]
     assert lease.last_version == BASE_US + 3_000_000 and lease.owner is None
+    # The reader's metrics are the same for this transport.
+    assert REGISTRY.get("ddb_bridge_stream_records_published_total", table=table) == len(changes)
+    assert (
+        worker.consumers == {} and REGISTRY.get("ddb_bridge_stream_leases_held", table=table) == 0
+    )
 
 
 def test_duplicates_and_late_older_changes_lose_by_version(
