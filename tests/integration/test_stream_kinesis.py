@@ -8,6 +8,8 @@ resumes from its checkpoint."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 from connectors.sources.stream.worker import StreamWorker
+from ddb_bridge.cli.helptext import EXIT_CONFIG
 from tests.kinesis_records import MILLISECOND
 from tests.kinesis_stream_helpers import (
     Change,
@@ -317,6 +320,34 @@ def test_missing_stream_name_and_missing_stream_are_config_errors(
     )
     with pytest.raises(ConfigError, match=rf"{missing}.*does not exist"):
         StreamWorker(gone, worker_id="w").prepare()
+    # Two tables on one stream would share its shards' leases: refused, naming the fix.
+    shared = unique_name("kin-shared")
+    create_kinesis_stream(kinesis, shared)
+    two = kinesis_settings(
+        dynamodb_endpoint, kafka_bootstrap, [table, table + "-b"], unique_name("leases"), shared
+    )
+    with pytest.raises(ConfigError, match=r"kinesis_stream"):
+        StreamWorker(two, worker_id="w").prepare()
+
+
+def test_cli_exits_with_the_config_error_code_without_a_stream_name(
+    dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[[tables]]\nname = "{unique_name("t")}"\n\n[stream]\ntransport = "kinesis"\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config)],
+        env=cli_env(dynamodb_endpoint, kafka_bootstrap),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
+    assert "configuration error" in proc.stderr
+    assert "stream_name" in proc.stderr and "kinesis_stream" in proc.stderr
 
 
 def test_cli_sigkill_and_restart_resume_from_checkpoint(
