@@ -302,6 +302,56 @@ def test_reshards_read_parents_before_children(
         assert versions[-1] == max(c.created_us for c in puts if c.pk == key)
 
 
+def test_latest_starts_at_a_timestamp_without_reading_the_shard(
+    kinesis: Any,
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """initial_position LATEST on Kinesis: an AT_TIMESTAMP position (a year of retention is
+    not read to find the tip); records put before the start are not published, later ones
+    are, and the lease never holds the LATEST sentinel."""
+    from connectors.sources.stream import kinesis_transport
+
+    monkeypatch.setattr(kinesis_transport, "LATEST_LOOKBACK_MS", 0)
+    table, name = unique_name("kin-latest"), unique_name("kin-stream")
+    arn = create_kinesis_stream(kinesis, name)
+    settings = kinesis_settings(
+        dynamodb_endpoint,
+        kafka_bootstrap,
+        [table],
+        unique_name("leases"),
+        name,
+        initial_position="LATEST",
+    )
+    before = [change("old", BASE_US + i, f"old{i}") for i in range(5)]
+    put_changes(kinesis, name, table, before)
+    time.sleep(0.05)
+    client = kinesis_client(dynamodb_endpoint)
+    iterator_types: list[str] = []
+    client.meta.events.register(
+        "before-parameter-build.kinesis.GetShardIterator",
+        lambda params, **_: iterator_types.append(params["ShardIteratorType"]),
+    )
+    worker = StreamWorker(settings, worker_id="solo", kinesis=client)
+    leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
+    with running(worker) as outcome:
+        assert worker.started.wait(30), outcome
+        (lease,) = leases.list({arn})
+        assert lease.checkpoint.startswith("AT_TIMESTAMP:"), lease.checkpoint
+        wait_for(lambda: bool(iterator_types), 10, "the shard's first iterator")
+        # Never read from the start to find the tip.
+        assert set(iterator_types) == {"AT_TIMESTAMP"}, iterator_types
+        after = [change("new", BASE_US + 1_000 + i, f"new{i}") for i in range(3)]
+        seqs = put_changes(kinesis, name, table, after)
+        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]], 30)
+    assert outcome.get("code") == 0, outcome
+    events = read_events(kafka_bootstrap, settings.kafka.changes_topic(table), 3)
+    assert sorted(value_of(e) or "" for e in events) == ["new0", "new1", "new2"]
+
+
 def test_missing_stream_name_and_missing_stream_are_config_errors(
     kinesis: Any, dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any
 ) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +36,11 @@ from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_
 from connectors.sources.stream.kinesis_records import kinesis_page
 from connectors.sources.stream.shards import DynamoDBStreamsTransport
 from connectors.sources.stream.transport import (
-    LATEST,
-    TRIM_HORIZON,
+    AT_TIMESTAMP_PREFIX,
     Children,
     Shard,
     Transport,
+    is_sequence_number,
     iterator_request,
 )
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
 log = logging.getLogger(__name__)
+
+# How far before "now" a LATEST start on Kinesis begins (see `latest_position`).
+LATEST_LOOKBACK_MS = 5_000
 
 
 class KinesisTransport(Transport):
@@ -146,13 +150,19 @@ class KinesisTransport(Transport):
             following = None
         return records, following
 
+    def latest_position(self, shard: Shard) -> str | None:
+        # A little before now: a record that arrived as the capture started is read rather
+        # than skipped under clock skew between this host and Kinesis' arrival timestamps
+        # (an extra, older change is harmless: it carries its own version).
+        return f"{AT_TIMESTAMP_PREFIX}{int(time.time() * 1000) - LATEST_LOOKBACK_MS}"
+
     def _past_end(self, stream_arn: str, shard_id: str, position: str) -> bool:
         with self._lock:
             shard = self._closed.get((stream_arn, shard_id))
         if shard is None or shard.ending_sequence is None:
             return False
         end = int(shard.ending_sequence)
-        if position in (TRIM_HORIZON, LATEST):
+        if not is_sequence_number(position):
             # Read from the start and found nothing: only an empty closed shard is at its end.
             return shard.starting_sequence is not None and end <= int(shard.starting_sequence)
         return int(position) >= end

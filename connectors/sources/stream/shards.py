@@ -226,10 +226,16 @@ def resolve_latest(
     A LATEST iterator is only good for 15 minutes and names no position, so a lease that kept
     `LATEST` until its first checkpoint made a later owner skip every write in between. An
     early stop (an empty page before the real end) only moves the position back: lossless.
+    A transport with a position of its own for "now" (Kinesis: AT_TIMESTAMP) gives that
+    instead: reading a shard of a year's retention to its tip would cost the whole shard.
     """
     if shard.closed:
         return SHARD_END
-    reader = ShardReader(streams, stream_arn, shard.shard_id, TRIM_HORIZON, stop)
+    transport = as_transport(streams)
+    at_now = transport.latest_position(shard)
+    if at_now is not None:
+        return at_now
+    reader = ShardReader(transport, stream_arn, shard.shard_id, TRIM_HORIZON, stop)
     last: str | None = None
     while True:
         if stop.is_set():
@@ -311,6 +317,10 @@ class DynamoDBStreamsTransport(Transport):
 
     def retention_ms(self, stream_arn: str) -> int:
         return DYNAMODB_STREAM_RETENTION_MS
+
+    def latest_position(self, shard: Shard) -> str | None:
+        # No AT_TIMESTAMP iterator here; at most 24 h of records to read to the tip.
+        return None
 
 
 def as_transport(streams: Transport | DynamoDBStreamsClient) -> Transport:

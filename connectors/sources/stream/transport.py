@@ -19,6 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -105,14 +106,44 @@ class Transport(ABC):
     def prepare_reader(self) -> None:
         """Called once per ShardReader before its first call (idempotent)."""
 
+    @abstractmethod
+    def latest_position(self, shard: Shard) -> str | None:
+        """A stable position meaning "from now on" for an open shard, without reading it; None
+        when the service has none (then the shard is read to its tip to find one)."""
 
-def iterator_request(position: str, sequence_field: str) -> dict[str, str]:
+
+# A checkpoint of a shard no record of which was read yet, started at a moment (epoch ms):
+# what LATEST resolves to on Kinesis (AT_TIMESTAMP iterator). DynamoDB Streams have no
+# such iterator and never write it.
+AT_TIMESTAMP_PREFIX = "AT_TIMESTAMP:"
+
+
+def is_sequence_number(position: str) -> bool:
+    return position.isdigit()
+
+
+def iterator_request(position: str, sequence_field: str) -> dict[str, Any]:
     """GetShardIterator's type and sequence number for a checkpoint; `sequence_field` is
     the service's name for it (DynamoDB Streams: SequenceNumber; Kinesis:
     StartingSequenceNumber)."""
     if position in (TRIM_HORIZON, LATEST):
         return {"ShardIteratorType": position}
+    if position.startswith(AT_TIMESTAMP_PREFIX):
+        at_ms = int(position.removeprefix(AT_TIMESTAMP_PREFIX))
+        return {
+            "ShardIteratorType": "AT_TIMESTAMP",
+            "Timestamp": datetime.fromtimestamp(at_ms / 1000, UTC),
+        }
     return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", sequence_field: position}
 
 
-__all__ = ["LATEST", "SENTINELS", "SHARD_END", "TRIM_HORIZON", "Children", "Shard", "Transport"]
+__all__ = [
+    "AT_TIMESTAMP_PREFIX",
+    "LATEST",
+    "SENTINELS",
+    "SHARD_END",
+    "TRIM_HORIZON",
+    "Children",
+    "Shard",
+    "Transport",
+]
