@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     # boto3-stubs (the test extra) types the clients; a plain install never imports them.
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_s3 import S3Client
 
 # Throttling and 5xx are retried by our own loops with backoff and jitter, where we can log
@@ -53,11 +54,15 @@ def client(
 def client(
     service: Literal["s3"], aws: AwsSettings, endpoint_url: str | None = None
 ) -> S3Client: ...
+@overload
 def client(
-    service: Literal["dynamodb", "dynamodbstreams", "s3"],
+    service: Literal["kinesis"], aws: AwsSettings, endpoint_url: str | None = None
+) -> KinesisClient: ...
+def client(
+    service: Literal["dynamodb", "dynamodbstreams", "s3", "kinesis"],
     aws: AwsSettings,
     endpoint_url: str | None = None,
-) -> DynamoDBClient | DynamoDBStreamsClient | S3Client:
+) -> DynamoDBClient | DynamoDBStreamsClient | S3Client | KinesisClient:
     """A client of `service` for `aws`: its profile, region, endpoint and static keys."""
     kwargs: dict[str, Any] = {"region_name": aws.region, "config": _CONFIG}
     if endpoint_url or aws.endpoint_url:
