@@ -153,6 +153,13 @@ class TableSettings(Section):
         "TTL horizon), in seconds",
         examples=[604800],
     )
+    kinesis_stream: str | None = Field(
+        None,
+        description='with [stream] transport = "kinesis": the Kinesis data stream this '
+        "table's changes are streamed to (Kinesis Data Streams for DynamoDB); unset, "
+        "[stream] stream_name",
+        examples=["orders-changes"],
+    )
 
     @property
     def target_name(self) -> str:
@@ -160,6 +167,18 @@ class TableSettings(Section):
 
 
 class StreamSettings(Section):
+    transport: Literal["dynamodb", "kinesis"] = Field(
+        "dynamodb",
+        description="where `ddb-bridge stream` reads the changes: the table's DynamoDB "
+        "stream (24 h retention), or the Kinesis data stream the table streams to (Kinesis "
+        "Data Streams for DynamoDB, retention up to a year; set stream_name)",
+    )
+    stream_name: str | None = Field(
+        None,
+        description='with transport = "kinesis": the Kinesis data stream (name or ARN) of '
+        "the tables that set no [[tables]] kinesis_stream",
+        examples=["orders-changes"],
+    )
     lease_table: str = Field(
         "ddb-bridge-leases",
         description="DynamoDB table holding shard leases, checkpoints and back-fill runs "

@@ -59,6 +59,7 @@ def gather_status(
         read_lease_table,
         stream_status,
     )
+    from connectors.sources.stream.kinesis_transport import make_transport
 
     table_names, target_names = _tables(settings, tables), _targets(settings, targets)
     confs = {name: settings.table(name) for name in table_names}
@@ -70,7 +71,8 @@ def gather_status(
                 "has covered every live item"
             )
     ddb = aws.client("dynamodb", settings.aws)
-    streams = aws.client("dynamodbstreams", settings.aws)
+    # DynamoDB Streams or Kinesis, as `ddb-bridge stream` reads it (its leases' stream ARN).
+    streams = make_transport(settings, ddb)
     state = read_lease_table(ddb, settings.stream.lease_table)
     pairs = [
         (group_id(target), settings.kafka.changes_topic(table))

@@ -2,7 +2,8 @@
 
 Everything comes from one consistent scan of the lease table (shard leases, the capture
 record, back-fill runs and parts, verify outcomes) plus, per open shard, a look at the
-stream past its checkpoint: DynamoDB Streams report no "behind latest" figure, so status
+stream (the table's DynamoDB stream, or its Kinesis data stream with that transport) past
+its checkpoint: DynamoDB Streams report no "behind latest" figure, so status
 reads the records the producer has not checkpointed yet and reports their count (up to one
 page) and the age of the oldest. Read-only: nothing here writes.
 """
@@ -25,7 +26,8 @@ from connectors.dynamodb.verify_record import VERIFY_PREFIX, outcome_from_item
 from connectors.sources.backfill.runs import DONE
 from connectors.sources.backfill.runs import PREFIX as BACKFILL_PREFIX
 from connectors.sources.stream.leases import Lease
-from connectors.sources.stream.shards import ShardReader, list_shards
+from connectors.sources.stream.shards import ShardReader, as_transport
+from connectors.sources.stream.transport import Transport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -125,7 +127,7 @@ def stream_arn(ddb: DynamoDBClient, table: str) -> str | None:
     return str(arn) if spec.get("StreamEnabled") and arn else None
 
 
-def _peek(streams: DynamoDBStreamsClient, lease: Lease, now_ms: int) -> ShardStatus:
+def _peek(streams: Transport, lease: Lease, now_ms: int) -> ShardStatus:
     """How much of `lease`'s shard lies past its checkpoint, and how old the oldest is."""
     age = (now_ms - lease.checkpoint_at_ms) / 1000 if lease.checkpoint_at_ms else None
     base = ShardStatus(
@@ -170,11 +172,14 @@ def _peek(streams: DynamoDBStreamsClient, lease: Lease, now_ms: int) -> ShardSta
 
 def stream_status(
     ddb: DynamoDBClient,
-    streams: DynamoDBStreamsClient,
+    streams: Transport | DynamoDBStreamsClient,
     state: LeaseTableState,
     table: str,
 ) -> StreamStatus:
-    arn = stream_arn(ddb, table)
+    """`streams`: the configured transport (a bare DynamoDB Streams client: that one)."""
+    transport = as_transport(streams)
+    # The Kinesis transport's leases and capture are under the Kinesis stream's ARN.
+    arn = stream_arn(ddb, table) if transport.kind == "dynamodb" else transport.stream_arn(table)
     if arn is None:
         return StreamStatus(stream_arn=None, captured_since_ms=None)
     capture = state.captures.get(arn)
@@ -184,7 +189,7 @@ def stream_status(
     leases = sorted((le for le in state.leases if le.stream_arn == arn), key=lambda le: le.shard_id)
     leased = {le.shard_id for le in leases}
     try:
-        listed = list_shards(streams, arn, _deadline(PEEK_TIMEOUT_S))
+        listed = transport.list_shards(arn, _deadline(PEEK_TIMEOUT_S))
     except Interrupted as exc:
         raise TransientError(
             f"DescribeStream {arn}: no answer within {PEEK_TIMEOUT_S:.0f} s "
@@ -195,6 +200,6 @@ def stream_status(
         stream_arn=arn,
         captured_since_ms=capture.started_at_ms,
         data_loss=capture.data_loss,
-        shards=[_peek(streams, lease, now_ms) for lease in leases],
+        shards=[_peek(transport, lease, now_ms) for lease in leases],
         unleased_shards=sorted(unleased),
     )

@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import PermanentError
 from bridge.settings import Settings
+from connectors.dynamodb import aws
+from connectors.dynamodb.kinesis_stream import (
+    KinesisStream,
+    describe_kinesis_stream,
+    kinesis_stream_name,
+)
 from connectors.sources.backfill.part_loop import BackfillJob, BackfillParts
 from connectors.sources.backfill.runs import RunInfo, RunStore
 from connectors.sources.backfill.safety import UnsafeBackfillError, check_capture
@@ -96,12 +102,21 @@ class RunSetup:
                 req.table,
                 start_us,
                 settings.backfill.skew_margin_s,
+                kinesis=self._kinesis_stream(),
             )
         except UnsafeBackfillError as exc:
             if not req.force:
                 raise
             self.say(f"warning: --force overrides the stream-capture check: {exc}")
             log.warning("stream-capture check overridden by --force", extra={"reason": str(exc)})
+
+    def _kinesis_stream(self) -> KinesisStream | None:
+        """The table's Kinesis data stream when that transport captures it (else None)."""
+        if self.settings.stream.transport != "kinesis":
+            return None
+        name = kinesis_stream_name(self.settings, self.req.table)
+        kinesis = aws.client("kinesis", self.settings.aws)
+        return describe_kinesis_stream(kinesis, name, self.req.table)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 `check_capture` refuses a back-fill unless the table's current stream has been captured by
 `ddb-bridge stream`, without a trimmed gap, from before `T - margin` (T: the run's version
-boundary), explaining what is missing.
+boundary), explaining what is missing. The stream is the table's DynamoDB stream, or, with
+`[stream] transport = "kinesis"`, the Kinesis data stream it streams to: the capture record
+is then the one written under that stream's ARN (by `ddb-bridge stream` or the KCL processor)
+and the retention is the Kinesis stream's own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from bridge.errors import PermanentError
 from connectors.dynamodb.aws import describe_table
 from connectors.dynamodb.capture import read_capture
+from connectors.dynamodb.kinesis_stream import KinesisStream
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -23,7 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # DynamoDB Streams keep a record for 24 hours: a TRIM_HORIZON capture started at S covers
-# the stream from S minus that retention on (or from the stream's creation, if later).
+# the stream from S minus that retention on (or from the stream's creation, if later). A
+# Kinesis data stream keeps them for its RetentionPeriodHours (24 h to a year).
 STREAM_RETENTION_MS = 24 * 3600 * 1000
 
 
@@ -57,10 +62,31 @@ def needed_from_ms(start_us: int, margin_s: int) -> int:
 
 
 def check_capture(
-    ddb: DynamoDBClient, lease_table: str, table: str, start_us: int, margin_s: int
+    ddb: DynamoDBClient,
+    lease_table: str,
+    table: str,
+    start_us: int,
+    margin_s: int,
+    kinesis: KinesisStream | None = None,
 ) -> Coverage:
-    """Raise UnsafeBackfillError unless the stream capture covers `T - margin` without a gap."""
+    """Raise UnsafeBackfillError unless the stream capture covers `T - margin` without a gap.
+
+    `kinesis`: the table's Kinesis data stream, when that is the transport that captures it.
+    """
     bypass = "Pass --no-stream for a back-fill-only migration, or --force to override."
+    if kinesis is not None:
+        return _check_record(
+            ddb,
+            lease_table,
+            table,
+            start_us,
+            margin_s,
+            kinesis.arn,
+            bypass,
+            created=kinesis.created_ms,
+            retention_ms=kinesis.retention_ms,
+            what="Kinesis data stream",
+        )
     desc = describe_table(ddb, table)
     spec = desc.get("StreamSpecification") or {}
     arn = desc.get("LatestStreamArn")
@@ -70,10 +96,46 @@ def check_capture(
             f"runs would be lost. Enable a stream (NEW_AND_OLD_IMAGES) and run `ddb-bridge "
             f"stream` first. {bypass}"
         )
+    label = desc.get("LatestStreamLabel")
+    try:
+        created = _parse_label(label) if label else None
+    except ValueError:
+        created = None
+    return _check_record(
+        ddb,
+        lease_table,
+        table,
+        start_us,
+        margin_s,
+        str(arn),
+        bypass,
+        created=created,
+        retention_ms=STREAM_RETENTION_MS,
+        what="stream",
+        label=label,
+    )
+
+
+def _check_record(
+    ddb: DynamoDBClient,
+    lease_table: str,
+    table: str,
+    start_us: int,
+    margin_s: int,
+    arn: str,
+    bypass: str,
+    *,
+    created: int | None,
+    retention_ms: int,
+    what: str,
+    label: str | None = None,
+) -> Coverage:
+    """The capture record of stream `arn` against the run's T: `created` is the stream's
+    creation (ms), `retention_ms` how long it keeps a record."""
     record = read_capture(ddb, lease_table, arn)
     if record is None:
         raise UnsafeBackfillError(
-            f"the stream {arn} of table {table} is not being captured: no capture record in "
+            f"the {what} {arn} of table {table} is not being captured: no capture record in "
             f"lease table {lease_table}. Start `ddb-bridge stream` (initial_position "
             f"TRIM_HORIZON) before the back-fill. {bypass}"
         )
@@ -88,17 +150,13 @@ def check_capture(
     if record.initial_position == "LATEST":
         covered = record.started_at_ms
     else:
-        label = desc.get("LatestStreamLabel")
-        try:
-            created = _parse_label(label) if label else None
-        except ValueError:
-            created = None
         if created is None:
             raise UnsafeBackfillError(
                 f"cannot tell when stream {arn} was created (LatestStreamLabel {label!r}), so "
                 f"its capture cannot be shown to cover the back-fill. {bypass}"
             )
-        covered = max(created, record.started_at_ms - STREAM_RETENTION_MS)
+        # A TRIM_HORIZON capture started at S read everything the stream still held then.
+        covered = max(created, record.started_at_ms - retention_ms)
     if covered > needed:
         raise UnsafeBackfillError(
             f"the stream capture of table {table} covers changes from {_iso(covered)} on "

@@ -1,7 +1,10 @@
-"""DynamoDB Streams shards: discovery, lineage, and reading one shard with retries.
+"""Stream shards: discovery, lineage, and reading one shard with retries.
 
-Discovery pages through `DescribeStream` (`ExclusiveStartShardId`); the children of an
-ended shard come from one `DescribeStream` with `ShardFilter` CHILD_SHARDS. A `ShardReader` turns a
+The calls themselves go through a `Transport` (connectors/sources/stream/transport.py):
+DynamoDB Streams or Kinesis Data Streams. For DynamoDB Streams, discovery pages through
+`DescribeStream` (`ExclusiveStartShardId`); the children of an ended shard come from one
+`DescribeStream` with `ShardFilter` CHILD_SHARDS (`list_shards`, `child_shards` here). A
+`ShardReader`, the same for both transports, turns a
 checkpoint into an iterator, re-acquires the iterator when it expires (they live 15 minutes),
 backs off with full jitter when throttled, and reports a position behind the trim horizon
 (`TrimmedDataAccessException`) as a `DataLossError`, never as a silent skip.
@@ -15,12 +18,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.errors import DataLossError, PermanentError
+from bridge.errors import ConfigError, DataLossError, PermanentError
+from connectors.dynamodb import aws
 from connectors.dynamodb.aws import (
     Backoff,
     Interrupted,
@@ -29,48 +34,26 @@ from connectors.dynamodb.aws import (
     translate,
 )
 from connectors.sources.stream.get_records import keep_raw_body, read_page
+from connectors.sources.stream.transport import (
+    LATEST,
+    SENTINELS,
+    SHARD_END,
+    TRIM_HORIZON,
+    Children,
+    Shard,
+    Transport,
+    iterator_request,
+)
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
-    from mypy_boto3_dynamodbstreams.type_defs import (
-        RecordTypeDef,
-        SequenceNumberRangeTypeDef,
-        ShardTypeDef,
-    )
+    from mypy_boto3_dynamodbstreams.type_defs import RecordTypeDef
 
 log = logging.getLogger(__name__)
 
-# Checkpoint sentinels, as the KCL writes them.
-TRIM_HORIZON = "TRIM_HORIZON"
-LATEST = "LATEST"
-SHARD_END = "SHARD_END"
-SENTINELS = frozenset({TRIM_HORIZON, LATEST, SHARD_END})
-
 EXPIRED_ITERATOR = "ExpiredIteratorException"
 TRIMMED = "TrimmedDataAccessException"
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    shard_id: str
-    parent_ids: tuple[str, ...] = ()
-    starting_sequence: str | None = None
-    ending_sequence: str | None = None  # set once the shard is closed
-
-    @property
-    def closed(self) -> bool:
-        return self.ending_sequence is not None
-
-    @classmethod
-    def from_description(cls, shard: ShardTypeDef) -> Shard:
-        seq: SequenceNumberRangeTypeDef = shard.get("SequenceNumberRange") or {}
-        parent = shard.get("ParentShardId")
-        return cls(
-            shard_id=shard["ShardId"],
-            parent_ids=(parent,) if parent else (),
-            starting_sequence=seq.get("StartingSequenceNumber"),
-            ending_sequence=seq.get("EndingSequenceNumber"),
-        )
 
 
 def list_shards(
@@ -95,12 +78,6 @@ def list_shards(
         start = desc.get("LastEvaluatedShardId")
         if not start:
             return shards
-
-
-@dataclass(frozen=True, slots=True)
-class Children:
-    shards: list[Shard]
-    filtered: bool  # found by a ShardFilter call the endpoint honoured (else: a full listing)
 
 
 def child_shards(
@@ -162,39 +139,32 @@ class ShardReader:
 
     def __init__(
         self,
-        streams: DynamoDBStreamsClient,
+        streams: Transport | DynamoDBStreamsClient,
         stream_arn: str,
         shard_id: str,
         checkpoint: str,
         stop: threading.Event,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> None:
         if checkpoint == SHARD_END:
             raise PermanentError(f"shard {shard_id} is already checkpointed {SHARD_END}")
-        self.streams = streams
+        self.transport = as_transport(streams)
         self.stream_arn = stream_arn
         self.shard_id = shard_id
         self.stop = stop
-        self.limit = limit
+        self.limit = limit if limit is not None else self.transport.page_limit
         # Where reading resumes after an expired iterator: after the last record returned.
         self.position = checkpoint
         self._iterator: str | None = None
         self._backoff = Backoff()
         self._where = {"stream": stream_arn, "shard": shard_id}
-        # GetRecords' body as the DynamoDB JSON it is, not botocore's per-attribute
-        # conversion (connectors/sources/stream/get_records.py).
-        keep_raw_body(streams)
+        self.transport.prepare_reader()
 
     def _acquire(self) -> str:
-        kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
-        if self.position in (TRIM_HORIZON, LATEST):
-            kwargs["ShardIteratorType"] = self.position
-        else:
-            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            kwargs["SequenceNumber"] = self.position
+        position = self.position
         try:
             iterator: str = call_with_backoff(
-                lambda: self.streams.get_shard_iterator(**kwargs)["ShardIterator"],
+                lambda: self.transport.get_shard_iterator(self.stream_arn, self.shard_id, position),
                 "GetShardIterator",
                 self.stop,
                 self._backoff,
@@ -221,7 +191,7 @@ class ShardReader:
             try:
                 page = call_with_backoff(
                     functools.partial(
-                        self.streams.get_records, ShardIterator=iterator, Limit=self.limit
+                        self.transport.get_records, self.stream_arn, iterator, self.limit
                     ),
                     "GetRecords",
                     self.stop,
@@ -235,8 +205,8 @@ class ShardReader:
                     continue
                 self._raise_trimmed(exc)
                 raise translate(exc, f"GetRecords shard {self.shard_id}") from exc
-            records, self._iterator = read_page(
-                page, f"stream {self.stream_arn} shard {self.shard_id}"
+            records, self._iterator = self.transport.page(
+                page, self.stream_arn, self.shard_id, self.position
             )
             if records:
                 self.position = records[-1]["dynamodb"]["SequenceNumber"]
@@ -244,7 +214,10 @@ class ShardReader:
 
 
 def resolve_latest(
-    streams: DynamoDBStreamsClient, stream_arn: str, shard: Shard, stop: threading.Event
+    streams: Transport | DynamoDBStreamsClient,
+    stream_arn: str,
+    shard: Shard,
+    stop: threading.Event,
 ) -> str:
     """A position that means what LATEST means now, but stays put: `SHARD_END` for a closed
     shard (nothing more will come); for an open one, the sequence number of its last record
@@ -253,10 +226,16 @@ def resolve_latest(
     A LATEST iterator is only good for 15 minutes and names no position, so a lease that kept
     `LATEST` until its first checkpoint made a later owner skip every write in between. An
     early stop (an empty page before the real end) only moves the position back: lossless.
+    A transport with a position of its own for "now" (Kinesis: AT_TIMESTAMP) gives that
+    instead: reading a shard of a year's retention to its tip would cost the whole shard.
     """
     if shard.closed:
         return SHARD_END
-    reader = ShardReader(streams, stream_arn, shard.shard_id, TRIM_HORIZON, stop)
+    transport = as_transport(streams)
+    at_now = transport.latest_position(shard)
+    if at_now is not None:
+        return at_now
+    reader = ShardReader(transport, stream_arn, shard.shard_id, TRIM_HORIZON, stop)
     last: str | None = None
     while True:
         if stop.is_set():
@@ -266,3 +245,104 @@ def resolve_latest(
             last = batch.records[-1]["dynamodb"]["SequenceNumber"]
         if batch.end or not batch.records:
             return last if last is not None else TRIM_HORIZON
+
+
+NEW_IMAGE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
+ENABLE_HINT = (
+    "enable it with: aws dynamodb update-table --table-name {table} "
+    "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+)
+# DynamoDB Streams keep a record for 24 hours.
+DYNAMODB_STREAM_RETENTION_MS = 24 * 3600 * 1000
+
+
+def stream_arn_of(ddb: DynamoDBClient, table: str) -> str:
+    """The table's current stream ARN; ConfigError when it has none or lacks new images."""
+    desc = aws.describe_table(ddb, table)
+    spec = desc.get("StreamSpecification") or {}
+    arn = desc.get("LatestStreamArn")
+    if not spec.get("StreamEnabled") or not arn:
+        raise ConfigError(
+            f"table {table!r} has no DynamoDB stream; " + ENABLE_HINT.format(table=table)
+        )
+    view = spec.get("StreamViewType")
+    if view not in NEW_IMAGE_VIEWS:
+        raise ConfigError(
+            f"table {table!r} has stream view type {view}, which lacks the new image; "
+            "change it (disable the stream, then "
+            + ENABLE_HINT.format(table=table)
+            + "; a new stream means a new back-fill)"
+        )
+    return str(arn)
+
+
+class DynamoDBStreamsTransport(Transport):
+    """DynamoDB Streams: the table's own stream (DescribeTable's LatestStreamArn)."""
+
+    kind = "dynamodb"
+    page_limit = 1000
+
+    def __init__(self, streams: DynamoDBStreamsClient, ddb: DynamoDBClient | None = None) -> None:
+        self.streams = streams
+        self.ddb = ddb
+
+    def stream_arn(self, table: str) -> str:
+        if self.ddb is None:
+            raise ConfigError(f"table {table!r}: no DynamoDB client to look its stream up")
+        return stream_arn_of(self.ddb, table)
+
+    def list_shards(self, stream_arn: str, stop: threading.Event) -> list[Shard]:
+        return list_shards(self.streams, stream_arn, stop)
+
+    def child_shards(self, stream_arn: str, parent_id: str, stop: threading.Event) -> Children:
+        return child_shards(self.streams, stream_arn, parent_id, stop)
+
+    def prepare_reader(self) -> None:
+        # GetRecords' body as the DynamoDB JSON it is, not botocore's per-attribute
+        # conversion (connectors/sources/stream/get_records.py).
+        keep_raw_body(self.streams)
+
+    def get_shard_iterator(self, stream_arn: str, shard_id: str, position: str) -> str:
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
+        kwargs.update(iterator_request(position, "SequenceNumber"))
+        return str(self.streams.get_shard_iterator(**kwargs)["ShardIterator"])
+
+    def get_records(self, stream_arn: str, iterator: str, limit: int) -> Mapping[str, Any]:
+        return self.streams.get_records(ShardIterator=iterator, Limit=limit)
+
+    def page(
+        self, response: Mapping[str, Any], stream_arn: str, shard_id: str, position: str
+    ) -> tuple[list[Any], str | None]:
+        return read_page(response, f"stream {stream_arn} shard {shard_id}")
+
+    def retention_ms(self, stream_arn: str) -> int:
+        return DYNAMODB_STREAM_RETENTION_MS
+
+    def latest_position(self, shard: Shard) -> str | None:
+        # No AT_TIMESTAMP iterator here; at most 24 h of records to read to the tip.
+        return None
+
+
+def as_transport(streams: Transport | DynamoDBStreamsClient) -> Transport:
+    """`streams` as a Transport: a bare DynamoDB Streams client (or a test double of one)
+    becomes the DynamoDB Streams transport, so existing callers keep working."""
+    if isinstance(streams, Transport):
+        return streams
+    return DynamoDBStreamsTransport(streams)
+
+
+__all__ = [
+    "LATEST",
+    "SENTINELS",
+    "SHARD_END",
+    "TRIM_HORIZON",
+    "Batch",
+    "Children",
+    "DynamoDBStreamsTransport",
+    "Shard",
+    "ShardReader",
+    "child_shards",
+    "list_shards",
+    "resolve_latest",
+    "stream_arn_of",
+]

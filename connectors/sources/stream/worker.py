@@ -1,4 +1,4 @@
-"""The stream producer: lease-coordinated DynamoDB Streams → Kafka.
+"""The stream producer: lease-coordinated DynamoDB Streams (or Kinesis Data Streams) → Kafka.
 
 `StreamWorker` is what `ddb-bridge stream` runs. For every configured table it checks that
 the stream carries new images, records the capture start (for the back-fill's safety check),
@@ -10,7 +10,9 @@ threads shared by every shard of every table; an idle shard's pause between call
 `poll_interval_ms` to `idle_poll_max_ms`. An ended shard's children are found with one
 filtered DescribeStream (`ShardFilter` CHILD_SHARDS); every stream is also listed in full, one
 at a time, over `shard_sync_interval_s`. A child shard is only taken once all its parents are
-checkpointed `SHARD_END`, and starts from their last version.
+checkpointed `SHARD_END`, and starts from their last version. The service calls go through a
+`Transport` (`[stream] transport`): DynamoDB Streams, or the Kinesis data stream the table
+streams to (kinesis_transport.py); everything above is the same for both.
 
 Delivery guarantee: at-least-once, in shard order. A checkpoint covers only records Kafka
 acknowledged; after any crash the records past it are re-published with the same versions.
@@ -46,6 +48,7 @@ from connectors.dynamodb.capture import (
     record_data_loss,
 )
 from connectors.dynamodb.leases import ExpiryWatch, LeaseLost
+from connectors.sources.stream.kinesis_transport import make_transport
 from connectors.sources.stream.leases import (
     Claim,
     Lease,
@@ -65,47 +68,22 @@ from connectors.sources.stream.shards import (
     LATEST,
     TRIM_HORIZON,
     Batch,
+    DynamoDBStreamsTransport,
     ShardReader,
-    child_shards,
-    list_shards,
     resolve_latest,
+    stream_arn_of,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_kinesis import KinesisClient
 
 log = logging.getLogger(__name__)
-
-NEW_IMAGE_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
-ENABLE_HINT = (
-    "enable it with: aws dynamodb update-table --table-name {table} "
-    "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
-)
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-def stream_arn_of(ddb: DynamoDBClient, table: str) -> str:
-    """The table's current stream ARN; ConfigError when it has none or lacks new images."""
-    desc = aws.describe_table(ddb, table)
-    spec = desc.get("StreamSpecification") or {}
-    arn = desc.get("LatestStreamArn")
-    if not spec.get("StreamEnabled") or not arn:
-        raise ConfigError(
-            f"table {table!r} has no DynamoDB stream; " + ENABLE_HINT.format(table=table)
-        )
-    view = spec.get("StreamViewType")
-    if view not in NEW_IMAGE_VIEWS:
-        raise ConfigError(
-            f"table {table!r} has stream view type {view}, which lacks the new image; "
-            "change it (disable the stream, then "
-            + ENABLE_HINT.format(table=table)
-            + "; a new stream means a new back-fill)"
-        )
-    return str(arn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +233,7 @@ class ShardConsumer:
             )
             start = TRIM_HORIZON
         reader = ShardReader(
-            self.worker.streams,
+            self.worker.transport,
             self.stream.stream_arn,
             self.lease.shard_id,
             start,
@@ -290,6 +268,7 @@ class StreamWorker:
         *,
         ddb: DynamoDBClient | None = None,
         streams: DynamoDBStreamsClient | None = None,
+        kinesis: KinesisClient | None = None,
         publisher: Publisher | None = None,
         processor_factory: ProcessorFactory | None = None,
         stop: threading.Event | None = None,
@@ -302,17 +281,14 @@ class StreamWorker:
             raise ConfigError("no tables to stream: add a [[tables]] entry or pass --table")
         self.worker_id = worker_id or settings.stream.worker_id or default_worker_id()
         self.ddb = ddb if ddb is not None else aws.client("dynamodb", settings.aws)
-        self.streams = (
-            streams if streams is not None else aws.client("dynamodbstreams", settings.aws)
-        )
+        # DynamoDB Streams or Kinesis Data Streams: the only part of the reader that differs.
+        self.transport = make_transport(settings, self.ddb, streams, kinesis)
         self._own_publisher = publisher is None
         # The same framing as the back-fill's, so one topic holds one framing.
         self.publisher = publisher or Publisher(
             settings.kafka, make_codec(settings.kafka, self.table_names), **self._memory_cap()
         )
-        self.processor_factory: ProcessorFactory = processor_factory or (
-            lambda: KafkaRecordProcessor(self.publisher)
-        )
+        self.processor_factory: ProcessorFactory = processor_factory or self._processor
         self.stop = stop or threading.Event()
         # Every stream is listed in full once per this period, one at a time (see
         # `_streams_to_list`).
@@ -355,6 +331,19 @@ class StreamWorker:
         return {"queue.buffering.max.kbytes": self.settings.stream.max_in_flight_mb * 1024}
 
     @property
+    def streams(self) -> DynamoDBStreamsClient:
+        """The DynamoDB Streams client (transport "dynamodb" only)."""
+        if not isinstance(self.transport, DynamoDBStreamsTransport):
+            raise AttributeError(f"the {self.transport.kind} transport has no streams client")
+        return self.transport.streams
+
+    def _processor(self) -> ShardRecordProcessor:
+        if self.transport.kind == "kinesis":
+            # Versions from Kinesis' own rules (duplicates, ms precision): KinesisVersioner.
+            return KafkaRecordProcessor(self.publisher, transport="kinesis")
+        return KafkaRecordProcessor(self.publisher)
+
+    @property
     def pool(self) -> ReaderPool:
         """The reader threads every shard of every table shares (started on first use)."""
         if self._pool is None:
@@ -367,7 +356,14 @@ class StreamWorker:
         """Validate tables and streams, create the lease table and topics, record capture."""
         conf = self.settings.stream
         for table in self.table_names:
-            arn = stream_arn_of(self.ddb, table)
+            arn = self.transport.stream_arn(table)
+            if arn in self.streams_by_arn:
+                # Leases are keyed by stream and shard: two tables cannot share them.
+                raise ConfigError(
+                    f"tables {self.streams_by_arn[arn].table!r} and {table!r} both read "
+                    f"{arn}: give each table its own Kinesis data stream ([[tables]] "
+                    "kinesis_stream)"
+                )
             self.streams_by_arn[arn] = TableStream(table, arn)
         ensure_lease_table(self.ddb, conf.lease_table)
         for stream in self.streams_by_arn.values():
@@ -400,12 +396,12 @@ class StreamWorker:
     def _resolve_latest(self, stream: TableStream) -> None:
         """Create the root shards' leases at concrete positions (see `resolve_latest`)."""
         known = {lease.shard_id for lease in self.leases.list({stream.stream_arn})}
-        shards = list_shards(self.streams, stream.stream_arn, self.stop)
+        shards = self.transport.list_shards(stream.stream_arn, self.stop)
         in_stream = {shard.shard_id for shard in shards}
         for shard in shards:
             if shard.shard_id in known or any(p in in_stream for p in shard.parent_ids):
                 continue  # already resolved (an earlier start), or a child: read whole
-            position = resolve_latest(self.streams, stream.stream_arn, shard, self.stop)
+            position = resolve_latest(self.transport, stream.stream_arn, shard, self.stop)
             if self.leases.create(stream.table, stream.stream_arn, shard, position):
                 log.info(
                     "initial position LATEST resolved",
@@ -565,7 +561,7 @@ class StreamWorker:
         Never fatal: should the call fail or find no child yet, the stream is listed in full
         at the next round instead (their leases are then created there)."""
         try:
-            children = child_shards(self.streams, stream.stream_arn, shard_id, stop)
+            children = self.transport.child_shards(stream.stream_arn, shard_id, stop)
             self.child_lookups["filtered" if children.filtered else "full"] += 1
             for child in children.shards:
                 self.leases.create(stream.table, stream.stream_arn, child, TRIM_HORIZON)
@@ -592,7 +588,7 @@ class StreamWorker:
         known = {lease.key for lease in leases}
         for arn in arns:
             stream = self.streams_by_arn[arn]
-            shards = list_shards(self.streams, stream.stream_arn, self.stop)
+            shards = self.transport.list_shards(stream.stream_arn, self.stop)
             in_stream = {shard.shard_id for shard in shards}
             for shard in shards:
                 if lease_key(stream.stream_arn, shard.shard_id) in known:
