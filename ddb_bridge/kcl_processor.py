@@ -19,8 +19,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from bridge import logs
 from bridge.errors import BridgeError, ConfigError
 from bridge.publisher import Publisher, ensure_topics
@@ -28,6 +26,7 @@ from bridge.schema_registry import make_codec
 from bridge.settings import Settings, load_settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
+from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name
 from connectors.sources.stream.kcl.versions import KclVersions, newest_version
 from connectors.sources.stream.processor import KafkaRecordProcessor
 
@@ -49,19 +48,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--config", metavar="PATH", default=None, help="the bridge's TOML file")
     parser.add_argument("--table", required=True, help="source DynamoDB table")
-    parser.add_argument("--stream-name", required=True, help="the table's Kinesis data stream")
+    parser.add_argument(
+        "--stream-name",
+        default=None,
+        help="the table's Kinesis data stream, name or ARN (default: [[tables]] kinesis_stream, "
+        "else [stream] stream_name)",
+    )
     parser.add_argument("--log-level", default="INFO", help="log level (to stderr)")
     return parser.parse_args(argv)
-
-
-def stream_arn(kinesis: KinesisClient, stream_name: str) -> str:
-    try:
-        summary = kinesis.describe_stream_summary(StreamName=stream_name)
-    except (ClientError, BotoCoreError) as exc:
-        if aws.error_code(exc) == "ResourceNotFoundException":
-            raise ConfigError(f"Kinesis stream {stream_name!r} does not exist: {exc}") from exc
-        raise aws.translate(exc, f"DescribeStreamSummary {stream_name}") from exc
-    return str(summary["StreamDescriptionSummary"]["StreamARN"])
 
 
 def parents_of(kinesis: KinesisClient, arn: str, shard_id: str) -> list[str]:
@@ -88,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     lease_table = settings.stream.lease_table
     ddb = aws.client("dynamodb", settings.aws)
     kinesis = aws.client("kinesis", settings.aws)
-    arn = stream_arn(kinesis, args.stream_name)
+    name = args.stream_name or kinesis_stream_name(settings, table)
+    arn = describe_kinesis_stream(kinesis, name, table).arn
     ensure_lease_table(ddb, lease_table)
     # Keyed by the Kinesis stream's ARN: the back-fill's safety check looks it up there when
     # the table is captured through Kinesis Data Streams.

@@ -1,14 +1,10 @@
-"""`python -m ddb_bridge.kcl_processor`'s Kinesis look-ups, on a scripted client."""
+"""`python -m ddb_bridge.kcl_processor`: a shard's parents, on a scripted Kinesis client."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from botocore.exceptions import ClientError
-
-from bridge.errors import ConfigError
-from ddb_bridge.kcl_processor import parents_of, stream_arn
+from ddb_bridge.kcl_processor import parents_of
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 
@@ -21,12 +17,6 @@ class Kinesis:
     def list_shards(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         return self.pages[len(self.calls) - 1]
-
-    def describe_stream_summary(self, **kwargs: Any) -> dict[str, Any]:
-        raise ClientError(
-            {"Error": {"Code": "ResourceNotFoundException", "Message": "no such stream"}},
-            "DescribeStreamSummary",
-        )
 
 
 def test_both_parents_of_a_merged_shard_are_found_on_a_later_page() -> None:
@@ -53,10 +43,3 @@ def test_a_shard_without_parents_has_none() -> None:
     kinesis = Kinesis([{"Shards": [{"ShardId": "shardId-0"}]}])
     assert parents_of(kinesis, ARN, "shardId-0") == []  # type: ignore[arg-type]
     assert parents_of(Kinesis([{"Shards": []}]), ARN, "shardId-9") == []  # type: ignore[arg-type]
-
-
-def test_a_missing_stream_is_a_configuration_error_naming_it() -> None:
-    with pytest.raises(
-        ConfigError, match="Kinesis stream 'orders-changes' does not exist.*no such stream"
-    ):
-        stream_arn(Kinesis([]), "orders-changes")  # type: ignore[arg-type]

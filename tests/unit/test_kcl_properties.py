@@ -95,3 +95,29 @@ def test_a_bad_set_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     code = main(["kcl", "properties", "--table", "t", "--stream-name", "s", "--set", "novalue"])
     assert code == 2
     assert "--set 'novalue': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_stream_comes_from_the_settings_by_name_or_arn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bridge.toml"
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
+    config.write_text(
+        '[stream]\ntransport = "kinesis"\nstream_name = "shared"\n\n'
+        f'[[tables]]\nname = "orders"\nkinesis_stream = "{arn}"\n\n[[tables]]\nname = "users"\n'
+    )
+    assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 0
+    orders = parse(capsys.readouterr().out)
+    assert orders["streamArn"] == arn and "streamName" not in orders
+    assert orders["executableName"].endswith(f"--table orders --stream-name {arn}")
+    assert main(["kcl", "properties", "--config", str(config), "--table", "users"]) == 0
+    assert parse(capsys.readouterr().out)["streamName"] == "shared"
+
+
+def test_no_stream_anywhere_is_a_configuration_error_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[[tables]]\nname = "orders"\n')
+    assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 2
+    assert "stream_name" in capsys.readouterr().err

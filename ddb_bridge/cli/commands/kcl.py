@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bridge.errors import ConfigError
 from bridge.settings import config_path, load_settings
+from connectors.dynamodb.kinesis_stream import kinesis_stream_name
 from connectors.sources.stream.kcl.properties import (
     default_application_name,
     kcl_properties,
@@ -45,8 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--table", required=True, help="source DynamoDB table")
     p.add_argument(
         "--stream-name",
-        required=True,
-        help="the Kinesis data stream the table streams its changes to",
+        default=None,
+        metavar="NAME_OR_ARN",
+        help="the Kinesis data stream the table streams its changes to [default: the table's "
+        f"[[tables]] kinesis_stream, else {from_setting('stream.stream_name')}]",
     )
     p.add_argument(
         "--application-name",
@@ -84,7 +87,7 @@ def run_properties(args: argparse.Namespace) -> int:
     text = kcl_properties(
         settings,
         table=args.table,
-        stream_name=args.stream_name,
+        stream_name=args.stream_name or kinesis_stream_name(settings, args.table),
         config=config_path(args.config),
         application_name=args.application_name or default_application_name(args.table),
         kinesis_endpoint=args.kinesis_endpoint,

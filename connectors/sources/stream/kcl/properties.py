@@ -86,7 +86,8 @@ def kcl_properties(
     endpoint = settings.aws.endpoint_url
     props: dict[str, str] = {
         "executableName": processor_command(config, table, stream_name, python or sys.executable),
-        "streamName": stream_name,
+        # The KCL takes a stream by name or by ARN (then it reads the name from the ARN).
+        ("streamArn" if stream_name.startswith("arn:") else "streamName"): stream_name,
         "applicationName": app,
         # The KCL's lease table (its own, not the bridge's [stream] lease_table).
         "tableName": app,
