@@ -1,0 +1,122 @@
+"""The MultiLangDaemon's properties file for one table, from the bridge's settings.
+
+Property names are the KCL's (MultiLangDaemonConfiguration of amazon-kinesis-client 3.x):
+`streamName`, `applicationName`, `tableName` (the KCL's own lease table),
+`initialPositionInStream`, `executableName` (the command the daemon starts per shard; it
+splits it on whitespace, so no path in it may contain any), `retrievalMode = POLLING`
+(GetRecords, no enhanced fan-out), `metricsLevel = NONE` (no CloudWatch),
+`callProcessRecordsEvenForEmptyRecordList = true` and the 2.x-compatible lease assignment
+(`clientVersionConfig`; see below for both), `regionName`, credentials from the default AWS
+chain, and `kinesisEndpoint`/`dynamoDBEndpoint` when an endpoint is set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from bridge.errors import ConfigError
+from bridge.settings import Settings
+
+MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
+PROCESSOR_MODULE = "ddb_bridge.kcl_processor"
+
+
+def default_application_name(table: str) -> str:
+    """The KCL application (and so its lease table's) name for a table."""
+    return f"ddb-bridge-{table}"
+
+
+def jars_dir() -> Path | None:
+    """Where amazon-kclpy put the KCL's jars, or None when `ddb-bridge[kcl]` is not installed."""
+    spec = importlib.util.find_spec("amazon_kclpy")
+    if spec is None or spec.origin is None:
+        return None
+    jars = Path(spec.origin).parent / "jars"
+    return jars if jars.is_dir() and any(jars.glob("*.jar")) else None
+
+
+def daemon_command(properties_file: str, java: str = "java") -> list[str]:
+    """The command line that runs the MultiLangDaemon on a properties file."""
+    jars = jars_dir()
+    if jars is None:
+        raise ConfigError(
+            "the KCL's jars are missing: pip install 'ddb-bridge[kcl]' (amazon-kclpy downloads "
+            "them from Maven Central when it is installed)"
+        )
+    return [java, "-cp", f"{jars}/*", MAIN_CLASS, "--properties-file", properties_file]
+
+
+def processor_command(config: Path | None, table: str, stream_name: str, python: str) -> str:
+    words = [python, "-m", PROCESSOR_MODULE]
+    if config is not None:
+        # Absolute: the daemon may run in another directory.
+        words += ["--config", str(config.resolve())]
+    words += ["--table", table, "--stream-name", stream_name]
+    spaced = [w for w in words if not w or any(c.isspace() for c in w)]
+    if spaced:
+        raise ConfigError(
+            f"the KCL splits executableName on whitespace, so {spaced[0]!r} cannot be in it: "
+            "use paths and names without spaces"
+        )
+    return " ".join(words)
+
+
+def _escape(value: str) -> str:
+    # java.util.Properties: a backslash escapes, and a value's leading blanks are dropped.
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def kcl_properties(
+    settings: Settings,
+    *,
+    table: str,
+    stream_name: str,
+    config: Path | None,
+    application_name: str | None = None,
+    kinesis_endpoint: str | None = None,
+    python: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """The properties file's text."""
+    app = application_name or default_application_name(table)
+    endpoint = settings.aws.endpoint_url
+    props: dict[str, str] = {
+        "executableName": processor_command(config, table, stream_name, python or sys.executable),
+        # The KCL takes a stream by name or by ARN (then it reads the name from the ARN).
+        ("streamArn" if stream_name.startswith("arn:") else "streamName"): stream_name,
+        "applicationName": app,
+        # The KCL's lease table (its own, not the bridge's [stream] lease_table).
+        "tableName": app,
+        "initialPositionInStream": settings.stream.initial_position,
+        "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
+        "AwsCredentialsProvider": "DefaultCredentialsProvider",
+        "regionName": settings.aws.region,
+        "retrievalMode": "POLLING",
+        "metricsLevel": "NONE",
+        # Idle shards are called too: a checkpoint is only written from a call, and the one
+        # after the last page must come once Kafka acknowledged it, not with the next record.
+        "callProcessRecordsEvenForEmptyRecordList": "true",
+        # KCL 3.x's own assignment waits for a leader lock (2 minutes, not configurable) that
+        # a killed daemon keeps holding: a lone daemon restarted after kill -9 got no shard
+        # for over two minutes. The 2.x-compatible mode takes an expired lease after
+        # failoverTimeMillis. `--set clientVersionConfig=CLIENT_VERSION_CONFIG_3X` for 3.x.
+        "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
+    }
+    if kinesis_endpoint or endpoint:
+        props["kinesisEndpoint"] = kinesis_endpoint or str(endpoint)
+    if endpoint:
+        props["dynamoDBEndpoint"] = endpoint
+    props.update(extra or {})
+    header = [
+        f"# The KCL MultiLangDaemon's configuration for table {table} (ddb-bridge kcl properties).",
+        "# Run it with:",
+        "#   " + shlex.join(daemon_command("THIS_FILE"))
+        if jars_dir()
+        else "#   (install ddb-bridge[kcl] for the daemon's jars)",
+    ]
+    lines = header + [f"{key} = {_escape(value)}" for key, value in props.items()]
+    return "\n".join(lines) + "\n"

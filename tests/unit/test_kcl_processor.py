@@ -1,0 +1,299 @@
+"""The KCL record processor over amazon-kclpy's real MultiLang pipe handling (KCLProcess),
+with a scripted daemon on the other end: every line the processor writes is checked."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections import deque
+from typing import Any
+
+import pytest
+from amazon_kclpy import kcl
+
+from bridge.avro_codec import EventCodec
+from bridge.publisher import Publisher
+from bridge.settings import KafkaSettings
+from connectors.sources.stream.kcl.checkpoints import KclCheckpoint
+from connectors.sources.stream.kcl.processor import EXIT_FAILED, KclRecordProcessor
+from connectors.sources.stream.kcl.versions import KEEP, KclVersions, versions_key
+from connectors.sources.stream.processor import KafkaRecordProcessor
+from tests.kinesis_records import MILLISECOND, kinesis_data
+from tests.stream_helpers import FakeProducer
+
+TABLE = "orders"
+ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
+SHARD = "shardId-000000000001"
+MS = 1_790_000_000_000  # one millisecond, as DynamoDB writes it at MILLISECOND precision
+
+
+class FakeDdb:
+    """GetItem/PutItem of the bridge's lease table, in memory."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def put_item(self, TableName: str, Item: dict[str, Any], **_: Any) -> None:
+        self.items[Item["leaseKey"]["S"]] = Item
+
+    def get_item(self, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        item = self.items.get(Key["leaseKey"]["S"])
+        return {"Item": item} if item else {}
+
+    def pairs(self, shard: str = SHARD) -> list[tuple[str, int]]:
+        item = self.items.get(versions_key(ARN, shard))
+        if item is None:
+            return []
+        return [(e["M"]["s"]["S"], int(e["M"]["v"]["N"])) for e in item["entries"]["L"]]
+
+
+class ScriptedDaemon:
+    """Both ends of the pipe: feeds the daemon's messages, answers checkpoints from a script
+    of error names (None = success), and keeps every line the processor wrote."""
+
+    def __init__(self, ddb: FakeDdb, messages: list[dict[str, Any]], errors: list[str | None]):
+        self.ddb = ddb
+        self.messages = deque(json.dumps(m) + "\n" for m in messages)
+        self.errors = deque(errors)
+        self.replies: deque[str] = deque()
+        self.written: list[dict[str, Any]] = []
+        # The version pairs stored when each checkpoint request arrived.
+        self.pairs_at_checkpoint: list[list[tuple[str, int]]] = []
+
+    # the processor's stdin
+    def readline(self) -> str:
+        if self.replies:
+            return self.replies.popleft()
+        return self.messages.popleft() if self.messages else ""
+
+    # the processor's stdout
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            message = json.loads(line)
+            self.written.append(message)
+            if message["action"] == "checkpoint":
+                self.pairs_at_checkpoint.append(self.ddb.pairs())
+                reply = {
+                    "action": "checkpoint",
+                    "sequenceNumber": message["sequenceNumber"],
+                    "subSequenceNumber": None,
+                }
+                error = self.errors.popleft() if self.errors else None
+                if error is not None:
+                    reply["error"] = error
+                self.replies.append(json.dumps(reply) + "\n")
+
+    def flush(self) -> None:
+        pass
+
+
+class Exited(Exception):
+    pass
+
+
+def record(seq: str, key: str, created_us: int, precision: str = MILLISECOND) -> dict[str, Any]:
+    data = kinesis_data(
+        "INSERT",
+        {"pk": {"S": key}},
+        new_image={"pk": {"S": key}},
+        table=TABLE,
+        created_us=created_us,
+        precision=precision,
+    )
+    return {
+        "action": "record",
+        "data": base64.b64encode(data).decode(),
+        "partitionKey": key,
+        "sequenceNumber": seq,
+        "subSequenceNumber": 0,
+        "approximateArrivalTimestamp": created_us // 1000,
+    }
+
+
+def initialize(sequence: str = "TRIM_HORIZON") -> dict[str, Any]:
+    return {
+        "action": "initialize",
+        "shardId": SHARD,
+        "sequenceNumber": sequence,
+        "subSequenceNumber": 0,
+    }
+
+
+def batch(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"action": "processRecords", "millisBehindLatest": 0, "records": list(records)}
+
+
+def run(
+    messages: list[dict[str, Any]],
+    errors: list[str | None] | None = None,
+    ddb: FakeDdb | None = None,
+    parents: list[int] | None = None,
+) -> tuple[ScriptedDaemon, FakeProducer, list[int]]:
+    ddb = ddb or FakeDdb()
+    producer = FakeProducer()
+    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
+    exits: list[int] = []
+
+    def exit_(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)  # as sys.exit does; amazon-kclpy lets it through
+
+    processor = KclRecordProcessor(
+        KafkaRecordProcessor(publisher, checkpoint_interval_s=0, transport="kinesis"),
+        TABLE,
+        ARN,
+        versions_for=lambda shard: KclVersions(ddb, "leases", TABLE, ARN, shard),  # type: ignore[arg-type]
+        parent_versions=lambda _shard: parents or [],
+        exit=exit_,
+    )
+    daemon = ScriptedDaemon(ddb, messages, errors or [])
+    with contextlib.suppress(SystemExit):
+        kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=daemon).run()
+    return daemon, producer, exits
+
+
+def versions(producer: FakeProducer) -> list[tuple[str, int]]:
+    events = [EventCodec().decode(value) for _t, _k, value in producer.sent]
+    return [(e.sequence_number or "", e.version) for e in events]
+
+
+def actions(daemon: ScriptedDaemon) -> list[tuple[str, Any]]:
+    return [(m["action"], m.get("responseFor", m.get("sequenceNumber"))) for m in daemon.written]
+
+
+def test_the_whole_lifecycle_line_by_line() -> None:
+    t = MS * 1000
+    daemon, producer, exits = run(
+        [
+            initialize(),
+            batch(record("1", "a", t), record("2", "a", t), record("3", "b", t + 1000)),
+            batch(record("4", "c", t + 2000)),
+            batch(),  # an idle call: nothing new to checkpoint
+            {"action": "shardEnded"},
+        ],
+        errors=[None, "ThrottlingException", None, None],
+    )
+    assert exits == []
+    assert actions(daemon) == [
+        ("status", "initialize"),
+        ("checkpoint", "3"),
+        ("status", "processRecords"),
+        ("checkpoint", "4"),  # answered ThrottlingException: asked again
+        ("checkpoint", "4"),
+        ("status", "processRecords"),
+        ("status", "processRecords"),
+        ("checkpoint", None),  # SHARD_END: a checkpoint without a sequence number
+        ("status", "shardEnded"),
+    ]
+    # Two changes in one millisecond keep their shard order; versions are the change times.
+    assert versions(producer) == [("1", t), ("2", t + 1), ("3", t + 1000), ("4", t + 2000)]
+    # Each version pair was stored before the KCL was asked to checkpoint its sequence.
+    assert daemon.pairs_at_checkpoint[0] == [("3", t + 1000)]
+    assert daemon.pairs_at_checkpoint[1][-1] == ("4", t + 2000)
+    assert daemon.pairs_at_checkpoint[3][-1] == ("SHARD_END", t + 2000)
+
+
+def test_a_restart_continues_the_versions_of_its_checkpoint() -> None:
+    t = MS * 1000
+    ddb = FakeDdb()
+    first, producer1, _ = run(
+        [initialize(), batch(record("1", "a", t), record("2", "a", t))], ddb=ddb
+    )
+    assert ("checkpoint", "2") in actions(first)
+    # The daemon restarts from the KCL's checkpoint "2"; the records after it come again.
+    _, producer2, exits = run([initialize("2"), batch(record("3", "a", t))], ddb=ddb)
+    assert exits == []
+    assert versions(producer1) == [("1", t), ("2", t + 1)]
+    assert versions(producer2) == [("3", t + 2)]  # the third change of that millisecond
+
+
+def test_a_checkpoint_without_its_own_pair_uses_the_newest_before_it() -> None:
+    t = MS * 1000
+    ddb = FakeDdb()
+    KclVersions(ddb, "leases", TABLE, ARN, SHARD).record("10", t + 5)  # type: ignore[arg-type]
+    _, producer, _ = run([initialize("12"), batch(record("13", "a", t))], ddb=ddb)
+    assert versions(producer) == [("13", t + 6)]
+
+
+def test_a_fresh_child_shard_continues_after_its_parents() -> None:
+    t = MS * 1000
+    _, producer, _ = run([initialize(), batch(record("1", "a", t))], parents=[t + 3, t + 1])
+    assert versions(producer) == [("1", t + 4)]
+
+
+def test_shutdown_exception_stops_checkpointing_but_not_the_process() -> None:
+    t = MS * 1000
+    daemon, producer, exits = run(
+        [initialize(), batch(record("1", "a", t)), {"action": "leaseLost"}],
+        errors=["ShutdownException"],
+    )
+    assert exits == []
+    assert actions(daemon) == [
+        ("status", "initialize"),
+        ("checkpoint", "1"),
+        ("status", "processRecords"),
+        ("status", "leaseLost"),
+    ]
+    assert len(producer.sent) == 1
+
+
+@pytest.mark.parametrize("error", ["InvalidStateException", "IllegalArgumentException"])
+def test_a_refused_checkpoint_ends_the_process(error: str) -> None:
+    t = MS * 1000
+    daemon, _, exits = run(
+        [initialize(), batch(record("1", "a", t)), batch(record("2", "a", t + 1000))],
+        errors=[error],
+    )
+    assert exits == [EXIT_FAILED]
+    # No status for the failed call: the daemon sees its child die and stops.
+    assert actions(daemon) == [("status", "initialize"), ("checkpoint", "1")]
+
+
+def test_a_bad_record_ends_the_process_before_anything_of_its_batch_is_published() -> None:
+    t = MS * 1000
+    bad = record("2", "a", t) | {"data": base64.b64encode(b"not json").decode()}
+    daemon, producer, exits = run(
+        [initialize(), batch(record("1", "a", t), bad), batch(record("3", "a", t + 1000))]
+    )
+    assert exits == [EXIT_FAILED]
+    assert producer.sent == []
+    assert actions(daemon) == [("status", "initialize")]
+
+
+def test_throttling_that_does_not_end_gives_up_with_exit() -> None:
+    t = MS * 1000
+    daemon, _, exits = run(
+        [initialize(), batch(record("1", "a", t))], errors=["ThrottlingException"] * 100
+    )
+    assert exits == [EXIT_FAILED]
+    assert actions(daemon).count(("checkpoint", "1")) == 8
+
+
+def test_only_the_newest_pairs_are_kept() -> None:
+    ddb = FakeDdb()
+    store = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+    for n in range(KEEP + 3):
+        store.record(str(n), 100 + n)
+    assert ddb.pairs() == [(str(n), 100 + n) for n in range(3, KEEP + 3)]
+    fresh = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+    fresh.load()
+    assert fresh.at(str(KEEP + 2)) is not None
+
+
+def test_the_checkpoint_writer_keeps_its_last_position() -> None:
+    class Kcl:
+        def checkpoint(
+            self, sequence_number: str | None = None, sub_sequence_number: Any = None
+        ) -> None:
+            pass
+
+    ddb = FakeDdb()
+    store = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+    writer = KclCheckpoint(Kcl(), store, "TRIM_HORIZON", sleep=lambda _s: None)
+    assert writer.last == "TRIM_HORIZON"
+    writer.checkpoint("7", 42)
+    assert writer.last == "7"
+    assert ddb.pairs() == [("7", 42)]

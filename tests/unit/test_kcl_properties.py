@@ -1,0 +1,123 @@
+"""`ddb-bridge kcl properties`: the MultiLangDaemon's properties file, through the real CLI."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.settings import AwsSettings, Settings
+from connectors.sources.stream.kcl.properties import kcl_properties
+from ddb_bridge.cli.main import main
+
+
+def parse(text: str) -> dict[str, str]:
+    """java.util.Properties' `key = value` lines (comments skipped)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, _, value = line.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def test_the_file_names_everything_the_daemon_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[aws]\nregion = "eu-west-1"\nendpoint_url = "http://127.0.0.1:4566"\n\n'
+        '[stream]\ninitial_position = "LATEST"\n'
+    )
+    out = tmp_path / "orders.properties"
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["kcl", "properties", "--config", "bridge.toml", "--table", "orders", "--stream-name",
+         "orders-changes", "--set", "failoverTimeMillis=3000", "--output", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    props = parse(out.read_text())
+    assert props == {
+        "executableName": f"{sys.executable} -m ddb_bridge.kcl_processor --config "
+        f"{config.resolve()} --table orders --stream-name orders-changes",
+        "streamName": "orders-changes",
+        "applicationName": "ddb-bridge-orders",
+        "tableName": "ddb-bridge-orders",
+        "initialPositionInStream": "LATEST",
+        "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
+        "AwsCredentialsProvider": "DefaultCredentialsProvider",
+        "regionName": "eu-west-1",
+        "retrievalMode": "POLLING",
+        "metricsLevel": "NONE",
+        "callProcessRecordsEvenForEmptyRecordList": "true",
+        "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
+        "kinesisEndpoint": "http://127.0.0.1:4566",
+        "dynamoDBEndpoint": "http://127.0.0.1:4566",
+        "failoverTimeMillis": "3000",
+    }
+    # The processor command line parses back to the same options (the daemon splits on blanks).
+    words = shlex.split(props["executableName"])
+    assert words[words.index("--table") + 1] == "orders"
+
+
+def test_aws_endpoints_are_left_out_when_unset(tmp_path: Path) -> None:
+    text = kcl_properties(
+        Settings(), table="t", stream_name="s", config=None, kinesis_endpoint=None
+    )
+    props = parse(text)
+    assert "kinesisEndpoint" not in props and "dynamoDBEndpoint" not in props
+    assert "--config" not in props["executableName"]
+    assert props["regionName"] == "us-east-1"
+    assert props["initialPositionInStream"] == "TRIM_HORIZON"
+
+
+def test_a_kinesis_endpoint_of_its_own(tmp_path: Path) -> None:
+    settings = Settings(aws=AwsSettings(endpoint_url="http://ddb:8000"))
+    props = parse(
+        kcl_properties(
+            settings, table="t", stream_name="s", config=None, kinesis_endpoint="http://k:1"
+        )
+    )
+    assert props["kinesisEndpoint"] == "http://k:1"
+    assert props["dynamoDBEndpoint"] == "http://ddb:8000"
+
+
+def test_a_config_path_with_a_space_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="splits executableName on whitespace"):
+        kcl_properties(Settings(), table="t", stream_name="s", config=tmp_path / "my config.toml")
+
+
+def test_a_bad_set_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["kcl", "properties", "--table", "t", "--stream-name", "s", "--set", "novalue"])
+    assert code == 2
+    assert "--set 'novalue': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_stream_comes_from_the_settings_by_name_or_arn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bridge.toml"
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
+    config.write_text(
+        '[stream]\ntransport = "kinesis"\nstream_name = "shared"\n\n'
+        f'[[tables]]\nname = "orders"\nkinesis_stream = "{arn}"\n\n[[tables]]\nname = "users"\n'
+    )
+    assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 0
+    orders = parse(capsys.readouterr().out)
+    assert orders["streamArn"] == arn and "streamName" not in orders
+    assert orders["executableName"].endswith(f"--table orders --stream-name {arn}")
+    assert main(["kcl", "properties", "--config", str(config), "--table", "users"]) == 0
+    assert parse(capsys.readouterr().out)["streamName"] == "shared"
+
+
+def test_no_stream_anywhere_is_a_configuration_error_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[[tables]]\nname = "orders"\n')
+    assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 2
+    assert "stream_name" in capsys.readouterr().err
