@@ -165,6 +165,13 @@ class TopicTail(threading.Thread):
             **librdkafka_fetch_config(),
         }
 
+    def stop(self, timeout_s: float = 10) -> None:
+        """Stop reading and wait for the consumer to close: closed after its broker is gone,
+        librdkafka logs "Connection refused" errors while it gives up."""
+        self.stop_event.set()
+        if self.is_alive():
+            self.join(timeout_s)
+
     def extents(self) -> dict[int, tuple[int, int]]:
         """(start, end) offsets read so far, per partition."""
         with self._lock:

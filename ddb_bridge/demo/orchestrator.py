@@ -237,7 +237,8 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         seen = SeenPositions(make_codec(settings.kafka))
         tail = lag.TopicTail(settings.kafka, topic, opts.partitions, on_record=seen)
         tail.start()
-        stack.callback(tail.stop_event.set)
+        # Closed before the broker stops (the stack unwinds last-in first).
+        stack.callback(tail.stop)
 
         children = Children(workdir, config, env)
         stack.callback(children.stop_all)
