@@ -20,7 +20,8 @@ from tests.apply_harness import ApplyProcess, write_config
 from tests.h2c_proxy import h2c_front
 from tests.kcl_helpers import Daemon, require_daemon, write_properties
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data
-from tests.stream_helpers import cli_env, wait_for
+from tests.kinesis_stream_helpers import create_kinesis_stream, kinesis_client
+from tests.stream_helpers import cli_env, create_stream_table, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -37,30 +38,10 @@ def test_kinesis_records_through_the_kcl_and_apply_make_the_target_equal_the_sou
     require_daemon()
     table = unique_name("kcle2e")
     stream = f"{table}-changes"
-    kinesis = boto3.client("kinesis", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    kinesis = kinesis_client(dynamodb_endpoint)
     ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    kinesis.create_stream(StreamName=stream, ShardCount=2)
-    wait_for(
-        lambda: (
-            kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
-                "StreamStatus"
-            ]
-            == "ACTIVE"
-        ),
-        what="the Kinesis stream",
-    )
+    create_stream_table(ddb, table, view=None)
+    create_kinesis_stream(kinesis, stream, shards=2)
 
     # A random history of 25 items: the table gets each write, the stream its change record.
     rng = random.Random(15)

@@ -24,6 +24,7 @@ from tests.h2c_proxy import h2c_front
 from tests.kafka_helpers import drain_more
 from tests.kcl_helpers import Daemon, kcl_lease_checkpoints, require_daemon, write_properties
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data
+from tests.kinesis_stream_helpers import create_kinesis_stream, kinesis_client
 from tests.stream_helpers import cli_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -92,21 +93,9 @@ def test_daemon_publishes_and_resumes_after_kill_9(
     require_daemon()
     table = unique_name("kcl")
     stream, lease_table, app = f"{table}-changes", f"{table}-leases", f"ddb-bridge-{table}"
-    kinesis = boto3.client("kinesis", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    kinesis = kinesis_client(dynamodb_endpoint)
     ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
-    kinesis.create_stream(StreamName=stream, ShardCount=1)
-    wait_for(
-        lambda: (
-            kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
-                "StreamStatus"
-            ]
-            == "ACTIVE"
-        ),
-        what="the Kinesis stream",
-    )
-    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
-        "StreamARN"
-    ]
+    arn = create_kinesis_stream(kinesis, stream)
     config = tmp_path / "bridge.toml"
     config.write_text(
         '[aws]\nregion = "us-east-1"\n\n[kafka]\npartitions = 3\nreplication_factor = 1\n'
