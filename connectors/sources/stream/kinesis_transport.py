@@ -75,9 +75,6 @@ class KinesisTransport(Transport):
         name = kinesis_stream_name(self.settings, table)
         return describe_kinesis_stream(self.kinesis, name, table).arn
 
-    def retention_ms(self, stream_arn: str) -> int:
-        return describe_kinesis_stream(self.kinesis, stream_arn).retention_ms
-
     # -- shards ----------------------------------------------------------------------------
 
     def list_shards(self, stream_arn: str, stop: threading.Event) -> list[Shard]:

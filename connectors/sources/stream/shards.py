@@ -252,8 +252,6 @@ ENABLE_HINT = (
     "enable it with: aws dynamodb update-table --table-name {table} "
     "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
 )
-# DynamoDB Streams keep a record for 24 hours.
-DYNAMODB_STREAM_RETENTION_MS = 24 * 3600 * 1000
 
 
 def stream_arn_of(ddb: DynamoDBClient, table: str) -> str:
@@ -314,9 +312,6 @@ class DynamoDBStreamsTransport(Transport):
         self, response: Mapping[str, Any], stream_arn: str, shard_id: str, position: str
     ) -> tuple[list[Any], str | None]:
         return read_page(response, f"stream {stream_arn} shard {shard_id}")
-
-    def retention_ms(self, stream_arn: str) -> int:
-        return DYNAMODB_STREAM_RETENTION_MS
 
     def latest_position(self, shard: Shard) -> str | None:
         # No AT_TIMESTAMP iterator here; at most 24 h of records to read to the tip.

@@ -99,10 +99,6 @@ class Transport(ABC):
         """(DynamoDB Streams records, next iterator or None at a closed shard's end)."""
 
     @abstractmethod
-    def retention_ms(self, stream_arn: str) -> int:
-        """How long the stream keeps a record (the back-fill's safety check)."""
-
-    @abstractmethod
     def prepare_reader(self) -> None:
         """Called once per ShardReader before its first call (idempotent)."""
 
