@@ -6,6 +6,7 @@ controller: Local: Timed out"."""
 from __future__ import annotations
 
 import concurrent.futures
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +28,12 @@ class RefusingAdmin:
             future.set_exception(KafkaException(self.error))
             out[topic.topic] = future
         return out
+
+    def describe_cluster(self, request_timeout: float) -> concurrent.futures.Future[Any]:
+        # The cluster answers its metadata; the controller then times out creating topics.
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(SimpleNamespace(nodes=[object()]))
+        return future
 
     def poll(self, _timeout: float) -> int:
         return 0
