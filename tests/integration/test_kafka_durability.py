@@ -15,8 +15,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bridge import kafka_durability
 from bridge.metrics import REGISTRY, TOPIC_DURABLE, TOPIC_MIN_ISR, TOPIC_REPLICAS
 from bridge.publisher import ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.settings import KafkaSettings, Settings
 from ddb_bridge.demo.kafka_cluster import KafkaCluster
+from ddb_bridge.status import topic_durability
 from tests.services import unique
 
 pytestmark = pytest.mark.integration
@@ -95,3 +96,18 @@ def test_a_single_broker_says_one_info_line_and_no_warning(
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     found = kafka_durability.read(admin, topic)
     assert (found.replication_factor, found.min_insync_replicas) == (1, 1)
+
+
+def test_status_shows_the_change_topics_durability(cluster: KafkaCluster) -> None:
+    table = unique("status")
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers=cluster.bootstrap))
+    assert topic_durability(settings, table) is None  # no topic yet
+    topic = settings.kafka.changes_topic(table)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(timeout=30)  # min ISR 1
+
+    found = topic_durability(settings, table)
+    assert found is not None
+    assert (found.brokers, found.replication_factor, found.min_insync_replicas) == (3, 3, 1)
+    assert not found.durable and not found.development
+    assert any(f"--entity-name {topic}" in step for step in found.advice)
