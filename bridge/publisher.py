@@ -146,9 +146,7 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
         try:
             durability.report(durability.read(admin, topic, timeout_s), kafka.bootstrap_servers)
         except KafkaException as exc:
-            log.warning(
-                "cannot read the replication of %s: %s", topic, exc, extra={"topic": topic}
-            )
+            log.warning("cannot read the replication of %s: %s", topic, exc, extra={"topic": topic})
 
 
 def warn_small_topics(admin: AdminClient, topics: list[str], needed: int, timeout_s: float) -> None:

@@ -22,7 +22,9 @@ from bridge.settings import KafkaSettings
         (1, 1, 1, False),  # development: nothing survives the only broker's loss
     ],
 )
-def test_durable_against_one_broker_loss(brokers: int, rf: int, min_isr: int, durable: bool) -> None:
+def test_durable_against_one_broker_loss(
+    brokers: int, rf: int, min_isr: int, durable: bool
+) -> None:
     found = Durability("t", brokers, rf, min_isr)
     assert found.durable is durable
     assert bool(found.advice("b:9092")) is (not durable and brokers > 1)
@@ -37,9 +39,7 @@ def test_the_advice_is_the_exact_command() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("brokers", "rf", "min_isr"), [(1, 1, 1), (2, 2, 2), (3, 3, 2), (6, 3, 2)]
-)
+@pytest.mark.parametrize(("brokers", "rf", "min_isr"), [(1, 1, 1), (2, 2, 2), (3, 3, 2), (6, 3, 2)])
 def test_defaults_follow_the_cluster(brokers: int, rf: int, min_isr: int) -> None:
     kafka = KafkaSettings()
     assert replication_factor(kafka, brokers) == rf
