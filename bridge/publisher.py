@@ -24,6 +24,7 @@ from bridge.errors import MessageTooLargeError, PermanentError, TransientError, 
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_durability import min_insync_replicas, replication_factor
 from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
+from bridge.kafka_reach import ensure_reachable
 from bridge.kafka_refusals import RefusalWatch, wait_result
 from bridge.settings import KafkaSettings
 
@@ -80,6 +81,7 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     """Create each table's change and DLQ topics if missing (retention: `kafka.retention_ms`;
     replication: bridge/kafka_durability.py), then report whether each change topic survives
     the loss of a broker."""
+    ensure_reachable(kafka)
     watch = RefusalWatch()
     config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
     admin = AdminClient(config)

@@ -66,6 +66,12 @@ class KafkaSettings(Section):
         description="change topic <prefix><table>.changes, dead letters <prefix><table>.dlq",
     )
     partitions: int = Field(12, ge=1, description="partitions of the topics the bridge creates")
+    connect_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="how long a command tries the bootstrap servers at start before it stops "
+        "with exit 75 (Kafka unreachable)",
+    )
     replication_factor: int | None = Field(
         None,
         ge=1,

@@ -265,6 +265,9 @@ def _server_properties(
         # 9 s: the tests kill leaders and wait for the next one.
         settings["broker.session.timeout.ms"] = "3000"
         settings["broker.heartbeat.interval.ms"] = "500"
+        # A follower that stopped fetching leaves the ISR after 5 s, not 30: producers with
+        # acks=all then get NOT_ENOUGH_REPLICAS (and retry) instead of waiting for it.
+        settings["replica.lag.time.max.ms"] = "5000"
     if extra is not None:  # a second client listener; the node's own traffic stays plaintext
         protocol, address = extra.protocol, extra.bootstrap
         settings["listeners"] += f",{protocol}://{address}"

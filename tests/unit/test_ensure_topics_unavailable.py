@@ -41,6 +41,7 @@ class RefusingAdmin:
 
 def ensure_with(error: KafkaError, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publisher, "AdminClient", lambda _config: RefusingAdmin(error))
+    monkeypatch.setattr(publisher, "ensure_reachable", lambda _kafka: None)  # b:9092 "answers"
     publisher.ensure_topics(KafkaSettings(bootstrap_servers="b:9092"), ["orders"])
 
 

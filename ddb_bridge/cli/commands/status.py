@@ -13,6 +13,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from bridge.kafka_reach import ensure_reachable
 from bridge.settings import Settings, load_settings
 from bridge.status_report import StatusReport, TableStatus, as_json
 
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--interval-s must be > 0, got {args.interval_s}")
     settings = load_settings(args.config)
     if args.serve is not None:
-        return serve(args, settings)
+        return serve(args, settings)  # keeps serving, and shows, through an outage
+    ensure_reachable(settings.kafka)
     report = gather_status(
         settings,
         args.table or (),
