@@ -30,6 +30,7 @@ from bridge.avro_codec import EventCodec
 from bridge.dlq_topic import HEADER_REDRIVE_FROM, DlqRecord, ledger_topic
 from bridge.errors import PermanentError, TransientError
 from bridge.event import ChangeEvent
+from bridge.kafka_durability import broker_count, min_insync_replicas, replication_factor
 from bridge.publisher import admin_config, producer_config
 from bridge.settings import KafkaSettings
 
@@ -99,11 +100,15 @@ def change_time_ms(event: ChangeEvent | None) -> int | None:
 def ensure_ledger(kafka: KafkaSettings, table: str, timeout_s: float = 30.0) -> str:
     topic = ledger_topic(kafka, table)
     admin = AdminClient(admin_config(kafka))
+    replicas = replication_factor(kafka, broker_count(admin, timeout_s))
     new = NewTopic(
         topic,
         num_partitions=1,
-        replication_factor=kafka.replication_factor,
-        config={"cleanup.policy": "compact"},
+        replication_factor=replicas,
+        config={
+            "cleanup.policy": "compact",
+            "min.insync.replicas": str(min_insync_replicas(kafka, replicas)),
+        },
     )
     future = admin.create_topics([new], request_timeout=timeout_s)[topic]
     try:

@@ -15,6 +15,7 @@ import threading
 import traceback
 from types import TracebackType
 
+from bridge.log_fold import RepeatFold
 from bridge.redact import redact_text
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -71,6 +72,7 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFold())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

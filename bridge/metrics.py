@@ -64,6 +64,9 @@ DLQ_DEPTH = "ddb_bridge_dlq_depth"
 AWS_RETRIES = "ddb_bridge_aws_retries_total"
 ERRORS = "ddb_bridge_errors_total"
 LAST_PROGRESS = "ddb_bridge_last_progress_timestamp_seconds"
+TOPIC_DURABLE = "ddb_bridge_kafka_topic_durable"
+TOPIC_REPLICAS = "ddb_bridge_kafka_topic_replication_factor"
+TOPIC_MIN_ISR = "ddb_bridge_kafka_topic_min_insync_replicas"
 
 CATALOGUE: tuple[Spec, ...] = (
     Spec("counter", STREAM_RECORDS, "Stream records published to Kafka, per table", ("table",)),
@@ -177,6 +180,25 @@ CATALOGUE: tuple[Spec, ...] = (
         ERRORS,
         "Errors met by a daemon, by exception class (retried, dead-lettered or fatal)",
         ("daemon", "error"),
+    ),
+    Spec(
+        "gauge",
+        TOPIC_DURABLE,
+        "1 when the change topic survives the loss of one broker (min.insync.replicas >= 2 "
+        "and replication factor >= min(3, brokers)), else 0; read at the daemon's start",
+        ("topic",),
+    ),
+    Spec(
+        "gauge",
+        TOPIC_REPLICAS,
+        "Replication factor of the change topic (its smallest partition's), read at start",
+        ("topic",),
+    ),
+    Spec(
+        "gauge",
+        TOPIC_MIN_ISR,
+        "min.insync.replicas of the change topic, read at start",
+        ("topic",),
     ),
     Spec(
         "gauge",

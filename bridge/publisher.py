@@ -17,11 +17,14 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from bridge import kafka_durability as durability
 from bridge.acks import AckTracker
 from bridge.avro_codec import EventCodec
 from bridge.errors import MessageTooLargeError, PermanentError, TransientError, Unavailable
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.kafka_durability import min_insync_replicas, replication_factor
 from bridge.kafka_limits import message_max_bytes, topic_max_message_bytes
+from bridge.kafka_reach import ensure_reachable
 from bridge.kafka_refusals import RefusalWatch, wait_result
 from bridge.settings import KafkaSettings
 
@@ -75,11 +78,26 @@ _NO_ANSWER = frozenset(
 
 
 def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float = 30.0) -> None:
-    """Create each table's change and DLQ topics if missing (retention: `kafka.retention_ms`)."""
+    """Create each table's change and DLQ topics if missing (retention: `kafka.retention_ms`;
+    replication: bridge/kafka_durability.py), then report whether each change topic survives
+    the loss of a broker."""
+    ensure_reachable(kafka)
     watch = RefusalWatch()
     config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
     admin = AdminClient(config)
+    tables = list(tables)
+    cluster = wait_result(
+        admin.describe_cluster(request_timeout=timeout_s),
+        admin,
+        watch,
+        kafka.bootstrap_servers,
+        "describing the cluster",
+        timeout_s,
+    )
+    brokers = len(cluster.nodes)
+    replicas = replication_factor(kafka, brokers)
     configs = {
+        "min.insync.replicas": str(min_insync_replicas(kafka, replicas)),
         "cleanup.policy": "delete",
         "retention.ms": str(kafka.retention_ms),
         "max.message.bytes": str(topic_max_message_bytes(kafka)),
@@ -96,7 +114,7 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
                 NewTopic(
                     name,
                     num_partitions=kafka.partitions,
-                    replication_factor=kafka.replication_factor,
+                    replication_factor=replicas,
                     config=configs,
                 )
             )
@@ -125,6 +143,12 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
             raise PermanentError(f"cannot create topic {name}: {err.str()}") from exc
     if existing:
         warn_small_topics(admin, existing, topic_max_message_bytes(kafka), timeout_s)
+    for table in tables:
+        topic = kafka.changes_topic(table)
+        try:
+            durability.report(durability.read(admin, topic, timeout_s), kafka.bootstrap_servers)
+        except KafkaException as exc:
+            log.warning("cannot read the replication of %s: %s", topic, exc, extra={"topic": topic})
 
 
 def warn_small_topics(admin: AdminClient, topics: list[str], needed: int, timeout_s: float) -> None:

@@ -66,8 +66,26 @@ class KafkaSettings(Section):
         description="change topic <prefix><table>.changes, dead letters <prefix><table>.dlq",
     )
     partitions: int = Field(12, ge=1, description="partitions of the topics the bridge creates")
-    replication_factor: int = Field(
-        3, ge=1, description="replication factor of the topics the bridge creates"
+    connect_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="how long a command tries the bootstrap servers at start before it stops "
+        "with exit 75 (Kafka unreachable)",
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replication factor of the topics the bridge creates; unset, "
+        "min(3, brokers in the cluster)",
+        examples=[3],
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics the bridge creates: how many replicas "
+        "must hold an event before Kafka acknowledges it (producers use acks=all); unset, "
+        "min(2, replication factor)",
+        examples=[2],
     )
     retention_ms: int = Field(
         -1,
@@ -102,6 +120,16 @@ class KafkaSettings(Section):
         "whose name says they hold a secret are masked by `ddb-bridge config show`",
         examples=[{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}],
     )
+
+    @model_validator(mode="after")
+    def _min_isr_within_replicas(self) -> KafkaSettings:
+        rf, min_isr = self.replication_factor, self.min_insync_replicas
+        if rf is not None and min_isr is not None and min_isr > rf:
+            raise ValueError(
+                f"kafka.min_insync_replicas ({min_isr}) is above kafka.replication_factor "
+                f"({rf}): no write could ever be acknowledged"
+            )
+        return self
 
     def changes_topic(self, table: str) -> str:
         return f"{self.topic_prefix}{table}.changes"

@@ -124,6 +124,18 @@ class TargetStatus:
 
 
 @dataclass(frozen=True)
+class DurabilityStatus:
+    """The change topic's replication as the cluster reports it (bridge/kafka_durability.py)."""
+
+    brokers: int
+    replication_factor: int
+    min_insync_replicas: int
+    durable: bool
+    development: bool  # one broker: not durable, and not expected to be
+    advice: list[str]
+
+
+@dataclass(frozen=True)
 class TableStatus:
     table: str
     stream_only: bool
@@ -133,6 +145,7 @@ class TableStatus:
     dlq_topic: str
     dlq_depth: int
     targets: list[TargetStatus]
+    durability: DurabilityStatus | None = None  # None: the topic does not exist yet
 
     @property
     def backfill_done(self) -> bool:
@@ -246,6 +259,13 @@ def attention(tables: list[TableStatus], max_lag: int | None) -> list[str]:
             out.append(f"{t.table}: {_plural(alarms, 'data-loss alarm')} (run a new back-fill)")
         if t.dlq_depth:
             out.append(f"{t.table}: {_plural(t.dlq_depth, 'dead letter')} in {t.dlq_topic}")
+        d = t.durability
+        if d is not None and not d.durable and not d.development:
+            out.append(
+                f"{t.table}: the change topic is not durable against the loss of one broker "
+                f"(replication factor {d.replication_factor}, min.insync.replicas "
+                f"{d.min_insync_replicas}, {d.brokers} brokers): " + "; ".join(d.advice)
+            )
         for target in t.targets:
             if max_lag is not None and target.lag is not None and target.lag > max_lag:
                 out.append(
@@ -276,6 +296,9 @@ def as_json(report: StatusReport) -> dict[str, Any]:
                     "runs": [dataclasses.asdict(r) for r in t.backfill_runs],
                 },
                 "dlq": {"topic": t.dlq_topic, "depth": t.dlq_depth},
+                "kafka_durability": (
+                    None if t.durability is None else dataclasses.asdict(t.durability)
+                ),
                 "targets": targets,
             }
         )

@@ -8,12 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from bridge import kafka_durability
 from bridge.apply.app import group_id
 from bridge.dlq_topic import dlq_depth
 from bridge.errors import ConfigError
 from bridge.kafka_status import group_statuses
+from bridge.publisher import admin_config
 from bridge.settings import Settings
 from bridge.status_report import (
+    DurabilityStatus,
     StatusReport,
     TableStatus,
     TargetStatus,
@@ -36,6 +39,25 @@ def _targets(settings: Settings, targets: Sequence[str]) -> list[str]:
     for name in names:
         settings.target(name)  # ConfigError naming the configured ones
     return names
+
+
+def topic_durability(settings: Settings, table: str) -> DurabilityStatus | None:
+    """The change topic's replication now; None when the topic does not exist yet."""
+    from confluent_kafka.admin import AdminClient
+
+    topic = settings.kafka.changes_topic(table)
+    admin = AdminClient(admin_config(settings.kafka))
+    if topic not in admin.list_topics(timeout=10).topics:
+        return None
+    found = kafka_durability.read(admin, topic)
+    return DurabilityStatus(
+        brokers=found.brokers,
+        replication_factor=found.replication_factor,
+        min_insync_replicas=found.min_insync_replicas,
+        durable=found.durable,
+        development=found.development,
+        advice=found.advice(settings.kafka.bootstrap_servers),
+    )
 
 
 def gather_status(
@@ -93,6 +115,7 @@ def gather_status(
             dlq_topic=dlq_topic,
             dlq_depth=dlq_depth(settings.kafka, name),
             targets=[],
+            durability=topic_durability(settings, name),
         )
         for target in target_names:
             group = groups[(group_id(target), settings.kafka.changes_topic(name))]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
+from ddb_bridge.demo.kafka_cluster import KafkaCluster
+from ddb_bridge.demo.kafka_cluster import kafka_cluster as kafka_cluster_of
 from tests import kafka_broker, services
 
 # The daemons serve /metrics on fixed ports by default; tests run many daemons at once (and
@@ -46,6 +49,34 @@ def kafka_bootstrap() -> Iterator[str]:
         # Clients no test holds any more are destroyed now, while the broker still answers;
         # left to the interpreter's exit they log "Connection refused" after the summary.
         gc.collect()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes (KRaft) on loopback, started the first time a test asks for
+    them; a test may kill and restart nodes, and leaves every node running when it ends."""
+    try:
+        kafka_broker.ensure_jars()
+    except kafka_broker.MissingTool as exc:
+        pytest.fail(str(exc), pytrace=False)
+    started = time.monotonic()
+    with kafka_cluster_of(3) as cluster:
+        STARTED["kafka cluster"] = (
+            f"Apache Kafka {kafka_broker.KAFKA_VERSION}, 3 KRaft nodes on {cluster.bootstrap}, "
+            f"started in {time.monotonic() - started:.1f}s"
+        )
+        yield cluster
+        gc.collect()
+
+
+@pytest.fixture
+def cluster(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
+    """The three-node cluster, with every node running again after the test."""
+    yield kafka_cluster
+    for node_id in kafka_cluster.nodes:
+        if node_id not in kafka_cluster.running():
+            kafka_cluster.restart(node_id)
+    kafka_cluster.wait_brokers(len(kafka_cluster.nodes))
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from bridge.errors import ConfigError, PermanentError, TransientError
+from bridge.errors import ConfigError, PermanentError, TransientError, Unavailable
 from bridge.metrics import AWS_RETRIES, REGISTRY
 from bridge.settings import AwsSettings, Settings, TableSettings
 from bridge.sink import KeyType, TableSpec
@@ -90,6 +96,9 @@ def error_code(exc: BaseException) -> str:
 def translate(exc: Exception, what: str) -> Exception:
     """A botocore exception as TransientError (retry) or PermanentError (stop), for `raise from`."""
     code = error_code(exc)
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        # Nothing answered: exit 75 at a command's start ("run it again"), retried in a daemon.
+        return Unavailable(f"{what}: AWS did not answer: {exc}")
     if code in THROTTLING or isinstance(exc, BotoCoreError):
         return TransientError(f"{what}: {code or type(exc).__name__}: {exc}")
     return PermanentError(f"{what}: {code or type(exc).__name__}: {exc}")

@@ -18,6 +18,16 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
 from bridge import __version__, logs
 from bridge.errors import BridgeError, ConfigError, Unavailable
 from bridge.redact import redact_text
@@ -73,19 +83,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _output_closed()
     except Unavailable as exc:
-        log.error("%s", exc)
-        print(f"ddb-bridge: unavailable: {redact_text(str(exc))}", file=sys.stderr)
+        _say_once(args, "unavailable", exc)
         return EXIT_UNAVAILABLE
     except ConfigError as exc:
         print(f"ddb-bridge: configuration error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except BridgeError as exc:
-        log.error("%s", exc)
-        print(f"ddb-bridge: error: {redact_text(str(exc))}", file=sys.stderr)
+        _say_once(args, "error", exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (BotoCoreError, ClientError) as exc:
+        # AWS refused or could not be reached where no code of the command caught it: one
+        # line saying what and what to do, never a botocore traceback.
+        kind, code, advice = _aws_failure(exc)
+        _say_once(args, kind, Exception(f"AWS: {exc}; {advice}"))
+        return code
+
+
+def _aws_failure(exc: Exception) -> tuple[str, int, str]:
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "configuration error",
+            EXIT_CONFIG,
+            "give credentials the AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE, ~/.aws, an instance role) or set [aws] profile / access_key_id",
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return (
+            "unavailable",
+            EXIT_UNAVAILABLE,
+            "check [aws] region and endpoint_url, and run it again once AWS is reachable",
+        )
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ThrottlingException", "ProvisionedThroughputExceededException"):
+            return ("unavailable", EXIT_UNAVAILABLE, "run it again later")
+        return ("error", EXIT_FAILURE, "check the table, region and the credentials' permissions")
+    return ("error", EXIT_FAILURE, "see the message")
+
+
+def _say_once(args: argparse.Namespace, kind: str, exc: Exception) -> None:
+    """The error once on stderr: a JSON log line for `--log-format json` (a log shipper reads
+    it), else the plain `ddb-bridge: <kind>: …` line a person reads."""
+    if getattr(args, "log_format", "text") == "json":
+        log.error("%s: %s", kind, exc)
+    else:
+        print(f"ddb-bridge: {kind}: {redact_text(str(exc))}", file=sys.stderr)
 
 
 def _output_closed() -> int:

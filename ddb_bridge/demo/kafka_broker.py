@@ -223,24 +223,33 @@ Configuration:
 
 
 def _server_properties(
-    root: Path, port: int, controller_port: int, extra: ExtraListener | None = None
+    root: Path,
+    port: int,
+    controller_port: int,
+    extra: ExtraListener | None = None,
+    node_id: int = 1,
+    voters: str | None = None,
 ) -> str:
+    """One node's properties. Alone (`voters` unset) it is its own quorum and every internal
+    topic has one replica; in a cluster (kafka_cluster.py) `voters` names every node's
+    controller listener and the internal topics are replicated like a production cluster's."""
+    replicas = "1" if voters is None else "3"
+    internal_min_isr = "1" if voters is None else "2"
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@127.0.0.1:{controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(root / "data"),
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": internal_min_isr,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": internal_min_isr,
         # Fewer offsets partitions than the default 50: creating them is the slow part of the
         # first group join on two cores; group semantics do not depend on the count.
         "offsets.topic.num.partitions": "8",
@@ -251,6 +260,14 @@ def _server_properties(
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
+    if voters is not None:
+        # A killed broker is fenced (its partitions get new leaders) after this, not Kafka's
+        # 9 s: the tests kill leaders and wait for the next one.
+        settings["broker.session.timeout.ms"] = "3000"
+        settings["broker.heartbeat.interval.ms"] = "500"
+        # A follower that stopped fetching leaves the ISR after 5 s, not 30: producers with
+        # acks=all then get NOT_ENOUGH_REPLICAS (and retry) instead of waiting for it.
+        settings["replica.lag.time.max.ms"] = "5000"
     if extra is not None:  # a second client listener; the node's own traffic stays plaintext
         protocol, address = extra.protocol, extra.bootstrap
         settings["listeners"] += f",{protocol}://{address}"
@@ -324,15 +341,34 @@ class KafkaNode:
     and the same data dir (the chaos suite's broker outage: the log must survive a restart).
     `apache_kafka()` is the one-shot form: format, start, stop, delete."""
 
-    def __init__(self, extra_listener: ExtraListener | None = None) -> None:
+    def __init__(
+        self,
+        extra_listener: ExtraListener | None = None,
+        *,
+        node_id: int = 1,
+        ports: tuple[int, int] | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
+        """Alone by default; a member of a cluster (kafka_cluster.py) when given its id, its
+        (client, controller) ports, the quorum's voters and the cluster's id."""
         ensure_jars()
         self.extra_listener = extra_listener
-        self.root = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-"))
-        self.port, self.controller_port = free_port(), free_port()
+        self.node_id = node_id
+        self.cluster_id = cluster_id or _cluster_id()
+        self.root = Path(tempfile.mkdtemp(prefix=f"ddb-bridge-kafka-{node_id}-"))
+        self.port, self.controller_port = ports or (free_port(), free_port())
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.properties = self.root / "server.properties"
         self.properties.write_text(
-            _server_properties(self.root, self.port, self.controller_port, extra_listener)
+            _server_properties(
+                self.root,
+                self.port,
+                self.controller_port,
+                extra_listener,
+                node_id=node_id,
+                voters=voters,
+            )
         )
         self.log = self.root / "server.log"
         self.log4j = self.root / "log4j2.yaml"
@@ -340,8 +376,9 @@ class KafkaNode:
         self.proc: subprocess.Popen[bytes] | None = None
         self._formatted = False
 
-    def start(self, timeout_s: float = 120.0) -> None:
-        """Format the data dir the first time, then run the node until it serves."""
+    def start(self, timeout_s: float = 120.0, wait: bool = True) -> None:
+        """Format the data dir the first time, then run the node until it serves (`wait`;
+        a cluster's first nodes cannot serve before a quorum of them runs)."""
         if self.proc is not None and self.proc.poll() is None:
             return
         if not self._formatted:
@@ -350,7 +387,7 @@ class KafkaNode:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                _cluster_id(),
+                self.cluster_id,
                 "-c",
                 str(self.properties),
                 *users,
@@ -362,7 +399,23 @@ class KafkaNode:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
+        if wait:
+            self.wait_serving(timeout_s)
+
+    def wait_serving(self, timeout_s: float = 120.0) -> None:
+        assert self.proc is not None, "start() first"
         _wait_serving(self.bootstrap, self.proc, self.log, timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no controlled shutdown, no flush — a machine lost (the data dir stays)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """A controlled shutdown (SIGTERM; SIGKILL after `timeout_s`); the data dir stays."""

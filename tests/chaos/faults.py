@@ -36,15 +36,46 @@ class Inject:
 
 
 @dataclass(frozen=True)
+class BrokerFault:
+    """On a three-node cluster: SIGKILL `what` — the leader of a change-topic partition, the
+    active controller, or two nodes at once (below min.insync.replicas=2) — for `down_s`."""
+
+    at: float
+    what: str  # "leader", "controller" or "two"
+    down_s: float
+
+
+@dataclass(frozen=True)
 class Schedule:
     kills: tuple[Kill, ...]
     outages: tuple[Outage, ...]
     inject: Inject
+    broker_faults: tuple[BrokerFault, ...] = ()
 
     def describe(self) -> str:
         kills = ", ".join(f"{k.target}@{k.at:.1f}s" for k in self.kills)
         outages = ", ".join(f"{o.service}@{o.at:.1f}s+{o.duration_s:.0f}s" for o in self.outages)
-        return f"kills [{kills}]; outages [{outages}]; inject @{self.inject.at:.1f}s"
+        brokers = ", ".join(f"{b.what}@{b.at:.1f}s+{b.down_s:.0f}s" for b in self.broker_faults)
+        return (
+            f"kills [{kills}]; outages [{outages}]; broker kills [{brokers}]; "
+            f"inject @{self.inject.at:.1f}s"
+        )
+
+
+def plan_cluster(rng: random.Random, workload_s: float, down_s: float) -> Schedule:
+    """Broker faults only, one after another while the writer writes (the bridge's processes
+    are not killed: with nothing but brokers failing, every stream record must reach the
+    topic exactly once): the partition leader while the back-fill and stream publish, the
+    active controller, the leader again while apply works through the backlog, then two
+    nodes at once. The undecodable record goes in between two of them."""
+    gap = workload_s / 5
+    faults = (
+        BrokerFault(rng.uniform(0.6, 0.9) * gap, "leader", down_s),
+        BrokerFault(rng.uniform(1.6, 1.9) * gap, "controller", down_s),
+        BrokerFault(rng.uniform(2.6, 2.9) * gap, "leader", down_s),
+        BrokerFault(rng.uniform(3.6, 3.9) * gap, "two", down_s),
+    )
+    return Schedule((), (), Inject(rng.uniform(4.5, 4.8) * gap), faults)
 
 
 def plan(

@@ -7,6 +7,7 @@ Each check returns (how many cases it checked, the violations it found, worded f
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -129,3 +130,31 @@ def apply_offsets_behind_writes(
                 if len(violations) >= 20:
                     return checked, violations
     return checked, violations
+
+
+def stream_records_once_in_order(events: Iterable[TopicEvent]) -> list[str]:
+    """Each stream record (shard, sequence) in the topic once, and each key's stream events
+    in increasing version along its partition (the idempotent producer keeps both across a
+    leader change; a retry without it could duplicate or reorder)."""
+    out: list[str] = []
+    copies: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_key: dict[str, list[TopicEvent]] = defaultdict(list)
+    for ev in events:
+        if ev.shard is None or ev.sequence is None:
+            continue  # back-fill events
+        copies[(ev.shard, ev.sequence)].append(ev.offset)
+        by_key[ev.key].append(ev)
+    out += [
+        f"stream record {s}/{q} is in the topic {len(offsets)} times (offsets {offsets})"
+        for (s, q), offsets in copies.items()
+        if len(offsets) > 1
+    ]
+    for key, evs in by_key.items():
+        evs.sort(key=lambda e: e.offset)
+        for before, after in itertools.pairwise(evs):
+            if after.version <= before.version:
+                out.append(
+                    f"key {key}: version {after.version} at offset {after.offset} follows "
+                    f"version {before.version} at offset {before.offset}"
+                )
+    return out

@@ -33,6 +33,7 @@ from bridge.publisher import ensure_topics
 from bridge.schema_registry import make_codec
 from bridge.settings import KafkaSettings, Settings, load_settings
 from ddb_bridge.demo.kafka_broker import KafkaNode
+from ddb_bridge.demo.kafka_cluster import KafkaCluster
 from ddb_bridge.demo.stream_check import stream_positions
 from tests.chaos import faults, invariants, workload
 from tests.chaos.processes import Supervisor
@@ -52,11 +53,15 @@ class ChaosOptions:
     keys: int = 500
     rate: float = 30.0  # writes per second
     kills: int = 12
-    broker_down_s: float = 15.0
+    outage_s: float = 15.0
     pg_down_s: float = 20.0
     partitions: int = 4
     drain_timeout_s: float = 180.0
     workdir: Path | None = None
+    # A running three-node cluster (tests/conftest.py's kafka_cluster): broker kills instead
+    # of process kills and outages (faults.plan_cluster), topics as the bridge makes them.
+    cluster: KafkaCluster | None = None
+    broker_down_s: float = 8.0
 
     @classmethod
     def from_env(cls, **defaults: Any) -> ChaosOptions:
@@ -105,8 +110,7 @@ endpoint_url = "{endpoint}"
 [kafka]
 bootstrap_servers = "{bootstrap}"
 partitions = {partitions}
-replication_factor = 1
-linger_ms = 5
+{replication}linger_ms = 5
 
 [[tables]]
 name = "{table}"
@@ -196,10 +200,17 @@ class _Run:
         opts, say = self.opts, self.say
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        self.node = KafkaNode()
-        self.stack.callback(self.node.destroy)
-        self.node.start(START_TIMEOUT_S)
-        say(f"own Apache Kafka broker on {self.node.bootstrap} (data in {self.node.root})")
+        self.cluster = opts.cluster
+        if self.cluster is None:
+            self.node = KafkaNode()
+            self.stack.callback(self.node.destroy)
+            self.node.start(START_TIMEOUT_S)
+            bootstrap = self.node.bootstrap
+            say(f"own Apache Kafka broker on {bootstrap} (data in {self.node.root})")
+        else:
+            bootstrap = self.cluster.bootstrap
+            say(f"three-node Apache Kafka cluster on {bootstrap}")
+        self.broker_faults: list[dict[str, Any]] = []
         from tests.services import postgres_bindir
 
         bindir = postgres_bindir()
@@ -214,8 +225,10 @@ class _Run:
         config.write_text(
             CONFIG.format(
                 endpoint=self.endpoint,
-                bootstrap=self.node.bootstrap,
+                bootstrap=bootstrap,
                 partitions=opts.partitions,
+                # One broker: one replica. A cluster: the bridge's defaults (3, min ISR 2).
+                replication="replication_factor = 1\n" if self.cluster is None else "",
                 table=self.table,
                 lease_table=self.lease_table,
                 target=TARGET,
@@ -289,14 +302,17 @@ class _Run:
         # stream has been captured for longer than that (the back-fill checks it too).
         time.sleep(max(0.0, enabled_at + self.settings.backfill.skew_margin_s + 1 - time.time()))
 
-        schedule = faults.plan(
-            self.rng,
-            workload_s,
-            opts.kills,
-            opts.broker_down_s,
-            opts.pg_down_s,
-            backfill_window_s=0.8 * backfill_s,
-        )
+        if self.cluster is None:
+            schedule = faults.plan(
+                self.rng,
+                workload_s,
+                opts.kills,
+                opts.outage_s,
+                opts.pg_down_s,
+                backfill_window_s=0.8 * backfill_s,
+            )
+        else:
+            schedule = faults.plan_cluster(self.rng, workload_s, opts.broker_down_s)
         say(f"fault schedule (seconds from the writer's start): {schedule.describe()}")
         writer = workload.Writer(
             self.ddb, self.table, opts.keys, live, opts.writes, opts.rate, self.rng.randrange(2**32)
@@ -329,7 +345,11 @@ class _Run:
             "max.message.bytes": str(topic_max_message_bytes(self.kafka)),
             "message.timestamp.type": "LogAppendTime",
         }
-        topic = NewTopic(self.topic, self.opts.partitions, 1, config=config)
+        replicas = 1
+        if self.cluster is not None:  # as the bridge would make it (kafka_durability.py)
+            replicas = 3
+            config["min.insync.replicas"] = "2"
+        topic = NewTopic(self.topic, self.opts.partitions, replicas, config=config)
         admin.create_topics([topic])[self.topic].result(60)
         ensure_topics(self.kafka, [self.table])
 
@@ -375,6 +395,12 @@ class _Run:
         pending.sort(key=lambda p: p[0])
         restarts: list[tuple[float, str]] = []
         outages: list[threading.Thread] = []
+        if schedule.broker_faults:
+            thread = threading.Thread(
+                target=self.broker_kills, args=(schedule.broker_faults,), daemon=True
+            )
+            thread.start()
+            outages.append(thread)
         while True:
             self.check_threads()
             self.handle_exits(restarts)
@@ -465,6 +491,43 @@ class _Run:
             )
         except BaseException as exc:  # the run fails with it
             self.outage_error = f"{outage.service} outage: {exc!r}"
+
+    def broker_kills(self, planned: tuple[faults.BrokerFault, ...]) -> None:
+        """Each fault in turn, the next only once the cluster has all its brokers again:
+        SIGKILL the node(s), keep them down `down_s`, start them again (same ports, data)."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        try:
+            for fault in planned:
+                while self.elapsed() < fault.at:
+                    time.sleep(0.1)
+                if fault.what == "controller":
+                    victims = [cluster.active_controller()]
+                else:
+                    leader = cluster.leader(self.topic, self.rng.randrange(self.opts.partitions))
+                    victims = [leader]
+                    if fault.what == "two":
+                        victims.append(self.rng.choice([n for n in cluster.nodes if n != leader]))
+                began = self.elapsed()
+                for node_id in victims:
+                    cluster.kill(node_id)
+                self.say(f"  {began:7.1f}s  SIGKILL broker(s) {victims} ({fault.what})")
+                time.sleep(fault.down_s)
+                for node_id in victims:
+                    cluster.restart(node_id, START_TIMEOUT_S)
+                cluster.wait_brokers(len(cluster.nodes), START_TIMEOUT_S)
+                up = self.elapsed()
+                self.say(f"  {up:7.1f}s  broker(s) {victims} back after {up - began:.1f}s")
+                self.broker_faults.append(
+                    {
+                        "what": fault.what,
+                        "nodes": victims,
+                        "at_s": round(began, 1),
+                        "down_s": round(up - began, 1),
+                    }
+                )
+        except BaseException as exc:  # the run fails with it
+            self.outage_error = f"broker kill: {exc!r}"
 
     def inject(self) -> None:
         """One record no decoder can read, under a real item's key, into the change topic."""
@@ -642,10 +705,12 @@ class _Run:
         if checked_b < 50:
             report.fail(f"(b) checked only {checked_b} samples")
         kills = {n: c.kills for n, c in self.sup.children.items()}
-        if sum(kills.values()) < 10:
+        if self.opts.kills and sum(kills.values()) < 10:
             report.fail(f"only {sum(kills.values())} kills: {kills}")
+        if self.cluster is not None:
+            self.check_cluster(schedule, events)
         for o in self.outages:
-            need = self.opts.broker_down_s if o["service"] == "kafka" else self.opts.pg_down_s
+            need = self.opts.outage_s if o["service"] == "kafka" else self.opts.pg_down_s
             if o["down_s"] < need:
                 report.fail(f"{o['service']} was down {o['down_s']}s only")
         for e in self.sup.exits:
@@ -669,6 +734,7 @@ class _Run:
                 "kill_substitutions": self.substituted,
                 "starts": {n: c.starts for n, c in self.sup.children.items()},
                 "outages": self.outages,
+                "broker_kills": self.broker_faults,
                 "process_exits": [e.as_dict() for e in self.sup.exits],
                 "samples": {
                     "a_checkpoints_checked": checked_a,
@@ -685,6 +751,16 @@ class _Run:
                 "workdir": str(self.workdir),
             }
         )
+
+    def check_cluster(self, schedule: faults.Schedule, events: list[invariants.TopicEvent]) -> None:
+        """What only brokers failing may not change: every fault happened, and — no bridge
+        process was killed, so nothing was re-published — every stream record is in the topic
+        exactly once, each key's stream events in version order along its partition."""
+        done = [f["what"] for f in self.broker_faults]
+        if done != [f.what for f in schedule.broker_faults]:
+            self.report.fail(f"broker kills done {done}, planned {schedule.describe()}")
+        for line in invariants.stream_records_once_in_order(events)[:10]:
+            self.report.fail(f"stream record duplicated or out of order: {line}")
 
 
 def _header(msg: Any, name: str) -> str:

@@ -4,6 +4,10 @@ suite (tests/chaos) restarts processes this way when one starts during a broker 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +47,80 @@ def test_apply_started_while_postgresql_is_down_exits_75_naming_the_target(
     assert code == EXIT_UNAVAILABLE, proc.output
     assert "Traceback" not in proc.output
     assert "target pg" in proc.output and "run it again" in proc.output
+
+
+def _config_with_dead_kafka(
+    tmp_path: Path, endpoint: str = "http://127.0.0.1:1"
+) -> tuple[Path, str]:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\n\n'
+        f'[kafka]\nbootstrap_servers = "{dead}"\nconnect_timeout_s = 3\n\n'
+        '[[tables]]\nname = "orders"\nhash_key = "pk"\nhash_key_type = "S"\n\n'
+        f'[targets.local]\ntype = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+    )
+    return config, dead
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tail", "--table", "orders"],
+        ["dlq", "list", "--table", "orders"],
+        ["dlq", "redrive", "--table", "orders", "--all"],
+        ["replay", "--target", "local", "--to-earliest"],
+        ["status"],
+        ["apply"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_kafka_down_is_said_once_within_the_connect_timeout_and_exits_75(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Main waited ~30 s and printed ~580 identical librdkafka lines (apply ~780) first."""
+    config, dead = _config_with_dead_kafka(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
+    env |= {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "DDB_BRIDGE__METRICS__PORT": "0",
+    }
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ddb_bridge.cli.main", *command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    took = time.monotonic() - began
+    out = done.stdout + done.stderr
+    assert done.returncode == EXIT_UNAVAILABLE, out
+    assert "Traceback" not in out and "rdkafka" not in out, out
+    said = [line for line in out.splitlines() if dead in line]
+    assert len(said) == 1 and "connection refused" in said[0] and "run it again" in said[0], out
+    # The setting is 3 s; Python's start and imports take the rest. Main took over 30 s.
+    assert took < 20, f"took {took:.1f}s:\n{out}"
+
+
+def test_status_exits_75_when_aws_does_not_answer(kafka_bootstrap: str, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[aws]\nregion = "us-east-1"\nendpoint_url = "http://127.0.0.1:{free_port()}"\n\n'
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\n\n'
+        '[[tables]]\nname = "orders"\n\n'
+        f'[targets.local]\ntype = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
+    env |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ddb_bridge.cli.main", "status", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == EXIT_UNAVAILABLE, out
+    assert "Traceback" not in out, out

@@ -6,6 +6,7 @@ controller: Local: Timed out"."""
 from __future__ import annotations
 
 import concurrent.futures
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,12 +29,19 @@ class RefusingAdmin:
             out[topic.topic] = future
         return out
 
+    def describe_cluster(self, request_timeout: float) -> concurrent.futures.Future[Any]:
+        # The cluster answers its metadata; the controller then times out creating topics.
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(SimpleNamespace(nodes=[object()]))
+        return future
+
     def poll(self, _timeout: float) -> int:
         return 0
 
 
 def ensure_with(error: KafkaError, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publisher, "AdminClient", lambda _config: RefusingAdmin(error))
+    monkeypatch.setattr(publisher, "ensure_reachable", lambda _kafka: None)  # b:9092 "answers"
     publisher.ensure_topics(KafkaSettings(bootstrap_servers="b:9092"), ["orders"])
 
 

@@ -9,11 +9,13 @@ from bridge.kafka_status import status_from_readings
 from bridge.lag import PartitionLag
 from bridge.status_report import (
     BackfillRun,
+    DurabilityStatus,
     GroupStatus,
     ShardStatus,
     StreamStatus,
     TableStatus,
     VerifyOutcome,
+    attention,
     verdict,
 )
 
@@ -108,3 +110,12 @@ def test_catch_up_estimate_from_two_readings() -> None:
     stalled = status_from_readings(pair, reading(0, 100), reading(0, 130), 2.0)
     assert stalled.eta_s is None and stalled.note == "lag is not falling"
     assert status_from_readings(pair, None, None, 0.0).lag is None
+
+
+def test_a_topic_not_durable_on_a_cluster_needs_attention_with_the_fix() -> None:
+    fragile = DurabilityStatus(3, 3, 1, False, False, ["kafka-configs.sh … min.insync.replicas=2"])
+    (line,) = attention([_table(durability=fragile)], None)
+    assert "not durable" in line and "min.insync.replicas 1" in line and "kafka-configs" in line
+    durable = DurabilityStatus(3, 3, 2, True, False, [])
+    single = DurabilityStatus(1, 1, 1, False, True, [])  # development: quiet
+    assert attention([_table(durability=durable), _table(durability=single)], None) == []

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from bridge import metrics_server
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, Unavailable
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
 from ddb_bridge.registry import sink_class
@@ -108,8 +108,10 @@ def _run(args: argparse.Namespace, settings: Settings, target_name: str, tables:
     # apply still works until a dead letter is needed, and then stops without committing it.
     try:
         ensure_topics(settings.kafka, [s.source for s in specs])
-    except ConfigError:
-        raise  # a refused login or TLS handshake: the consumer would be refused just the same
+    except (ConfigError, Unavailable):
+        # A refused login or TLS handshake, or no broker answering: the consumer would be
+        # refused, or wait, just the same.
+        raise
     except BridgeError as exc:
         log.warning("cannot create the change/DLQ topics", extra={"error": str(exc)})
     sink = sink_class(target.type)(target)

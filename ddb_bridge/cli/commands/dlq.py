@@ -29,6 +29,7 @@ from bridge.dlq_topic import (
 )
 from bridge.errors import ConfigError
 from bridge.event import ChangeEvent
+from bridge.kafka_reach import ensure_reachable
 from bridge.schema_registry import make_codec
 from bridge.settings import load_settings
 
@@ -156,6 +157,7 @@ def _origin_text(origin: dict[str, Any]) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    ensure_reachable(settings.kafka)
     kafka = settings.kafka
     codec = make_codec(kafka)
     records = read_dead_letters(kafka, args.table)
@@ -206,6 +208,7 @@ def _event_json(event: ChangeEvent) -> dict[str, Any]:
 
 def run_show(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    ensure_reachable(settings.kafka)
     kafka = settings.kafka
     partition, offset = parse_position(args.offset)
     record = read_dead_letter(kafka, args.table, partition, offset)
@@ -263,6 +266,7 @@ def _line(c: Candidate) -> str:
 
 def run_redrive(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    ensure_reachable(settings.kafka)
     kafka = settings.kafka
     if not (args.offset or args.all or args.reason):
         raise ConfigError("choose what to re-drive: --offset P:O[,...], --all or --reason TEXT")

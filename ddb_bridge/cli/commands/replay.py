@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from bridge.errors import ConfigError
+from bridge.kafka_reach import ensure_reachable
 from bridge.replay import Mode, ReplayPlan, ReplayTo
 from bridge.settings import load_settings
 
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.replay import GroupActiveError, execute, parse_partitions, plan_replay
 
     settings = load_settings(args.config)
+    ensure_reachable(settings.kafka)
     if args.target is not None:
         settings.target(args.target)  # an unknown target is a configuration error
         group = group_id(args.target)

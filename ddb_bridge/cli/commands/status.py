@@ -13,6 +13,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from bridge.kafka_reach import ensure_reachable
 from bridge.settings import Settings, load_settings
 from bridge.status_report import StatusReport, TableStatus, as_json
 
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--interval-s must be > 0, got {args.interval_s}")
     settings = load_settings(args.config)
     if args.serve is not None:
-        return serve(args, settings)
+        return serve(args, settings)  # keeps serving, and shows, through an outage
+    ensure_reachable(settings.kafka)
     report = gather_status(
         settings,
         args.table or (),
@@ -244,6 +246,20 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
             f"parts, {run.items} items{total}"
         )
     console.print(f"DLQ {t.dlq_topic}: {t.dlq_depth}")
+    d = t.durability
+    if d is not None:
+        figures = (
+            f"replication factor {d.replication_factor}, min.insync.replicas "
+            f"{d.min_insync_replicas}, {d.brokers} broker(s)"
+        )
+        if d.development:
+            console.print(f"Kafka: {figures} (single broker: development only)")
+        elif d.durable:
+            console.print(f"Kafka: {figures}: survives the loss of one broker")
+        else:
+            console.print(f"[red]Kafka: {figures}: NOT durable against one broker's loss[/]")
+            for step in d.advice:
+                console.print(f"  fix: {step}")
     for target in t.targets:
         lag = "-" if target.lag is None else str(target.lag)
         rate = "" if target.consumed_per_s is None else f", {target.consumed_per_s:,.0f} events/s"

@@ -21,6 +21,7 @@ from types import FrameType
 
 from bridge.consumer import Undecodable, events
 from bridge.event_text import json_line, text_line
+from bridge.kafka_reach import ensure_reachable
 from bridge.key_filter import KeyFilter
 from bridge.settings import load_settings
 
@@ -88,6 +89,7 @@ def _tail(args: argparse.Namespace) -> int:
     if args.max is not None and args.max < 1:
         raise ConfigError(f"--max must be at least 1, got {args.max}")
     settings = load_settings(args.config)
+    ensure_reachable(settings.kafka)
     tables: list[str] = list(dict.fromkeys(args.table))
     key: KeyFilter | None = args.key
     render = json_line if args.json else lambda c: text_line(c, with_table=len(tables) > 1)
