@@ -5,10 +5,12 @@ them as that text. Parsing an image (orjson) and walking it (`attrs.validate`) o
 check it and write the same text back cost apply more than everything else per record.
 This module answers, on the text alone and in compiled regular expressions:
 
-- `image_ok(text)`: is this certainly an item `attrs.validate` accepts after `orjson.loads`?
+- `image_ok(text)`: is this certainly an item `attrs.validate` accepts after `orjson.loads`,
+  written with no name twice in one object (bridge/json_names.py: such text is refused)?
   It recognizes a strict subset: compact JSON (no whitespace, as orjson and the bridge's
   encoders write it), attribute names without escapes, numbers in plain notation of at most
-  38 characters, base64 without escapes, nesting up to `DEPTH` levels, valid UTF-8.
+  38 characters, base64 without escapes, nesting up to `DEPTH` levels, valid UTF-8, and
+  attribute names `names_unique` proves unrepeated.
   Anything else is not refused here: the caller then parses and validates as before, which
   decides and names the problem. So the accepted set is never larger than `validate`'s.
 - `KeyShape(spec)`: for one table's key schema, whether a Kafka key is already the
@@ -99,12 +101,38 @@ def _compile_image(key_names: tuple[str, ...] = ()) -> Callable[[bytes], re.Matc
     return re.compile(rb"\{" + _list(member, rb"\}")).fullmatch
 
 
+# In text the image pattern accepts, `"x":{` is an attribute name or the M tag (no other tag
+# takes an object). An attribute named M shows as `"M":{` followed by another tag with a
+# value that is not an object, or by `"M":{` again; the M tag by `}` or an attribute name.
+# Names are found by matching every string from its opening quote (a match started at a
+# closing quote could run on to the next string): `"x"` for a name before `{`, else b"".
+_NAME_OR_M = re.compile(rb'("[^"\\]*+"):\{|"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S).findall
+_NAMED_M = re.compile(rb'"M":\{(?:"M":|(?!\}|"[^"\\]*+":\{))').search
+_NOT_NAMES = (b"", b'"M"')
+
+
+def names_unique(text: bytes) -> bool:
+    """For text the image pattern accepts: True when it certainly writes no attribute name
+    twice in one object (False: ask the parsing path, which decides and names it).
+
+    Proven cheaply, by every attribute name in the text (nested ones included) being
+    different; the same name in two maps (a list of similar maps) is legal but left to the
+    parsing path, as is any attribute named M (told from the M tag only by what follows)."""
+    if _NAMED_M(text) is not None:
+        return False
+    found = _NAME_OR_M(text)
+    distinct = set(found)
+    others = [found.count(n) for n in _NOT_NAMES if n in distinct]  # strings, M tags
+    return len(found) - sum(others) == len(distinct) - len(others)
+
+
 # Compiled on first use (~0.1-0.3 s): most commands never check an image.
 _image: Callable[[bytes], re.Match[bytes] | None] | None = None
 
 
 def image_ok(text: bytes) -> bool:
-    """True only if `attrs.validate(orjson.loads(text))` would accept it (False: ask them)."""
+    """True only if `attrs.validate(orjson.loads(text))` would accept it and the text names
+    no attribute twice in one object (False: ask them)."""
     global _image
     if _image is None:
         _image = _compile_image()
@@ -113,7 +141,7 @@ def image_ok(text: bytes) -> bool:
             text.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    return _image(text) is not None
+    return _image(text) is not None and names_unique(text)
 
 
 # Canonical key values (`attrs.canonical_key`): S as orjson writes a string with nothing to
@@ -191,7 +219,7 @@ class KeyShape:
             except UnicodeDecodeError:
                 return None
         found = self._image(image)
-        if found is None:
+        if found is None or not names_unique(image):
             return None
         values = found.groups()
         return None if None in values else values
