@@ -34,6 +34,7 @@ from bridge.avro_codec import EventCodec
 from bridge.errors import DecodeError, PermanentError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.fast_paths import FAST_PATHS
+from bridge.image_text import image_ok
 from bridge.settings import PostgresTarget, SqliteTarget
 from bridge.sink import TableSpec
 from connectors.sinks.postgres import PostgresSink
@@ -70,7 +71,8 @@ def as_written(value: Any) -> Any:
 @dataclass(frozen=True)
 class Style:
     escape: str = "minimal"  # minimal | ascii | all | slash
-    space: str = ""  # JSON whitespace written around every token
+    space: str = ""  # JSON whitespace written between tokens
+    where: str = "everywhere"  # everywhere | after separators | before closers
     order_seed: int | None = None  # members shuffled by this seed; None: as built
 
 
@@ -100,16 +102,20 @@ def write(value: Any, style: Style, rng: Random | None = None) -> str:
     if rng is None and style.order_seed is not None:
         rng = Random(style.order_seed)
     sp = style.space
+    before = sp if style.where == "everywhere" else ""  # before `:` `,` and after openers
+    after = sp if style.where != "before closers" else ""  # after `:` and `,`
+    close = sp if style.where != "after separators" else ""  # before closers
     if isinstance(value, Obj):
         members = list(value.members)
         if rng is not None:
             rng.shuffle(members)
-        inner = f"{sp},{sp}".join(
-            f"{_string(k, style)}{sp}:{sp}{write(v, style, rng)}" for k, v in members
+        inner = f"{before},{after}".join(
+            f"{_string(k, style)}{before}:{after}{write(v, style, rng)}" for k, v in members
         )
-        return "{" + sp + inner + sp + "}"
+        return "{" + before + inner + close + "}"
     if isinstance(value, list):
-        return "[" + sp + f"{sp},{sp}".join(write(v, style, rng) for v in value) + sp + "]"
+        items = f"{before},{after}".join(write(v, style, rng) for v in value)
+        return "[" + before + items + close + "]"
     if isinstance(value, str):
         return _string(value, style)
     return json.dumps(value)  # true, false
@@ -163,6 +169,7 @@ class Case:
     duplicated: str | None = None  # the name written twice in one object, if any
     notes: list[str] = field(default_factory=list)
     raw: str | None = None  # the text itself, for fixed examples
+    kafka_key: bytes | None = None  # the producer's Kafka key; None: the canonical key
 
     def __repr__(self) -> str:
         return f"Case(text={self.text()!r}, duplicated={self.duplicated!r}, notes={self.notes})"
@@ -172,7 +179,9 @@ class Case:
             return self.raw
         style = self.style
         if not newlines:  # an export line ends at a newline: the layout has none inside
-            style = Style(style.escape, style.space.replace("\n", " "), style.order_seed)
+            style = Style(
+                style.escape, style.space.replace("\n", " "), style.where, style.order_seed
+            )
         return write(self.written, style)
 
 
@@ -226,12 +235,17 @@ def cases(draw: st.DrawFn) -> Case:
         target.members.insert(draw(st.integers(0, len(target.members))), (name, other))
         duplicated = name
     order_seed = draw(st.one_of(st.none(), st.integers(0, 2**16)))
-    if native:
-        style = Style(order_seed=order_seed)
+    if native:  # compact, or with whitespace bytes the text paths must notice alone
+        style = Style(
+            space=draw(st.sampled_from(["", "", "", "\t", "\r"])),
+            where=draw(st.sampled_from(["after separators", "before closers"])),
+            order_seed=order_seed,
+        )
     else:
         style = Style(
-            escape=draw(st.sampled_from(["minimal", "ascii", "all", "slash"])),
-            space=draw(st.sampled_from(["", " ", "\t", "\n", "\r\n", " \t\r\n"])),
+            escape=draw(st.sampled_from(["minimal", "minimal", "ascii", "all", "slash"])),
+            space=draw(st.sampled_from(["", " ", "\t", "\t", "\n", "\r", "\r\n", " \t\r\n"])),
+            where=draw(st.sampled_from(["everywhere", "after separators", "before closers"])),
             order_seed=order_seed,
         )
     return Case(item, written, style, duplicated, notes)
@@ -278,7 +292,9 @@ class Targets:
         """What each target stores for `event` (a sink's refusal: its message)."""
         self.count += 1
         target = f"fs_{self.count}"
-        table = TableSpec("t", target, spec.hash_key, spec.hash_type, spec.range_key, spec.range_type)
+        table = TableSpec(
+            "t", target, spec.hash_key, spec.hash_type, spec.range_key, spec.range_type
+        )
         out: dict[str, Any] = {}
         lite = SqliteSink(SqliteTarget(type="sqlite", path=self.sqlite_path))
         lite.open([table], create_schema=True)
@@ -328,10 +344,7 @@ def export_paths(case: Case, _targets: Targets) -> tuple[Outcome, Outcome]:
 def apply_paths(case: Case, targets: Targets) -> tuple[Outcome, Outcome]:
     keys = _keys(case.item)
     spec = spec_for(case.item)
-    try:
-        kafka_key = attrs.canonical_key(keys)
-    except Exception:  # a key number DynamoDB refuses: no canonical key, any key then
-        kafka_key = orjson.dumps(keys)
+    kafka_key = case.kafka_key or attrs.canonical_key(keys)
     event = ChangeEvent("t", Op.MODIFY, keys, 1, Origin.STREAM, new_image=keys)
     rec = RawRecord(TOPIC, 0, 0, kafka_key, with_image_text(event, case.text()))
     out = []
@@ -465,6 +478,86 @@ def test_the_getrecords_paths_agree_on_a_duplicated_name(text: str, name: str) -
     item = orjson.loads(text)
     fast, slow = wire_paths(Case(item, as_written(item), Style(), raw=text), None)  # type: ignore[arg-type]
     assert_same(fast, slow)
+
+
+PATHS = {
+    "export": export_paths,
+    "apply": apply_paths,
+    "GetRecords": wire_paths,
+    "envelope": envelope_paths,
+}
+PLAIN = {"pk": {"S": "a/b"}, "sk": {"N": "1.5"}, "m": {"M": {"x": {"L": [{"NS": ["1", "2"]}]}}}}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("where", ["everywhere", "after separators", "before closers"])
+@pytest.mark.parametrize("space", ["\t", "\r", "\n", " ", "\t\r\n "])
+def test_json_whitespace_anywhere_gives_what_the_validated_path_gives(
+    path: str, where: str, space: str, targets: Targets
+) -> None:
+    """Each JSON whitespace byte alone, placed where a producer may put it: a fast path that
+    takes the text as it is must notice every one (the export pass-through once missed tabs)."""
+    case = Case(PLAIN, as_written(PLAIN), Style(space=space, where=where))
+    fast, slow = PATHS[path](case, targets)
+    assert_same(fast, slow)
+    assert slow.refusal is None
+
+
+def _spelled(digits: str, sign: str, point: int | None) -> str:
+    """`digits` with a sign and a decimal point after `point` digits (None: no point)."""
+    body = digits if point is None else digits[:point] + "." + digits[point:]
+    return sign + body
+
+
+# Numbers at DynamoDB's 38-digit precision limit, as plain text (what the text paths take):
+# (text, valid). Trailing zeros are not significant: 39 digits ending in 0 still fit.
+BOUNDARY_NUMBERS = [
+    (_spelled(digits, sign, point), valid)
+    for digits, valid in [
+        ("12345678901234567890123456789012345678", True),  # 38 significant digits
+        ("123456789012345678901234567890123456789", False),  # 39
+        ("1234567890123456789012345678901234567891", False),  # 40
+        ("123456789012345678901234567890123456780", True),  # 39 digits, 38 significant
+    ]
+    for sign in ("", "-")
+    for point in (None, 1, 20)
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("tag", ["N", "NS"])
+@pytest.mark.parametrize(("number", "valid"), BOUNDARY_NUMBERS)
+def test_numbers_at_the_precision_limit_get_the_validated_verdict(
+    path: str, tag: str, number: str, valid: bool, targets: Targets
+) -> None:
+    value = {"N": number} if tag == "N" else {"NS": ["7", number]}
+    item = {"pk": {"S": "a"}, "sk": {"N": "1"}, "n": value}
+    text = orjson.dumps(item).decode()
+    fast, slow = PATHS[path](Case(item, as_written(item), Style(), raw=text), targets)
+    assert_same(fast, slow)
+    if path != "envelope":  # decoding an envelope does not validate numbers; the rest do
+        assert (slow.refusal is None) is valid, slow.refusal
+    # The text check vouches only for what validation accepts.
+    assert not image_ok(text.encode()) or valid
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("spelling", ["-0", "1.0", "01", "1E0", "0.0", "-0.0", "+1", "0E+5"])
+def test_key_number_spellings_give_the_canonical_key_on_every_path(
+    path: str, spelling: str, targets: Targets
+) -> None:
+    """A key number spelt otherwise (the producer's Kafka key and image spelling it so too)
+    gives the canonical key of design §4 — `1.0`, `01`, `1E0` become `1`; `-0`, `0.0`
+    become `0` — on the fast path as on the validated one."""
+    keys = {"pk": {"S": "a"}, "sk": {"N": spelling}}
+    item = {**keys, "v": {"N": spelling}}
+    text = orjson.dumps(item).decode()
+    case = Case(item, as_written(item), Style(), raw=text, kafka_key=orjson.dumps(keys))
+    fast, slow = PATHS[path](case, targets)
+    assert_same(fast, slow)
+    assert slow.refusal is None, slow.refusal
+    canonical = orjson.dumps({"pk": {"S": "a"}, "sk": {"N": attrs.normalize_number(spelling)}})
+    assert slow.keys == [canonical]
 
 
 # -- no fast path outside the registry ---------------------------------------------------
