@@ -10,7 +10,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.json_names import member_count, repeat_in, repeated_name
+from bridge.image_text import names_unique
+from bridge.json_names import member_count, members_of, names_at_most, repeat_in, repeated_name
+from tests.strategies import items
 
 # Strings rich in what could fool a scan: quotes, backslashes, colons, braces.
 tricky = st.text(alphabet='"\\:{}[],ab \t\n\u00e9\U0001f600', max_size=8)
@@ -39,6 +41,28 @@ def test_every_name_is_counted_and_nothing_else(
     for text in (orjson.dumps(value), json.dumps(value, ensure_ascii=ascii, indent=indent)):
         assert member_count(text) == members(value)
         assert repeat_in(text, orjson.loads(text)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=documents, ascii=st.booleans(), indent=st.sampled_from([None, 0, 2]))
+def test_the_quick_counts_bound_and_match_the_exact_one(
+    value: Any, ascii: bool, indent: int | None
+) -> None:
+    for text in (orjson.dumps(value), json.dumps(value, ensure_ascii=ascii, indent=indent)):
+        assert names_at_most(text) >= member_count(text) == members_of(orjson.loads(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(item=items(), where=st.integers(min_value=0), escape=st.booleans())
+def test_names_unique_is_false_exactly_for_a_repeat(item: Any, where: int, escape: bool) -> None:
+    """On image texts: True for any item as written, False once a name is written twice."""
+    text = json.dumps(item, separators=(",", ":")) if escape else orjson.dumps(item).decode()
+    assert names_unique(text.encode())
+    names = list(item)
+    name = names[where % len(names)]
+    twice = text[:-1] + "," + json.dumps(name) + ':{"NULL":true}}'
+    assert not names_unique(twice.encode())
+    assert repeated_name(twice) == name
 
 
 def test_a_repeat_is_named_at_any_level_and_spelling() -> None:

@@ -36,7 +36,7 @@ import orjson
 from bridge import attrs
 from bridge.errors import AttributeTypeError, ConfigError
 from bridge.event import ChangeEvent, Origin, snapshot_event
-from bridge.json_names import member_count, repeat_in, repeated_name
+from bridge.json_names import member_count, names_at_most, repeat_in, repeated_name
 from bridge.json_names import message as name_message
 from bridge.ttl import pending_deletion
 from bridge.versioning import backfill_version, to_micros
@@ -203,8 +203,8 @@ def _check_names(line: bytes, doc: dict[str, Any], members: int | None) -> None:
     serialising the line to count the names its parsed form holds."""
     if members is None or len(doc) != 1:
         repeat = repeat_in(line, doc)
-    elif member_count(line) == members + 1:  # the item's members and "Item": none twice
-        return
+    elif names_at_most(line) == members + 1 or member_count(line) == members + 1:
+        return  # as many names as the item's members and "Item": none twice
     else:
         name = repeated_name(line)
         repeat = None if name is None else name_message(name)
