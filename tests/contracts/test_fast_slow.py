@@ -5,7 +5,13 @@ DynamoDB item, written the ways another producer may write it: names duplicated 
 level, JSON escapes (\\u escapes, surrogate pairs, `\\/`), odd whitespace, other member
 orders, deep nesting, numbers in every spelling, numbers DynamoDB refuses.
 
-A second test scans the code for what makes a fast path and fails for one that is not in
+Rows are compared where a fast path decides what is stored (apply's text images, written
+to both targets); the other paths must give byte-identical envelopes, which apply decodes
+to the same row. Decisions made here, for names written twice: the export and apply refuse
+them on both ways (the DLQ reason names the name); GetRecords bodies are DynamoDB's own and
+botocore, the reference there, keeps the last value, so the wire parser must keep the same.
+
+A last test scans the code for what makes a fast path and fails for one that is not in
 the registry, so none can be added without joining this suite.
 """
 
