@@ -26,6 +26,7 @@ from bridge import attrs
 from bridge.avro_envelope import (
     EnvelopeError,
     TextParts,
+    check_names,
     compile_decoder,
     compile_encoder,
     compile_text_decoder,
@@ -89,16 +90,20 @@ def event_to_record(event: ChangeEvent) -> dict[str, Any]:
 
 def record_to_event(rec: dict[str, Any]) -> ChangeEvent:
     """The one place an Avro record dict becomes a ChangeEvent (unknown extra fields ignored)."""
-    new_image = rec.get("new_image")
-    old_image = rec.get("old_image")
+    new_text = rec.get("new_image")
+    old_text = rec.get("old_image")
+    keys = attrs.loads(rec["keys"])
+    new_image = attrs.loads(new_text) if new_text is not None else None
+    old_image = attrs.loads(old_text) if old_text is not None else None
+    check_names(rec["keys"], keys, new_text, new_image, old_text, old_image)
     return ChangeEvent(
         table=rec["table"],
         op=Op(rec["op"]),
         origin=Origin(rec["origin"]),
         version=rec["version"],
-        keys=attrs.loads(rec["keys"]),
-        new_image=attrs.loads(new_image) if new_image is not None else None,
-        old_image=attrs.loads(old_image) if old_image is not None else None,
+        keys=keys,
+        new_image=new_image,
+        old_image=old_image,
         shard_id=rec.get("shard_id"),
         sequence_number=rec.get("sequence_number"),
         event_id=rec.get("event_id"),

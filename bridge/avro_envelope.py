@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from bridge.errors import DecodeError
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.json_names import repeat_in
 
 # The layout this encoder writes: (field name, Avro type as in the schema JSON).
 _LAYOUT: list[tuple[str, Any]] = [
@@ -226,18 +228,21 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
             origin = _ORIGINS[i]
             version, pos = _long(data, pos)
             a, pos = _span(data, pos)
-            keys = orjson.loads(data[a:pos])
-            new_image = old_image = None
+            keys_text = data[a:pos]
+            keys = orjson.loads(keys_text)
+            new_image = old_image = new_text = old_text = None
             shard_id = sequence_number = event_id = None
             created = None
             i, pos = _branch(data, pos)
             if i:
                 a, pos = _span(data, pos)
-                new_image = orjson.loads(data[a:pos])
+                new_text = data[a:pos]
+                new_image = orjson.loads(new_text)
             i, pos = _branch(data, pos)
             if i:
                 a, pos = _span(data, pos)
-                old_image = orjson.loads(data[a:pos])
+                old_text = data[a:pos]
+                old_image = orjson.loads(old_text)
             i, pos = _branch(data, pos)
             if i:
                 a, pos = _span(data, pos)
@@ -271,6 +276,7 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
             or (old_image is not None and type(old_image) is not dict)
         ):
             raise EnvelopeError("keys and images must be JSON objects", pos)
+        check_names(keys_text, keys, new_text, new_image, old_text, old_image)
         return ChangeEvent(
             table=table,
             op=op,
@@ -287,6 +293,27 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
         )
 
     return decode
+
+
+def check_names(
+    keys_text: bytes | str,
+    keys: Any,
+    new_text: bytes | str | None,
+    new_image: Any,
+    old_text: bytes | str | None,
+    old_image: Any,
+) -> None:
+    """DecodeError naming a name written twice in one object of the keys or an image: the
+    text is then not one item (bridge/json_names.py), whichever decoder read it."""
+    for what, text, parsed in (
+        ("keys", keys_text, keys),
+        ("new_image", new_text, new_image),
+        ("old_image", old_text, old_image),
+    ):
+        if text is not None:
+            repeat = repeat_in(text, parsed)
+            if repeat is not None:
+                raise DecodeError(f"{what}: {repeat}")
 
 
 # Op and origin as their one-byte encodings (zigzag of the symbol index).

@@ -5,10 +5,12 @@ them as that text. Parsing an image (orjson) and walking it (`attrs.validate`) o
 check it and write the same text back cost apply more than everything else per record.
 This module answers, on the text alone and in compiled regular expressions:
 
-- `image_ok(text)`: is this certainly an item `attrs.validate` accepts after `orjson.loads`?
+- `image_ok(text)`: is this certainly an item `attrs.validate` accepts after `orjson.loads`,
+  written with no name twice in one object (bridge/json_names.py: such text is refused)?
   It recognizes a strict subset: compact JSON (no whitespace, as orjson and the bridge's
   encoders write it), attribute names without escapes, numbers in plain notation of at most
-  38 characters, base64 without escapes, nesting up to `DEPTH` levels, valid UTF-8.
+  38 characters, base64 without escapes, nesting up to `DEPTH` levels, valid UTF-8, and
+  no name repeated (`names_unique`).
   Anything else is not refused here: the caller then parses and validates as before, which
   decides and names the problem. So the accepted set is never larger than `validate`'s.
 - `KeyShape(spec)`: for one table's key schema, whether a Kafka key is already the
@@ -33,6 +35,7 @@ import orjson
 from bridge import attrs
 from bridge.attrs import Item
 from bridge.event import SLOT_SETTERS, ChangeEvent, Op, Origin
+from bridge.json_names import member_count, members_of, names_at_most
 from bridge.sink import TableSpec
 
 DEPTH = 3  # M/L levels recognized; deeper images take the parsing path
@@ -99,12 +102,34 @@ def _compile_image(key_names: tuple[str, ...] = ()) -> Callable[[bytes], re.Matc
     return re.compile(rb"\{" + _list(member, rb"\}")).fullmatch
 
 
+def names_unique(text: bytes) -> bool:
+    """For text the image pattern accepts: True when it writes no attribute name twice in
+    one object (False: the parsing path refuses it, naming the name).
+
+    Quickest proof: the text is what orjson writes for its own parse, which holds each name
+    once (true of every image the bridge's producers write; finding the names on the text
+    costs more, a regular expression making an object per name). Text spelt otherwise
+    (`\\/`, `\\u00e9`) has its names counted (bridge/json_names.py)."""
+    try:
+        parsed = _loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    if _dumps(parsed) == text:
+        return True
+    held = members_of(parsed)
+    return names_at_most(text) == held or member_count(text) == held
+
+
+_loads, _dumps = orjson.loads, orjson.dumps
+
+
 # Compiled on first use (~0.1-0.3 s): most commands never check an image.
 _image: Callable[[bytes], re.Match[bytes] | None] | None = None
 
 
 def image_ok(text: bytes) -> bool:
-    """True only if `attrs.validate(orjson.loads(text))` would accept it (False: ask them)."""
+    """True only if `attrs.validate(orjson.loads(text))` would accept it and the text names
+    no attribute twice in one object (False: ask them)."""
     global _image
     if _image is None:
         _image = _compile_image()
@@ -113,7 +138,7 @@ def image_ok(text: bytes) -> bool:
             text.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    return _image(text) is not None
+    return _image(text) is not None and names_unique(text)
 
 
 # Canonical key values (`attrs.canonical_key`): S as orjson writes a string with nothing to
@@ -191,7 +216,7 @@ class KeyShape:
             except UnicodeDecodeError:
                 return None
         found = self._image(image)
-        if found is None:
+        if found is None or not names_unique(image):
             return None
         values = found.groups()
         return None if None in values else values

@@ -22,7 +22,9 @@ keys, and the new image must hold each key attribute spelt as in the keys. Whate
 certain there (anything unusual, and every bad record) goes the parsing path below, which
 decides and names the reason. The text path admits only what the parsing path admits, with
 an equal event (a `TextImageEvent`, whose images parse on first read) and the same key:
-tests/unit/test_apply_text_images.py holds the two to that.
+tests/unit/test_apply_text_images.py and tests/contracts/test_fast_slow.py hold the two to
+that. A name written twice in one object of the keys or an image is refused on both
+(bridge/json_names.py): the decoder refuses it, and the text path proves its texts free of it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bridge.avro_codec import EventCodec
 from bridge.errors import AttributeTypeError, DecodeError
 from bridge.event import ChangeEvent, Op
 from bridge.image_text import KeyShape, image_ok, text_image_event
+from bridge.json_names import member_count
 from bridge.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
@@ -108,6 +111,10 @@ class Screen:
                 if orjson.loads(kafka_key) != keys:
                     return None
             except orjson.JSONDecodeError:
+                return None
+            # The canonical key writes each name once; keys that parse equal to it but
+            # write more names repeat one (refused by the parsing path, which names it).
+            if member_count(keys_text) != member_count(kafka_key):
                 return None
         if new_text is None:
             if op is not Op.REMOVE:

@@ -144,6 +144,25 @@ def _foreign(table: str) -> list[tuple[str, bytes | None, bytes | None, str | No
             _with_image_text(_event(table, _keys("f12"), 7), _deep_image("f12", 300)),
             "levels deep",
         ),
+        # JSON allows a name twice in one object; readers then disagree on the item.
+        (
+            "a name written twice",
+            attrs.canonical_key(_keys("f13")),
+            _with_image_text(
+                _event(table, _keys("f13"), 7),
+                '{"pk":{"S":"f13"},"sk":{"N":"1"},"price":{"N":"100"},"price":{"N":"5"}}',
+            ),
+            "attribute name 'price' appears twice",
+        ),
+        (
+            "a name written twice in a map",
+            attrs.canonical_key(_keys("f14")),
+            _with_image_text(
+                _event(table, _keys("f14"), 7),
+                '{"pk":{"S":"f14"},"sk":{"N":"1"},"m":{"M":{"q":{"S":"x"},"q":{"S":"y"}}}}',
+            ),
+            "attribute name 'q' appears twice",
+        ),
         # Well formed, only spelt differently by its producer: applied, not dead-lettered.
         (
             "number key spelt 1.0",
@@ -176,7 +195,7 @@ def test_foreign_records_go_to_the_dlq_whatever_the_batch_size(
         ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
 
     accepted = [CODEC.decode(value) for _, _, value, reason in foreign if reason is None and value]
-    every_key = [*valid, *accepted, *(_event(table, _keys(f"f{i}"), 0) for i in range(13))]
+    every_key = [*valid, *accepted, *(_event(table, _keys(f"f{i}"), 0) for i in range(15))]
     final: dict[bytes, attrs.Item | None] = {e.key_bytes(): None for e in every_key}
     newest: dict[bytes, ChangeEvent] = {}
     for e in [*valid, *accepted]:

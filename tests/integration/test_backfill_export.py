@@ -217,7 +217,9 @@ def test_bad_lines_stop_or_go_to_the_dlq(tmp_path: Path, env: Any, kafka_bootstr
     first_file = items(100, 20)
     good = items(0, 10)
     bad_type = orjson.dumps({"Item": {**sample_item(99), "weird": {"X": "1"}}}) + b"\n"
-    lines: list[Any] = [*good[:4], b'{"Item": {"pk": \n', *good[4:7], bad_type, *good[7:]]
+    # Not DynamoDB's: one name twice (readers of the line disagree on the item).
+    twice = orjson.dumps({"Item": sample_item(98)})[:-2] + b',"d":{"N":"1"},"d":{"N":"2"}}}\n'
+    lines: list[Any] = [*good[:4], b'{"Item": {"pk": \n', *good[4:7], bad_type, *good[7:], twice]
     folder = build_export(tmp_path, [first_file, lines], export_time=EXPORT_TIME)
     data_key = folder.files[1]["dataFileS3Key"]
 
@@ -231,16 +233,17 @@ def test_bad_lines_stop_or_go_to_the_dlq(tmp_path: Path, env: Any, kafka_bootstr
     # resumes it, and the finished first file is not read again.
     outcome = run(dir=str(tmp_path), skip_bad_lines=True)
     assert outcome.complete
-    assert (outcome.stats.published, outcome.stats.skipped_bad) == (10, 2)
+    assert (outcome.stats.published, outcome.stats.skipped_bad) == (10, 3)
     assert (outcome.stats.parts_skipped, outcome.stats.parts_claimed) == (1, 1)
-    dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 2)
+    dlq = consume_all(kafka_bootstrap, settings.kafka.dlq_topic(table), 3)
     headers = sorted((dict(m.headers()) for m in dlq), key=lambda h: int(h["ddb.line"]))
-    assert [h["ddb.line"] for h in headers] == [b"5", b"9"]
+    assert [h["ddb.line"] for h in headers] == [b"5", b"9", b"13"]
     assert all(h["ddb.file"] == data_key.encode() for h in headers)
     assert b"not JSON" in headers[0]["ddb.reason"]
     assert b"unknown DynamoDB attribute type 'X'" in headers[1]["ddb.reason"]
+    assert b"attribute name 'd' appears twice" in headers[2]["ddb.reason"]
     values = {m.value() for m in dlq}
-    assert bad_type in values
+    assert bad_type in values and twice in values
     all_keys = [k for k, _ in decode_all(consume_all(kafka_bootstrap, topic, 34))]
     assert set(all_keys) == {key_of(g["Item"]) for g in [*first_file, *good]}
 

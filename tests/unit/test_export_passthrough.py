@@ -151,9 +151,18 @@ LAYOUTS = {
     "no newline": lambda item: orjson.dumps({"Item": item}),
     "extra member": lambda item: orjson.dumps({"Item": item, "x": {}}) + b"\n",
     "member first": lambda item: orjson.dumps({"x": 1, "Item": item}) + b"\n",
+    "escaped slash": lambda item: orjson.dumps({"Item": item}).replace(b"/", b"\\/") + b"\n",
+    # JSON's other whitespace, alone: each byte must send the line to the full path.
+    "tabs": lambda item: (
+        json.dumps({"Item": item}, separators=(",\t", ":\t"), ensure_ascii=False).encode() + b"\n"
+    ),
+    "tab before the end": lambda item: orjson.dumps({"Item": item})[:-1] + b"\t}\n",
+    "carriage return inside": lambda item: orjson.dumps({"Item": item})[:-1] + b"\r}\n",
+}
+# Names written twice: refused by both paths alike (bridge/json_names.py).
+REPEATS = {
     "duplicate name": _duplicate_first,
     "duplicate Item": lambda item: b'{"Item":{},' + orjson.dumps({"Item": item})[1:] + b"\n",
-    "escaped slash": lambda item: orjson.dumps({"Item": item}).replace(b"/", b"\\/") + b"\n",
 }
 
 
@@ -162,6 +171,16 @@ LAYOUTS = {
 def test_other_layouts_give_the_full_paths_bytes(item: dict[str, Any], layout: str) -> None:
     line = LAYOUTS[layout](item)
     assert_same([line], None)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items(), st.sampled_from(sorted(REPEATS)))
+def test_a_name_written_twice_is_refused_alike(item: dict[str, Any], layout: str) -> None:
+    lines = [REPEATS[layout](item)]
+    fast = refusal(lines, passthrough=True)
+    assert fast == refusal(lines, passthrough=False)
+    name = "Item" if layout == "duplicate Item" else next(iter(item))
+    assert f"line 1: attribute name {name!r} appears twice in one object" in fast
 
 
 def test_layout_variants_of_a_plain_item_fall_back() -> None:

@@ -105,6 +105,25 @@ def test_data_that_is_not_a_dynamodb_change_is_refused(data: Any, message: str) 
         stream_record_from_kinesis(data, "3", WHERE)
 
 
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [("NewImage", "v"), ("Keys", "pk"), ("NewImage.m", "q")],
+)
+def test_data_naming_an_attribute_twice_is_refused_naming_it(where: str, name: str) -> None:
+    """Another writer to the Kinesis stream may repeat a name; parsing would keep one value
+    silently. Both Kinesis paths (the bridge's reader and the KCL) read Data here."""
+    image = {**key(1), "v": {"S": "a"}, "m": {"M": {"q": {"S": "x"}}}}
+    data = kinesis_data("MODIFY", key(1), image, table=TABLE, created_us=T0)
+    written = {
+        "NewImage": (b'"v":{"S":"a"}', b'"v":{"S":"a"},"v":{"S":"b"}'),
+        "Keys": (b'"Keys":{"pk":{"S":"k1"}', b'"Keys":{"pk":{"S":"k1"},"pk":{"S":"k2"}'),
+        "NewImage.m": (b'"q":{"S":"x"}', b'"q":{"S":"x"},"q":{"S":"y"}'),
+    }[where]
+    assert written[0] in data
+    with pytest.raises(PermanentError, match=f"{WHERE} sequence 5: .*'{name}' appears twice"):
+        stream_record_from_kinesis(data.replace(written[0], written[1], 1), "5", WHERE)
+
+
 def test_a_page_in_wire_form_reads_base64_data() -> None:
     raw = put(1, T0, "a")
     page = kinesis_page(

@@ -36,6 +36,8 @@ import orjson
 from bridge import attrs
 from bridge.errors import AttributeTypeError, ConfigError
 from bridge.event import ChangeEvent, Origin, snapshot_event
+from bridge.json_names import member_count, names_at_most, repeat_in, repeated_name
+from bridge.json_names import message as name_message
 from bridge.ttl import pending_deletion
 from bridge.versioning import backfill_version, to_micros
 from connectors.dynamodb import aws
@@ -195,6 +197,21 @@ def item_text(line: bytes, doc: dict[str, Any], item: Any, members: int) -> byte
 _dumps = orjson.dumps  # a name of its own: tests count the items re-serialised
 
 
+def _check_names(line: bytes, doc: dict[str, Any], members: int | None) -> None:
+    """Refuse a line that writes a name twice in one object (bridge/json_names.py), on both
+    the pass-through and the full path. `members` (`item_members` of the valid item) spares
+    serialising the line to count the names its parsed form holds."""
+    if members is None or len(doc) != 1:
+        repeat = repeat_in(line, doc)
+    elif names_at_most(line) == members + 1 or member_count(line) == members + 1:
+        return  # as many names as the item's members and "Item": none twice
+    else:
+        name = repeated_name(line)
+        repeat = None if name is None else name_message(name)
+    if repeat is not None:
+        raise AttributeTypeError(repeat)
+
+
 def _check_key(keys: dict[str, Any], checks: tuple[tuple[str, str], ...]) -> None:
     """Key attributes must have the table's key types and be non-empty, as DynamoDB's are."""
     for name, want in checks:
@@ -282,8 +299,11 @@ class ExportFileReader:
                         text = None
                         if members < 0:
                             attrs.validate(item, "Item")  # raises, naming the attribute
-                        elif passthrough:
-                            text = item_text(line, doc, item, members)
+                            _check_names(line, doc, None)
+                        else:
+                            _check_names(line, doc, members)
+                            if passthrough:
+                                text = item_text(line, doc, item, members)
                         keys = extract_keys(item, key_names, "Item")
                         _check_key(keys, key_checks)
                         if ttl_attr is not None and pending_deletion(item, ttl_attr, now_s):
@@ -295,6 +315,7 @@ class ExportFileReader:
                     else:
                         if type(doc) is not dict:
                             raise AttributeTypeError("a line must be a JSON object")
+                        _check_names(line, doc, None)
                         event = ChangeEvent.from_export_line(table, doc, key_names, version, "line")
                         _check_key(event.keys, key_checks)
                 except AttributeTypeError as exc:

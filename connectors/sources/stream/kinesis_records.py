@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from bridge.errors import PermanentError
+from bridge.json_names import repeat_in
 from connectors.sources.stream.get_records import WireRecords
 
 MILLISECOND = "MILLISECOND"
@@ -95,6 +96,10 @@ def stream_record_from_kinesis(data: Any, sequence_number: str, where: str) -> d
             f"{here}: Data is not JSON ({exc}): {raw[:200]!r}; is this stream written by "
             "DynamoDB (Kinesis Data Streams for DynamoDB)?"
         ) from exc
+    repeat = repeat_in(raw, doc)
+    if repeat is not None:
+        # DynamoDB writes each name once: another writer's record, whose item is ambiguous.
+        raise PermanentError(f"{here}: Data is not one change: {repeat}")
     ddb = doc.get("dynamodb") if type(doc) is dict else None
     if type(ddb) is not dict:
         raise PermanentError(
