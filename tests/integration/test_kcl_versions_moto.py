@@ -91,6 +91,6 @@ def test_a_processor_that_lost_its_lease_cannot_overwrite_the_new_owners_pairs(
         old.record("15", T + 2)
     fresh = store(ddb_client, name)
     fresh.load()
-    assert [s for s, *_ in fresh.entries] == ["10", "20"]
+    assert [e.sequence for e in fresh.entries] == ["10", "20"]
     found = fresh.at("20")
     assert found is not None and found.last_version == T + 9

@@ -7,6 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.item_memory import ItemMemory
 from bridge.versioning import KinesisVersioner
 
 MS = 1000
@@ -62,13 +63,18 @@ def test_duplicate_memory_is_bounded() -> None:
 def test_a_restart_from_a_checkpoint_reproduces_the_versions_after_it() -> None:
     times = [T0, T0, T0 + 3 * MS, T0 + MS, T0 + 3 * MS, T0 + 3 * MS]
     first = KinesisVersioner()
-    versions, lasts = [], []
-    for t in times:
-        versions.append(first.next(t, MS))
-        lasts.append(first.last)
+    versions, states = [], []
+    for n, t in enumerate(times):
+        versions.append(first.next(t, MS, f"e{n}", b"x" if n % 2 else b"y"))
+        states.append((first.last, first.memory_state()))
     for cut in range(len(times)):
-        again = KinesisVersioner(last=lasts[cut])
-        assert [again.next(t, MS) for t in times[cut + 1 :]] == versions[cut + 1 :]
+        last, memory = states[cut]
+        again = KinesisVersioner(last=last, memory=ItemMemory.unpack(memory))
+        assert [
+            again.next(t, MS, f"e{n}", b"x" if n % 2 else b"y")
+            for n, t in enumerate(times)
+            if n > cut
+        ] == versions[cut + 1 :]
 
 
 @settings(max_examples=200, deadline=None)

@@ -30,9 +30,11 @@ from typing import Any, cast
 from amazon_kclpy.v3 import processor as kcl_v3
 
 from bridge.errors import PermanentError
+from bridge.item_memory import child_start
+from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint, KclLeaseLost
-from connectors.sources.stream.kcl.versions import KclVersions
+from connectors.sources.stream.kcl.versions import Found, KclVersions
 from connectors.sources.stream.kinesis_records import stream_record_from_kinesis
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 
@@ -52,7 +54,7 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         table: str,
         stream_arn: str,
         versions_for: Callable[[str], KclVersions],
-        parent_versions: Callable[[str], list[int]],
+        parent_versions: Callable[[str], list[Found]],
         exit: Callable[[int], Any] = sys.exit,
     ) -> None:
         self.processor = processor
@@ -95,17 +97,27 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         self.shard_id = str(init.shard_id)
         self.start = str(init.sequence_number)
         self.versions = self.versions_for(self.shard_id)
-        self.versions.load()
-        last = self._start_version()
+        try:
+            self.versions.load(self.start)
+        except LeaseLost as exc:
+            raise KclLeaseLost(f"shard {self.shard_id}: another processor took it") from exc
+        last, item_versions = self._start_versions()
         self.processor.initialize(
-            InitializationInput(self.table, self.stream_arn, self.shard_id, self.start, last)
+            InitializationInput(
+                self.table, self.stream_arn, self.shard_id, self.start, last, item_versions
+            )
         )
 
-    def _start_version(self) -> int:
+    def _start_versions(self) -> tuple[int, bytes | None]:
         assert self.versions is not None
         if self.start in FRESH:
             parents = self.parent_versions(self.shard_id)
-            return max(parents, default=0)
+            try:
+                return child_start((p.last_version, p.item_versions) for p in parents)
+            except ValueError as exc:
+                raise PermanentError(
+                    f"shard {self.shard_id}: a parent's stored item versions are damaged: {exc}"
+                ) from exc
         found = self.versions.at(self.start)
         if found is None:
             # Only a lease table emptied behind the KCL's back gets here: versions restart
@@ -114,15 +126,17 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
                 "no version recorded for the KCL's checkpoint; versions restart from change times",
                 extra=self._where(),
             )
-            return 0
+            return 0, None
         if not found.exact:
             log.warning(
-                "the KCL's checkpoint has no version pair of its own; using the newest before it",
+                "the KCL's checkpoint has no versions of its own; using the newest before it",
                 extra={**self._where(), "last_version": found.last_version},
             )
-        return found.last_version
+        return found.last_version, found.item_versions
 
     def _process_records(self, batch: Any) -> None:
+        if self.lost:
+            return  # the lease is another processor's: so are these records
         where = f"table {self.table} Kinesis stream {self.stream_arn} shard {self.shard_id}"
         page = WireRecords()
         for record in batch.records:
