@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.avro_codec import EventCodec
+from bridge.errors import PermanentError
 from bridge.event import ChangeEvent
 from bridge.publisher import Publisher
 from bridge.settings import KafkaSettings
@@ -100,3 +101,11 @@ def test_every_change_of_one_millisecond_gets_its_own_version() -> None:
     x = versions_of(events, "x")
     assert x == sorted(set(x)), f"X's versions {x} tie or go down"
     assert final_state(events, "x").new_image == {"pk": {"S": "x"}, "v": {"N": "3"}}
+
+
+def test_damaged_stored_item_versions_stop_the_shard_naming_it() -> None:
+    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=FakeProducer())  # type: ignore[arg-type]
+    processor = KafkaRecordProcessor(publisher, transport="kinesis")
+    init = InitializationInput(TABLE, "arn", "shardId-1", "7", T, b"\x01\x00")
+    with pytest.raises(PermanentError, match="table orders shard shardId-1 checkpoint 7: 2 bytes"):
+        processor.initialize(init)
