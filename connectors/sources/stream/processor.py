@@ -4,7 +4,8 @@
 ended, shutdown requested); `KafkaRecordProcessor` implements it for ddb-bridge: every record
 becomes a `ChangeEvent` with its stream version and is published; the checkpoint written to
 the lease is only ever a position `AckTracker` reports as fully acknowledged, together with
-the version of the record at that position, so a restart reproduces the same versions.
+the versioner's state at that position (the shard's last version and, on Kinesis, its
+per-item memory), so a restart reproduces the same versions.
 
 Delivery guarantee: at-least-once. Records after the last checkpoint are published again
 after a crash or a lease change, with identical keys and versions.

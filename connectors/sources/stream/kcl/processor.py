@@ -7,10 +7,12 @@ becomes a stream record (kinesis_records.py), versions come from KinesisVersione
 checkpoint is the furthest position Kafka acknowledged, written through the KCL with its
 version (checkpoints.py, versions.py).
 
-Versions across restarts and reshards: on initialize, the version recorded for the KCL's
-checkpoint is restored; a shard starting fresh (TRIM_HORIZON, LATEST, AT_TIMESTAMP) starts
-from the highest last version its parents recorded at their SHARD_END, parents found with
-ListShards. The KCL starts a child only after its parents are checkpointed at SHARD_END
+Versions across restarts and reshards: on initialize, the versions recorded for the KCL's
+checkpoint (last version and per-item memory) are restored; a shard starting fresh
+(TRIM_HORIZON, LATEST, AT_TIMESTAMP) starts from what its parents recorded at their
+SHARD_END (the highest last version, their memories merged), parents found with ListShards.
+A processor whose shard the KCL gave to another finds out at its next versions write
+(fenced, versions.py) and stops checkpointing and publishing. The KCL starts a child only after its parents are checkpointed at SHARD_END
 (unless `ignoreUnexpectedChildShards`), so those are there when it starts.
 
 Failures: amazon-kclpy logs an exception from a record processor and carries on with the next
