@@ -11,9 +11,10 @@ Versions across restarts and reshards: on initialize, the versions recorded for 
 checkpoint (last version and per-item memory) are restored; a shard starting fresh
 (TRIM_HORIZON, LATEST, AT_TIMESTAMP) starts from what its parents recorded at their
 SHARD_END (the highest last version, their memories merged), parents found with ListShards.
-A processor whose shard the KCL gave to another finds out at its next versions write
-(fenced, versions.py) and stops checkpointing and publishing. The KCL starts a child only after its parents are checkpointed at SHARD_END
-(unless `ignoreUnexpectedChildShards`), so those are there when it starts.
+The KCL starts a child only after its parents are checkpointed at SHARD_END (unless
+`ignoreUnexpectedChildShards`), so those are there when it starts. A processor whose shard
+the KCL gave to another finds out at its next versions write (fenced, versions.py) and
+stops checkpointing and publishing.
 
 Failures: amazon-kclpy logs an exception from a record processor and carries on with the next
 batch, which would let a later checkpoint pass records that were never published. So any
