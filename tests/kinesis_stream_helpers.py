@@ -1,5 +1,6 @@
 """Helpers for the Kinesis-transport tests: a moto Kinesis data stream, putting DynamoDB-
-shaped change records on it (tests/kinesis_records.py), and settings / a bridge.toml for
+shaped change records on it (tests/kinesis_records.py), a scripted Kinesis client whose child
+shards hold records (`ScriptedKinesis`), and settings / a bridge.toml for
 `[stream] transport = "kinesis"`."""
 
 from __future__ import annotations
