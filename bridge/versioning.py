@@ -16,6 +16,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from bridge.item_memory import NO_EVENT, ItemMemory, digest
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -50,52 +52,74 @@ class StreamVersioner:
 class KinesisVersioner:
     """Versions along one Kinesis shard of Kinesis Data Streams for DynamoDB records.
 
-    Kinesis may deliver a change twice and, across reshards, the changes of one item out of
-    order, so `StreamVersioner`'s `max(base, previous + 1)` would let a late duplicate
-    outrank the change after it. Here a record's version is its own change time, in µs, and
-    arrival order only ever breaks ties inside one tick of that time:
+    Kinesis may deliver a change twice and the changes of one item out of change-time order,
+    so `StreamVersioner`'s `max(base, previous + 1)` would let a late duplicate outrank the
+    change after it. Here a record's version is its own change time, in µs, and the shard's
+    order only ever breaks ties between changes *of one item* inside one tick of that time
+    (a millisecond at MILLISECOND precision: `slots` = 1000; none at MICROSECOND):
 
-    - `version = base` (ApproximateCreationDateTime in µs) when `base` is past `last`, the
-      highest version this shard has issued;
-    - a later record of the same tick (a millisecond at MILLISECOND precision: `slots` = 1000)
-      takes the next free µs of that tick, so two changes of one item in one millisecond keep
-      the order DynamoDB put them on the shard;
-    - a record older than the newest tick (out of order, or past 1000 in one millisecond)
-      takes `base`, the lowest slot of its tick: it loses to anything newer;
+    - `version = base` (ApproximateCreationDateTime in µs) when `base` is past the item's
+      newest version;
+    - a later change of the item in the same tick takes the µs after the item's newest
+      (never reaching the next tick): the order DynamoDB put them on the shard, whatever
+      records of other items, of later ticks, sit between them;
+    - a change older than its item's newest tick (out of order), or past 1000 changes of one
+      item in one millisecond, takes `base`, the lowest slot of its tick: it loses to
+      anything newer of its item;
     - an `event_id` seen among the shard's last `remember` records gets the version it got
-      then, so a duplicate is a true duplicate.
+      then, and so does a copy of an item's newest change after a restart (its eventID is
+      remembered with it), so a duplicate is a true duplicate.
 
-    Deterministic from the checkpoint on (`last` is stored with it); what a restart cannot
-    reproduce is the duplicate memory, see `next`.
+    The per-item memory is bounded (`bridge.item_memory`: entries updated within a second of
+    change time, at most 512) and is stored with every checkpoint (`memory_state`), so a
+    restart versions the records after its checkpoint exactly as before. What it cannot order
+    is in docs/design.md §5.
     """
 
-    __slots__ = ("_seen", "last", "remember")
+    __slots__ = ("_seen", "last", "memory", "remember")
 
-    def __init__(self, last: int = 0, remember: int = 10_000) -> None:
+    def __init__(
+        self, last: int = 0, remember: int = 10_000, memory: ItemMemory | None = None
+    ) -> None:
         self.last = last
         self.remember = remember
+        # Without a stored memory (a checkpoint written before per-item memories existed),
+        # any item may hold a version up to `last`: bumping from there is never too low.
+        self.memory = memory if memory is not None else ItemMemory(floor=last)
         self._seen: dict[str, int] = {}
 
-    def next(self, created_us: int, slots: int, event_id: str | None = None) -> int:
-        """The version of the next record of the shard, made at `created_us` at a precision
-        of `slots` µs (1000 for MILLISECOND, 1 for MICROSECOND).
+    def memory_state(self) -> bytes:
+        """The per-item memory as a checkpoint stores it (`ItemMemory.unpack` reads it)."""
+        return self.memory.pack()
 
-        A duplicate whose first copy came before the last restart is versioned afresh: it can
-        then outrank a change of the same item in the same millisecond (MICROSECOND precision
-        leaves no such tick).
-        """
+    def next(
+        self, created_us: int, slots: int, event_id: str | None = None, item: bytes = b""
+    ) -> int:
+        """The version of the next record of the shard, a change of `item` (its key as
+        canonical bytes) made at `created_us` at a precision of `slots` µs (1000 for
+        MILLISECOND, 1 for MICROSECOND)."""
         if event_id is not None:
             seen = self._seen.get(event_id)
             if seen is not None:
                 return seen
-        last = self.last
-        if last < created_us:
+        if slots <= 1:
+            # Exact change times: nothing to break ties with, nothing to remember.
             version = created_us
-        elif last < created_us + slots - 1:
-            version = last + 1
         else:
-            version = created_us
-        if version > last:
+            memory = self.memory
+            key = digest(item)
+            event = digest(event_id.encode()) if event_id is not None else NO_EVENT
+            newest, newest_event = memory.newest(key)
+            if event_id is not None and newest_event == event:
+                version = newest  # the item's newest change again (read before a restart)
+            elif newest < created_us:
+                version = created_us
+            elif newest < created_us + slots - 1:
+                version = newest + 1
+            else:
+                version = created_us
+            memory.note(key, version, event, max(self.last, version))
+        if version > self.last:
             self.last = version
         if event_id is not None:
             seen_ids = self._seen

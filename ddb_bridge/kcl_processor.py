@@ -27,7 +27,7 @@ from bridge.settings import Settings, load_settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
 from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name
-from connectors.sources.stream.kcl.versions import KclVersions, newest_version
+from connectors.sources.stream.kcl.versions import Found, KclVersions, newest_versions
 from connectors.sources.stream.processor import KafkaRecordProcessor
 
 if TYPE_CHECKING:
@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     ensure_topics(settings.kafka, [table])
     publisher = Publisher(settings.kafka, make_codec(settings.kafka, [table]))
 
-    def parent_versions(shard_id: str) -> list[int]:
+    def parent_versions(shard_id: str) -> list[Found]:
         versions = [
-            newest_version(ddb, lease_table, arn, p) for p in parents_of(kinesis, arn, shard_id)
+            newest_versions(ddb, lease_table, arn, p) for p in parents_of(kinesis, arn, shard_id)
         ]
         return [v for v in versions if v is not None]
 

@@ -19,7 +19,7 @@ import pytest
 from bridge.avro_codec import EventCodec
 from bridge.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
-from connectors.sources.stream.kcl.versions import read_entries, versions_key
+from connectors.sources.stream.kcl.versions import entries_of, read_item, versions_key
 from tests.h2c_proxy import h2c_front
 from tests.kafka_helpers import drain_more
 from tests.kcl_helpers import Daemon, kcl_lease_checkpoints, require_daemon, write_properties
@@ -132,7 +132,8 @@ def test_daemon_publishes_and_resumes_after_kill_9(
                 what="a KCL checkpoint",
             )
             checkpoint = kcl_lease_checkpoints(ddb, app)["shardId-000000000000"]
-            pairs = dict(read_entries(ddb, lease_table, versions_key(arn, "shardId-000000000000")))
+            item = read_item(ddb, lease_table, versions_key(arn, "shardId-000000000000"))
+            pairs = {e.sequence: e.last_version for e in entries_of(item)}
             assert pairs[checkpoint] == expected[checkpoint]
             # The capture record, keyed by the Kinesis stream's ARN, for the back-fill's check.
             capture = read_capture(ddb, lease_table, arn)

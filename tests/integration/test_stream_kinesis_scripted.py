@@ -6,9 +6,6 @@ parent's newest) loses by version; parents are published before children."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,99 +16,13 @@ from bridge.publisher import Publisher
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 from connectors.sources.stream.worker import StreamWorker
-from tests.kinesis_stream_helpers import Change, change, kinesis_settings
+from tests.kinesis_stream_helpers import ScriptedKinesis, change, kinesis_settings
 from tests.stream_helpers import FakeProducer, running, wait_for
 
 pytestmark = pytest.mark.integration
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/scripted"
 BASE_US = 1_767_225_600_000_000
-
-
-@dataclass
-class ScriptedShard:
-    shard_id: str
-    parents: tuple[str, ...] = ()
-    records: list[tuple[int, bytes]] = field(default_factory=list)  # (sequence, Data)
-    closed: bool = False
-    children: list[str] = field(default_factory=list)
-
-
-class ScriptedKinesis:
-    """ListShards (two per page), GetShardIterator, GetRecords (null iterator + ChildShards
-    at a closed shard's end), DescribeStreamSummary."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.shards: dict[str, ScriptedShard] = {}
-        self.lock = threading.Lock()
-        self.seq = 0
-
-    def add(self, shard_id: str, *parents: str) -> None:
-        self.shards[shard_id] = ScriptedShard(shard_id, tuple(parents))
-        for parent in parents:
-            self.shards[parent].children.append(shard_id)
-
-    def put(self, shard_id: str, c: Change) -> str:
-        with self.lock:
-            self.seq += 1
-            self.shards[shard_id].records.append((self.seq, c.data(self.table)))
-            return str(self.seq)
-
-    def close(self, shard_id: str) -> None:
-        self.shards[shard_id].closed = True
-
-    def describe_stream_summary(self, **_: Any) -> dict[str, Any]:
-        return {
-            "StreamDescriptionSummary": {
-                "StreamARN": ARN,
-                "StreamCreationTimestamp": datetime(2026, 1, 1, tzinfo=UTC),
-                "RetentionPeriodHours": 168,
-            }
-        }
-
-    def _describe(self, shard: ScriptedShard) -> dict[str, Any]:
-        seqs = [s for s, _ in shard.records]
-        rng: dict[str, str] = {"StartingSequenceNumber": str(seqs[0] if seqs else 0)}
-        if shard.closed:
-            rng["EndingSequenceNumber"] = str(seqs[-1] if seqs else 0)
-        out: dict[str, Any] = {"ShardId": shard.shard_id, "SequenceNumberRange": rng}
-        if shard.parents:
-            out["ParentShardId"] = shard.parents[0]
-        if len(shard.parents) > 1:
-            out["AdjacentParentShardId"] = shard.parents[1]
-        return out
-
-    def list_shards(self, **kw: Any) -> dict[str, Any]:
-        with self.lock:
-            ids = sorted(self.shards)
-            start = int(kw.get("NextToken", "0"))
-            page = ids[start : start + 2]
-            out: dict[str, Any] = {"Shards": [self._describe(self.shards[i]) for i in page]}
-            if start + 2 < len(ids):
-                out["NextToken"] = str(start + 2)
-            return out
-
-    def get_shard_iterator(self, **kw: Any) -> dict[str, Any]:
-        kind = kw["ShardIteratorType"]
-        after = int(kw["StartingSequenceNumber"]) if kind == "AFTER_SEQUENCE_NUMBER" else 0
-        return {"ShardIterator": f"{kw['ShardId']}|{after}"}
-
-    def get_records(self, **kw: Any) -> dict[str, Any]:
-        shard_id, after_text = kw["ShardIterator"].split("|")
-        after = int(after_text)
-        with self.lock:
-            shard = self.shards[shard_id]
-            page = [(s, d) for s, d in shard.records if s > after][: kw["Limit"]]
-            records = [{"SequenceNumber": str(s), "Data": d, "PartitionKey": "p"} for s, d in page]
-            last = page[-1][0] if page else after
-            if shard.closed and not page:
-                children = [
-                    {"ShardId": c, "ParentShards": list(self.shards[c].parents)}
-                    for c in shard.children
-                ]
-                return {"Records": [], "NextShardIterator": None, "ChildShards": children}
-            return {"Records": records, "NextShardIterator": f"{shard_id}|{last}"}
 
 
 def test_split_then_merge_parents_first_and_a_late_change_loses(

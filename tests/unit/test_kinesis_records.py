@@ -138,21 +138,23 @@ def test_a_page_in_wire_form_reads_base64_data() -> None:
 class Checkpoints:
     def __init__(self) -> None:
         self.last = "TRIM_HORIZON"
-        self.written: list[tuple[str, int | None]] = []
+        self.written: list[tuple[str, int | None, bytes]] = []
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(self, position: str, last_version: int | None, memory: bytes = b"") -> None:
         self.last = position
-        self.written.append((position, last_version))
+        self.written.append((position, last_version, memory))
 
 
 def run(
-    datas: list[bytes], last_version: int = 0, first_seq: int = 1
+    datas: list[bytes], last_version: int = 0, first_seq: int = 1, memory: bytes | None = b""
 ) -> tuple[list[tuple[bytes, int]], Checkpoints]:
     """(key, version) of every record published, and the checkpoints written."""
     producer = FakeProducer()
     pub = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     processor = KafkaRecordProcessor(pub, checkpoint_interval_s=0, transport="kinesis")
-    processor.initialize(InitializationInput(TABLE, "arn", SHARD, "TRIM_HORIZON", last_version))
+    processor.initialize(
+        InitializationInput(TABLE, "arn", SHARD, "TRIM_HORIZON", last_version, memory)
+    )
     checkpoints = Checkpoints()
     for n, data in enumerate(datas, first_seq):
         processor.process_records(
@@ -180,16 +182,17 @@ def test_two_changes_in_one_millisecond_keep_their_shard_order() -> None:
     assert sent[1][1] == sent[0][1] + 1
 
 
-def test_the_checkpoint_carries_the_shards_newest_version_and_a_restart_repeats_versions() -> None:
-    ms = MILLISECOND  # "y" shares x's millisecond: its version depends on the stored one
+def test_the_checkpoint_carries_the_shards_versions_and_a_restart_repeats_them() -> None:
+    ms = MILLISECOND  # "y" shares x's item and millisecond: its version depends on the stored
     datas = [
         put(1, T0 + 5_000, "x", precision=ms),
         put(2, T0, "late", precision=ms),
-        put(3, T0 + 5_000, "y", precision=ms),
+        put(1, T0 + 5_000, "y", precision=ms),
     ]
     sent, checkpoints = run(datas)
-    assert checkpoints.written[1] == ("2", sent[0][1])  # not the late record's own version
-    again, _ = run(datas[2:], last_version=checkpoints.written[1][1] or 0, first_seq=3)
+    position, last, memory = checkpoints.written[1]
+    assert (position, last) == ("2", sent[0][1])  # not the late record's own version
+    again, _ = run(datas[2:], last_version=last or 0, first_seq=3, memory=memory)
     assert again == sent[2:]
     assert sent[2][1] == sent[0][1] + 1
 

@@ -285,7 +285,7 @@ def test_a_parsed_page_is_passed_through_in_boto3_form() -> None:
 class _Checkpoints:
     last = "TRIM_HORIZON"
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(self, position: str, last_version: int | None, memory: bytes = b"") -> None:
         self.last = position
 
 

@@ -5,7 +5,8 @@ which has a new ARN, apart from the old one; `capture#...` items share the table
 `leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON` / `SHARD_END`;
 `LATEST` only in leases written by earlier versions, read as `TRIM_HORIZON`),
 `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId` (a string set),
-and ours: `lastVersion` (bridge.versioning), `streamArn`, `shardId`, `tableName`,
+and ours: `lastVersion` (bridge.versioning), `itemVersions` (the Kinesis versioner's per-item
+memory at the checkpoint, packed: bridge.item_memory), `streamArn`, `shardId`, `tableName`,
 `dataLoss`.
 
 Leases follow the one discipline of `connectors.dynamodb.leases` (shared with the back-fill's
@@ -20,12 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bridge.errors import PermanentError
+from bridge.item_memory import child_start
 from connectors.dynamodb.aws import error_code, translate
 from connectors.dynamodb.leases import CONDITION_FAILED, ExpiryWatch, FencedLeases
 from connectors.sources.stream.shards import SHARD_END, Shard
@@ -53,6 +56,8 @@ class Lease:
     checkpoint: str
     last_version: int | None
     parent_ids: tuple[str, ...]
+    # The Kinesis versioner's per-item memory stored with the checkpoint (None: not stored).
+    item_versions: bytes | None = None
     data_loss: str | None = None
     checkpoint_at_ms: int | None = None  # wall clock of the last checkpoint, for `status`
     # Monotonic time until which the holder may process; 0 for leases not held here.
@@ -85,6 +90,7 @@ class Lease:
             checkpoint=item["checkpoint"]["S"],
             last_version=int(item["lastVersion"]["N"]) if "lastVersion" in item else None,
             parent_ids=tuple(sorted(item.get("parentShardId", {}).get("SS", []))),
+            item_versions=bytes(item["itemVersions"]["B"]) if "itemVersions" in item else None,
             data_loss=item["dataLoss"]["S"] if "dataLoss" in item else None,
             checkpoint_at_ms=int(item["checkpointAtMs"]["N"]) if "checkpointAtMs" in item else None,
         )
@@ -185,8 +191,15 @@ class LeaseTable:
     def renew(self, lease: Lease) -> None:
         self.fenced.renew(lease)
 
-    def checkpoint(self, lease: Lease, checkpoint: str, last_version: int | None) -> None:
-        """Record the position (and its last version) all of whose records Kafka acknowledged."""
+    def checkpoint(
+        self,
+        lease: Lease,
+        checkpoint: str,
+        last_version: int | None,
+        item_versions: bytes = b"",
+    ) -> None:
+        """Record the position (and its last version and item memory) all of whose records
+        Kafka acknowledged."""
         values: dict[str, Any] = {
             ":cp": {"S": checkpoint},
             ":zero": {"N": "0"},
@@ -196,9 +209,16 @@ class LeaseTable:
         if last_version is not None:
             set_expr += ", lastVersion = :v"
             values[":v"] = {"N": str(last_version)}
-        self.fenced.write_held(lease, set_expr, values)
+        remove = ""
+        if item_versions:
+            set_expr += ", itemVersions = :iv"
+            values[":iv"] = {"B": item_versions}
+        else:
+            remove = "itemVersions"  # one of another position would be wrong here
+        self.fenced.write_held(lease, set_expr, values, remove=remove)
         lease.checkpoint = checkpoint
         lease.last_version = last_version
+        lease.item_versions = item_versions or None
 
     def mark_data_loss(self, lease: Lease, message: str) -> None:
         """Stop the shard for every worker until an operator clears `dataLoss`."""
@@ -227,6 +247,20 @@ class LeaseTable:
     def release(self, lease: Lease) -> None:
         """Give a lease up after a clean stop, so another worker can take it at once."""
         self.fenced.end(lease)
+
+
+def starting_versions(lease: Lease, parents: Iterable[Lease | None]) -> tuple[int, bytes | None]:
+    """The last version and item memory a shard's processing starts from: those stored with
+    its checkpoint; for a fresh child shard, its parents' (the highest last version, their
+    memories merged, so a change in the child is ordered after its item's in a parent)."""
+    if lease.last_version is not None:
+        return lease.last_version, lease.item_versions
+    done = [(p.key, p.last_version, p.item_versions) for p in parents if p is not None]
+    try:
+        return child_start((last, memory) for _k, last, memory in done if last is not None)
+    except ValueError as exc:
+        keys = ", ".join(k for k, _l, _m in done)
+        raise PermanentError(f"leases {keys}: the stored item versions are damaged: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

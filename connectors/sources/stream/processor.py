@@ -4,7 +4,8 @@
 ended, shutdown requested); `KafkaRecordProcessor` implements it for ddb-bridge: every record
 becomes a `ChangeEvent` with its stream version and is published; the checkpoint written to
 the lease is only ever a position `AckTracker` reports as fully acknowledged, together with
-the version of the record at that position, so a restart reproduces the same versions.
+the versioner's state at that position (the shard's last version and, on Kinesis, its
+per-item memory), so a restart reproduces the same versions.
 
 Delivery guarantee: at-least-once. Records after the last checkpoint are published again
 after a crash or a lease change, with identical keys and versions.
@@ -18,9 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import orjson
+
 from bridge.acks import AckTracker
 from bridge.errors import PermanentError, TransientError
 from bridge.event import ChangeEvent
+from bridge.item_memory import ItemMemory
 from bridge.metrics import (
     MILLIS_BEHIND,
     REGISTRY,
@@ -43,9 +47,10 @@ log = logging.getLogger(__name__)
 
 RECORDS_PUBLISHED = STREAM_RECORDS
 
-# (sequence number, the shard's last version once the record at it is versioned): what a
-# restart from that sequence number needs to version the records after it the same way.
-Position = tuple[str, int]
+# (sequence number, the shard's last version once the record at it is versioned, and the
+# Kinesis versioner's per-item memory then, packed; b"" for DynamoDB Streams): what a restart
+# from that sequence number needs to version the records after it the same way.
+Position = tuple[str, int, bytes]
 # Where the shard's records come from: DynamoDB Streams, or Kinesis Data Streams for DynamoDB
 # (records converted by kinesis_records.py; versioned by KinesisVersioner, see there why).
 Transport = Literal["dynamodb", "kinesis"]
@@ -58,6 +63,9 @@ class InitializationInput:
     shard_id: str
     checkpoint: str  # sequence number or TRIM_HORIZON
     last_version: int  # version of the record at the checkpoint (or the parents' last)
+    # KinesisVersioner's per-item memory stored with that checkpoint (or the parents'
+    # merged); b"" when there is none, None for a checkpoint written before memories existed.
+    item_versions: bytes | None = b""
 
 
 class CheckpointWriter(Protocol):
@@ -67,7 +75,9 @@ class CheckpointWriter(Protocol):
     @property
     def last(self) -> str: ...
 
-    def checkpoint(self, position: str, last_version: int | None) -> None: ...
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None: ...
 
 
 class Checkpointer:
@@ -81,7 +91,9 @@ class Checkpointer:
     def last(self) -> str:
         return self._lease.checkpoint
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None:
         """Write it, retrying transient failures for as long as the lease is held.
 
         Bounded by the lease: if the lease table stays unreachable, renewals fail too, the
@@ -90,7 +102,7 @@ class Checkpointer:
         backoff = Backoff()
         while True:
             try:
-                self._leases.checkpoint(self._lease, position, last_version)
+                self._leases.checkpoint(self._lease, position, last_version, item_versions)
                 return
             except TransientError as exc:
                 delay = backoff.next_delay()
@@ -141,11 +153,19 @@ class KafkaRecordProcessor:
     def initialize(self, init: InitializationInput) -> None:
         self.table = init.table
         self.shard_id = init.shard_id
-        self.versioner = (
-            KinesisVersioner(init.last_version)
-            if self.transport == "kinesis"
-            else StreamVersioner(init.last_version)
-        )
+        if self.transport == "kinesis":
+            where = f"table {init.table} shard {init.shard_id} checkpoint {init.checkpoint}"
+            try:
+                memory = (
+                    None
+                    if init.item_versions is None
+                    else ItemMemory.unpack(init.item_versions, where)
+                )
+            except ValueError as exc:
+                raise PermanentError(f"{exc}: the stored item versions are damaged") from exc
+            self.versioner = KinesisVersioner(init.last_version, memory=memory)
+        else:
+            self.versioner = StreamVersioner(init.last_version)
         log.info(
             "shard processing starts",
             extra={
@@ -170,9 +190,7 @@ class KafkaRecordProcessor:
             # The whole page as one tracked group: its last position is safe once every
             # record of it, and everything before, is acknowledged (bridge/acks.py).
             last = events[-1]
-            self.publisher.publish_batch(
-                events, self.tracker, (last.sequence_number, self.versioner.last)
-            )
+            self.publisher.publish_batch(events, self.tracker, self._position(last.sequence_number))
             REGISTRY.inc(RECORDS_PUBLISHED, len(events), table=self.table)
         if records:
             created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
@@ -232,8 +250,11 @@ class KafkaRecordProcessor:
                 raise self._no_creation_time(record)
             slots = SLOTS[ddb.get("ApproximateCreationDateTimePrecision", "MICROSECOND")]
             event_id = record.get("eventID")
+            keys = ddb.get("Keys")
+            # The item, as DynamoDB names it in every record of it (numbers normalized).
+            item = orjson.dumps(keys, option=orjson.OPT_SORT_KEYS) if type(keys) is dict else b""
             version = versioner.next(
-                to_micros(created), slots, event_id if type(event_id) is str else None
+                to_micros(created), slots, event_id if type(event_id) is str else None, item
             )
             events.append(convert(table, record, version, shard_id, wire=wire))
         return events
@@ -253,7 +274,7 @@ class KafkaRecordProcessor:
         safe = self.tracker.safe_position()
         if safe is None or safe == self._checkpointed:
             return
-        checkpointer.checkpoint(safe[0], safe[1])
+        checkpointer.checkpoint(*safe)
         self._checkpointed = safe
 
     def lease_lost(self) -> None:
@@ -264,7 +285,7 @@ class KafkaRecordProcessor:
 
     def shard_ended(self, checkpointer: CheckpointWriter) -> None:
         self.publisher.flush(self.flush_timeout_s)
-        checkpointer.checkpoint(SHARD_END, self.versioner.last)
+        checkpointer.checkpoint(*self._position(SHARD_END))
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
         log.info("shard ended", extra={**self._where(), "last_version": self.versioner.last})
 
@@ -275,6 +296,11 @@ class KafkaRecordProcessor:
         log.info(
             "shard checkpointed for shutdown", extra={**self._where(), "at": checkpointer.last}
         )
+
+    def _position(self, sequence: str | None) -> Position:
+        versioner = self.versioner
+        memory = versioner.memory_state() if isinstance(versioner, KinesisVersioner) else b""
+        return (sequence or "", versioner.last, memory)
 
     def _where(self) -> dict[str, str]:
         return {"table": self.table, "shard": self.shard_id}

@@ -56,6 +56,7 @@ from connectors.sources.stream.leases import (
     lease_key,
     obsolete,
     plan_claims,
+    starting_versions,
 )
 from connectors.sources.stream.pool import IdleBackoff, ReaderPool
 from connectors.sources.stream.processor import (
@@ -214,13 +215,15 @@ class ShardConsumer:
 
     def _open(self) -> None:
         self._checkpointer = Checkpointer(self.worker.leases, self.lease)
+        last_version, item_versions = self._starting_versions()
         self.processor.initialize(
             InitializationInput(
                 table=self.stream.table,
                 stream_arn=self.stream.stream_arn,
                 shard_id=self.lease.shard_id,
                 checkpoint=self.lease.checkpoint,
-                last_version=self._starting_version(),
+                last_version=last_version,
+                item_versions=item_versions,
             )
         )
         start = self.lease.checkpoint
@@ -242,16 +245,15 @@ class ShardConsumer:
         self._page_limit = reader.limit
         self._reader = reader
 
-    def _starting_version(self) -> int:
-        """The lease's last version; for a fresh child shard, the highest of its parents'."""
+    def _starting_versions(self) -> tuple[int, bytes | None]:
+        """The lease's last version and item memory; for a fresh child shard, its parents'."""
         if self.lease.last_version is not None:
-            return self.lease.last_version
-        versions = [0]
-        for parent in self.lease.parent_ids:
-            parent_lease = self.worker.leases.get(self.stream.stream_arn, parent)
-            if parent_lease is not None and parent_lease.last_version is not None:
-                versions.append(parent_lease.last_version)
-        return max(versions)
+            return starting_versions(self.lease, ())
+        parents = [
+            self.worker.leases.get(self.stream.stream_arn, parent)
+            for parent in self.lease.parent_ids
+        ]
+        return starting_versions(self.lease, parents)
 
 
 ProcessorFactory = Callable[[], ShardRecordProcessor]

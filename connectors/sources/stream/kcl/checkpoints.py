@@ -1,8 +1,9 @@
 """Checkpoints through the KCL's checkpointer, with their versions in the bridge's lease table.
 
 `KclCheckpoint` is the `CheckpointWriter` (processor.py) of a shard driven by the Java KCL:
-the version pair first (versions.py), then the KCL checkpoint over the MultiLang pipe. The
-daemon answers a checkpoint with the name of the exception it met, if any:
+the versions first (versions.py), then the KCL checkpoint over the MultiLang pipe, and once
+the KCL took it, `confirm` (older versions may then go). The daemon answers a checkpoint
+with the name of the exception it met, if any:
 
 - ThrottlingException, KinesisClientLibDependencyException (the lease table was not
   reachable): retried with backoff, a bounded number of times, then a TransientError;
@@ -74,11 +75,19 @@ class KclCheckpoint:
     def last(self) -> str:
         return self._last
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None:
         shard = self.versions.shard_id
         if last_version is not None:
-            # Before the KCL's write: a checkpoint must never exist without its version.
-            self.versions.record(position, last_version)
+            # Before the KCL's write: a checkpoint must never exist without its versions.
+            try:
+                self.versions.record(position, last_version, item_versions)
+            except LeaseLost as exc:
+                raise KclLeaseLost(
+                    f"shard {shard} checkpoint at {position}: another processor holds the "
+                    "shard's versions"
+                ) from exc
         backoff = Backoff()
         for attempt in range(1, self.attempts + 1):
             try:
@@ -107,4 +116,5 @@ class KclCheckpoint:
                 self.sleep(delay)
             else:
                 self._last = position
+                self.versions.confirm(position)
                 return

@@ -7,11 +7,14 @@ becomes a stream record (kinesis_records.py), versions come from KinesisVersione
 checkpoint is the furthest position Kafka acknowledged, written through the KCL with its
 version (checkpoints.py, versions.py).
 
-Versions across restarts and reshards: on initialize, the version recorded for the KCL's
-checkpoint is restored; a shard starting fresh (TRIM_HORIZON, LATEST, AT_TIMESTAMP) starts
-from the highest last version its parents recorded at their SHARD_END, parents found with
-ListShards. The KCL starts a child only after its parents are checkpointed at SHARD_END
-(unless `ignoreUnexpectedChildShards`), so those are there when it starts.
+Versions across restarts and reshards: on initialize, the versions recorded for the KCL's
+checkpoint (last version and per-item memory) are restored; a shard starting fresh
+(TRIM_HORIZON, LATEST, AT_TIMESTAMP) starts from what its parents recorded at their
+SHARD_END (the highest last version, their memories merged), parents found with ListShards.
+The KCL starts a child only after its parents are checkpointed at SHARD_END (unless
+`ignoreUnexpectedChildShards`), so those are there when it starts. A processor whose shard
+the KCL gave to another finds out at its next versions write (fenced, versions.py) and
+stops checkpointing and publishing.
 
 Failures: amazon-kclpy logs an exception from a record processor and carries on with the next
 batch, which would let a later checkpoint pass records that were never published. So any
@@ -30,9 +33,11 @@ from typing import Any, cast
 from amazon_kclpy.v3 import processor as kcl_v3
 
 from bridge.errors import PermanentError
+from bridge.item_memory import child_start
+from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint, KclLeaseLost
-from connectors.sources.stream.kcl.versions import KclVersions
+from connectors.sources.stream.kcl.versions import Found, KclVersions
 from connectors.sources.stream.kinesis_records import stream_record_from_kinesis
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 
@@ -52,7 +57,7 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         table: str,
         stream_arn: str,
         versions_for: Callable[[str], KclVersions],
-        parent_versions: Callable[[str], list[int]],
+        parent_versions: Callable[[str], list[Found]],
         exit: Callable[[int], Any] = sys.exit,
     ) -> None:
         self.processor = processor
@@ -95,17 +100,27 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         self.shard_id = str(init.shard_id)
         self.start = str(init.sequence_number)
         self.versions = self.versions_for(self.shard_id)
-        self.versions.load()
-        last = self._start_version()
+        try:
+            self.versions.load(self.start)
+        except LeaseLost as exc:
+            raise KclLeaseLost(f"shard {self.shard_id}: another processor took it") from exc
+        last, item_versions = self._start_versions()
         self.processor.initialize(
-            InitializationInput(self.table, self.stream_arn, self.shard_id, self.start, last)
+            InitializationInput(
+                self.table, self.stream_arn, self.shard_id, self.start, last, item_versions
+            )
         )
 
-    def _start_version(self) -> int:
+    def _start_versions(self) -> tuple[int, bytes | None]:
         assert self.versions is not None
         if self.start in FRESH:
             parents = self.parent_versions(self.shard_id)
-            return max(parents, default=0)
+            try:
+                return child_start((p.last_version, p.item_versions) for p in parents)
+            except ValueError as exc:
+                raise PermanentError(
+                    f"shard {self.shard_id}: a parent's stored item versions are damaged: {exc}"
+                ) from exc
         found = self.versions.at(self.start)
         if found is None:
             # Only a lease table emptied behind the KCL's back gets here: versions restart
@@ -114,15 +129,17 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
                 "no version recorded for the KCL's checkpoint; versions restart from change times",
                 extra=self._where(),
             )
-            return 0
+            return 0, None
         if not found.exact:
             log.warning(
-                "the KCL's checkpoint has no version pair of its own; using the newest before it",
+                "the KCL's checkpoint has no versions of its own; using the newest before it",
                 extra={**self._where(), "last_version": found.last_version},
             )
-        return found.last_version
+        return found.last_version, found.item_versions
 
     def _process_records(self, batch: Any) -> None:
+        if self.lost:
+            return  # the lease is another processor's: so are these records
         where = f"table {self.table} Kinesis stream {self.stream_arn} shard {self.shard_id}"
         page = WireRecords()
         for record in batch.records:

@@ -1,5 +1,6 @@
 """The KCL record processor over amazon-kclpy's real MultiLang pipe handling (KCLProcess),
-with a scripted daemon on the other end: every line the processor writes is checked."""
+with a scripted daemon on the other end: every line the processor writes is checked. The
+version triples live in a lease table on the moto server (their writes are conditional)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,22 @@ from amazon_kclpy import kcl
 from bridge.avro_codec import EventCodec
 from bridge.publisher import Publisher
 from bridge.settings import KafkaSettings
+from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint
 from connectors.sources.stream.kcl.processor import EXIT_FAILED, KclRecordProcessor
-from connectors.sources.stream.kcl.versions import KEEP, KclVersions, versions_key
+from connectors.sources.stream.kcl.versions import (
+    KEEP,
+    Found,
+    KclVersions,
+    entries_of,
+    read_item,
+    versions_key,
+)
 from connectors.sources.stream.processor import KafkaRecordProcessor
 from tests.kinesis_records import MILLISECOND, kinesis_data
 from tests.stream_helpers import FakeProducer
+
+pytestmark = pytest.mark.integration
 
 TABLE = "orders"
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
@@ -28,31 +39,33 @@ SHARD = "shardId-000000000001"
 MS = 1_790_000_000_000  # one millisecond, as DynamoDB writes it at MILLISECOND precision
 
 
-class FakeDdb:
-    """GetItem/PutItem of the bridge's lease table, in memory."""
+class Leases:
+    """The bridge's lease table on the moto server, and what the KCL path stored in it."""
 
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
 
-    def put_item(self, TableName: str, Item: dict[str, Any], **_: Any) -> None:
-        self.items[Item["leaseKey"]["S"]] = Item
-
-    def get_item(self, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
-        item = self.items.get(Key["leaseKey"]["S"])
-        return {"Item": item} if item else {}
+    def versions(self, shard: str = SHARD) -> KclVersions:
+        return KclVersions(self.client, self.name, TABLE, ARN, shard)
 
     def pairs(self, shard: str = SHARD) -> list[tuple[str, int]]:
-        item = self.items.get(versions_key(ARN, shard))
-        if item is None:
-            return []
-        return [(e["M"]["s"]["S"], int(e["M"]["v"]["N"])) for e in item["entries"]["L"]]
+        item = read_item(self.client, self.name, versions_key(ARN, shard))
+        return [(e.sequence, e.last_version) for e in entries_of(item)]
+
+
+@pytest.fixture
+def leases(ddb_client: Any, unique_name: Any) -> Leases:
+    name = unique_name("leases")
+    ensure_lease_table(ddb_client, name)
+    return Leases(ddb_client, name)
 
 
 class ScriptedDaemon:
     """Both ends of the pipe: feeds the daemon's messages, answers checkpoints from a script
     of error names (None = success), and keeps every line the processor wrote."""
 
-    def __init__(self, ddb: FakeDdb, messages: list[dict[str, Any]], errors: list[str | None]):
+    def __init__(self, ddb: Leases, messages: list[dict[str, Any]], errors: list[str | None]):
         self.ddb = ddb
         self.messages = deque(json.dumps(m) + "\n" for m in messages)
         self.errors = deque(errors)
@@ -127,12 +140,11 @@ def batch(*records: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
+    ddb: Leases,
     messages: list[dict[str, Any]],
     errors: list[str | None] | None = None,
-    ddb: FakeDdb | None = None,
     parents: list[int] | None = None,
 ) -> tuple[ScriptedDaemon, FakeProducer, list[int]]:
-    ddb = ddb or FakeDdb()
     producer = FakeProducer()
     publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     exits: list[int] = []
@@ -145,8 +157,8 @@ def run(
         KafkaRecordProcessor(publisher, checkpoint_interval_s=0, transport="kinesis"),
         TABLE,
         ARN,
-        versions_for=lambda shard: KclVersions(ddb, "leases", TABLE, ARN, shard),  # type: ignore[arg-type]
-        parent_versions=lambda _shard: parents or [],
+        versions_for=ddb.versions,
+        parent_versions=lambda _shard: [Found(v, True) for v in parents or []],
         exit=exit_,
     )
     daemon = ScriptedDaemon(ddb, messages, errors or [])
@@ -164,9 +176,10 @@ def actions(daemon: ScriptedDaemon) -> list[tuple[str, Any]]:
     return [(m["action"], m.get("responseFor", m.get("sequenceNumber"))) for m in daemon.written]
 
 
-def test_the_whole_lifecycle_line_by_line() -> None:
+def test_the_whole_lifecycle_line_by_line(leases: Leases) -> None:
     t = MS * 1000
     daemon, producer, exits = run(
+        leases,
         [
             initialize(),
             batch(record("1", "a", t), record("2", "a", t), record("3", "b", t + 1000)),
@@ -196,37 +209,38 @@ def test_the_whole_lifecycle_line_by_line() -> None:
     assert daemon.pairs_at_checkpoint[3][-1] == ("SHARD_END", t + 2000)
 
 
-def test_a_restart_continues_the_versions_of_its_checkpoint() -> None:
+def test_a_restart_continues_the_versions_of_its_checkpoint(leases: Leases) -> None:
     t = MS * 1000
-    ddb = FakeDdb()
     first, producer1, _ = run(
-        [initialize(), batch(record("1", "a", t), record("2", "a", t))], ddb=ddb
+        leases, [initialize(), batch(record("1", "a", t), record("2", "a", t))]
     )
     assert ("checkpoint", "2") in actions(first)
     # The daemon restarts from the KCL's checkpoint "2"; the records after it come again.
-    _, producer2, exits = run([initialize("2"), batch(record("3", "a", t))], ddb=ddb)
+    _, producer2, exits = run(leases, [initialize("2"), batch(record("3", "a", t))])
     assert exits == []
     assert versions(producer1) == [("1", t), ("2", t + 1)]
     assert versions(producer2) == [("3", t + 2)]  # the third change of that millisecond
 
 
-def test_a_checkpoint_without_its_own_pair_uses_the_newest_before_it() -> None:
+def test_a_checkpoint_without_its_own_pair_uses_the_newest_before_it(leases: Leases) -> None:
     t = MS * 1000
-    ddb = FakeDdb()
-    KclVersions(ddb, "leases", TABLE, ARN, SHARD).record("10", t + 5)  # type: ignore[arg-type]
-    _, producer, _ = run([initialize("12"), batch(record("13", "a", t))], ddb=ddb)
+    earlier = leases.versions()
+    earlier.load()
+    earlier.record("10", t + 5)
+    _, producer, _ = run(leases, [initialize("12"), batch(record("13", "a", t))])
     assert versions(producer) == [("13", t + 6)]
 
 
-def test_a_fresh_child_shard_continues_after_its_parents() -> None:
+def test_a_fresh_child_shard_continues_after_its_parents(leases: Leases) -> None:
     t = MS * 1000
-    _, producer, _ = run([initialize(), batch(record("1", "a", t))], parents=[t + 3, t + 1])
+    _, producer, _ = run(leases, [initialize(), batch(record("1", "a", t))], parents=[t + 3, t + 1])
     assert versions(producer) == [("1", t + 4)]
 
 
-def test_shutdown_exception_stops_checkpointing_but_not_the_process() -> None:
+def test_shutdown_exception_stops_checkpointing_but_not_the_process(leases: Leases) -> None:
     t = MS * 1000
     daemon, producer, exits = run(
+        leases,
         [initialize(), batch(record("1", "a", t)), {"action": "leaseLost"}],
         errors=["ShutdownException"],
     )
@@ -241,9 +255,10 @@ def test_shutdown_exception_stops_checkpointing_but_not_the_process() -> None:
 
 
 @pytest.mark.parametrize("error", ["InvalidStateException", "IllegalArgumentException"])
-def test_a_refused_checkpoint_ends_the_process(error: str) -> None:
+def test_a_refused_checkpoint_ends_the_process(error: str, leases: Leases) -> None:
     t = MS * 1000
     daemon, _, exits = run(
+        leases,
         [initialize(), batch(record("1", "a", t)), batch(record("2", "a", t + 1000))],
         errors=[error],
     )
@@ -252,46 +267,50 @@ def test_a_refused_checkpoint_ends_the_process(error: str) -> None:
     assert actions(daemon) == [("status", "initialize"), ("checkpoint", "1")]
 
 
-def test_a_bad_record_ends_the_process_before_anything_of_its_batch_is_published() -> None:
+def test_a_bad_record_ends_the_process_before_anything_of_its_batch_is_published(
+    leases: Leases,
+) -> None:
     t = MS * 1000
     bad = record("2", "a", t) | {"data": base64.b64encode(b"not json").decode()}
     daemon, producer, exits = run(
-        [initialize(), batch(record("1", "a", t), bad), batch(record("3", "a", t + 1000))]
+        leases, [initialize(), batch(record("1", "a", t), bad), batch(record("3", "a", t + 1000))]
     )
     assert exits == [EXIT_FAILED]
     assert producer.sent == []
     assert actions(daemon) == [("status", "initialize")]
 
 
-def test_throttling_that_does_not_end_gives_up_with_exit() -> None:
+def test_throttling_that_does_not_end_gives_up_with_exit(leases: Leases) -> None:
     t = MS * 1000
     daemon, _, exits = run(
-        [initialize(), batch(record("1", "a", t))], errors=["ThrottlingException"] * 100
+        leases, [initialize(), batch(record("1", "a", t))], errors=["ThrottlingException"] * 100
     )
     assert exits == [EXIT_FAILED]
     assert actions(daemon).count(("checkpoint", "1")) == 8
 
 
-def test_only_the_newest_pairs_are_kept() -> None:
-    ddb = FakeDdb()
-    store = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+def test_only_the_newest_pairs_are_kept(leases: Leases) -> None:
+    ddb = leases
+    store = leases.versions()
+    store.load()
     for n in range(KEEP + 3):
         store.record(str(n), 100 + n)
     assert ddb.pairs() == [(str(n), 100 + n) for n in range(3, KEEP + 3)]
-    fresh = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+    fresh = leases.versions()
     fresh.load()
     assert fresh.at(str(KEEP + 2)) is not None
 
 
-def test_the_checkpoint_writer_keeps_its_last_position() -> None:
+def test_the_checkpoint_writer_keeps_its_last_position(leases: Leases) -> None:
     class Kcl:
         def checkpoint(
             self, sequence_number: str | None = None, sub_sequence_number: Any = None
         ) -> None:
             pass
 
-    ddb = FakeDdb()
-    store = KclVersions(ddb, "leases", TABLE, ARN, SHARD)  # type: ignore[arg-type]
+    ddb = leases
+    store = leases.versions()
+    store.load()
     writer = KclCheckpoint(Kcl(), store, "TRIM_HORIZON", sleep=lambda _s: None)
     assert writer.last == "TRIM_HORIZON"
     writer.checkpoint("7", 42)
