@@ -31,6 +31,7 @@ from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_status import group_statuses
 from bridge.lag import PartitionLag, group_lag
 from bridge.metrics import APPLY_SKIPPED, REGISTRY
+from bridge.partitioning import partition_for
 from bridge.publisher import Publisher, admin_config, ensure_topics, producer_config
 from bridge.settings import NullTarget, Settings
 from tests.apply_harness import (
@@ -40,7 +41,7 @@ from tests.apply_harness import (
     run_in_process,
     table_spec,
 )
-from tests.kafka_helpers import consume_all
+from tests.kafka_helpers import drain_more
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,7 +54,9 @@ def _events(table: str, prefix: str, n: int, first_version: int) -> list[ChangeE
             table=table,
             op=Op.INSERT,
             keys={"pk": {"S": f"{prefix}{i}"}, "sk": {"N": "0"}},
-            version=first_version + i,
+            # Stream versions of now (µs): the publisher stamps records with their time,
+            # and the broker's time-based segment rolls read it.
+            version=int(time.time() * 1_000_000) + first_version + i,
             origin=Origin.STREAM,
             new_image={"pk": {"S": f"{prefix}{i}"}, "sk": {"N": "0"}, "i": {"N": str(i)}},
         )
@@ -151,65 +154,78 @@ def _shape_aborted(settings: Settings, table: str) -> tuple[list[ChangeEvent], l
     return plain + kept, aborted
 
 
-def _shape_compacted(
-    settings: Settings, table: str
-) -> tuple[list[ChangeEvent], list[ChangeEvent]]:
+def _shape_compacted(settings: Settings, table: str) -> tuple[list[ChangeEvent], list[ChangeEvent]]:
     """A compacted change topic whose cleaner removed superseded records: offset gaps."""
     topic = settings.kafka.changes_topic(table)
     admin = AdminClient(admin_config(settings.kafka))
     configs = {
         "cleanup.policy": "compact",
-        "segment.ms": "100",
+        "segment.ms": "100",  # every write after 100 ms starts a segment: the rest is cleanable
         "min.cleanable.dirty.ratio": "0.001",
         "min.compaction.lag.ms": "0",
-        "delete.retention.ms": "100",
     }
     new = NewTopic(topic, num_partitions=settings.kafka.partitions, config=configs)
     for future in admin.create_topics([new]).values():
         future.result(30)
     old = _events(table, "key", 30, 1000)
-    new_versions = _events(table, "key", 30, 5000)
-    _publish(settings, old)
-    time.sleep(0.3)
-    _publish(settings, new_versions)  # rolls the segment holding `old`
-    time.sleep(0.3)
-    _publish(settings, _events(table, "roll", 4, 9000))  # rolls the one holding new versions
-    deadline = time.monotonic() + 60
+    newer = _events(table, "key", 30, 5000)
+    # One more event in every partition, later: it rolls the segment holding `newer`.
+    roll: dict[int, ChangeEvent] = {}
+    for event in _events(table, "roll", 200, 9000):
+        roll.setdefault(partition_for(event.key_bytes(), settings.kafka.partitions), event)
+    # A producer without idempotence (as many other tools write): the cleaner keeps the last
+    # batch of every idempotent producer whole, which left nothing to remove in 90 s here.
+    producer = Producer(
+        producer_config(settings.kafka, **{"enable.idempotence": False, "acks": "all"})
+    )
+    codec = EventCodec()
+    for events in (old, newer, list(roll.values())):
+        for event in events:
+            producer.produce(
+                topic,
+                key=event.key_bytes(),
+                value=codec.encode(event),
+                headers=Publisher.headers(event),
+            )
+        producer.flush(30)
+        time.sleep(0.5)
+    deadline = time.monotonic() + 90  # the broker's cleaner looks every 15 s
     while time.monotonic() < deadline:
-        offsets = {m.offset() for m in consume_all(settings.kafka.bootstrap_servers, topic, 1)}
-        if len(offsets) < 64 and _compacted(settings, topic):
+        time.sleep(3)
+        if len(_read_all(settings, topic)) < len(old) + len(newer) + len(roll):
             break
-        time.sleep(2)
     else:
-        raise AssertionError(f"the broker's log cleaner never compacted {topic} in 60 s")
-    return new_versions + _events(table, "roll", 4, 9000), []
-
-
-def _compacted(settings: Settings, topic: str) -> bool:
-    """Some partition's records no longer fill its offsets (the cleaner removed some)."""
-    messages = _read_all(settings, topic)
-    by_partition: dict[int, list[int]] = {}
-    for m in messages:
-        by_partition.setdefault(m.partition(), []).append(m.offset())
-    lags = {
-        p.partition: p for p in group_lag(settings.kafka, "contract-probe", [topic])
-    }
-    return any(len(offs) < lags[p].end - lags[p].start for p, offs in by_partition.items())
+        raise AssertionError(f"the broker's log cleaner never compacted {topic} in 90 s")
+    return newer + list(roll.values()), []
 
 
 def _read_all(settings: Settings, topic: str) -> list[Any]:
-    total = sum(
-        p.end - p.start for p in group_lag(settings.kafka, "contract-probe", [topic])
-    )
-    from tests.kafka_helpers import drain_more
+    """Every record of `topic` now (read_committed: no aborted ones)."""
+    return drain_more(settings.kafka.bootstrap_servers, topic, timeout_s=2.0)
 
-    return drain_more(settings.kafka.bootstrap_servers, topic, timeout_s=2.0) if total else []
+
+def _shape_log_start_moved(
+    settings: Settings, table: str
+) -> tuple[list[ChangeEvent], list[ChangeEvent]]:
+    """Records deleted with delete_records before the group ever read the topic: the log
+    starts past offset 0, and apply, which never committed, begins there."""
+    topic = settings.kafka.changes_topic(table)
+    events = _events(table, "early", 40, 1000)
+    _publish(settings, events)
+    ends = {m.partition(): m.offset() + 1 for m in _read_all(settings, topic)}
+    _delete_records(settings, topic, {p: end // 2 for p, end in ends.items()})
+    later = _events(table, "later", 10, 2000)
+    _publish(settings, later)
+    codec = EventCodec()
+    kept = {codec.decode(m.value()).key_bytes() for m in _read_all(settings, topic)}
+    return [e for e in events + later if e.key_bytes() in kept], []
 
 
 SHAPES = {
     "transaction-markers": _shape_markers,
     "aborted-batches": _shape_aborted,
     "compacted-gaps": _shape_compacted,
+    "log-start-moved": _shape_log_start_moved,
 }
 
 
