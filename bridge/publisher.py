@@ -90,7 +90,8 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     if kafka.retention_ms == -1:
         configs["retention.bytes"] = "-1"
     wanted = []
-    for table in tables:
+    tables_list = list(tables)
+    for table in tables_list:
         for name in (kafka.changes_topic(table), kafka.dlq_topic(table)):
             wanted.append(
                 NewTopic(
@@ -125,6 +126,31 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
             raise PermanentError(f"cannot create topic {name}: {err.str()}") from exc
     if existing:
         warn_small_topics(admin, existing, topic_max_message_bytes(kafka), timeout_s)
+        changes = {kafka.changes_topic(t) for t in tables_list}
+        warn_few_partitions(admin, [t for t in existing if t in changes], kafka, timeout_s)
+
+
+def warn_few_partitions(
+    admin: AdminClient, topics: list[str], kafka: KafkaSettings, timeout_s: float
+) -> None:
+    """Warn about existing change topics with fewer partitions than `kafka.partitions`: they
+    are used as they are (not altered: they are the operator's, and adding partitions moves
+    keys), so apply's parallelism is their partition count, not the setting."""
+    for name in topics:
+        meta = admin.list_topics(name, timeout=timeout_s).topics.get(name)
+        if meta is None or meta.error is not None:
+            continue  # just created or gone: create_topics said so already
+        count = len(meta.partitions)
+        if count < kafka.partitions:
+            log.warning(
+                "existing change topic %s has %d partitions, fewer than kafka.partitions=%d; "
+                "it is used as it is (at most %d apply workers share it)",
+                name,
+                count,
+                kafka.partitions,
+                count,
+                extra={"topic": name, "partitions": count, "configured": kafka.partitions},
+            )
 
 
 def warn_small_topics(admin: AdminClient, topics: list[str], needed: int, timeout_s: float) -> None:
