@@ -279,6 +279,13 @@ def test_apply_reports_every_range_deleted_before_it_read_it_and_goes_on_to_the_
     after = _events(table, "after", 20, 3000)
     _publish(settings, after)
 
+    # Before apply runs again, `status` alone sees it: committed below the log start.
+    pair = (group_id(target), topic)
+    pending = group_statuses(settings.kafka, [pair])[pair].skipped
+    assert {(s.partition, s.first_offset, s.last_offset, s.detected_at_ms) for s in pending} == {
+        (p, committed[p], cut[p] - 1, None) for p in cut if cut[p] > committed[p]
+    }
+
     caplog.set_level(logging.INFO, logger="ddb-bridge.apply")
     _run_to_end(settings, table, sink)
 

@@ -9,14 +9,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bridge.apply.dlq import RawRecord
 from faust.types import TP
 
+from bridge.apply.dlq import RawRecord
 from bridge.apply.faust_group import Batch, FaustGroup, FeedConsumer, _passed, feed_size
 from bridge.apply.offsets import Partition, Passed, WrittenOffsets
 from bridge.lag import CommittedBase
-from bridge.skipped_offsets import SkippedRange
 from bridge.settings import ApplySettings, KafkaSettings
+from bridge.skipped_offsets import SkippedRange
 
 
 def new_group(tmp_path: Path) -> FaustGroup:
