@@ -279,3 +279,33 @@ def test_a_poll_hands_over_at_most_a_feed_of_records(tmp_path: Path) -> None:
             await aiokafka_consumer.stop()
 
     asyncio.run(check())
+
+
+def test_the_apply_consumer_reads_read_committed(tmp_path: Path) -> None:
+    """Faust builds its aiokafka consumer read_uncommitted unless processing is exactly-once;
+    apply's must read committed transactions only (aborted ones never reach a target)."""
+
+    async def check() -> str:
+        group = new_group(tmp_path)
+        consumer: Any = group._app.consumer
+        built = consumer._thread._create_worker_consumer(group._app.transport)
+        return str(built._isolation_level)
+
+    assert asyncio.run(check()) == "read_committed"
+
+
+def test_the_bridge_s_own_consumers_read_committed(monkeypatch: Any) -> None:
+    """librdkafka's default is read_committed; every config the bridge builds says so."""
+    from bridge import kafka_reads
+    from bridge.consumer import consumer_config
+    from bridge.lag import TopicTail
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    assert consumer_config(kafka, None, from_beginning=True, commit=False)["isolation.level"] == (
+        "read_committed"
+    )
+    assert TopicTail(kafka, "t", 1)._config["isolation.level"] == "read_committed"
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(kafka_reads, "Consumer", lambda config: built.append(config))
+    kafka_reads.reader_consumer(kafka, "test")
+    assert built[0]["isolation.level"] == "read_committed"
