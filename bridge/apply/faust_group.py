@@ -65,13 +65,25 @@ Faust's public API, checked against faust-streaming 0.15.3 (installed) and its m
     active-partition fetch and the record-to-message conversion; not exposed otherwise.
   - the aiokafka driver's `Consumer._new_consumer_thread` (overridden): it builds its
     consumer thread class directly, with no setting or class attribute to choose another.
-  - `AIOKafkaConsumerThread._commit` (overridden, and called as `super()._commit`): when a
-    rebalance during the write took every partition of a commit, Faust filters the offsets
-    to the still-assigned partitions and hands aiokafka an empty commit, which aiokafka
-    refuses with `ValueError({})`, and Faust crashes the consumer (`apply` exited 1 when a
-    second worker joined, on Apache Kafka; unchanged on master). The thread's public
-    `commit()` runs `_commit` in the consumer thread, the one place where the assignment
-    can be checked with no await before Faust's own filter.
+  - `AIOKafkaConsumerThread._commit` (replaced; it calls aiokafka's public `commit`): Faust's
+    commits every offset with empty metadata, and apply's carry a note of skipped ranges
+    (bridge/skipped_offsets.py). It also keeps the fix for a rebalance during the write that
+    took every partition of a commit: Faust filtered the offsets to the still-assigned
+    partitions and handed aiokafka an empty commit, which aiokafka refuses with
+    `ValueError({})`, and Faust crashed the consumer (`apply` exited 1 when a second worker
+    joined, on Apache Kafka; unchanged on master). The thread's public `commit()` runs
+    `_commit` in the consumer thread, the one place where the assignment can be checked
+    with no await before the commit.
+  - `AIOKafkaConsumerThread._create_worker_consumer` (extended): Faust builds the aiokafka
+    consumer `read_uncommitted` unless processing is exactly-once, with no setting for it;
+    apply sets aiokafka's `_isolation_level` to `read_committed` before the consumer starts
+    (it fails loudly if aiokafka stops keeping it there).
+  - `AIOKafkaConsumerThread._fetch_records` (extended), aiokafka's `Fetcher._subscriptions`
+    (the partitions' positions) and `Fetcher._create_fetch_waiter`: to tell the commit path
+    which offsets each drain went through (bridge/apply/offsets.py), the drain runs with
+    `timeout=0` — no await inside it — between two readings of the positions, and the wait
+    for data happens outside it. aiokafka hands out a partition's records only from its
+    current position, so the positions before and after are exactly the drain's bounds.
   These are why pyproject.toml pins faust-streaming to 0.15.x; tests/unit/
   test_commit_after_rebalance.py and the apply integration tests exercise each of them.
 """
