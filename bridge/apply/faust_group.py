@@ -140,6 +140,7 @@ class Feed:
         self._room = asyncio.Event()
         self._room.set()
         self._want = 1
+        self.clears = 0  # how many times `clear` dropped what was buffered
 
     def __len__(self) -> int:
         return len(self._items)
@@ -167,6 +168,7 @@ class Feed:
     def clear(self) -> None:
         """Drop everything buffered (records of a generation that just ended)."""
         self._items.clear()
+        self.clears += 1
         self._room.set()
 
     async def take(self, size: int, window_s: float) -> list[Any]:
@@ -360,7 +362,8 @@ class FeedConsumer(Consumer):
             yield tp, _passed(tp, span, generation_id)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        put_nowait, room = self.feed.put_nowait, self.feed.room
+        feed = self.feed
+        put_nowait, room = feed.put_nowait, feed.room
         getmany = self.getmany
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
@@ -374,11 +377,17 @@ class FeedConsumer(Consumer):
                 if self.should_stop:
                     continue
                 # Partitions of this drain with a record not put into the feed: their drain
-                # span must not reach the commit path (it would cover that record).
+                # span must not reach the commit path (it would cover that record). So must
+                # no span of a drain whose records a revocation cleared from the feed while
+                # this loop waited for room (seen: the span then covered 192 records that
+                # were never written).
                 dropped: set[Any] = set()
+                clears = feed.clears
                 async for tp, message in ait:
                     if type(message) is _FeedPassed:
-                        if tp not in dropped and not suspended() and not put_nowait(message):
+                        if feed.clears != clears or tp in dropped or suspended():
+                            continue
+                        if not put_nowait(message):
                             await room()
                         continue
                     since_yield += 1
