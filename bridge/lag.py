@@ -101,8 +101,9 @@ def group_lag(
             offset, note = committed.get((topic, partition), (None, ""))
             where = f"group {group} on {topic}/{partition}"
             skipped = skipped_offsets.decode(note, partition, where)
-            if offset is not None and offset < start:
-                # Deleted before the group read it, and no worker has been there since.
+            if tail is None and offset is not None and offset < start:
+                # Deleted before the group read it, and no worker has been there since. (A
+                # tail's start is its first record, not the log start: it cannot tell.)
                 skipped.append(SkippedRange(partition, offset, start - 1, None))
             out.append(
                 PartitionLag(
