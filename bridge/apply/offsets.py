@@ -25,10 +25,13 @@ done, and commits the end of the run of done spans that continues the committed 
 A gap the bridge made — a record handed out and not yet written — is never covered: its
 drain's `Passed` comes after it in the feed, and nothing else claims its offset.
 
-What stays a hole: offsets no span covers. The consumer's position only jumps without a
-drain when something seeks: a rebalance (the ledger then forgets every base and re-reads
-the group's committed offsets), or the consumer resetting an offset the broker no longer
-has to the log start — data deleted before apply read it.
+What stays a hole: offsets no span covers. Records beyond a gap wait for their drain's
+span, which may still cover it (a drain's records can fall into two batches, its span in
+the second). Once a drain's span lies beyond the gap, nothing still in the feed can fill it
+(the feed is FIFO): the consumer's position jumped without a drain. That happens when
+something seeks: a rebalance (the ledger then forgets every base and re-reads the group's
+committed offsets), or the consumer resetting an offset the broker no longer has to the log
+start — data deleted before apply read it.
 
 Deleted ranges. Before crossing a hole the worker asks the broker for the partition's log
 start: the part of the hole below it was deleted (retention, delete-records) and can never
@@ -36,7 +39,9 @@ be applied. That range is reported — an ERROR line naming the target, topic, p
 offsets, the skipped-offsets metric, and a note kept in the metadata of every offset
 committed on that partition (bridge/skipped_offsets.py), which `status` reads back — and
 the ledger goes on from there. The same check runs when the group's committed offset is
-read: one below the log start is such a range. What remains of a hole above the log start
+read: one below the log start is such a range. A group that never committed starts where
+its consumer's first drain did, not at the log start of the moment the base is read, which
+retention may have moved past records not fetched yet. What remains of a hole above the log start
 is the bridge's: nothing is committed past it, and the records after it are read again
 after the next rebalance or restart.
 
@@ -93,7 +98,7 @@ class OffsetLedger(Generic[P]):
     done spans beyond a hole, kept until the hole is resolved."""
 
     _next: dict[P, int] = field(default_factory=dict)
-    _ahead: dict[P, list[tuple[int, int]]] = field(default_factory=dict)
+    _ahead: dict[P, list[tuple[int, int, bool]]] = field(default_factory=dict)
 
     def known(self, tp: P) -> bool:
         return tp in self._next
@@ -116,28 +121,40 @@ class OffsetLedger(Generic[P]):
                 self._next.pop(tp, None)
                 self._ahead.pop(tp, None)
 
-    def advance(self, tp: P, done: Iterable[tuple[int, int]]) -> Hole | None:
-        """Record done spans [start, end) and move the next offset over every span that
-        continues it; returns the hole in front of the spans it could not reach, if any."""
+    def advance(
+        self, tp: P, records: Iterable[int] = (), drains: Iterable[tuple[int, int]] = ()
+    ) -> Hole | None:
+        """Record written `records` (offsets) and `drains` (spans [start, end) the consumer
+        went through, each after all its records) and move the next offset over every span
+        that continues it. Returns the hole in front of what it could not reach — only once
+        it is certain: a drain is among the spans beyond it. Records beyond a gap without a
+        drain there yet wait for their drain's span, which may still cover the gap (a
+        transaction marker between two records of one drain split across two batches)."""
         cur = self._next.get(tp)
         if cur is None:
             raise KeyError(f"no base offset known for {tp}")
-        ahead: list[tuple[int, int]] = []
+        spans = [*self._ahead.pop(tp, ()), *((o, o + 1, False) for o in records)]
+        spans += [(start, end, True) for start, end in drains]
+        ahead: list[tuple[int, int, bool]] = []
         # Sorted by start, each span is met after every span that could lead up to it.
-        for start, end in sorted([*self._ahead.pop(tp, ()), *done]):
+        for start, end, drain in sorted(spans):
             if end <= cur:
                 continue  # re-read after a rebalance or a replay: already below the base
             if start <= cur:
                 cur = end
             else:
-                ahead.append((start, end))
+                ahead.append((start, end, drain))
         self._next[tp] = cur
         if not ahead:
             return None
         # Once a span is out of reach, so is every later one (they start no earlier): the
-        # next offset stopped at the first of them.
+        # next offset stopped at the first of them. The feed is FIFO: a drain's span comes
+        # after the spans of every earlier drain, so with one beyond the gap, nothing that
+        # is still to come can fill it.
         self._ahead[tp] = ahead
-        return Hole(cur, ahead[0][0])
+        if any(drain for _, _, drain in ahead):
+            return Hole(cur, ahead[0][0])
+        return None
 
     def skip_to(self, tp: P, offset: int) -> None:
         """Offsets below `offset` are gone from the broker (reported): go on from there."""
@@ -181,33 +198,36 @@ class WrittenOffsets:
     ) -> None:
         """Commit after `records` are all in the target (written, superseded or dead), with
         the drains `passed` that ended with them."""
-        by_partition: dict[Partition, list[tuple[int, int]]] = {}
+        offsets_of: dict[Partition, list[int]] = {}
         for record in records:
-            offset = record.offset
-            by_partition.setdefault((record.topic, record.partition), []).append(
-                (offset, offset + 1)
-            )
+            offsets_of.setdefault((record.topic, record.partition), []).append(record.offset)
+        drains_of: dict[Partition, list[tuple[int, int]]] = {}
         for span in passed:
             if span.end > span.start:
-                by_partition.setdefault((span.topic, span.partition), []).append(
+                drains_of.setdefault((span.topic, span.partition), []).append(
                     (span.start, span.end)
                 )
+        by_partition = {
+            tp: (offsets_of.get(tp, []), drains_of.get(tp, []))
+            for tp in offsets_of.keys() | drains_of.keys()
+        }
         ledger = self.ledger
         unknown = [tp for tp in by_partition if not ledger.known(tp)]
         if unknown:
             bases = await self._read_committed(unknown)
             for tp in unknown:
-                self._set_base(tp, bases[tp])
+                found, drains = by_partition[tp]
+                self._set_base(tp, bases[tp], min([*found, *(start for start, _ in drains)]))
         commits: dict[Partition, int] = {}
-        for tp, spans in by_partition.items():
-            hole = ledger.advance(tp, spans)
+        for tp, (found, drains) in by_partition.items():
+            hole = ledger.advance(tp, found, drains)
             if hole is not None:
                 start = await self._log_start(tp)
                 if start > hole.start:
                     # Deleted before apply read it: reported, then gone past.
                     self._skip(tp, hole.start, min(start, hole.end))
                     ledger.skip_to(tp, min(start, hole.end))
-                    hole = ledger.advance(tp, ())
+                    hole = ledger.advance(tp)
             offset = ledger.next_offset(tp)
             if offset > self._sent.get(tp, offset):
                 commits[tp] = offset
@@ -231,13 +251,18 @@ class WrittenOffsets:
                 "commit skipped: partitions rebalanced", extra={"partitions": len(commits)}
             )
 
-    def _set_base(self, tp: Partition, base: CommittedBase) -> None:
+    def _set_base(self, tp: Partition, base: CommittedBase, first: int) -> None:
+        """`first`: where the first span of this partition in the batch begins."""
         self._skipped[tp] = list(base.skipped)
         if base.committed is None:
-            # Never committed (or the group's offsets expired): the fetch begins at the log
-            # start, as the consumer's reset does.
-            self.ledger.set_base(tp, base.log_start)
-            self._sent[tp] = base.log_start
+            # Never committed (or the group's offsets expired): the consumer began at the log
+            # start of the moment it reset, which is where its first drain, and so this
+            # batch's first span, begins. Not the log start now: retention may have moved
+            # it past records the consumer has not fetched yet, a range to report (seen: it
+            # was skipped silently), not to start after.
+            start = min(first, base.log_start)
+            self.ledger.set_base(tp, start)
+            self._sent[tp] = start
             return
         self.ledger.set_base(tp, base.committed)
         self._sent[tp] = base.committed

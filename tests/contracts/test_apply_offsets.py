@@ -16,6 +16,7 @@ transactions, with the bridge's own encoding (the publisher's key, value and hea
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from tests.apply_harness import (
     apply_settings,
     assert_committed_offsets_are_written,
     run_in_process,
+    start_in_process,
     table_spec,
 )
 from tests.kafka_helpers import drain_more
@@ -310,3 +312,82 @@ def test_apply_reports_every_range_deleted_before_it_read_it_and_goes_on_to_the_
     assert {(s.partition, s.first_offset, s.last_offset) for s in status.skipped} == {
         (p, start, end - 1) for p, (start, end) in skipped.items()
     }
+
+
+class GatedSink(MemorySink):
+    """A target that holds every write until `gate` is set: apply stalls with its feed full,
+    and its consumer stops fetching."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.waiting = threading.Event()  # a write is held at the gate
+
+    def write_batch(self, events: Sequence[ChangeEvent]) -> None:
+        self.waiting.set()
+        self.gate.wait(120)
+        super().write_batch(events)
+
+
+def test_a_log_start_moved_past_a_running_worker_s_position_is_reported(
+    kafka_bootstrap: str, unique_name: Any, caplog: Any
+) -> None:
+    """Retention deletes what a running, lagging worker has not fetched yet: its consumer
+    resets to the log start, and the commit path reports the deleted range on its way to
+    the end. Every event missing from the target lies in a reported range."""
+    table, target = unique_name("reset"), unique_name("mem")
+    settings = apply_settings(kafka_bootstrap, target, NullTarget(type="null"), [table])
+    topic = settings.kafka.changes_topic(table)
+    admin = AdminClient(admin_config(settings.kafka))
+    # One partition, and a backlog the consumer fetches at once but hands over 4096 records
+    # per poll: with the feed full (writes held), it holds the rest of the backlog undrained
+    # and fetches nothing more.
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1)]).values():
+        future.result(30)
+    backlog = _events(table, "backlog", 15000, 0)
+    _publish(settings, backlog)
+    sink = GatedSink()
+    caplog.set_level(logging.INFO, logger="ddb-bridge.apply")
+    run = start_in_process(settings, [table_spec(table)], sink)
+    try:
+        assert sink.waiting.wait(60), "apply never started writing"
+        time.sleep(2)  # the feed fills
+        later = _events(table, "later", 1000, 100_000)
+        _publish(settings, later)
+        codec = EventCodec()
+        offset_of = {
+            codec.decode(m.value()).key_bytes(): m.offset() for m in _read_all(settings, topic)
+        }
+        cut = len(backlog) + 200  # into `later`: not fetched while the feed is full
+        _delete_records(settings, topic, {0: cut})
+        sink.gate.set()
+        deadline = time.monotonic() + RUN_S
+        while not _at_end(settings, target, table) and time.monotonic() < deadline:
+            assert run.thread.is_alive(), "apply stopped"
+            time.sleep(0.2)
+        assert _at_end(settings, target, table), "apply did not reach the end"
+    finally:
+        sink.gate.set()
+        run.worker.request_stop()
+    assert run.wait() == 0
+
+    reported = [
+        (r.partition, r.first_offset, r.last_offset)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.levelno == logging.ERROR and hasattr(r, "first_offset")
+    ]
+    missing = sorted(
+        offset_of[e.key_bytes()]
+        for e in backlog + later
+        if sink.version_of(table, e.key_bytes()) is None
+    )
+    assert missing, "the consumer had fetched everything before the deletion: nothing to test"
+    assert reported, f"offsets {missing[0]}..{missing[-1]} were skipped without a report"
+    assert all(last == cut - 1 for _, _, last in reported)
+    assert all(any(a <= o <= b for _, a, b in reported) for o in missing)
+    assert all(o < cut for o in missing)  # nothing the broker still holds is missing
+    pair = (group_id(target), topic)
+    status = group_statuses(settings.kafka, [pair])[pair]
+    assert sorted((s.partition, s.first_offset, s.last_offset) for s in status.skipped) == sorted(
+        reported
+    )
