@@ -128,6 +128,8 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.partition.eof": False,
+        # librdkafka's default, kept explicit: aborted transactions are never read.
+        "isolation.level": "read_committed",
         **librdkafka_fetch_config(message_max_bytes(kafka)),
     }
 

@@ -76,8 +76,11 @@ def status_from_readings(
             group=group, topic=topic, partitions=[], lag=None, note="topic does not exist yet"
         )
     lag = sum(p.lag for p in lags)
+    skipped = [s for p in sorted(lags, key=lambda p: p.partition) for s in p.skipped]
     if before is None or elapsed <= 0:
-        return GroupStatus(group=group, topic=topic, partitions=_partitions(lags), lag=lag)
+        return GroupStatus(
+            group=group, topic=topic, partitions=_partitions(lags), lag=lag, skipped=skipped
+        )
     positions = {p.partition: _position(p) for p in before}
     consumed = sum(max(0, _position(p) - positions.get(p.partition, _position(p))) for p in lags)
     falling = (sum(p.lag for p in before) - lag) / elapsed
@@ -94,6 +97,7 @@ def status_from_readings(
         consumed_per_s=consumed / elapsed,
         eta_s=eta,
         note=None if eta is not None else "lag is not falling",
+        skipped=skipped,
     )
 
 

@@ -20,15 +20,17 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from bridge import kafka_reads
+from bridge import kafka_reads, skipped_offsets
 from bridge.errors import TransientError
 from bridge.kafka_limits import librdkafka_fetch_config
 from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
+from bridge.skipped_offsets import SkippedRange
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class PartitionLag:
     committed: int | None  # None: the group never committed here
     start: int
     end: int
+    # Ranges the group skipped because they were deleted before it read them: those apply
+    # noted with its offsets, and one below the log start it has not reached yet.
+    skipped: tuple[SkippedRange, ...] = field(default=())
 
     @property
     def lag(self) -> int:
@@ -86,30 +91,46 @@ def group_lag(
                 if found is None:
                     raise TransientError(f"topic {topic} does not exist")
                 tps.extend((topic, p) for p in found)
-        committed = offsets.committed(group, tps, timeout_s)
+        committed = offsets.committed_with_metadata(group, tps, timeout_s)
         out = []
         for topic, partition in tps:
             if tail is not None:
                 start, end = extents[partition]
             else:
                 start, end = kafka_reads.watermarks(consumer, topic, partition, timeout_s)
+            offset, note = committed.get((topic, partition), (None, ""))
+            where = f"group {group} on {topic}/{partition}"
+            skipped = skipped_offsets.decode(note, partition, where)
+            if tail is None and offset is not None and offset < start:
+                # Deleted before the group read it, and no worker has been there since. (A
+                # tail's start is its first record, not the log start: it cannot tell.)
+                skipped.append(SkippedRange(partition, offset, start - 1, None))
             out.append(
                 PartitionLag(
                     topic=topic,
                     partition=partition,
-                    committed=committed.get((topic, partition)),
+                    committed=offset,
                     start=start,
                     end=end,
+                    skipped=tuple(skipped),
                 )
             )
         return out
 
 
-class CommittedReader:
-    """The group's committed offsets, read without joining the group (for `OffsetLedger`).
+class CommittedBase(NamedTuple):
+    """What the broker holds for one partition of a group: its committed offset (None: never
+    committed), the partition's log start, and the skipped ranges noted with the offset."""
 
-    A partition the group never committed, or whose committed offset retention has since
-    deleted, starts at its log start offset: that is where the worker's fetch begins.
+    committed: int | None
+    log_start: int
+    skipped: tuple[SkippedRange, ...] = ()
+
+
+class CommittedReader:
+    """The group's committed offsets, read without joining the group (for `OffsetLedger`),
+    with each partition's log start: a committed offset below it means events were deleted
+    before the group read them, which the ledger reports (bridge/apply/offsets.py).
     """
 
     def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
@@ -118,14 +139,21 @@ class CommittedReader:
         self._offsets = kafka_reads.OffsetFetcher(kafka)
         self._timeout_s = timeout_s
 
-    def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        committed = self._offsets.committed(self._group, partitions, self._timeout_s)
-        out: dict[tuple[str, int], int] = {}
-        for topic, partition in partitions:
-            low, _high = kafka_reads.watermarks(self._consumer, topic, partition, self._timeout_s)
-            offset = committed.get((topic, partition))
-            out[(topic, partition)] = low if offset is None else max(offset, low)
+    def read(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], CommittedBase]:
+        committed = self._offsets.committed_with_metadata(self._group, partitions, self._timeout_s)
+        out: dict[tuple[str, int], CommittedBase] = {}
+        for tp in partitions:
+            offset, note = committed.get(tp, (None, ""))
+            where = f"group {self._group} on {tp[0]}/{tp[1]}"
+            out[tp] = CommittedBase(
+                offset, self.log_start(tp), tuple(skipped_offsets.decode(note, tp[1], where))
+            )
         return out
+
+    def log_start(self, tp: tuple[str, int]) -> int:
+        """The partition's log start offset now (its low watermark)."""
+        low, _high = kafka_reads.watermarks(self._consumer, tp[0], tp[1], self._timeout_s)
+        return low
 
     def close(self) -> None:
         self._consumer.close()
@@ -162,6 +190,8 @@ class TopicTail(threading.Thread):
             "group.id": f"ddb-bridge.tail.{uuid.uuid4().hex[:8]}",  # never joined or committed
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            # librdkafka's default, kept explicit: aborted transactions are not counted.
+            "isolation.level": "read_committed",
             **librdkafka_fetch_config(),
         }
 

@@ -59,6 +59,7 @@ APPLY_LAG_SECONDS = "ddb_bridge_apply_lag_seconds"
 APPLY_LAST_EVENT_TIME = "ddb_bridge_apply_last_event_timestamp_seconds"
 APPLY_TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
 APPLY_BLOCKED = "ddb_bridge_apply_target_blocked"
+APPLY_SKIPPED = "ddb_bridge_apply_skipped_offsets_total"
 DLQ_DEPTH = "ddb_bridge_dlq_depth"
 # -- every daemon ---------------------------------------------------------------------------
 AWS_RETRIES = "ddb_bridge_aws_retries_total"
@@ -130,6 +131,12 @@ CATALOGUE: tuple[Spec, ...] = (
         ("target",),
     ),
     Spec("counter", APPLY_BATCHES, "Batches applied", ("target",)),
+    Spec(
+        "counter",
+        APPLY_SKIPPED,
+        "Change-topic offsets deleted before apply read them (the target needs a new back-fill)",
+        ("table", "target"),
+    ),
     Spec(
         "gauge",
         DLQ_DEPTH,

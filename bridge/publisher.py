@@ -143,12 +143,37 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
             raise PermanentError(f"cannot create topic {name}: {err.str()}") from exc
     if existing:
         warn_small_topics(admin, existing, topic_max_message_bytes(kafka), timeout_s)
+        changes = {kafka.changes_topic(t) for t in tables}
+        warn_few_partitions(admin, [t for t in existing if t in changes], kafka, timeout_s)
     for table in tables:
         topic = kafka.changes_topic(table)
         try:
             durability.report(durability.read(admin, topic, timeout_s), kafka.bootstrap_servers)
         except KafkaException as exc:
             log.warning("cannot read the replication of %s: %s", topic, exc, extra={"topic": topic})
+
+
+def warn_few_partitions(
+    admin: AdminClient, topics: list[str], kafka: KafkaSettings, timeout_s: float
+) -> None:
+    """Warn about existing change topics with fewer partitions than `kafka.partitions`: they
+    are used as they are (not altered: they are the operator's, and adding partitions moves
+    keys), so apply's parallelism is their partition count, not the setting."""
+    for name in topics:
+        meta = admin.list_topics(name, timeout=timeout_s).topics.get(name)
+        if meta is None or meta.error is not None:
+            continue  # just created or gone: create_topics said so already
+        count = len(meta.partitions)
+        if count < kafka.partitions:
+            log.warning(
+                "existing change topic %s has %d partitions, fewer than kafka.partitions=%d; "
+                "it is used as it is (at most %d apply workers share it)",
+                name,
+                count,
+                kafka.partitions,
+                count,
+                extra={"topic": name, "partitions": count, "configured": kafka.partitions},
+            )
 
 
 def warn_small_topics(admin: AdminClient, topics: list[str], needed: int, timeout_s: float) -> None:

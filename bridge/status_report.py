@@ -11,6 +11,8 @@ holds; otherwise it lists each missing one in plain words:
   than the items' lifetime ago (every item alive now was written, hence captured, since);
 - the stream is captured, every shard is read to its end, no data-loss alarm;
 - the target's apply group has no lag, and the table's DLQ is empty;
+- the group skipped no events deleted before it read them (retention), or a back-fill ran
+  to its end after the last such skip (`kafka.retention_ms` shorter than a stop of apply);
 - the last full `verify` of this table and target found 0 differences and started after
   the back-fill finished.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from bridge.skipped_offsets import SkippedRange
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class GroupStatus:
     consumed_per_s: float | None = None  # from two samples; None: not sampled
     eta_s: float | None = None  # None: no lag, not sampled, or not catching up
     note: str | None = None
+    # Ranges deleted before the group read them (bridge/skipped_offsets.py).
+    skipped: list[SkippedRange] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class TargetStatus:
     eta_s: float | None
     verify: VerifyOutcome | None
     verdict: Verdict
+    skipped: list[SkippedRange] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -236,10 +243,34 @@ def verify_problems(table: TableStatus, target: str, verify: VerifyOutcome | Non
     return out
 
 
+def unrepaired_skips(table: TableStatus, skipped: list[SkippedRange]) -> list[SkippedRange]:
+    """The skipped ranges no finished back-fill has repaired: one found by `status` alone
+    (apply has not run since), or found after the last finished back-fill began."""
+    runs = [r for r in table.backfill_runs if r.done and r.created_at_ms is not None]
+    repaired_since = max((r.created_at_ms or 0 for r in runs), default=None)
+    return [
+        s
+        for s in skipped
+        if s.detected_at_ms is None or repaired_since is None or repaired_since <= s.detected_at_ms
+    ]
+
+
+def skip_problem(table: TableStatus, target: str, group: str, skipped: list[SkippedRange]) -> str:
+    ranges = unrepaired_skips(table, skipped)
+    events = sum(s.events for s in ranges)
+    where = "; ".join(s.words() for s in ranges)
+    return (
+        f"apply group {group} skipped up to {_plural(events, 'event')} of {table.table} deleted "
+        f"from the change topic before it read them ({where}): back-fill {target} again"
+    )
+
+
 def verdict(
     table: TableStatus, group: GroupStatus, verify: VerifyOutcome | None, target: str, now_ms: int
 ) -> Verdict:
     missing = backfill_problems(table, now_ms) + stream_problems(table.stream)
+    if unrepaired_skips(table, group.skipped):
+        missing.append(skip_problem(table, target, group.group, group.skipped))
     if group.lag is None:
         missing.append(f"topic {group.topic} does not exist yet (nothing published)")
     elif group.lag:
@@ -267,6 +298,10 @@ def attention(tables: list[TableStatus], max_lag: int | None) -> list[str]:
                 f"{d.min_insync_replicas}, {d.brokers} brokers): " + "; ".join(d.advice)
             )
         for target in t.targets:
+            if unrepaired_skips(t, target.skipped):
+                out.append(
+                    f"{t.table}: {skip_problem(t, target.target, target.group, target.skipped)}"
+                )
             if max_lag is not None and target.lag is not None and target.lag > max_lag:
                 out.append(
                     f"{t.table}: apply group {target.group} is "

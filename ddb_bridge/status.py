@@ -131,6 +131,7 @@ def gather_status(
                     eta_s=group.eta_s,
                     verify=verify,
                     verdict=verdict(table, group, verify, target, now_ms),
+                    skipped=group.skipped,
                 )
             )
         out.append(table)

@@ -40,10 +40,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
-from bridge.apply.offsets import Partition, WrittenOffsets
+from bridge.apply.offsets import Partition, Passed, WrittenOffsets
 from bridge.apply.processor import (
     RETRIES,
     Abandoned,
@@ -52,16 +52,20 @@ from bridge.apply.processor import (
 )
 from bridge.apply.retry import Backoff, Stopper
 from bridge.errors import TargetError, TransientError, Unavailable
-from bridge.lag import CommittedReader
-from bridge.metrics import ERRORS, REGISTRY
+from bridge.lag import CommittedBase, CommittedReader
+from bridge.metrics import APPLY_SKIPPED, ERRORS, REGISTRY
 from bridge.schema_registry import make_codec
 from bridge.settings import Settings
 from bridge.sink import Sink, TableSpec
+from bridge.skipped_offsets import SkippedRange
 
 if TYPE_CHECKING:
     from bridge.apply.faust_group import FaustGroup
 
 log = logging.getLogger("ddb-bridge.apply")
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 def group_id(target: str) -> str:
@@ -208,10 +212,24 @@ class ApplyWorker:
         )
         committed_reader = CommittedReader(self.settings.kafka, group_id(self.target))
 
-        async def read_committed(partitions: list[Partition]) -> Mapping[Partition, int]:
-            return await self._read_committed(committed_reader, backoff, partitions)
+        async def read_committed(
+            partitions: list[Partition],
+        ) -> Mapping[Partition, CommittedBase]:
+            return await self._read_broker(
+                "reading committed offsets", backoff, committed_reader.read, partitions
+            )
 
-        offsets = WrittenOffsets(read_committed, group.commit)
+        async def log_start(tp: Partition) -> int:
+            return await self._read_broker(
+                "reading a log start offset", backoff, committed_reader.log_start, tp
+            )
+
+        table_of_topic = table_resolver(self.settings, self.specs)
+
+        def report(topic: str, skipped: SkippedRange) -> None:
+            self._report_skipped(table_of_topic(topic), topic, skipped)
+
+        offsets = WrittenOffsets(read_committed, group.commit, log_start, report)
         group.on_revoke(offsets.forget)
         group.on_joined(lambda: self._announce(group, topics))
         return _Run(
@@ -256,21 +274,24 @@ class ApplyWorker:
             # Every turn, records or not (an idle turn lasts one batch window): /healthz
             # reads this clock to tell a live worker from a stuck one.
             REGISTRY.progress("apply")
-            records = await run.group.next_batch(batch_size, window_s)
-            if not records or self.stopper.stopping:
+            records, passed = await run.group.next_batch(batch_size, window_s)
+            if not (records or passed) or self.stopper.stopping:
                 continue
-            if not await self._apply_batch(run, records):
+            if not await self._apply_batch(run, records, passed):
                 return
         self._finish(0)
 
-    async def _apply_batch(self, run: _Run, records: list[RawRecord]) -> bool:
-        """Write the batch (or dead-letter its refused records), then commit it. False when
-        the worker stops (the exit code is set), with nothing of the batch committed."""
+    async def _apply_batch(self, run: _Run, records: list[RawRecord], passed: list[Passed]) -> bool:
+        """Write the batch (or dead-letter its refused records), then commit it with the
+        drains that ended with it. False when the worker stops (the exit code is set), with
+        nothing of the batch committed."""
         loop = asyncio.get_running_loop()
         self._in_flight = True
         try:
-            result = await loop.run_in_executor(run.executor, run.processor.process, records)
-            await run.offsets.commit_written(records)
+            result = BatchResult()
+            if records:
+                result = await loop.run_in_executor(run.executor, run.processor.process, records)
+            await run.offsets.commit_written(records, passed)
         except Abandoned as exc:
             log.warning("batch abandoned on stop", extra={"reason": str(exc)})
             self._finish(0)
@@ -294,21 +315,38 @@ class ApplyWorker:
         finally:
             self._in_flight = False
         self.records_applied += len(records)
-        if self.on_batch is not None:
+        if self.on_batch is not None and records:
             self.on_batch(result)
         return True
 
-    async def _read_committed(
-        self, reader: CommittedReader, backoff: Backoff, partitions: list[Partition]
-    ) -> Mapping[Partition, int]:
-        """The group's committed offsets, retried with backoff: the batch is written, a
-        broker blip here must not stop the worker (it would re-read and rewrite the batch)."""
+    def _report_skipped(self, table: str, topic: str, skipped: SkippedRange) -> None:
+        """The alarm for events deleted before apply read them: they can never reach the
+        target, which needs a new back-fill (`status` says so until one finishes)."""
+        REGISTRY.inc(APPLY_SKIPPED, skipped.events, table=table, target=self.target)
+        log.error(
+            "events deleted from the change topic before apply read them were skipped; "
+            "the target misses them: back-fill this target again (ddb-bridge backfill)",
+            extra={
+                "target": self.target,
+                "table": table,
+                "topic": topic,
+                "partition": skipped.partition,
+                "first_offset": skipped.first_offset,
+                "last_offset": skipped.last_offset,
+                "offsets": skipped.events,
+            },
+        )
+
+    async def _read_broker(
+        self, what: str, backoff: Backoff, read: Callable[[_A], _R], arg: _A
+    ) -> _R:
+        """A read the commit path needs (committed offsets, a log start), retried with
+        backoff: the batch is written, a broker blip here must not stop the worker (it would
+        re-read and rewrite the batch)."""
         attempt = 0
         while True:
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    None, reader.read, partitions
-                )
+                return await asyncio.get_running_loop().run_in_executor(None, read, arg)
             except TransientError as exc:
                 attempt += 1
                 if backoff.exhausted(attempt):
@@ -317,7 +355,7 @@ class ApplyWorker:
                 REGISTRY.inc(RETRIES, target=self.target)
                 REGISTRY.inc(ERRORS, daemon="apply", error=type(exc).__name__)
                 log.warning(
-                    "reading committed offsets failed; retrying",
+                    f"{what} failed; retrying",
                     extra={
                         "target": self.target,
                         "attempt": attempt,
@@ -328,7 +366,7 @@ class ApplyWorker:
                 # Woken at once by a stop: the batch then stays uncommitted (re-read later,
                 # harmlessly: writes are idempotent).
                 if await self._loop_sleep(delay):
-                    raise Abandoned("stop requested while reading committed offsets") from exc
+                    raise Abandoned(f"stop requested while {what}") from exc
 
     def _announce(self, group: FaustGroup, topics: Sequence[str]) -> None:
         log.info(

@@ -65,13 +65,25 @@ Faust's public API, checked against faust-streaming 0.15.3 (installed) and its m
     active-partition fetch and the record-to-message conversion; not exposed otherwise.
   - the aiokafka driver's `Consumer._new_consumer_thread` (overridden): it builds its
     consumer thread class directly, with no setting or class attribute to choose another.
-  - `AIOKafkaConsumerThread._commit` (overridden, and called as `super()._commit`): when a
-    rebalance during the write took every partition of a commit, Faust filters the offsets
-    to the still-assigned partitions and hands aiokafka an empty commit, which aiokafka
-    refuses with `ValueError({})`, and Faust crashes the consumer (`apply` exited 1 when a
-    second worker joined, on Apache Kafka; unchanged on master). The thread's public
-    `commit()` runs `_commit` in the consumer thread, the one place where the assignment
-    can be checked with no await before Faust's own filter.
+  - `AIOKafkaConsumerThread._commit` (replaced; it calls aiokafka's public `commit`): Faust's
+    commits every offset with empty metadata, and apply's carry a note of skipped ranges
+    (bridge/skipped_offsets.py). It also keeps the fix for a rebalance during the write that
+    took every partition of a commit: Faust filtered the offsets to the still-assigned
+    partitions and handed aiokafka an empty commit, which aiokafka refuses with
+    `ValueError({})`, and Faust crashed the consumer (`apply` exited 1 when a second worker
+    joined, on Apache Kafka; unchanged on master). The thread's public `commit()` runs
+    `_commit` in the consumer thread, the one place where the assignment can be checked
+    with no await before the commit.
+  - `AIOKafkaConsumerThread._create_worker_consumer` (extended): Faust builds the aiokafka
+    consumer `read_uncommitted` unless processing is exactly-once, with no setting for it;
+    apply sets aiokafka's `_isolation_level` to `read_committed` before the consumer starts
+    (it fails loudly if aiokafka stops keeping it there).
+  - `AIOKafkaConsumerThread._fetch_records` (extended), aiokafka's `Fetcher._subscriptions`
+    (the partitions' positions) and `Fetcher._create_fetch_waiter`: to tell the commit path
+    which offsets each drain went through (bridge/apply/offsets.py), the drain runs with
+    `timeout=0` — no await inside it — between two readings of the positions, and the wait
+    for data happens outside it. aiokafka hands out a partition's records only from its
+    current position, so the positions before and after are exactly the drain's bounds.
   These are why pyproject.toml pins faust-streaming to 0.15.x; tests/unit/
   test_commit_after_rebalance.py and the apply integration tests exercise each of them.
 """
@@ -80,9 +92,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
@@ -90,11 +103,27 @@ from faust.types import TP
 
 from bridge.apply.dlq import RawRecord
 from bridge.apply.kafka_auth import faust_credentials
+from bridge.apply.offsets import Passed
 from bridge.errors import Unavailable
 from bridge.kafka_limits import consumer_fetch_bytes
 from bridge.settings import ApplySettings, KafkaSettings
 
 Partition = tuple[str, int]  # (topic, partition)
+
+
+class Drain(dict[Any, list[Any]]):
+    """The records of one fetch, per partition (aiokafka's `RecordMap`), and `moved`: each
+    partition's consumer positions (before, after) around the drain, where it moved."""
+
+    moved: dict[Any, tuple[int, int]]
+
+
+class Batch(NamedTuple):
+    """What `FaustGroup.next_batch` hands over: records, and the drains that ended with them
+    (bridge/apply/offsets.py says why the commit path needs those)."""
+
+    records: list[RawRecord]
+    passed: list[Passed]
 
 
 class Feed:
@@ -111,6 +140,7 @@ class Feed:
         self._room = asyncio.Event()
         self._room.set()
         self._want = 1
+        self.clears = 0  # how many times `clear` dropped what was buffered
 
     def __len__(self) -> int:
         return len(self._items)
@@ -138,6 +168,7 @@ class Feed:
     def clear(self) -> None:
         """Drop everything buffered (records of a generation that just ended)."""
         self._items.clear()
+        self.clears += 1
         self._room.set()
 
     async def take(self, size: int, window_s: float) -> list[Any]:
@@ -167,19 +198,110 @@ class Feed:
 
 
 class CommitThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, with a commit that survives losing all its partitions."""
+    """Faust's consumer thread, reading read_committed, reporting the positions each drain
+    went through, and with a commit that carries metadata and survives losing all its
+    partitions."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust reads read_uncommitted unless processing is exactly-once, and has no setting
+        # for it: aborted transactions of other producers (MirrorMaker 2, Connect, a repair
+        # tool) would be applied. aiokafka reads this attribute when the consumer starts
+        # (its Fetcher); tests/unit/test_faust_group.py checks the fetcher it builds.
+        if getattr(consumer, "_isolation_level", None) != "read_uncommitted":
+            raise RuntimeError(
+                "aiokafka's consumer no longer keeps its isolation level where apply sets "
+                "it; apply cannot guarantee read_committed"
+            )
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Drain:
+        """Faust's fetch, as a `Drain`: its records and the positions each partition's drain
+        started and ended at. The drain itself (`timeout=0`) runs without an await in
+        between, so the positions read just before and after it are exactly its bounds;
+        waiting for data happens outside it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout or 0)
+        fetcher = consumer._fetcher
+        while True:
+            settled = not fetcher._subscriptions.reassignment_in_progress
+            before = _positions(consumer)
+            records = await super()._fetch_records(
+                consumer, active_partitions, timeout=0, max_records=max_records
+            )
+            drain = Drain(records)
+            after = _positions(consumer) if settled else {}
+            drain.moved = {
+                tp: (before[tp], end)
+                for tp, end in after.items()
+                if tp in before and end > before[tp]
+            }
+            remaining = deadline - loop.time()
+            if drain or drain.moved or remaining <= 0 or not self.consumer.flow_active:
+                return drain
+            waiter = fetcher._create_fetch_waiter()
+            done, _pending = await asyncio.wait([waiter], timeout=remaining)
+            if not done:
+                waiter.cancel()
+                return Drain()
+            waiter.result()  # an authorization error, as aiokafka's own wait raises it
 
     async def _commit(self, offsets: Any) -> bool:
-        # Faust commits only the partitions still assigned; when a rebalance during the write
-        # took them all, it hands aiokafka an empty commit, which aiokafka refuses with
-        # ValueError({}), and Faust crashes the consumer. Nothing left to commit is the
-        # "rebalanced" case: the new owner reads those records again. Checked here, in the
-        # consumer thread, with no await before Faust's own filter, so the assignment cannot
-        # change in between.
+        """Commit `offsets` ({TP: OffsetAndMetadata}, from `FaustGroup.commit`) with their
+        metadata. Faust's own commit sends empty metadata, and apply's carries the note of
+        ranges skipped on the partition (bridge/skipped_offsets.py).
+
+        When a rebalance during the write took every partition of a commit, Faust's commit
+        hands aiokafka an empty commit, which aiokafka refuses with ValueError({}), and Faust
+        crashes the consumer. Here nothing left to commit is the "rebalanced" case: the new
+        owner reads those records again. Checked in the consumer thread, with no await
+        before the commit, so the assignment cannot change in between."""
+        from aiokafka.errors import CommitFailedError
+        from aiokafka.structs import TopicPartition
+
         assigned = self.assignment()
-        if not any(tp in assigned for tp in offsets):
+        kept = {tp: meta for tp, meta in offsets.items() if tp in assigned}
+        if not kept:
             return False
-        return bool(await super()._commit(offsets))
+        try:
+            # aiokafka wants its own TopicPartition type as keys, not Faust's TP.
+            await self._ensure_consumer().commit(
+                {TopicPartition(tp.topic, tp.partition): meta for tp, meta in kept.items()}
+            )
+        except CommitFailedError as exc:
+            if "already rebalanced" in str(exc):
+                return False
+            self.log.exception("commit failed: %r", exc)
+            await self.crash(exc)
+            return False
+        except Exception as exc:
+            self.log.exception("commit failed: %r (assignment %r)", exc, assigned)
+            await self.crash(exc)
+            return False
+        # Faust's check that partitions keep committing reads this (monotonic time).
+        self.tp_last_committed_at.update(dict.fromkeys(kept, time.monotonic()))
+        return True
+
+
+def _positions(consumer: Any) -> dict[Any, int]:
+    """The consumer's position in each assigned partition that has one (aiokafka's own)."""
+    assignment = consumer._fetcher._subscriptions.subscription
+    assignment = assignment.assignment if assignment is not None else None
+    if assignment is None:
+        return {}
+    out = {}
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            out[tp] = state.position
+    return out
 
 
 class FeedConsumer(Consumer):
@@ -218,6 +340,7 @@ class FeedConsumer(Consumer):
         to_message = self._to_message
         app = self.app
         track_end_offset = app.monitor.track_tp_end_offset
+        moved: dict[Any, tuple[int, int]] = getattr(records, "moved", {})
         for tp, tp_records in records.items():
             if active_partitions is not None and not (
                 tp in active_partitions or tp in self._buffered_partitions
@@ -228,9 +351,19 @@ class FeedConsumer(Consumer):
                 if not self.flow_active or app.consumer_generation_id != generation_id:
                     return
                 yield tp, to_message(tp, record)
+            if tp in moved:
+                yield tp, _passed(tp, moved[tp], generation_id)
+        # Partitions whose drain held nothing to deliver (only markers or aborted batches).
+        for tp, span in moved.items():
+            if tp in records or (active_partitions is not None and tp not in active_partitions):
+                continue
+            if not self.flow_active or app.consumer_generation_id != generation_id:
+                return
+            yield tp, _passed(tp, span, generation_id)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        put_nowait, room = self.feed.put_nowait, self.feed.room
+        feed = self.feed
+        put_nowait, room = feed.put_nowait, feed.room
         getmany = self.getmany
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
@@ -243,7 +376,20 @@ class FeedConsumer(Consumer):
                 await self.sleep(0)
                 if self.should_stop:
                     continue
+                # Partitions of this drain with a record not put into the feed: their drain
+                # span must not reach the commit path (it would cover that record). So must
+                # no span of a drain whose records a revocation cleared from the feed while
+                # this loop waited for room (seen: the span then covered 192 records that
+                # were never written).
+                dropped: set[Any] = set()
+                clears = feed.clears
                 async for tp, message in ait:
+                    if type(message) is _FeedPassed:
+                        if feed.clears != clears or tp in dropped or suspended():
+                            continue
+                        if not put_nowait(message):
+                            await room()
+                        continue
                     since_yield += 1
                     if since_yield > 1000:
                         await sleep(0)  # let the apply loop and callbacks run
@@ -254,9 +400,13 @@ class FeedConsumer(Consumer):
                         # Records arriving while the flow is suspended (a rebalance) are
                         # dropped, as Faust's streams drop them: they are read again from
                         # the committed offset afterwards.
-                        if not suspended() and not put_nowait(message):
+                        if suspended():
+                            dropped.add(tp)
+                        elif not put_nowait(message):
                             await room()  # full: backpressure
                         set_read_offset(tp, offset)
+                    else:
+                        dropped.add(tp)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Consumer shutting down for user cancel.")
@@ -337,23 +487,44 @@ class FaustGroup:
     async def stop(self) -> None:
         await self._app.stop()
 
-    async def next_batch(self, size: int, window_s: float) -> list[RawRecord]:
-        """Up to `size` records (waits for the first, then at most `window_s`), without those
-        of an older group generation: whoever owns their partition now reads them again
-        from the committed offset (Faust's streams drop them the same way). May be empty."""
+    async def next_batch(self, size: int, window_s: float) -> Batch:
+        """Up to `size` records and drain spans (waits for the first, then at most
+        `window_s`), without those of an older group generation: whoever owns their
+        partition now reads them again from the committed offset (Faust's streams drop them
+        the same way). May be empty."""
         messages = await self._feed.take(size, window_s)
         generation = self._app.consumer_generation_id
-        return [_raw(m) for m in messages if m.generation_id == generation]
+        records: list[RawRecord] = []
+        passed: list[Passed] = []
+        for m in messages:
+            if m.generation_id != generation:
+                continue
+            if type(m) is _FeedPassed:
+                passed.append(m.passed)
+            else:
+                records.append(_raw(m))
+        return Batch(records, passed)
 
-    async def commit(self, offsets: Mapping[Partition, int]) -> bool:
-        """Commit exactly `offsets` (next offset to read, per partition) as a member of the
-        current generation. False, with nothing committed, when a rebalance took those
-        partitions: their new owner reads the records again."""
+    async def commit(
+        self, offsets: Mapping[Partition, int], notes: Mapping[Partition, str] | None = None
+    ) -> bool:
+        """Commit exactly `offsets` (next offset to read, per partition), each with its note
+        from `notes` as metadata, as a member of the current generation. False, with nothing
+        committed, when a rebalance took those partitions: their new owner reads the records
+        again."""
+        from aiokafka.structs import OffsetAndMetadata
+
         if not offsets:
             return True
+        notes = notes or {}
         consumer = cast(FeedConsumer, self._app.consumer)
         return bool(
-            await consumer.commit_thread.commit({TP(t, p): o for (t, p), o in offsets.items()})
+            await consumer.commit_thread.commit(
+                {
+                    TP(t, p): OffsetAndMetadata(o, notes.get((t, p), ""))
+                    for (t, p), o in offsets.items()
+                }
+            )
         )
 
     def assigned(self) -> set[Partition]:
@@ -365,6 +536,17 @@ class FaustGroup:
         if app.crashed or consumer.crashed:
             return repr(app.crash_reason or consumer.crash_reason)
         return None
+
+
+class _FeedPassed(NamedTuple):
+    """A drain span in the feed, stamped with its generation like the records around it."""
+
+    passed: Passed
+    generation_id: int
+
+
+def _passed(tp: Any, span: tuple[int, int], generation_id: int) -> _FeedPassed:
+    return _FeedPassed(Passed(tp.topic, tp.partition, span[0], span[1]), generation_id)
 
 
 def feed_size(apply: ApplySettings) -> int:

@@ -128,6 +128,8 @@ class AuditWorker:
                 "group.id": options.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                # librdkafka's default, kept explicit: aborted transactions are not archived.
+                "isolation.level": "read_committed",
                 "session.timeout.ms": settings.apply.session_timeout_ms,
                 "heartbeat.interval.ms": settings.apply.heartbeat_interval_ms,
                 # New topics matching the pattern are picked up this often.

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bridge.lag import CommittedReader, PartitionLag, TopicTail, caught_up, group_lag, total_lag
+from bridge.lag import (
+    CommittedBase,
+    CommittedReader,
+    PartitionLag,
+    TopicTail,
+    caught_up,
+    group_lag,
+    total_lag,
+)
 from bridge.publisher import ensure_topics
 from bridge.settings import KafkaSettings
 
@@ -80,10 +88,11 @@ def test_watermarks_and_a_tail_measure_the_same_lag(topic: tuple[KafkaSettings, 
         by_broker = group_lag(kafka, group, [name])
         assert by_partition(by_broker) == {0: (5, 0, 5, 0), 1: (1, 0, 3, 2), 2: (None, 0, 0, 0)}
         assert by_partition(group_lag(kafka, group, [name], tail=tail)) == by_partition(by_broker)
+        # The committed offsets (None: never committed) and each partition's log start.
         assert CommittedReader(kafka, group).read([(name, 0), (name, 1), (name, 2)]) == {
-            (name, 0): 5,
-            (name, 1): 1,
-            (name, 2): 0,  # never committed: the log start, where a worker's fetch begins
+            (name, 0): CommittedBase(5, 0),
+            (name, 1): CommittedBase(1, 0),
+            (name, 2): CommittedBase(None, 0),
         }
 
         # All committed: caught up either way.

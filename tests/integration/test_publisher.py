@@ -136,3 +136,25 @@ def test_record_timestamps_are_the_dynamodb_change_times(
         stamps[EventCodec().decode(msg.value()).origin] = msg.timestamp()
     assert stamps[Origin.STREAM] == (TIMESTAMP_CREATE_TIME, created_ms)
     assert stamps[Origin.SCAN] == (TIMESTAMP_CREATE_TIME, scan_version // 1000)
+
+
+def test_an_existing_change_topic_with_fewer_partitions_than_configured_is_warned_about(
+    kafka_bootstrap: str, unique_name: Any, caplog: Any
+) -> None:
+    import logging
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    table = unique_name("fewparts")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=4, replication_factor=1)
+    topic = kafka.changes_topic(table)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1)]).values():
+        future.result(30)
+    caplog.set_level(logging.WARNING, logger="bridge.publisher")
+    ensure_topics(kafka, [table])
+    lines = [r for r in caplog.records if getattr(r, "topic", None) == topic]
+    [line] = [r for r in lines if hasattr(r, "configured")]
+    assert line.levelno == logging.WARNING
+    assert line.partitions == 1 and line.configured == 4  # type: ignore[attr-defined]
+    assert "kafka.partitions" in line.getMessage() and topic in line.getMessage()

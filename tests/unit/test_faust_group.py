@@ -9,10 +9,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP
+
 from bridge.apply.dlq import RawRecord
-from bridge.apply.faust_group import FaustGroup, FeedConsumer, feed_size
-from bridge.apply.offsets import Partition, WrittenOffsets
+from bridge.apply.faust_group import Batch, FaustGroup, FeedConsumer, _passed, feed_size
+from bridge.apply.offsets import Partition, Passed, WrittenOffsets
+from bridge.lag import CommittedBase
 from bridge.settings import ApplySettings, KafkaSettings
+from bridge.skipped_offsets import SkippedRange
 
 
 def new_group(tmp_path: Path) -> FaustGroup:
@@ -55,19 +59,23 @@ def test_a_batch_holds_only_records_of_the_current_generation(tmp_path: Path) ->
             generation_id=generation,
         )
 
-    async def check() -> list[RawRecord]:
+    async def check() -> Batch:
         group = new_group(tmp_path)
         app: Any = group._app
         app.consumer_generation_id = 7
         for offset, generation in [(10, 6), (11, 7), (12, 7)]:
             await group._feed.put(message(offset, generation))
+        # Drain spans are generation-stamped like records: an older one is dropped too.
+        await group._feed.put(_passed(TP("p.a.changes", 1), (9, 11), 6))
+        await group._feed.put(_passed(TP("p.a.changes", 1), (11, 14), 7))
         return await group.next_batch(10, 0.01)
 
     batch = asyncio.run(check())
-    assert batch == [
+    assert batch.records == [
         RawRecord("p.a.changes", 1, 11, b"k", b"v", (("h", b"1"),)),
         RawRecord("p.a.changes", 1, 12, b"k", b"v", (("h", b"1"),)),
     ]
+    assert batch.passed == [Passed("p.a.changes", 1, 11, 14)]
 
 
 def test_a_revocation_empties_the_feed_and_tells_the_commit_path(tmp_path: Path) -> None:
@@ -91,25 +99,49 @@ def record(partition: int, offset: int) -> RawRecord:
 class FakeGroup:
     def __init__(self, committed: dict[Partition, int]) -> None:
         self.committed = committed  # the broker's view
+        self.notes: dict[Partition, str] = {}
+        self.log_start: dict[Partition, int] = {}
         self.reads: list[list[Partition]] = []
         self.commits: list[dict[Partition, int]] = []
+        self.reported: list[tuple[str, SkippedRange]] = []
         self.rebalanced = False
 
-    async def read(self, partitions: list[Partition]) -> Mapping[Partition, int]:
-        self.reads.append(sorted(partitions))
-        return {tp: self.committed.get(tp, 0) for tp in partitions}
+    async def read(self, partitions: list[Partition]) -> Mapping[Partition, CommittedBase]:
+        from bridge import skipped_offsets
 
-    async def commit(self, offsets: Mapping[Partition, int]) -> bool:
+        self.reads.append(sorted(partitions))
+        return {
+            tp: CommittedBase(
+                self.committed.get(tp),
+                self.log_start.get(tp, 0),
+                tuple(skipped_offsets.decode(self.notes.get(tp), tp[1], "test")),
+            )
+            for tp in partitions
+        }
+
+    async def start(self, tp: Partition) -> int:
+        return self.log_start.get(tp, 0)
+
+    async def commit(
+        self, offsets: Mapping[Partition, int], notes: Mapping[Partition, str]
+    ) -> bool:
         if self.rebalanced:
             return False
         self.commits.append(dict(offsets))
         self.committed.update(offsets)
+        self.notes.update(notes)
         return True
+
+    def report(self, topic: str, skipped: SkippedRange) -> None:
+        self.reported.append((topic, skipped))
+
+    def offsets(self) -> WrittenOffsets:
+        return WrittenOffsets(self.read, self.commit, self.start, self.report)
 
 
 def test_written_offsets_commit_the_run_after_the_committed_base_of_each_partition() -> None:
     group = FakeGroup({("t", 0): 5})
-    offsets = WrittenOffsets(group.read, group.commit)
+    offsets = group.offsets()
 
     async def check() -> None:
         await offsets.commit_written([record(0, 5), record(0, 6), record(1, 0), record(1, 2)])
@@ -118,17 +150,99 @@ def test_written_offsets_commit_the_run_after_the_committed_base_of_each_partiti
         assert group.reads == [[("t", 0), ("t", 1)]]
         await offsets.commit_written([record(0, 7)])
         assert group.commits[-1] == {("t", 0): 8}
-        # Partition 0's base is known; partition 1's is read again after the hole.
-        await offsets.commit_written([record(0, 8), record(1, 1), record(1, 2)])
-        assert group.reads[-1] == [("t", 1)]
+        # The gap at 1 is no hole yet (no drain span beyond it): 1 arrives, and with 2 kept
+        # from before, the commit moves to 3; no base is read again.
+        await offsets.commit_written([record(0, 8), record(1, 1)])
+        assert group.reads == [[("t", 0), ("t", 1)]]
         assert group.commits[-1] == {("t", 0): 9, ("t", 1): 3}
+
+    asyncio.run(check())
+
+
+def test_drain_spans_carry_the_commit_over_markers_aborted_batches_and_compaction() -> None:
+    group = FakeGroup({("t", 0): 0})
+    offsets = group.offsets()
+
+    async def check() -> None:
+        # A drain of [0, 9): records 0-3, a marker at 4, an aborted batch 5-7, a marker at 8.
+        await offsets.commit_written([record(0, o) for o in range(4)], [Passed("t", 0, 0, 9)])
+        assert group.commits[-1] == {("t", 0): 9}
+        # A drain with nothing to deliver (only an abort marker) moves the commit alone.
+        await offsets.commit_written([], [Passed("t", 0, 9, 11)])
+        assert group.commits[-1] == {("t", 0): 11}
+        # Records past a compacted gap, their drain span in the next batch.
+        await offsets.commit_written([record(0, 14), record(0, 20)])
+        assert group.commits[-1] == {("t", 0): 11}  # 11-13 and 15-19 are not known empty yet
+        await offsets.commit_written([record(0, 21)], [Passed("t", 0, 11, 22)])
+        assert group.commits[-1] == {("t", 0): 22}
+        assert group.reported == []
+
+    asyncio.run(check())
+
+
+def test_a_drain_span_never_covers_a_record_not_yet_written() -> None:
+    """The bridge's own gap: record 3 handed out in an earlier batch and not written (it is
+    not in any batch given as written): a span starting after it does not cover it."""
+    group = FakeGroup({("t", 0): 3})
+    offsets = group.offsets()
+
+    async def check() -> None:
+        await offsets.commit_written([record(0, 4), record(0, 5)], [Passed("t", 0, 4, 7)])
+        assert group.commits == []
+        assert group.reported == []  # nothing below the log start (0): a hole, not a loss
+
+    asyncio.run(check())
+
+
+def test_a_committed_offset_below_the_log_start_is_reported_and_passed() -> None:
+    group = FakeGroup({("t", 0): 5, ("t", 1): 2})
+    group.log_start = {("t", 0): 12, ("t", 1): 0}
+    offsets = group.offsets()
+
+    async def check() -> None:
+        await offsets.commit_written([record(0, 12), record(1, 2)])
+        assert group.commits[-1] == {("t", 0): 13, ("t", 1): 3}
+        [(topic, skipped)] = group.reported
+        assert (topic, skipped.partition, skipped.first_offset, skipped.last_offset) == (
+            "t",
+            0,
+            5,
+            11,
+        )
+        # The note travels with every later commit of that partition, and survives a restart.
+        later = group.offsets()
+        await later.commit_written([record(0, 13)])
+        assert "[[5,11," in group.notes[("t", 0)]
+        assert group.notes[("t", 1)] == ""
+        assert len(group.reported) == 1  # reported once, when found
+
+    asyncio.run(check())
+
+
+def test_a_log_start_moved_past_the_position_while_running_is_reported() -> None:
+    """The consumer reset to the log start after retention deleted what it had not read:
+    the hole below the log start is reported and passed; what is above stays a hole."""
+    group = FakeGroup({("t", 0): 0})
+    offsets = group.offsets()
+
+    async def check() -> None:
+        await offsets.commit_written([record(0, 0)], [Passed("t", 0, 0, 1)])
+        group.log_start[("t", 0)] = 30
+        await offsets.commit_written([record(0, 30)], [Passed("t", 0, 30, 31)])
+        assert group.commits[-1] == {("t", 0): 31}
+        [(_, skipped)] = group.reported
+        assert (skipped.first_offset, skipped.last_offset) == (1, 29)
+        # A hole above the log start is the bridge's: not reported, not passed.
+        await offsets.commit_written([record(0, 40)], [Passed("t", 0, 40, 41)])
+        assert group.commits[-1] == {("t", 0): 31}
+        assert len(group.reported) == 1
 
     asyncio.run(check())
 
 
 def test_written_offsets_read_bases_again_after_a_rebalance() -> None:
     group = FakeGroup({})
-    offsets = WrittenOffsets(group.read, group.commit)
+    offsets = group.offsets()
 
     async def check() -> None:
         await offsets.commit_written([record(0, 0)])
@@ -166,3 +280,73 @@ def test_a_poll_hands_over_at_most_a_feed_of_records(tmp_path: Path) -> None:
             await aiokafka_consumer.stop()
 
     asyncio.run(check())
+
+
+def test_the_apply_consumer_reads_read_committed(tmp_path: Path) -> None:
+    """Faust builds its aiokafka consumer read_uncommitted unless processing is exactly-once;
+    apply's must read committed transactions only (aborted ones never reach a target)."""
+
+    async def check() -> str:
+        group = new_group(tmp_path)
+        consumer: Any = group._app.consumer
+        built = consumer._thread._create_worker_consumer(group._app.transport)
+        return str(built._isolation_level)
+
+    assert asyncio.run(check()) == "read_committed"
+
+
+def test_the_bridge_s_own_consumers_read_committed(monkeypatch: Any) -> None:
+    """librdkafka's default is read_committed; every config the bridge builds says so."""
+    from bridge import kafka_reads
+    from bridge.consumer import consumer_config
+    from bridge.lag import TopicTail
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    assert consumer_config(kafka, None, from_beginning=True, commit=False)["isolation.level"] == (
+        "read_committed"
+    )
+    assert TopicTail(kafka, "t", 1)._config["isolation.level"] == "read_committed"
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(kafka_reads, "Consumer", lambda config: built.append(config))
+    kafka_reads.reader_consumer(kafka, "test")
+    assert built[0]["isolation.level"] == "read_committed"
+
+
+def test_a_drain_span_is_dropped_when_its_records_were_cleared_from_the_feed(
+    tmp_path: Path,
+) -> None:
+    """A revocation clears the feed while the fetch loop waits for room in the middle of a
+    drain: the drain's span must not follow its remaining records, or it would cover the
+    cleared ones (seen on Apache Kafka: 192 unwritten records committed past)."""
+    tp = TP("p.a.changes", 0)
+
+    def message(offset: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            topic=tp.topic,
+            partition=0,
+            offset=offset,
+            key=b"k",
+            value=b"v",
+            headers=[],
+            generation_id=1,
+        )
+
+    async def check() -> list[Any]:
+        group = new_group(tmp_path)
+        consumer: Any = group._app.consumer
+        feed = group._feed
+        fetcher = SimpleNamespace(should_stop=False)
+
+        async def getmany(timeout: float) -> Any:
+            yield tp, message(0)
+            feed.clear()  # what a revocation does while the loop waits for room
+            yield tp, message(1)
+            yield tp, _passed(tp, (0, 3), 1)
+            fetcher.should_stop = True
+
+        consumer.getmany = getmany
+        await consumer._drain_messages(fetcher)
+        return list(feed._items)
+
+    items = asyncio.run(check())
+    assert [getattr(m, "offset", None) for m in items] == [1]  # no span after a clear

@@ -14,6 +14,7 @@ from bridge.status_report import (
     ShardStatus,
     StreamStatus,
     TableStatus,
+    TargetStatus,
     VerifyOutcome,
     attention,
     verdict,
@@ -119,3 +120,45 @@ def test_a_topic_not_durable_on_a_cluster_needs_attention_with_the_fix() -> None
     durable = DurabilityStatus(3, 3, 2, True, False, [])
     single = DurabilityStatus(1, 1, 1, False, True, [])  # development: quiet
     assert attention([_table(durability=durable), _table(durability=single)], None) == []
+
+
+def test_events_deleted_before_apply_read_them_block_the_verdict_until_a_new_back_fill() -> None:
+    from bridge.skipped_offsets import SkippedRange
+    from bridge.status_report import attention
+
+    # Found by apply at 6_000, after the back-fill run r1 (created at 2_000) began.
+    found = SkippedRange(partition=2, first_offset=100, last_offset=149, detected_at_ms=6_000)
+    group = replace(GROUP, skipped=[found])
+    result = verdict(_table(), group, VERIFY, "pg", NOW)
+    assert result.missing == [
+        "apply group ddb-bridge.apply.pg skipped up to 50 events of orders deleted from the "
+        "change topic before it read them (partition 2 offsets 100..149): back-fill pg again"
+    ]
+    # A back-fill started after the skip and finished: repaired.
+    again = BackfillRun("r2", "scan", "DONE", 2, 2, 30, None, 7_000, 8_000)
+    repaired = _table(backfill_runs=[_table().backfill_runs[0], again])
+    assert verdict(repaired, group, replace(VERIFY, started_at_ms=9_000), "pg", NOW).ready
+    # One only `status` sees (committed below the log start, apply not run since): never
+    # repaired by an older back-fill.
+    pending = replace(GROUP, skipped=[replace(found, detected_at_ms=None)])
+    assert not verdict(repaired, pending, VERIFY, "pg", NOW).ready
+    # And it needs attention (exit 1).
+    table = _table()
+    table.targets.append(
+        TargetStatus(
+            "pg", GROUP.group, GROUP.topic, [], 0, None, None, VERIFY, result, skipped=[found]
+        )
+    )
+    assert any("skipped up to 50 events" in line for line in attention([table], None))
+
+
+def test_the_group_status_carries_every_partition_s_skipped_ranges() -> None:
+    from bridge.skipped_offsets import SkippedRange
+
+    gone = SkippedRange(1, 5, 19, None)
+    lags = [
+        PartitionLag("ddb.orders.changes", 1, committed=5, start=20, end=30, skipped=(gone,)),
+        PartitionLag("ddb.orders.changes", 0, committed=7, start=0, end=7),
+    ]
+    status = status_from_readings(("g", "ddb.orders.changes"), None, lags, 0.0)
+    assert status.skipped == [gone]
