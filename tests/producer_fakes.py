@@ -111,6 +111,19 @@ class HoldingProducer:
             values = [r.message.value() for r in self.records if not r.answered or r.error]
         return [codec.decode(value) for value in values]
 
+    def unacked_through(
+        self, shard_id: str, position: str, codec: EventCodec | None = None
+    ) -> list[str]:
+        """Sequence numbers of `shard_id`'s records at or before `position` (a sequence
+        number, or SHARD_END: all of them) that Kafka has not acknowledged: a checkpoint at
+        `position` must find none."""
+        end = None if position == "SHARD_END" else int(position)
+        return [
+            e.sequence_number or ""
+            for e in self.unacked_events(codec)
+            if e.shard_id == shard_id and (end is None or int(e.sequence_number or 0) <= end)
+        ]
+
     # -- confluent_kafka.Producer --------------------------------------------------------------
 
     def produce(

@@ -1,6 +1,7 @@
 """The stream worker against a scripted streams client (shard lineage, expired iterators,
 trimming, throttling: moto simulates none of these), with the lease table on the moto server
-and an in-memory producer that acknowledges on poll."""
+and an in-memory producer that acknowledges late (two polls after producing), with every
+checkpoint checked against what it has not acknowledged."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable, lease_key
 from connectors.sources.stream.shards import Shard
 from connectors.sources.stream.worker import StreamWorker
+from tests.producer_fakes import HoldingProducer
 from tests.stream_helpers import (
-    FakeProducer,
     ScriptedStreams,
     at,
     create_stream_table,
+    guard_checkpoints,
     running,
     stream_settings,
     wait_for,
@@ -41,7 +43,10 @@ class Rig:
         self.arn = create_stream_table(ddb, self.table)
         self.ddb = ddb
         self.streams = ScriptedStreams(self.arn)
-        self.producer = FakeProducer()
+        # Acknowledges two polls after producing, never on the processor's own poll(0):
+        # a checkpoint written too early fails the worker (guard_checkpoints).
+        self.producer = HoldingProducer(arrive_after_polls=2)
+        self.early_checkpoints: list[tuple[str, str, list[str]]] = []
         self.settings: Settings = stream_settings(
             endpoint, "unused:9092", [self.table], unique_name("leases"), **stream
         )
@@ -49,7 +54,7 @@ class Rig:
 
     def worker(self, worker_id: str = "w1") -> StreamWorker:
         publisher = Publisher(self.settings.kafka, producer=self.producer)
-        return StreamWorker(
+        worker = StreamWorker(
             self.settings,
             worker_id=worker_id,
             ddb=self.ddb,
@@ -58,6 +63,8 @@ class Rig:
             create_topics=False,
             discover_interval_s=0.2,
         )
+        guard_checkpoints(worker.leases, self.producer, self.early_checkpoints)
+        return worker
 
     def events(self) -> list[ChangeEvent]:
         with self.producer.lock:

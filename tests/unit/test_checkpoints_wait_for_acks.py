@@ -55,12 +55,7 @@ class CheckedCheckpoints:
         self.violations: list[tuple[str, list[str]]] = []
 
     def checkpoint(self, position: str, last_version: int | None) -> None:
-        pending = [
-            e.sequence_number or ""
-            for e in self.producer.unacked_events(CODEC)
-            if e.shard_id == SHARD
-            and (position == SHARD_END or int(e.sequence_number or 0) <= int(position))
-        ]
+        pending = self.producer.unacked_through(SHARD, position, CODEC)
         if pending:
             self.violations.append((position, pending))
         self.written.append(position)
@@ -125,7 +120,9 @@ def test_a_refused_record_stops_shard_end_and_names_the_shard_and_key(
     producer.refuse(key_contains("refused-key"), code)
     processor = processor_for(producer)
     checkpoints = CheckedCheckpoints(producer)
-    processor.process_records([record(1, "a"), record(2, "refused-key"), record(3, "c")], checkpoints)  # type: ignore[arg-type]
+    processor.process_records(
+        [record(1, "a"), record(2, "refused-key"), record(3, "c")], checkpoints
+    )  # type: ignore[arg-type]
     with pytest.raises(error) as caught:
         processor.shard_ended(checkpoints)  # type: ignore[arg-type]
     text = str(caught.value)
