@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.avro_codec import EventCodec
-from bridge.errors import DataLossError
+from bridge.errors import DataLossError, PermanentError
 from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
@@ -378,3 +378,28 @@ def test_finished_trimmed_parent_lease_is_cleaned_up(
         wait_for(lambda: leases.get(rig.arn, "shardId-parent") is None, what="clean-up")
     assert outcome.get("code") == 0, outcome
     assert leases.get(rig.arn, "shardId-child") is not None
+
+
+def test_a_record_kafka_refuses_stops_the_worker_naming_shard_and_key(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    from confluent_kafka import KafkaError
+
+    from tests.producer_fakes import key_contains
+
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(9):  # pages of 3: the refused record is in the second page
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(700 + i), i)
+    rig.streams.shards["shardId-1"].closed = True
+    rig.producer.refuse(key_contains('"k4"'), KafkaError._MSG_TIMED_OUT)
+    with pytest.raises(PermanentError) as caught:
+        rig.worker().run()  # stops on its own
+    text = str(caught.value)
+    assert "shardId-1" in text and rig.table in text and '"k4"' in text, text
+    lease = rig.leases().get(rig.arn, "shardId-1")
+    assert lease is not None
+    # At most the page before the refused record is checkpointed; never SHARD_END.
+    first_page_end = rig.streams.shards["shardId-1"].records[2]["dynamodb"]["SequenceNumber"]
+    assert lease.checkpoint in ("TRIM_HORIZON", first_page_end), lease.checkpoint
+    assert rig.early_checkpoints == []
