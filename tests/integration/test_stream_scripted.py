@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from bridge.avro_codec import EventCodec
 from bridge.errors import DataLossError, PermanentError
@@ -19,9 +20,9 @@ from bridge.settings import Settings
 from bridge.versioning import to_micros
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable, lease_key
-from connectors.sources.stream.shards import Shard
+from connectors.sources.stream.shards import DynamoDBStreamsTransport, Shard
 from connectors.sources.stream.worker import StreamWorker
-from tests.producer_fakes import HoldingProducer
+from tests.producer_fakes import HoldingProducer, key_contains
 from tests.stream_helpers import (
     ScriptedStreams,
     at,
@@ -383,10 +384,6 @@ def test_finished_trimmed_parent_lease_is_cleaned_up(
 def test_a_record_kafka_refuses_stops_the_worker_naming_shard_and_key(
     ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
 ) -> None:
-    from confluent_kafka import KafkaError
-
-    from tests.producer_fakes import key_contains
-
     rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
     rig.streams.add_shard("shardId-1")
     for i in range(9):  # pages of 3: the refused record is in the second page
@@ -403,3 +400,24 @@ def test_a_record_kafka_refuses_stops_the_worker_naming_shard_and_key(
     first_page_end = rig.streams.shards["shardId-1"].records[2]["dynamodb"]["SequenceNumber"]
     assert lease.checkpoint in ("TRIM_HORIZON", first_page_end), lease.checkpoint
     assert rig.early_checkpoints == []
+
+
+def test_only_a_page_of_the_full_limit_is_read_on_at_once(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GetRecords returning as many records as asked means more may be waiting (a backlog):
+    # the next call goes at once. One record fewer means the shard is at its tip: wait.
+    monkeypatch.setattr(DynamoDBStreamsTransport, "page_limit", 3)  # the scripted page size
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(3 + 2):  # a page of the limit, then one of the limit - 1
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(800 + i), i)
+    worker = rig.worker()
+    first = rig.settings.stream.poll_interval_ms / 1000
+    with running(worker) as outcome:
+        wait_for(lambda: len(worker.consumers) == 1, what="the shard taken")
+        consumer = next(iter(worker.consumers.values()))
+        wait_for(lambda: len(consumer.pages) >= 3, what="three pages read")
+        pages = list(consumer.pages)[:3]
+    assert outcome.get("code") == 0, outcome
+    assert pages == [(3, 0.0), (2, first), (0, 2 * first)], pages

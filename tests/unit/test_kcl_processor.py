@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from amazon_kclpy import kcl
+from confluent_kafka import KafkaError
 
 from bridge.avro_codec import EventCodec
 from bridge.publisher import Publisher
@@ -20,7 +21,7 @@ from connectors.sources.stream.kcl.processor import EXIT_FAILED, KclRecordProces
 from connectors.sources.stream.kcl.versions import KEEP, KclVersions, versions_key
 from connectors.sources.stream.processor import KafkaRecordProcessor
 from tests.kinesis_records import MILLISECOND, kinesis_data
-from tests.producer_fakes import HoldingProducer
+from tests.producer_fakes import HoldingProducer, key_contains
 
 TABLE = "orders"
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
@@ -337,10 +338,6 @@ def test_shard_end_right_after_a_batch_waits_for_its_acknowledgements() -> None:
 
 
 def test_a_refused_record_ends_the_process_without_shard_end() -> None:
-    from confluent_kafka import KafkaError
-
-    from tests.producer_fakes import key_contains
-
     t = MS * 1000
     ddb = FakeDdb()
     producer = HoldingProducer()
