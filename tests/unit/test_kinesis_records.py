@@ -2,7 +2,7 @@
 
 Records are built in AWS's documented layout (tests/kinesis_records.py); the processor is the
 one both the bridge's own reader and the KCL adapter drive, publishing through a Publisher on
-a producer double that acknowledges on poll.
+a producer double that holds each acknowledgement until the test lets it arrive.
 """
 
 from __future__ import annotations
