@@ -421,7 +421,8 @@ class Publisher:
                 f"{topic_max_message_bytes(self.kafka)}), or the broker's message.max.bytes"
             )
             return self._too_large(topic, msg.key() or b"", len(msg.value() or b""), setting)
-        return f"delivery to {topic} failed: {err.str()}"
+        key = (msg.key() or b"")[:300].decode("utf-8", "replace") if msg is not None else "?"
+        return f"delivery to {topic} of key {key} failed: {err.str()}"
 
     def _too_large(self, topic: str, key: bytes, size: int, setting: str) -> str:
         table = table_of_topic(self.kafka, topic)

@@ -1,6 +1,7 @@
 """Helpers for the stream-producer tests: tables with streams, settings, a scripted streams
 client (shard lineage, expired iterators, trimming, throttling: what moto does not simulate)
-and an in-memory producer that acknowledges on poll."""
+and a guard that no checkpoint passes a record the producer (tests/producer_fakes.py) holds
+unacknowledged."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bridge.settings import (
     StreamSettings,
     TableSettings,
 )
+from tests.producer_fakes import HoldingProducer
 
 
 def create_stream_table(ddb: Any, name: str, view: str | None = "NEW_AND_OLD_IMAGES") -> str:
@@ -87,37 +89,32 @@ def running(worker: Any) -> Iterator[dict[str, Any]]:
         outcome["alive"] = thread.is_alive()
 
 
-class FakeProducer:
-    """confluent_kafka.Producer's surface used by Publisher; acknowledges every record on poll."""
+def guard_checkpoints(
+    leases: Any,
+    producer: HoldingProducer,
+    violations: list[tuple[str, str, list[str]]] | None = None,
+) -> list[tuple[str, str, list[str]]]:
+    """Make `leases.checkpoint` (a worker's LeaseTable) refuse a write that passes a record
+    `producer` holds unacknowledged: it raises, failing the shard and so the worker, and
+    the write is kept in `violations` (returned) as (shard, position, unacknowledged
+    sequence numbers)."""
+    violations = [] if violations is None else violations
+    write = leases.checkpoint
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self._pending: list[Any] = []
+    def checked(
+        lease: Any, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> Any:
+        pending = producer.unacked_through(lease.shard_id, position)
+        if pending:
+            violations.append((lease.shard_id, position, pending))
+            raise AssertionError(
+                f"checkpoint {position} of shard {lease.shard_id} written while Kafka has "
+                f"not acknowledged {pending}"
+            )
+        return write(lease, position, last_version, item_versions)
 
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes,
-        headers: Any,
-        on_delivery: Any,
-        timestamp: int = 0,
-    ) -> None:
-        with self.lock:
-            self.sent.append((topic, key, value))
-            self._pending.append(on_delivery)
-
-    def poll(self, _timeout: float = 0) -> int:
-        with self.lock:
-            pending, self._pending = self._pending, []
-        for callback in pending:
-            callback(None, None)
-        return len(pending)
-
-    def flush(self, _timeout: float = 0) -> int:
-        self.poll()
-        return 0
+    leases.checkpoint = checked
+    return violations
 
 
 def client_error(code: str, operation: str) -> ClientError:

@@ -68,7 +68,8 @@ from tests.contracts.shard_histories import (
 from tests.kinesis_records import kinesis_data
 from tests.kinesis_stream_helpers import Change as KinesisChange
 from tests.kinesis_stream_helpers import ScriptedKinesis
-from tests.stream_helpers import FakeProducer, ScriptedStreams
+from tests.producer_fakes import HoldingProducer
+from tests.stream_helpers import ScriptedStreams
 
 pytestmark = [pytest.mark.contract, pytest.mark.integration]
 
@@ -83,41 +84,16 @@ TRANSPORTS: dict[str, Guarantees] = {
 }
 
 
-class AckingLater(FakeProducer):
-    """Acknowledges a publish only `lag` polls later, so checkpoints trail what was published
-    and a stopped reader leaves records to be read again; flush acknowledges everything."""
-
-    def __init__(self, lag: int) -> None:
-        super().__init__()
-        self.lag = lag
-        self.groups: list[list[Any]] = []
-
-    def poll(self, _timeout: float = 0) -> int:
-        with self.lock:
-            self.groups.append(self._pending)
-            self._pending = []
-            due = self.groups[: max(0, len(self.groups) - self.lag)]
-            self.groups = self.groups[len(due) :]
-        for group in due:
-            for callback in group:
-                callback(None, None)
-        return sum(len(g) for g in due)
-
-    def flush(self, _timeout: float = 0) -> int:
-        lag, self.lag = self.lag, 0
-        self.poll()
-        self.lag = lag
-        return 0
-
-
 class Published:
     """Every event any reader of the run produced (acknowledged or not: it may be in Kafka)."""
 
     def __init__(self) -> None:
-        self.producers: list[FakeProducer] = []
+        self.producers: list[HoldingProducer] = []
 
     def publisher(self, lag: int) -> Publisher:
-        producer = AckingLater(lag)
+        # Kafka answers `lag` polls after the poll that follows a publish, or at a flush, so
+        # checkpoints trail what was published and a stopped reader leaves records to re-read.
+        producer = HoldingProducer(arrive_after_polls=lag + 1)
         self.producers.append(producer)
         return Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
 

@@ -120,16 +120,22 @@ def test_a_failing_target_never_lets_an_offset_pass_an_unwritten_event(
     # Fails 12 times in a row (~2-3 s of outage with backoff), then on and off.
     sink = MemorySink(transient_failures=12, write_delay_s=0.02)
     checks: list[int] = []
+    # The watcher's own failure (a committed offset past an unwritten event): re-raised
+    # below, so it fails the test instead of becoming a warning about a thread.
+    failures: list[BaseException] = []
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.is_set():
-            checks.append(
-                assert_committed_offsets_are_written(
-                    settings.kafka, group_id(target), messages, sink
+        try:
+            while not stop.is_set():
+                checks.append(
+                    assert_committed_offsets_are_written(
+                        settings.kafka, group_id(target), messages, sink
+                    )
                 )
-            )
-            time.sleep(0.1)
+                time.sleep(0.1)
+        except BaseException as exc:
+            failures.append(exc)
 
     run = start_in_process(settings, [table_spec(table)], sink)
     watcher = threading.Thread(target=watch, daemon=True)
@@ -138,6 +144,8 @@ def test_a_failing_target_never_lets_an_offset_pass_an_unwritten_event(
         deadline = time.monotonic() + 90
         while run.worker.records_applied < len(plan) and time.monotonic() < deadline:
             assert run.thread.is_alive()
+            if failures:
+                break
             if sink.calls in (40, 41):
                 sink.transient_failures = 3  # a second, shorter outage mid-stream
             time.sleep(0.05)
@@ -145,6 +153,9 @@ def test_a_failing_target_never_lets_an_offset_pass_an_unwritten_event(
         stop.set()
         watcher.join(10)
         run.worker.request_stop()
+    assert not watcher.is_alive(), "the offset watcher did not stop"
+    if failures:
+        raise failures[0]
     assert run.wait() == 0
     assert run.worker.records_applied == len(plan)
     assert len(checks) > 5

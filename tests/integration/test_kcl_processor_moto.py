@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from amazon_kclpy import kcl
+from confluent_kafka import KafkaError
 
 from bridge.avro_codec import EventCodec
 from bridge.publisher import Publisher
@@ -29,7 +30,7 @@ from connectors.sources.stream.kcl.versions import (
 )
 from connectors.sources.stream.processor import KafkaRecordProcessor
 from tests.kinesis_records import MILLISECOND, kinesis_data
-from tests.stream_helpers import FakeProducer
+from tests.producer_fakes import HoldingProducer, key_contains
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +66,19 @@ class ScriptedDaemon:
     """Both ends of the pipe: feeds the daemon's messages, answers checkpoints from a script
     of error names (None = success), and keeps every line the processor wrote."""
 
-    def __init__(self, ddb: Leases, messages: list[dict[str, Any]], errors: list[str | None]):
+    def __init__(
+        self,
+        ddb: Leases,
+        messages: list[dict[str, Any]],
+        errors: list[str | None],
+        producer: HoldingProducer,
+    ):
         self.ddb = ddb
+        # Kafka's answers arrive between the daemon's messages (served by the processor's
+        # next poll), never during the call that produced the records.
+        self.producer = producer
+        # Checkpoints asked for while a record at or before them was unacknowledged.
+        self.early_checkpoints: list[tuple[str, list[str]]] = []
         self.messages = deque(json.dumps(m) + "\n" for m in messages)
         self.errors = deque(errors)
         self.replies: deque[str] = deque()
@@ -78,6 +90,7 @@ class ScriptedDaemon:
     def readline(self) -> str:
         if self.replies:
             return self.replies.popleft()
+        self.producer.arrive()
         return self.messages.popleft() if self.messages else ""
 
     # the processor's stdout
@@ -89,6 +102,10 @@ class ScriptedDaemon:
             self.written.append(message)
             if message["action"] == "checkpoint":
                 self.pairs_at_checkpoint.append(self.ddb.pairs())
+                position = message["sequenceNumber"] or "SHARD_END"
+                pending = self.producer.unacked_through(SHARD, position)
+                if pending:
+                    self.early_checkpoints.append((position, pending))
                 reply = {
                     "action": "checkpoint",
                     "sequenceNumber": message["sequenceNumber"],
@@ -144,8 +161,9 @@ def run(
     messages: list[dict[str, Any]],
     errors: list[str | None] | None = None,
     parents: list[int] | None = None,
-) -> tuple[ScriptedDaemon, FakeProducer, list[int]]:
-    producer = FakeProducer()
+    producer: HoldingProducer | None = None,
+) -> tuple[ScriptedDaemon, HoldingProducer, list[int]]:
+    producer = producer or HoldingProducer()
     publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     exits: list[int] = []
 
@@ -161,13 +179,14 @@ def run(
         parent_versions=lambda _shard: [Found(v, True) for v in parents or []],
         exit=exit_,
     )
-    daemon = ScriptedDaemon(ddb, messages, errors or [])
+    daemon = ScriptedDaemon(ddb, messages, errors or [], producer)
     with contextlib.suppress(SystemExit):
         kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=daemon).run()
+    assert daemon.early_checkpoints == [], "checkpointed records Kafka has not acknowledged"
     return daemon, producer, exits
 
 
-def versions(producer: FakeProducer) -> list[tuple[str, int]]:
+def versions(producer: HoldingProducer) -> list[tuple[str, int]]:
     events = [EventCodec().decode(value) for _t, _k, value in producer.sent]
     return [(e.sequence_number or "", e.version) for e in events]
 
@@ -184,19 +203,20 @@ def test_the_whole_lifecycle_line_by_line(leases: Leases) -> None:
             initialize(),
             batch(record("1", "a", t), record("2", "a", t), record("3", "b", t + 1000)),
             batch(record("4", "c", t + 2000)),
-            batch(),  # an idle call: nothing new to checkpoint
+            batch(),  # an idle call: Kafka's answer for "4" is served, "4" is checkpointed
             {"action": "shardEnded"},
         ],
         errors=[None, "ThrottlingException", None, None],
     )
     assert exits == []
+    # Kafka answers between the daemon's calls: a batch is checkpointed on the call after.
     assert actions(daemon) == [
         ("status", "initialize"),
+        ("status", "processRecords"),
         ("checkpoint", "3"),
         ("status", "processRecords"),
         ("checkpoint", "4"),  # answered ThrottlingException: asked again
         ("checkpoint", "4"),
-        ("status", "processRecords"),
         ("status", "processRecords"),
         ("checkpoint", None),  # SHARD_END: a checkpoint without a sequence number
         ("status", "shardEnded"),
@@ -212,7 +232,7 @@ def test_the_whole_lifecycle_line_by_line(leases: Leases) -> None:
 def test_a_restart_continues_the_versions_of_its_checkpoint(leases: Leases) -> None:
     t = MS * 1000
     first, producer1, _ = run(
-        leases, [initialize(), batch(record("1", "a", t), record("2", "a", t))]
+        leases, [initialize(), batch(record("1", "a", t), record("2", "a", t)), batch()]
     )
     assert ("checkpoint", "2") in actions(first)
     # The daemon restarts from the KCL's checkpoint "2"; the records after it come again.
@@ -241,12 +261,13 @@ def test_shutdown_exception_stops_checkpointing_but_not_the_process(leases: Leas
     t = MS * 1000
     daemon, producer, exits = run(
         leases,
-        [initialize(), batch(record("1", "a", t)), {"action": "leaseLost"}],
+        [initialize(), batch(record("1", "a", t)), batch(), {"action": "leaseLost"}],
         errors=["ShutdownException"],
     )
     assert exits == []
     assert actions(daemon) == [
         ("status", "initialize"),
+        ("status", "processRecords"),
         ("checkpoint", "1"),
         ("status", "processRecords"),
         ("status", "leaseLost"),
@@ -264,7 +285,11 @@ def test_a_refused_checkpoint_ends_the_process(error: str, leases: Leases) -> No
     )
     assert exits == [EXIT_FAILED]
     # No status for the failed call: the daemon sees its child die and stops.
-    assert actions(daemon) == [("status", "initialize"), ("checkpoint", "1")]
+    assert actions(daemon) == [
+        ("status", "initialize"),
+        ("status", "processRecords"),
+        ("checkpoint", "1"),
+    ]
 
 
 def test_a_bad_record_ends_the_process_before_anything_of_its_batch_is_published(
@@ -283,7 +308,9 @@ def test_a_bad_record_ends_the_process_before_anything_of_its_batch_is_published
 def test_throttling_that_does_not_end_gives_up_with_exit(leases: Leases) -> None:
     t = MS * 1000
     daemon, _, exits = run(
-        leases, [initialize(), batch(record("1", "a", t))], errors=["ThrottlingException"] * 100
+        leases,
+        [initialize(), batch(record("1", "a", t)), batch()],
+        errors=["ThrottlingException"] * 100,
     )
     assert exits == [EXIT_FAILED]
     assert actions(daemon).count(("checkpoint", "1")) == 8
@@ -316,3 +343,30 @@ def test_the_checkpoint_writer_keeps_its_last_position(leases: Leases) -> None:
     writer.checkpoint("7", 42)
     assert writer.last == "7"
     assert ddb.pairs() == [("7", 42)]
+
+
+def test_shard_end_right_after_a_batch_waits_for_its_acknowledgements(leases: Leases) -> None:
+    t = MS * 1000
+    daemon, producer, exits = run(
+        leases,
+        [initialize(), batch(record("1", "a", t), record("2", "b", t)), {"action": "shardEnded"}],
+    )
+    assert exits == []
+    # No poll served Kafka's answers before shardEnded: only its flush can (`run` checks that
+    # the SHARD_END checkpoint found nothing unacknowledged).
+    assert actions(daemon)[-2:] == [("checkpoint", None), ("status", "shardEnded")]
+    assert producer.unacked == 0
+
+
+def test_a_refused_record_ends_the_process_without_shard_end(leases: Leases) -> None:
+    t = MS * 1000
+    producer = HoldingProducer()
+    producer.refuse(key_contains('"b"'), KafkaError._MSG_TIMED_OUT)
+    daemon, _, exits = run(
+        leases,
+        [initialize(), batch(record("1", "a", t), record("2", "b", t)), {"action": "shardEnded"}],
+        producer=producer,
+    )
+    assert exits == [EXIT_FAILED]
+    assert ("checkpoint", None) not in actions(daemon)
+    assert all(seq != "SHARD_END" for seq, _v in leases.pairs())

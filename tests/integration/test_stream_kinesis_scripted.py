@@ -17,7 +17,8 @@ from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 from connectors.sources.stream.worker import StreamWorker
 from tests.kinesis_stream_helpers import ScriptedKinesis, change, kinesis_settings
-from tests.stream_helpers import FakeProducer, running, wait_for
+from tests.producer_fakes import HoldingProducer
+from tests.stream_helpers import guard_checkpoints, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ def test_split_then_merge_parents_first_and_a_late_change_loses(
     settings = kinesis_settings(
         dynamodb_endpoint, "unused:9092", [table], unique_name("leases"), "scripted"
     )
-    producer = FakeProducer()
+    producer = HoldingProducer(arrive_after_polls=2)
     worker = StreamWorker(
         settings,
         worker_id="w1",
@@ -67,6 +68,7 @@ def test_split_then_merge_parents_first_and_a_late_change_loses(
         create_topics=False,
         discover_interval_s=0.2,
     )
+    early = guard_checkpoints(worker.leases, producer)
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
@@ -78,6 +80,7 @@ def test_split_then_merge_parents_first_and_a_late_change_loses(
             "every parent ended and the merged shard read",
         )  # fmt: skip
     assert outcome.get("code") == 0, outcome
+    assert early == []
     codec = EventCodec()
     events: list[ChangeEvent] = [codec.decode(v) for _t, _k, v in producer.sent]
     values = [e.new_image["v"]["S"] if e.new_image else None for e in events]

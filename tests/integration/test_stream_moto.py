@@ -22,11 +22,12 @@ from bridge.publisher import Publisher
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.worker import StreamWorker
+from tests.producer_fakes import HoldingProducer
 from tests.samples import sample_item, to_boto_item
 from tests.stream_helpers import (
-    FakeProducer,
     cli_env,
     create_stream_table,
+    guard_checkpoints,
     launch_stream,
     read_stream,
     running,
@@ -257,11 +258,13 @@ def test_a_new_stream_arn_gets_new_leases_and_a_new_capture_record(
     old_arn = create_stream_table(ddb_client, table)
     lease_table = unique_name("leases")
     settings = stream_settings(dynamodb_endpoint, "unused:9092", [table], lease_table)
-    producer = FakeProducer()
+    producer = HoldingProducer(arrive_after_polls=2)
 
     def worker() -> StreamWorker:
         publisher = Publisher(settings.kafka, producer=producer)
-        return StreamWorker(settings, worker_id="w", publisher=publisher, create_topics=False)
+        made = StreamWorker(settings, worker_id="w", publisher=publisher, create_topics=False)
+        guard_checkpoints(made.leases, producer)
+        return made
 
     def published() -> list[str]:
         with producer.lock:

@@ -1,6 +1,7 @@
 """The stream worker against a scripted streams client (shard lineage, expired iterators,
 trimming, throttling: moto simulates none of these), with the lease table on the moto server
-and an in-memory producer that acknowledges on poll."""
+and an in-memory producer that acknowledges late (two polls after producing), with every
+checkpoint checked against what it has not acknowledged."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from bridge.avro_codec import EventCodec
-from bridge.errors import DataLossError
+from bridge.errors import DataLossError, PermanentError
 from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY
 from bridge.publisher import Publisher
@@ -18,13 +20,14 @@ from bridge.settings import Settings
 from bridge.versioning import to_micros
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable, lease_key
-from connectors.sources.stream.shards import Shard
+from connectors.sources.stream.shards import DynamoDBStreamsTransport, Shard
 from connectors.sources.stream.worker import StreamWorker
+from tests.producer_fakes import HoldingProducer, key_contains
 from tests.stream_helpers import (
-    FakeProducer,
     ScriptedStreams,
     at,
     create_stream_table,
+    guard_checkpoints,
     running,
     stream_settings,
     wait_for,
@@ -41,7 +44,10 @@ class Rig:
         self.arn = create_stream_table(ddb, self.table)
         self.ddb = ddb
         self.streams = ScriptedStreams(self.arn)
-        self.producer = FakeProducer()
+        # Acknowledges two polls after producing, never on the processor's own poll(0):
+        # a checkpoint written too early fails the worker (guard_checkpoints).
+        self.producer = HoldingProducer(arrive_after_polls=2)
+        self.early_checkpoints: list[tuple[str, str, list[str]]] = []
         self.settings: Settings = stream_settings(
             endpoint, "unused:9092", [self.table], unique_name("leases"), **stream
         )
@@ -49,7 +55,7 @@ class Rig:
 
     def worker(self, worker_id: str = "w1") -> StreamWorker:
         publisher = Publisher(self.settings.kafka, producer=self.producer)
-        return StreamWorker(
+        worker = StreamWorker(
             self.settings,
             worker_id=worker_id,
             ddb=self.ddb,
@@ -58,6 +64,8 @@ class Rig:
             create_topics=False,
             discover_interval_s=0.2,
         )
+        guard_checkpoints(worker.leases, self.producer, self.early_checkpoints)
+        return worker
 
     def events(self) -> list[ChangeEvent]:
         with self.producer.lock:
@@ -371,3 +379,45 @@ def test_finished_trimmed_parent_lease_is_cleaned_up(
         wait_for(lambda: leases.get(rig.arn, "shardId-parent") is None, what="clean-up")
     assert outcome.get("code") == 0, outcome
     assert leases.get(rig.arn, "shardId-child") is not None
+
+
+def test_a_record_kafka_refuses_stops_the_worker_naming_shard_and_key(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any
+) -> None:
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(9):  # pages of 3: the refused record is in the second page
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(700 + i), i)
+    rig.streams.shards["shardId-1"].closed = True
+    rig.producer.refuse(key_contains('"k4"'), KafkaError._MSG_TIMED_OUT)
+    with pytest.raises(PermanentError) as caught:
+        rig.worker().run()  # stops on its own
+    text = str(caught.value)
+    assert "shardId-1" in text and rig.table in text and '"k4"' in text, text
+    lease = rig.leases().get(rig.arn, "shardId-1")
+    assert lease is not None
+    # At most the page before the refused record is checkpointed; never SHARD_END.
+    first_page_end = rig.streams.shards["shardId-1"].records[2]["dynamodb"]["SequenceNumber"]
+    assert lease.checkpoint in ("TRIM_HORIZON", first_page_end), lease.checkpoint
+    assert rig.early_checkpoints == []
+
+
+def test_only_a_page_of_the_full_limit_is_read_on_at_once(
+    ddb_client: Any, dynamodb_endpoint: str, unique_name: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GetRecords returning as many records as asked means more may be waiting (a backlog):
+    # the next call goes at once. One record fewer means the shard is at its tip: wait.
+    monkeypatch.setattr(DynamoDBStreamsTransport, "page_limit", 3)  # the scripted page size
+    rig = Rig(ddb_client, dynamodb_endpoint, unique_name)
+    rig.streams.add_shard("shardId-1")
+    for i in range(3 + 2):  # a page of the limit, then one of the limit - 1
+        rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(800 + i), i)
+    worker = rig.worker()
+    first = rig.settings.stream.poll_interval_ms / 1000
+    with running(worker) as outcome:
+        wait_for(lambda: len(worker.consumers) == 1, what="the shard taken")
+        consumer = next(iter(worker.consumers.values()))
+        wait_for(lambda: len(consumer.pages) >= 3, what="three pages read")
+        pages = list(consumer.pages)[:3]
+    assert outcome.get("code") == 0, outcome
+    assert pages == [(3, 0.0), (2, first), (0, 2 * first)], pages

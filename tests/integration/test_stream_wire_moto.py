@@ -73,7 +73,14 @@ def test_get_records_returns_the_body_and_errors_stay_client_errors(
     assert plain.get_records(ShardIterator=iterator)["Records"]
     with pytest.raises(ClientError) as caught:
         streams.get_records(ShardIterator="not-an-iterator")
-    assert caught.value.response["Error"]["Code"]
+    with pytest.raises(ClientError) as unhooked:
+        plain.get_records(ShardIterator="not-an-iterator")
+    # The error as a client without the hook sees it (tests/unit/test_get_records_errors.py
+    # does the same for throttling, expired iterators and trimmed data).
+    error = caught.value.response["Error"]
+    assert error["Code"] and error["Message"], error
+    assert error == unhooked.value.response["Error"]
+    assert type(caught.value).__name__ == type(unhooked.value).__name__
 
     import threading
 

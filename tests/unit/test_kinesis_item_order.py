@@ -20,7 +20,7 @@ from bridge.versioning import wins
 from connectors.sources.stream.kinesis_records import kinesis_page
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data
-from tests.stream_helpers import FakeProducer
+from tests.producer_fakes import HoldingProducer
 
 TABLE = "orders"
 T = 1_790_000_000_000 * 1000  # µs, on a millisecond
@@ -43,7 +43,7 @@ def publish(changes: list[tuple[str, str, int]], precision: str) -> list[ChangeE
             event, keys, new_image=image, table=TABLE, created_us=created, precision=precision
         )
         records.append({"SequenceNumber": str(100 + n), "Data": data})
-    producer = FakeProducer()
+    producer = HoldingProducer(arrive_after_polls=2)
     publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     processor = KafkaRecordProcessor(publisher, checkpoint_interval_s=0, transport="kinesis")
     processor.initialize(InitializationInput(TABLE, "arn", "shardId-1", "TRIM_HORIZON", 0))
@@ -104,7 +104,10 @@ def test_every_change_of_one_millisecond_gets_its_own_version() -> None:
 
 
 def test_damaged_stored_item_versions_stop_the_shard_naming_it() -> None:
-    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=FakeProducer())  # type: ignore[arg-type]
+    publisher = Publisher(
+        KafkaSettings(bootstrap_servers="unused:9092"),
+        producer=HoldingProducer(arrive_after_polls=2),
+    )  # type: ignore[arg-type]
     processor = KafkaRecordProcessor(publisher, transport="kinesis")
     init = InitializationInput(TABLE, "arn", "shardId-1", "7", T, b"\x01\x00")
     with pytest.raises(PermanentError, match="table orders shard shardId-1 checkpoint 7: 2 bytes"):

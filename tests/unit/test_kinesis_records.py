@@ -2,7 +2,7 @@
 
 Records are built in AWS's documented layout (tests/kinesis_records.py); the processor is the
 one both the bridge's own reader and the KCL adapter drive, publishing through a Publisher on
-a producer double that acknowledges on poll.
+a producer double that holds each acknowledgement until the test lets it arrive.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bridge.settings import KafkaSettings
 from connectors.sources.stream.kinesis_records import kinesis_page, stream_record_from_kinesis
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data
-from tests.stream_helpers import FakeProducer
+from tests.producer_fakes import HoldingProducer
 
 TABLE = "orders"
 SHARD = "shardId-000000000001"
@@ -149,7 +149,7 @@ def run(
     datas: list[bytes], last_version: int = 0, first_seq: int = 1, memory: bytes | None = b""
 ) -> tuple[list[tuple[bytes, int]], Checkpoints]:
     """(key, version) of every record published, and the checkpoints written."""
-    producer = FakeProducer()
+    producer = HoldingProducer()
     pub = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     processor = KafkaRecordProcessor(pub, checkpoint_interval_s=0, transport="kinesis")
     processor.initialize(
@@ -160,6 +160,10 @@ def run(
         processor.process_records(
             kinesis_page([{"SequenceNumber": str(n), "Data": data}], WHERE), checkpoints
         )
+        assert not checkpoints.written[n - first_seq :], "checkpointed before Kafka acknowledged"
+        producer.arrive()  # the broker answers; the next poll serves it
+        processor.checkpoint_safe(checkpoints)  # nothing new is safe before that poll
+        producer.poll()
         processor.checkpoint_safe(checkpoints)
     sent = [(k, _CODEC.decode(v).version) for _, k, v in producer.sent]
     return sent, checkpoints

@@ -11,9 +11,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
-from bridge.acks import AckTracker
+from bridge.errors import PermanentError
 from bridge.event import ChangeEvent, Origin
+from bridge.publisher import Publisher
+from bridge.settings import KafkaSettings
 from bridge.source import PartReader, PartSource
 from connectors.sources.backfill import part_loop
 from connectors.sources.backfill.budget import Budget
@@ -24,6 +27,7 @@ from connectors.sources.backfill.runs import DONE, PENDING, Part, RunInfo
 from connectors.sources.backfill.scan import ScanSegments, SegmentReader
 from connectors.sources.stream.shards import ShardReader
 from tests.export_layout import build_export
+from tests.producer_fakes import HoldingProducer, key_contains
 from tests.samples import sample_item
 
 RUN = RunInfo("t", "run-1", "scan", 1, 7, 2, "test")
@@ -138,12 +142,16 @@ class ScriptedSource:
 
 @dataclass
 class FakeStore:
-    """The lease table's part records, in memory; records every write."""
+    """The lease table's part records, in memory; records every write, and checks at each
+    one that Kafka acknowledged what it covers (`producer`: the job's HoldingProducer)."""
 
     owner: str = "me"
     lease_ms: int = 60_000
     states: dict[int, Part] = field(default_factory=lambda: {0: part(0), 1: part(1)})
     writes: list[tuple[Any, ...]] = field(default_factory=list)
+    producer: HoldingProducer | None = None
+    # Writes made while a record they cover was not acknowledged.
+    unacked_writes: list[tuple[Any, ...]] = field(default_factory=list)
 
     def parts(self, run: RunInfo) -> list[Part]:
         return [self.states[i] for i in sorted(self.states)]
@@ -161,39 +169,48 @@ class FakeStore:
         pass
 
     def checkpoint(self, run_id: str, index: int, cursor: str, items: int) -> None:
+        # `items` counts the part's records up to the cursor: all of them must be acked.
+        self._check(("checkpoint", index, cursor, items), items)
         self.writes.append(("checkpoint", index, cursor, items))
 
     def finish(self, run_id: str, index: int, items: int) -> None:
+        self._check(("finish", index, items), None)
         self.writes.append(("finish", index, items))
         self.states[index] = replace(self.states[index], state=DONE, items=items)
 
     def release(self, run_id: str, index: int) -> None:
         self.writes.append(("release", index))
 
+    def _check(self, write: tuple[Any, ...], first: int | None) -> None:
+        if self.producer is None:
+            return
+        with self.producer.lock:
+            covered = self.producer.records if first is None else self.producer.records[:first]
+            if any(not r.answered or r.error is not None for r in covered):
+                self.unacked_writes.append(write)
 
-class HeldAcks:
-    """A publisher whose records are acknowledged only when it is polled or flushed."""
 
-    def __init__(self) -> None:
-        self.sent: list[ChangeEvent] = []
-        self._unacked: list[tuple[AckTracker[Any], int]] = []
+def held(store: FakeStore, **kwargs: Any) -> tuple[HoldingProducer, Publisher]:
+    """The real Publisher over a producer that holds acknowledgements; `store` checks them."""
+    producer = HoldingProducer(**kwargs)
+    store.producer = producer
+    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
+    return producer, publisher
 
-    def publish(self, ev: ChangeEvent, tracker: AckTracker[Any] | None = None) -> None:
-        self.sent.append(ev)
-        if tracker is not None:
-            self._unacked.append((tracker, tracker.add()))
 
-    def poll(self, timeout_s: float = 0.0) -> None:
-        for tracker, seq in self._unacked:
-            tracker.ack(seq)
-        self._unacked.clear()
-
-    def flush(self, timeout_s: float = 60.0) -> None:
-        self.poll()
+def run_job(store: FakeStore, publisher: Publisher, readers: dict[int, ScriptedReader]) -> None:
+    job = job_for(store, publisher)
+    job.start()
+    try:
+        job.claim_loop(ScriptedSource(readers, store))
+    finally:
+        job.close()
 
 
 def test_claim_loop_reads_every_part_through_the_protocol_and_records_done() -> None:
-    store, publisher = FakeStore(), HeldAcks()
+    store = FakeStore()
+    # Answers come only on a poll after the one that follows them: late, as a broker's can.
+    producer, publisher = held(store, arrive_after_polls=2)
     job = job_for(store, publisher)
     readers = {
         i: ScriptedReader(
@@ -207,16 +224,18 @@ def test_claim_loop_reads_every_part_through_the_protocol_and_records_done() -> 
     finally:
         job.close()
     assert [w for w in store.writes if w[0] == "finish"] == [("finish", 0, 3), ("finish", 1, 3)]
-    assert len(publisher.sent) == 6
+    assert len(producer.sent) == 6
     assert all(r.closed for r in readers.values())
     assert (job.stats.published, job.stats.parts_done) == (6, 2)
+    assert store.unacked_writes == []
 
 
 def test_a_position_is_saved_only_once_the_records_before_it_are_acknowledged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)  # save at every chance
-    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
+    store = FakeStore(states={0: part(0)})
+    _producer, publisher = held(store, arrive_after_polls=1)
     job = job_for(store, publisher)
     reads = 0
 
@@ -238,21 +257,22 @@ def test_a_position_is_saved_only_once_the_records_before_it_are_acknowledged(
     # Nothing was acknowledged while reading, so no position was saved then; stopping waits
     # for the acknowledgements, saves the furthest position, and hands the part back.
     assert store.writes == [("checkpoint", 0, "b", 3), ("release", 0)]
+    assert store.unacked_writes == []
 
 
 def test_an_unacknowledged_position_is_never_saved_when_reading_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)
-    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
-    job = job_for(store, publisher)
+    store = FakeStore(states={0: part(0)})
+    producer, publisher = held(store, arrive_after_polls=1)
     reads = 0
 
     def ack_after_first() -> None:
         nonlocal reads
         reads += 1
         if reads == 3:
-            publisher.poll()  # the first two batches' records are acknowledged now
+            producer.poll()  # the first two batches' records are acknowledged now
 
     reader = ScriptedReader(
         [
@@ -263,29 +283,58 @@ def test_an_unacknowledged_position_is_never_saved_when_reading_goes_on(
         ],
         on_read=ack_after_first,
     )
-    job.start()
-    try:
-        job.claim_loop(ScriptedSource({0: reader}, store))
-    finally:
-        job.close()
+    run_job(store, publisher, {0: reader})
     # After the third batch, "b" is the furthest acknowledged position: "c" is not saved
     # while its record is in flight; the part ends DONE once everything is acknowledged.
     assert store.writes == [("checkpoint", 0, "b", 2), ("finish", 0, 3)]
+    assert store.unacked_writes == []
 
 
-def test_untracked_parts_are_flushed_before_done() -> None:
-    store, publisher = FakeStore(states={0: part(0)}), HeldAcks()
-    flushed: list[int] = []
-    publisher.flush = lambda timeout_s=60.0: flushed.append(len(publisher.sent))  # type: ignore[method-assign]
-    job = job_for(store, publisher)
+def test_untracked_parts_are_done_only_once_kafka_acknowledged_every_record() -> None:
+    # Held until flush: an export part's records are not tracked one by one, so only the
+    # flush before DONE can wait for them.
+    store = FakeStore(states={0: part(0)})
+    producer, publisher = held(store)
     reader = ScriptedReader([("x", Step([event(1), event(2)], True))], checkpoints=False)
-    job.start()
-    try:
-        job.claim_loop(ScriptedSource({0: reader}, store))
-    finally:
-        job.close()
-    assert flushed == [2]
+    run_job(store, publisher, {0: reader})
     assert store.writes == [("finish", 0, 2)]
+    assert store.unacked_writes == [], "DONE written before Kafka acknowledged the part"
+    assert producer.unacked == 0
+
+
+@pytest.mark.parametrize("checkpoints", [False, True], ids=["export file", "scan segment"])
+@pytest.mark.parametrize("code", [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT])
+def test_a_refused_record_stops_the_part_and_names_it_and_the_key(
+    monkeypatch: pytest.MonkeyPatch, checkpoints: bool, code: int
+) -> None:
+    monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)
+    store = FakeStore(states={0: part(0)})
+    producer, publisher = held(store)
+    producer.refuse(key_contains('"k2"'), code)
+
+    def answer_so_far() -> None:
+        producer.arrive()
+        producer.poll()
+
+    reader = ScriptedReader(
+        [
+            ("a", Step([event(1)], False)),
+            ("b", Step([event(2)], False)),
+            ("c", Step([event(3)], False)),
+            ("d", Step([event(4)], True)),
+        ],
+        on_read=answer_so_far,
+        checkpoints=checkpoints,
+        where="table t segment 0 of 1",
+    )
+    with pytest.raises(PermanentError) as caught:
+        run_job(store, publisher, {0: reader})
+    text = str(caught.value)
+    assert "table t segment 0 of 1" in text and '"k2"' in text, text
+    # Nothing at or past the refused record is ever saved, and the part is not DONE.
+    assert [w for w in store.writes if w[0] == "finish"] == []
+    assert all(w[2] == "a" for w in store.writes if w[0] == "checkpoint"), store.writes
+    assert store.unacked_writes == []
 
 
 def test_scripted_fakes_match_the_protocol() -> None:

@@ -293,15 +293,17 @@ def processed(records: list[dict[str, Any]]) -> tuple[list[tuple[str, bytes, byt
     """What KafkaRecordProcessor sends for one page, and its checkpoint once all is acked."""
     from bridge.settings import KafkaSettings
     from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
-    from tests.stream_helpers import FakeProducer
+    from tests.producer_fakes import HoldingProducer
 
-    producer = FakeProducer()
+    producer = HoldingProducer()
     pub = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
     processor = KafkaRecordProcessor(pub, checkpoint_interval_s=0)
     processor.initialize(InitializationInput(TABLE, "arn", SHARD, "TRIM_HORIZON", 5))
     checkpoints = _Checkpoints()
-    # FakeProducer acknowledges on the processor's own poll: the page is then checkpointed.
     processor.process_records(records, checkpoints)  # type: ignore[arg-type]
+    assert checkpoints.last == "TRIM_HORIZON"  # held: nothing is acknowledged yet
+    producer.arrive()  # the broker answers: the page is checkpointed after the next poll
+    producer.poll()
     processor.checkpoint_safe(checkpoints)  # type: ignore[arg-type]
     return producer.sent, checkpoints.last
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bridge.acks import AckTracker
-from bridge.errors import AttributeTypeError, PermanentError
+from bridge.errors import AttributeTypeError, PermanentError, TransientError
 from bridge.event import ChangeEvent
 from bridge.publisher import Publisher
 from bridge.source import Batch, PartReader, PartSource
@@ -36,6 +36,11 @@ from connectors.sources.backfill.stats import Stats
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 1.0
+
+
+def in_part(exc: PermanentError | TransientError, where: str) -> Exception:
+    """The publisher's error (it knows the topic and key) with the part it stopped."""
+    return type(exc)(f"{where}: {exc}")
 
 
 class EventReader(PartReader[Batch[ChangeEvent]], Protocol):
@@ -214,6 +219,9 @@ class BackfillJob:
                     # record like any other, for the reader to refuse.
                     reader.refuse(n, exc)
                     continue
+                except (PermanentError, TransientError) as exc:
+                    # Kafka refused an earlier record: the part stops here, named.
+                    raise in_part(exc, reader.where) from exc
                 sent += 1
             published += sent
             self.stats.add(published=sent)
@@ -236,7 +244,10 @@ class BackfillJob:
         if finished:
             if track is None:
                 # A part is DONE only once Kafka acknowledged every record of it.
-                self.publisher.flush()
+                try:
+                    self.publisher.flush()
+                except (PermanentError, TransientError) as exc:
+                    raise in_part(exc, reader.where) from exc
             self.wait_acked(tracker, reader.where)
             self.store.finish(run.run_id, part.index, published)
             self.stats.add(parts_done=1)

@@ -13,9 +13,10 @@ after a crash or a lease change, with identical keys and versions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -190,7 +191,10 @@ class KafkaRecordProcessor:
             # The whole page as one tracked group: its last position is safe once every
             # record of it, and everything before, is acknowledged (bridge/acks.py).
             last = events[-1]
-            self.publisher.publish_batch(events, self.tracker, self._position(last.sequence_number))
+            with self._naming_shard():
+                self.publisher.publish_batch(
+                    events, self.tracker, self._position(last.sequence_number)
+                )
             REGISTRY.inc(RECORDS_PUBLISHED, len(events), table=self.table)
         if records:
             created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
@@ -199,7 +203,8 @@ class KafkaRecordProcessor:
         else:
             # An empty page means the iterator is at the tip of the shard.
             REGISTRY.set(MILLIS_BEHIND, 0, table=self.table, shard=self.shard_id)
-        self.publisher.poll(0)
+        with self._naming_shard():
+            self.publisher.poll(0)
         if records:
             REGISTRY.observe(
                 STREAM_PUBLISH_SECONDS, time.perf_counter() - started, table=self.table
@@ -284,13 +289,16 @@ class KafkaRecordProcessor:
         log.warning("lease lost, shard processing stops", extra=self._where())
 
     def shard_ended(self, checkpointer: CheckpointWriter) -> None:
-        self.publisher.flush(self.flush_timeout_s)
+        # SHARD_END passes every record of the shard: all must be acknowledged first.
+        with self._naming_shard():
+            self.publisher.flush(self.flush_timeout_s)
         checkpointer.checkpoint(*self._position(SHARD_END))
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
         log.info("shard ended", extra={**self._where(), "last_version": self.versioner.last})
 
     def shutdown_requested(self, checkpointer: CheckpointWriter) -> None:
-        self.publisher.flush(self.flush_timeout_s)
+        with self._naming_shard():
+            self.publisher.flush(self.flush_timeout_s)
         self.checkpoint_safe(checkpointer)
         REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
         log.info(
@@ -304,3 +312,12 @@ class KafkaRecordProcessor:
 
     def _where(self) -> dict[str, str]:
         return {"table": self.table, "shard": self.shard_id}
+
+    @contextlib.contextmanager
+    def _naming_shard(self) -> Iterator[None]:
+        """A refused or unacknowledged record stops the shard: say which shard, so the
+        operator knows whose checkpoint it holds back (the publisher knows only the topic)."""
+        try:
+            yield
+        except (PermanentError, TransientError) as exc:
+            raise type(exc)(f"table {self.table} shard {self.shard_id}: {exc}") from exc
