@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist): most tests wait on brokers and daemons, so two share the
+# two cores well; PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install test lint format demo bench soak chaos clean
 
@@ -22,7 +25,7 @@ install: $(STAMP)
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
 	@sh tools/ensure-java-maven.sh
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)

@@ -23,6 +23,31 @@ os.environ.setdefault("DDB_BRIDGE__METRICS__PORT", "0")
 STARTED: dict[str, str] = {}
 
 
+# Every test is marked by its folder, so `-m integration`, `-m "not e2e"` select what they say.
+FOLDER_MARKS = {
+    "unit": "unit",
+    "integration": "integration",
+    "e2e": "e2e",
+    "chaos": "chaos",
+    "contracts": "contract",
+}
+# Tests sharing a heavy session service run on one xdist worker (`--dist loadgroup`), so the
+# service starts once per run, not once per worker.
+SERVICE_GROUPS = {"cql_endpoint": "cql", "kafka_cluster": "kafka-cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.name
+        if folder in FOLDER_MARKS:
+            item.add_marker(FOLDER_MARKS[folder])
+        names = getattr(item, "fixturenames", ())
+        for fixture, group in SERVICE_GROUPS.items():
+            if fixture in names:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, what in STARTED.items():
         terminalreporter.write_line(f"{name}: {what}")
