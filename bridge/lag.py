@@ -135,6 +135,7 @@ class CommittedReader:
 
     def __init__(self, kafka: KafkaSettings, group: str, timeout_s: float = 10.0) -> None:
         self._group = group
+        self._kafka = kafka
         self._consumer = kafka_reads.reader_consumer(kafka, "apply-offsets")
         self._offsets = kafka_reads.OffsetFetcher(kafka)
         self._timeout_s = timeout_s
@@ -152,7 +153,16 @@ class CommittedReader:
 
     def log_start(self, tp: tuple[str, int]) -> int:
         """The partition's log start offset now (its low watermark)."""
-        low, _high = kafka_reads.watermarks(self._consumer, tp[0], tp[1], self._timeout_s)
+        try:
+            low, _high = kafka_reads.watermarks(self._consumer, tp[0], tp[1], self._timeout_s)
+        except TransientError:
+            # After brokers of a cluster died and came back, librdkafka kept answering
+            # _UNKNOWN_PARTITION from a stale view of the partition for minutes (seen in
+            # tests/chaos/test_cluster_chaos.py, stalling every commit of the worker): a new
+            # handle asks the cluster afresh on the caller's next try.
+            self._consumer.close()
+            self._consumer = kafka_reads.reader_consumer(self._kafka, "apply-offsets")
+            raise
         return low
 
     def close(self) -> None:

@@ -73,7 +73,7 @@ class KinesisVersioner:
     The per-item memory is bounded (`bridge.item_memory`: entries updated within a second of
     change time, at most 512) and is stored with every checkpoint (`memory_state`), so a
     restart versions the records after its checkpoint exactly as before. What it cannot order
-    is in docs/design.md §5.
+    is in docs/design.md, section 5.
     """
 
     __slots__ = ("_seen", "last", "memory", "remember")
@@ -102,23 +102,24 @@ class KinesisVersioner:
             seen = self._seen.get(event_id)
             if seen is not None:
                 return seen
+        memory = self.memory
+        key = digest(item)
+        event = digest(event_id.encode()) if event_id is not None else NO_EVENT
+        newest, newest_event = memory.newest(key)
         if slots <= 1:
-            # Exact change times: nothing to break ties with, nothing to remember.
+            # Exact change times: nothing to break ties with. Still remembered: a stream
+            # whose precision was switched to MILLISECOND must bump its item's next change
+            # above this one (seen in tests/e2e/test_kcl_e2e.py, which mixes precisions).
             version = created_us
+        elif event_id is not None and newest_event == event:
+            version = newest  # the item's newest change again (read before a restart)
+        elif newest < created_us:
+            version = created_us
+        elif newest < created_us + slots - 1:
+            version = newest + 1
         else:
-            memory = self.memory
-            key = digest(item)
-            event = digest(event_id.encode()) if event_id is not None else NO_EVENT
-            newest, newest_event = memory.newest(key)
-            if event_id is not None and newest_event == event:
-                version = newest  # the item's newest change again (read before a restart)
-            elif newest < created_us:
-                version = created_us
-            elif newest < created_us + slots - 1:
-                version = newest + 1
-            else:
-                version = created_us
-            memory.note(key, version, event, max(self.last, version))
+            version = created_us
+        memory.note(key, version, event, max(self.last, version))
         if version > self.last:
             self.last = version
         if event_id is not None:

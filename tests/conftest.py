@@ -6,6 +6,7 @@ import gc
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,20 +33,30 @@ FOLDER_MARKS = {
     "contracts": "contract",
 }
 # Tests sharing a heavy session service run on one xdist worker (`--dist loadgroup`), so the
-# service starts once per run, not once per worker.
+# service starts once per run, not once per worker. A module that names the fixture at all
+# goes whole (some ask for it by `request.getfixturevalue`, which fixturenames cannot show).
 SERVICE_GROUPS = {"cql_endpoint": "cql", "kafka_cluster": "kafka-cluster"}
 
 
+def _service_group(item: pytest.Item, sources: dict[Path, str]) -> str | None:
+    if item.path not in sources:
+        sources[item.path] = item.path.read_text(errors="replace")
+    names = getattr(item, "fixturenames", ())
+    for fixture, group in SERVICE_GROUPS.items():
+        if fixture in names or fixture in sources[item.path]:
+            return group
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    sources: dict[Path, str] = {}
     for item in items:
         folder = item.path.parent.name
         if folder in FOLDER_MARKS:
             item.add_marker(FOLDER_MARKS[folder])
-        names = getattr(item, "fixturenames", ())
-        for fixture, group in SERVICE_GROUPS.items():
-            if fixture in names:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = _service_group(item, sources)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

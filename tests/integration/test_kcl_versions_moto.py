@@ -12,7 +12,7 @@ from bridge.errors import TransientError
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint
-from connectors.sources.stream.kcl.versions import KEEP, KclVersions
+from connectors.sources.stream.kcl.versions import KEEP, KclVersions, newest_versions
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +94,27 @@ def test_a_processor_that_lost_its_lease_cannot_overwrite_the_new_owners_pairs(
     assert [e.sequence for e in fresh.entries] == ["10", "20"]
     found = fresh.at("20")
     assert found is not None and found.last_version == T + 9
+
+
+def test_a_child_starts_from_its_parents_shard_end_not_an_earlier_triple_of_equal_version(
+    ddb_client: Any, unique_name: Any
+) -> None:
+    """The shard's newest version stays put while later records of earlier milliseconds
+    change the item memory (found by the ordering contract: a child picked the first triple
+    of the parent's top version, whose memory lacked the item, and tied its next change)."""
+    name = unique_name("leases")
+    ensure_lease_table(ddb_client, name)
+    versions = store(ddb_client, name)
+    versions.load()
+    versions.record("1001", T + 1000, b"memory-after-b")
+    versions.confirm("1001")
+    versions.record("1004", T + 1000, b"memory-after-a")
+    versions.confirm("1004")
+    versions.record("SHARD_END", T + 1000, b"memory-at-end")
+    found = newest_versions(ddb_client, name, ARN, SHARD)
+    assert found is not None
+    assert (found.last_version, found.exact, found.item_versions) == (
+        T + 1000,
+        True,
+        b"memory-at-end",
+    )

@@ -187,5 +187,12 @@ def newest_versions(
     entries = entries_of(read_item(ddb, lease_table, versions_key(stream_arn, shard_id)))
     if not entries:
         return None
-    newest = max(entries, key=lambda e: e.last_version)
+    # By position along the shard, not by last version: the shard's newest version can stay
+    # the same over many records (an earlier record of a later millisecond), while the item
+    # memory keeps changing, and a child must start from the memory at its parent's end.
+    ended = [e for e in entries if e.sequence == "SHARD_END"]
+    if ended:
+        newest = ended[-1]
+    else:
+        newest = max(entries, key=lambda e: (_as_int(e.sequence) or -1, e.last_version))
     return Found(newest.last_version, newest.sequence == "SHARD_END", newest.item_versions)
