@@ -22,6 +22,7 @@ from bridge.kafka_limits import (
 )
 from bridge.publisher import Publisher, producer_config
 from bridge.settings import KafkaSettings
+from tests.producer_fakes import HoldingProducer
 
 KEYS = {"pk": {"S": "k"}, "sk": {"N": "0"}}
 
@@ -153,51 +154,16 @@ def test_the_producers_own_limit_stops_with_the_named_setting() -> None:
     assert f"{size} bytes" in message
 
 
-class RefusingProducer:
+def refusing_producer() -> HoldingProducer:
     """The broker's answer to a record over the topic's max.message.bytes, as librdkafka
     reports it: a delivery report with MSG_SIZE_TOO_LARGE."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Any, Any]] = []
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes,
-        headers: Any,
-        on_delivery: Any,
-        timestamp: int = 0,
-    ) -> None:
-        self.pending.append((on_delivery, FakeMessage(topic, key, value)))
-
-    def poll(self, _timeout: float = 0) -> int:
-        pending, self.pending = self.pending, []
-        for callback, msg in pending:
-            callback(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), msg)
-        return len(pending)
-
-    def flush(self, _timeout: float = 0) -> int:
-        self.poll()
-        return 0
-
-
-class FakeMessage:
-    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
-        self._topic, self._key, self._value = topic, key, value
-
-    def topic(self) -> str:
-        return self._topic
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
+    producer = HoldingProducer()
+    producer.refuse(lambda _message: True, KafkaError.MSG_SIZE_TOO_LARGE)
+    return producer
 
 
 def test_a_broker_refusal_stops_with_the_topic_setting_to_change() -> None:
-    publisher = Publisher(KafkaSettings(), producer=RefusingProducer())  # type: ignore[arg-type]
+    publisher = Publisher(KafkaSettings(), producer=refusing_producer())  # type: ignore[arg-type]
     publisher.publish(big_event(50_000))
     with pytest.raises(MessageTooLargeError) as caught:
         publisher.flush(5)
@@ -211,7 +177,7 @@ def test_a_broker_refusal_stops_with_the_topic_setting_to_change() -> None:
 
 
 def test_other_produce_errors_stay_transient() -> None:
-    class Failing(RefusingProducer):
+    class Failing(HoldingProducer):
         def produce(self, *args: Any, **kwargs: Any) -> None:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
