@@ -43,13 +43,16 @@ def _targets(settings: Settings, targets: Sequence[str]) -> list[str]:
 
 def topic_durability(settings: Settings, table: str) -> DurabilityStatus | None:
     """The change topic's replication now; None when the topic does not exist yet."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
-    topic = settings.kafka.changes_topic(table)
     admin = AdminClient(admin_config(settings.kafka))
-    if topic not in admin.list_topics(timeout=10).topics:
-        return None
-    found = kafka_durability.read(admin, topic)
+    try:
+        found = kafka_durability.read(admin, settings.kafka.changes_topic(table))
+    except KafkaException as exc:
+        if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return None  # nothing published yet
+        raise
     return DurabilityStatus(
         brokers=found.brokers,
         replication_factor=found.replication_factor,
