@@ -33,10 +33,12 @@ class NoCheckpoints:
         self.last = position
 
 
-def publish(changes: list[tuple[str, str, int]], precision: str) -> list[ChangeEvent]:
-    """Each (event, pk, created µs) as one Kinesis record of one shard, in this order."""
+def publish(changes: list[tuple[str, str, int]], precision: str | list[str]) -> list[ChangeEvent]:
+    """Each (event, pk, created µs) as one Kinesis record of one shard, in this order, at one
+    precision or one per record."""
     records = []
-    for n, (event, pk, created) in enumerate(changes):
+    precisions = precision if isinstance(precision, list) else [precision] * len(changes)
+    for n, ((event, pk, created), precision) in enumerate(zip(changes, precisions, strict=True)):
         keys = {"pk": {"S": pk}}
         image = None if event == "REMOVE" else {**keys, "v": {"N": str(n)}}
         data = kinesis_data(
@@ -112,3 +114,14 @@ def test_damaged_stored_item_versions_stop_the_shard_naming_it() -> None:
     init = InitializationInput(TABLE, "arn", "shardId-1", "7", T, b"\x01\x00")
     with pytest.raises(PermanentError, match="table orders shard shardId-1 checkpoint 7: 2 bytes"):
         processor.initialize(init)
+
+
+def test_a_millisecond_stamped_change_after_a_microsecond_stamped_one_wins() -> None:
+    """A stream whose precision was switched: the µs-stamped version is remembered, so the
+    item's next, ms-stamped change of the same millisecond goes above it (tests/e2e/
+    test_kcl_e2e.py ended with such an item wrong while µs versions were not remembered)."""
+    events = publish(
+        [("INSERT", "x", T + 500), ("MODIFY", "x", T + 700)], [MICROSECOND, MILLISECOND]
+    )
+    assert [e.version for e in events] == [T + 500, T + 501]
+    assert final_state(events, "x").event_id == events[1].event_id
