@@ -98,7 +98,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 def cli(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
-        env=clean_env(**env),
+        # Metrics off unless a test asks: the daemons' default port is fixed, and another
+        # pytest worker's daemon may hold it.
+        env=clean_env(**{"DDB_BRIDGE__METRICS__PORT": "0", **env}),
         capture_output=True,
         text=True,
         timeout=120,
