@@ -39,4 +39,7 @@ publishing before it moves the partition (within `max.poll.interval.ms`).
 Limits: moving the audit group's offsets back (`replay`) archives the replayed events again;
 a segment's records deleted by retention between the crash and the restart cannot be
 rewritten identically. Use one archive root per audit group.
+
+May import: `kafka`, `codec`, `runtime`, `model`; its S3 destination comes from `connectors`
+through the composition root.
 """

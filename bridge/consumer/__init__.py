@@ -27,6 +27,9 @@ join completes.
 Both framings decode (Avro single-object, Confluent wire format): the codec comes from the
 settings (`bridge.kafka.schema_registry.make_codec`) unless one is passed, e.g.
 `bridge.kafka.schema_registry.registry_codec(url)` or `bridge.codec.avro.EventCodec()`.
+
+This room holds the reader (here, the package face) and events as text (`text`).
+May import: `kafka`, `codec`, `runtime`, `model`.
 """
 
 from __future__ import annotations
