@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from bridge.errors import ConfigError, DataLossError, PermanentError
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import (
-    Backoff,
+    AWS_BACKOFF,
     Interrupted,
     call_with_backoff,
     error_code,
@@ -156,7 +156,7 @@ class ShardReader:
         # Where reading resumes after an expired iterator: after the last record returned.
         self.position = checkpoint
         self._iterator: str | None = None
-        self._backoff = Backoff()
+        self._backoff = AWS_BACKOFF.start()
         self._where = {"stream": stream_arn, "shard": shard_id}
         self.transport.prepare_reader()
 
