@@ -31,7 +31,7 @@ class NeverProcesses:
         self.calls = 0
         self.limit = limit
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         if self.calls > self.limit:
             raise AssertionError(f"BatchGetItem asked {self.calls} times: the loop is unbounded")
@@ -41,7 +41,7 @@ class NeverProcesses:
 class ProcessesLater(NeverProcesses):
     """Unprocessed twice, then answers with the stored items (one a tombstone)."""
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         if self.calls <= 2:
             return {"Responses": {}, "UnprocessedKeys": RequestItems}

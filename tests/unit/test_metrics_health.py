@@ -107,5 +107,8 @@ def test_throttled_aws_calls_count_as_retries_by_api_name() -> None:
             raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetRecords")
         return "page"
 
-    assert call_with_backoff(flaky, "GetRecords shard-7", backoff=Backoff(0.001, 0.001).start()) == "page"
+    assert (
+        call_with_backoff(flaky, "GetRecords shard-7", backoff=Backoff(0.001, 0.001).start())
+        == "page"
+    )
     assert REGISTRY.get(AWS_RETRIES, **labels) == before + 2
