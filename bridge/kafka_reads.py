@@ -22,10 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from bridge.backoff import Backoff
 from bridge.errors import TransientError
 from bridge.publisher import admin_config
 from bridge.settings import KafkaSettings
@@ -47,6 +49,9 @@ SETTLING = frozenset(
     }
 )
 SETTLE_S = 10.0
+# A settling broker answers within seconds: ask again soon (0.1 s doubling to 1 s), with
+# equal jitter so the readers of one cluster do not ask in step, until `settle_s` is spent.
+SETTLE_BACKOFF = Backoff(base_s=0.1, cap_s=1.0, jitter="equal", max_elapsed_s=SETTLE_S)
 
 
 def settling(error: KafkaError | None) -> bool:
@@ -56,17 +61,16 @@ def settling(error: KafkaError | None) -> bool:
 def retrying(what: str, call: Callable[[], T], settle_s: float = SETTLE_S) -> T:
     """`call()`, again while the broker answers "not yet" (for up to `settle_s`); any other
     Kafka error, or one that outlasts `settle_s`, is a TransientError naming `what`."""
-    deadline = time.monotonic() + settle_s
-    delay = 0.1
+    pauses = replace(SETTLE_BACKOFF, max_elapsed_s=settle_s).start()
     while True:
         try:
             return call()
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if not settling(error) or time.monotonic() + delay > deadline:
+            delay = pauses.failed() if settling(error) else None
+            if delay is None:
                 raise TransientError(f"{what}: {exc}") from exc
         time.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 def reader_consumer(
