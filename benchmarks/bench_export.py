@@ -29,7 +29,8 @@ from benchmarks.broker import bench_broker
 from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Origin
-from bridge.publisher import ensure_topics, producer_config
+from bridge.kafka_config import producer_config
+from bridge.publisher import ensure_topics
 from bridge.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export

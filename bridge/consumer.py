@@ -49,11 +49,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from bridge import kafka_config
 from bridge.avro_codec import EventCodec
 from bridge.errors import DecodeError, PermanentError, TransientError
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
-from bridge.publisher import admin_config
 from bridge.schema_registry import make_codec, registry_codec
 from bridge.settings import KafkaSettings
 
@@ -118,20 +118,24 @@ class Undecodable(DecodeError):
 def consumer_config(
     kafka: KafkaSettings, group_id: str | None, *, from_beginning: bool, commit: bool
 ) -> dict[str, Any]:
-    """librdkafka options of a reader of change topics (security options from `kafka.extra`)."""
-    return {
-        **admin_config(kafka),
-        # Without a group the id is never used to join or commit; librdkafka wants one.
-        "group.id": group_id or f"ddb-bridge.reader.{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": commit and group_id is not None,
-        # Offsets are stored by EventStream once the caller is done with an event.
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.partition.eof": False,
-        # librdkafka's default, kept explicit: aborted transactions are never read.
-        "isolation.level": "read_committed",
-        **librdkafka_fetch_config(message_max_bytes(kafka)),
-    }
+    """librdkafka options of a reader of change topics (and `[kafka.extra]`, through the
+    one builder: a key contradicting these is refused by name)."""
+    return kafka_config.consumer_config(
+        kafka,
+        "event-stream",
+        defaults=librdkafka_fetch_config(message_max_bytes(kafka)),
+        fixed={
+            # Without a group the id is never used to join or commit; librdkafka wants one.
+            "group.id": group_id or f"ddb-bridge.reader.{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": commit and group_id is not None,
+            # Offsets are stored by EventStream once the caller is done with an event.
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.partition.eof": False,
+            # librdkafka's default, kept explicit: aborted transactions are never read.
+            "isolation.level": "read_committed",
+        },
+    )
 
 
 class EventStream:

@@ -30,8 +30,8 @@ from bridge.avro_codec import EventCodec
 from bridge.dlq_topic import HEADER_REDRIVE_FROM, DlqRecord, ledger_topic
 from bridge.errors import PermanentError, TransientError
 from bridge.event import ChangeEvent
+from bridge.kafka_config import admin_config, producer_config
 from bridge.kafka_durability import broker_count, min_insync_replicas, replication_factor
-from bridge.publisher import admin_config, producer_config
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

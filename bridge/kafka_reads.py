@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from bridge.backoff import Backoff
 from bridge.errors import TransientError
-from bridge.publisher import admin_config
+from bridge.kafka_config import consumer_config
 from bridge.settings import KafkaSettings
 
 T = TypeVar("T")
@@ -76,19 +76,21 @@ def retrying(what: str, call: Callable[[], T], settle_s: float = SETTLE_S) -> T:
 def reader_consumer(
     kafka: KafkaSettings, purpose: str, extra: dict[str, Any] | None = None
 ) -> Consumer:
-    """A consumer that never subscribes, joins or commits: its group id is a throwaway."""
-    config = admin_config(kafka)
-    config.update(
-        {
+    """A consumer that never subscribes, joins or commits: its group id is a throwaway.
+    `extra` is what the caller's reading needs (on top of `[kafka.extra]`)."""
+    config = consumer_config(
+        kafka,
+        purpose,
+        defaults={"client.id": f"ddb-bridge-{purpose}"},
+        fixed={
             "group.id": f"ddb-bridge.{purpose}.{uuid.uuid4().hex[:8]}",
-            "client.id": f"ddb-bridge-{purpose}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             # librdkafka's default, kept explicit: records of aborted transactions written
             # by other producers (MirrorMaker 2, Connect) are never read as changes.
             "isolation.level": "read_committed",
             **(extra or {}),
-        }
+        },
     )
     return Consumer(config)
 

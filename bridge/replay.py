@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from bridge import kafka_reads
 from bridge.errors import ConfigError, PermanentError, TransientError
-from bridge.publisher import admin_config
+from bridge.kafka_config import admin_config
 from bridge.settings import KafkaSettings
 from bridge.versioning import to_micros
 

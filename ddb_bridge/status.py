@@ -12,8 +12,8 @@ from bridge import kafka_durability
 from bridge.apply.app import group_id
 from bridge.dlq_topic import dlq_depth
 from bridge.errors import ConfigError
+from bridge.kafka_config import admin_config
 from bridge.kafka_status import group_statuses
-from bridge.publisher import admin_config
 from bridge.settings import Settings
 from bridge.status_report import (
     DurabilityStatus,

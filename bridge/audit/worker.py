@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -23,9 +22,10 @@ from bridge.audit.records import ArchiveFormat, Bucket, archive_record, archive_
 from bridge.audit.segment import Segment, staging_prefix
 from bridge.avro_codec import EventCodec
 from bridge.errors import DecodeError, PermanentError
+from bridge.kafka_config import consumer_config
 from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
 from bridge.metrics import REGISTRY
-from bridge.publisher import admin_config, table_of_topic
+from bridge.publisher import table_of_topic
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,15 @@ class AuditWorker:
         self._stop = threading.Event()
         self._joined = False
         kafka = settings.kafka
-        config: dict[str, Any] = admin_config(kafka)
-        config.update(
-            {
+        config = consumer_config(
+            kafka,
+            "audit",
+            defaults={
+                # New topics matching the pattern are picked up this often.
+                "topic.metadata.refresh.interval.ms": 10_000,
+                **librdkafka_fetch_config(message_max_bytes(kafka)),
+            },
+            fixed={
                 "group.id": options.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -132,10 +138,7 @@ class AuditWorker:
                 "isolation.level": "read_committed",
                 "session.timeout.ms": settings.apply.session_timeout_ms,
                 "heartbeat.interval.ms": settings.apply.heartbeat_interval_ms,
-                # New topics matching the pattern are picked up this often.
-                "topic.metadata.refresh.interval.ms": 10_000,
-                **librdkafka_fetch_config(message_max_bytes(kafka)),
-            }
+            },
         )
         self.consumer = Consumer(config)
 

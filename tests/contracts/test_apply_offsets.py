@@ -29,11 +29,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bridge.apply.app import group_id
 from bridge.avro_codec import EventCodec
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.kafka_config import admin_config, producer_config
 from bridge.kafka_status import group_statuses
 from bridge.lag import PartitionLag, group_lag
 from bridge.metrics import APPLY_SKIPPED, REGISTRY
 from bridge.partitioning import partition_for
-from bridge.publisher import Publisher, admin_config, ensure_topics, producer_config
+from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import NullTarget, Settings
 from tests.apply_harness import (
     MemorySink,

@@ -14,13 +14,14 @@ from bridge import attrs
 from bridge.avro_codec import EventCodec
 from bridge.errors import MessageTooLargeError
 from bridge.event import ChangeEvent, Op, Origin
+from bridge.kafka_config import producer_config
 from bridge.kafka_limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     MAX_EVENT_BYTES,
     consumer_fetch_bytes,
     topic_max_message_bytes,
 )
-from bridge.publisher import Publisher, producer_config
+from bridge.publisher import Publisher
 from bridge.settings import KafkaSettings
 from tests.producer_fakes import HoldingProducer
 

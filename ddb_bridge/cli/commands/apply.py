@@ -7,6 +7,7 @@ import logging
 
 from bridge import metrics_server
 from bridge.errors import BridgeError, ConfigError, Unavailable
+from bridge.kafka_reach import kafka_probe
 from bridge.settings import Settings, load_settings
 from bridge.sink import TableSpec
 from ddb_bridge.registry import sink_class
@@ -89,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no tables to apply: add [[tables]] entries or pass --table")
     # Before the topics and the group: /healthz must answer (503, with why) while apply
     # connects.
-    server = metrics_server.serve(settings.metrics, "apply", settings.kafka, args.metrics_port)
+    server = metrics_server.serve(
+        settings.metrics, "apply", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         return _run(args, settings, target_name, tables)
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bridge import metrics_server
 from bridge.errors import ConfigError
+from bridge.kafka_reach import kafka_probe
 from bridge.settings import load_settings
 
 log = logging.getLogger("ddb-bridge.audit")
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         install_signal_handlers=True,
     )
     # Before the worker: /healthz must answer (503, with why) while it connects.
-    server = metrics_server.serve(settings.metrics, "audit", settings.kafka, args.metrics_port)
+    server = metrics_server.serve(
+        settings.metrics, "audit", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         return worker.run()
     finally:
