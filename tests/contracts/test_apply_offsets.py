@@ -33,7 +33,6 @@ from bridge.kafka_config import admin_config, producer_config
 from bridge.kafka_status import group_statuses
 from bridge.lag import PartitionLag, group_lag
 from bridge.metrics import APPLY_SKIPPED, REGISTRY
-from bridge.partitioning import partition_for
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import NullTarget, Settings
 from tests.apply_harness import (
@@ -45,6 +44,7 @@ from tests.apply_harness import (
     table_spec,
 )
 from tests.kafka_helpers import drain_more
+from tests.partitioning import partition_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,12 +14,12 @@ import pytest
 
 from bridge import attrs
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.partitioning import partition_for
 from bridge.settings import SqliteTarget
 from bridge.sink import TableSpec
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import apply_settings, produce, run_in_process
 from tests.kafka_helpers import consume_all
+from tests.partitioning import partition_for
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

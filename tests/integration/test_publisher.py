@@ -12,10 +12,10 @@ from bridge.acks import AckTracker
 from bridge.avro_codec import EventCodec
 from bridge.errors import PermanentError
 from bridge.event import ChangeEvent, Op, Origin
-from bridge.partitioning import partition_for
 from bridge.publisher import Publisher, ensure_topics
 from bridge.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
+from tests.partitioning import partition_for
 from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration
