@@ -140,10 +140,11 @@ def client_config(
             config[key] = value
     needs = {"bootstrap.servers": kafka.bootstrap_servers, **(fixed or {})}
     for key, value in needs.items():
-        if key in kafka.extra and kafka.extra[key] != value:
+        # librdkafka reads true, "true" and "True" alike: so does this comparison.
+        if key in kafka.extra and str(kafka.extra[key]).lower() != str(value).lower():
             raise ConfigError(
-                f'[kafka.extra] "{key}" = {kafka.extra[key]!r} cannot be used by the {purpose} '
-                f"{client}: it needs {value!r} there (remove the key from [kafka.extra])"
+                f'[kafka.extra] "{key}" cannot be used by the {purpose} {client}: it needs '
+                f"{value!r} there (remove the key from [kafka.extra])"
             )
         config[key] = value
     return config

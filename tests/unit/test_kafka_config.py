@@ -14,6 +14,7 @@ from bridge import consumer as consumer_module
 from bridge import kafka_reads, publisher
 from bridge.apply.faust_group import FaustGroup
 from bridge.errors import ConfigError
+from bridge.kafka_config import producer_config
 from bridge.settings import ApplySettings, KafkaSettings, Settings
 
 EXTRA = {"socket.keepalive.enable": True, "client.id": "extra-reached-me"}
@@ -102,6 +103,21 @@ def test_an_extra_contradicting_what_a_consumer_needs_is_refused_by_name(
     monkeypatch.setattr(kafka_reads, "Consumer", recorder([]))
     with pytest.raises(ConfigError, match=rf'kafka\.extra\] "{key}".*consumer'):
         kafka_reads.reader_consumer(kafka(**{key: value}), "status")
+
+
+def test_an_extra_agreeing_with_what_a_consumer_needs_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(kafka_reads, "Consumer", recorder(seen))
+    with pytest.raises(Recorded):
+        kafka_reads.reader_consumer(kafka(**{"enable.auto.commit": "false"}), "status")
+    assert seen[0]["enable.auto.commit"] is False
+
+
+def test_bootstrap_servers_come_from_kafka_bootstrap_servers_only() -> None:
+    with pytest.raises(ConfigError, match=r'"bootstrap\.servers".*producer'):
+        producer_config(kafka(**{"bootstrap.servers": "elsewhere:9092"}))
 
 
 def apply_consumer(tmp_path: Path, extra: dict[str, Any]) -> dict[str, Any]:
