@@ -26,12 +26,12 @@ from typing import Any
 from confluent_kafka import Producer
 
 from benchmarks.broker import bench_broker
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Origin
-from bridge.kafka_config import producer_config
-from bridge.publisher import ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.client_config import producer_config
+from bridge.kafka.publisher import ensure_topics
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export
 

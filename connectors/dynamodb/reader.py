@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.backoff import Backoff
-from bridge.errors import TransientError
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.backoff import Backoff
+from bridge.model.errors import TransientError
 from connectors.dynamodb.aws import Interrupted, call_with_backoff, translate
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.avro_codec import EventCodec
-from bridge.event import Origin
+from bridge.codec.avro import EventCodec
+from bridge.model.event import Origin
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient

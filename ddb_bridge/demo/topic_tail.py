@@ -1,7 +1,7 @@
 """A consumer that reads one topic from its beginning and counts what is really in it.
 
 The demo's fall-back for the embedded Tansu broker, whose high watermarks are wrong (1 on
-partitions holding ~50 records), so "caught up" cannot be read from them: `bridge.lag.
+partitions holding ~50 records), so "caught up" cannot be read from them: `bridge.kafka.lag.
 group_lag(..., tail=TopicTail(...))` takes each partition's start and end from what the
 tail read. The tail also hands each record to a callback (the demo counts the stream
 positions that reached Kafka, ddb_bridge/demo/stream_check.py).
@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from bridge.kafka_config import consumer_config
-from bridge.kafka_limits import librdkafka_fetch_config
-from bridge.settings import KafkaSettings
+from bridge.kafka.client_config import consumer_config
+from bridge.kafka.limits import librdkafka_fetch_config
+from bridge.runtime.settings import KafkaSettings
 
 
 class TopicTail(threading.Thread):

@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from bridge.consumer import EventStream
-from bridge.kafka_config import admin_config
-from bridge.kafka_reads import reader, watermarks
+from bridge.kafka.client_config import admin_config
+from bridge.kafka.reads import reader, watermarks
 from tests.consumer_helpers import change, kafka_for, publish
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The one retry policy (bridge/backoff.py): its bounds, its jitter ranges and its stop.
+"""The one retry policy (bridge/model/backoff.py): its bounds, its jitter ranges and its stop.
 
 Clock and random are injected: no test here sleeps to learn what a delay would be.
 """
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bridge.backoff import Backoff, Stop
+from bridge.model.backoff import Backoff, Stop
 
 
 class FakeClock:

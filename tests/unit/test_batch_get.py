@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bridge.backoff import Backoff, Stop
-from bridge.errors import TransientError
-from bridge.settings import AlternatorTarget
-from bridge.sink import TableSpec
+from bridge.model.backoff import Backoff, Stop
+from bridge.model.errors import TransientError
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import AlternatorTarget
 from connectors.dynamodb import reader
 from connectors.dynamodb.aws import Interrupted
 from connectors.sinks.alternator import AlternatorSink

@@ -6,8 +6,8 @@ import faust
 import pytest
 from faust.types.auth import AuthProtocol, SASLMechanism
 
-from bridge.errors import ConfigError
-from bridge.kafka_config import faust_credentials
+from bridge.kafka.client_config import faust_credentials
+from bridge.model.errors import ConfigError
 
 
 def test_plaintext_has_no_credentials() -> None:

@@ -1,4 +1,4 @@
-"""The one Kafka client-config builder (bridge/kafka_config.py): every client the bridge makes
+"""The one Kafka client-config builder (bridge/kafka/client_config.py): every client the bridge makes
 gets `[kafka.extra]`, seen here in the configuration handed to confluent_kafka or aiokafka;
 a key a client cannot take stops start-up naming the key and the client."""
 
@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from bridge import consumer as consumer_module
-from bridge import kafka_reads, publisher
 from bridge.apply.faust_group import FaustGroup
-from bridge.errors import ConfigError
-from bridge.kafka_config import producer_config
-from bridge.settings import ApplySettings, KafkaSettings, Settings
+from bridge.kafka import publisher
+from bridge.kafka import reads as kafka_reads
+from bridge.kafka.client_config import producer_config
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import ApplySettings, KafkaSettings, Settings
 
 EXTRA = {"socket.keepalive.enable": True, "client.id": "extra-reached-me"}
 
@@ -81,7 +82,7 @@ def test_the_audit_consumer_gets_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_an_admin_client_gets_the_global_keys_of_the_extra_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bridge import kafka_reach
+    from bridge.kafka import reach as kafka_reach
 
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(kafka_reach, "AdminClient", recorder(seen))

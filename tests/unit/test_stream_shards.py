@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from botocore.exceptions import EndpointConnectionError, ParamValidationError
 
-from bridge.backoff import Attempts, Backoff
+from bridge.model.backoff import Attempts, Backoff
 from connectors.dynamodb.aws import AWS_BACKOFF, Interrupted, call_with_backoff
 from connectors.sources.stream.shards import Shard
 from tests.stream_helpers import client_error

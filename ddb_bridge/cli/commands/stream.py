@@ -8,9 +8,9 @@ import signal
 import threading
 from types import FrameType
 
-from bridge import metrics_server
-from bridge.kafka_reach import kafka_probe
-from bridge.settings import load_settings
+from bridge.kafka.reach import kafka_probe
+from bridge.runtime import metrics_server
+from bridge.runtime.settings import load_settings
 from ddb_bridge.registry import source_class
 
 log = logging.getLogger("ddb-bridge.stream")
