@@ -27,7 +27,8 @@ from confluent_kafka import Producer
 
 from benchmarks.broker import bench_broker
 from bridge.codec.avro import EventCodec
-from bridge.kafka.publisher import ensure_topics, producer_config
+from bridge.kafka.client_config import producer_config
+from bridge.kafka.publisher import ensure_topics
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Origin
 from bridge.runtime.settings import KafkaSettings

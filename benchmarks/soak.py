@@ -318,6 +318,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
     from connectors.dynamodb import aws
     from connectors.dynamodb.capture import read_capture
     from ddb_bridge.demo.services import moto_server
+    from ddb_bridge.demo.topic_tail import TopicTail
     from ddb_bridge.demo.workload import create_table, enable_stream, seed
 
     run = SoakRun()
@@ -375,7 +376,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
             else:
                 counts["backfill"] += 1
 
-        tail = lag.TopicTail(settings.kafka, topic, opts.partitions, on_record=count)
+        tail = TopicTail(settings.kafka, topic, opts.partitions, on_record=count)
         tail.start()
         stack.callback(tail.stop_event.set)
         lag_reader = stack.enter_context(reader(settings.kafka, "soak-lag"))

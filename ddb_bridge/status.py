@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from bridge.apply.app import group_id
 from bridge.dlq.topic import dlq_depth
 from bridge.kafka import durability as kafka_durability
-from bridge.kafka.publisher import admin_config
+from bridge.kafka.client_config import admin_config
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import Settings
 from bridge.status.kafka import group_statuses

@@ -48,12 +48,13 @@ from bridge.apply.processor import (
     Abandoned,
     BatchProcessor,
     BatchResult,
+    sink_backoff,
 )
-from bridge.apply.retry import Backoff, Stopper
 from bridge.dlq.writer import DeadLetterWriter, KafkaDeadLetters, RawRecord
 from bridge.kafka.lag import CommittedBase, CommittedReader
 from bridge.kafka.schema_registry import make_codec
 from bridge.kafka.skipped_offsets import SkippedRange
+from bridge.model.backoff import Backoff, Stop
 from bridge.model.errors import TargetError, TransientError, Unavailable
 from bridge.ports.sink import Sink, TableSpec
 from bridge.runtime.metrics import APPLY_SKIPPED, ERRORS, REGISTRY
@@ -117,7 +118,7 @@ class ApplyWorker:
     # Called in the event loop after each acknowledged batch (tests, benchmarks).
     on_batch: Callable[[BatchResult], None] | None = None
 
-    stopper: Stopper = field(default_factory=Stopper, init=False)
+    stopper: Stop = field(default_factory=Stop, init=False)
     joined: threading.Event = field(default_factory=threading.Event, init=False)
     exit_code: int = field(default=0, init=False)
     records_applied: int = field(default=0, init=False)
@@ -193,7 +194,7 @@ class ApplyWorker:
                 f"the target {self.target} did not answer at start-up ({exc}); run it again "
                 "once it is reachable"
             ) from exc
-        backoff = Backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries)
+        backoff = sink_backoff(conf.retry_backoff_ms, conf.retry_backoff_max_ms, conf.max_retries)
         processor = BatchProcessor(
             self.sink,
             self.target,
@@ -270,12 +271,12 @@ class ApplyWorker:
         """Take a batch, apply it, repeat; one batch at a time, until a stop is requested."""
         conf = self.settings.apply
         batch_size, window_s = conf.batch_size, conf.batch_window_ms / 1000
-        while not self.stopper.stopping:
+        while not self.stopper.is_set():
             # Every turn, records or not (an idle turn lasts one batch window): /healthz
             # reads this clock to tell a live worker from a stuck one.
             REGISTRY.progress("apply")
             records, passed = await run.group.next_batch(batch_size, window_s)
-            if not (records or passed) or self.stopper.stopping:
+            if not (records or passed) or self.stopper.is_set():
                 continue
             if not await self._apply_batch(run, records, passed):
                 return
@@ -351,7 +352,7 @@ class ApplyWorker:
                 attempt += 1
                 if backoff.exhausted(attempt):
                     raise
-                delay = backoff.delay_s(attempt)
+                delay = backoff.delay(attempt)
                 REGISTRY.inc(RETRIES, target=self.target)
                 REGISTRY.inc(ERRORS, daemon="apply", error=type(exc).__name__)
                 log.warning(
@@ -365,7 +366,7 @@ class ApplyWorker:
                 )
                 # Woken at once by a stop: the batch then stays uncommitted (re-read later,
                 # harmlessly: writes are idempotent).
-                if await self._loop_sleep(delay):
+                if await self.stopper.wait_async(delay):
                     raise Abandoned(f"stop requested while {what}") from exc
 
     def _announce(self, group: FaustGroup, topics: Sequence[str]) -> None:
@@ -393,16 +394,6 @@ class ApplyWorker:
             run.dead_letters.close()
         if run.remove_data_dir:
             shutil.rmtree(run.data_dir, ignore_errors=True)
-
-    async def _loop_sleep(self, seconds: float) -> bool:
-        """Sleep in the event loop up to `seconds`; True if a stop was requested meanwhile."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while not self.stopper.stopping:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(left, 0.1))
-        return True
 
     def _on_pump_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

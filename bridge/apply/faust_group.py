@@ -101,9 +101,9 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
 
-from bridge.apply.kafka_auth import faust_credentials
 from bridge.apply.offsets import Passed
 from bridge.dlq.writer import RawRecord
+from bridge.kafka.client_config import faust_settings
 from bridge.kafka.limits import consumer_fetch_bytes
 from bridge.model.errors import Unavailable
 from bridge.runtime.settings import ApplySettings, KafkaSettings
@@ -562,7 +562,6 @@ def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: s
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
-        broker_credentials=faust_credentials(kafka.extra),
         datadir=data_dir,
         autodiscover=False,
         # The leader-election topic is for Faust tables; apply has none.
@@ -588,6 +587,9 @@ def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: s
         # over and over (benchmarks/bench_memory.py). Fetched bytes beyond this stay in
         # aiokafka's buffer, decoded only when polled.
         broker_max_poll_records=feed_size(apply),
+        # Credentials and what else of [kafka.extra] aiokafka can take; the rest is refused
+        # here, at start-up, by name (bridge/kafka/client_config.py).
+        **faust_settings(kafka),
     )
 
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from bridge.apply.batching import newest, newest_first
-from bridge.apply.retry import Backoff, Stopper
 from bridge.apply.screening import Rejected, Screen
 from bridge.codec.avro import EventCodec
 from bridge.dlq.writer import DeadLetter, DeadLetterWriter, RawRecord
+from bridge.model.backoff import Backoff, Stop
 from bridge.model.errors import PermanentError, TargetError, TransientError
 from bridge.model.event import ChangeEvent
 from bridge.ports.sink import Sink, TableSpec
@@ -55,6 +55,21 @@ BLOCKED = m.APPLY_BLOCKED
 _topic = attrgetter("topic")
 
 
+def sink_backoff(base_ms: int, max_ms: int, max_retries: int) -> Backoff:
+    """apply's pauses between tries of a batch (`[apply] retry_backoff_ms`,
+    `retry_backoff_max_ms`, `max_retries`; 0 retries = until stopped).
+
+    Equal jitter: half of each pause is fixed, so a recovering target is not hammered at
+    once; the random half spreads the workers' retries apart.
+    """
+    return Backoff(
+        base_s=base_ms / 1000,
+        cap_s=max(base_ms, max_ms) / 1000,  # a cap below the base means no growth, as before
+        jitter="equal",
+        max_retries=max_retries or None,
+    )
+
+
 class Abandoned(Exception):
     """A stop was requested before the batch could be written; do not ack it."""
 
@@ -74,7 +89,7 @@ class BatchProcessor:
         dead_letters: DeadLetterWriter,
         table_of_topic: Callable[[str], str],
         backoff: Backoff | None = None,
-        stopper: Stopper | None = None,
+        stopper: Stop | None = None,
         codec: EventCodec | None = None,
         metrics: Metrics = REGISTRY,
         specs: Sequence[TableSpec] | None = None,
@@ -83,8 +98,8 @@ class BatchProcessor:
         self.target = target
         self.dead_letters = dead_letters
         self.table_of_topic = table_of_topic
-        self.backoff = backoff or Backoff()
-        self.stopper = stopper or Stopper()
+        self.backoff = backoff or sink_backoff(200, 30_000, 0)
+        self.stopper = stopper or Stop()
         self.codec = codec or EventCodec()
         self.metrics = metrics
         self.screen = Screen(
@@ -189,7 +204,7 @@ class BatchProcessor:
         PermanentError or a TargetError that waiting cannot cure propagates."""
         attempt = 0
         while True:
-            if self.stopper.stopping and attempt > 0:
+            if self.stopper.is_set() and attempt > 0:
                 raise Abandoned(f"stop requested; {len(events)} events left unwritten")
             try:
                 self.sink.write_batch(events)
@@ -211,7 +226,7 @@ class BatchProcessor:
                         extra={"target": self.target, "attempts": attempt, "error": str(exc)},
                     )
                     raise
-                delay = self.backoff.delay_s(attempt)
+                delay = self.backoff.delay(attempt)
                 self.metrics.inc(RETRIES, target=self.target)
                 # One line per attempt: the backoff (capped at apply.retry_backoff_max_ms)
                 # bounds how often that is, and each says what is being waited for.
@@ -227,7 +242,7 @@ class BatchProcessor:
                         "error": str(exc),
                     },
                 )
-                if self.stopper.sleep(delay):
+                if self.stopper.wait(delay):
                     raise Abandoned(
                         f"stop requested during retries; {len(events)} events left unwritten"
                     ) from exc

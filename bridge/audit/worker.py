@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -22,8 +21,9 @@ from bridge.audit.destination import ArchiveDestination
 from bridge.audit.records import ArchiveFormat, Bucket, archive_record, archive_schema
 from bridge.audit.segment import Segment, staging_prefix
 from bridge.codec.avro import EventCodec
+from bridge.kafka.client_config import consumer_config
 from bridge.kafka.limits import librdkafka_fetch_config, message_max_bytes
-from bridge.kafka.publisher import admin_config, table_of_topic
+from bridge.kafka.publisher import table_of_topic
 from bridge.model.errors import DecodeError, PermanentError
 from bridge.runtime.metrics import REGISTRY
 from bridge.runtime.settings import Settings
@@ -122,9 +122,15 @@ class AuditWorker:
         self._stop = threading.Event()
         self._joined = False
         kafka = settings.kafka
-        config: dict[str, Any] = admin_config(kafka)
-        config.update(
-            {
+        config = consumer_config(
+            kafka,
+            "audit",
+            defaults={
+                # New topics matching the pattern are picked up this often.
+                "topic.metadata.refresh.interval.ms": 10_000,
+                **librdkafka_fetch_config(message_max_bytes(kafka)),
+            },
+            fixed={
                 "group.id": options.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -132,10 +138,7 @@ class AuditWorker:
                 "isolation.level": "read_committed",
                 "session.timeout.ms": settings.apply.session_timeout_ms,
                 "heartbeat.interval.ms": settings.apply.heartbeat_interval_ms,
-                # New topics matching the pattern are picked up this often.
-                "topic.metadata.refresh.interval.ms": 10_000,
-                **librdkafka_fetch_config(message_max_bytes(kafka)),
-            }
+            },
         )
         self.consumer = Consumer(config)
 

@@ -53,8 +53,8 @@ from confluent_kafka import (
 )
 
 from bridge.codec.avro import EventCodec
+from bridge.kafka import client_config as kafka_config
 from bridge.kafka.limits import librdkafka_fetch_config, message_max_bytes
-from bridge.kafka.publisher import admin_config
 from bridge.kafka.schema_registry import make_codec, registry_codec
 from bridge.model.errors import DecodeError, PermanentError, TransientError
 from bridge.model.event import ChangeEvent, Op, Origin
@@ -121,20 +121,24 @@ class Undecodable(DecodeError):
 def consumer_config(
     kafka: KafkaSettings, group_id: str | None, *, from_beginning: bool, commit: bool
 ) -> dict[str, Any]:
-    """librdkafka options of a reader of change topics (security options from `kafka.extra`)."""
-    return {
-        **admin_config(kafka),
-        # Without a group the id is never used to join or commit; librdkafka wants one.
-        "group.id": group_id or f"ddb-bridge.reader.{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": commit and group_id is not None,
-        # Offsets are stored by EventStream once the caller is done with an event.
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.partition.eof": False,
-        # librdkafka's default, kept explicit: aborted transactions are never read.
-        "isolation.level": "read_committed",
-        **librdkafka_fetch_config(message_max_bytes(kafka)),
-    }
+    """librdkafka options of a reader of change topics (and `[kafka.extra]`, through the
+    one builder: a key contradicting these is refused by name)."""
+    return kafka_config.consumer_config(
+        kafka,
+        "event-stream",
+        defaults=librdkafka_fetch_config(message_max_bytes(kafka)),
+        fixed={
+            # Without a group the id is never used to join or commit; librdkafka wants one.
+            "group.id": group_id or f"ddb-bridge.reader.{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": commit and group_id is not None,
+            # Offsets are stored by EventStream once the caller is done with an event.
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.partition.eof": False,
+            # librdkafka's default, kept explicit: aborted transactions are never read.
+            "isolation.level": "read_committed",
+        },
+    )
 
 
 class EventStream:

@@ -28,8 +28,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bridge.codec.avro import EventCodec
 from bridge.dlq.topic import HEADER_REDRIVE_FROM, DlqRecord, ledger_topic
+from bridge.kafka.client_config import admin_config, producer_config
 from bridge.kafka.durability import broker_count, min_insync_replicas, replication_factor
-from bridge.kafka.publisher import admin_config, producer_config
 from bridge.model.errors import PermanentError, TransientError
 from bridge.model.event import ChangeEvent
 from bridge.runtime.settings import KafkaSettings

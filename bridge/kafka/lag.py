@@ -7,31 +7,34 @@ are always read without joining the group, so running workers see no rebalance.
 Where a partition's start and end come from (`group_lag`):
 - by default the broker's watermarks (ListOffsets), as Apache Kafka and any conforming
   broker report them;
-- with `tail=`, a `TopicTail`: a consumer that reads the topic and counts what is really in
-  it. The demo needs it for its `--broker tansu` fall-back: the embedded Tansu broker
-  reported a high watermark of 1 on partitions holding ~50 records, so "caught up" cannot be
-  read from its watermarks. The tail also hands each record to a callback (the demo counts
-  the stream positions that reached Kafka).
+- with `tail=`, a `Tail`: whatever counts what is really in the topic. The demo's
+  `TopicTail` (ddb_bridge/demo/topic_tail.py) is one, for its `--broker tansu` fall-back:
+  the embedded Tansu broker reported a high watermark of 1 on partitions holding ~50
+  records, so "caught up" cannot be read from its watermarks.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 
 from bridge.kafka import reads as kafka_reads
 from bridge.kafka import skipped_offsets
-from bridge.kafka.limits import librdkafka_fetch_config
-from bridge.kafka.publisher import admin_config
 from bridge.kafka.skipped_offsets import SkippedRange
 from bridge.model.errors import TransientError
 from bridge.runtime.settings import KafkaSettings
+
+
+class Tail(Protocol):
+    """The start and end of each partition of one topic, as something that read it counts."""
+
+    topic: str
+
+    def extents(self) -> dict[int, tuple[int, int]]: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def group_lag(
     topics: Sequence[str],
     timeout_s: float = 10.0,
     *,
-    tail: TopicTail | None = None,
+    tail: Tail | None = None,
     consumer: Consumer | None = None,
     offsets: kafka_reads.OffsetFetcher | None = None,
 ) -> list[PartitionLag]:
@@ -169,78 +172,3 @@ class CommittedReader:
     def close(self) -> None:
         self._consumer.close()
         self._offsets.close()
-
-
-class TopicTail(threading.Thread):
-    """Reads `topic` from the beginning and counts what is there: the Tansu-safe end offsets.
-
-    `extents()` gives, per partition, the offset of the first record read and one past the
-    last (0, 0 until a record arrives). `on_record` sees every record's value, on this thread;
-    an exception it raises stops the tail and is kept in `error`, as is a consumer error.
-    """
-
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        topic: str,
-        partitions: int,
-        on_record: Callable[[bytes], object] | None = None,
-    ) -> None:
-        super().__init__(name=f"tail-{topic}", daemon=True)
-        self.topic = topic
-        self.partitions = partitions
-        self.records = 0
-        self.stop_event = threading.Event()
-        self.error: str | None = None
-        self._on_record = on_record
-        self._lock = threading.Lock()
-        self._start: dict[int, int] = {}
-        self._end: dict[int, int] = dict.fromkeys(range(partitions), 0)
-        self._config = {
-            **admin_config(kafka),
-            "group.id": f"ddb-bridge.tail.{uuid.uuid4().hex[:8]}",  # never joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            # librdkafka's default, kept explicit: aborted transactions are not counted.
-            "isolation.level": "read_committed",
-            **librdkafka_fetch_config(),
-        }
-
-    def stop(self, timeout_s: float = 10) -> None:
-        """Stop reading and wait for the consumer to close: closed after its broker is gone,
-        librdkafka logs "Connection refused" errors while it gives up."""
-        self.stop_event.set()
-        if self.is_alive():
-            self.join(timeout_s)
-
-    def extents(self) -> dict[int, tuple[int, int]]:
-        """(start, end) offsets read so far, per partition."""
-        with self._lock:
-            return {p: (self._start.get(p, end), end) for p, end in self._end.items()}
-
-    def run(self) -> None:
-        consumer = Consumer(self._config)
-        try:
-            consumer.assign(
-                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)]
-            )
-            while not self.stop_event.is_set():
-                for msg in consumer.consume(5000, timeout=0.2):
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            self.error = err.str()
-                        continue
-                    partition, offset = msg.partition(), msg.offset()
-                    if partition is None or offset is None:
-                        continue  # not a record (confluent-kafka types these as optional)
-                    if self._on_record is not None:
-                        self._on_record(msg.value() or b"")
-                    with self._lock:
-                        self._start.setdefault(partition, offset)
-                        self._end[partition] = max(self._end[partition], offset + 1)
-                    self.records += 1
-        except Exception as exc:  # kept for the reader of `error`: a thread's exception is lost
-            self.error = f"topic {self.topic}: {exc!r}"
-        finally:
-            consumer.close()

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from bridge.codec.avro import EventCodec
 from bridge.kafka import durability
+from bridge.kafka.client_config import admin_config, producer_config
 from bridge.kafka.durability import min_insync_replicas, replication_factor
 from bridge.kafka.limits import message_max_bytes, topic_max_message_bytes
 from bridge.kafka.reach import ensure_reachable
@@ -29,40 +30,6 @@ from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("rdkafka")
-
-
-def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        # The Java client's partitioner, so other Kafka tools co-partition with us.
-        "partitioner": "murmur2_random",
-        "linger.ms": kafka.linger_ms,
-        "compression.type": kafka.compression,
-        "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 200_000,
-        "queue.buffering.max.kbytes": 256 * 1024,
-        # The largest change event DynamoDB can cause (bridge/kafka/limits.py); librdkafka
-        # refuses anything over its 1 MB default before compressing it.
-        "message.max.bytes": message_max_bytes(kafka),
-        # librdkafka's own log lines through Python logging (and so through the chosen log
-        # format and the redaction), not written raw to stderr.
-        "logger": RDKAFKA_LOG,
-    }
-    config.update(kafka.extra)
-    config.update(overrides)
-    return config
-
-
-def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
-    # Admin and consumers take the security options of `extra`, not producer tuning.
-    config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap_servers, "logger": RDKAFKA_LOG}
-    config.update(
-        {k: v for k, v in kafka.extra.items() if k.startswith(("security.", "sasl.", "ssl."))}
-    )
-    return config
 
 
 # CreateTopics answers meaning "the cluster did not answer", not "no".

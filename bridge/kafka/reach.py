@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from bridge.kafka.client_config import admin_config
 from bridge.model.errors import Unavailable
 from bridge.runtime.settings import KafkaSettings
 
@@ -59,3 +64,20 @@ def ensure_reachable(kafka: KafkaSettings, timeout_s: float | None = None) -> No
                 "a broker is reachable (or fix [kafka] bootstrap_servers)"
             )
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def kafka_probe(kafka: KafkaSettings, timeout_s: float = 3.0) -> Callable[[], str | None]:
+    """A daemon's health probe (bridge/runtime/metrics_server.py): None while a metadata request
+    through a lazily made admin client answers, else why not (librdkafka reconnects itself)."""
+    holder: list[AdminClient] = []
+
+    def probe() -> str | None:
+        if not holder:
+            holder.append(AdminClient(admin_config(kafka)))
+        try:
+            holder[0].list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            return f"Kafka unreachable at {kafka.bootstrap_servers}: {exc.args[0].str()}"
+        return None
+
+    return probe

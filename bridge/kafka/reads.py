@@ -22,11 +22,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from bridge.kafka.publisher import admin_config
+from bridge.kafka.client_config import consumer_config
+from bridge.model.backoff import Backoff
 from bridge.model.errors import TransientError
 from bridge.runtime.settings import KafkaSettings
 
@@ -47,6 +49,9 @@ SETTLING = frozenset(
     }
 )
 SETTLE_S = 10.0
+# A settling broker answers within seconds: ask again soon (0.1 s doubling to 1 s), with
+# equal jitter so the readers of one cluster do not ask in step, until `settle_s` is spent.
+SETTLE_BACKOFF = Backoff(base_s=0.1, cap_s=1.0, jitter="equal", max_elapsed_s=SETTLE_S)
 
 
 def settling(error: KafkaError | None) -> bool:
@@ -56,35 +61,36 @@ def settling(error: KafkaError | None) -> bool:
 def retrying(what: str, call: Callable[[], T], settle_s: float = SETTLE_S) -> T:
     """`call()`, again while the broker answers "not yet" (for up to `settle_s`); any other
     Kafka error, or one that outlasts `settle_s`, is a TransientError naming `what`."""
-    deadline = time.monotonic() + settle_s
-    delay = 0.1
+    pauses = replace(SETTLE_BACKOFF, max_elapsed_s=settle_s).start()
     while True:
         try:
             return call()
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if not settling(error) or time.monotonic() + delay > deadline:
+            delay = pauses.failed() if settling(error) else None
+            if delay is None:
                 raise TransientError(f"{what}: {exc}") from exc
         time.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 def reader_consumer(
     kafka: KafkaSettings, purpose: str, extra: dict[str, Any] | None = None
 ) -> Consumer:
-    """A consumer that never subscribes, joins or commits: its group id is a throwaway."""
-    config = admin_config(kafka)
-    config.update(
-        {
+    """A consumer that never subscribes, joins or commits: its group id is a throwaway.
+    `extra` is what the caller's reading needs (on top of `[kafka.extra]`)."""
+    config = consumer_config(
+        kafka,
+        purpose,
+        defaults={"client.id": f"ddb-bridge-{purpose}"},
+        fixed={
             "group.id": f"ddb-bridge.{purpose}.{uuid.uuid4().hex[:8]}",
-            "client.id": f"ddb-bridge-{purpose}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             # librdkafka's default, kept explicit: records of aborted transactions written
             # by other producers (MirrorMaker 2, Connect) are never read as changes.
             "isolation.level": "read_committed",
             **(extra or {}),
-        }
+        },
     )
     return Consumer(config)
 

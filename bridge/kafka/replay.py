@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from bridge.kafka import reads as kafka_reads
-from bridge.kafka.publisher import admin_config
+from bridge.kafka.client_config import admin_config
 from bridge.model.errors import ConfigError, PermanentError, TransientError
 from bridge.model.versioning import to_micros
 from bridge.runtime.settings import KafkaSettings

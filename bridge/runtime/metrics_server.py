@@ -5,8 +5,9 @@ main loop. `/metrics` is the Prometheus exposition of `bridge.runtime.metrics.RE
 answers 200 `{"status": "ok"}` when the daemon is ready, else 503 with the reason as JSON:
 - its main loop has not run yet, or has not made progress for `stall_s` seconds (the clock
   is `ddb_bridge_last_progress_timestamp_seconds{daemon=...}`, set by the loop itself);
-- Kafka is unreachable: a metadata request to the bootstrap servers fails. Probed at most
-  every `probe_interval_s`, from the HTTP thread, never from the daemon's loop.
+- its probe (a callable the daemon hands in; Kafka's is bridge/kafka_reach.kafka_probe) says
+  why not. Probed at most every `probe_interval_s`, from the HTTP thread, never from the
+  daemon's loop. This module imports no Kafka client.
 The server runs in daemon threads: a stuck scrape never holds the process open.
 """
 
@@ -24,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.model.errors import ConfigError
 from bridge.runtime.metrics import LAST_PROGRESS, REGISTRY, Metrics
-from bridge.runtime.settings import KafkaSettings, MetricsSettings
+from bridge.runtime.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +33,7 @@ log = logging.getLogger(__name__)
 # do not collide by default; a second worker of the same daemon needs --metrics-port.
 PORT_OFFSETS = {"stream": 0, "apply": 1, "audit": 2}
 
-Probe = Callable[[], str | None]  # None when reachable, else why not
-
-
-def kafka_probe(kafka: KafkaSettings, timeout_s: float = 3.0) -> Probe:
-    """A metadata request through a lazily made admin client (librdkafka reconnects itself)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    from bridge.kafka.publisher import admin_config
-
-    holder: list[AdminClient] = []
-
-    def probe() -> str | None:
-        if not holder:
-            holder.append(AdminClient(admin_config(kafka)))
-        try:
-            holder[0].list_topics(timeout=timeout_s)
-        except KafkaException as exc:
-            return f"Kafka unreachable at {kafka.bootstrap_servers}: {exc.args[0].str()}"
-        return None
-
-    return probe
+Probe = Callable[[], str | None]  # None when ready, else why not
 
 
 class Health:
@@ -159,7 +139,7 @@ def resolve_port(conf: MetricsSettings, daemon: str, override: int | None) -> in
 def serve(
     conf: MetricsSettings,
     daemon: str,
-    kafka: KafkaSettings | None,
+    probe: Probe | None,
     port: int | None = None,
     metrics: Metrics = REGISTRY,
 ) -> MetricsServer | None:
@@ -168,7 +148,6 @@ def serve(
     if resolved == 0:
         log.info("metrics endpoint off", extra={"daemon": daemon})
         return None
-    probe = kafka_probe(kafka) if kafka is not None else None
     health = Health(daemon, probe, stall_s=conf.stall_s, metrics=metrics)
     try:
         server = ThreadingHTTPServer((conf.host, resolved), _handler(health, metrics))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import boto3
@@ -20,6 +19,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from bridge.model.backoff import Attempts, Backoff
 from bridge.model.errors import ConfigError, PermanentError, TransientError, Unavailable
 from bridge.ports.sink import KeyType, TableSpec
 from bridge.runtime.metrics import AWS_RETRIES, REGISTRY
@@ -104,40 +104,32 @@ def translate(exc: Exception, what: str) -> Exception:
     return PermanentError(f"{what}: {code or type(exc).__name__}: {exc}")
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog), reset on success."""
-
-    base_s: float = 0.1
-    cap_s: float = 10.0
-    attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        delay = self.rng.uniform(0, min(self.cap_s, self.base_s * (2**self.attempt)))
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
+# Throttling and unreachable endpoints: full jitter from 0.1 s up to 10 s a pause, retried
+# until the caller's stop (daemons) or its `attempts` (one-shot commands).
+AWS_BACKOFF = Backoff(base_s=0.1, cap_s=10.0, jitter="full")
 
 
 def call_with_backoff(
     fn: Callable[[], T],
     what: str,
     stop: threading.Event | None = None,
-    backoff: Backoff | None = None,
+    backoff: Attempts | None = None,
     where: dict[str, str] | None = None,
     attempts: int | None = None,
 ) -> T:
     """Call `fn`, retrying throttling and connection errors until it succeeds, `stop` is set
     (`Interrupted`) or `attempts` calls have failed (the last error, translated, is raised).
 
+    `backoff` is a failure count shared by a reader's successive calls (reset on success);
+    without one, each call counts afresh under `AWS_BACKOFF` bounded by `attempts`.
     Any other error propagates untouched, so the caller can act on a ClientError's code.
     """
-    backoff = backoff or Backoff()
+    if backoff is not None and attempts is not None:
+        raise TypeError("call_with_backoff: give `attempts` or a shared `backoff`, not both")
+    if backoff is None:
+        bound = None if attempts is None else max(attempts - 1, 0)
+        backoff = replace(AWS_BACKOFF, max_retries=bound).start()
     stop = stop or threading.Event()
-    failures = 0
     last: Exception
     while True:
         try:
@@ -152,10 +144,9 @@ def call_with_backoff(
             # The endpoint is unreachable or timed out: worth waiting for. Other botocore
             # errors (parameter validation...) are bugs and propagate.
             reason, last = type(exc).__name__, exc
-        failures += 1
-        if attempts is not None and failures >= attempts:
+        delay = backoff.failed()
+        if delay is None:
             raise translate(last, what) from last
-        delay = backoff.next_delay()
         # The API name only (`what` may name a table, segment or lease): few label values.
         REGISTRY.inc(AWS_RETRIES, call=what.split(" ", 1)[0], reason=reason)
         log.warning(

@@ -9,15 +9,16 @@ import functools
 import queue
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.model import attrs
 from bridge.model.attrs import Item
-from connectors.dynamodb.aws import Backoff, call_with_backoff, translate
+from bridge.model.backoff import Backoff
+from bridge.model.errors import TransientError
+from connectors.dynamodb.aws import Interrupted, call_with_backoff, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,18 +100,37 @@ def scan_pages(
         raise errors[0]
 
 
+# Unprocessed keys mean the table's read capacity is spent: full jitter from 50 ms up to 2 s,
+# asked again at most 12 times (about 15 s of throttling at worst) before the read gives up
+# as transient, naming the table, so that its caller retries it or reports it.
+UNPROCESSED_BACKOFF = Backoff(base_s=0.05, cap_s=2.0, jitter="full", max_retries=12)
+
+
 def batch_get(
     client: DynamoDBClient,
     table: str,
     key_names: tuple[str, ...],
     keys: Sequence[Item],
     consistent: bool = True,
+    *,
+    stop: threading.Event | None = None,
+    backoff: Backoff | None = None,
+    translate_error: Callable[[Exception, str], Exception] = translate,
 ) -> list[Item | None]:
-    """The current source item for each key (None when absent), in order; ≤ 100 keys a call."""
+    """The current item for each key (None when absent), in order; <= 100 keys a call.
+
+    Keys the table leaves unprocessed are asked again after a pause of `backoff` (default
+    `UNPROCESSED_BACKOFF`); when it gives up, a TransientError names the table and the count.
+    `stop` ends any pause at once (`Interrupted`). Errors of the call itself go through
+    `translate_error` (a sink passes its own, which knows the refusals of a whole endpoint).
+    """
+    what = f"BatchGetItem {table}"
+    stop = stop or threading.Event()
+    policy = backoff or UNPROCESSED_BACKOFF
     found: dict[bytes, Item] = {}
     for start in range(0, len(keys), 100):
         pending: list[dict[str, Any]] = [attrs.to_boto(k) for k in keys[start : start + 100]]
-        backoff = Backoff()
+        pauses = policy.start()
         while pending:
             request: dict[str, KeysAndAttributesTypeDef] = {
                 table: {"Keys": pending, "ConsistentRead": consistent}
@@ -118,18 +138,25 @@ def batch_get(
             try:
                 resp = call_with_backoff(
                     functools.partial(client.batch_get_item, RequestItems=request),
-                    f"BatchGetItem {table}",
+                    what,
+                    stop,
+                    attempts=None if policy.max_retries is None else policy.max_retries + 1,
                 )
-            except ClientError as exc:
-                raise translate(exc, f"BatchGetItem {table}") from exc
+            except (ClientError, BotoCoreError) as exc:
+                raise translate_error(exc, what) from exc
             for item in resp.get("Responses", {}).get(table, []):
                 wire = attrs.from_boto(item, table)
                 found[attrs.canonical_key(attrs.extract_keys(wire, key_names))] = wire
             unprocessed = resp.get("UnprocessedKeys", {}).get(table)
             pending = unprocessed.get("Keys", []) if unprocessed else []
-            if pending:
-                # Unprocessed keys mean throttling: back off before asking for them again.
-                time.sleep(backoff.next_delay())
-            else:
-                backoff.reset()
+            if not pending:
+                continue
+            delay = pauses.failed()
+            if delay is None:
+                raise TransientError(
+                    f"{what}: {len(pending)} keys still unprocessed after "
+                    f"{pauses.failures} asks (the table's read capacity is exhausted)"
+                )
+            if stop.wait(delay):
+                raise Interrupted(what)
     return [found.get(attrs.canonical_key(k)) for k in keys]

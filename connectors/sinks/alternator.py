@@ -29,7 +29,6 @@ itself; static keys must be replaced and apply restarted).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -38,11 +37,12 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from bridge.model import attrs
 from bridge.model.attrs import Item
+from bridge.model.backoff import Stop
 from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
 from bridge.model.event import ChangeEvent
 from bridge.ports.sink import SinkCapabilities, TableSpec
 from bridge.runtime.settings import AlternatorTarget, AwsSettings
-from connectors.dynamodb import aws
+from connectors.dynamodb import aws, reader
 from connectors.sinks.common import (
     Tables,
     check_names,
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 # version held by a live item (a delete wins a tie).
 _PUT_CONDITION = "attribute_not_exists(#v) OR #v < :v"
 _TOMBSTONE_CONDITION = _PUT_CONDITION + " OR (#v = :v AND attribute_not_exists(#t))"
-_BATCH_GET = 100  # BatchGetItem's limit
 # Error codes of DynamoDB, Alternator and AWS's common errors that refuse every request.
 _TARGET_CODES = frozenset(
     {
@@ -105,6 +104,8 @@ class AlternatorSink:
         self._tables = Tables([])
         self._client: DynamoDBClient | None = None
         self._pool: ThreadPoolExecutor | None = None
+        # Set by close(): a read waiting out throttling ends at once instead of after it.
+        self._stop = Stop()
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
         for spec in tables:
@@ -116,6 +117,7 @@ class AlternatorSink:
             )
         self._tables = Tables(tables)
         if self._client is None:
+            self._stop = Stop()  # opened again after a close
             s = self.settings
             self._client = aws.client(
                 "dynamodb",
@@ -243,39 +245,28 @@ class AlternatorSink:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _strip(self, item: dict[str, Any]) -> Item | None:
+    def _strip(self, item: Item) -> Item | None:
         if self.tombstone_attr in item:
             return None
-        item.pop(self.version_attr, None)
-        return attrs.from_boto(item)
+        return {name: value for name, value in item.items() if name != self.version_attr}
 
     def read_items(self, table: str, keys: Sequence[Item]) -> list[Item | None]:
         self._require()
         spec = self._tables.get(table)
-        idents = [key_identity(spec, key) for key in keys]
-        wanted = {ident: key for ident, key in zip(idents, keys, strict=True)}  # no duplicates
-        found: dict[tuple[Any, ...], Item | None] = {}
-        pending = [attrs.to_boto(key) for key in wanted.values()]
-        for start in range(0, len(pending), _BATCH_GET):
-            request: dict[str, Any] = {
-                spec.target: {"Keys": pending[start : start + _BATCH_GET], "ConsistentRead": True}
-            }
-            attempt = 0
-            while request:
-                try:
-                    page = self._ddb().batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise aws.translate(exc, f"BatchGetItem {spec.target}") from exc
-                for raw in page.get("Responses", {}).get(spec.target, []):
-                    item = attrs.from_boto(raw)
-                    found[key_identity(spec, {k: item[k] for k in spec.key_names})] = self._strip(
-                        raw
-                    )
-                request = page.get("UnprocessedKeys") or {}
-                if request:
-                    attempt += 1  # throttled: back off before asking for the rest
-                    time.sleep(min(0.05 * 2**attempt, 2.0))
-        return [found.get(ident) for ident in idents]
+        # BatchGetItem refuses a request that names one key twice: ask for each key once.
+        unique = list({key_identity(spec, key): key for key in keys}.values())
+        stored = reader.batch_get(
+            self._ddb(),
+            spec.target,
+            spec.key_names,
+            unique,
+            stop=self._stop,
+        )
+        found = {
+            key_identity(spec, key): None if item is None else self._strip(item)
+            for key, item in zip(unique, stored, strict=True)
+        }
+        return [found[key_identity(spec, key)] for key in keys]
 
     def scan_keys(self, table: str) -> Iterator[Item]:
         self._require()
@@ -302,6 +293,7 @@ class AlternatorSink:
             kwargs["ExclusiveStartKey"] = last
 
     def close(self) -> None:
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

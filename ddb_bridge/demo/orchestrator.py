@@ -30,6 +30,7 @@ from bridge.verify.passes import VerifyReport
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
 from ddb_bridge.demo.services import moto_server, stop_process
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
+from ddb_bridge.demo.topic_tail import TopicTail
 from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
 
 TABLE = "orders"
@@ -235,7 +236,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         # Lag is measured against what the tail has read, not the broker's watermarks: the
         # demo may run on Tansu (`bridge.kafka.lag`).
         seen = SeenPositions(make_codec(settings.kafka))
-        tail = lag.TopicTail(settings.kafka, topic, opts.partitions, on_record=seen)
+        tail = TopicTail(settings.kafka, topic, opts.partitions, on_record=seen)
         tail.start()
         # Closed before the broker stops (the stack unwinds last-in first).
         stack.callback(tail.stop)

@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 
 class SeenPositions:
-    """A `bridge.kafka.lag.TopicTail` callback: (shard, sequence number) of every stream event
-    read."""
+    """A `TopicTail` callback (demo/topic_tail.py): (shard, sequence number) of each event read."""
 
     def __init__(self, codec: EventCodec | None = None) -> None:
         self.positions: set[tuple[str, str]] = set()

@@ -28,10 +28,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bridge.apply.app import group_id
 from bridge.codec.avro import EventCodec
+from bridge.kafka.client_config import admin_config, producer_config
 from bridge.kafka.lag import PartitionLag, group_lag
-from bridge.kafka.publisher import Publisher, admin_config, ensure_topics, producer_config
+from bridge.kafka.publisher import Publisher, ensure_topics
 from bridge.model.event import ChangeEvent, Op, Origin
-from bridge.partitioning import partition_for
 from bridge.runtime.metrics import APPLY_SKIPPED, REGISTRY
 from bridge.runtime.settings import NullTarget, Settings
 from bridge.status.kafka import group_statuses
@@ -44,6 +44,7 @@ from tests.apply_harness import (
     table_spec,
 )
 from tests.kafka_helpers import drain_more
+from tests.partitioning import partition_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -31,6 +31,7 @@ from bridge.runtime.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
+from ddb_bridge.demo.topic_tail import TopicTail
 from tests.apply_harness import ApplyProcess
 from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
 
@@ -180,7 +181,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
     stream = launch_stream(config, env, stream_log)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     seen = SeenPositions()
-    tail = lag.TopicTail(kafka, kafka.changes_topic(table), PARTITIONS, on_record=seen)
+    tail = TopicTail(kafka, kafka.changes_topic(table), PARTITIONS, on_record=seen)
     appliers: list[ApplyProcess] = []
     try:
         wait_log(stream_log, "stream started", stream, timeout_s=60)

@@ -15,13 +15,13 @@ from bridge.kafka.lag import (
     CommittedBase,
     CommittedReader,
     PartitionLag,
-    TopicTail,
     caught_up,
     group_lag,
     total_lag,
 )
 from bridge.kafka.publisher import ensure_topics
 from bridge.runtime.settings import KafkaSettings
+from ddb_bridge.demo.topic_tail import TopicTail
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ import pytest
 
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Op, Origin
-from bridge.partitioning import partition_for
 from bridge.ports.sink import TableSpec
 from bridge.runtime.settings import SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import apply_settings, produce, run_in_process
 from tests.kafka_helpers import consume_all
+from tests.partitioning import partition_for
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

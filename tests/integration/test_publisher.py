@@ -13,9 +13,9 @@ from bridge.model import attrs
 from bridge.model.acks import AckTracker
 from bridge.model.errors import PermanentError
 from bridge.model.event import ChangeEvent, Op, Origin
-from bridge.partitioning import partition_for
 from bridge.runtime.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
+from tests.partitioning import partition_for
 from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.model.acks import AckTracker
-from bridge.partitioning import murmur2, partition_for
+from tests.partitioning import murmur2, partition_for
 
 
 def test_position_released_only_after_every_earlier_record() -> None:

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from bridge.apply.app import table_resolver
-from bridge.apply.processor import BLOCKED, TARGET_ERRORS, BatchProcessor
-from bridge.apply.retry import Backoff
+from bridge.apply.processor import BLOCKED, TARGET_ERRORS, BatchProcessor, sink_backoff
 from bridge.codec.avro import EventCodec
 from bridge.dlq.writer import HEADER_OFFSET, HEADER_REASON, DeadLetter, RawRecord
 from bridge.model.errors import PermanentError, TargetError, TransientError
@@ -74,14 +73,16 @@ class RefusingSink(MemorySink):
         super().write_batch(events)
 
 
-def processor(sink: Any, letters: Letters, metrics: Metrics, **kw: Any) -> BatchProcessor:
+def processor(
+    sink: Any, letters: Letters, metrics: Metrics, max_retries: int = 0
+) -> BatchProcessor:
     sink.open([table_spec("t")])
     return BatchProcessor(
         sink,
         "mem",
         letters,
         table_resolver(Settings(kafka=KafkaSettings()), [table_spec("t")]),
-        backoff=Backoff(1, 2, **kw),
+        backoff=sink_backoff(1, 2, max_retries),
         metrics=metrics,
         specs=[table_spec("t")],
     )

@@ -5,16 +5,17 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bridge.apply.app import table_resolver
 from bridge.apply.batching import coalesce
-from bridge.apply.processor import Abandoned, BatchProcessor
-from bridge.apply.retry import Backoff, Stopper
+from bridge.apply.processor import Abandoned, BatchProcessor, sink_backoff
 from bridge.codec.avro import EventCodec
 from bridge.dlq.writer import HEADER_OFFSET, HEADER_REASON, HEADER_TABLE, DeadLetter, RawRecord
+from bridge.model.backoff import Backoff, Stop
 from bridge.model.errors import TransientError
 from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.metrics import Metrics
@@ -64,13 +65,13 @@ def test_coalesce_matches_the_final_state_of_a_random_history() -> None:
 
 
 def test_backoff_grows_with_jitter_and_stays_capped() -> None:
-    b = Backoff(base_ms=100, max_ms=1000, rng=random.Random(1))
-    delays = [b.delay_s(n) for n in range(1, 12)]
+    b = replace(sink_backoff(100, 1000, 0), rng=random.Random(1))
+    delays = [b.delay(n) for n in range(1, 12)]
     assert 0.05 <= delays[0] <= 0.1
     assert all(0.5 <= d <= 1.0 for d in delays[5:])
     assert len({round(d, 6) for d in delays[5:]}) > 1  # jittered, not lockstep
-    assert not Backoff(max_retries=0).exhausted(10**6)
-    assert Backoff(max_retries=3).exhausted(4) and not Backoff(max_retries=3).exhausted(3)
+    assert not sink_backoff(100, 1000, max_retries=0).exhausted(10**6)
+    assert sink_backoff(100, 1000, 3).exhausted(4) and not sink_backoff(100, 1000, 3).exhausted(3)
 
 
 class FakeDlq:
@@ -92,14 +93,14 @@ def records(events: list[ChangeEvent], start: int = 0) -> list[RawRecord]:
     ]
 
 
-def processor(sink: Any, dlq: FakeDlq, **kw: Any) -> BatchProcessor:
+def processor(sink: Any, dlq: FakeDlq, max_retries: int = 0) -> BatchProcessor:
     settings = Settings(kafka=KafkaSettings())
     return BatchProcessor(
         sink,
         "mem",
         dlq,
         table_resolver(settings, [table_spec("t")]),
-        backoff=Backoff(1, 2, **kw),
+        backoff=sink_backoff(1, 2, max_retries),
         metrics=Metrics(),
     )
 
@@ -147,8 +148,8 @@ def test_a_stop_during_an_outage_abandons_the_batch() -> None:
     sink = MemorySink(transient_failures=10**6)
     sink.open([table_spec("t")])
     proc = processor(sink, FakeDlq())
-    proc.backoff = Backoff(base_ms=5_000, max_ms=5_000)
-    proc.stopper = Stopper()
+    proc.backoff = Backoff(base_s=5.0, cap_s=5.0)
+    proc.stopper = Stop()
     threading.Timer(0.2, proc.stopper.set).start()
     started = time.monotonic()
     with pytest.raises(Abandoned):

@@ -299,7 +299,7 @@ def test_the_bridge_s_own_consumers_read_committed(monkeypatch: Any) -> None:
     """librdkafka's default is read_committed; every config the bridge builds says so."""
     from bridge.consumer import consumer_config
     from bridge.kafka import reads as kafka_reads
-    from bridge.kafka.lag import TopicTail
+    from ddb_bridge.demo.topic_tail import TopicTail
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
     assert consumer_config(kafka, None, from_beginning=True, commit=False)["isolation.level"] == (

@@ -6,7 +6,7 @@ import faust
 import pytest
 from faust.types.auth import AuthProtocol, SASLMechanism
 
-from bridge.apply.kafka_auth import faust_credentials
+from bridge.kafka.client_config import faust_credentials
 from bridge.model.errors import ConfigError
 
 

@@ -11,13 +11,14 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from bridge.codec.avro import EventCodec
+from bridge.kafka.client_config import producer_config
 from bridge.kafka.limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     MAX_EVENT_BYTES,
     consumer_fetch_bytes,
     topic_max_message_bytes,
 )
-from bridge.kafka.publisher import Publisher, producer_config
+from bridge.kafka.publisher import Publisher
 from bridge.model import attrs
 from bridge.model.errors import MessageTooLargeError
 from bridge.model.event import ChangeEvent, Op, Origin

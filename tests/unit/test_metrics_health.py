@@ -99,8 +99,9 @@ def test_json_log_lines_carry_context_and_are_redacted() -> None:
 def test_throttled_aws_calls_count_as_retries_by_api_name() -> None:
     from botocore.exceptions import ClientError
 
+    from bridge.model.backoff import Backoff
     from bridge.runtime.metrics import AWS_RETRIES, REGISTRY
-    from connectors.dynamodb.aws import Backoff, call_with_backoff
+    from connectors.dynamodb.aws import call_with_backoff
 
     labels = {"call": "GetRecords", "reason": "ThrottlingException"}
     before = REGISTRY.get(AWS_RETRIES, **labels)
@@ -112,5 +113,8 @@ def test_throttled_aws_calls_count_as_retries_by_api_name() -> None:
             raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetRecords")
         return "page"
 
-    assert call_with_backoff(flaky, "GetRecords shard-7", backoff=Backoff(0.001, 0.001)) == "page"
+    assert (
+        call_with_backoff(flaky, "GetRecords shard-7", backoff=Backoff(0.001, 0.001).start())
+        == "page"
+    )
     assert REGISTRY.get(AWS_RETRIES, **labels) == before + 2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, ParamValidationError
 
-from connectors.dynamodb.aws import Backoff, Interrupted, call_with_backoff
+from bridge.model.backoff import Attempts, Backoff
+from connectors.dynamodb.aws import AWS_BACKOFF, Interrupted, call_with_backoff
 from connectors.sources.stream.shards import Shard
 from tests.stream_helpers import client_error
 
@@ -32,16 +34,16 @@ def test_shard_lineage_and_closed_state_from_describe_stream() -> None:
 
 
 def test_full_jitter_backoff_stays_under_its_cap_and_resets() -> None:
-    backoff = Backoff(base_s=0.1, cap_s=2.0, rng=random.Random(1))
-    delays = [backoff.next_delay() for _ in range(30)]
+    backoff = replace(AWS_BACKOFF, cap_s=2.0, rng=random.Random(1)).start()
+    delays = [backoff.failed() or 0.0 for _ in range(30)]
     assert all(0 <= d <= 2.0 for d in delays)
     assert max(delays[10:]) > 0.4, "the ceiling grows exponentially up to the cap"
     backoff.reset()
-    assert backoff.next_delay() <= 0.1
+    assert (backoff.failed() or 0.0) <= 0.1
 
 
-def fast() -> Backoff:
-    return Backoff(base_s=0.001, cap_s=0.002)
+def fast() -> Attempts:
+    return Backoff(base_s=0.001, cap_s=0.002).start()
 
 
 def test_throttling_and_connection_errors_are_retried() -> None:

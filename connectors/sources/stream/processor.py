@@ -35,7 +35,7 @@ from bridge.runtime.metrics import (
     STREAM_PUBLISH_SECONDS,
     STREAM_RECORDS,
 )
-from connectors.dynamodb.aws import Backoff
+from connectors.dynamodb.aws import AWS_BACKOFF
 from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kinesis_records import SLOTS
 from connectors.sources.stream.leases import Lease, LeaseTable
@@ -100,13 +100,14 @@ class Checkpointer:
         Bounded by the lease: if the lease table stays unreachable, renewals fail too, the
         lease lapses, and `LeaseLost` ends the shard's processing instead of a crash.
         """
-        backoff = Backoff()
+        failures = 0
         while True:
             try:
                 self._leases.checkpoint(self._lease, position, last_version, item_versions)
                 return
             except TransientError as exc:
-                delay = backoff.next_delay()
+                failures += 1
+                delay = AWS_BACKOFF.delay(failures)
                 log.warning(
                     "checkpoint failed, retrying: %s",
                     exc,

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from bridge.model.errors import ConfigError, DataLossError, PermanentError
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import (
-    Backoff,
+    AWS_BACKOFF,
     Interrupted,
     call_with_backoff,
     error_code,
@@ -48,12 +48,25 @@ from connectors.sources.stream.transport import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
-    from mypy_boto3_dynamodbstreams.type_defs import RecordTypeDef
+    from mypy_boto3_dynamodbstreams.type_defs import RecordTypeDef, StreamDescriptionTypeDef
 
 log = logging.getLogger(__name__)
 
 EXPIRED_ITERATOR = "ExpiredIteratorException"
 TRIMMED = "TrimmedDataAccessException"
+
+
+def _describe(
+    streams: DynamoDBStreamsClient, kwargs: dict[str, Any], stop: threading.Event, what: str
+) -> StreamDescriptionTypeDef:
+    """One DescribeStream page, throttling retried until `stop`; `what` names it in errors."""
+    try:
+        desc: StreamDescriptionTypeDef = call_with_backoff(
+            functools.partial(streams.describe_stream, **kwargs), "DescribeStream", stop
+        )["StreamDescription"]
+    except ClientError as exc:
+        raise translate(exc, f"DescribeStream {what}") from exc
+    return desc
 
 
 def list_shards(
@@ -66,14 +79,7 @@ def list_shards(
         kwargs: dict[str, Any] = {"StreamArn": stream_arn}
         if start is not None:
             kwargs["ExclusiveStartShardId"] = start
-        try:
-            desc = call_with_backoff(
-                functools.partial(streams.describe_stream, **kwargs),
-                "DescribeStream",
-                stop,
-            )["StreamDescription"]
-        except ClientError as exc:
-            raise translate(exc, f"DescribeStream {stream_arn}") from exc
+        desc = _describe(streams, kwargs, stop, stream_arn)
         shards.extend(Shard.from_description(s) for s in desc.get("Shards", []))
         start = desc.get("LastEvaluatedShardId")
         if not start:
@@ -96,14 +102,7 @@ def child_shards(
     found: list[Shard] = []
     honoured = True
     while True:
-        try:
-            desc = call_with_backoff(
-                functools.partial(streams.describe_stream, **kwargs),
-                "DescribeStream",
-                stop,
-            )["StreamDescription"]
-        except ClientError as exc:
-            raise translate(exc, f"DescribeStream {stream_arn} children of {parent_id}") from exc
+        desc = _describe(streams, kwargs, stop, f"{stream_arn} children of {parent_id}")
         page = [Shard.from_description(s) for s in desc.get("Shards", [])]
         if any(shard.parent_ids != (parent_id,) for shard in page):
             honoured = False
@@ -156,7 +155,7 @@ class ShardReader:
         # Where reading resumes after an expired iterator: after the last record returned.
         self.position = checkpoint
         self._iterator: str | None = None
-        self._backoff = Backoff()
+        self._backoff = AWS_BACKOFF.start()
         self._where = {"stream": stream_arn, "shard": shard_id}
         self.transport.prepare_reader()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from bridge.kafka.reach import kafka_probe
 from bridge.model.errors import BridgeError, ConfigError, Unavailable
 from bridge.ports.sink import TableSpec
 from bridge.runtime import metrics_server
@@ -89,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no tables to apply: add [[tables]] entries or pass --table")
     # Before the topics and the group: /healthz must answer (503, with why) while apply
     # connects.
-    server = metrics_server.serve(settings.metrics, "apply", settings.kafka, args.metrics_port)
+    server = metrics_server.serve(
+        settings.metrics, "apply", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         return _run(args, settings, target_name, tables)
     finally:

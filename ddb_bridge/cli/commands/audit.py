@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from bridge.kafka.reach import kafka_probe
 from bridge.model.errors import ConfigError
 from bridge.runtime import metrics_server
 from bridge.runtime.settings import load_settings
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         install_signal_handlers=True,
     )
     # Before the worker: /healthz must answer (503, with why) while it connects.
-    server = metrics_server.serve(settings.metrics, "audit", settings.kafka, args.metrics_port)
+    server = metrics_server.serve(
+        settings.metrics, "audit", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         return worker.run()
     finally:

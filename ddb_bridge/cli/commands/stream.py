@@ -8,6 +8,7 @@ import signal
 import threading
 from types import FrameType
 
+from bridge.kafka.reach import kafka_probe
 from bridge.runtime import metrics_server
 from bridge.runtime.settings import load_settings
 from ddb_bridge.registry import source_class
@@ -70,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
     # Before the worker: /healthz must answer (503, with why) while it connects.
-    server = metrics_server.serve(settings.metrics, "stream", settings.kafka, args.metrics_port)
+    server = metrics_server.serve(
+        settings.metrics, "stream", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         worker_class = source_class("stream")
         worker = worker_class(settings, args.table, args.worker_id, stop=stop)

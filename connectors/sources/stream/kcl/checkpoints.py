@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bridge.model.errors import PermanentError, TransientError
-from connectors.dynamodb.aws import Backoff
+from connectors.dynamodb.aws import AWS_BACKOFF
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.kcl.versions import KclVersions
 from connectors.sources.stream.shards import SHARD_END
@@ -88,7 +88,6 @@ class KclCheckpoint:
                     f"shard {shard} checkpoint at {position}: another processor holds the "
                     "shard's versions"
                 ) from exc
-        backoff = Backoff()
         for attempt in range(1, self.attempts + 1):
             try:
                 if position == SHARD_END:
@@ -107,7 +106,7 @@ class KclCheckpoint:
                     raise TransientError(
                         f"{where}: still failing after {attempt} attempts: {name}"
                     ) from exc
-                delay = backoff.next_delay()
+                delay = AWS_BACKOFF.delay(attempt)
                 log.warning(
                     "KCL checkpoint failed, retrying: %s",
                     name,

@@ -1,7 +1,7 @@
 """Kafka's murmur2 partitioner (the Java client's default), as librdkafka's `murmur2_random`.
 
-Used to say which partition an item's events live in (`status`, `tail`, tests), without
-asking the broker.
+The tests' way to say which partition an item's events live in without asking the broker
+(the producers use librdkafka's own; no production code needs it, so it lives here).
 """
 
 from __future__ import annotations
