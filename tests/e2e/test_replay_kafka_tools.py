@@ -16,7 +16,7 @@ from bridge.apply.app import group_id
 from bridge.lag import PartitionLag, caught_up, group_lag
 from bridge.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
-from tests import kafka_broker
+from ddb_bridge.services import kafka_jars
 from tests.apply_harness import (
     ApplyProcess,
     delivery_plan,
@@ -33,8 +33,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def consumer_groups(bootstrap: str, group: str, topic: str, *to: str) -> str:
     """`kafka-consumer-groups.sh --reset-offsets ... --execute`; its output."""
-    return kafka_broker.run_tool(
-        kafka_broker.CONSUMER_GROUP_COMMAND,
+    return kafka_jars.run_tool(
+        kafka_jars.CONSUMER_GROUP_COMMAND,
         "--bootstrap-server",
         bootstrap,
         "--group",
