@@ -148,16 +148,32 @@ def ensure_jars() -> Path:
     return target
 
 
-def java_argv(main_class: str, *args: str, heap: str = "256m") -> list[str]:
+# For a tool that runs for seconds: the first JIT tier only. The optimising compiler's work
+# would pay off in a long run, not before such a JVM exits, and the cores are shared.
+SHORT_LIVED_JVM = ("-XX:TieredStopAtLevel=1",)
+
+
+def java_argv(
+    main_class: str, *args: str, heap: str = "256m", jvm_options: tuple[str, ...] = ()
+) -> list[str]:
     java = _require("java", "default-jre-headless")
     classpath = str(ensure_jars() / "*")
-    return [java, f"-Xmx{heap}", "-Djava.awt.headless=true", "-cp", classpath, main_class, *args]
+    return [
+        java,
+        f"-Xmx{heap}",
+        "-Djava.awt.headless=true",
+        *jvm_options,
+        "-cp",
+        classpath,
+        main_class,
+        *args,
+    ]
 
 
 def run_tool(main_class: str, *args: str, timeout_s: float = 120.0) -> str:
     """Run one of Kafka's command-line tools to completion; its output, or an error with it."""
     done = subprocess.run(
-        java_argv(main_class, *args),
+        java_argv(main_class, *args, jvm_options=SHORT_LIVED_JVM),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
