@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.settings import ScyllaTarget
-from ddb_bridge.services.processes import free_port
+from ddb_bridge.services.processes import free_port, kill_process
 
 SERVICE_DIR = Path(__file__).parent / "cassandra"
 POM = SERVICE_DIR / "pom.xml"
@@ -265,8 +265,7 @@ class CassandraNode:
         """Kill the node and delete its dir: its data is thrown away, so a drain and a
         graceful shutdown (up to 30 s at a test worker's end) buy nothing."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
+            kill_process(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

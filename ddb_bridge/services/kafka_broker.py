@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ddb_bridge.services.kafka_jars import FETCHED, KAFKA_VERSION, ensure_jars, java_argv, run_tool
-from ddb_bridge.services.processes import free_port, stop_process
+from ddb_bridge.services.processes import free_port, kill_process, stop_process
 
 
 class ExtraListener(Protocol):
@@ -264,8 +264,7 @@ class KafkaNode:
     def kill(self) -> None:
         """SIGKILL: no controlled shutdown, no flush — a machine lost (the data dir stays)."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
+            kill_process(self.proc)
             self.proc = None
 
     def stop(self, timeout_s: float = 30.0) -> None:

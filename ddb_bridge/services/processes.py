@@ -39,10 +39,18 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None
         proc.wait()
 
 
+def kill_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL, for a child whose data is thrown away: a graceful stop buys nothing there,
+    and costs seconds at the end of every test session and demo."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
 @contextlib.contextmanager
 def logged_process(argv: list[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Runs `argv` until the context exits, its output in a temp log; ready once `port`
-    listens (else an error with the log's tail)."""
+    """Runs `argv` until the context exits (then kills it: what it served is thrown away),
+    its output in a temp log; ready once `port` listens (else an error with the log's tail)."""
     log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
@@ -54,6 +62,6 @@ def logged_process(argv: list[str], port: int, name: str) -> Iterator[subprocess
             raise RuntimeError(f"{name} did not start: {tail}") from exc
         yield proc
     finally:
-        stop_process(proc)
+        kill_process(proc)
         log.close()
         os.unlink(log.name)

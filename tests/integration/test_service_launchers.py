@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ddb_bridge.services.cassandra_node import CassandraNode
 from ddb_bridge.services.kafka_broker import KafkaBroker, KafkaNode
 from ddb_bridge.services.kafka_secured import SaslSslListener
+from ddb_bridge.services.processes import free_port, logged_process
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,15 @@ STUBBORN = (
     "import signal, sys, time\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "print('ready', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+# The same, serving a port: what logged_process (moto, Tansu) waits for before it yields.
+STUBBORN_SERVER = (
+    "import signal, socket, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "server = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
     "time.sleep(600)\n"
 )
 
@@ -71,6 +81,16 @@ def test_stopping_a_cassandra_node_kills_it_and_deletes_its_data(tmp_path: Path)
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_logged_process_is_killed_when_its_context_exits() -> None:
+    port = free_port()
+    argv = [sys.executable, "-c", STUBBORN_SERVER, str(port)]
+    with logged_process(argv, port, "stubborn") as child:
+        started = time.monotonic()
+    took = time.monotonic() - started
+    assert child.poll() is not None, "the process still runs"
+    assert took < FAST_S, f"leaving the context took {took:.1f}s"
 
 
 def test_the_session_broker_serves_the_secured_listener(
