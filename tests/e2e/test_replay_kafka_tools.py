@@ -1,8 +1,9 @@
 """Replay as the README tells users to: Kafka's own consumer-group command moves a stopped
 apply group back to the start of its topic, and `ddb-bridge apply` reads everything again.
 
-Against Apache Kafka (tests/kafka_broker.py): the command is kafka-tools' ConsumerGroupCommand,
-the class behind `kafka-consumer-groups.sh`, run from the same jars as the broker.
+Against Apache Kafka (ddb_bridge/services/kafka_broker.py): the command is kafka-tools'
+ConsumerGroupCommand, the class behind `kafka-consumer-groups.sh`, run from the same jars as
+the broker.
 """
 
 from __future__ import annotations
