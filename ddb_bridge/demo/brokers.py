@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.errors import ConfigError, PermanentError
+from bridge.model.errors import ConfigError, PermanentError
 from ddb_bridge.services import kafka_jars
 from ddb_bridge.services.kafka_broker import apache_kafka
 from ddb_bridge.services.tansu import tansu_broker

@@ -9,7 +9,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 from ddb_bridge.services.processes import free_port, logged_process
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 from ddb_bridge.services.processes import free_port, logged_process
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
+from bridge.model import attrs
 from ddb_bridge.demo.orchestrator import DemoOptions, run_demo, summary
 from ddb_bridge.services import kafka_jars
 
