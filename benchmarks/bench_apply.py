@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
-    from tests.services import PostgresCluster, postgres_bindir
+    from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
     wanted = args.targets.split(",")
     results = Results("apply")

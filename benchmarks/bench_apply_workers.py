@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
-    from tests.services import PostgresCluster, postgres_bindir
+    from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
     results = Results("apply_workers")
     results.extra.update(events=args.events, batch_size=args.batch_size, targets=wanted)

@@ -31,7 +31,8 @@ from benchmarks.broker import bench_broker
 from benchmarks.procfs import CpuWatch, cpu_line, median_shares
 from benchmarks.report import Results
 from bridge.model import attrs
-from tests import services
+from ddb_bridge.services.moto_server import moto_server
+from ddb_bridge.services.names import unique
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export
 
@@ -144,12 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     report.extra["cores_seen"] = os.cpu_count()
     with (
         bench_broker(report) as bootstrap,
-        services.moto_server() as endpoint,
+        moto_server() as endpoint,
         tempfile.TemporaryDirectory(prefix="bench-procs-") as tmp,
     ):
         runs = args.repeats * 2
-        tables = [services.unique("procs") for _ in range(runs)]
-        lease_table = services.unique("leases")
+        tables = [unique("procs") for _ in range(runs)]
+        lease_table = unique("leases")
         config = Path(tmp, "bridge.toml")
         text = (
             f'[aws]\nendpoint_url = "{endpoint}"\n'
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             def client() -> Any:
                 return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
 
-            table = services.unique("procscan")
+            table = unique("procscan")
             create_table(client(), table, stream=False)
             write_items(
                 client, table, [attrs.to_boto(bench_item(i)) for i in range(args.scan_items)]

@@ -32,7 +32,8 @@ from bridge.kafka.publisher import ensure_topics
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Origin
 from bridge.runtime.settings import KafkaSettings
-from tests import services
+from ddb_bridge.services.moto_server import moto_server
+from ddb_bridge.services.names import unique
 from tests.export_layout import build_export
 
 
@@ -159,19 +160,19 @@ def main(argv: list[str] | None = None) -> None:
     report = Results("export")
     with (
         bench_broker(report) as bootstrap,
-        services.moto_server() as endpoint,
+        moto_server() as endpoint,
         tempfile.TemporaryDirectory(prefix="bench-export-") as tmp,
     ):
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         config = Path(tmp, "bridge.toml")
         results = {}
         for n in sorted({args.small, args.items} - {0}):
-            table = services.unique("bench")
+            table = unique("bench")
             config.write_text(
                 f'[aws]\nendpoint_url = "{endpoint}"\n'
                 f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\n'
                 "replication_factor = 1\n"
-                f'[stream]\nlease_table = "{services.unique("leases")}"\n'
+                f'[stream]\nlease_table = "{unique("leases")}"\n'
                 f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
                 'range_key_type = "N"\n'
             )

@@ -100,7 +100,7 @@ def create_table(ddb: Any, table: str) -> str:
 def target(kind: str, pg_dsn: str | None, workdir: Path) -> Iterator[tuple[str, str, str]]:
     """(kind, its [targets.bench] TOML, the PostgreSQL DSN or the SQLite path)."""
     if kind in ("auto", "postgres") and pg_dsn is None:
-        from tests.services import PostgresCluster, postgres_bindir
+        from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
         bindir = postgres_bindir()
         if bindir is None and kind == "postgres":
@@ -243,14 +243,14 @@ def main(argv: list[str] | None = None) -> None:
     from bridge.kafka.publisher import ensure_topics
     from bridge.kafka.schema_registry import make_codec
     from bridge.runtime.settings import load_settings
-    from ddb_bridge.demo import services
+    from ddb_bridge.services.moto_server import moto_server
 
     results = Results(args.name)
     run = uuid.uuid4().hex[:8]
     table = f"lat_{run}"
     with (
         nullcontext(args.bootstrap) if args.bootstrap else bench_broker(results) as bootstrap,
-        nullcontext(args.endpoint) if args.endpoint else services.moto_server() as endpoint,
+        nullcontext(args.endpoint) if args.endpoint else moto_server() as endpoint,
         tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp,
     ):
         workdir = Path(tmp)

@@ -47,7 +47,8 @@ from benchmarks.report import Results
 from bridge.apply.app import group_id
 from bridge.kafka.reads import reader_consumer, watermarks
 from bridge.runtime.settings import KafkaSettings
-from tests import services
+from ddb_bridge.services.moto_server import moto_server
+from ddb_bridge.services.names import unique
 from tests.export_layout import build_export
 from tests.stream_helpers import create_stream_table
 
@@ -293,18 +294,18 @@ def main(argv: list[str] | None = None) -> None:
     results.extra.update(items=n, small=small, goal_mb=GOAL_MB, sample_interval_s=0.5)
     with (
         bench_broker(results) as bootstrap,
-        services.moto_server() as moto,
+        moto_server() as moto,
         tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_dir,
     ):
         tmp = Path(tmp_dir)
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
-        lease_table = services.unique("leases")
+        lease_table = unique("leases")
 
         def ddb() -> Any:
             return boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1")
 
         if "export" in paths:
-            table = services.unique("memexport")
+            table = unique("memexport")
             config = write_config(tmp / "export.toml", moto, bootstrap, lease_table, [table])
             started = time.perf_counter()
             folder = build_export(tmp / table, partitions(n, args.files), compresslevel=1)
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         if "scan" in paths:
-            table = services.unique("memscan")
+            table = unique("memscan")
             create_stream_table(ddb(), table, None)
             fake = FakeDynamoDB(moto, scan=ScanData(table, n))
             with fake_dynamodb(fake) as endpoint:
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         if "stream" in paths:
-            table = services.unique("memstream")
+            table = unique("memstream")
             create_stream_table(ddb(), table, "NEW_AND_OLD_IMAGES")
             fake = FakeDynamoDB(moto, stream=StreamData(n, args.shards))
             with fake_dynamodb(fake) as endpoint:
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         if "apply" in paths:
-            table = services.unique("memapply").replace("-", "_")
+            table = unique("memapply").replace("-", "_")
             started = time.perf_counter()
             produce(kafka, table, n)
             print(f"apply: produced {n:,} events in {time.perf_counter() - started:.1f}s")

@@ -118,7 +118,7 @@ def postgres(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    from tests.services import PostgresCluster, postgres_bindir
+    from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
     bindir = postgres_bindir()
     if bindir is None:

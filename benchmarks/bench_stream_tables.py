@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
     from bridge.runtime.settings import KafkaSettings
-    from ddb_bridge.demo import services
+    from ddb_bridge.services.moto_server import moto_server
+    from ddb_bridge.services.processes import free_port
 
     results = Results("stream_tables")
     run = uuid.uuid4().hex[:6]
@@ -243,14 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     busy, idle = tables[: args.active], tables[args.active :]
     with (
         nullcontext(args.bootstrap) if args.bootstrap else bench_broker(results) as bootstrap,
-        nullcontext(args.endpoint) if args.endpoint else services.moto_server() as endpoint,
+        nullcontext(args.endpoint) if args.endpoint else moto_server() as endpoint,
         tempfile.TemporaryDirectory() as tmp,
     ):
         created_s = create_tables(endpoint, tables)
         print(f"moto: created {len(tables)} tables with streams in {created_s:.1f}s", flush=True)
         config = Path(tmp) / "bridge.toml"
         write_config(config, tables, f"bench{run}-leases", args)
-        port = services.free_port()
+        port = free_port()
         log_path = Path(args.log) if args.log else Path(tmp) / "stream.log"
         with stream_process(
             config, endpoint, bootstrap, port, log_path, args.stream_pythonpath

@@ -278,7 +278,7 @@ def soak_target(opts: SoakOptions, workdir: Path) -> Iterator[tuple[str, str]]:
         if opts.pg_dsn:
             yield "postgres (given DSN)", f'type = "postgres"\ndsn = "{opts.pg_dsn}"'
             return
-        from tests.services import PostgresCluster, postgres_bindir
+        from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
         bindir = postgres_bindir()
         if bindir is not None:
@@ -317,9 +317,9 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
     from bridge.runtime.settings import load_settings
     from connectors.dynamodb import aws
     from connectors.dynamodb.capture import read_capture
-    from ddb_bridge.demo.services import moto_server
     from ddb_bridge.demo.topic_tail import TopicTail
     from ddb_bridge.demo.workload import create_table, enable_stream, seed
+    from ddb_bridge.services.moto_server import moto_server
 
     run = SoakRun()
     with contextlib.ExitStack() as stack:

@@ -1,4 +1,6 @@
-"""Session-scoped real services and per-test unique names (see tests/services.py)."""
+"""Session-scoped real services and per-test unique names. The launchers live in
+ddb_bridge/services/ (shared with the demo and the benchmarks); each service starts the first
+time a test on this worker asks for it, and is killed and deleted when the worker ends."""
 
 from __future__ import annotations
 
@@ -12,9 +14,14 @@ from typing import Any
 import boto3
 import pytest
 
-from ddb_bridge.demo.kafka_cluster import KafkaCluster
-from ddb_bridge.demo.kafka_cluster import kafka_cluster as kafka_cluster_of
-from tests import kafka_broker, services
+from ddb_bridge.services import kafka_jars, names
+from ddb_bridge.services.kafka_broker import KafkaBroker, apache_kafka
+from ddb_bridge.services.kafka_cluster import KafkaCluster
+from ddb_bridge.services.kafka_cluster import kafka_cluster as kafka_cluster_of
+from ddb_bridge.services.kafka_secured import SaslSslListener, make_listener
+from ddb_bridge.services.moto_server import moto_server
+from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
+from ddb_bridge.services.processes import free_port
 
 # The daemons serve /metrics on fixed ports by default; tests run many daemons at once (and
 # several test sessions share a host), so they are off unless a test asks for a port.
@@ -64,26 +71,60 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{name}: {what}")
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        STARTED["kafka"] = f"KAFKA_BOOTSTRAP_SERVERS={external} (not started by the tests)"
-        yield external
-        return
-    # Apache Kafka, never the Tansu stand-in: tests check the bridge against the real broker.
+def _require_kafka_jars() -> None:
     missing = None
     try:
-        kafka_broker.ensure_jars()
-    except kafka_broker.MissingTool as exc:
+        kafka_jars.ensure_jars()
+    except kafka_jars.MissingTool as exc:
         missing = f"{exc}; or point KAFKA_BOOTSTRAP_SERVERS at a running Kafka"
     if missing:  # outside the except: the message alone, not a chained traceback
         pytest.fail(missing, pytrace=False)
-    with kafka_broker.apache_kafka() as broker:
+
+
+def _secured_listener(tmp_path_factory: pytest.TempPathFactory) -> SaslSslListener:
+    return make_listener(tmp_path_factory.mktemp("tls"), free_port())
+
+
+@pytest.fixture(scope="session")
+def session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker | None]:
+    """The session's Apache Kafka node, serving a SASL_SSL listener (kafka_secured.py) beside
+    its plaintext one, so the secured tests need no broker of their own; None when
+    KAFKA_BOOTSTRAP_SERVERS names an existing Kafka."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        STARTED["kafka"] = f"KAFKA_BOOTSTRAP_SERVERS={external} (not started by the tests)"
+        yield None
+        return
+    # Apache Kafka, never the Tansu stand-in: tests check the bridge against the real broker.
+    _require_kafka_jars()
+    with apache_kafka(extra_listener=_secured_listener(tmp_path_factory)) as broker:
         STARTED["kafka"] = broker.describe()
-        yield broker.bootstrap
+        yield broker
         # Clients no test holds any more are destroyed now, while the broker still answers;
         # left to the interpreter's exit they log "Connection refused" after the summary.
+        gc.collect()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(session_broker: KafkaBroker | None) -> str:
+    if session_broker is None:
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    return session_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def secured_broker(
+    session_broker: KafkaBroker | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaBroker]:
+    """A broker with a SASL_SSL listener (`extra_listener`) and a plaintext one (`bootstrap`):
+    the session broker, or, when the session's Kafka is an external one we cannot add a
+    listener to, an Apache Kafka node of its own."""
+    if session_broker is not None:
+        yield session_broker
+        return
+    _require_kafka_jars()
+    with apache_kafka(extra_listener=_secured_listener(tmp_path_factory)) as broker:
+        yield broker
         gc.collect()
 
 
@@ -92,13 +133,13 @@ def kafka_cluster() -> Iterator[KafkaCluster]:
     """Three Apache Kafka nodes (KRaft) on loopback, started the first time a test asks for
     them; a test may kill and restart nodes, and leaves every node running when it ends."""
     try:
-        kafka_broker.ensure_jars()
-    except kafka_broker.MissingTool as exc:
+        kafka_jars.ensure_jars()
+    except kafka_jars.MissingTool as exc:
         pytest.fail(str(exc), pytrace=False)
     started = time.monotonic()
     with kafka_cluster_of(3) as cluster:
         STARTED["kafka cluster"] = (
-            f"Apache Kafka {kafka_broker.KAFKA_VERSION}, 3 KRaft nodes on {cluster.bootstrap}, "
+            f"Apache Kafka {kafka_jars.KAFKA_VERSION}, 3 KRaft nodes on {cluster.bootstrap}, "
             f"started in {time.monotonic() - started:.1f}s"
         )
         yield cluster
@@ -124,20 +165,20 @@ def dynamodb_endpoint() -> Iterator[str]:
     if external:
         yield external
         return
-    with services.moto_server() as url:
+    with moto_server() as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[services.PostgresCluster | None]:
+def pg_cluster() -> Iterator[PostgresCluster | None]:
     """A restartable local cluster (None when PG_DSN points at an external server)."""
     if os.environ.get("PG_DSN"):
         yield None
         return
-    bindir = services.postgres_bindir()
+    bindir = postgres_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found and PG_DSN not set")
-    cluster = services.PostgresCluster(bindir)
+    cluster = PostgresCluster(bindir)
     cluster.init()
     cluster.start()
     try:
@@ -147,13 +188,13 @@ def pg_cluster() -> Iterator[services.PostgresCluster | None]:
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(pg_cluster: services.PostgresCluster | None) -> str:
+def pg_dsn(pg_cluster: PostgresCluster | None) -> str:
     return os.environ.get("PG_DSN") or pg_cluster.dsn  # type: ignore[union-attr]
 
 
 @pytest.fixture
 def unique_name() -> Any:
-    return services.unique
+    return names.unique
 
 
 @pytest.fixture
@@ -174,8 +215,9 @@ def s3_client(dynamodb_endpoint: str) -> Any:
 @pytest.fixture(scope="session")
 def cql_endpoint() -> Iterator[Any]:
     """A CQL server for the CQL sink tests: ScyllaDB at SCYLLA_HOSTS (port SCYLLA_PORT) when
-    set, else one Apache Cassandra node started for the session (tests/cassandra_node.py)."""
-    from tests import cassandra_node
+    set, else one Apache Cassandra node started for the session (ddb_bridge/services/
+    cassandra_node.py)."""
+    from ddb_bridge.services import cassandra_node
 
     external = os.environ.get("SCYLLA_HOSTS")
     if external:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge.model.errors import ConfigError, PermanentError
-from ddb_bridge.demo import kafka_broker
-from ddb_bridge.demo.services import tansu_broker
+from ddb_bridge.services import kafka_jars
+from ddb_bridge.services.kafka_broker import apache_kafka
+from ddb_bridge.services.tansu import tansu_broker
 
 BrokerMode = Literal["auto", "kafka", "tansu"]
 BROKER_MODES: tuple[BrokerMode, ...] = ("auto", "kafka", "tansu")
@@ -33,8 +34,8 @@ def choose_broker(mode: BrokerMode) -> BrokerChoice:
     if mode == "tansu":
         return BrokerChoice("tansu", "chosen with --broker tansu")
     try:
-        kafka_broker.check_tools()
-    except kafka_broker.MissingTool as exc:
+        kafka_jars.check_tools()
+    except kafka_jars.MissingTool as exc:
         if mode == "kafka":
             raise ConfigError(f"--broker kafka: {exc}") from None
         return BrokerChoice("tansu", str(exc))
@@ -45,13 +46,13 @@ def choose_broker(mode: BrokerMode) -> BrokerChoice:
 
 def _fetch_jars(mode: BrokerMode, report: Callable[[str], None]) -> str | None:
     """Fetches the jars if needed; the reason to fall back to Tansu when that fails."""
-    if not kafka_broker.jars_cached():
+    if not kafka_jars.jars_cached():
         report(
-            f"fetching Apache Kafka {kafka_broker.KAFKA_VERSION} jars with Maven into "
-            f"{kafka_broker.jars_dir()} (first run only: about 55 MB)"
+            f"fetching Apache Kafka {kafka_jars.KAFKA_VERSION} jars with Maven into "
+            f"{kafka_jars.jars_dir()} (first run only: about 55 MB)"
         )
     try:
-        kafka_broker.ensure_jars()
+        kafka_jars.ensure_jars()
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         if mode == "kafka":
             raise ConfigError(f"--broker kafka: {exc}") from None
@@ -73,7 +74,7 @@ def demo_broker(mode: BrokerMode, report: Callable[[str], None]) -> Iterator[str
     with contextlib.ExitStack() as stack:
         if choice.kind == "kafka":
             try:
-                broker = stack.enter_context(kafka_broker.apache_kafka())
+                broker = stack.enter_context(apache_kafka())
             except RuntimeError as exc:  # a broker that will not start is a failed demo
                 raise PermanentError(f"demo: {exc}") from None
             report(f"started {broker.describe()} ({choice.why})")

@@ -28,10 +28,11 @@ from bridge.model.errors import BridgeError, PermanentError
 from bridge.runtime.settings import Settings, load_settings
 from bridge.verify.passes import VerifyReport
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
-from ddb_bridge.demo.services import moto_server, stop_process
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from ddb_bridge.demo.topic_tail import TopicTail
 from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
+from ddb_bridge.services.moto_server import moto_server
+from ddb_bridge.services.processes import stop_process
 
 TABLE = "orders"
 TARGET = "local"

@@ -33,13 +33,13 @@ from bridge.kafka.publisher import ensure_topics
 from bridge.kafka.schema_registry import make_codec
 from bridge.model import attrs
 from bridge.runtime.settings import KafkaSettings, Settings, load_settings
-from ddb_bridge.demo.kafka_broker import KafkaNode
-from ddb_bridge.demo.kafka_cluster import KafkaCluster
 from ddb_bridge.demo.stream_check import stream_positions
+from ddb_bridge.services.kafka_broker import KafkaNode
+from ddb_bridge.services.kafka_cluster import KafkaCluster
+from ddb_bridge.services.postgres import PostgresCluster
 from tests.chaos import faults, invariants, workload
 from tests.chaos.processes import Supervisor
 from tests.chaos.sampler import Sampler
-from tests.services import PostgresCluster
 
 TARGET = "pg"
 # A broker (re)start took over two minutes at a load average of 50 on two cores.
@@ -212,7 +212,7 @@ class _Run:
             bootstrap = self.cluster.bootstrap
             say(f"three-node Apache Kafka cluster on {bootstrap}")
         self.broker_faults: list[dict[str, Any]] = []
-        from tests.services import postgres_bindir
+        from ddb_bridge.services.postgres import postgres_bindir
 
         bindir = postgres_bindir()
         assert bindir is not None, "PostgreSQL binaries (initdb, pg_ctl) not found"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ddb_bridge.demo.kafka_cluster import KafkaCluster
+from ddb_bridge.services.kafka_cluster import KafkaCluster
 from tests.chaos.scenario import ChaosOptions, run
 
 pytestmark = [

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bridge.model import attrs
-from ddb_bridge.demo import kafka_broker
 from ddb_bridge.demo.orchestrator import DemoOptions, run_demo, summary
+from ddb_bridge.services import kafka_jars
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,8 +26,8 @@ def test_demo_converges_then_verify_finds_one_corrupted_row(
     # session broker: this is the package's launcher and pom, as an installed demo runs them.
     missing = None
     try:
-        kafka_broker.check_tools()
-    except kafka_broker.MissingTool as exc:
+        kafka_jars.check_tools()
+    except kafka_jars.MissingTool as exc:
         missing = str(exc)
     if missing:
         pytest.fail(missing, pytrace=False)
@@ -49,7 +49,7 @@ def test_demo_converges_then_verify_finds_one_corrupted_row(
     assert result.ok, text
     started = [line for line in said if line.startswith("started ")]
     assert len(started) == 1, said
-    assert started[0].startswith(f"started Apache Kafka {kafka_broker.KAFKA_VERSION} (KRaft)")
+    assert started[0].startswith(f"started Apache Kafka {kafka_jars.KAFKA_VERSION} (KRaft)")
     assert "0 differences" in text
     assert result.events >= opts.items  # at least one back-fill event per item, plus the stream
     assert result.verify is not None and result.verify.source_items > 0

@@ -28,7 +28,7 @@ from bridge.kafka.lag import caught_up, group_lag
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.settings import KafkaSettings
-from tests import kafka_broker
+from ddb_bridge.services import kafka_jars
 from tests.apply_harness import (
     ApplyProcess,
     produce,
@@ -261,8 +261,8 @@ def test_execute_is_refused_while_an_apply_worker_is_in_the_group_naming_it(
         proc.wait_until(lambda: caught_up(group_lag(t["kafka"], group, [topic])))
         before = offsets(group_lag(t["kafka"], group, [topic]))
         # Kafka's own tool names the member, its client id and host: replay must name the same.
-        described = kafka_broker.run_tool(
-            kafka_broker.CONSUMER_GROUP_COMMAND,
+        described = kafka_jars.run_tool(
+            kafka_jars.CONSUMER_GROUP_COMMAND,
             "--bootstrap-server", kafka_bootstrap, "--describe", "--members", "--group", group,
         )  # fmt: skip
         fields = next(line.split() for line in described.splitlines() if line.startswith(group))

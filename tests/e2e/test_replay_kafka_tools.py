@@ -1,8 +1,9 @@
 """Replay as the README tells users to: Kafka's own consumer-group command moves a stopped
 apply group back to the start of its topic, and `ddb-bridge apply` reads everything again.
 
-Against Apache Kafka (tests/kafka_broker.py): the command is kafka-tools' ConsumerGroupCommand,
-the class behind `kafka-consumer-groups.sh`, run from the same jars as the broker.
+Against Apache Kafka (ddb_bridge/services/kafka_broker.py): the command is kafka-tools'
+ConsumerGroupCommand, the class behind `kafka-consumer-groups.sh`, run from the same jars as
+the broker.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from bridge.apply.app import group_id
 from bridge.kafka.lag import PartitionLag, caught_up, group_lag
 from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
-from tests import kafka_broker
+from ddb_bridge.services import kafka_jars
 from tests.apply_harness import (
     ApplyProcess,
     delivery_plan,
@@ -33,8 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def consumer_groups(bootstrap: str, group: str, topic: str, *to: str) -> str:
     """`kafka-consumer-groups.sh --reset-offsets ... --execute`; its output."""
-    return kafka_broker.run_tool(
-        kafka_broker.CONSUMER_GROUP_COMMAND,
+    return kafka_jars.run_tool(
+        kafka_jars.CONSUMER_GROUP_COMMAND,
         "--bootstrap-server",
         bootstrap,
         "--group",

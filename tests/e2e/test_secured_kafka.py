@@ -4,8 +4,9 @@ only: the config names no plaintext listener, so every client of every command a
 A wrong password ends each command quickly with a message naming the authentication failure,
 never the password.
 
-The broker is a second Apache Kafka node started for this module only (the session's broker
-stays plaintext); the tests read the topic back through its plaintext listener."""
+The broker is the session's Apache Kafka node, which serves this SASL_SSL listener beside its
+plaintext one (tests/conftest.py's `secured_broker`); the tests read the topic back through
+the plaintext listener."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,10 @@ from bridge.model.event import Origin
 from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.stream.leases import LeaseTable
-from tests import kafka_broker
+from ddb_bridge.services.kafka_broker import KafkaBroker
+from ddb_bridge.services.kafka_secured import SaslSslListener, make_listener
 from tests.apply_harness import ApplyProcess, table_spec, write_config
 from tests.kafka_helpers import drain_more
-from tests.kafka_secured import SaslSslListener, make_listener
-from tests.services import free_port
 from tests.stream_helpers import (
     cli_env,
     create_stream_table,
@@ -47,23 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 FAIL_FAST_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def secured_broker(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[kafka_broker.KafkaBroker]:
-    missing = None
-    try:
-        kafka_broker.ensure_jars()
-    except kafka_broker.MissingTool as exc:
-        missing = str(exc)
-    if missing:
-        pytest.fail(missing, pytrace=False)
-    secured = make_listener(tmp_path_factory.mktemp("tls"), free_port())
-    with kafka_broker.apache_kafka(extra_listener=secured) as broker:
-        yield broker
-
-
-def listener(broker: kafka_broker.KafkaBroker) -> SaslSslListener:
+def listener(broker: KafkaBroker) -> SaslSslListener:
     assert isinstance(broker.extra_listener, SaslSslListener)
     return broker.extra_listener
 
@@ -109,7 +92,7 @@ def item(i: int) -> dict[str, Any]:
 
 
 def test_stream_backfill_and_apply_through_sasl_ssl(
-    secured_broker: kafka_broker.KafkaBroker,
+    secured_broker: KafkaBroker,
     ddb_client: Any,
     streams_client: Any,
     dynamodb_endpoint: str,
@@ -198,7 +181,7 @@ def test_stream_backfill_and_apply_through_sasl_ssl(
 @pytest.mark.parametrize("command", ["stream", "backfill", "apply"])
 def test_a_wrong_password_fails_fast_naming_authentication(
     command: str,
-    secured_broker: kafka_broker.KafkaBroker,
+    secured_broker: KafkaBroker,
     ddb_client: Any,
     dynamodb_endpoint: str,
     unique_name: Any,
@@ -235,7 +218,7 @@ def test_a_wrong_password_fails_fast_naming_authentication(
 
 
 def test_an_untrusted_broker_certificate_fails_fast_naming_tls(
-    secured_broker: kafka_broker.KafkaBroker,
+    secured_broker: KafkaBroker,
     ddb_client: Any,
     dynamodb_endpoint: str,
     unique_name: Any,

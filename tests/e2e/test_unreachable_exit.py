@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ddb_bridge.cli.helptext import EXIT_UNAVAILABLE
+from ddb_bridge.services.processes import free_port
 from tests.apply_harness import ApplyProcess, write_config
-from tests.services import free_port
 
 pytestmark = [pytest.mark.e2e]
 

@@ -28,7 +28,7 @@ from connectors.sources.backfill.run_plan import BackfillRequest
 from connectors.sources.backfill.runner import run_backfill
 from connectors.sources.backfill.runs import RunStore
 from connectors.sources.backfill.scan import ScanBackfill
-from tests import services
+from ddb_bridge.services.names import unique
 from tests.backfill_helpers import (
     backfill_settings,
     create_table,
@@ -71,7 +71,7 @@ def big_table(dynamodb_endpoint: str) -> tuple[str, list[dict[str, Any]], set[by
         return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
 
     ddb = client()
-    name = services.unique("scan20k")
+    name = unique("scan20k")
     create_table(ddb, name, stream=False)
     ddb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from tests import kafka_broker
+from ddb_bridge.services import kafka_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -236,7 +236,7 @@ def cql_auth_endpoint() -> Iterator[Any]:
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import Cluster
 
-    from tests import cassandra_node
+    from ddb_bridge.services import cassandra_node
 
     missing = cassandra_node.missing_tools()
     if missing:

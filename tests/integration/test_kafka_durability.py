@@ -16,9 +16,9 @@ from bridge.kafka import durability as kafka_durability
 from bridge.kafka.publisher import ensure_topics
 from bridge.runtime.metrics import REGISTRY, TOPIC_DURABLE, TOPIC_MIN_ISR, TOPIC_REPLICAS
 from bridge.runtime.settings import KafkaSettings, Settings
-from ddb_bridge.demo.kafka_cluster import KafkaCluster
+from ddb_bridge.services.kafka_cluster import KafkaCluster
+from ddb_bridge.services.names import unique
 from ddb_bridge.status import topic_durability
-from tests.services import unique
 
 pytestmark = pytest.mark.integration
 

@@ -43,7 +43,9 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "schemas/change_event.avsc" in names
     assert "schemas/history/change_event.v1.avsc" in names
-    assert "ddb_bridge/demo/kafka_broker.pom.xml" in names
+    assert "ddb_bridge/services/kafka_broker.pom.xml" in names
+    for cassandra_file in ("pom.xml", "jvm17.options", "logback.xml"):
+        assert f"ddb_bridge/services/cassandra/{cassandra_file}" in names
 
     target = tmp_path / "site"
     installed = subprocess.run(
@@ -67,7 +69,7 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
         "import schemas, bridge.codec.avro as c;"
         "print(schemas.__file__);"
         "print(c.EventCodec().schema.fingerprint.hex());"
-        "from ddb_bridge.demo import kafka_broker as k;"
+        "from ddb_bridge.services import kafka_jars as k;"
         "print(k.POM, k.POM.is_file(), k.jars_stamp().split()[0])"
     )
     run = subprocess.run(

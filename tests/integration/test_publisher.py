@@ -86,7 +86,7 @@ def test_ten_thousand_events_round_trip_to_their_partitions(
 
 def test_delivery_failure_is_raised_not_logged(unique_name: Any) -> None:
     """Nothing listens on the port: delivery times out and the caller gets the error."""
-    from tests.services import free_port
+    from ddb_bridge.services.processes import free_port
 
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", replication_factor=1)
     publisher = Publisher(kafka, **{"message.timeout.ms": 1500})

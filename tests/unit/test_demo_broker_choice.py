@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bridge.model.errors import ConfigError
-from ddb_bridge.demo import kafka_broker
 from ddb_bridge.demo.brokers import choose_broker
+from ddb_bridge.services import kafka_jars
 
 JAVA_17 = "echo 'openjdk version \"17.0.15\" 2025-04-15' >&2"
 JAVA_11 = "echo 'openjdk version \"11.0.2\" 2019-01-15' >&2"
@@ -32,9 +32,9 @@ def bindir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def cache_jars() -> None:
-    jars = kafka_broker.jars_dir()
+    jars = kafka_jars.jars_dir()
     jars.mkdir(parents=True)
-    (jars / ".complete").write_text(kafka_broker.jars_stamp())
+    (jars / ".complete").write_text(kafka_jars.jars_stamp())
 
 
 def test_auto_without_java_falls_back_to_tansu_and_names_java(bindir: Path) -> None:

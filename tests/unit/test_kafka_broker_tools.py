@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import kafka_broker
+from ddb_bridge.services import kafka_jars
 
 
 def fake_tool(bindir: Path, name: str, script: str) -> None:
@@ -22,8 +22,8 @@ def test_without_java_the_message_names_java_and_the_package(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(tmp_path / "jars"))
-    with pytest.raises(kafka_broker.MissingTool, match="`java`.*default-jre-headless"):
-        kafka_broker.ensure_jars()
+    with pytest.raises(kafka_jars.MissingTool, match="`java`.*default-jre-headless"):
+        kafka_jars.ensure_jars()
 
 
 def test_an_old_java_is_refused_with_its_version(
@@ -32,8 +32,8 @@ def test_an_old_java_is_refused_with_its_version(
     fake_tool(tmp_path, "java", "echo 'openjdk version \"11.0.2\" 2019-01-15' >&2")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(tmp_path / "jars"))
-    with pytest.raises(kafka_broker.MissingTool, match="Java 17 or newer.*11.0.2"):
-        kafka_broker.ensure_jars()
+    with pytest.raises(kafka_jars.MissingTool, match="Java 17 or newer.*11.0.2"):
+        kafka_jars.ensure_jars()
 
 
 def test_without_maven_a_first_fetch_names_maven(
@@ -42,8 +42,8 @@ def test_without_maven_a_first_fetch_names_maven(
     fake_tool(tmp_path, "java", "echo 'openjdk version \"17.0.15\" 2025-04-15' >&2")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(tmp_path / "jars"))
-    with pytest.raises(kafka_broker.MissingTool, match="`mvn`.*apt-get install maven"):
-        kafka_broker.ensure_jars()
+    with pytest.raises(kafka_jars.MissingTool, match="`mvn`.*apt-get install maven"):
+        kafka_jars.ensure_jars()
     assert not os.path.exists(tmp_path / "jars")
 
 
@@ -51,17 +51,17 @@ def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fake_tool(tmp_path, "java", "echo 'openjdk version \"21\" 2023-09-19' >&2")
     jars = tmp_path / "jars"
     jars.mkdir()
-    (jars / ".complete").write_text(kafka_broker.jars_stamp())
+    (jars / ".complete").write_text(kafka_jars.jars_stamp())
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DDB_BRIDGE_KAFKA_JARS", str(jars))
-    assert kafka_broker.ensure_jars() == jars
+    assert kafka_jars.ensure_jars() == jars
 
 
 def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     """StorageTool reads `-t -abc…` as an option; Kafka draws such a Uuid again, and so do we."""
     import uuid
 
-    from ddb_bridge.demo import kafka_broker as broker
+    from ddb_bridge.services import kafka_broker as broker
 
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(range(16)))])
     monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(drawn))

@@ -1,12 +1,12 @@
 """A real CQL server for the tests: one Apache Cassandra node from Maven Central.
 
-The jars (cassandra-all and its dependencies, named in tests/services/cassandra/pom.xml) are
-fetched once with Maven into ~/.cache/ddb-bridge/cassandra-<version>/ (or $XDG_CACHE_HOME) and
-reused by every later run. The node runs from them with `java -cp`: one token, its data,
-commit log, caches and hints in a temp dir, the native (CQL) and storage ports free loopback
-ports, a small heap, its log in a file. ScyllaDB cannot run on these machines; Cassandra speaks
-the same protocol with the same write-timestamp, tombstone and TTL rules, which is what the
-CQL sink relies on.
+The jars (cassandra-all and its dependencies, named in cassandra/pom.xml beside this module,
+package data) are fetched once with Maven into ~/.cache/ddb-bridge/cassandra-<version>/ (or
+$XDG_CACHE_HOME) and reused by every later run. The node runs from them with `java -cp`: one
+token, its data, commit log, caches and hints in a temp dir, the native (CQL) and storage ports
+free loopback ports, a small heap, its log in a file. ScyllaDB cannot run on these machines;
+Cassandra speaks the same protocol with the same write-timestamp, tombstone and TTL rules,
+which is what the CQL sink relies on.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.runtime.settings import ScyllaTarget
-from ddb_bridge.demo.services import free_port, stop_process
+from ddb_bridge.services.processes import free_port, kill_process
 
-SERVICE_DIR = Path(__file__).parent / "services" / "cassandra"
+SERVICE_DIR = Path(__file__).parent / "cassandra"
 POM = SERVICE_DIR / "pom.xml"
 START_TIMEOUT_S = 240.0  # 7 s measured on an idle 2-core machine; CI shares its two cores
-STOP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,8 @@ def jvm_options() -> list[str]:
 
 
 class CassandraNode:
-    """One node in a temp dir; `start` returns when it answers CQL, `stop` removes it all."""
+    """One node in a temp dir; `start` returns when it answers CQL, `stop` kills and removes
+    it all."""
 
     def __init__(self, lib: Path, password_auth: bool = False) -> None:
         self.lib = lib
@@ -262,8 +262,10 @@ class CassandraNode:
             return False
 
     def stop(self) -> None:
+        """Kill the node and delete its dir: its data is thrown away, so a drain and a
+        graceful shutdown (up to 30 s at a test worker's end) buy nothing."""
         if self.proc is not None:
-            stop_process(self.proc, STOP_TIMEOUT_S)
+            kill_process(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

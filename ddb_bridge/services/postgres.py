@@ -1,9 +1,6 @@
-"""Real services for tests: a moto server and PostgreSQL (Apache Kafka: tests/kafka_broker.py).
-
-Each is started once per session on a free loopback port, unless the matching environment
-variable points at an existing one (KAFKA_BOOTSTRAP_SERVERS, DYNAMODB_ENDPOINT_URL, PG_DSN).
-Every process started here is stopped at the end of the session.
-"""
+"""A throwaway PostgreSQL cluster: initdb into a temp dir, served on a free loopback port
+(run as the `postgres` user when we are root, which PostgreSQL requires); it can be stopped
+and started again on the same data (the chaos suite's database outage)."""
 
 from __future__ import annotations
 
@@ -13,17 +10,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import uuid
 from glob import glob
 from pathlib import Path
 
-from ddb_bridge.demo.services import free_port, moto_server, tansu_broker, wait_port
-
-__all__ = ["PostgresCluster", "free_port", "moto_server", "tansu_broker", "unique", "wait_port"]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+from ddb_bridge.services.processes import free_port
 
 
 def postgres_bindir() -> Path | None:
@@ -83,6 +73,8 @@ class PostgresCluster:
         self._run("pg_ctl", "-D", str(self.datadir), "-w", "-m", "fast", "stop")
 
     def destroy(self) -> None:
+        """Stop without a checkpoint (`immediate`) and delete everything: the data is thrown
+        away."""
         with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
+            self._run("pg_ctl", "-D", str(self.datadir), "-w", "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,10 +1,11 @@
 """A three-node Apache Kafka cluster on loopback, for tests that kill brokers.
 
 Each node is broker and controller in one JVM (KRaft, a static quorum of all three), from the
-same cached jars as the single node of kafka_broker.py. Internal topics are replicated three
-times with min.insync.replicas=2, as on a production cluster; topics are created by whoever
-uses the cluster. A node can be killed (SIGKILL) and started again on the same ports and data
-dir, so a test can lose the leader of a partition, or the active controller, and get it back.
+same cached jars (kafka_jars.py) as the single node of kafka_broker.py. Internal topics are
+replicated three times with min.insync.replicas=2, as on a production cluster; topics are
+created by whoever uses the cluster. A node can be killed (SIGKILL) and started again on the
+same ports and data dir, so a test can lose the leader of a partition, or the active
+controller, and get it back.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-from ddb_bridge.demo.kafka_broker import KafkaNode, _cluster_id, run_tool
-from ddb_bridge.demo.services import free_port
+from ddb_bridge.services.kafka_broker import KafkaNode, _cluster_id
+from ddb_bridge.services.kafka_jars import run_tool
+from ddb_bridge.services.processes import free_port
 
 
 class KafkaCluster:
@@ -32,6 +35,9 @@ class KafkaCluster:
         self.bootstrap = ",".join(node.bootstrap for node in self.nodes.values())
 
     def start(self, timeout_s: float = 180.0) -> None:
+        # The formats at once: each is a JVM that mostly waits to start up and exit.
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(KafkaNode.format, self.nodes.values()))
         # All first: a node serves only once a quorum of controllers elected a leader.
         for node in self.nodes.values():
             node.start(timeout_s, wait=False)
@@ -98,7 +104,7 @@ class KafkaCluster:
 
 @contextlib.contextmanager
 def kafka_cluster(size: int = 3, start_timeout_s: float = 180.0) -> Iterator[KafkaCluster]:
-    """A formatted, running cluster; stopped and deleted when the context exits."""
+    """A formatted, running cluster; killed and deleted when the context exits."""
     cluster = KafkaCluster(size)
     try:
         cluster.start(start_timeout_s)

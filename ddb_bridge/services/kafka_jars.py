@@ -1,0 +1,185 @@
+"""Apache Kafka's jars, fetched from Maven Central through kafka_broker.pom.xml (package data,
+beside this module) once into a cache folder outside the repository (`$DDB_BRIDGE_KAFKA_JARS`,
+default `~/.cache/ddb-bridge/kafka-<version>/`) and reused by every later run; the Java that
+runs them, and Kafka's command-line tools (e.g. the consumer-group command) run from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+# Keep in step with kafka.version in the pom (the cache folder is named after it).
+KAFKA_VERSION = "4.4.0"
+# The pom's bytes are the cache's stamp (jars_stamp): editing even a comment in it fetches the
+# jars again, on every machine, once.
+POM = Path(__file__).parent / "kafka_broker.pom.xml"
+CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+
+
+class MissingTool(RuntimeError):
+    """Java or Maven is not installed: Apache Kafka cannot be fetched or run."""
+
+
+def jars_dir() -> Path:
+    override = os.environ.get("DDB_BRIDGE_KAFKA_JARS")
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "ddb-bridge" / f"kafka-{KAFKA_VERSION}"
+
+
+def _require(tool: str, package: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise MissingTool(
+            f"Apache Kafka needs `{tool}`, which is not installed: "
+            f"install {package} (Debian: apt-get install {package}; `make test` does this "
+            "as root or with passwordless sudo)"
+        )
+    return found
+
+
+def _require_java() -> str:
+    java = _require("java", "default-jre-headless")
+    shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    match = re.search(r'version "(\d+)', shown)
+    if match is None or int(match.group(1)) < 17:
+        raise MissingTool(
+            f"Apache Kafka {KAFKA_VERSION} needs Java 17 or newer; `{java} "
+            f"-version` says: {shown.strip()!r}. Install default-jre-headless (Debian 12) or "
+            "openjdk-17-jre-headless"
+        )
+    return java
+
+
+def jars_stamp() -> str:
+    """What the cached copy was fetched for: a changed pom fetches again."""
+    return f"{KAFKA_VERSION} {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}\n"
+
+
+def jars_cached() -> bool:
+    """A complete copy of the jars for this pom is in the cache: no Maven, no download."""
+    marker = jars_dir() / ".complete"
+    return marker.exists() and marker.read_text() == jars_stamp()
+
+
+def check_tools() -> None:
+    """Raises MissingTool unless Apache Kafka can run here: Java 17+, and Maven when the jars
+    still have to be fetched."""
+    _require_java()
+    if not jars_cached():
+        _require("mvn", "maven")
+
+
+# Set when this process fetched the jars (for the run's summary: the first-run cost).
+FETCHED: list[str] = []
+
+
+def ensure_jars() -> Path:
+    """The broker's jars, fetched with Maven on first use (a marker file says the copy is whole
+    and which pom it came from). Raises MissingTool when Java 17+, or Maven for a fetch, is
+    not installed."""
+    _require_java()
+    target = jars_dir()
+    marker = target / ".complete"
+    stamp = jars_stamp()
+    if jars_cached():
+        return target
+    mvn = _require("mvn", "maven")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Copy into a private folder and rename it into place, so two sessions fetching at once
+    # never run a half-copied classpath.
+    staging = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=target.parent))
+    # Maven runs on a copy of the pom: the installed package may sit in a read-only folder.
+    pom_dir = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-pom-"))
+    pom = pom_dir / "pom.xml"
+    shutil.copyfile(POM, pom)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=pom_dir,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"fetching Apache Kafka {KAFKA_VERSION} with Maven ({POM}) failed "
+                f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
+            )
+        (staging / ".complete").write_text(stamp)
+        size = sum(f.stat().st_size for f in staging.glob("*.jar"))
+        if target.exists():  # fetched for another pom: set the old copy aside
+            stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:6]}")
+            with contextlib.suppress(OSError):
+                target.rename(stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another session won the race: use its copy
+            staging.rename(target)
+            FETCHED.append(
+                f"fetched {size / 1e6:.0f} MB of jars with Maven into {target} "
+                f"in {time.monotonic() - started:.0f}s (once; later runs reuse them)"
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(pom_dir, ignore_errors=True)
+    if not (marker.exists() and marker.read_text() == stamp):
+        raise RuntimeError(f"{target} is not a complete copy of the jars; delete it and retry")
+    return target
+
+
+# For a tool that runs for seconds: the first JIT tier only. The optimising compiler's work
+# would pay off in a long run, not before such a JVM exits, and the cores are shared.
+SHORT_LIVED_JVM = ("-XX:TieredStopAtLevel=1",)
+
+
+def java_argv(
+    main_class: str, *args: str, heap: str = "256m", jvm_options: tuple[str, ...] = ()
+) -> list[str]:
+    java = _require("java", "default-jre-headless")
+    classpath = str(ensure_jars() / "*")
+    return [
+        java,
+        f"-Xmx{heap}",
+        "-Djava.awt.headless=true",
+        *jvm_options,
+        "-cp",
+        classpath,
+        main_class,
+        *args,
+    ]
+
+
+def run_tool(main_class: str, *args: str, timeout_s: float = 120.0) -> str:
+    """Run one of Kafka's command-line tools to completion; its output, or an error with it."""
+    done = subprocess.run(
+        java_argv(main_class, *args, jvm_options=SHORT_LIVED_JVM),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"{main_class} {' '.join(args)} exited {done.returncode}:\n{output}")
+    return output

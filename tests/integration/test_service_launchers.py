@@ -1,0 +1,109 @@
+"""The launchers in ddb_bridge/services/ as the test sessions use them: throw-away services are
+killed, not shut down gracefully (a worker's teardown waited ~50 s on a broker's controlled
+shutdown), and the session's one Kafka node also serves the secured listener, so no test
+starts a second broker for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ddb_bridge.services.cassandra_node import CassandraNode
+from ddb_bridge.services.kafka_broker import KafkaBroker, KafkaNode
+from ddb_bridge.services.kafka_secured import SaslSslListener
+from ddb_bridge.services.processes import free_port, logged_process
+
+pytestmark = pytest.mark.integration
+
+# A killed child is reaped in milliseconds; a graceful stop waited up to 30 s per node.
+FAST_S = 5.0
+
+# A child that ignores SIGTERM, as a JVM in a long controlled shutdown does for a while.
+STUBBORN = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+# The same, serving a port: what logged_process (moto, Tansu) waits for before it yields.
+STUBBORN_SERVER = (
+    "import signal, socket, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "server = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+    "time.sleep(600)\n"
+)
+
+
+def stubborn_child() -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def timed(stop: Any) -> float:
+    started = time.monotonic()
+    stop()
+    return time.monotonic() - started
+
+
+def test_destroying_a_kafka_node_kills_it_and_deletes_its_data() -> None:
+    node = KafkaNode()
+    child = stubborn_child()
+    node.proc = child
+    try:
+        took = timed(node.destroy)
+        assert child.poll() is not None, "the node's process still runs"
+        assert took < FAST_S, f"destroying the node took {took:.1f}s"
+        assert not node.root.exists(), f"{node.root} was left behind"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_stopping_a_cassandra_node_kills_it_and_deletes_its_data(tmp_path: Path) -> None:
+    node = CassandraNode(tmp_path)
+    child = stubborn_child()
+    node.proc = child
+    try:
+        took = timed(node.stop)
+        assert child.poll() is not None, "the node's process still runs"
+        assert took < FAST_S, f"stopping the node took {took:.1f}s"
+        assert not node.root.exists(), f"{node.root} was left behind"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_logged_process_is_killed_when_its_context_exits() -> None:
+    port = free_port()
+    argv = [sys.executable, "-c", STUBBORN_SERVER, str(port)]
+    with logged_process(argv, port, "stubborn") as child:
+        started = time.monotonic()
+    took = time.monotonic() - started
+    assert child.poll() is not None, "the process still runs"
+    assert took < FAST_S, f"leaving the context took {took:.1f}s"
+
+
+def test_the_session_broker_serves_the_secured_listener(
+    kafka_bootstrap: str, secured_broker: KafkaBroker, unique_name: Any
+) -> None:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("an external Kafka cannot serve the tests' SASL_SSL listener")
+    assert secured_broker.bootstrap == kafka_bootstrap, "a second broker was started"
+    listener = secured_broker.extra_listener
+    assert isinstance(listener, SaslSslListener)
+    topic = unique_name("secured")
+    plaintext = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    plaintext.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    # The same broker, seen through SCRAM over TLS, lists the topic made over plaintext.
+    secured = AdminClient({"bootstrap.servers": listener.bootstrap, **listener.client_options()})
+    assert topic in secured.list_topics(timeout=30).topics
