@@ -44,6 +44,7 @@ from bridge.model.errors import (
 )
 from bridge.ports.source import PartReader
 from bridge.runtime.metrics import (
+    DATA_LOSS_SHARDS,
     ERRORS,
     LEASES_HELD,
     REGISTRY,
@@ -396,6 +397,8 @@ class StreamWorker:
                     extra={"table": stream.table, "alarms": len(capture.data_loss)},
                 )
         stopped = [lease for lease in self.leases.list(set(self.streams_by_arn)) if lease.data_loss]
+        for stream in self.streams_by_arn.values():
+            self._export_data_loss(stream)
         if stopped and not conf.continue_on_data_loss:
             first = stopped[0]
             raise DataLossError(
@@ -697,6 +700,18 @@ class StreamWorker:
             self.leases.mark_data_loss(lease, message)
         except LeaseLost:
             log.warning("lease lost while marking data loss", extra={"shard": lease.shard_id})
+        self._export_data_loss(stream)
+
+    def _export_data_loss(self, stream: TableStream) -> None:
+        """Export the alarm `status` reports (the capture record's gaps and the leases
+        stopped by one) as a gauge, so an alert fires without anyone running `status`."""
+        conf = self.settings.stream
+        capture = read_capture(self.ddb, conf.lease_table, stream.stream_arn)
+        shards = {str(gap["shard_id"]) for gap in (capture.data_loss if capture else [])}
+        shards |= {
+            lease.shard_id for lease in self.leases.list({stream.stream_arn}) if lease.data_loss
+        }
+        REGISTRY.set(DATA_LOSS_SHARDS, len(shards), table=stream.table)
 
     def shutdown(self) -> None:
         """Stop polling, flush, checkpoint, release leases (the SIGTERM path)."""
