@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import re
+from pathlib import Path
 
 import confluent_kafka
 
@@ -61,3 +62,12 @@ def test_backfill_progress_and_data_loss_are_in_the_catalogue() -> None:
     assert kinds["ddb_bridge_backfill_parts"] == ("gauge", ("table",))
     assert kinds["ddb_bridge_backfill_parts_done"] == ("gauge", ("table",))
     assert kinds["ddb_bridge_stream_data_loss_shards"] == ("gauge", ("table",))
+
+
+def test_the_readme_lists_every_metric_by_its_exported_name() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Metrics and health", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"`(ddb_bridge_[a-z0-9_]+)`", section))
+    names = {spec.name for spec in CATALOGUE}
+    assert names - listed == set(), "metrics the README does not list"
+    assert listed - names == set(), "the README lists metrics the bridge does not export"
