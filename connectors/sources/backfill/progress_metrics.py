@@ -32,6 +32,7 @@ class ProgressMetrics:
         self.metrics = metrics
         self.every_s = every_s
         self._published = 0  # what the counter holds from this command
+        self._last_work: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"backfill-metrics-{table}", daemon=True
@@ -56,7 +57,11 @@ class ProgressMetrics:
         self.metrics.set(BACKFILL_PARTS_DONE, done, table=self.table)
         if expected is not None:
             self.metrics.set(BACKFILL_ITEMS_EXPECTED, expected, table=self.table)
-        self.metrics.progress("backfill")
+        # Progress is work done (what /healthz and the stalled-daemon alert read), not this
+        # timer ticking: a back-fill stuck on a throttled table shows as stalled.
+        if (published, done) != self._last_work:
+            self._last_work = (published, done)
+            self.metrics.progress("backfill")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
