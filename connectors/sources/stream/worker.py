@@ -106,6 +106,13 @@ class TableStream:
     stream_arn: str
 
 
+def _export_data_loss(table: str, gaps: list[dict[str, Any]], stopped: list[Lease]) -> None:
+    """The alarm `status` reports (the capture record's gaps, the leases stopped by one) as a
+    gauge of the shards it names, so an alert fires without anyone running `status`."""
+    shards = {str(gap["shard_id"]) for gap in gaps} | {lease.shard_id for lease in stopped}
+    REGISTRY.set(DATA_LOSS_SHARDS, len(shards), table=table)
+
+
 class ShardConsumer:
     """Reads one leased shard and drives its record processor through the KCL lifecycle.
 
@@ -381,6 +388,7 @@ class StreamWorker:
                 )
             self.streams_by_arn[arn] = TableStream(table, arn)
         ensure_lease_table(self.ddb, conf.lease_table)
+        gaps: dict[str, list[dict[str, Any]]] = {}  # per stream: the capture record's gaps
         for stream in self.streams_by_arn.values():
             if conf.initial_position == LATEST and (
                 read_capture(self.ddb, conf.lease_table, stream.stream_arn) is None
@@ -391,14 +399,15 @@ class StreamWorker:
             capture = record_capture_start(
                 self.ddb, conf.lease_table, stream.table, stream.stream_arn, conf.initial_position
             )
+            gaps[stream.stream_arn] = capture.data_loss
             if capture.data_loss:
                 log.warning(
                     "this stream has a recorded data-loss alarm; re-run a back-fill",
                     extra={"table": stream.table, "alarms": len(capture.data_loss)},
                 )
         stopped = [lease for lease in self.leases.list(set(self.streams_by_arn)) if lease.data_loss]
-        for stream in self.streams_by_arn.values():
-            self._export_data_loss(stream)
+        for arn, stream in self.streams_by_arn.items():
+            _export_data_loss(stream.table, gaps[arn], [s for s in stopped if s.stream_arn == arn])
         if stopped and not conf.continue_on_data_loss:
             first = stopped[0]
             raise DataLossError(
@@ -700,18 +709,10 @@ class StreamWorker:
             self.leases.mark_data_loss(lease, message)
         except LeaseLost:
             log.warning("lease lost while marking data loss", extra={"shard": lease.shard_id})
-        self._export_data_loss(stream)
-
-    def _export_data_loss(self, stream: TableStream) -> None:
-        """Export the alarm `status` reports (the capture record's gaps and the leases
-        stopped by one) as a gauge, so an alert fires without anyone running `status`."""
-        conf = self.settings.stream
+        # Read back, as `status` would: other workers may have recorded alarms too.
         capture = read_capture(self.ddb, conf.lease_table, stream.stream_arn)
-        shards = {str(gap["shard_id"]) for gap in (capture.data_loss if capture else [])}
-        shards |= {
-            lease.shard_id for lease in self.leases.list({stream.stream_arn}) if lease.data_loss
-        }
-        REGISTRY.set(DATA_LOSS_SHARDS, len(shards), table=stream.table)
+        stopped = [s for s in self.leases.list({stream.stream_arn}) if s.data_loss]
+        _export_data_loss(stream.table, capture.data_loss if capture else [], stopped)
 
     def shutdown(self) -> None:
         """Stop polling, flush, checkpoint, release leases (the SIGTERM path)."""
