@@ -1,13 +1,36 @@
-# The ddb-bridge image: one image, every command (`stream`, `backfill`, `apply`, `verify`...).
-FROM python:3.11-slim
+# The ddb-bridge image: one image, every command (`stream`, `backfill`, `apply`, `audit`...).
+#     docker build -t ddb-bridge .                    every command but `kcl`
+#     docker build --target kcl -t ddb-bridge:kcl .   adds Java 17 and the KCL for `ddb-bridge kcl`
+# Reproducible: dependencies install at the versions of requirements.lock (pip constraints;
+# regenerate with `python3 tools/lock_requirements.py`), on the Python the tests run.
+FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md LICENSE ./
 COPY bridge ./bridge
 COPY connectors ./connectors
 COPY ddb_bridge ./ddb_bridge
 COPY schemas ./schemas
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 bridge
+# /var/lib/ddb-bridge/audit: `audit`'s archive; a volume mounted there takes this owner.
+RUN pip install --no-cache-dir -c requirements.lock . \
+    && useradd --system --uid 10001 bridge \
+    && mkdir -p /var/lib/ddb-bridge/audit && chown -R bridge /var/lib/ddb-bridge
 USER bridge
+# The daemon's own /healthz, found from the container's command (ddb_bridge/healthcheck.py);
+# a command that serves none (verify, a one-shot) passes.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "ddb_bridge.healthcheck"]
 ENTRYPOINT ["ddb-bridge"]
 CMD ["--help"]
+
+# `ddb-bridge kcl` runs the KCL's Java MultiLangDaemon; amazon-kclpy fetches its jars at install.
+FROM base AS kcl
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir -c requirements.lock '.[kcl]'
+USER bridge
+
+# The default target (last stage): the image without Java.
+FROM base AS default

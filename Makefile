@@ -21,10 +21,12 @@ install: $(STAMP)
 ## make test: unit, integration (Apache Kafka and Cassandra from Maven Central, moto server,
 ## PostgreSQL) and end-to-end tests.
 ## Java 17+ and Maven come from Debian first where missing (tools/ensure-java-maven.sh: only
-## with apt-get, as root or with passwordless sudo; otherwise it says what to install and fails).
+## with apt-get, as root or with passwordless sudo; otherwise it says what to install and fails);
+## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way).
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
 	@sh tools/ensure-java-maven.sh
+	@sh tools/ensure-promtool.sh
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

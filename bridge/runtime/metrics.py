@@ -12,6 +12,7 @@ records from one thread per shard.
 from __future__ import annotations
 
 import contextlib
+import platform
 import time
 from dataclasses import dataclass
 
@@ -42,11 +43,12 @@ class Spec:
 # -- stream -------------------------------------------------------------------------------
 STREAM_RECORDS = "ddb_bridge_stream_records_published_total"
 STREAM_PUBLISH_SECONDS = "ddb_bridge_stream_publish_seconds"
-MILLIS_BEHIND = "ddb_bridge_stream_millis_behind"
+STREAM_BEHIND_SECONDS = "ddb_bridge_stream_behind_seconds"
 LEASES_HELD = "ddb_bridge_stream_leases_held"
 STREAM_GET_RECORDS = "ddb_bridge_stream_get_records_total"
 STREAM_POLL_DELAY = "ddb_bridge_stream_poll_delay_seconds"
 STREAM_OTHER_TABLE = "ddb_bridge_stream_records_other_table_total"
+DATA_LOSS_SHARDS = "ddb_bridge_stream_data_loss_shards"
 # -- apply --------------------------------------------------------------------------------
 APPLY_RECEIVED = "ddb_bridge_apply_records_received_total"
 APPLY_EVENTS = "ddb_bridge_apply_events_total"
@@ -61,6 +63,11 @@ APPLY_TARGET_ERRORS = "ddb_bridge_apply_target_errors_total"
 APPLY_BLOCKED = "ddb_bridge_apply_target_blocked"
 APPLY_SKIPPED = "ddb_bridge_apply_skipped_offsets_total"
 DLQ_DEPTH = "ddb_bridge_dlq_depth"
+# -- back-fill ------------------------------------------------------------------------------
+BACKFILL_ITEMS = "ddb_bridge_backfill_items_published_total"
+BACKFILL_ITEMS_EXPECTED = "ddb_bridge_backfill_items_expected"
+BACKFILL_PARTS = "ddb_bridge_backfill_parts"
+BACKFILL_PARTS_DONE = "ddb_bridge_backfill_parts_done"
 # -- every daemon ---------------------------------------------------------------------------
 AWS_RETRIES = "ddb_bridge_aws_retries_total"
 ERRORS = "ddb_bridge_errors_total"
@@ -68,6 +75,7 @@ LAST_PROGRESS = "ddb_bridge_last_progress_timestamp_seconds"
 TOPIC_DURABLE = "ddb_bridge_kafka_topic_durable"
 TOPIC_REPLICAS = "ddb_bridge_kafka_topic_replication_factor"
 TOPIC_MIN_ISR = "ddb_bridge_kafka_topic_min_insync_replicas"
+BUILD_INFO = "ddb_bridge_build_info"
 
 CATALOGUE: tuple[Spec, ...] = (
     Spec("counter", STREAM_RECORDS, "Stream records published to Kafka, per table", ("table",)),
@@ -79,10 +87,17 @@ CATALOGUE: tuple[Spec, ...] = (
     ),
     Spec(
         "gauge",
-        MILLIS_BEHIND,
-        "Per shard: now minus the approximate creation time of the last record read "
-        "(0 at the tip of the shard)",
+        STREAM_BEHIND_SECONDS,
+        "Per shard: seconds from the approximate creation time of the last record read to "
+        "now (0 at the tip of the shard)",
         ("table", "shard"),
+    ),
+    Spec(
+        "gauge",
+        DATA_LOSS_SHARDS,
+        "Shards of the table's stream with a recorded data-loss alarm (trimmed past a "
+        "checkpoint: the alarm `ddb-bridge status` reports); above 0, re-run a back-fill",
+        ("table",),
     ),
     Spec("gauge", LEASES_HELD, "Shard leases this worker holds, per table", ("table",)),
     Spec(
@@ -141,6 +156,26 @@ CATALOGUE: tuple[Spec, ...] = (
         "gauge",
         DLQ_DEPTH,
         "Dead letters waiting in the table's DLQ topic (not re-driven), read every 30 s",
+        ("table",),
+    ),
+    Spec(
+        "counter",
+        BACKFILL_ITEMS,
+        "Items the running back-fill command published (its helper processes' included)",
+        ("table",),
+    ),
+    Spec(
+        "gauge",
+        BACKFILL_ITEMS_EXPECTED,
+        "Items the back-fill expects to read (DescribeTable's estimate or the export's count); "
+        "absent while unknown",
+        ("table",),
+    ),
+    Spec("gauge", BACKFILL_PARTS, "Parts (scan segments, export files) of the run", ("table",)),
+    Spec(
+        "gauge",
+        BACKFILL_PARTS_DONE,
+        "Parts of the run finished, by this command or before it started",
         ("table",),
     ),
     Spec(
@@ -209,6 +244,13 @@ CATALOGUE: tuple[Spec, ...] = (
     ),
     Spec(
         "gauge",
+        BUILD_INFO,
+        "Always 1; its labels name the running versions of ddb-bridge, Python, "
+        "confluent-kafka and librdkafka",
+        ("version", "python", "confluent_kafka", "librdkafka"),
+    ),
+    Spec(
+        "gauge",
         LAST_PROGRESS,
         "Unix time the daemon's main loop last made progress (/healthz reads the same clock)",
         ("daemon",),
@@ -219,6 +261,21 @@ CATALOGUE: tuple[Spec, ...] = (
 def _base_name(spec: Spec) -> str:
     # prometheus_client appends _total to a counter's name itself.
     return spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
+
+
+def build_labels() -> dict[str, str]:
+    """The versions a bug report needs, read from the running interpreter and libraries (the
+    wheel's metadata can disagree with an editable checkout's code; `__version__` cannot)."""
+    import confluent_kafka
+
+    from bridge import __version__
+
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
 
 
 class Metrics:
@@ -245,6 +302,7 @@ class Metrics:
                 )
             self._metrics[spec.name] = metric
             self._labels[spec.name] = spec.labels
+        self.set(BUILD_INFO, 1, **build_labels())
 
     def _child(self, name: str, labels: dict[str, object]) -> MetricWrapperBase:
         metric = self._metrics.get(name)

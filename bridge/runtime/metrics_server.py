@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Each daemon's default port is `[metrics] port` plus its offset, so the daemons of one host
 # do not collide by default; a second worker of the same daemon needs --metrics-port.
-PORT_OFFSETS = {"stream": 0, "apply": 1, "audit": 2}
+PORT_OFFSETS = {"stream": 0, "apply": 1, "audit": 2, "backfill": 3}
 
 Probe = Callable[[], str | None]  # None when ready, else why not
 

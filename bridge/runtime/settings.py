@@ -294,7 +294,8 @@ class BackfillSettings(Section):
         0,
         ge=0,
         description="processes of one `backfill` command on this machine, sharing the run's "
-        "parts (each reads, parses and publishes its own); 0 = one per core",
+        "parts (each reads, parses and publishes its own); 0 = one per CPU (the cgroup CPU "
+        "quota, else the cores)",
     )
 
 

@@ -117,8 +117,8 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         assert (sample(stream_port, published, table=table) or 0) >= 50
         publish_count = sample(stream_port, "ddb_bridge_stream_publish_seconds_count", table=table)
         assert publish_count is not None and publish_count >= 1
-        shards = [k for k in scrape(stream_port) if k[0] == "ddb_bridge_stream_millis_behind"]
-        assert shards, "no ms-behind series for the held shard"
+        shards = [k for k in scrape(stream_port) if k[0] == "ddb_bridge_stream_behind_seconds"]
+        assert shards, "no seconds-behind series for the held shard"
         assert healthz(stream_port)[0] == 200
     finally:
         codes = [stop_process(stream)] + ([stop_process(apply)] if apply is not None else [])

@@ -46,6 +46,17 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     assert "ddb_bridge/services/kafka_broker.pom.xml" in names
     for cassandra_file in ("pom.xml", "jvm17.options", "logback.xml"):
         assert f"ddb_bridge/services/cassandra/{cassandra_file}" in names
+    # The licence the metadata declares, with its text (Apache-2.0 requires it be passed on).
+    with zipfile.ZipFile(wheel) as archive:
+        (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(meta).decode()
+        licences = [n for n in names if re.search(r"\.dist-info/licenses/LICENSE$", n)]
+        assert licences, f"the wheel carries no LICENSE: {sorted(names)[-8:]}"
+        text = archive.read(licences[0]).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "License-File: LICENSE" in metadata
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert text == (ROOT / "LICENSE").read_text()
 
     target = tmp_path / "site"
     installed = subprocess.run(

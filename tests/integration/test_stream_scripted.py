@@ -190,10 +190,14 @@ def test_trimmed_checkpoint_raises_data_loss_and_is_recorded(
     lease = rig.leases().get(rig.arn, "shardId-1")
     assert lease is not None and lease.data_loss and lease.owner is None
     assert rig.events() == [], "records after the gap must not be published as if nothing happened"
+    # The alarm `status` reports, as a gauge an alert rule can watch: one shard has a gap.
+    assert REGISTRY.get("ddb_bridge_stream_data_loss_shards", table=rig.table) == 1
 
-    # A restart refuses too, naming the shard and the fix.
+    # A restart refuses too, naming the shard and the fix, and exports the alarm it found.
+    REGISTRY.remove("ddb_bridge_stream_data_loss_shards", table=rig.table)
     with pytest.raises(DataLossError, match="re-run a back-fill"):
         rig.worker("w2").run()
+    assert REGISTRY.get("ddb_bridge_stream_data_loss_shards", table=rig.table) == 1
 
 
 def test_continue_on_data_loss_keeps_other_shards_going(
@@ -233,9 +237,14 @@ def test_metrics_and_ttl_deletes(ddb_client: Any, dynamodb_endpoint: str, unique
             lambda: REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 1,
             what="leases_held gauge",
         )
-        assert (
-            REGISTRY.get("ddb_bridge_stream_millis_behind", table=rig.table, shard="shardId-1") >= 0
-        )
+        exported = REGISTRY.registry.get_sample_value  # None: no such series
+        # How far behind, in seconds: the age of the last record read, or 0 once at the tip.
+        where = {"table": rig.table, "shard": "shardId-1"}
+        seconds = exported("ddb_bridge_stream_behind_seconds", where)
+        age = time.time() - at(601).timestamp()
+        assert seconds is not None and (seconds == 0 or abs(seconds - age) < 60), (seconds, age)
+        # No gap recorded: the data-loss gauge exists and reads 0 (an alert sees "no alarm").
+        assert exported("ddb_bridge_stream_data_loss_shards", {"table": rig.table}) == 0
     assert REGISTRY.get("ddb_bridge_stream_records_published_total", table=rig.table) == 5
     assert [e.ttl_expired for e in rig.events()] == [False] * 4 + [True]
     assert REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 0

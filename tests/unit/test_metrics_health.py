@@ -15,7 +15,7 @@ from bridge.runtime.metrics import (
     APPLY_BATCH_SECONDS,
     ERRORS,
     LAST_PROGRESS,
-    MILLIS_BEHIND,
+    STREAM_BEHIND_SECONDS,
     Metrics,
 )
 from bridge.runtime.metrics_server import Health, resolve_port
@@ -27,15 +27,15 @@ def test_facade_records_into_its_own_prometheus_registry() -> None:
     m.inc(ERRORS, daemon="apply", error="TransientError")
     m.inc(ERRORS, 2, daemon="apply", error="TransientError")
     m.observe(APPLY_BATCH_SECONDS, 0.3, target="t")
-    m.set(MILLIS_BEHIND, 1500, table="a", shard="s1")
+    m.set(STREAM_BEHIND_SECONDS, 1.5, table="a", shard="s1")
     assert m.get(ERRORS, daemon="apply", error="TransientError") == 3
     assert m.get(APPLY_BATCH_SECONDS + "_count", target="t") == 1
     families = {f.name: f for f in text_string_to_metric_families(m.render_prometheus().decode())}
     assert families["ddb_bridge_errors"].type == "counter"
     assert families[APPLY_BATCH_SECONDS].type == "histogram"
-    m.remove(MILLIS_BEHIND, table="a", shard="s1")
-    m.remove(MILLIS_BEHIND, table="a", shard="never")  # nothing to forget: no error
-    assert m.get(MILLIS_BEHIND, table="a", shard="s1") == 0
+    m.remove(STREAM_BEHIND_SECONDS, table="a", shard="s1")
+    m.remove(STREAM_BEHIND_SECONDS, table="a", shard="never")  # nothing to forget: no error
+    assert m.get(STREAM_BEHIND_SECONDS, table="a", shard="s1") == 0
     assert Metrics().get(ERRORS, daemon="apply", error="TransientError") == 0  # not shared
 
 

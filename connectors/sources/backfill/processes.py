@@ -43,12 +43,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bridge.model.errors import PermanentError
 from bridge.runtime import logs
 from bridge.runtime.settings import Settings
+from connectors.sources.backfill.cpu_quota import CGROUP_ROOT, PROC_CGROUP, cpu_limit
 from connectors.sources.backfill.run_plan import BackfillRequest, BackfillSource, Say
 from connectors.sources.backfill.stats import Stats
 
@@ -64,12 +66,20 @@ REPORT_EVERY_S = 0.25
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def default_processes() -> int:
-    """One process per core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+def default_processes(
+    cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, cpus: int | None = None
+) -> int:
+    """One process per CPU this process may use: the cores it may run on, fewer when its
+    cgroup's CPU quota allows less (a container's limit; rounded down, at least 1)."""
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+    limit = cpu_limit(cgroup_root, proc_cgroup)
+    if limit is not None:
+        cpus = min(cpus, int(limit))
+    return max(1, cpus)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.backfill.part_loop import BackfillJob
 from connectors.sources.backfill.processes import Helpers, ProcessReport
+from connectors.sources.backfill.progress_metrics import ProgressMetrics
 from connectors.sources.backfill.run_plan import (
     BackfillRequest,
     BackfillSource,
@@ -121,6 +122,8 @@ def run_backfill(
         skip_bad_lines=req.skip_bad_lines,
     )
     job.start()
+    progress = ProgressMetrics(req.table, stats)
+    progress.start()
     log.info(
         "back-fill starting",
         extra={
@@ -165,6 +168,7 @@ def run_backfill(
             for thread in workers:
                 thread.join()
             job.close()
+            progress.close()
             raise
 
     def alive() -> bool:
@@ -189,6 +193,7 @@ def run_backfill(
         if helpers is not None:
             helpers.stop()  # nothing when they all ended; else (an exception here) stop them
             helpers.close(grace_s=store.lease_ms / 1000 + 30)
+        progress.close()  # the final counts, helpers' last reports included
     if helpers is not None:
         errors.extend(helpers.errors)
     if not errors:

@@ -29,8 +29,8 @@ from bridge.model.event import ChangeEvent
 from bridge.model.item_memory import ItemMemory
 from bridge.model.versioning import KinesisVersioner, StreamVersioner, to_micros
 from bridge.runtime.metrics import (
-    MILLIS_BEHIND,
     REGISTRY,
+    STREAM_BEHIND_SECONDS,
     STREAM_OTHER_TABLE,
     STREAM_PUBLISH_SECONDS,
     STREAM_RECORDS,
@@ -199,11 +199,11 @@ class KafkaRecordProcessor:
             REGISTRY.inc(RECORDS_PUBLISHED, len(events), table=self.table)
         if records:
             created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
-            behind = max(0, int(time.time() * 1000) - to_micros(created) // 1000)
-            REGISTRY.set(MILLIS_BEHIND, behind, table=self.table, shard=self.shard_id)
+            behind = max(0.0, time.time() - to_micros(created) / 1_000_000)
+            REGISTRY.set(STREAM_BEHIND_SECONDS, behind, table=self.table, shard=self.shard_id)
         else:
             # An empty page means the iterator is at the tip of the shard.
-            REGISTRY.set(MILLIS_BEHIND, 0, table=self.table, shard=self.shard_id)
+            REGISTRY.set(STREAM_BEHIND_SECONDS, 0, table=self.table, shard=self.shard_id)
         with self._naming_shard():
             self.publisher.poll(0)
         if records:
@@ -286,7 +286,7 @@ class KafkaRecordProcessor:
     def lease_lost(self) -> None:
         # Nothing may be checkpointed any more; records in flight are duplicates for the next
         # owner, with the same versions.
-        REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
+        REGISTRY.remove(STREAM_BEHIND_SECONDS, table=self.table, shard=self.shard_id)
         log.warning("lease lost, shard processing stops", extra=self._where())
 
     def shard_ended(self, checkpointer: CheckpointWriter) -> None:
@@ -294,14 +294,14 @@ class KafkaRecordProcessor:
         with self._naming_shard():
             self.publisher.flush(self.flush_timeout_s)
         checkpointer.checkpoint(*self._position(SHARD_END))
-        REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
+        REGISTRY.remove(STREAM_BEHIND_SECONDS, table=self.table, shard=self.shard_id)
         log.info("shard ended", extra={**self._where(), "last_version": self.versioner.last})
 
     def shutdown_requested(self, checkpointer: CheckpointWriter) -> None:
         with self._naming_shard():
             self.publisher.flush(self.flush_timeout_s)
         self.checkpoint_safe(checkpointer)
-        REGISTRY.remove(MILLIS_BEHIND, table=self.table, shard=self.shard_id)
+        REGISTRY.remove(STREAM_BEHIND_SECONDS, table=self.table, shard=self.shard_id)
         log.info(
             "shard checkpointed for shutdown", extra={**self._where(), "at": checkpointer.last}
         )

@@ -44,6 +44,7 @@ from bridge.model.errors import (
 )
 from bridge.ports.source import PartReader
 from bridge.runtime.metrics import (
+    DATA_LOSS_SHARDS,
     ERRORS,
     LEASES_HELD,
     REGISTRY,
@@ -103,6 +104,13 @@ def default_worker_id() -> str:
 class TableStream:
     table: str
     stream_arn: str
+
+
+def _export_data_loss(table: str, gaps: list[dict[str, Any]], stopped: list[Lease]) -> None:
+    """The alarm `status` reports (the capture record's gaps, the leases stopped by one) as a
+    gauge of the shards it names, so an alert fires without anyone running `status`."""
+    shards = {str(gap["shard_id"]) for gap in gaps} | {lease.shard_id for lease in stopped}
+    REGISTRY.set(DATA_LOSS_SHARDS, len(shards), table=table)
 
 
 class ShardConsumer:
@@ -380,6 +388,7 @@ class StreamWorker:
                 )
             self.streams_by_arn[arn] = TableStream(table, arn)
         ensure_lease_table(self.ddb, conf.lease_table)
+        gaps: dict[str, list[dict[str, Any]]] = {}  # per stream: the capture record's gaps
         for stream in self.streams_by_arn.values():
             if conf.initial_position == LATEST and (
                 read_capture(self.ddb, conf.lease_table, stream.stream_arn) is None
@@ -390,12 +399,15 @@ class StreamWorker:
             capture = record_capture_start(
                 self.ddb, conf.lease_table, stream.table, stream.stream_arn, conf.initial_position
             )
+            gaps[stream.stream_arn] = capture.data_loss
             if capture.data_loss:
                 log.warning(
                     "this stream has a recorded data-loss alarm; re-run a back-fill",
                     extra={"table": stream.table, "alarms": len(capture.data_loss)},
                 )
         stopped = [lease for lease in self.leases.list(set(self.streams_by_arn)) if lease.data_loss]
+        for arn, stream in self.streams_by_arn.items():
+            _export_data_loss(stream.table, gaps[arn], [s for s in stopped if s.stream_arn == arn])
         if stopped and not conf.continue_on_data_loss:
             first = stopped[0]
             raise DataLossError(
@@ -697,6 +709,10 @@ class StreamWorker:
             self.leases.mark_data_loss(lease, message)
         except LeaseLost:
             log.warning("lease lost while marking data loss", extra={"shard": lease.shard_id})
+        # Read back, as `status` would: other workers may have recorded alarms too.
+        capture = read_capture(self.ddb, conf.lease_table, stream.stream_arn)
+        stopped = [s for s in self.leases.list({stream.stream_arn}) if s.data_loss]
+        _export_data_loss(stream.table, capture.data_loss if capture else [], stopped)
 
     def shutdown(self) -> None:
         """Stop polling, flush, checkpoint, release leases (the SIGTERM path)."""

@@ -4,8 +4,8 @@ From a parallel Scan (`--from scan`) or a DynamoDB export (`--from export` with 
 `--dir` or `--start-export`). Every item of one run carries the run's back-fill version, so
 the back-fill can run while `ddb-bridge stream` captures the table, take days, be killed
 and re-run (it resumes its run), and be shared by several workers (parts are claimed in the
-lease table): `--processes` starts that many on this machine (default: one per core), which
-share the run's parts and the read budget. Before starting it checks that the stream
+lease table): `--processes` starts that many on this machine (default: one per CPU it may
+use), which share the run's parts and the read budget. Before starting it checks that the stream
 capture covers the run's version.
 """
 
@@ -21,7 +21,9 @@ from typing import Any
 
 from rich.console import Console
 
+from bridge.kafka.reach import kafka_probe
 from bridge.model.errors import ConfigError
+from bridge.runtime import metrics_server
 from bridge.runtime.settings import load_settings
 from ddb_bridge.registry import source_class
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
+    from ddb_bridge.cli.common_options import add_common, add_metrics_port
     from ddb_bridge.cli.helptext import HelpFormatter, from_setting
 
     p = sub.add_parser(
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=HelpFormatter,
     )
     add_common(p)
+    add_metrics_port(p, "backfill")
     p.add_argument("--table", required=True, help="source DynamoDB table")
     p.add_argument(
         "--from",
@@ -128,7 +131,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="processes on this machine sharing the run's parts: this one and helpers it "
         "starts; useful with 2 or more parts (scan segments, export files); 1 = this process "
-        f"alone [default: {from_setting('backfill.processes')}; 0 = one per core]",
+        f"alone [default: {from_setting('backfill.processes')}; 0 = one per CPU: the cgroup "
+        "quota, else the cores]",
     )
     runs.add_argument("--run-id", default=None, help="join or resume this run")
     runs.add_argument(
@@ -208,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM stops like Ctrl-C: workers finish their page or file, save cursors, release
     # their claims, and the command exits 130.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Progress (items, parts done/total) on /metrics while the back-fill runs.
+    server = metrics_server.serve(
+        settings.metrics, "backfill", kafka_probe(settings.kafka), args.metrics_port
+    )
     try:
         outcome = run_backfill(
             settings,
@@ -218,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if server is not None:
+            server.close()
     if outcome.already_complete:
         out.print(
             f"back-fill run {outcome.run.run_id} of {args.table} is already complete "
