@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from bridge.kafka_limits import librdkafka_fetch_config
+from bridge.kafka_reads import watermarks
 
 
 def consume_all(
@@ -103,8 +104,8 @@ def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Any
             raise RuntimeError(f"reading {topic}: {info.error}")
         ends: dict[int, int] = {}
         for partition in info.partitions:
-            tp = TopicPartition(topic, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            # A topic just created may have no leader yet: kafka_reads asks again then.
+            low, high = watermarks(consumer, topic, partition)
             if high > low:
                 ends[partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
