@@ -232,7 +232,8 @@ def test_kill_9_mid_scan_then_rerun_resumes(
             assert first.poll() is None, (
                 first.stderr.read().decode()[-2000:] if first.stderr else ""
             )
-            time.sleep(0.1)
+            # Each look is several moto requests, served while moto serves the scan too.
+            time.sleep(0.25)
     finally:
         if first.poll() is None and not done_before:
             first.kill()
