@@ -49,10 +49,8 @@ KILL_TARGETS = faults.KILL_TARGETS
 @dataclass
 class ChaosOptions:
     seed: int
-    # `make test`'s size: 50 s of writes, room for both outages and every kill; `make chaos`
-    # sets the full size through CHAOS_WRITES / CHAOS_KEYS / CHAOS_RATE / CHAOS_KILLS.
-    writes: int = 1_500
-    keys: int = 300
+    writes: int = 3_000
+    keys: int = 500
     rate: float = 30.0  # writes per second
     kills: int = 12
     outage_s: float = 15.0

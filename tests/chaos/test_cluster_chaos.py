@@ -30,14 +30,12 @@ def test_no_write_lost_none_duplicated_while_brokers_of_a_cluster_die(
 ) -> None:
     opts = ChaosOptions.from_env(
         workdir=tmp_path / "cluster",
-        # A minute of writes: time for the four faults, one after another (each waits for the
-        # cluster to be whole again), mostly while the writer writes.
-        writes=1_800,
-        keys=300,
+        writes=2_400,
+        keys=400,
         rate=30.0,
         kills=0,
         cluster=cluster,
-        broker_down_s=6.0,
+        broker_down_s=8.0,
     )
     report = run(opts, dynamodb_endpoint)
     text = report.text()
