@@ -30,7 +30,7 @@ from benchmarks.bench_export import bench_item, partitions
 from benchmarks.broker import bench_broker
 from benchmarks.procfs import CpuWatch, cpu_line, median_shares
 from benchmarks.report import Results
-from bridge import attrs
+from bridge.model import attrs
 from tests import services
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export

@@ -45,8 +45,8 @@ from benchmarks.fake_dynamodb import FakeDynamoDB, ScanData, StreamData, fake_dy
 from benchmarks.memory_curve import RssSampler, Sample, flatness, growth_mb_per_100k, peak, rss_at
 from benchmarks.report import Results
 from bridge.apply.app import group_id
-from bridge.kafka_reads import reader_consumer, watermarks
-from bridge.settings import KafkaSettings
+from bridge.kafka.reads import reader_consumer, watermarks
+from bridge.runtime.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export
 from tests.stream_helpers import create_stream_table

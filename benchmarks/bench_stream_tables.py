@@ -159,7 +159,7 @@ def arrived(bootstrap: str, topics: list[str], expected: set[tuple[str, str]]) -
     """How many of the expected (table, pk) writes are in Kafka (reads for up to 120 s)."""
     from confluent_kafka import Consumer, KafkaError
 
-    from bridge.avro_codec import EventCodec
+    from bridge.codec.avro import EventCodec
 
     codec = EventCodec()
     consumer = Consumer(
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
-    from bridge.settings import KafkaSettings
+    from bridge.runtime.settings import KafkaSettings
     from ddb_bridge.demo import services
 
     results = Results("stream_tables")

@@ -19,10 +19,10 @@ from typing import Any
 
 import fastavro
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
 
 # 2025-06-15 10:00 UTC; events spread over four hours from here.

@@ -8,8 +8,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from bridge.kafka_limits import librdkafka_fetch_config
-from bridge.kafka_reads import watermarks
+from bridge.kafka.limits import librdkafka_fetch_config
+from bridge.kafka.reads import watermarks
 
 
 def consume_all(

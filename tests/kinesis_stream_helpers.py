@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from bridge.settings import Settings, StreamSettings
+from bridge.runtime.settings import Settings, StreamSettings
 from tests.kinesis_records import MICROSECOND, kinesis_data
 from tests.stream_helpers import stream_settings
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bridge.settings import (
+from bridge.runtime.settings import (
     AwsSettings,
     KafkaSettings,
     Settings,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bridge.event import Op
-from bridge.schema_registry import make_codec
-from bridge.settings import KafkaSettings
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.event import Op
+from bridge.runtime.settings import KafkaSettings
 from tests.consumer_helpers import as_json, change, kafka_for, publish
 from tests.registry_double import registry_double
 

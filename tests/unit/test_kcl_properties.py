@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import ConfigError
-from bridge.settings import AwsSettings, Settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import AwsSettings, Settings
 from connectors.sources.stream.kcl.properties import kcl_properties
 from ddb_bridge.cli.main import main
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from bridge.settings import StreamSettings
+from bridge.runtime.settings import StreamSettings
 from connectors.sources.stream.pool import IdleBackoff, ReaderPool
 
 
