@@ -6,9 +6,10 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from bridge.kafka.limits import librdkafka_fetch_config
+from bridge.kafka.reads import watermarks
 
 
 def consume_all(
@@ -80,3 +81,50 @@ def drain_more(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
     finally:
         consumer.close()
     return out
+
+
+def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Any]:
+    """Every record `topic` holds now: each partition from its start to the end offset it had
+    when the read began (records added meanwhile may come too). Ends as soon as each partition
+    reports its end, where drain_more waits for a quiet spell: for topics whose writers have
+    finished (their records acknowledged)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            # The end of each partition arrives as an event: no timeout to wait out.
+            "enable.partition.eof": True,
+            **librdkafka_fetch_config(),
+        }
+    )
+    try:
+        info = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        if info.error is not None:
+            raise RuntimeError(f"reading {topic}: {info.error}")
+        ends: dict[int, int] = {}
+        for partition in info.partitions:
+            # A topic just created may have no leader yet: kafka_reads asks again then.
+            low, high = watermarks(consumer, topic, partition)
+            if high > low:
+                ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: partitions not read to their end: {ends}")
+            for msg in consumer.consume(10_000, timeout=0.5):
+                error, partition = msg.error(), msg.partition()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"consume error: {error}")
+                if error is None:
+                    out.append(msg)
+                # A record's offset is below the end; the end event's offset is the end itself
+                # (past any transaction marker, which yields no record).
+                reached = msg.offset() + (1 if error is None else 0)
+                if partition in ends and reached >= ends[partition]:
+                    del ends[partition]
+        return out
+    finally:
+        consumer.close()

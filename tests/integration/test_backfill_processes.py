@@ -29,7 +29,7 @@ from bridge.model.errors import PermanentError
 from connectors.sources.backfill.runs import RunStore
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export
-from tests.kafka_helpers import consume_all, drain_more
+from tests.kafka_helpers import consume_all, read_to_end
 from tests.samples import sample_item
 
 pytestmark = pytest.mark.integration
@@ -316,7 +316,7 @@ def test_killed_helper_process_part_is_finished_by_the_run(
     codec = EventCodec()
     records = [
         m
-        for m in drain_more(kafka_bootstrap, f"ddb.{table}.changes", timeout_s=4)
+        for m in read_to_end(kafka_bootstrap, f"ddb.{table}.changes")
         if codec.decode(m.value()).version == run.version
     ]
     # Every item is there (what the helper published after its last cursor may be twice).
@@ -465,7 +465,7 @@ def test_sigterm_stops_every_process_and_kill_9_leaves_none(
     codec = EventCodec()
     keys = {
         m.key()
-        for m in drain_more(kafka_bootstrap, f"ddb.{table}.changes", timeout_s=4)
+        for m in read_to_end(kafka_bootstrap, f"ddb.{table}.changes")
         if codec.decode(m.value()).version == run.version
     }
     assert keys == {attrs.canonical_key({"pk": it["pk"], "sk": it["sk"]}) for it in items}

@@ -27,7 +27,7 @@ from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.settings import NullTarget, PostgresTarget
 from connectors.sinks.postgres import PostgresSink
 from tests.apply_harness import ApplyProcess, apply_settings, produce, table_spec, write_config
-from tests.kafka_helpers import consume_all, drain_more
+from tests.kafka_helpers import consume_all, read_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -164,17 +164,17 @@ def test_dead_letters_listed_shown_and_redriven_once(
     assert junk["dlq"] in dry.stdout and "--force" in dry.stdout
     refused_run = _cli(config, "redrive", "--table", table, "--all", "--execute")
     assert refused_run.returncode == 1 and junk["dlq"] in refused_run.stderr, refused_run
-    assert len(drain_more(kafka_bootstrap, kafka.changes_topic(table))) == changes_before
+    assert len(read_to_end(kafka_bootstrap, kafka.changes_topic(table))) == changes_before
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:  # the cause, fixed
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT no_bad").format(sql.Identifier(table)))
     done = _cli(config, "redrive", "--table", table, "--reason", "23514", "--execute")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("re-drove") == 5, done.stdout
-    changes = drain_more(kafka_bootstrap, kafka.changes_topic(table))
+    changes = read_to_end(kafka_bootstrap, kafka.changes_topic(table))
     assert len(changes) == changes_before + 5
     dlq = {
-        (m.partition(), m.offset()): m for m in drain_more(kafka_bootstrap, kafka.dlq_topic(table))
+        (m.partition(), m.offset()): m for m in read_to_end(kafka_bootstrap, kafka.dlq_topic(table))
     }
     again = [m for m in changes if dict(m.headers() or []).get("ddb.redrive.from")]
     assert len(again) == 5
@@ -210,4 +210,4 @@ def test_dead_letters_listed_shown_and_redriven_once(
     assert "nothing to re-drive" in second.stdout and "already re-driven" in second.stdout
     listed = json.loads(_cli(config, "list", "--table", table, "--json").stdout)
     assert sum(x["redriven"] for x in listed) == 5
-    assert len(drain_more(kafka_bootstrap, kafka.changes_topic(table))) == len(changes)
+    assert len(read_to_end(kafka_bootstrap, kafka.changes_topic(table))) == len(changes)

@@ -21,7 +21,7 @@ from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.kcl.versions import entries_of, read_item, versions_key
 from tests.h2c_proxy import h2c_front
-from tests.kafka_helpers import drain_more
+from tests.kafka_helpers import read_to_end
 from tests.kcl_helpers import Daemon, kcl_lease_checkpoints, require_daemon, write_properties
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data
 from tests.kinesis_stream_helpers import create_kinesis_stream, kinesis_client
@@ -70,20 +70,20 @@ def read_events(bootstrap: str, topic: str, seqs: set[str], timeout_s: float) ->
     deadline = time.monotonic() + timeout_s
     events: list[Any] = []
     while time.monotonic() < deadline:
-        events = [codec.decode(m.value()) for m in drain(bootstrap, topic, 2.0)]
+        events = [codec.decode(m.value()) for m in drain(bootstrap, topic)]
         if seqs <= {e.sequence_number for e in events}:
             return events
+        time.sleep(0.5)
     return events
 
 
-def drain(bootstrap: str, topic: str, timeout_s: float) -> list[Any]:
+def drain(bootstrap: str, topic: str) -> list[Any]:
     """The topic's records; none while the processor has not created it yet."""
     try:
-        return drain_more(bootstrap, topic, timeout_s)
+        return read_to_end(bootstrap, topic)
     except RuntimeError as exc:
         if "UNKNOWN_TOPIC_OR_PART" not in str(exc):
             raise
-        time.sleep(1)
         return []
 
 
