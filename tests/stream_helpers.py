@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from bridge.config_file import write_config as write_settings_file
 from bridge.settings import (
     AwsSettings,
     KafkaSettings,
@@ -284,16 +285,17 @@ def write_config(
     path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000
 ) -> Any:
     """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env)."""
-    table_lines = "".join(f'[[tables]]\nname = "{t}"\n\n' for t in tables)
-    path.write_text(
-        '[aws]\nregion = "us-east-1"\n\n'
-        "[kafka]\npartitions = 3\nreplication_factor = 1\nlinger_ms = 5\n\n"
-        f"{table_lines}"
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        f"lease_duration_ms = {lease_duration_ms}\n",
-        encoding="utf-8",
+    return write_settings_file(
+        path,
+        aws={"region": "us-east-1"},
+        kafka={"partitions": 3, "replication_factor": 1, "linger_ms": 5},
+        tables=[{"name": t} for t in tables],
+        stream={
+            "lease_table": lease_table,
+            "poll_interval_ms": 50,
+            "lease_duration_ms": lease_duration_ms,
+        },
     )
-    return path
 
 
 def cli_env(endpoint: str, bootstrap: str) -> dict[str, str]:
