@@ -23,6 +23,7 @@ from bridge.settings import (
     TableSettings,
 )
 from tests.producer_fakes import HoldingProducer
+from tests.support.config_sections import merged
 
 
 def create_stream_table(ddb: Any, name: str, view: str | None = "NEW_AND_OLD_IMAGES") -> str:
@@ -282,20 +283,23 @@ def at(second: float) -> datetime:
 
 
 def write_config(
-    path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000
+    path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000, **sections: Any
 ) -> Any:
-    """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env)."""
-    return write_settings_file(
-        path,
-        aws={"region": "us-east-1"},
-        kafka={"partitions": 3, "replication_factor": 1, "linger_ms": 5},
-        tables=[{"name": t} for t in tables],
-        stream={
+    """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env).
+
+    `sections` add to the base's keys (kafka={"extra": ...}) or add sections (apply=...).
+    """
+    base = {
+        "aws": {"region": "us-east-1"},
+        "kafka": {"partitions": 3, "replication_factor": 1, "linger_ms": 5},
+        "tables": [{"name": t} for t in tables],
+        "stream": {
             "lease_table": lease_table,
             "poll_interval_ms": 50,
             "lease_duration_ms": lease_duration_ms,
         },
-    )
+    }
+    return write_settings_file(path, **merged(base, **sections))
 
 
 def cli_env(endpoint: str, bootstrap: str) -> dict[str, str]:

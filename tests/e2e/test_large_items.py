@@ -96,7 +96,7 @@ def test_a_390_kb_item_modified_goes_through_stream_and_apply_into_sqlite(
         tmp_path / "apply.toml",
         kafka_bootstrap,
         "local",
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
     apply = ApplyProcess(apply_config, "--create-schema")
@@ -136,11 +136,11 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     # The refusal here comes from the producer's own limit (librdkafka's default, the one
     # that wedged the stream before), checked before anything reaches the broker; a topic's
     # refusal is the next test.
-    config = write_config(tmp_path / "bridge.toml", [table], lease_table)
-    config.write_text(
-        config.read_text().replace(
-            "[kafka]\n", '[kafka]\nextra = { "message.max.bytes" = 1000000 }\n'
-        )
+    config = write_config(
+        tmp_path / "bridge.toml",
+        [table],
+        lease_table,
+        kafka={"extra": {"message.max.bytes": 1000000}},
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     log_path = tmp_path / "stream.log"

@@ -55,13 +55,14 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
 ) -> None:
     table = unique_name("metrics")
     create_stream_table(ddb_client, table)
-    config = write_config(tmp_path / "bridge.toml", [table], unique_name("leases"))
     db = tmp_path / "target.db"
-    with config.open("a", encoding="utf-8") as f:
-        f.write(
-            '\n[apply]\ntarget = "lite"\nbatch_window_ms = 50\nsession_timeout_ms = 6000\n'
-            f'\n[targets.lite]\ntype = "sqlite"\npath = "{db}"\n'
-        )
+    config = write_config(
+        tmp_path / "bridge.toml",
+        [table],
+        unique_name("leases"),
+        apply={"target": "lite", "batch_window_ms": 50, "session_timeout_ms": 6000},
+        targets={"lite": {"type": "sqlite", "path": db}},
+    )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     stream_port, apply_port = free_port(), free_port()
     stream_log, apply_log = tmp_path / "stream.log", tmp_path / "apply.log"

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bridge import attrs
 from bridge.apply.app import group_id
 from bridge.avro_codec import EventCodec
+from bridge.config_file import write_config as write_settings_file
 from bridge.event import ChangeEvent, Op, Origin
 from bridge.lag import caught_up, group_lag
 from bridge.settings import KafkaSettings
@@ -113,7 +114,7 @@ def timed_topic(kafka_bootstrap: str, unique_name: Any, tmp_path: Path) -> dict[
     produce(kafka, timed_events(table))
     topic = kafka.changes_topic(table)
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
     times = change_times(kafka_bootstrap, topic, N_EVENTS)
     assert sorted(times) == [0, 1, 2, 3], "every partition should hold some events"
@@ -243,7 +244,7 @@ def test_to_datetime_warns_about_a_topic_stamped_with_kafkas_receive_time(
     admin.create_topics([new])[topic].result(30)
     produce(kafka, timed_events(table, 10))
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
     code, _, err = run_replay(config, "--target", target, "--to-datetime", iso(T0_MS))
     assert code == 0, err
@@ -301,7 +302,7 @@ def test_replay_to_an_earlier_time_then_apply_leaves_the_target_unchanged(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         target,
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
     apply_until_caught_up(config, kafka, group, topic)
@@ -339,17 +340,15 @@ def test_replay_to_earliest_repairs_a_damaged_target_until_verify_finds_no_diffe
     create_table(ddb_client, table, stream=False)
     items = [attrs.to_boto(sample_item(i)) for i in range(30)]
     write_items(lambda: ddb_client, table, items, 1)
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 3\n'
-        "replication_factor = 1\n"
-        f'[[tables]]\nname = "{table}"\n'
-        f'[stream]\nlease_table = "{lease_table}"\n'
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
-        '[apply]\ntarget = "local"\nbatch_window_ms = 50\ncommit_interval_ms = 200\n'
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
-        encoding="utf-8",
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 3, "replication_factor": 1},
+        tables=[{"name": table}],
+        stream={"lease_table": lease_table},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={"target": "local", "batch_window_ms": 50, "commit_interval_ms": 200},
+        targets={"local": {"type": "sqlite", "path": db}},
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)

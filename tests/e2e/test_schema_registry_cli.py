@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bridge import attrs
+from bridge.config_file import write_config as write_settings_file
 from bridge.event import Origin
 from bridge.schema_registry import registry_codec
 from bridge.settings import KafkaSettings, SqliteTarget
@@ -36,22 +37,35 @@ USER_INFO = "bridge-key:registry-S3cret"
 def write_config(
     path: Path, bootstrap: str, table: str, lease_table: str, registry_url: str, db: Path
 ) -> Path:
-    path.write_text(
-        '[aws]\nregion = "us-east-1"\n\n'
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\n'
-        "partitions = 2\nreplication_factor = 1\nlinger_ms = 5\n"
-        f'schema_registry_url = "{registry_url}"\n\n'
-        f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nhash_key_type = "S"\n'
-        'range_key = "sk"\nrange_key_type = "N"\n\n'
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        "lease_duration_ms = 2000\n\n"
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "commit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
-        encoding="utf-8",
+    return write_settings_file(
+        path,
+        aws={"region": "us-east-1"},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "partitions": 2,
+            "replication_factor": 1,
+            "linger_ms": 5,
+            "schema_registry_url": registry_url,
+        },
+        tables=[
+            {
+                "name": table,
+                "hash_key": "pk",
+                "hash_key_type": "S",
+                "range_key": "sk",
+                "range_key_type": "N",
+            }
+        ],
+        stream={"lease_table": lease_table, "poll_interval_ms": 50, "lease_duration_ms": 2000},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={
+            "target": "local",
+            "batch_size": 50,
+            "batch_window_ms": 50,
+            "commit_interval_ms": 200,
+        },
+        targets={"local": {"type": "sqlite", "path": db}},
     )
-    return path
 
 
 def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from bridge.config_file import write_config
 from tests.backfill_helpers import create_table
 
 pytestmark = pytest.mark.e2e
@@ -134,8 +135,10 @@ def test_secrets_from_the_environment_are_masked_too(tmp_path: Path) -> None:
 
 
 def test_a_config_error_does_not_echo_a_secret(tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text('[targets.pg]\ntype = "postgres"\ndsn = "postgresql://u:Pg-S3cret-23@db/x"\n')
+    config = write_config(
+        tmp_path / "bridge.toml",
+        targets={"pg": {"type": "postgres", "dsn": "postgresql://u:Pg-S3cret-23@db/x"}},
+    )
     result = cli(config, "apply", "--target", "nope")
     assert result.returncode == 2
     assert "targets.nope" in result.stderr
@@ -156,13 +159,12 @@ def test_a_config_error_does_not_echo_a_secret(tmp_path: Path) -> None:
 def test_a_failing_connection_logs_no_secret(
     dsn: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
-        "replication_factor = 1\n"
-        f'[[tables]]\nname = "{unique_name("red")}"\nhash_key = "pk"\n'
-        f'[targets.pg]\ntype = "postgres"\ndsn = "{dsn}"\n'
-        "[apply]\nmax_retries = 2\nretry_backoff_ms = 10\nretry_backoff_max_ms = 20\n"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 1, "replication_factor": 1},
+        tables=[{"name": unique_name("red"), "hash_key": "pk"}],
+        targets={"pg": {"type": "postgres", "dsn": dsn}},
+        apply={"max_retries": 2, "retry_backoff_ms": 10, "retry_backoff_max_ms": 20},
     )
     result = cli(config, "apply", "--target", "pg", "--log-level", "DEBUG")
     output = result.stdout + result.stderr
@@ -187,13 +189,16 @@ def test_an_unreachable_registry_logs_no_secret(
         aws_secret_access_key="testing",
     )
     create_table(ddb, table, stream=False)
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
-        "replication_factor = 1\n"
-        f'schema_registry_url = "http://reg-user:Reg-S3cret-26@127.0.0.1:{port}"\n'
-        '[kafka.schema_registry_extra]\n"max.retries" = 0\n'
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "partitions": 1,
+            "replication_factor": 1,
+            "schema_registry_url": f"http://reg-user:Reg-S3cret-26@127.0.0.1:{port}",
+            "schema_registry_extra": {"max.retries": 0},
+        },
     )
     result = cli(
         config,

@@ -77,18 +77,23 @@ def secured_config(
     db: Path,
     password: str | None = None,
 ) -> Path:
-    write_config(path, secured.bootstrap, "local", f'type = "sqlite"\npath = "{db}"', [table])
-    extra = secured.client_options(password)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("[kafka.extra]\n")
-        fh.writelines(f'"{k}" = "{v}"\n' for k, v in extra.items())
-        fh.write(
-            f'[aws]\nendpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
-            f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-            "lease_duration_ms = 2000\n"
-            "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
-        )
-    return path
+    return write_config(
+        path,
+        secured.bootstrap,
+        "local",
+        {"type": "sqlite", "path": db},
+        [table],
+        sections={
+            "kafka": {"extra": secured.client_options(password)},
+            "aws": {"endpoint_url": endpoint, "region": "us-east-1"},
+            "stream": {
+                "lease_table": lease_table,
+                "poll_interval_ms": 50,
+                "lease_duration_ms": 2000,
+            },
+            "backfill": {"skew_margin_s": 0, "segments": 2},
+        },
+    )
 
 
 def run_cli(command: str, config: Path, env: dict[str, str], *extra: str) -> tuple[int, str, float]:

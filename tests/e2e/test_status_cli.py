@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 
 from bridge import attrs
+from bridge.config_file import write_config
 from connectors.dynamodb.capture import read_capture, record_data_loss
 from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess
@@ -37,24 +38,39 @@ def _config(
     table: str,
     lease_table: str,
     db: Path,
-    table_extra: str = "",
-    targets_extra: str = "",
+    table_extra: dict[str, Any] | None = None,
+    targets_extra: dict[str, Any] | None = None,
 ) -> Path:
-    path.write_text(
-        f'[aws]\nendpoint_url = "{endpoint}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 2\nreplication_factor = 1\n'
-        "linger_ms = 5\n\n"
-        f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
-        f'range_key_type = "N"\n{table_extra}\n'
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        "lease_duration_ms = 2000\n\n"
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 200\nbatch_window_ms = 50\n'
-        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n\n{targets_extra}',
-        encoding="utf-8",
+    return write_config(
+        path,
+        aws={"endpoint_url": endpoint},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "partitions": 2,
+            "replication_factor": 1,
+            "linger_ms": 5,
+        },
+        tables=[
+            {
+                "name": table,
+                "hash_key": "pk",
+                "range_key": "sk",
+                "range_key_type": "N",
+                **(table_extra or {}),
+            }
+        ],
+        stream={"lease_table": lease_table, "poll_interval_ms": 50, "lease_duration_ms": 2000},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={
+            "target": "local",
+            "batch_size": 200,
+            "batch_window_ms": 50,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "commit_interval_ms": 200,
+        },
+        targets={"local": {"type": "sqlite", "path": db}, **(targets_extra or {})},
     )
-    return path
 
 
 class Status:
@@ -275,8 +291,8 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
         table,
         lease_table,
         tmp_path / "target.db",
-        table_extra="stream_only = true\nitem_lifetime_s = 20\n",
-        targets_extra=f'[targets.pg]\ntype = "postgres"\ndsn = "{pg_dsn}"\n',
+        table_extra={"stream_only": True, "item_lifetime_s": 20},
+        targets_extra={"pg": {"type": "postgres", "dsn": pg_dsn}},
     )
     status = Status(config, env)
 

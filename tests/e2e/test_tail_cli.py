@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bridge.config_file import write_config
 from bridge.event import Op
 from bridge.schema_registry import make_codec
 from bridge.settings import KafkaSettings
@@ -32,10 +33,10 @@ def env_for() -> dict[str, str]:
 
 
 def config_file(tmp_path: Path, bootstrap: str, registry_url: str | None = None) -> Path:
-    path = tmp_path / "bridge.toml"
-    registry = f'schema_registry_url = "{registry_url}"\n' if registry_url else ""
-    path.write_text(f'[kafka]\nbootstrap_servers = "{bootstrap}"\n{registry}', encoding="utf-8")
-    return path
+    registry = {"schema_registry_url": registry_url} if registry_url else {}
+    return write_config(
+        tmp_path / "bridge.toml", kafka={"bootstrap_servers": bootstrap, **registry}
+    )
 
 
 def run_tail(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -43,7 +43,7 @@ def test_redrive_by_offset_and_force(
     settings = apply_settings(kafka_bootstrap, "n", NullTarget(type="null"), [table])
     kafka = settings.kafka
     kafka = kafka.model_copy(update={"partitions": 1})
-    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", 'type = "null"', [table])
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", {"type": "null"}, [table])
     assert dlq_depth(kafka, table) == 0  # no DLQ topic yet: nothing waits
     missing = _cli(config, "list", "--table", table)
     assert missing.returncode == 2 and kafka.dlq_topic(table) in missing.stderr, missing
@@ -113,7 +113,7 @@ def test_show_decodes_both_framings(
     table = unique_name("dlqfr").replace("-", "_")
     settings = apply_settings(kafka_bootstrap, "n", NullTarget(type="null"), [table])
     kafka = settings.kafka.model_copy(update={"partitions": 1})
-    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", 'type = "null"', [table])
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", {"type": "null"}, [table])
     ensure_topics(kafka, [table])
     with registry_double() as (url, _state):
         monkeypatch.setenv("DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_URL", url)

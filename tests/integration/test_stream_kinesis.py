@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError
 
 from bridge.avro_codec import EventCodec
+from bridge.config_file import write_config as write_settings_file
 from bridge.errors import ConfigError
 from bridge.event import ChangeEvent
 from bridge.metrics import REGISTRY
@@ -383,10 +384,10 @@ def test_missing_stream_name_and_missing_stream_are_config_errors(
 def test_cli_exits_with_the_config_error_code_without_a_stream_name(
     dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[[tables]]\nname = "{unique_name("t")}"\n\n[stream]\ntransport = "kinesis"\n',
-        encoding="utf-8",
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        tables=[{"name": unique_name("t")}],
+        stream={"transport": "kinesis"},
     )
     proc = subprocess.run(
         [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config)],
