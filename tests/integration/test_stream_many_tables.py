@@ -60,9 +60,13 @@ def test_one_stream_process_serves_thirty_tables_on_a_bounded_pool(
 ) -> None:
     tables = [unique_name(f"many{i:02d}") for i in range(30)]
     arns = {t: create_stream_table(ddb_client, t) for t in tables}
-    config = write_config(tmp_path / "bridge.toml", tables, unique_name("leases"), 4000)
-    with config.open("a", encoding="utf-8") as f:  # [stream] is the file's last section
-        f.write("max_concurrent_requests = 3\nidle_poll_max_ms = 1000\n")
+    config = write_config(
+        tmp_path / "bridge.toml",
+        tables,
+        unique_name("leases"),
+        4000,
+        stream={"max_concurrent_requests": 3, "idle_poll_max_ms": 1000},
+    )
     port = free_port()
     log_path = tmp_path / "stream.log"
     proc = launch_stream(
