@@ -28,6 +28,7 @@ from confluent_kafka import Producer
 from benchmarks.broker import bench_broker
 from bridge import attrs
 from bridge.avro_codec import EventCodec
+from bridge.config_file import write_config
 from bridge.event import ChangeEvent, Origin
 from bridge.publisher import ensure_topics, producer_config
 from bridge.settings import KafkaSettings
@@ -166,13 +167,14 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         for n in sorted({args.small, args.items} - {0}):
             table = services.unique("bench")
-            config.write_text(
-                f'[aws]\nendpoint_url = "{endpoint}"\n'
-                f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\n'
-                "replication_factor = 1\n"
-                f'[stream]\nlease_table = "{services.unique("leases")}"\n'
-                f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
-                'range_key_type = "N"\n'
+            write_config(
+                config,
+                aws={"endpoint_url": endpoint},
+                kafka={"bootstrap_servers": bootstrap, "partitions": 4, "replication_factor": 1},
+                stream={"lease_table": services.unique("leases")},
+                tables=[
+                    {"name": table, "hash_key": "pk", "range_key": "sk", "range_key_type": "N"}
+                ],
             )
             t0 = time.perf_counter()
             folder = build_export(Path(tmp, table), partitions(n, args.files), compresslevel=1)
