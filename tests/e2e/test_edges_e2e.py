@@ -32,7 +32,8 @@ from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from tests.apply_harness import ApplyProcess
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -229,7 +230,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
                 for group in ("ddb-bridge.apply.local", "ddb-bridge.apply.pg")
             )
 
-        wait_for(caught_up, 180, "every stream record in Kafka and applied by both targets")
+        wait_until(caught_up, 180, "every stream record in Kafka and applied by both targets")
         for applier in appliers:
             assert "Traceback" not in applier.output, applier.output
 

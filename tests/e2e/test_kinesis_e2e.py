@@ -39,7 +39,8 @@ from tests.kinesis_stream_helpers import (
     put_changes,
 )
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -146,7 +147,7 @@ def test_kinesis_records_stream_apply_verify(
             return code == 0 and output.rstrip().endswith("0 differences")
 
         try:
-            wait_for(target_equals_source, 180, "verify to report 0 differences")
+            wait_until(target_equals_source, 180, "verify to report 0 differences")
         except AssertionError as exc:
             raise AssertionError(f"{verified}\n{applier.output[-2000:]}") from exc
         assert "Traceback" not in applier.output, applier.output

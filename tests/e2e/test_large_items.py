@@ -28,10 +28,10 @@ from tests.stream_helpers import (
     launch_stream,
     read_stream,
     stop_process,
-    wait_for,
     wait_log,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def test_a_390_kb_item_modified_goes_through_stream_and_apply_into_sqlite(
     try:
         wait_log(log_path, "stream started", stream)
         last = records[-1]["dynamodb"]["SequenceNumber"]
-        wait_for(lambda: checkpoint() == last, 60, "the MODIFY to be acknowledged")
+        wait_until(lambda: checkpoint() == last, 60, "the MODIFY to be acknowledged")
         assert stop_process(stream, signal.SIGTERM) == 0, log_path.read_text()
     finally:
         if stream.poll() is None:

@@ -21,9 +21,9 @@ from tests.stream_helpers import (
     create_stream_table,
     launch_stream,
     stop_process,
-    wait_for,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -74,10 +74,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         wait_health(stream_port, 200, stream)
         put_items(ddb_client, table, 0, 40)
         published = "ddb_bridge_stream_records_published_total"
-        wait_for(
+        wait_until(
             lambda: (sample(stream_port, published, table=table) or 0) >= 40,
-            timeout_s=60,
-            what="the stream's published counter to reach 40",
+            60,
+            "the stream's published counter to reach 40",
         )
         held = sample(stream_port, "ddb_bridge_stream_leases_held", table=table)
         assert held is not None and held >= 1
@@ -96,10 +96,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         )
         applied = "ddb_bridge_apply_events_total"
         labels = {"table": table, "target": "lite"}
-        wait_for(
+        wait_until(
             lambda: (sample(apply_port, applied, **labels) or 0) >= 40,
-            timeout_s=90,
-            what="apply's applied counter to reach 40",
+            90,
+            "apply's applied counter to reach 40",
         )
         first_lag = sample(apply_port, "ddb_bridge_apply_lag_seconds", **labels)
         assert first_lag is not None and first_lag >= 3, first_lag
@@ -108,10 +108,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         assert wait_health(apply_port, 200, apply)["status"] == "ok"
 
         put_items(ddb_client, table, 40, 10)
-        wait_for(
+        wait_until(
             lambda: (sample(apply_port, applied, **labels) or 0) >= 50,
-            timeout_s=60,
-            what="apply's applied counter to reach 50",
+            60,
+            "apply's applied counter to reach 50",
         )
         last_lag = sample(apply_port, "ddb_bridge_apply_lag_seconds", **labels)
         assert last_lag is not None and last_lag < first_lag, (first_lag, last_lag)
@@ -146,10 +146,10 @@ def test_healthz_is_503_while_kafka_is_unreachable_and_a_taken_port_is_refused(
         assert body["status"] == "unavailable"
         assert "Kafka unreachable" in body["reason"] or "starting" in body["reason"], body
         # Kafka stays unreachable: the reason settles on it, never on 200.
-        wait_for(
+        wait_until(
             lambda: "Kafka unreachable" in healthz(port)[1].get("reason", ""),
-            timeout_s=20,
-            what="/healthz to name Kafka",
+            20,
+            "/healthz to name Kafka",
         )
         second = subprocess.run(
             [

@@ -27,7 +27,8 @@ from tests.backfill_helpers import create_table, write_items
 from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -157,7 +158,7 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
                     for k, item in zip(expected, got, strict=True)
                 )
 
-            wait_for(target_equals_source, 120, f"the target to equal the source\n{apply.output}")
+            wait_until(target_equals_source, 120, f"the target to equal the source\n{apply.output}")
             reader.close()
             assert apply.terminate() == 0, apply.output
             apply = None

@@ -37,9 +37,9 @@ from tests.stream_helpers import (
     launch_stream,
     read_stream,
     stop_process,
-    wait_for,
     wait_log,
 )
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -154,7 +154,7 @@ def test_stream_backfill_and_apply_through_sasl_ssl(
             found = leases.list({arn})
             return found[0].checkpoint if found else None
 
-        wait_for(lambda: checkpoint() == last_seq, 90, "stream to checkpoint the last record")
+        wait_until(lambda: checkpoint() == last_seq, 90, "stream to checkpoint the last record")
         assert stop_process(stream, signal.SIGTERM) == 0, log_path.read_text()
     finally:
         if stream.poll() is None:

@@ -26,7 +26,8 @@ from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess
 from tests.backfill_helpers import create_table, write_items
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for
+from tests.stream_helpers import cli_env, launch_stream, stop_process
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -158,7 +159,7 @@ def test_status_follows_a_pipeline_to_ready_and_flags_dlq_lag_and_data_loss(
     stream = launch_stream(config, env, tmp_path / "stream.log")
     apply: ApplyProcess | None = None
     try:
-        wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
+        wait_until(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         time.sleep(1.1)  # the back-fill's T - margin (0 s) must follow the capture start
         assert (
             main(
@@ -303,7 +304,7 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
     apply = None
     try:
         arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
+        wait_until(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(5)], 1)
         apply = ApplyProcess(config, "--target", "pg", "--create-schema")
         apply.wait_joined()

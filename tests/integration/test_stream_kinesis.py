@@ -41,14 +41,8 @@ from tests.kinesis_stream_helpers import (
     put_changes,
     write_kinesis_config,
 )
-from tests.stream_helpers import (
-    cli_env,
-    launch_stream,
-    running,
-    stop_process,
-    wait_for,
-    wait_log,
-)
+from tests.stream_helpers import cli_env, launch_stream, running, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +121,7 @@ def test_records_reach_kafka_with_keys_and_versions_ms_and_us(
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(
+        wait_until(
             lambda: [lease.checkpoint for lease in leases.list({arn})] == [seqs[-1]],
             30,
             "the checkpoint at the last record",
@@ -185,7 +179,11 @@ def test_duplicates_and_late_older_changes_lose_by_version(
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]],
+            30,
+            "the checkpoint at the last record",
+        )
     assert outcome.get("code") == 0, outcome
     events = read_events(kafka_bootstrap, settings.kafka.changes_topic(table), 4)
     assert [value_of(e) for e in events] == ["old", "new", "new", "older-late"]  # arrival
@@ -236,7 +234,11 @@ def test_reshards_read_parents_before_children(
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
         first = wave("w1")
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [first[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [first[-1]],
+            30,
+            "the checkpoint at the first batch's last record",
+        )
         wave("w2")  # split while these are (partly) unread
         shard0 = kinesis.list_shards(StreamName=name)["Shards"][0]
         middle = str(int(shard0["HashKeyRange"]["EndingHashKey"]) // 2)
@@ -270,7 +272,7 @@ def test_reshards_read_parents_before_children(
                 and all(found[s].owner == "solo" for s in still_open)
             )
 
-        wait_for(all_read, 60, "every closed shard at SHARD_END, the open ones taken")
+        wait_until(all_read, 60, "every closed shard at SHARD_END, the open ones taken")
     assert outcome.get("code") == 0, outcome
     found = {le.shard_id: le for le in leases.list({arn})}
     merged = [s for s in listed if s.get("AdjacentParentShardId")]
@@ -342,12 +344,16 @@ def test_latest_starts_at_a_timestamp_without_reading_the_shard(
         assert worker.started.wait(30), outcome
         (lease,) = leases.list({arn})
         assert lease.checkpoint.startswith("AT_TIMESTAMP:"), lease.checkpoint
-        wait_for(lambda: bool(iterator_types), 10, "the shard's first iterator")
+        wait_until(lambda: bool(iterator_types), 10, "the shard's first iterator")
         # Never read from the start to find the tip.
         assert set(iterator_types) == {"AT_TIMESTAMP"}, iterator_types
         after = [change("new", BASE_US + 1_000 + i, f"new{i}") for i in range(3)]
         seqs = put_changes(kinesis, name, table, after)
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]],
+            30,
+            "the checkpoint at the last record",
+        )
     assert outcome.get("code") == 0, outcome
     events = read_events(kafka_bootstrap, settings.kafka.changes_topic(table), 3)
     assert sorted(value_of(e) or "" for e in events) == ["new0", "new1", "new2"]
@@ -435,8 +441,8 @@ def test_cli_sigkill_and_restart_resume_from_checkpoint(
     try:
         wait_log(log_path, "stream started", first)
         thread.start()
-        wait_for(lambda: len(puts) >= 500, 120, "500 puts")
-        wait_for(
+        wait_until(lambda: len(puts) >= 500, 120, "500 puts")
+        wait_until(
             lambda: any(le.checkpoint.isdigit() for le in leases.list({arn})),
             30,
             "a first checkpoint",
@@ -459,7 +465,7 @@ def test_cli_sigkill_and_restart_resume_from_checkpoint(
             records = kinesis.get_records(ShardIterator=it, Limit=10_000)["Records"]
             tips[shard_id] = records[-1]["SequenceNumber"] if records else "TRIM_HORIZON"
         try:
-            wait_for(
+            wait_until(
                 lambda: {le.shard_id: le.checkpoint for le in leases.list({arn})} == tips,
                 90,
                 "the restarted daemon to catch up",
