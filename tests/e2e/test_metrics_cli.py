@@ -23,6 +23,7 @@ from tests.stream_helpers import (
     stop_process,
     write_config,
 )
+from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -151,22 +152,7 @@ def test_healthz_is_503_while_kafka_is_unreachable_and_a_taken_port_is_refused(
             20,
             "/healthz to name Kafka",
         )
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "stream",
-                "--config",
-                str(config),
-                "--metrics-port",
-                str(port),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = run_bridge("stream", config, "--metrics-port", str(port), env=env, timeout_s=60)
         assert second.returncode == 2, second.stderr
         assert f"cannot serve metrics on 127.0.0.1:{port}" in second.stderr
         assert "--metrics-port" in second.stderr

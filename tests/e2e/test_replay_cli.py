@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +45,7 @@ from tests.replay_helpers import (
 )
 from tests.samples import sample_item
 from tests.stream_helpers import cli_env
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -355,10 +354,7 @@ def test_replay_to_earliest_repairs_a_damaged_target_until_verify_finds_no_diffe
     topic, group = kafka.changes_topic(table), group_id("local")
 
     def cli(*args: str) -> tuple[int, str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        proc = run_bridge(args, config, env=env, timeout_s=300)
         return proc.returncode, proc.stdout + proc.stderr
 
     code, output = cli(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,28 +11,14 @@ from typing import Any
 import pytest
 
 from bridge.config_file import write_config
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.e2e
 
 
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "schema",
-            "cql",
-            "--config",
-            str(config),
-            *args,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bridge("schema cql", config, *args, env=env, timeout_s=60)
 
 
 def test_declared_key_schema_typed_columns_and_ttl(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ requires basic auth; the credentials reach the CLI only through the environment.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double
 from tests.samples import sample_item
 from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -102,24 +101,16 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
         try:
             wait_log(log_path, "stream started", stream)
             time.sleep(1.2)  # the back-fill's T - margin must follow the capture start
-            backfill = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "ddb_bridge.cli.main",
-                    "backfill",
-                    "--config",
-                    str(config),
-                    "--table",
-                    table,
-                    "--from",
-                    "scan",
-                    "--no-progress",
-                ],
+            backfill = run_bridge(
+                "backfill",
+                config,
+                "--table",
+                table,
+                "--from",
+                "scan",
+                "--no-progress",
                 env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
+                timeout_s=180,
             )
             assert backfill.returncode == 0, backfill.stdout + backfill.stderr
             # Changed while both run: the stream carries these.

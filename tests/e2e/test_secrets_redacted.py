@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from bridge.config_file import write_config
 from tests.backfill_helpers import create_table
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.e2e
 
@@ -105,15 +105,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def cli(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
-        # Metrics off unless a test asks: the daemons' default port is fixed, and another
-        # pytest worker's daemon may hold it.
-        env=clean_env(**{"DDB_BRIDGE__METRICS__PORT": "0", **env}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # Metrics off unless a test asks: the daemons' default port is fixed, and another
+    # pytest worker's daemon may hold it.
+    env = clean_env(**{"DDB_BRIDGE__METRICS__PORT": "0", **env})
+    return run_bridge(args, config, env=env, timeout_s=120)
 
 
 @pytest.mark.parametrize("setting", sorted(SECRET_SETTINGS))

@@ -10,8 +10,6 @@ shows and needs attention.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from tests.apply_harness import ApplyProcess
 from tests.backfill_helpers import create_table, write_items
 from tests.samples import sample_item
 from tests.stream_helpers import cli_env, launch_stream, stop_process
+from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -81,24 +80,8 @@ class Status:
         self.config, self.env = config, env
 
     def __call__(self, *extra: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "status",
-                "--config",
-                str(self.config),
-                "--json",
-                "--sample-s",
-                "0",
-                *extra,
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        proc = run_bridge(
+            "status", self.config, "--json", "--sample-s", "0", *extra, env=self.env, timeout_s=120
         )
         assert proc.returncode in (0, 1) and proc.stdout.startswith("{"), proc.stderr
         return proc.returncode, json.loads(proc.stdout)
@@ -205,23 +188,7 @@ def test_status_follows_a_pipeline_to_ready_and_flags_dlq_lag_and_data_loss(
         assert (verify["differences"], verify["source_items"]) == (0, 40)
         assert _target(report)["verdict"] == {"ready": True, "missing": []}
         # The same report for people: the verdict in words.
-        human = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "status",
-                "--config",
-                str(config),
-                "--sample-s",
-                "0",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        human = run_bridge("status", config, "--sample-s", "0", env=env, timeout_s=120)
         assert human.returncode == 0, human.stderr
         assert "READY" in human.stdout and "NOT READY" not in human.stdout, human.stdout
 
@@ -341,41 +308,9 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
         lease_table,
         tmp_path / "target.db",
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "status",
-            "--config",
-            str(no_lifetime),
-            "--stream-only",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_bridge("status", no_lifetime, "--stream-only", "--json", env=env, timeout_s=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "item_lifetime_s" in proc.stderr
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "status",
-            "--config",
-            str(config),
-            "--table",
-            "nope",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_bridge("status", config, "--table", "nope", env=env, timeout_s=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "nope" in proc.stderr

@@ -5,8 +5,6 @@ suite (tests/chaos) restarts processes this way when one starts during a broker 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from bridge.config_file import write_config as write_settings_file
 from ddb_bridge.cli.helptext import EXIT_UNAVAILABLE
 from tests.apply_harness import ApplyProcess, write_config
 from tests.services import free_port
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e]
 
@@ -88,13 +87,7 @@ def test_kafka_down_is_said_once_within_the_connect_timeout_and_exits_75(
         "DDB_BRIDGE__METRICS__PORT": "0",
     }
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", *command, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = run_bridge(command, config, env=env, timeout_s=120)
     took = time.monotonic() - began
     out = done.stdout + done.stderr
     assert done.returncode == EXIT_UNAVAILABLE, out
@@ -115,13 +108,7 @@ def test_status_exits_75_when_aws_does_not_answer(kafka_bootstrap: str, tmp_path
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
     env |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "status", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
+    done = run_bridge("status", config, env=env, timeout_s=180)
     out = done.stdout + done.stderr
     assert done.returncode == EXIT_UNAVAILABLE, out
     assert "Traceback" not in out, out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,13 @@ from bridge.settings import NullTarget
 from tests.apply_harness import apply_settings, write_config
 from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.integration]
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "dlq", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(config.parent),
-    )
+    return run_bridge(("dlq", *args), config, timeout_s=120, cwd=config.parent)
 
 
 def test_redrive_by_offset_and_force(

@@ -8,8 +8,6 @@ resumes from its checkpoint."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -42,6 +40,7 @@ from tests.kinesis_stream_helpers import (
     write_kinesis_config,
 )
 from tests.stream_helpers import cli_env, launch_stream, running, stop_process, wait_log
+from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -395,12 +394,8 @@ def test_cli_exits_with_the_config_error_code_without_a_stream_name(
         tables=[{"name": unique_name("t")}],
         stream={"transport": "kinesis"},
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config)],
-        env=cli_env(dynamodb_endpoint, kafka_bootstrap),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = run_bridge(
+        "stream", config, env=cli_env(dynamodb_endpoint, kafka_bootstrap), timeout_s=60
     )
     assert proc.returncode == EXIT_CONFIG, proc.stderr
     assert "configuration error" in proc.stderr

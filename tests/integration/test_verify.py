@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.verification import verify_table
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 from tests.stream_helpers import create_stream_table
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.integration
 
@@ -98,23 +97,8 @@ def test_verify_finds_exactly_the_differences(
 
     # Through the CLI: exit 1, and the report names the item.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "verify",
-            "--table",
-            table,
-            "--config",
-            str(config),
-            "--recheck-delay-s",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    cli = run_bridge(
+        "verify", config, "--table", table, "--recheck-delay-s", "0", timeout_s=120, env=env
     )
     assert cli.returncode == 1, cli.stderr
     assert "3 differences" in cli.stdout

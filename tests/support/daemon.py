@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -24,9 +24,12 @@ CLI = (sys.executable, "-m", "ddb_bridge.cli.main")
 LOG_TAIL = 3000  # characters of log a failure message carries
 
 
-def bridge_argv(command: str, config: Path | None, *args: str) -> list[str]:
-    """The command line: `ddb-bridge COMMAND... [--config CONFIG] ARGS...`."""
-    words = command.split()
+def bridge_argv(command: str | Sequence[str], config: Path | None, *args: str) -> list[str]:
+    """The command line: `ddb-bridge COMMAND... [--config CONFIG] ARGS...`.
+
+    `command` is its words: "dlq list", or a list of them.
+    """
+    words = command.split() if isinstance(command, str) else list(command)
     return [*CLI, *words, *(("--config", str(config)) if config is not None else ()), *args]
 
 
@@ -37,18 +40,22 @@ def bridge_env(env: Mapping[str, str] | None = None, **extra: str) -> dict[str, 
 
 
 def run_bridge(
-    command: str,
+    command: str | Sequence[str],
     config: Path | None,
     *args: str,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
+    cwd: str | os.PathLike[str] | None = None,
     timeout_s: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a one-shot command to its end; its exit code, stdout and stderr (text)."""
+    """Run a one-shot command to its end; its exit code, stdout and stderr (text).
+
+    It runs in this process's directory unless `cwd` is given (a config's relative paths,
+    e.g. a SQLite file, resolve against it).
+    """
     return subprocess.run(
         bridge_argv(command, config, *args),
         env=bridge_env(env),
-        cwd=str(cwd if cwd is not None else config.parent if config is not None else Path.cwd()),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -72,7 +79,7 @@ class BridgeDaemon:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         ready: str | None = None,
-        cwd: Path | None = None,
+        cwd: str | os.PathLike[str] | None = None,
     ) -> None:
         self.command = command
         self.ready = ready
@@ -85,7 +92,7 @@ class BridgeDaemon:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=bridge_env(env),
-            cwd=str(cwd or config.parent),
+            cwd=cwd if cwd is not None else config.parent,
         )
 
     @property
