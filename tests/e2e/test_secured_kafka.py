@@ -10,8 +10,6 @@ stays plaintext); the tests read the topic back through its plaintext listener."
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -39,6 +37,7 @@ from tests.stream_helpers import (
     stop_process,
     wait_log,
 )
+from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -98,14 +97,7 @@ def secured_config(
 
 def run_cli(command: str, config: Path, env: dict[str, str], *extra: str) -> tuple[int, str, float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", command, "--config", str(config), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_bridge(command, config, *extra, env=env, timeout_s=120)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 

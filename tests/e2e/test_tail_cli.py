@@ -20,6 +20,7 @@ from bridge.schema_registry import make_codec
 from bridge.settings import KafkaSettings
 from tests.consumer_helpers import as_json, change, kafka_for, publish
 from tests.registry_double import registry_double
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -40,13 +41,7 @@ def config_file(tmp_path: Path, bootstrap: str, registry_url: str | None = None)
 
 
 def run_tail(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "--config", str(config), *args],
-        env=env_for(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_bridge("tail", config, *args, env=env_for(), timeout_s=timeout)
 
 
 def start_tail(config: Path, err: Path, *args: str) -> subprocess.Popen[str]:
