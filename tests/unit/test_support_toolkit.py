@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config_file import write_config
+from tests.support.config_sections import merged
 from tests.support.daemon import BridgeDaemon, run_bridge
 from tests.support.wait import wait_until
 
@@ -41,3 +42,14 @@ def test_a_daemon_that_exits_fails_the_wait_with_its_code_and_log(tmp_path: Path
         daemon.wait_ready(timeout_s=60)
     assert daemon.wait() == 2  # EXIT_CONFIG
     assert daemon.log_path.exists() and "no_such_key" in daemon.output
+
+
+def test_merged_sections_keep_the_base_keys_a_test_does_not_change() -> None:
+    base = {"kafka": {"bootstrap_servers": "b:1", "partitions": 3}, "tables": [{"name": "a"}]}
+    out = merged(base, kafka={"partitions": 1}, tables=[{"name": "b"}], apply={"target": "x"})
+    assert out == {
+        "kafka": {"bootstrap_servers": "b:1", "partitions": 1},
+        "tables": [{"name": "b"}],
+        "apply": {"target": "x"},
+    }
+    assert base["kafka"] == {"bootstrap_servers": "b:1", "partitions": 3}  # not changed
