@@ -25,11 +25,12 @@ from confluent_kafka import Consumer, KafkaError
 
 from bridge.apply.app import ApplyWorker
 from bridge.apply.processor import BATCH_SECONDS, BatchResult
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Origin
-from bridge.metrics import REGISTRY
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import (
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model.event import ChangeEvent, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import (
     ApplySettings,
     KafkaSettings,
     NullTarget,
@@ -37,7 +38,6 @@ from bridge.settings import (
     Settings,
     SqliteTarget,
 )
-from bridge.sink import TableSpec
 from ddb_bridge.registry import sink_class
 
 

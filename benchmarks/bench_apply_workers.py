@@ -29,7 +29,8 @@ from typing import Any
 
 from benchmarks.bench_apply import produce
 from benchmarks.procfs import CpuWatch, cpu_line, postmaster_pid
-from bridge.settings import (
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import (
     ApplySettings,
     KafkaSettings,
     NullTarget,
@@ -37,7 +38,6 @@ from bridge.settings import (
     Settings,
     SqliteTarget,
 )
-from bridge.sink import TableSpec
 
 PARTITIONS = 4
 

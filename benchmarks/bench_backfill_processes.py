@@ -30,8 +30,8 @@ from benchmarks.bench_export import bench_item, partitions
 from benchmarks.broker import bench_broker
 from benchmarks.procfs import CpuWatch, cpu_line, median_shares
 from benchmarks.report import Results
-from bridge import attrs
-from bridge.config_file import write_config
+from bridge.model import attrs
+from bridge.runtime.config_file import write_config
 from tests import services
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export

@@ -26,12 +26,12 @@ from typing import Any
 from confluent_kafka import Producer
 
 from benchmarks.broker import bench_broker
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.config_file import write_config
-from bridge.event import ChangeEvent, Origin
-from bridge.publisher import ensure_topics, producer_config
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import ensure_topics, producer_config
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export
 

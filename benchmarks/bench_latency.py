@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
-    from bridge.config_file import write_config
     from bridge.consumer import consumer_config
-    from bridge.publisher import ensure_topics
-    from bridge.schema_registry import make_codec
-    from bridge.settings import load_settings
+    from bridge.kafka.publisher import ensure_topics
+    from bridge.kafka.schema_registry import make_codec
+    from bridge.runtime.config_file import write_config
+    from bridge.runtime.settings import load_settings
     from ddb_bridge.demo import services
 
     results = Results(args.name)

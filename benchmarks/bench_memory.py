@@ -45,9 +45,9 @@ from benchmarks.fake_dynamodb import FakeDynamoDB, ScanData, StreamData, fake_dy
 from benchmarks.memory_curve import RssSampler, Sample, flatness, growth_mb_per_100k, peak, rss_at
 from benchmarks.report import Results
 from bridge.apply.app import group_id
-from bridge.config_file import write_config as write_settings_file
-from bridge.kafka_reads import reader_consumer, watermarks
-from bridge.settings import KafkaSettings
+from bridge.kafka.reads import reader_consumer, watermarks
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import KafkaSettings
 from tests import services
 from tests.export_layout import build_export
 from tests.stream_helpers import create_stream_table

@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Origin
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.settings import KafkaSettings
 
 
 def make_items(n: int) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ class _NoCheckpoints:
 def stream_events(table: str, pages: list[bytes]) -> Iterator[ChangeEvent]:
     """The events the stream path makes of `pages` (for the pre-encoded baseline), one at a
     time: all of them at once would hold ~10 KB of Python objects per record."""
-    from bridge.versioning import StreamVersioner
+    from bridge.model.versioning import StreamVersioner
 
     versioner = StreamVersioner(0)
     for body in pages:
@@ -152,8 +152,8 @@ def run_stream_boto3(publisher: Publisher, table: str, pages: list[bytes]) -> fl
     import botocore.session
     from botocore.parsers import create_parser
 
-    from bridge.acks import AckTracker
-    from bridge.versioning import StreamVersioner
+    from bridge.model.acks import AckTracker
+    from bridge.model.versioning import StreamVersioner
 
     shape = (
         botocore.session.get_session()

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import Results
-from bridge import attrs
-from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Origin
-from bridge.settings import PostgresTarget, SqliteTarget
-from bridge.sink import TableSpec
+from bridge.codec.avro import EventCodec
+from bridge.dlq.writer import RawRecord
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from tests.samples import sample_item

@@ -76,7 +76,7 @@ def create_tables(endpoint: str, names: list[str]) -> float:
 
 
 def write_config(path: Path, tables: list[str], lease_table: str, args: Any) -> None:
-    from bridge.config_file import write_config as write_settings_file
+    from bridge.runtime.config_file import write_config as write_settings_file
 
     stream = {
         "lease_table": lease_table,
@@ -162,7 +162,7 @@ def arrived(bootstrap: str, topics: list[str], expected: set[tuple[str, str]]) -
     """How many of the expected (table, pk) writes are in Kafka (reads for up to 120 s)."""
     from confluent_kafka import Consumer, KafkaError
 
-    from bridge.avro_codec import EventCodec
+    from bridge.codec.avro import EventCodec
 
     codec = EventCodec()
     consumer = Consumer(
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.broker import bench_broker
     from benchmarks.report import Results
-    from bridge.settings import KafkaSettings
+    from bridge.runtime.settings import KafkaSettings
     from ddb_bridge.demo import services
 
     results = Results("stream_tables")

@@ -11,7 +11,7 @@ exit 0, and its duration is recorded.
 
 What is sampled every `--sample-s` seconds: RSS, open file descriptors and threads of
 `stream`, `apply`, the running back-fill, moto and the broker (/proc); apply's lag (committed
-offsets of its group against what the topic holds, `bridge.lag`); the stream's lag (changes
+offsets of its group against what the topic holds, `bridge.kafka.lag`); the stream's lag (changes
 the writer made, counting a delete only when it removed an item, minus stream events in
 Kafka); and the writer's mean DynamoDB call time (moto keeps every stream record in memory:
 this shows whether moto slows down over the run, which would distort the lags).
@@ -123,7 +123,7 @@ class SteadyWriter(threading.Thread):
 
     def step(self) -> int:
         """One call; the number of stream records it made."""
-        from bridge import attrs
+        from bridge.model import attrs
         from ddb_bridge.demo.workload import demo_item
 
         i = self.rng.randrange(self.key_space)
@@ -275,15 +275,15 @@ def find_child(pattern: str) -> int | None:
 
 
 def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
-    from bridge import lag
     from bridge.apply.app import group_id
-    from bridge.config_file import write_config
-    from bridge.errors import BridgeError
-    from bridge.event import Origin
-    from bridge.kafka_reads import OffsetFetcher, reader
-    from bridge.publisher import ensure_topics
-    from bridge.schema_registry import make_codec
-    from bridge.settings import load_settings
+    from bridge.kafka import lag
+    from bridge.kafka.publisher import ensure_topics
+    from bridge.kafka.reads import OffsetFetcher, reader
+    from bridge.kafka.schema_registry import make_codec
+    from bridge.model.errors import BridgeError
+    from bridge.model.event import Origin
+    from bridge.runtime.config_file import write_config
+    from bridge.runtime.settings import load_settings
     from connectors.dynamodb import aws
     from connectors.dynamodb.capture import read_capture
     from ddb_bridge.demo.services import moto_server
@@ -357,7 +357,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
         group = group_id(TARGET)
         # Partition ends from the broker's watermarks on Apache Kafka (exact, whatever this
         # process's tail has read so far); from the tail on Tansu, whose watermarks are wrong
-        # (bridge.lag).
+        # (bridge.kafka.lag).
         on_tansu = "Tansu" in ((opts.results and opts.results.broker) or "")
 
         def apply_lag() -> int | None:

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import ConfigError, TransientError
-from bridge.settings import AwsSettings
+from bridge.model.errors import ConfigError, TransientError
+from bridge.runtime.settings import AwsSettings
 from connectors.dynamodb.aws import client, error_code, translate
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bridge import logs
-from bridge.errors import BridgeError, ConfigError
-from bridge.publisher import Publisher, ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import Settings, load_settings
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.errors import BridgeError, ConfigError
+from bridge.runtime import logs
+from bridge.runtime.settings import Settings, load_settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
 from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 
 SINKS: dict[str, str] = {
     "sqlite": "connectors.sinks.sqlite:SqliteSink",

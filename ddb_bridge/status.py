@@ -1,6 +1,6 @@
 """Gather the whole migration status once: the one function `ddb-bridge status` (and a
 dashboard) calls. It wires the DynamoDB side (`connectors.sources.migration_state`) to the
-Kafka side (`bridge.kafka_status`) and draws the verdicts (`bridge.status_report`).
+Kafka side (`bridge.status.kafka`) and draws the verdicts (`bridge.status.report`).
 """
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from bridge import kafka_durability
 from bridge.apply.app import group_id
-from bridge.dlq_topic import dlq_depth
-from bridge.errors import ConfigError
-from bridge.kafka_status import group_statuses
-from bridge.publisher import admin_config
-from bridge.settings import Settings
-from bridge.status_report import (
+from bridge.dlq.topic import dlq_depth
+from bridge.kafka import durability as kafka_durability
+from bridge.kafka.publisher import admin_config
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import Settings
+from bridge.status.kafka import group_statuses
+from bridge.status.report import (
     DurabilityStatus,
     StatusReport,
     TableStatus,

@@ -2,7 +2,7 @@
 reader (source side) and the configured sink (target side).
 
 Used by `ddb-bridge verify` and by the demo; it lives in the composition root because it
-names connectors, which the core (`bridge.verify`) must not.
+names connectors, which the core (`bridge.verify.passes`) must not.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import logging
 import time
 from typing import Any
 
-from bridge.settings import Settings
-from bridge.status_report import VerifyOutcome
-from bridge.verify import Verifier, VerifyReport
+from bridge.runtime.settings import Settings
+from bridge.status.report import VerifyOutcome
+from bridge.verify.passes import Verifier, VerifyReport
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@
 prints, each time a count changes, `MINUTE TABLE COUNT` (`2026-12-01T10:00Z orders 17`).
 
 The change topics hold Avro, so the topic is declared with raw bytes (`value_serializer=
-"raw"`) and each value is decoded with the bridge's codec (`bridge.avro_codec.EventCodec`,
-or `bridge.schema_registry.registry_codec(url)` when the bridge runs with a Schema
+"raw"`) and each value is decoded with the bridge's codec (`bridge.codec.avro.EventCodec`,
+or `bridge.kafka.schema_registry.registry_codec(url)` when the bridge runs with a Schema
 Registry). The minute is the item's change time (the DynamoDB stream's
 ApproximateCreationDateTime), else the record's Kafka timestamp (back-filled snapshots).
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import faust
 
-from bridge.avro_codec import EventCodec
-from bridge.schema_registry import registry_codec
+from bridge.codec.avro import EventCodec
+from bridge.kafka.schema_registry import registry_codec
 
 
 def minute_of(ms: int) -> str:

@@ -4,9 +4,9 @@
         --group orders-printer [--from-beginning] [--registry-url http://registry:8081]
 
 What a consumer of your own needs from the bridge is its codec: every record of a change topic
-is one Avro-encoded `ChangeEvent` (`bridge.event`), in the single-object framing, or in the
+is one Avro-encoded `ChangeEvent` (`bridge.model.event`), in the single-object framing, or in the
 Confluent wire format when the bridge runs with a Schema Registry;
-`bridge.avro_codec.EventCodec().decode` reads the first, `bridge.schema_registry.registry_codec`
+`bridge.codec.avro.EventCodec().decode` reads the first, `bridge.kafka.schema_registry.registry_codec`
 both. The rest is plain Kafka: a consumer group of your own, the offset of each record stored
 only after it was handled (at least once: after a crash the group re-reads what was not yet
 handled; a re-read event has the same version, so handle events idempotently), errors
@@ -25,9 +25,9 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, Message
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import DecodeError
-from bridge.schema_registry import registry_codec
+from bridge.codec.avro import EventCodec
+from bridge.kafka.schema_registry import registry_codec
+from bridge.model.errors import DecodeError
 
 
 def main(argv: list[str] | None = None) -> int:

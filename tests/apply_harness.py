@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge import attrs
 from bridge.apply.app import ApplyWorker
-from bridge.attrs import Item
-from bridge.config_file import write_config as write_settings_file
-from bridge.errors import PermanentError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import ApplySettings, KafkaSettings, Settings, TargetSettings
-from bridge.sink import SinkCapabilities, TableSpec
-from bridge.versioning import backfill_version, rank, wins
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import PermanentError, TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.versioning import backfill_version, rank, wins
+from bridge.ports.sink import SinkCapabilities, TableSpec
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import ApplySettings, KafkaSettings, Settings, TargetSettings
 from tests.support.config_sections import merged
 from tests.support.daemon import BridgeDaemon
 
@@ -491,8 +491,8 @@ def assert_committed_offsets_are_written(
     """No committed offset passes an unwritten event: every record below its partition's
     committed offset is in the target at its version or a newer one. Returns how many records
     the committed offsets cover. `messages` are confluent-kafka messages of the topic(s)."""
-    from bridge.avro_codec import EventCodec
-    from bridge.lag import group_lag
+    from bridge.codec.avro import EventCodec
+    from bridge.kafka.lag import group_lag
 
     topics = sorted({m.topic() for m in messages})
     committed = {(p.topic, p.partition): p.committed for p in group_lag(kafka, group, topics)}

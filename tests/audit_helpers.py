@@ -14,11 +14,11 @@ from typing import Any
 
 import fastavro
 
-from bridge.avro_codec import EventCodec
-from bridge.config_file import write_config as write_settings_file
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
 from tests.support.config_sections import merged
 from tests.support.daemon import BridgeDaemon

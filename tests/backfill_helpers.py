@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent
-from bridge.settings import (
+from bridge.codec.avro import EventCodec
+from bridge.model.event import ChangeEvent
+from bridge.runtime.settings import (
     AwsSettings,
     BackfillSettings,
     KafkaSettings,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.settings import ScyllaTarget
+from bridge.runtime.settings import ScyllaTarget
 from ddb_bridge.demo.services import free_port, stop_process
 
 SERVICE_DIR = Path(__file__).parent / "services" / "cassandra"

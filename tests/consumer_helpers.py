@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings
 
 # 2026-12-01T10:00:00Z: change times in the tests are minutes after this.
 BASE_MS = 1_796_119_200_000

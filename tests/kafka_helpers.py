@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
-from bridge.kafka_limits import librdkafka_fetch_config
+from bridge.kafka.limits import librdkafka_fetch_config
 
 
 def consume_all(

@@ -15,8 +15,8 @@ from typing import Any
 
 import boto3
 
-from bridge.config_file import write_config
-from bridge.settings import Settings, StreamSettings
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import Settings, StreamSettings
 from tests.kinesis_records import MICROSECOND, kinesis_data
 from tests.stream_helpers import stream_settings
 

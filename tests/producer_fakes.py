@@ -26,8 +26,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent
+from bridge.codec.avro import EventCodec
+from bridge.model.event import ChangeEvent
 
 
 class FakeMessage:

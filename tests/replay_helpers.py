@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bridge import attrs
-from bridge.lag import PartitionLag, caught_up, group_lag
-from bridge.settings import KafkaSettings
+from bridge.kafka.lag import PartitionLag, caught_up, group_lag
+from bridge.model import attrs
+from bridge.runtime.settings import KafkaSettings
 from tests.apply_harness import ApplyProcess, History
 from tests.support.daemon import run_bridge
 

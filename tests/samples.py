@@ -46,6 +46,6 @@ def sample_item(i: int, pad: int = 120) -> dict[str, Any]:
 
 
 def to_boto_item(item: dict[str, Any]) -> dict[str, Any]:
-    from bridge import attrs
+    from bridge.model import attrs
 
     return attrs.to_boto(item)

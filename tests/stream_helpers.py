@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bridge.config_file import write_config as write_settings_file
-from bridge.settings import (
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import (
     AwsSettings,
     KafkaSettings,
     Settings,

@@ -42,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from bridge.apply.dlq import DeadLetterWriter, KafkaDeadLetters, RawRecord
 from bridge.apply.offsets import Partition, Passed, WrittenOffsets
 from bridge.apply.processor import (
     RETRIES,
@@ -51,13 +50,14 @@ from bridge.apply.processor import (
     BatchResult,
 )
 from bridge.apply.retry import Backoff, Stopper
-from bridge.errors import TargetError, TransientError, Unavailable
-from bridge.lag import CommittedBase, CommittedReader
-from bridge.metrics import APPLY_SKIPPED, ERRORS, REGISTRY
-from bridge.schema_registry import make_codec
-from bridge.settings import Settings
-from bridge.sink import Sink, TableSpec
-from bridge.skipped_offsets import SkippedRange
+from bridge.dlq.writer import DeadLetterWriter, KafkaDeadLetters, RawRecord
+from bridge.kafka.lag import CommittedBase, CommittedReader
+from bridge.kafka.schema_registry import make_codec
+from bridge.kafka.skipped_offsets import SkippedRange
+from bridge.model.errors import TargetError, TransientError, Unavailable
+from bridge.ports.sink import Sink, TableSpec
+from bridge.runtime.metrics import APPLY_SKIPPED, ERRORS, REGISTRY
+from bridge.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from bridge.apply.faust_group import FaustGroup

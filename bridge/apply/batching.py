@@ -1,7 +1,7 @@
 """Coalescing a batch to the newest version per key: pure logic, no Kafka, no sink.
 
 Why coalesce: a hot key updated many times inside one batch needs one write, not many; and
-since every sink keeps the winner by `bridge.versioning.rank` (the higher version; a delete
+since every sink keeps the winner by `bridge.model.versioning.rank` (the higher version; a delete
 wins a tie), dropping the losers of a key inside the batch cannot change the result — the
 sink would discard them anyway.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.event import ChangeEvent
-from bridge.versioning import rank
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import rank
 
 
 def coalesce(events: Iterable[ChangeEvent]) -> list[ChangeEvent]:

@@ -67,7 +67,7 @@ Faust's public API, checked against faust-streaming 0.15.3 (installed) and its m
     consumer thread class directly, with no setting or class attribute to choose another.
   - `AIOKafkaConsumerThread._commit` (replaced; it calls aiokafka's public `commit`): Faust's
     commits every offset with empty metadata, and apply's carry a note of skipped ranges
-    (bridge/skipped_offsets.py). It also keeps the fix for a rebalance during the write that
+    (bridge/kafka/skipped_offsets.py). It also keeps the fix for a rebalance during the write that
     took every partition of a commit: Faust filtered the offsets to the still-assigned
     partitions and handed aiokafka an empty commit, which aiokafka refuses with
     `ValueError({})`, and Faust crashed the consumer (`apply` exited 1 when a second worker
@@ -101,12 +101,12 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
 
-from bridge.apply.dlq import RawRecord
 from bridge.apply.kafka_auth import faust_credentials
 from bridge.apply.offsets import Passed
-from bridge.errors import Unavailable
-from bridge.kafka_limits import consumer_fetch_bytes
-from bridge.settings import ApplySettings, KafkaSettings
+from bridge.dlq.writer import RawRecord
+from bridge.kafka.limits import consumer_fetch_bytes
+from bridge.model.errors import Unavailable
+from bridge.runtime.settings import ApplySettings, KafkaSettings
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -256,7 +256,7 @@ class CommitThread(AIOKafkaConsumerThread):
     async def _commit(self, offsets: Any) -> bool:
         """Commit `offsets` ({TP: OffsetAndMetadata}, from `FaustGroup.commit`) with their
         metadata. Faust's own commit sends empty metadata, and apply's carries the note of
-        ranges skipped on the partition (bridge/skipped_offsets.py).
+        ranges skipped on the partition (bridge/kafka/skipped_offsets.py).
 
         When a rebalance during the write took every partition of a commit, Faust's commit
         hands aiokafka an empty commit, which aiokafka refuses with ValueError({}), and Faust
@@ -308,7 +308,7 @@ class FeedConsumer(Consumer):
     """Faust's aiokafka consumer, delivering into its transport's `Feed` (see the module
     docstring for what it keeps of Faust's and what it replaces)."""
 
-    # Mode's lifecycle lines go under Faust's logger, which bridge/logs.py quiets.
+    # Mode's lifecycle lines go under Faust's logger, which bridge/runtime/logs.py quiets.
     logger = logging.getLogger("faust.apply")
     thread_class: type[AIOKafkaConsumerThread] = CommitThread
     commit_thread: AIOKafkaConsumerThread
@@ -570,7 +570,7 @@ def _new_app(kafka: KafkaSettings, apply: ApplySettings, group: str, data_dir: s
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         # Per-partition fetch size (aiokafka's max_partition_fetch_bytes): the largest
-        # change event must fit whole (bridge/kafka_limits.py).
+        # change event must fit whole (bridge/kafka/limits.py).
         consumer_max_fetch_size=consumer_fetch_bytes(kafka),
         broker_session_timeout=apply.session_timeout_ms / 1000,
         broker_heartbeat_interval=apply.heartbeat_interval_ms / 1000,

@@ -37,7 +37,7 @@ Deleted ranges. Before crossing a hole the worker asks the broker for the partit
 start: the part of the hole below it was deleted (retention, delete-records) and can never
 be applied. That range is reported — an ERROR line naming the target, topic, partition and
 offsets, the skipped-offsets metric, and a note kept in the metadata of every offset
-committed on that partition (bridge/skipped_offsets.py), which `status` reads back — and
+committed on that partition (bridge/kafka/skipped_offsets.py), which `status` reads back — and
 the ledger goes on from there. The same check runs when the group's committed offset is
 read: one below the log start is such a range. A group that never committed starts where
 its consumer's first drain did, not at the log start of the moment the base is read, which
@@ -60,10 +60,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-from bridge import skipped_offsets
-from bridge.apply.dlq import RawRecord
-from bridge.lag import CommittedBase
-from bridge.skipped_offsets import SkippedRange
+from bridge.dlq.writer import RawRecord
+from bridge.kafka import skipped_offsets
+from bridge.kafka.lag import CommittedBase
+from bridge.kafka.skipped_offsets import SkippedRange
 
 log = logging.getLogger(__name__)
 worker_log = logging.getLogger("ddb-bridge.apply")  # the worker's lines, one logger name

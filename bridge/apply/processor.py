@@ -28,20 +28,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from bridge import metrics as m
 from bridge.apply.batching import newest, newest_first
-from bridge.apply.dlq import DeadLetter, DeadLetterWriter, RawRecord
 from bridge.apply.retry import Backoff, Stopper
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent
-from bridge.metrics import REGISTRY, Metrics
-from bridge.sink import Sink, TableSpec
+from bridge.codec.avro import EventCodec
+from bridge.dlq.writer import DeadLetter, DeadLetterWriter, RawRecord
+from bridge.model.errors import PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.ports.sink import Sink, TableSpec
+from bridge.runtime import metrics as m
+from bridge.runtime.metrics import REGISTRY, Metrics
 
 log = logging.getLogger(__name__)
 
-# The names tests and benchmarks read back (`Metrics.get`); declared in bridge/metrics.py.
+# The names tests and benchmarks read back (`Metrics.get`); declared in bridge/runtime/metrics.py.
 EVENTS = m.APPLY_EVENTS
 WRITES = m.APPLY_WRITES
 DLQ = m.APPLY_DLQ

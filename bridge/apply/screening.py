@@ -17,14 +17,14 @@ What passes is well formed for its table: the sink may still refuse a value it c
 Two ways through, one verdict. For a sink that stores images as text
 (`SinkCapabilities.image_text`), a record first tries the text path (`_text_check`): the
 envelope is decoded with its images left as text, each image is checked on its text
-(bridge/image_text.py), the Kafka key must already be the canonical key of the event's
+(bridge/codec/image_text.py), the Kafka key must already be the canonical key of the event's
 keys, and the new image must hold each key attribute spelt as in the keys. Whatever is not
 certain there (anything unusual, and every bad record) goes the parsing path below, which
 decides and names the reason. The text path admits only what the parsing path admits, with
 an equal event (a `TextImageEvent`, whose images parse on first read) and the same key:
 tests/unit/test_apply_text_images.py and tests/contracts/test_fast_slow.py hold the two to
 that. A name written twice in one object of the keys or an image is refused on both
-(bridge/json_names.py): the decoder refuses it, and the text path proves its texts free of it.
+(bridge/codec/json_names.py): the decoder refuses it, and the text path proves its texts free of it.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from bridge import attrs
-from bridge.apply.dlq import RawRecord
-from bridge.avro_codec import EventCodec
-from bridge.errors import AttributeTypeError, DecodeError
-from bridge.event import ChangeEvent, Op
-from bridge.image_text import KeyShape, image_ok, text_image_event
-from bridge.json_names import member_count
-from bridge.sink import TableSpec
+from bridge.codec.avro import EventCodec
+from bridge.codec.image_text import KeyShape, image_ok, text_image_event
+from bridge.codec.json_names import member_count
+from bridge.dlq.writer import RawRecord
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError, DecodeError
+from bridge.model.event import ChangeEvent, Op
+from bridge.ports.sink import TableSpec
 
 # What malformed input makes the decoder or the attribute checks raise, besides our own
 # errors: shapes they do not expect (TypeError, LookupError, ValueError), numbers no decimal

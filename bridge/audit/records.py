@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import fastavro
 
-from bridge.avro_codec import event_to_record, load_schema_text
-from bridge.event import ChangeEvent
+from bridge.codec.avro import event_to_record, load_schema_text
+from bridge.model.event import ChangeEvent
 
 ArchiveFormat = Literal["avro", "jsonl"]
 EXTENSIONS: dict[str, str] = {"avro": "avro", "jsonl": "jsonl"}

@@ -21,12 +21,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from bridge.audit.destination import ArchiveDestination
 from bridge.audit.records import ArchiveFormat, Bucket, archive_record, archive_schema
 from bridge.audit.segment import Segment, staging_prefix
-from bridge.avro_codec import EventCodec
-from bridge.errors import DecodeError, PermanentError
-from bridge.kafka_limits import librdkafka_fetch_config, message_max_bytes
-from bridge.metrics import REGISTRY
-from bridge.publisher import admin_config, table_of_topic
-from bridge.settings import Settings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.limits import librdkafka_fetch_config, message_max_bytes
+from bridge.kafka.publisher import admin_config, table_of_topic
+from bridge.model.errors import DecodeError, PermanentError
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from bridge.errors import ConfigError, PermanentError, TransientError, Unavailable
-from bridge.metrics import AWS_RETRIES, REGISTRY
-from bridge.settings import AwsSettings, Settings, TableSettings
-from bridge.sink import KeyType, TableSpec
+from bridge.model.errors import ConfigError, PermanentError, TransientError, Unavailable
+from bridge.ports.sink import KeyType, TableSpec
+from bridge.runtime.metrics import AWS_RETRIES, REGISTRY
+from bridge.runtime.settings import AwsSettings, Settings, TableSettings
 
 if TYPE_CHECKING:
     # boto3-stubs (the test extra) types the clients; a plain install never imports them.

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.errors import ConfigError
-from bridge.settings import Settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import Settings
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
 
 if TYPE_CHECKING:

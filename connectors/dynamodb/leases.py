@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import BridgeError
+from bridge.model.errors import BridgeError
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
 
 if TYPE_CHECKING:

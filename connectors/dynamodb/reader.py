@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge import attrs
-from bridge.attrs import Item
+from bridge.model import attrs
+from bridge.model.attrs import Item
 from connectors.dynamodb.aws import Backoff, call_with_backoff, translate
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.status_report import VerifyOutcome
+from bridge.status.report import VerifyOutcome
 from connectors.dynamodb.aws import error_code, translate
 
 if TYPE_CHECKING:

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent
-from bridge.settings import AlternatorTarget, AwsSettings
-from bridge.sink import SinkCapabilities, TableSpec
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.ports.sink import SinkCapabilities, TableSpec
+from bridge.runtime.settings import AlternatorTarget, AwsSettings
 from connectors.dynamodb import aws
 from connectors.sinks.common import (
     Tables,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         KeySchemaElementTypeDef,
     )
 
-# `bridge.versioning.wins(new, stored)` as DynamoDB conditions (test_sink_contract holds them
+# `bridge.model.versioning.wins(new, stored)` as DynamoDB conditions (test_sink_contract holds them
 # to the rule): a write passes a lower stored version; a tombstone also passes an equal
 # version held by a live item (a delete wins a tie).
 _PUT_CONDITION = "attribute_not_exists(#v) OR #v < :v"

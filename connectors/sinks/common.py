@@ -1,6 +1,6 @@
 """What every sink does the same way: find a table's spec, validate keys, coalesce a batch.
 
-Which event wins is `bridge.versioning.rank`: the higher version, and at an equal version a
+Which event wins is `bridge.model.versioning.rank`: the higher version, and at an equal version a
 delete over a write. Each sink applies it twice: here, in Python, to the events of one batch;
 and in its target's own language for what is already stored (SQL `WHERE`, CQL
 `USING TIMESTAMP`, DynamoDB `ConditionExpression`), which `tests/integration/
@@ -14,13 +14,13 @@ import binascii
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent
-from bridge.image_text import stored_text
-from bridge.sink import KeyType, TableSpec
-from bridge.versioning import wins
+from bridge.codec.image_text import stored_text
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import wins
+from bridge.ports.sink import KeyType, TableSpec
 
 KeyValue = str | bytes
 """A key attribute as the sinks compare it: S as text, N as canonical text, B as bytes."""
@@ -129,7 +129,7 @@ def full_image(event: ChangeEvent) -> Item:
 
 def item_text(event: ChangeEvent) -> str:
     """The DynamoDB JSON text to store as the item of a non-delete event: the event's own
-    checked text when apply read it as text (bridge.image_text.stored_text: it holds the
+    checked text when apply read it as text (bridge.codec.image_text.stored_text: it holds the
     key attributes, so it is the full image), else the serialized full image."""
     text = stored_text(event)
     if text is not None:

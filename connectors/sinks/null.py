@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from bridge.attrs import Item
-from bridge.event import ChangeEvent
-from bridge.settings import NullTarget
-from bridge.sink import SinkCapabilities, TableSpec
+from bridge.model.attrs import Item
+from bridge.model.event import ChangeEvent
+from bridge.ports.sink import SinkCapabilities, TableSpec
+from bridge.runtime.settings import NullTarget
 
 
 class NullSink:
-    # It reads no image: text ones spare apply the parsing (bridge/image_text.py).
+    # It reads no image: text ones spare apply the parsing (bridge/codec/image_text.py).
     capabilities = SinkCapabilities(tombstones=False, image_text=True)
 
     def __init__(self, settings: NullTarget | None = None) -> None:

@@ -43,13 +43,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent
-from bridge.image_text import stored_text
-from bridge.settings import PostgresTarget
-from bridge.sink import KeyType, SinkCapabilities, TableSpec
+from bridge.codec.image_text import stored_text
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.ports.sink import KeyType, SinkCapabilities, TableSpec
+from bridge.runtime.settings import PostgresTarget
 from connectors.sinks import sql_names
 from connectors.sinks.common import (
     KeyValue,
@@ -124,7 +124,7 @@ class _PgTable:
             ).format(view=view, keys=keys, table=table),
         ]
         key_arrays = sql.SQL(", ").join(sql.SQL("%b::" + t + "[]") for t in self.types)
-        # The WHERE is `bridge.versioning.wins(excluded, stored)` in SQL: a higher version, or
+        # The WHERE is `bridge.model.versioning.wins(excluded, stored)` in SQL: a higher version, or
         # a delete over a write at an equal version (test_sink_contract holds it to the rule).
         conflict = sql.SQL(
             "ON CONFLICT ({keys}) DO UPDATE SET item = excluded.item, "

@@ -65,19 +65,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import (
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import (
     AttributeTypeError,
     ConfigError,
     PermanentError,
     TargetError,
     TransientError,
 )
-from bridge.event import ChangeEvent
-from bridge.settings import ScyllaTarget
-from bridge.sink import SinkCapabilities, TableSpec
-from bridge.ttl import HORIZON_S as TTL_HORIZON_S
+from bridge.model.event import ChangeEvent
+from bridge.model.ttl import HORIZON_S as TTL_HORIZON_S
+from bridge.ports.sink import SinkCapabilities, TableSpec
+from bridge.runtime.settings import ScyllaTarget
 from connectors.sinks.common import Tables, coalesce, full_image, key_types, raise_failures
 
 # Cassandra/Scylla table and keyspace names: unquoted or quoted, only \w and ≤ 48 chars.
@@ -248,7 +248,7 @@ class CqlTable:
             )
         self.ttl_attribute = spec.ttl_attribute
         columns = [c.ident for c in self.keys + self.typed] + [quote(map_column)]
-        # `USING TIMESTAMP version` is `bridge.versioning.rank` as CQL decides it by itself: the
+        # `USING TIMESTAMP version` is `bridge.model.versioning.rank` as CQL decides it by itself: the
         # higher write timestamp wins, and a tombstone beats a cell of an equal timestamp.
         using = "USING TIMESTAMP ? AND TTL ?" if self.ttl_attribute else "USING TIMESTAMP ?"
         self.insert_cql = (

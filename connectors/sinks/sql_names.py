@@ -23,8 +23,8 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bridge.errors import ConfigError
-from bridge.sink import TableSpec
+from bridge.model.errors import ConfigError
+from bridge.ports.sink import TableSpec
 
 log = logging.getLogger(__name__)
 

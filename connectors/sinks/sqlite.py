@@ -31,12 +31,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent
-from bridge.settings import SqliteTarget
-from bridge.sink import KeyType, SinkCapabilities, TableSpec
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.ports.sink import KeyType, SinkCapabilities, TableSpec
+from bridge.runtime.settings import SqliteTarget
 from connectors.sinks import sql_names
 from connectors.sinks.common import (
     Tables,
@@ -109,7 +109,7 @@ class _SqlTable:
             f"SELECT {key_list}, item, version FROM {self.name} WHERE deleted = 0",
         ]
         marks = ", ".join("?" for _ in range(len(keys) + 3))
-        # The WHERE is `bridge.versioning.wins(excluded, stored)` in SQL: a higher version, or
+        # The WHERE is `bridge.model.versioning.wins(excluded, stored)` in SQL: a higher version, or
         # a delete over a write at an equal version (test_sink_contract holds it to the rule).
         self.upsert = (
             f"INSERT INTO {self.name} ({key_list}, item, version, deleted) VALUES ({marks}) "

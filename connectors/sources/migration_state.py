@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import DataLossError, TransientError
-from bridge.status_report import BackfillRun, ShardStatus, StreamStatus, VerifyOutcome
+from bridge.model.errors import DataLossError, TransientError
+from bridge.status.report import BackfillRun, ShardStatus, StreamStatus, VerifyOutcome
 from connectors.dynamodb.aws import Interrupted, describe_table, error_code, translate
 from connectors.dynamodb.capture import CAPTURE_PREFIX, CaptureRecord, capture_from_item
 from connectors.dynamodb.verify_record import VERIFY_PREFIX, outcome_from_item

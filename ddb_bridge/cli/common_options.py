@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.settings import CONFIG_ENV, DEFAULT_CONFIG
+from bridge.runtime.settings import CONFIG_ENV, DEFAULT_CONFIG
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_metrics_port(parser: argparse.ArgumentParser, daemon: str) -> None:
     """A daemon's `--metrics-port` (its `/metrics` and `/healthz`)."""
-    from bridge.metrics_server import PORT_OFFSETS
+    from bridge.runtime.metrics_server import PORT_OFFSETS
 
     offset = PORT_OFFSETS[daemon]
     parser.add_argument(

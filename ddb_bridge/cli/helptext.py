@@ -15,8 +15,8 @@ import signal
 import textwrap
 from typing import Any
 
-from bridge.config_template import toml_value
-from bridge.settings import ENV_PREFIX, Settings
+from bridge.runtime.config_template import toml_value
+from bridge.runtime.settings import ENV_PREFIX, Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -3,7 +3,7 @@
 Exit codes (`helptext.EXIT_CODES`, listed in every `--help`): 0 ok, 1 failure, 2 usage or
 configuration error, 130 interrupted, 141 output closed early (`ddb-bridge config show |
 head`: quiet, as a shell tool killed by SIGPIPE).
-Error messages go through `bridge.redact`, so a secret in an exception's text is masked.
+Error messages go through `bridge.runtime.redact`, so a secret in an exception's text is masked.
 Each command module exposes `register(subparsers)`, which adds its parser and sets
 `func(args) -> int` as the default.
 """
@@ -28,9 +28,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from bridge import __version__, logs
-from bridge.errors import BridgeError, ConfigError, Unavailable
-from bridge.redact import redact_text
+from bridge import __version__
+from bridge.model.errors import BridgeError, ConfigError, Unavailable
+from bridge.runtime import logs
+from bridge.runtime.redact import redact_text
 from ddb_bridge.cli import commands
 from ddb_bridge.cli.helptext import (
     EXIT_CONFIG,

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from bridge.status_report import StatusReport, as_json
+from bridge.status.report import StatusReport, as_json
 
 # At the default 5 s interval: the last hour of lag.
 HISTORY_SAMPLES = 720

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.errors import ConfigError, PermanentError
+from bridge.model.errors import ConfigError, PermanentError
 from ddb_bridge.demo import kafka_broker
 from ddb_bridge.demo.services import tansu_broker
 

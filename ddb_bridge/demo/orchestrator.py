@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge import lag
-from bridge.config_file import write_config
-from bridge.errors import BridgeError, PermanentError
-from bridge.publisher import ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import Settings, load_settings
-from bridge.verify import VerifyReport
+from bridge.kafka import lag
+from bridge.kafka.publisher import ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.errors import BridgeError, PermanentError
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import Settings, load_settings
+from bridge.verify.passes import VerifyReport
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
 from ddb_bridge.demo.services import moto_server, stop_process
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
@@ -218,7 +218,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         topic = settings.kafka.changes_topic(table)
         ensure_topics(settings.kafka, [table])
         # Lag is measured against what the tail has read, not the broker's watermarks: the
-        # demo may run on Tansu (`bridge.lag`).
+        # demo may run on Tansu (`bridge.kafka.lag`).
         seen = SeenPositions(make_codec(settings.kafka))
         tail = lag.TopicTail(settings.kafka, topic, opts.partitions, on_record=seen)
         tail.start()

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from bridge import logs
-from bridge.settings import load_settings
+from bridge.runtime import logs
+from bridge.runtime.settings import load_settings
 from connectors.dynamodb import aws
 from ddb_bridge.demo.workload import create_table, enable_stream, seed
 

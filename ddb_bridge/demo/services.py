@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.avro_codec import EventCodec
-from bridge.event import Origin
+from bridge.codec.avro import EventCodec
+from bridge.model.event import Origin
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class SeenPositions:
-    """A `bridge.lag.TopicTail` callback: (shard, sequence number) of every stream event read."""
+    """A `bridge.kafka.lag.TopicTail` callback: (shard, sequence number) of every stream event read."""
 
     def __init__(self, codec: EventCodec | None = None) -> None:
         self.positions: set[tuple[str, str]] = set()

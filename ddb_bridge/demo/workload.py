@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge import attrs
+from bridge.model import attrs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

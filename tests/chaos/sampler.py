@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bridge.kafka_reads import OffsetFetcher
-from bridge.settings import KafkaSettings
+from bridge.kafka.reads import OffsetFetcher
+from bridge.runtime.settings import KafkaSettings
 
 INTERVAL_S = 0.2
 
@@ -109,7 +109,7 @@ class Sampler(threading.Thread):
         self.samples.lease_reads += 1
 
     def committed(self) -> dict[int, int]:
-        """The group's committed offsets (bridge.kafka_reads.OffsetFetcher: an OffsetFetch
+        """The group's committed offsets (bridge.kafka.reads.OffsetFetcher: an OffsetFetch
         from a consumer carrying the group's id that never joins, not the admin API)."""
         tps = [(self.topic, p) for p in range(self.partitions)]
         found = self._offsets.committed(self.group, tps, timeout_s=2.0)

@@ -25,13 +25,14 @@ import boto3
 from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bridge import attrs, kafka_reads
 from bridge.apply.app import group_id
-from bridge.apply.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
-from bridge.kafka_limits import topic_max_message_bytes
-from bridge.publisher import ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import KafkaSettings, Settings, load_settings
+from bridge.dlq.writer import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
+from bridge.kafka import reads as kafka_reads
+from bridge.kafka.limits import topic_max_message_bytes
+from bridge.kafka.publisher import ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model import attrs
+from bridge.runtime.settings import KafkaSettings, Settings, load_settings
 from ddb_bridge.demo.kafka_broker import KafkaNode
 from ddb_bridge.demo.kafka_cluster import KafkaCluster
 from ddb_bridge.demo.stream_check import stream_positions

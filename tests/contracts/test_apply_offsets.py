@@ -27,14 +27,14 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bridge.apply.app import group_id
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.kafka_status import group_statuses
-from bridge.lag import PartitionLag, group_lag
-from bridge.metrics import APPLY_SKIPPED, REGISTRY
+from bridge.codec.avro import EventCodec
+from bridge.kafka.lag import PartitionLag, group_lag
+from bridge.kafka.publisher import Publisher, admin_config, ensure_topics, producer_config
+from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.partitioning import partition_for
-from bridge.publisher import Publisher, admin_config, ensure_topics, producer_config
-from bridge.settings import NullTarget, Settings
+from bridge.runtime.metrics import APPLY_SKIPPED, REGISTRY
+from bridge.runtime.settings import NullTarget, Settings
+from bridge.status.kafka import group_statuses
 from tests.apply_harness import (
     MemorySink,
     apply_settings,

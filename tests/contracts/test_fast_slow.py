@@ -1,4 +1,4 @@
-"""The fast ≡ slow contract: every fast path (bridge/fast_paths.py) gives what its fully
+"""The fast ≡ slow contract: every fast path (bridge/codec/fast_paths.py) gives what its fully
 validated reference gives — the same events and envelope bytes, the same Kafka key, the same
 stored row in SQLite and PostgreSQL (through the real sinks), the same refusal — for any
 DynamoDB item, written the ways another producer may write it: names duplicated at any
@@ -33,16 +33,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected
-from bridge.avro_codec import EventCodec
-from bridge.errors import DecodeError, PermanentError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.fast_paths import FAST_PATHS
-from bridge.image_text import image_ok
-from bridge.settings import PostgresTarget, SqliteTarget
-from bridge.sink import TableSpec
+from bridge.codec.avro import EventCodec
+from bridge.codec.fast_paths import FAST_PATHS
+from bridge.codec.image_text import image_ok
+from bridge.dlq.writer import RawRecord
+from bridge.model import attrs
+from bridge.model.errors import DecodeError, PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.backfill.export_manifest import BadInputError
@@ -578,8 +578,8 @@ SIGNS = {
     "checks text": re.compile(r"\bimage_ok\(|KeyShape\(|decode_text\("),
 }
 NOT_FAST_PATHS = {
-    "bridge/event.py": "declares the text fields and the reference constructors",
-    "bridge/fast_paths.py": "the registry itself",
+    "bridge/model/event.py": "declares the text fields and the reference constructors",
+    "bridge/codec/fast_paths.py": "the registry itself",
 }
 
 
@@ -609,5 +609,5 @@ def test_every_fast_path_in_the_code_is_registered_and_in_this_suite() -> None:
         signs = [name for name, sign in SIGNS.items() if sign.search(text)]
         if signs and rel not in registered and rel not in NOT_FAST_PATHS:
             found[rel] = signs
-    assert not found, f"fast paths missing from bridge/fast_paths.py: {found}"
+    assert not found, f"fast paths missing from bridge/codec/fast_paths.py: {found}"
     assert all((ROOT / module).is_file() for module in registered)

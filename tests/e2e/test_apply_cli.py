@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge.settings import KafkaSettings, SqliteTarget
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (
     ApplyProcess,

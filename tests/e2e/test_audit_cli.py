@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import Producer
 
 from bridge.audit.records import change_time_ms
-from bridge.avro_codec import EventCodec
-from bridge.publisher import ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import ensure_topics
+from bridge.runtime.settings import KafkaSettings
 from tests.audit_helpers import (
     AuditProcess,
     Published,
@@ -189,7 +189,7 @@ def test_both_framings_with_a_schema_registry(
     """Records written before the registry was configured (single-object) and after it
     (Confluent framing, schema ids from the registry) are archived alike. The registry is
     tests/registry_double.py, an in-test double of its REST API."""
-    from bridge.schema_registry import make_codec
+    from bridge.kafka.schema_registry import make_codec
     from tests.registry_double import registry_double
 
     table = unique_name("audsr")

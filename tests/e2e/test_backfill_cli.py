@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.config_file import write_config as write_settings_file
-from bridge.event import ChangeEvent
-from bridge.settings import SqliteTarget
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import SqliteTarget
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start, record_data_loss
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.cli.main import main

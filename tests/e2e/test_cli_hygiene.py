@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_file import write_config
+from bridge.runtime.config_file import write_config
 
 pytestmark = pytest.mark.e2e
 

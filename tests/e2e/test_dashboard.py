@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
+from bridge.model import attrs
 from connectors.dynamodb.capture import read_capture
 from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
+from bridge.model import attrs
 from ddb_bridge.demo import kafka_broker
 from ddb_bridge.demo.orchestrator import DemoOptions, run_demo, summary
 

@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs, lag
-from bridge.config_file import write_config
-from bridge.settings import KafkaSettings, PostgresTarget, SqliteTarget
-from bridge.sink import TableSpec
+from bridge.kafka import lag
+from bridge.model import attrs
+from bridge.ports.sink import TableSpec
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions

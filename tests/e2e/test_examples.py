@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bridge.event import ChangeEvent
-from bridge.schema_registry import make_codec
-from bridge.settings import KafkaSettings
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.event import ChangeEvent
+from bridge.runtime.settings import KafkaSettings
 from tests.consumer_helpers import BASE_MS, change, kafka_for, publish
 from tests.registry_double import registry_double
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.config_file import write_config
-from bridge.settings import SqliteTarget
-from bridge.sink import TableSpec
+from bridge.model import attrs
+from bridge.ports.sink import TableSpec
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import SqliteTarget
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.cli.main import main

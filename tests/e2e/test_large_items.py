@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.settings import KafkaSettings, SqliteTarget
+from bridge.codec.avro import EventCodec
+from bridge.model import attrs
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.stream.leases import LeaseTable
 from tests.apply_harness import ApplyProcess, table_spec

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.avro_codec import EventCodec
-from bridge.config_file import write_config as write_settings_file
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.lag import caught_up, group_lag
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.lag import caught_up, group_lag
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import KafkaSettings
 from tests import kafka_broker
 from tests.apply_harness import (
     ApplyProcess,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bridge.apply.app import group_id
-from bridge.lag import PartitionLag, caught_up, group_lag
-from bridge.settings import KafkaSettings, SqliteTarget
+from bridge.kafka.lag import PartitionLag, caught_up, group_lag
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests import kafka_broker
 from tests.apply_harness import (

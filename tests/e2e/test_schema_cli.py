@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge.config_file import write_config
+from bridge.runtime.config_file import write_config
 from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.e2e
@@ -106,8 +106,8 @@ def test_printed_ddl_runs_on_a_real_cql_node_and_the_sink_uses_it(
 ) -> None:
     """The printed statements, run as they are by a CQL client, make a schema the sink opens
     without --create-schema and writes into: typed columns, the map, TTL, quoted names."""
-    from bridge.event import ChangeEvent, Op, Origin
-    from bridge.settings import load_settings
+    from bridge.model.event import ChangeEvent, Op, Origin
+    from bridge.runtime.settings import load_settings
     from connectors.dynamodb import aws
     from connectors.sinks.scylla import ScyllaSink
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.config_file import write_config as write_settings_file
-from bridge.event import Origin
-from bridge.schema_registry import registry_codec
-from bridge.settings import KafkaSettings, SqliteTarget
+from bridge.kafka.schema_registry import registry_codec
+from bridge.model import attrs
+from bridge.model.event import Origin
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import ApplyProcess, table_spec
 from tests.backfill_helpers import create_table, write_items

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bridge.config_file import write_config
+from bridge.runtime.config_file import write_config
 from tests.backfill_helpers import create_table
 from tests.support.daemon import run_bridge
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.event import Origin
-from bridge.settings import KafkaSettings, SqliteTarget
+from bridge.codec.avro import EventCodec
+from bridge.model import attrs
+from bridge.model.event import Origin
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.stream.leases import LeaseTable
 from tests import kafka_broker

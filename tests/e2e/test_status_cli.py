@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from bridge import attrs
-from bridge.config_file import write_config
+from bridge.model import attrs
+from bridge.runtime.config_file import write_config
 from connectors.dynamodb.capture import read_capture, record_data_loss
 from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess

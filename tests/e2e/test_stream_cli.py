@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent
-from bridge.settings import KafkaSettings
-from bridge.versioning import StreamVersioner
+from bridge.codec.avro import EventCodec
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import StreamVersioner
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.stream.leases import LeaseTable
 from tests.kafka_helpers import drain_more
 from tests.stream_helpers import (

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
 from tests.kafka_helpers import drain_more

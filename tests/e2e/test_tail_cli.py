@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from bridge.config_file import write_config
-from bridge.event import Op
-from bridge.schema_registry import make_codec
-from bridge.settings import KafkaSettings
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.event import Op
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import KafkaSettings
 from tests.consumer_helpers import as_json, change, kafka_for, publish
 from tests.registry_double import registry_double
 from tests.support.daemon import run_bridge

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.config_file import write_config as write_settings_file
+from bridge.runtime.config_file import write_config as write_settings_file
 from ddb_bridge.cli.helptext import EXIT_UNAVAILABLE
 from tests.apply_harness import ApplyProcess, write_config
 from tests.services import free_port

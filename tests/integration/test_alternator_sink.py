@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from bridge.errors import PermanentError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import AlternatorTarget
-from bridge.sink import TableSpec
+from bridge.model.errors import PermanentError, TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import AlternatorTarget
 from connectors.sinks.alternator import AlternatorSink
 
 pytestmark = pytest.mark.integration

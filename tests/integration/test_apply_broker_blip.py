@@ -10,9 +10,9 @@ import pytest
 
 from bridge.apply import app as apply_app
 from bridge.apply.app import group_id
-from bridge.errors import TransientError
-from bridge.lag import CommittedReader
-from bridge.settings import NullTarget
+from bridge.kafka.lag import CommittedReader
+from bridge.model.errors import TransientError
+from bridge.runtime.settings import NullTarget
 from tests.apply_harness import (
     MemorySink,
     apply_settings,

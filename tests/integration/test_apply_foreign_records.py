@@ -20,14 +20,14 @@ import fastavro
 import pytest
 from confluent_kafka import Producer
 
-from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.apply.dlq import HEADER_ERROR, HEADER_REASON, HEADER_TARGET
-from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.lag import group_lag
-from bridge.settings import NullTarget, SqliteTarget
-from bridge.versioning import wins
+from bridge.codec.avro import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
+from bridge.dlq.writer import HEADER_ERROR, HEADER_REASON, HEADER_TARGET
+from bridge.kafka.lag import group_lag
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.versioning import wins
+from bridge.runtime.settings import NullTarget, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import (
     History,

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 from bridge.apply.app import group_id
-from bridge.apply.dlq import (
+from bridge.apply.processor import DLQ, EVENTS
+from bridge.dlq.writer import (
     HEADER_OFFSET,
     HEADER_PARTITION,
     HEADER_REASON,
     HEADER_TABLE,
     HEADER_TOPIC,
 )
-from bridge.apply.processor import DLQ, EVENTS
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.metrics import REGISTRY
-from bridge.publisher import Publisher
-from bridge.settings import NullTarget
+from bridge.kafka.publisher import Publisher
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import NullTarget
 from tests.apply_harness import (
     MemorySink,
     apply_settings,

@@ -21,15 +21,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bridge import attrs
 from bridge.apply.app import group_id
 from bridge.apply.processor import BLOCKED
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.lag import group_lag
-from bridge.metrics import REGISTRY
-from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget, SqliteTarget
-from bridge.versioning import wins
+from bridge.codec.avro import EventCodec
+from bridge.kafka.lag import group_lag
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.versioning import wins
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import AlternatorTarget, NullTarget, PostgresTarget, SqliteTarget
 from connectors.sinks.alternator import AlternatorSink
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink

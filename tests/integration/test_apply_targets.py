@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from bridge import attrs
 from bridge.apply.app import group_id
-from bridge.settings import AlternatorTarget, NullTarget, PostgresTarget
+from bridge.model import attrs
+from bridge.runtime.settings import AlternatorTarget, NullTarget, PostgresTarget
 from connectors.sinks.alternator import AlternatorSink
 from connectors.sinks.postgres import PostgresSink
 from tests.apply_harness import (

@@ -19,8 +19,8 @@ from confluent_kafka import KafkaError, KafkaException
 
 from bridge.audit.destination import LocalDestination
 from bridge.audit.worker import AuditOptions, AuditWorker, Intent
-from bridge.avro_codec import EventCodec
-from bridge.settings import ApplySettings, KafkaSettings, Settings
+from bridge.codec.avro import EventCodec
+from bridge.runtime.settings import ApplySettings, KafkaSettings, Settings
 from tests.audit_helpers import assert_exactly_once, count_records, make_events, publish, read_local
 
 pytestmark = [pytest.mark.integration]

@@ -19,10 +19,10 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from bridge import attrs
-from bridge.errors import PermanentError
-from bridge.event import Op, Origin
-from bridge.versioning import backfill_version
+from bridge.model import attrs
+from bridge.model.errors import PermanentError
+from bridge.model.event import Op, Origin
+from bridge.model.versioning import backfill_version
 from connectors.sources.backfill.export_files import ExportBackfill
 from connectors.sources.backfill.export_manifest import (
     BadInputError,

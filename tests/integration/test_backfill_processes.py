@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
+from bridge.codec.avro import EventCodec
+from bridge.model import attrs
+from bridge.model.errors import PermanentError
 from connectors.sources.backfill.runs import RunStore
 from tests.backfill_helpers import create_table, write_items
 from tests.export_layout import build_export

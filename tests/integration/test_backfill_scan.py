@@ -21,9 +21,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bridge import attrs
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.model import attrs
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
 from connectors.sources.backfill.run_plan import BackfillRequest
 from connectors.sources.backfill.runner import run_backfill
 from connectors.sources.backfill.runs import RunStore

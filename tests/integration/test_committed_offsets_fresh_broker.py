@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 READ = textwrap.dedent(
     """
     import sys
-    from bridge.settings import KafkaSettings
-    from bridge.publisher import ensure_topics
-    from bridge.kafka_reads import OffsetFetcher
+    from bridge.runtime.settings import KafkaSettings
+    from bridge.kafka.publisher import ensure_topics
+    from bridge.kafka.reads import OffsetFetcher
 
     kafka = KafkaSettings(bootstrap_servers=sys.argv[1], partitions=3, replication_factor=1)
     ensure_topics(kafka, ["fresh"])

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge import metrics_server
-from bridge.metrics_server import PORT_OFFSETS
-from bridge.settings import MetricsSettings, load_settings
+from bridge.runtime import metrics_server
+from bridge.runtime.metrics_server import PORT_OFFSETS
+from bridge.runtime.settings import MetricsSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "docker" / "grafana" / "ddb-bridge-dashboard.json"

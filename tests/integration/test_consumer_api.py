@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Producer
 
 from bridge.consumer import EventStream, Undecodable, events
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent
 from tests.consumer_helpers import change, kafka_for, publish
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.sink import TableSpec
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
 from connectors.sinks.scylla import ScyllaSink
 
 pytestmark = pytest.mark.integration
@@ -190,7 +190,7 @@ def test_a_schema_changed_under_the_sink_stops_apply_not_dead_letters(
     PermanentError (each event dead-lettered): no event is at fault."""
     from cassandra.cluster import Cluster
 
-    from bridge.errors import TargetError
+    from bridge.model.errors import TargetError
 
     sink, spec = cql_sink(columns={"n": "bigint"}, keyspace_suffix=True)
     item = {**KEYS, "n": {"N": "1"}}
@@ -267,7 +267,7 @@ def test_password_authentication_right_wrong_and_missing(
 ) -> None:
     """The sink's username/password reach PasswordAuthenticator; a wrong or missing password
     fails at open, fast, as a TargetError saying to check the credentials (apply stops)."""
-    from bridge.errors import TargetError
+    from bridge.model.errors import TargetError
 
     name = unique_name("auth").replace("-", "_")
     spec = TableSpec(source=name, target=name, hash_key="pk", hash_type="S")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.config_file import write_config
+from bridge.runtime.config_file import write_config
 from tests.stream_helpers import cli_env
 
 

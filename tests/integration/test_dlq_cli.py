@@ -21,10 +21,10 @@ import pytest
 from confluent_kafka import Producer
 from psycopg import sql
 
-from bridge import attrs
-from bridge.dlq_topic import dlq_depth
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import NullTarget, PostgresTarget
+from bridge.dlq.topic import dlq_depth
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import NullTarget, PostgresTarget
 from connectors.sinks.postgres import PostgresSink
 from tests.apply_harness import ApplyProcess, apply_settings, produce, table_spec, write_config
 from tests.kafka_helpers import consume_all, drain_more

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.apply.dlq import DeadLetter, KafkaDeadLetters, RawRecord
-from bridge.avro_codec import EventCodec
-from bridge.dlq_topic import HEADER_REDRIVE_FROM, dlq_depth, read_ledger
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import NullTarget
+from bridge.codec.avro import EventCodec
+from bridge.dlq.topic import HEADER_REDRIVE_FROM, dlq_depth, read_ledger
+from bridge.dlq.writer import DeadLetter, KafkaDeadLetters, RawRecord
+from bridge.kafka.publisher import ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import NullTarget
 from tests.apply_harness import apply_settings, write_config
 from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double

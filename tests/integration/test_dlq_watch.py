@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.apply.dlq import DeadLetter, KafkaDeadLetters, RawRecord
-from bridge.dlq_topic import dlq_depth
-from bridge.dlq_watch import DlqDepthWatch
-from bridge.metrics import DLQ_DEPTH, Metrics
-from bridge.publisher import ensure_topics
-from bridge.settings import NullTarget
+from bridge.dlq.topic import dlq_depth
+from bridge.dlq.watch import DlqDepthWatch
+from bridge.dlq.writer import DeadLetter, KafkaDeadLetters, RawRecord
+from bridge.kafka.publisher import ensure_topics
+from bridge.runtime.metrics import DLQ_DEPTH, Metrics
+from bridge.runtime.settings import NullTarget
 from tests.apply_harness import apply_settings
 
 

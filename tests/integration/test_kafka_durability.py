@@ -12,10 +12,10 @@ import logging
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bridge import kafka_durability
-from bridge.metrics import REGISTRY, TOPIC_DURABLE, TOPIC_MIN_ISR, TOPIC_REPLICAS
-from bridge.publisher import ensure_topics
-from bridge.settings import KafkaSettings, Settings
+from bridge.kafka import durability as kafka_durability
+from bridge.kafka.publisher import ensure_topics
+from bridge.runtime.metrics import REGISTRY, TOPIC_DURABLE, TOPIC_MIN_ISR, TOPIC_REPLICAS
+from bridge.runtime.settings import KafkaSettings, Settings
 from ddb_bridge.demo.kafka_cluster import KafkaCluster
 from ddb_bridge.status import topic_durability
 from tests.services import unique

@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.kcl.versions import entries_of, read_item, versions_key
 from tests.h2c_proxy import h2c_front

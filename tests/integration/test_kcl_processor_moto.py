@@ -14,9 +14,9 @@ import pytest
 from amazon_kclpy import kcl
 from confluent_kafka import KafkaError
 
-from bridge.avro_codec import EventCodec
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint
 from connectors.sources.stream.kcl.processor import EXIT_FAILED, KclRecordProcessor

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import TransientError
+from bridge.model.errors import TransientError
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint

@@ -1,4 +1,4 @@
-"""bridge.lag against a real Apache Kafka broker: the broker's watermarks and a TopicTail (the
+"""bridge.kafka.lag against a real Apache Kafka broker: the broker's watermarks and a TopicTail (the
 demo's Tansu-safe way) must measure the same lag of a group, partition by partition."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bridge.lag import (
+from bridge.kafka.lag import (
     CommittedBase,
     CommittedReader,
     PartitionLag,
@@ -18,8 +18,8 @@ from bridge.lag import (
     group_lag,
     total_lag,
 )
-from bridge.publisher import ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.kafka.publisher import ensure_topics
+from bridge.runtime.settings import KafkaSettings
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
+from bridge.codec.avro import EventCodec
+from bridge.model import attrs
+from bridge.model.errors import PermanentError
 from connectors.sources.backfill.run_plan import BackfillRequest
 from connectors.sources.backfill.runner import run_backfill
 from connectors.sources.backfill.scan import ScanBackfill

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.partitioning import partition_for
-from bridge.settings import SqliteTarget
-from bridge.sink import TableSpec
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import apply_settings, produce, run_in_process
 from tests.kafka_helpers import consume_all

@@ -64,7 +64,7 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     )
     assert installed.returncode == 0, installed.stderr
     probe = (
-        "import schemas, bridge.avro_codec as c;"
+        "import schemas, bridge.codec.avro as c;"
         "print(schemas.__file__);"
         "print(c.EventCodec().schema.fingerprint.hex());"
         "from ddb_bridge.demo import kafka_broker as k;"

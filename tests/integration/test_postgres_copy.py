@@ -12,13 +12,13 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.image_text import TextImageEvent
-from bridge.settings import PostgresTarget
-from bridge.sink import TableSpec
+from bridge.codec.avro import EventCodec
+from bridge.codec.image_text import TextImageEvent
+from bridge.dlq.writer import RawRecord
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import PostgresTarget
 from connectors.sinks.postgres import PostgresSink
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from bridge import attrs
-from bridge.errors import TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import PostgresTarget
-from bridge.sink import TableSpec
+from bridge.model import attrs
+from bridge.model.errors import TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import PostgresTarget
 from connectors.sinks.postgres import PostgresSink
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 
@@ -110,7 +110,7 @@ def test_nul_characters_survive_beside_a_readable_jsonb_copy(pg_dsn: str, unique
 def test_a_key_postgres_text_cannot_hold_is_permanent_and_named(
     pg_dsn: str, unique_name: Any
 ) -> None:
-    from bridge.errors import PermanentError
+    from bridge.model.errors import PermanentError
 
     sink, spec = _open(pg_dsn, unique_name("nulkey"))
     try:

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.acks import AckTracker
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.model import attrs
+from bridge.model.acks import AckTracker
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.partitioning import partition_for
-from bridge.publisher import Publisher, ensure_topics
-from bridge.settings import KafkaSettings
+from bridge.runtime.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
 from tests.samples import sample_item
 
@@ -106,7 +106,7 @@ def test_record_timestamps_are_the_dynamodb_change_times(
     stream event's ApproximateCreationDateTime, a back-fill snapshot's version time."""
     from confluent_kafka import TIMESTAMP_CREATE_TIME
 
-    from bridge.versioning import backfill_version
+    from bridge.model.versioning import backfill_version
 
     table = unique_name("ts")
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=2, replication_factor=1)
@@ -151,7 +151,7 @@ def test_an_existing_change_topic_with_fewer_partitions_than_configured_is_warne
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, num_partitions=1)]).values():
         future.result(30)
-    caplog.set_level(logging.WARNING, logger="bridge.publisher")
+    caplog.set_level(logging.WARNING, logger="bridge.kafka.publisher")
     ensure_topics(kafka, [table])
     lines = [r for r in caplog.records if getattr(r, "topic", None) == topic]
     [line] = [r for r in lines if hasattr(r, "configured")]

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import ConfigError, DecodeError, PermanentError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.schema_registry import make_codec, registry_codec, subject_for
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.schema_registry import make_codec, registry_codec, subject_for
+from bridge.model.errors import ConfigError, DecodeError, PermanentError, TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings
 from tests.registry_double import RegistryState, registry_double
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """The sink contract (docs/design.md §11), the same tests for every sink against its service.
 
 Idempotent, order-independent, deletes never undone by older writes, which event wins is
-`bridge.versioning.rank` (in one batch and across batches, in every arrival order), a full
+`bridge.model.versioning.rank` (in one batch and across batches, in every arrival order), a full
 image replaces the row, every DynamoDB type round-trips losslessly, create_schema is idempotent.
 SQLite, PostgreSQL (local cluster or PG_DSN), moto as Alternator (or DYNAMODB_ENDPOINT_URL),
 and the CQL sink against a real Apache Cassandra node (or ScyllaDB at SCYLLA_HOSTS).
@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import AlternatorTarget, PostgresTarget, ScyllaTarget, SqliteTarget
-from bridge.sink import TableSpec
-from bridge.versioning import rank
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.versioning import rank
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import AlternatorTarget, PostgresTarget, ScyllaTarget, SqliteTarget
 from ddb_bridge.registry import sink_class
 from tests import strategies
 from tests.samples import sample_item
@@ -224,7 +224,7 @@ def test_tombstone_beats_older_write(open_sink: SinkFactory) -> None:
 
 
 # Histories of one item as (op, version); what each must end in is computed from
-# `bridge.versioning.rank`, so a sink whose conditional write drifts from the rule fails here.
+# `bridge.model.versioning.rank`, so a sink whose conditional write drifts from the rule fails here.
 RANK_CASES: dict[str, list[tuple[Op, int]]] = {
     "write and delete at an equal version": [(Op.MODIFY, 5), (Op.REMOVE, 5)],
     "snapshot and delete at an equal version": [(Op.SNAPSHOT, 5), (Op.REMOVE, 5)],

@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import PostgresTarget, SqliteTarget
-from bridge.sink import KeyType, TableSpec
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import KeyType, TableSpec
+from bridge.runtime.settings import PostgresTarget, SqliteTarget
 from ddb_bridge.registry import sink_class
 
 pytestmark = pytest.mark.integration

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bridge import attrs
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import SqliteTarget
-from bridge.sink import TableSpec
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS
 

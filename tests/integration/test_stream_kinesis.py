@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError
 
-from bridge.avro_codec import EventCodec
-from bridge.config_file import write_config as write_settings_file
-from bridge.errors import ConfigError
-from bridge.event import ChangeEvent
-from bridge.metrics import REGISTRY
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.model.errors import ConfigError
+from bridge.model.event import ChangeEvent
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import SHARD_END

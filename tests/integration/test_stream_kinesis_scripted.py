@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent
-from bridge.publisher import Publisher
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.event import ChangeEvent
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import SHARD_END
 from connectors.sources.stream.worker import StreamWorker

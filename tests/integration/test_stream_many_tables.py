@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bridge.metrics import REGISTRY, STREAM_GET_RECORDS
-from bridge.settings import KafkaSettings
+from bridge.runtime.metrics import REGISTRY, STREAM_GET_RECORDS
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.stream.leases import lease_key
 from connectors.sources.stream.shards import child_shards
 from connectors.sources.stream.worker import ShardConsumer, StreamWorker

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent, Op
-from bridge.metrics import REGISTRY
-from bridge.publisher import Publisher
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op
+from bridge.runtime.metrics import REGISTRY
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.worker import StreamWorker

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import DataLossError, PermanentError
-from bridge.event import ChangeEvent
-from bridge.metrics import REGISTRY
-from bridge.publisher import Publisher
-from bridge.settings import Settings
-from bridge.versioning import to_micros
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import DataLossError, PermanentError
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import to_micros
+from bridge.runtime.metrics import REGISTRY
+from bridge.runtime.settings import Settings
 from connectors.dynamodb.capture import read_capture
 from connectors.sources.stream.leases import LeaseTable, lease_key
 from connectors.sources.stream.shards import DynamoDBStreamsTransport, Shard

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bridge.avro_codec import EventCodec
-from bridge.event import ChangeEvent
-from bridge.versioning import StreamVersioner
+from bridge.codec.avro import EventCodec
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import StreamVersioner
 from connectors.sources.stream.get_records import RAW_BODY, WireRecords, keep_raw_body
 from connectors.sources.stream.leases import LeaseTable
 from connectors.sources.stream.shards import TRIM_HORIZON, ShardReader

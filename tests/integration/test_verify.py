@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bridge import attrs
-from bridge.config_file import write_config as write_settings_file
-from bridge.event import ChangeEvent, Origin
-from bridge.settings import load_settings
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
+from bridge.runtime.settings import load_settings
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.verification import verify_table
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
@@ -149,7 +149,7 @@ def test_verify_works_for_every_sink(
     request: pytest.FixtureRequest,
 ) -> None:
     """Differences are made through the sink's own write path, so any sink can be checked."""
-    from bridge.event import Op
+    from bridge.model.event import Op
     from connectors.dynamodb import aws
     from ddb_bridge.registry import sink_class
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.acks import AckTracker
+from bridge.model.acks import AckTracker
 from bridge.partitioning import murmur2, partition_for
 
 

@@ -14,7 +14,7 @@ import asyncio
 import time
 
 from bridge.apply.faust_group import Feed
-from bridge.settings import ApplySettings
+from bridge.runtime.settings import ApplySettings
 
 
 def test_the_default_window_holds_a_trickle_back_at_most_50_ms() -> None:

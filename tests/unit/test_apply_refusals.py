@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from bridge.apply.app import table_resolver
-from bridge.apply.dlq import HEADER_OFFSET, HEADER_REASON, DeadLetter, RawRecord
 from bridge.apply.processor import BLOCKED, TARGET_ERRORS, BatchProcessor
 from bridge.apply.retry import Backoff
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.metrics import Metrics
-from bridge.settings import KafkaSettings, Settings
+from bridge.codec.avro import EventCodec
+from bridge.dlq.writer import HEADER_OFFSET, HEADER_REASON, DeadLetter, RawRecord
+from bridge.model.errors import PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.metrics import Metrics
+from bridge.runtime.settings import KafkaSettings, Settings
 from tests.apply_harness import MemorySink, table_spec
 
 CODEC = EventCodec()

@@ -8,14 +8,14 @@ from typing import Any
 import fastavro
 import pytest
 
-from bridge import attrs
 from bridge.apply.app import table_resolver
-from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import KafkaSettings, Settings
-from bridge.sink import TableSpec
+from bridge.codec.avro import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
+from bridge.dlq.writer import RawRecord
+from bridge.model import attrs
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import KafkaSettings, Settings
 
 CODEC = EventCodec()
 SPEC = TableSpec("t", "t", "pk", "S", "sk", "B")

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.apply.dlq import RawRecord
 from bridge.apply.screening import Rejected, Screen
-from bridge.avro_codec import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
-from bridge.avro_envelope import _long, _long_fast, _zigzag_varint
-from bridge.errors import AttributeTypeError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.image_text import TextImageEvent, image_ok, stored_text
-from bridge.settings import SqliteTarget
-from bridge.sink import TableSpec
+from bridge.codec.avro import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
+from bridge.codec.envelope import _long, _long_fast, _zigzag_varint
+from bridge.codec.image_text import TextImageEvent, image_ok, stored_text
+from bridge.dlq.writer import RawRecord
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.strategies import attribute_values, items, names
 

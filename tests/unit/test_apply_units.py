@@ -11,14 +11,14 @@ import pytest
 
 from bridge.apply.app import table_resolver
 from bridge.apply.batching import coalesce
-from bridge.apply.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TABLE, DeadLetter, RawRecord
 from bridge.apply.processor import Abandoned, BatchProcessor
 from bridge.apply.retry import Backoff, Stopper
-from bridge.avro_codec import EventCodec
-from bridge.errors import TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.metrics import Metrics
-from bridge.settings import KafkaSettings, Settings
+from bridge.codec.avro import EventCodec
+from bridge.dlq.writer import HEADER_OFFSET, HEADER_REASON, HEADER_TABLE, DeadLetter, RawRecord
+from bridge.model.errors import TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.metrics import Metrics
+from bridge.runtime.settings import KafkaSettings, Settings
 from tests.apply_harness import MemorySink, delivery_plan, random_history, table_spec
 
 CODEC = EventCodec()

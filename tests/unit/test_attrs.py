@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
+from bridge.model.event import ChangeEvent, Op, Origin
 from tests import strategies
 from tests.samples import sample_item
 

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
 from tests.strategies import numbers
 
 number_like = st.one_of(

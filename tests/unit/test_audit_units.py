@@ -13,9 +13,9 @@ from bridge.audit.destination import LocalDestination
 from bridge.audit.records import Bucket, archive_record, archive_schema, change_time_ms, json_line
 from bridge.audit.segment import Segment, file_name
 from bridge.audit.worker import Intent, subscription
-from bridge.errors import ConfigError, PermanentError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import KafkaSettings, Settings
+from bridge.model.errors import ConfigError, PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings, Settings
 from connectors.s3_archive import parse_s3_url
 
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import avro_envelope
-from bridge.avro_codec import EventCodec, ParsedSchema, load_schema_text
-from bridge.errors import DecodeError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.codec import envelope as avro_envelope
+from bridge.codec.avro import EventCodec, ParsedSchema, load_schema_text
+from bridge.model.errors import DecodeError
+from bridge.model.event import ChangeEvent, Op, Origin
 from tests import strategies
 from tests.samples import sample_item
 
@@ -122,7 +122,7 @@ def test_new_events_decode_on_current_reader_when_schema_is_known() -> None:
 def test_history_holds_the_current_schema() -> None:
     """Changing the schema without copying the old one to history/ would strand old events."""
     current = ParsedSchema.from_text(load_schema_text()).fingerprint
-    from bridge.avro_codec import history_schema_texts
+    from bridge.codec.avro import history_schema_texts
 
     assert current in {ParsedSchema.from_text(t).fingerprint for t in history_schema_texts()}
 
@@ -223,7 +223,7 @@ def test_corrupt_bodies_raise_decode_error(data: st.DataObject) -> None:
 
 @pytest.mark.parametrize("bits", [0, 6, 7, 13, 14, 27, 28, 41, 42, 55, 56, 62, 63])
 def test_fast_long_encoding_at_every_chunk_boundary(bits: int) -> None:
-    # The fast encoder writes longs in 14-bit chunks (bridge/avro_envelope.py): the values
+    # The fast encoder writes longs in 14-bit chunks (bridge/codec/envelope.py): the values
     # around each chunk's edge, both signs, against fastavro's own encoding of a long.
     for n in {(1 << bits) - 1, 1 << bits, (1 << bits) + 1, -(1 << bits), -(1 << bits) - 1}:
         if not -(2**63) <= n < 2**63:

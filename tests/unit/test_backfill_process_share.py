@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.errors import PermanentError
-from bridge.settings import BackfillSettings, Settings
+from bridge.model.errors import PermanentError
+from bridge.runtime.settings import BackfillSettings, Settings
 from connectors.sources.backfill.processes import default_processes
 from connectors.sources.backfill.run_plan import (
     BackfillRequest,

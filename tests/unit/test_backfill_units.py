@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
 from connectors.dynamodb.capture import CAPTURE_PREFIX
 from connectors.sources.backfill.budget import Budget
 from connectors.sources.backfill.item_check import fast_item_ok

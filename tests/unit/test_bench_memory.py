@@ -22,7 +22,7 @@ from benchmarks.memory_curve import (
     peak,
     rss_at,
 )
-from bridge.event import ChangeEvent
+from bridge.model.event import ChangeEvent
 
 STATUS = """Name:\tpython
 Umask:\t0022

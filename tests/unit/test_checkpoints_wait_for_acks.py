@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import MessageTooLargeError, PermanentError
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import MessageTooLargeError, PermanentError
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 from connectors.sources.stream.shards import SHARD_END
 from tests.producer_fakes import HoldingProducer, key_contains

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.config_template import toml_value
-from bridge.errors import BridgeError, ConfigError, TransientError, Unavailable
-from bridge.settings import ENV_PREFIX, Settings
+from bridge.model.errors import BridgeError, ConfigError, TransientError, Unavailable
+from bridge.runtime.config_template import toml_value
+from bridge.runtime.settings import ENV_PREFIX, Settings
 from ddb_bridge.cli import main as cli_main
 from ddb_bridge.cli.commands import config as config_command
 from ddb_bridge.cli.helptext import EXIT_CODES

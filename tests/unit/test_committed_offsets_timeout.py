@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge import kafka_reads
-from bridge.errors import TransientError
-from bridge.settings import KafkaSettings
+from bridge.kafka import reads as kafka_reads
+from bridge.model.errors import TransientError
+from bridge.runtime.settings import KafkaSettings
 
 
 class SilentBroker:

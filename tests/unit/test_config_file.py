@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_file import config_toml, write_config
-from bridge.errors import ConfigError
-from bridge.settings import load_settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.config_file import config_toml, write_config
+from bridge.runtime.settings import load_settings
 
 
 def test_the_written_file_loads_to_the_settings_given(

@@ -10,8 +10,8 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from bridge import settings as settings_module
-from bridge.settings import Section, Settings, TableSettings, load_settings
+from bridge.runtime import settings as settings_module
+from bridge.runtime.settings import Section, Settings, TableSettings, load_settings
 from ddb_bridge.cli.main import main
 
 HEADER = re.compile(r"^(?:# )?\[\[?([\w.]+)\]\]?$")

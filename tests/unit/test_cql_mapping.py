@@ -22,12 +22,12 @@ from cassandra.protocol import ColumnMetadata
 from cassandra.query import BoundStatement, PreparedStatement
 from hypothesis import given, settings
 
-from bridge import attrs
-from bridge.attrs import Item
-from bridge.errors import ConfigError, PermanentError, TargetError, TransientError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.settings import ScyllaTarget
-from bridge.sink import TableSpec
+from bridge.model import attrs
+from bridge.model.attrs import Item
+from bridge.model.errors import ConfigError, PermanentError, TargetError, TransientError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.ports.sink import TableSpec
+from bridge.runtime.settings import ScyllaTarget
 from connectors.sinks import scylla
 from connectors.sinks.scylla import CqlTable, ScyllaSink
 from tests import strategies

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.status_report import (
+from bridge.status.report import (
     GroupStatus,
     StatusReport,
     StreamStatus,

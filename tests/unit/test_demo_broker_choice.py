@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 from ddb_bridge.demo import kafka_broker
 from ddb_bridge.demo.brokers import choose_broker
 

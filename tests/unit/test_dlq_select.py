@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import attrs
-from bridge.apply.dlq import HEADER_REASON
-from bridge.avro_codec import EventCodec
-from bridge.dlq_redrive import change_time_ms, select
-from bridge.dlq_topic import DlqRecord, parse_position
-from bridge.errors import ConfigError
-from bridge.event import ChangeEvent, Op, Origin
+from bridge.codec.avro import EventCodec
+from bridge.dlq.redrive import change_time_ms, select
+from bridge.dlq.topic import DlqRecord, parse_position
+from bridge.dlq.writer import HEADER_REASON
+from bridge.model import attrs
+from bridge.model.errors import ConfigError
+from bridge.model.event import ChangeEvent, Op, Origin
 
 CODEC = EventCodec()
 

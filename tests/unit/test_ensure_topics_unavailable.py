@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge import publisher
-from bridge.errors import PermanentError, Unavailable
-from bridge.settings import KafkaSettings
+from bridge.kafka import publisher
+from bridge.model.errors import PermanentError, Unavailable
+from bridge.runtime.settings import KafkaSettings
 
 
 class RefusingAdmin:

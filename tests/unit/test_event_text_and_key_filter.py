@@ -7,9 +7,9 @@ import json
 import pytest
 
 from bridge.consumer import Consumed
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.event_text import iso_ms, json_line, key_text, plain_json, text_line
-from bridge.key_filter import KeyFilter
+from bridge.consumer.text import iso_ms, json_line, key_text, plain_json, text_line
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.key_filter import KeyFilter
 from tests.samples import sample_item
 
 

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.errors import AttributeTypeError
-from bridge.event import ChangeEvent, Origin
+from bridge.codec.avro import EventCodec
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
+from bridge.model.event import ChangeEvent, Origin
 from connectors.sources.backfill import export_files
 from connectors.sources.backfill.export_files import ExportFileReader
 from connectors.sources.backfill.export_manifest import BadInputError, DataFile
@@ -159,7 +159,7 @@ LAYOUTS = {
     "tab before the end": lambda item: orjson.dumps({"Item": item})[:-1] + b"\t}\n",
     "carriage return inside": lambda item: orjson.dumps({"Item": item})[:-1] + b"\r}\n",
 }
-# Names written twice: refused by both paths alike (bridge/json_names.py).
+# Names written twice: refused by both paths alike (bridge/codec/json_names.py).
 REPEATS = {
     "duplicate name": _duplicate_first,
     "duplicate Item": lambda item: b'{"Item":{},' + orjson.dumps({"Item": item})[1:] + b"\n",
@@ -349,7 +349,7 @@ def test_nesting_beyond_the_limit_is_refused_on_both_paths(depth: int) -> None:
 def test_snapshots_built_by_slots_are_the_constructors_events() -> None:
     from dataclasses import fields
 
-    from bridge import event as event_module
+    from bridge.model import event as event_module
 
     assert event_module.FAST_SNAPSHOTS  # the field list still matches: the fast builder runs
     args = ("t", {"pk": {"S": "a"}}, 7, Origin.EXPORT, {"pk": {"S": "a"}}, None, b"{}")

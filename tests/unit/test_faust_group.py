@@ -11,12 +11,12 @@ from typing import Any
 
 from faust.types import TP
 
-from bridge.apply.dlq import RawRecord
 from bridge.apply.faust_group import Batch, FaustGroup, FeedConsumer, _passed, feed_size
 from bridge.apply.offsets import Partition, Passed, WrittenOffsets
-from bridge.lag import CommittedBase
-from bridge.settings import ApplySettings, KafkaSettings
-from bridge.skipped_offsets import SkippedRange
+from bridge.dlq.writer import RawRecord
+from bridge.kafka.lag import CommittedBase
+from bridge.kafka.skipped_offsets import SkippedRange
+from bridge.runtime.settings import ApplySettings, KafkaSettings
 
 
 def new_group(tmp_path: Path) -> FaustGroup:
@@ -107,7 +107,7 @@ class FakeGroup:
         self.rebalanced = False
 
     async def read(self, partitions: list[Partition]) -> Mapping[Partition, CommittedBase]:
-        from bridge import skipped_offsets
+        from bridge.kafka import skipped_offsets
 
         self.reads.append(sorted(partitions))
         return {
@@ -297,9 +297,9 @@ def test_the_apply_consumer_reads_read_committed(tmp_path: Path) -> None:
 
 def test_the_bridge_s_own_consumers_read_committed(monkeypatch: Any) -> None:
     """librdkafka's default is read_committed; every config the bridge builds says so."""
-    from bridge import kafka_reads
     from bridge.consumer import consumer_config
-    from bridge.lag import TopicTail
+    from bridge.kafka import reads as kafka_reads
+    from bridge.kafka.lag import TopicTail
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
     assert consumer_config(kafka, None, from_beginning=True, commit=False)["isolation.level"] == (

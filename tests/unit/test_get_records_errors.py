@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bridge.errors import DataLossError
+from bridge.model.errors import DataLossError
 from connectors.sources.stream.get_records import WireRecords, keep_raw_body
 from connectors.sources.stream.shards import DynamoDBStreamsTransport, ShardReader
 

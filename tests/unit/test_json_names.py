@@ -1,4 +1,4 @@
-"""Counting a JSON text's member names on the text (bridge/json_names.py): every name,
+"""Counting a JSON text's member names on the text (bridge/codec/json_names.py): every name,
 nothing inside string values, whatever the escapes and whitespace; a repeat is named."""
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.image_text import names_unique
-from bridge.json_names import member_count, members_of, names_at_most, repeat_in, repeated_name
+from bridge.codec.image_text import names_unique
+from bridge.codec.json_names import (
+    member_count,
+    members_of,
+    names_at_most,
+    repeat_in,
+    repeated_name,
+)
 from tests.strategies import items
 
 # Strings rich in what could fool a scan: quotes, backslashes, colons, braces.

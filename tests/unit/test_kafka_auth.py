@@ -7,7 +7,7 @@ import pytest
 from faust.types.auth import AuthProtocol, SASLMechanism
 
 from bridge.apply.kafka_auth import faust_credentials
-from bridge.errors import ConfigError
+from bridge.model.errors import ConfigError
 
 
 def test_plaintext_has_no_credentials() -> None:

@@ -1,12 +1,12 @@
-"""The durability rule of bridge/kafka_durability.py, and the settings it resolves."""
+"""The durability rule of bridge/kafka/durability.py, and the settings it resolves."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from bridge.kafka_durability import Durability, min_insync_replicas, replication_factor
-from bridge.settings import KafkaSettings
+from bridge.kafka.durability import Durability, min_insync_replicas, replication_factor
+from bridge.runtime.settings import KafkaSettings
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,18 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge import attrs
-from bridge.avro_codec import EventCodec
-from bridge.errors import MessageTooLargeError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.kafka_limits import (
+from bridge.codec.avro import EventCodec
+from bridge.kafka.limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     MAX_EVENT_BYTES,
     consumer_fetch_bytes,
     topic_max_message_bytes,
 )
-from bridge.publisher import Publisher, producer_config
-from bridge.settings import KafkaSettings
+from bridge.kafka.publisher import Publisher, producer_config
+from bridge.model import attrs
+from bridge.model.errors import MessageTooLargeError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings
 from tests.producer_fakes import HoldingProducer
 
 KEYS = {"pk": {"S": "k"}, "sk": {"N": "0"}}
@@ -181,7 +181,7 @@ def test_other_produce_errors_stay_transient() -> None:
         def produce(self, *args: Any, **kwargs: Any) -> None:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
-    from bridge.errors import TransientError
+    from bridge.model.errors import TransientError
 
     publisher = Publisher(KafkaSettings(), producer=Failing())  # type: ignore[arg-type]
     with pytest.raises(TransientError):
@@ -191,7 +191,7 @@ def test_other_produce_errors_stay_transient() -> None:
 def test_a_librdkafka_consumer_accepts_its_fetch_sizes() -> None:
     from confluent_kafka import Consumer
 
-    from bridge.kafka_limits import librdkafka_fetch_config
+    from bridge.kafka.limits import librdkafka_fetch_config
 
     # librdkafka validates the relation between them when the client is created.
     for largest in (MAX_EVENT_BYTES, 200 * 1024 * 1024):

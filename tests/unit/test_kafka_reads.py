@@ -1,4 +1,4 @@
-"""The "not yet" rule of bridge/kafka_reads.py: a broker still settling is waited for, any
+"""The "not yet" rule of bridge/kafka/reads.py: a broker still settling is waited for, any
 other answer is an error naming what was read."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge import kafka_reads
-from bridge.errors import TransientError
+from bridge.kafka import reads as kafka_reads
+from bridge.model.errors import TransientError
 
 
 def _failing(errors: list[int], result: str = "read") -> tuple[list[int], Callable[[], str]]:

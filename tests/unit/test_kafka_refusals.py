@@ -9,8 +9,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.errors import ConfigError, TransientError, Unavailable
-from bridge.kafka_refusals import RefusalWatch, wait_result
+from bridge.kafka.refusals import RefusalWatch, wait_result
+from bridge.model.errors import ConfigError, TransientError, Unavailable
 
 
 class PollingClient:

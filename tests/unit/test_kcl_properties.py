@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_file import write_config
-from bridge.errors import ConfigError
-from bridge.settings import AwsSettings, Settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.config_file import write_config
+from bridge.runtime.settings import AwsSettings, Settings
 from connectors.sources.stream.kcl.properties import kcl_properties
 from ddb_bridge.cli.main import main
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
-from bridge.versioning import wins
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import wins
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.stream.kinesis_records import kinesis_page
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data

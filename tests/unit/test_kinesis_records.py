@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
-from bridge.metrics import REGISTRY, STREAM_OTHER_TABLE
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import PermanentError
+from bridge.runtime.metrics import REGISTRY, STREAM_OTHER_TABLE
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.stream.kinesis_records import kinesis_page, stream_record_from_kinesis
 from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
 from tests.kinesis_records import MICROSECOND, MILLISECOND, kinesis_data

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from bridge.settings import Settings, StreamSettings
+from bridge.runtime.settings import Settings, StreamSettings
 from connectors.sources.stream.get_records import keep_raw_body
 from connectors.sources.stream.kinesis_transport import KinesisTransport
 from connectors.sources.stream.shards import TRIM_HORIZON, ShardReader

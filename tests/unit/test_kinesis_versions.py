@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.item_memory import ItemMemory, child_start
-from bridge.versioning import KinesisVersioner
+from bridge.model.item_memory import ItemMemory, child_start
+from bridge.model.versioning import KinesisVersioner
 
 MS = 1000
 T0 = 1_700_000_000_000_000  # µs

@@ -1,8 +1,8 @@
-"""bridge.lag's arithmetic (tests/integration/test_lag.py measures a real broker)."""
+"""bridge.kafka.lag's arithmetic (tests/integration/test_lag.py measures a real broker)."""
 
 from __future__ import annotations
 
-from bridge.lag import PartitionLag, caught_up, total_lag
+from bridge.kafka.lag import PartitionLag, caught_up, total_lag
 
 
 def lag(committed: int | None, start: int, end: int) -> int:

@@ -1,10 +1,10 @@
-"""The Kafka clients' repeated lines fold into one per window (bridge/log_fold.py)."""
+"""The Kafka clients' repeated lines fold into one per window (bridge/runtime/log_fold.py)."""
 
 from __future__ import annotations
 
 import logging
 
-from bridge.log_fold import RepeatFold
+from bridge.runtime.log_fold import RepeatFold
 
 
 def _record(name: str, msg: str) -> logging.LogRecord:

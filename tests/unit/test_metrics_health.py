@@ -9,11 +9,17 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.errors import ConfigError
-from bridge.logs import JsonFormatter
-from bridge.metrics import APPLY_BATCH_SECONDS, ERRORS, LAST_PROGRESS, MILLIS_BEHIND, Metrics
-from bridge.metrics_server import Health, resolve_port
-from bridge.settings import MetricsSettings
+from bridge.model.errors import ConfigError
+from bridge.runtime.logs import JsonFormatter
+from bridge.runtime.metrics import (
+    APPLY_BATCH_SECONDS,
+    ERRORS,
+    LAST_PROGRESS,
+    MILLIS_BEHIND,
+    Metrics,
+)
+from bridge.runtime.metrics_server import Health, resolve_port
+from bridge.runtime.settings import MetricsSettings
 
 
 def test_facade_records_into_its_own_prometheus_registry() -> None:
@@ -93,7 +99,7 @@ def test_json_log_lines_carry_context_and_are_redacted() -> None:
 def test_throttled_aws_calls_count_as_retries_by_api_name() -> None:
     from botocore.exceptions import ClientError
 
-    from bridge.metrics import AWS_RETRIES, REGISTRY
+    from bridge.runtime.metrics import AWS_RETRIES, REGISTRY
     from connectors.dynamodb.aws import Backoff, call_with_backoff
 
     labels = {"call": "GetRecords", "reason": "ThrottlingException"}

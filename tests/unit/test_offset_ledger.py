@@ -18,10 +18,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.apply.dlq import RawRecord
 from bridge.apply.offsets import Partition, Passed, WrittenOffsets
-from bridge.lag import CommittedBase
-from bridge.skipped_offsets import SkippedRange
+from bridge.dlq.writer import RawRecord
+from bridge.kafka.lag import CommittedBase
+from bridge.kafka.skipped_offsets import SkippedRange
 
 RECORD, MARKER, ABORTED, COMPACTED = "record", "marker", "aborted", "compacted"
 TP = ("t", 0)

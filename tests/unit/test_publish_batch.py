@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.acks import AckTracker
-from bridge.errors import MessageTooLargeError, PermanentError
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
+from bridge.kafka.publisher import Publisher
+from bridge.model.acks import AckTracker
+from bridge.model.errors import MessageTooLargeError, PermanentError
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings
 
 
 class HandProducer:

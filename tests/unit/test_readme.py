@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings import Settings
+from bridge.runtime.settings import Settings
 from ddb_bridge.cli.main import build_parser
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""bridge.redact: what is masked, and that ordinary text is left alone."""
+"""bridge.runtime.redact: what is masked, and that ordinary text is left alone."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from bridge import redact
-from bridge.logs import KeyValueFormatter
+from bridge.runtime import redact
+from bridge.runtime.logs import KeyValueFormatter
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_remembered_values_are_masked_in_log_lines_and_tracebacks() -> None:
 
 
 def test_uncaught_exceptions_print_redacted(capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge import logs
+    from bridge.runtime import logs
 
     before, before_thread = sys.excepthook, threading.excepthook
     try:

@@ -1,11 +1,11 @@
-"""The pure parts of `bridge.replay`: option parsing and the per-partition arithmetic."""
+"""The pure parts of `bridge.kafka.replay`: option parsing and the per-partition arithmetic."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.errors import ConfigError
-from bridge.replay import Move, parse_datetime, parse_offsets, parse_partitions
+from bridge.kafka.replay import Move, parse_datetime, parse_offsets, parse_partitions
+from bridge.model.errors import ConfigError
 
 
 def move(committed: int | None, wanted: int, low: int = 10, high: int = 50) -> Move:
@@ -56,7 +56,7 @@ def test_a_stream_records_change_time_is_its_approximate_creation_time() -> None
     even when the shard's versions had to step past it."""
     from datetime import UTC, datetime
 
-    from bridge.event import ChangeEvent
+    from bridge.model.event import ChangeEvent
 
     created = datetime(2025, 10, 9, 8, 53, 20, 123000, tzinfo=UTC)
     record = {

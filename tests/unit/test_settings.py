@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_template import render_template
-from bridge.errors import ConfigError
-from bridge.settings import PostgresTarget, load_settings, redacted
+from bridge.model.errors import ConfigError
+from bridge.runtime.config_template import render_template
+from bridge.runtime.settings import PostgresTarget, load_settings, redacted
 
 
 def test_template_is_a_valid_config(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""The note of skipped ranges kept in the commit metadata (bridge/skipped_offsets.py)."""
+"""The note of skipped ranges kept in the commit metadata (bridge/kafka/skipped_offsets.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.skipped_offsets import END, MAX_NOTE, SkippedRange, decode, encode
+from bridge.kafka.skipped_offsets import END, MAX_NOTE, SkippedRange, decode, encode
 
 
 def test_a_note_reads_back_as_written_and_ends_in_a_nul() -> None:

@@ -1,4 +1,4 @@
-"""The source protocol (`bridge.source`): every part reader and part source implements it, and
+"""The source protocol (`bridge.ports.source`): every part reader and part source implements it, and
 the back-fill claim loop reads any `PartSource` through it, saving only acknowledged positions."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent, Origin
-from bridge.publisher import Publisher
-from bridge.settings import KafkaSettings
-from bridge.source import PartReader, PartSource
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent, Origin
+from bridge.ports.source import PartReader, PartSource
+from bridge.runtime.settings import KafkaSettings
 from connectors.sources.backfill import part_loop
 from connectors.sources.backfill.budget import Budget
 from connectors.sources.backfill.export_files import ExportFileReader, ExportFiles

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import ConfigError
-from bridge.sink import TableSpec
+from bridge.model.errors import ConfigError
+from bridge.ports.sink import TableSpec
 from connectors.sinks.sql_names import exact, key_columns, plan, sqlite_fold
 
 LAYOUT = ("item", "item_exact", "version", "deleted")

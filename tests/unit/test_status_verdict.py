@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bridge.kafka_status import status_from_readings
-from bridge.lag import PartitionLag
-from bridge.status_report import (
+from bridge.kafka.lag import PartitionLag
+from bridge.status.kafka import status_from_readings
+from bridge.status.report import (
     BackfillRun,
     DurabilityStatus,
     GroupStatus,
@@ -123,8 +123,8 @@ def test_a_topic_not_durable_on_a_cluster_needs_attention_with_the_fix() -> None
 
 
 def test_events_deleted_before_apply_read_them_block_the_verdict_until_a_new_back_fill() -> None:
-    from bridge.skipped_offsets import SkippedRange
-    from bridge.status_report import attention
+    from bridge.kafka.skipped_offsets import SkippedRange
+    from bridge.status.report import attention
 
     # Found by apply at 6_000, after the back-fill run r1 (created at 2_000) began.
     found = SkippedRange(partition=2, first_offset=100, last_offset=149, detected_at_ms=6_000)
@@ -153,7 +153,7 @@ def test_events_deleted_before_apply_read_them_block_the_verdict_until_a_new_bac
 
 
 def test_the_group_status_carries_every_partition_s_skipped_ranges() -> None:
-    from bridge.skipped_offsets import SkippedRange
+    from bridge.kafka.skipped_offsets import SkippedRange
 
     gone = SkippedRange(1, 5, 19, None)
     lags = [

@@ -9,7 +9,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from bridge.settings import StreamSettings
+from bridge.runtime.settings import StreamSettings
 from connectors.sources.stream.pool import IdleBackoff, ReaderPool
 from tests.support.wait import wait_until
 

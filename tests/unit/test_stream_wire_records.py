@@ -19,11 +19,11 @@ from botocore.parsers import create_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.avro_codec import EventCodec
-from bridge.errors import PermanentError
-from bridge.event import ChangeEvent
-from bridge.publisher import Publisher
-from bridge.versioning import StreamVersioner
+from bridge.codec.avro import EventCodec
+from bridge.kafka.publisher import Publisher
+from bridge.model.errors import PermanentError
+from bridge.model.event import ChangeEvent
+from bridge.model.versioning import StreamVersioner
 from connectors.sources.stream.get_records import RAW_BODY, WireRecords, read_page
 from tests.strategies import items
 
@@ -291,7 +291,7 @@ class _Checkpoints:
 
 def processed(records: list[dict[str, Any]]) -> tuple[list[tuple[str, bytes, bytes]], str]:
     """What KafkaRecordProcessor sends for one page, and its checkpoint once all is acked."""
-    from bridge.settings import KafkaSettings
+    from bridge.runtime.settings import KafkaSettings
     from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
     from tests.producer_fakes import HoldingProducer
 

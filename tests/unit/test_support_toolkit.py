@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_file import write_config
+from bridge.runtime.config_file import write_config
 from tests.support.config_sections import merged
 from tests.support.daemon import BridgeDaemon, run_bridge
 from tests.support.wait import wait_until

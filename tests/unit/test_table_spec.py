@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge.settings import Settings, TableSettings
+from bridge.runtime.settings import Settings, TableSettings
 from connectors.dynamodb import aws
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.ttl import HORIZON_S, pending_deletion
+from bridge.model.ttl import HORIZON_S, pending_deletion
 
 NOW = 1_800_000_000.0
 

@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.apply import batching
-from bridge.attrs import Item
-from bridge.event import ChangeEvent, Op, Origin
-from bridge.sink import TableSpec
-from bridge.versioning import StreamVersioner, backfill_version, rank, to_micros, wins
+from bridge.model.attrs import Item
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.model.versioning import StreamVersioner, backfill_version, rank, to_micros, wins
+from bridge.ports.sink import TableSpec
 from connectors.sinks import common
 
 

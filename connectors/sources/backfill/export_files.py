@@ -33,13 +33,13 @@ from typing import Any
 
 import orjson
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError, ConfigError
-from bridge.event import ChangeEvent, Origin, snapshot_event
-from bridge.json_names import member_count, names_at_most, repeat_in, repeated_name
-from bridge.json_names import message as name_message
-from bridge.ttl import pending_deletion
-from bridge.versioning import backfill_version, to_micros
+from bridge.codec.json_names import member_count, names_at_most, repeat_in, repeated_name
+from bridge.codec.json_names import message as name_message
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError, ConfigError
+from bridge.model.event import ChangeEvent, Origin, snapshot_event
+from bridge.model.ttl import pending_deletion
+from bridge.model.versioning import backfill_version, to_micros
 from connectors.dynamodb import aws
 from connectors.sources.backfill.export_manifest import (
     BadInputError,
@@ -198,7 +198,7 @@ _dumps = orjson.dumps  # a name of its own: tests count the items re-serialised
 
 
 def _check_names(line: bytes, doc: dict[str, Any], members: int | None) -> None:
-    """Refuse a line that writes a name twice in one object (bridge/json_names.py), on both
+    """Refuse a line that writes a name twice in one object (bridge/codec/json_names.py), on both
     the pass-through and the full path. `members` (`item_members` of the valid item) spares
     serialising the line to count the names its parsed form holds."""
     if members is None or len(doc) != 1:

@@ -35,8 +35,8 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bridge.errors import ConfigError, PermanentError
-from bridge.versioning import to_micros
+from bridge.model.errors import ConfigError, PermanentError
+from bridge.model.versioning import to_micros
 from connectors.dynamodb.aws import error_code, translate
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import PermanentError
+from bridge.model.errors import PermanentError
 from connectors.dynamodb.aws import translate
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """A cheap structural check of a parsed wire-form item, for the export hot path.
 
-`fast_item_ok` answers "certainly valid" or "ask `bridge.attrs.validate`": whenever it says
+`fast_item_ok` answers "certainly valid" or "ask `bridge.model.attrs.validate`": whenever it says
 no, `validate` runs to decide and to name the problem, so the accepted set is exactly what
 `validate` accepts.
 """
@@ -11,8 +11,8 @@ import base64
 import binascii
 from typing import Any
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError
 
 
 def _b64_ok(value: Any) -> bool:
@@ -39,14 +39,14 @@ def _is_number(text: str) -> bool:
 
 
 def fast_item_ok(item: Any) -> bool:
-    """True only if `bridge.attrs.validate` would accept the item (False: ask it)."""
+    """True only if `bridge.model.attrs.validate` would accept the item (False: ask it)."""
     return item_members(item) >= 0
 
 
 def item_members(item: Any) -> int:
     """For an item parsed from JSON (objects are dicts, nothing else has `items`): how
     many object members its JSON text holds (attribute names, type tags, map entries),
-    counted on the parsed item; -1 unless `bridge.attrs.validate` would certainly
+    counted on the parsed item; -1 unless `bridge.model.attrs.validate` would certainly
     accept it (then ask `validate`, which decides and names the problem).
 
     The count lets the export reader prove that an item's text has no duplicate names,

@@ -1,7 +1,7 @@
 """The loop every back-fill worker thread runs: claim parts, read them, publish, save positions.
 
 A `BackfillJob` is one worker process's share of a run. Its threads claim PENDING parts from
-the lease table, read each through the source protocol (`bridge.source`): the source lists
+the lease table, read each through the source protocol (`bridge.ports.source`): the source lists
 and claims the run's parts (`RunParts`) and opens a claimed part as a reader (a scan
 segment, an export file); this loop publishes every batch the reader returns, saves the
 reader's position once Kafka acknowledged every record before it, and records the part DONE
@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bridge.acks import AckTracker
-from bridge.errors import AttributeTypeError, PermanentError, TransientError
-from bridge.event import ChangeEvent
-from bridge.publisher import Publisher
-from bridge.source import Batch, PartReader, PartSource
+from bridge.kafka.publisher import Publisher
+from bridge.model.acks import AckTracker
+from bridge.model.errors import AttributeTypeError, PermanentError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.ports.source import Batch, PartReader, PartSource
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.backfill.runs import (
     DONE,

@@ -46,9 +46,9 @@ from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bridge import logs
-from bridge.errors import PermanentError
-from bridge.settings import Settings
+from bridge.model.errors import PermanentError
+from bridge.runtime import logs
+from bridge.runtime.settings import Settings
 from connectors.sources.backfill.run_plan import BackfillRequest, BackfillSource, Say
 from connectors.sources.backfill.stats import Stats
 

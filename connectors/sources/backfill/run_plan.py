@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from bridge.errors import PermanentError
-from bridge.settings import Settings
+from bridge.model.errors import PermanentError
+from bridge.runtime.settings import Settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.kinesis_stream import (
     KinesisStream,

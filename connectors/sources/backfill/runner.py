@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from bridge.errors import PermanentError
-from bridge.publisher import Publisher, ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import Settings
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.errors import PermanentError
+from bridge.runtime.settings import Settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table
 from connectors.sources.backfill.part_loop import BackfillJob

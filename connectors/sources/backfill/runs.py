@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import PermanentError, TransientError
+from bridge.model.errors import PermanentError, TransientError
 from connectors.dynamodb.aws import call_with_backoff, error_code, translate
 from connectors.dynamodb.leases import ExpiryWatch, FencedLeases, HeldLease, LeaseLost
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bridge.errors import PermanentError
+from bridge.model.errors import PermanentError
 from connectors.dynamodb.aws import describe_table
 from connectors.dynamodb.capture import read_capture
 from connectors.dynamodb.kinesis_stream import KinesisStream

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bridge import attrs
-from bridge.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
-from bridge.event import ChangeEvent, Origin
-from bridge.ttl import pending_deletion
-from bridge.versioning import backfill_version, to_micros
+from bridge.model import attrs
+from bridge.model.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
+from bridge.model.event import ChangeEvent, Origin
+from bridge.model.ttl import pending_deletion
+from bridge.model.versioning import backfill_version, to_micros
 from connectors.dynamodb import aws
 from connectors.sources.backfill.budget import Budget
 from connectors.sources.backfill.part_loop import BackfillJob, RunParts

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from botocore.utils import parse_timestamp
 
-from bridge.errors import PermanentError
+from bridge.model.errors import PermanentError
 
 # The key under which the hook leaves the body in the parsed response (not an AWS field).
 RAW_BODY = "DdbBridgeRawBody"

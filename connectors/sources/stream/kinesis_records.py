@@ -29,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from bridge.errors import PermanentError
-from bridge.json_names import repeat_in
+from bridge.codec.json_names import repeat_in
+from bridge.model.errors import PermanentError
 from connectors.sources.stream.get_records import WireRecords
 
 MILLISECOND = "MILLISECOND"

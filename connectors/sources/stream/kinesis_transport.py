@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.settings import Settings
+from bridge.runtime.settings import Settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import call_with_backoff, translate
 from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name

@@ -5,8 +5,8 @@ which has a new ARN, apart from the old one; `capture#...` items share the table
 `leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON` / `SHARD_END`;
 `LATEST` only in leases written by earlier versions, read as `TRIM_HORIZON`),
 `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId` (a string set),
-and ours: `lastVersion` (bridge.versioning), `itemVersions` (the Kinesis versioner's per-item
-memory at the checkpoint, packed: bridge.item_memory), `streamArn`, `shardId`, `tableName`,
+and ours: `lastVersion` (bridge.model.versioning), `itemVersions` (the Kinesis versioner's per-item
+memory at the checkpoint, packed: bridge.model.item_memory), `streamArn`, `shardId`, `tableName`,
 `dataLoss`.
 
 Leases follow the one discipline of `connectors.dynamodb.leases` (shared with the back-fill's
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import PermanentError
-from bridge.item_memory import child_start
+from bridge.model.errors import PermanentError
+from bridge.model.item_memory import child_start
 from connectors.dynamodb.aws import error_code, translate
 from connectors.dynamodb.leases import CONDITION_FAILED, ExpiryWatch, FencedLeases
 from connectors.sources.stream.shards import SHARD_END, Shard

@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
-from bridge.acks import AckTracker
-from bridge.errors import PermanentError, TransientError
-from bridge.event import ChangeEvent
-from bridge.item_memory import ItemMemory
-from bridge.metrics import (
+from bridge.kafka.publisher import Publisher
+from bridge.model.acks import AckTracker
+from bridge.model.errors import PermanentError, TransientError
+from bridge.model.event import ChangeEvent
+from bridge.model.item_memory import ItemMemory
+from bridge.model.versioning import KinesisVersioner, StreamVersioner, to_micros
+from bridge.runtime.metrics import (
     MILLIS_BEHIND,
     REGISTRY,
     STREAM_OTHER_TABLE,
     STREAM_PUBLISH_SECONDS,
     STREAM_RECORDS,
 )
-from bridge.publisher import Publisher
-from bridge.versioning import KinesisVersioner, StreamVersioner, to_micros
 from connectors.dynamodb.aws import Backoff
 from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kinesis_records import SLOTS
@@ -189,7 +189,7 @@ class KafkaRecordProcessor:
             events = self._stream_events(records, wire)
         if events:
             # The whole page as one tracked group: its last position is safe once every
-            # record of it, and everything before, is acknowledged (bridge/acks.py).
+            # record of it, and everything before, is acknowledged (bridge/model/acks.py).
             last = events[-1]
             with self._naming_shard():
                 self.publisher.publish_batch(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.errors import ConfigError, DataLossError, PermanentError
+from bridge.model.errors import ConfigError, DataLossError, PermanentError
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import (
     Backoff,
@@ -132,7 +132,7 @@ class Batch:
 class ShardReader:
     """Reads one shard from a checkpoint: sequence number or TRIM_HORIZON / LATEST sentinel.
 
-    A stream shard is a part in the sense of `bridge.source.PartReader`: opened at its lease's
+    A stream shard is a part in the sense of `bridge.ports.source.PartReader`: opened at its lease's
     checkpoint, read a page at a time; `position` is the sequence number to checkpoint once
     the records up to it are acknowledged.
     """

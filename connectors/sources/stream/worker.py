@@ -33,12 +33,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import BridgeError, ConfigError, DataLossError, PermanentError, TransientError
-from bridge.metrics import ERRORS, LEASES_HELD, REGISTRY, STREAM_GET_RECORDS, STREAM_POLL_DELAY
-from bridge.publisher import Publisher, ensure_topics
-from bridge.schema_registry import make_codec
-from bridge.settings import Settings
-from bridge.source import PartReader
+from bridge.kafka.publisher import Publisher, ensure_topics
+from bridge.kafka.schema_registry import make_codec
+from bridge.model.errors import (
+    BridgeError,
+    ConfigError,
+    DataLossError,
+    PermanentError,
+    TransientError,
+)
+from bridge.ports.source import PartReader
+from bridge.runtime.metrics import (
+    ERRORS,
+    LEASES_HELD,
+    REGISTRY,
+    STREAM_GET_RECORDS,
+    STREAM_POLL_DELAY,
+)
+from bridge.runtime.settings import Settings
 from connectors.dynamodb import aws
 from connectors.dynamodb.aws import Interrupted
 from connectors.dynamodb.capture import (

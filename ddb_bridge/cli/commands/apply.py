@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bridge import metrics_server
-from bridge.errors import BridgeError, ConfigError, Unavailable
-from bridge.settings import Settings, load_settings
-from bridge.sink import TableSpec
+from bridge.model.errors import BridgeError, ConfigError, Unavailable
+from bridge.ports.sink import TableSpec
+from bridge.runtime import metrics_server
+from bridge.runtime.settings import Settings, load_settings
 from ddb_bridge.registry import sink_class
 
 log = logging.getLogger("ddb-bridge.apply")
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings, target_name: str, tables: list[str]) -> int:
     from bridge.apply.app import ApplyWorker
-    from bridge.publisher import ensure_topics
+    from bridge.kafka.publisher import ensure_topics
 
     target = settings.target(target_name)
     specs = resolve_specs(settings, tables)
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace, settings: Settings, target_name: str, tables:
         "starting apply",
         extra={"target": target_name, "type": target.type, "tables": ",".join(tables)},
     )
-    from bridge.dlq_watch import DlqDepthWatch
+    from bridge.dlq.watch import DlqDepthWatch
 
     watch = DlqDepthWatch(settings.kafka, [s.source for s in specs]).start()
     try:

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from bridge import metrics_server
-from bridge.errors import ConfigError
-from bridge.settings import load_settings
+from bridge.model.errors import ConfigError
+from bridge.runtime import metrics_server
+from bridge.runtime.settings import load_settings
 
 log = logging.getLogger("ddb-bridge.audit")
 
@@ -83,8 +83,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from bridge.audit.destination import ArchiveDestination, LocalDestination
     from bridge.audit.worker import AuditOptions, AuditWorker
-    from bridge.publisher import ensure_topics
-    from bridge.schema_registry import make_codec
+    from bridge.kafka.publisher import ensure_topics
+    from bridge.kafka.schema_registry import make_codec
 
     for name in ("max_events", "max_bytes"):
         if getattr(args, name) < 1:

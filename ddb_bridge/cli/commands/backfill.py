@@ -21,8 +21,8 @@ from typing import Any
 
 from rich.console import Console
 
-from bridge.errors import ConfigError
-from bridge.settings import load_settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import load_settings
 from ddb_bridge.registry import source_class
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from bridge.config_template import render_template
-from bridge.errors import ConfigError
-from bridge.settings import load_settings, redacted
+from bridge.model.errors import ConfigError
+from bridge.runtime.config_template import render_template
+from bridge.runtime.settings import load_settings, redacted
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,8 +4,8 @@
 from, its item key, whether it was re-driven); `show` one of them in full, its event decoded
 or its bytes in hex and base64; `redrive` re-publishes chosen dead letters, key and value
 byte for byte, into the changes topic once their cause is fixed (a dry run unless
-`--execute`). The reading and re-driving is in `bridge/dlq_topic.py` and
-`bridge/dlq_redrive.py`.
+`--execute`). The reading and re-driving is in `bridge/dlq/topic.py` and
+`bridge/dlq/redrive.py`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import json
 import sys
 from typing import Any
 
-from bridge import attrs
-from bridge.dlq_redrive import Candidate, decode, redrive, select
-from bridge.dlq_topic import (
+from bridge.dlq.redrive import Candidate, decode, redrive, select
+from bridge.dlq.topic import (
     DlqRecord,
     ledger_topic,
     parse_position,
@@ -27,11 +26,12 @@ from bridge.dlq_topic import (
     read_dead_letters,
     read_ledger,
 )
-from bridge.errors import ConfigError
-from bridge.event import ChangeEvent
-from bridge.kafka_reach import ensure_reachable
-from bridge.schema_registry import make_codec
-from bridge.settings import load_settings
+from bridge.kafka.reach import ensure_reachable
+from bridge.kafka.schema_registry import make_codec
+from bridge.model import attrs
+from bridge.model.errors import ConfigError
+from bridge.model.event import ChangeEvent
+from bridge.runtime.settings import load_settings
 
 REASON_WIDTH = 160
 

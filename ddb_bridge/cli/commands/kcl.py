@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridge.errors import ConfigError
-from bridge.settings import config_path, load_settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import config_path, load_settings
 from connectors.dynamodb.kinesis_stream import kinesis_stream_name
 from connectors.sources.stream.kcl.properties import (
     default_application_name,

@@ -1,6 +1,6 @@
 """`ddb-bridge replay`: move a consumer group's offsets on the change topics (dry run first).
 
-The Kafka work is in `bridge.replay`; this module reads the options, picks the group and
+The Kafka work is in `bridge.kafka.replay`; this module reads the options, picks the group and
 topics from the config, and prints the plan (a table, or `--json`).
 """
 
@@ -11,10 +11,10 @@ import json
 import sys
 from typing import Any
 
-from bridge.errors import ConfigError
-from bridge.kafka_reach import ensure_reachable
-from bridge.replay import Mode, ReplayPlan, ReplayTo
-from bridge.settings import load_settings
+from bridge.kafka.reach import ensure_reachable
+from bridge.kafka.replay import Mode, ReplayPlan, ReplayTo
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import load_settings
 
 DESCRIPTION = """\
 Move the committed offsets of a consumer group on the change topics, so that it processes
@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def replay_to(args: argparse.Namespace) -> ReplayTo:
-    from bridge.replay import parse_datetime, parse_offsets
+    from bridge.kafka.replay import parse_datetime, parse_offsets
 
     if args.to_earliest:
         return ReplayTo(Mode.EARLIEST)
@@ -103,7 +103,7 @@ def replay_to(args: argparse.Namespace) -> ReplayTo:
 
 def run(args: argparse.Namespace) -> int:
     from bridge.apply.app import group_id
-    from bridge.replay import GroupActiveError, execute, parse_partitions, plan_replay
+    from bridge.kafka.replay import GroupActiveError, execute, parse_partitions, plan_replay
 
     settings = load_settings(args.config)
     ensure_reachable(settings.kafka)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.errors import ConfigError
-from bridge.settings import ScyllaTarget, Settings, load_settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import ScyllaTarget, Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,9 +13,9 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from bridge.kafka_reach import ensure_reachable
-from bridge.settings import Settings, load_settings
-from bridge.status_report import StatusReport, TableStatus, as_json
+from bridge.kafka.reach import ensure_reachable
+from bridge.runtime.settings import Settings, load_settings
+from bridge.status.report import StatusReport, TableStatus, as_json
 
 DESCRIPTION = """\
 Per table: the stream producer's shard leases (owner, checkpoint and its age, unread
@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.errors import ConfigError
+    from bridge.model.errors import ConfigError
     from ddb_bridge.status import gather_status
 
     if args.max_lag is not None and args.max_lag < 0:
@@ -142,7 +142,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from bridge.errors import ConfigError
+    from bridge.model.errors import ConfigError
     from ddb_bridge.dashboard.server import Sampler, make_server
     from ddb_bridge.status import gather_status
 

@@ -8,8 +8,8 @@ import signal
 import threading
 from types import FrameType
 
-from bridge import metrics_server
-from bridge.settings import load_settings
+from bridge.runtime import metrics_server
+from bridge.runtime.settings import load_settings
 from ddb_bridge.registry import source_class
 
 log = logging.getLogger("ddb-bridge.stream")

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from types import FrameType
 
 from bridge.consumer import Undecodable, events
-from bridge.event_text import json_line, text_line
-from bridge.kafka_reach import ensure_reachable
-from bridge.key_filter import KeyFilter
-from bridge.settings import load_settings
+from bridge.consumer.text import json_line, text_line
+from bridge.kafka.reach import ensure_reachable
+from bridge.model.key_filter import KeyFilter
+from bridge.runtime.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from bridge.errors import ConfigError
+    from bridge.model.errors import ConfigError
 
     if args.max is not None and args.max < 1:
         raise ConfigError(f"--max must be at least 1, got {args.max}")

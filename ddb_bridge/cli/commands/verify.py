@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.settings import load_settings
-from bridge.verify import VerifyReport
+from bridge.runtime.settings import load_settings
+from bridge.verify.passes import VerifyReport
 from ddb_bridge.verification import verify_table
 
 
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.errors import ConfigError
+    from bridge.model.errors import ConfigError
 
     if not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")

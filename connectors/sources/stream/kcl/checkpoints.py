@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from bridge.errors import PermanentError, TransientError
+from bridge.model.errors import PermanentError, TransientError
 from connectors.dynamodb.aws import Backoff
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.kcl.versions import KclVersions

@@ -32,8 +32,8 @@ from typing import Any, cast
 
 from amazon_kclpy.v3 import processor as kcl_v3
 
-from bridge.errors import PermanentError
-from bridge.item_memory import child_start
+from bridge.model.errors import PermanentError
+from bridge.model.item_memory import child_start
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint, KclLeaseLost

@@ -18,8 +18,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge.errors import ConfigError
-from bridge.settings import Settings
+from bridge.model.errors import ConfigError
+from bridge.runtime.settings import Settings
 
 MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
 PROCESSOR_MODULE = "ddb_bridge.kcl_processor"

@@ -1,0 +1,61 @@
+"""Whether Kafka answers at all, asked once at a command's start and answered in seconds.
+
+With every bootstrap server down, librdkafka retries for its whole request timeout (30 s and
+more) before a call fails, logging each attempt. A TCP connection to one bootstrap server is
+what every client needs first, so a command tries them all, again and again, for
+`kafka.connect_timeout_s`; when none accepts, it stops with one line naming the servers and
+what each said, as `Unavailable` (exit 75: "run it again once Kafka is reachable"). A server
+that accepts but then refuses the credentials is told apart later, by the clients' own
+refusal checks (bridge/kafka/refusals.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from bridge.model.errors import Unavailable
+from bridge.runtime.settings import KafkaSettings
+
+
+def _address(server: str) -> tuple[str, int]:
+    server = server.strip()
+    for scheme in ("PLAINTEXT://", "SSL://", "SASL_SSL://", "SASL_PLAINTEXT://"):
+        server = server.removeprefix(scheme)
+    host, _, port = server.rpartition(":")
+    return host.strip("[]") or server, int(port) if port.isdigit() else 9092
+
+
+def _try(host: str, port: int, timeout_s: float) -> str | None:
+    """None when the server accepted a connection, else what went wrong."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except socket.gaierror as exc:
+        return f"name not resolved ({exc.strerror})"
+    except TimeoutError:
+        return "no answer"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+
+
+def ensure_reachable(kafka: KafkaSettings, timeout_s: float | None = None) -> None:
+    """Return once one bootstrap server accepts a connection; `Unavailable` after the timeout."""
+    limit = kafka.connect_timeout_s if timeout_s is None else timeout_s
+    servers = [s for s in kafka.bootstrap_servers.split(",") if s.strip()]
+    deadline = time.monotonic() + limit
+    said: dict[str, str] = {}
+    while True:
+        for server in servers:
+            left = max(0.1, min(2.0, deadline - time.monotonic()))
+            problem = _try(*_address(server), left)
+            if problem is None:
+                return
+            said[server.strip()] = problem
+        if time.monotonic() >= deadline:
+            tried = ", ".join(f"{server} ({problem})" for server, problem in said.items())
+            raise Unavailable(
+                f"Kafka did not answer within {limit:g} s: tried {tried}; run it again once "
+                "a broker is reachable (or fix [kafka] bootstrap_servers)"
+            )
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,658 @@
+"""Settings as data: one model per concern, read from a TOML file and the environment.
+
+Precedence (highest first): `DDB_BRIDGE__SECTION__KEY` environment variables, the TOML file
+(`--config PATH`, else `$DDB_BRIDGE_CONFIG`, else `./bridge.toml` when it exists), defaults.
+Nothing here reads the environment at import time: `load_settings` does, when called.
+Unknown keys are errors, so a misspelled option is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bridge.model.errors import ConfigError
+from bridge.runtime import redact
+
+ENV_PREFIX = "DDB_BRIDGE__"
+CONFIG_ENV = "DDB_BRIDGE_CONFIG"
+DEFAULT_CONFIG = Path("bridge.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AwsSettings(Section):
+    region: str = Field("us-east-1", description="AWS region of the source table")
+    endpoint_url: str | None = Field(
+        None,
+        description="DynamoDB/S3 endpoint: moto, DynamoDB Local, LocalStack, Alternator; "
+        "unset, the region's AWS endpoints",
+        examples=["http://127.0.0.1:8000"],
+    )
+    access_key_id: SecretStr | None = Field(
+        None,
+        description="access key id; with secret_access_key, overrides the standard AWS "
+        "credential chain (environment, ~/.aws, instance role), which is used when unset",
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="secret access key, used only together with access_key_id"
+    )
+    profile: str | None = Field(
+        None,
+        description="named profile of ~/.aws/config to take credentials from",
+        examples=["migration"],
+    )
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka brokers, host:port[,host:port...]"
+    )
+    topic_prefix: str = Field(
+        "ddb.",
+        description="change topic <prefix><table>.changes, dead letters <prefix><table>.dlq",
+    )
+    partitions: int = Field(12, ge=1, description="partitions of the topics the bridge creates")
+    connect_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="how long a command tries the bootstrap servers at start before it stops "
+        "with exit 75 (Kafka unreachable)",
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replication factor of the topics the bridge creates; unset, "
+        "min(3, brokers in the cluster)",
+        examples=[3],
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics the bridge creates: how many replicas "
+        "must hold an event before Kafka acknowledges it (producers use acks=all); unset, "
+        "min(2, replication factor)",
+        examples=[2],
+    )
+    retention_ms: int = Field(
+        -1,
+        description="retention of the topics the bridge creates; -1 keeps events forever "
+        "(Kafka, not the stream's 24 hours, then holds the full history)",
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Schema Registry: Confluent wire format for every producer, schema "
+        "registered under <topic>-value; unset, Avro single-object framing",
+        examples=["http://localhost:8081"],
+    )
+    schema_registry_user_info: SecretStr | None = Field(
+        None,
+        description='basic auth for the registry, "user:password" (a Confluent Cloud '
+        "API key:secret)",
+    )
+    schema_registry_extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
+        examples=[{"ssl.ca.location": "/etc/ssl/registry-ca.pem"}],
+    )
+    linger_ms: int = Field(
+        20, ge=0, description="producer linger.ms: how long to wait to fill a batch"
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "lz4", description="producer compression.type"
+    )
+    extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="passed to librdkafka as is (security.protocol, SASL, TLS); options "
+        "whose name says they hold a secret are masked by `ddb-bridge config show`",
+        examples=[{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}],
+    )
+
+    @model_validator(mode="after")
+    def _min_isr_within_replicas(self) -> KafkaSettings:
+        rf, min_isr = self.replication_factor, self.min_insync_replicas
+        if rf is not None and min_isr is not None and min_isr > rf:
+            raise ValueError(
+                f"kafka.min_insync_replicas ({min_isr}) is above kafka.replication_factor "
+                f"({rf}): no write could ever be acknowledged"
+            )
+        return self
+
+    def changes_topic(self, table: str) -> str:
+        return f"{self.topic_prefix}{table}.changes"
+
+    def dlq_topic(self, table: str) -> str:
+        return f"{self.topic_prefix}{table}.dlq"
+
+
+class TableSettings(Section):
+    name: str = Field(description="source DynamoDB table", examples=["orders"])
+    target_table: str | None = Field(
+        None,
+        description="table name at the target; unset, the source name",
+        examples=["orders_v2"],
+    )
+    hash_key: str | None = Field(
+        None,
+        description="partition key attribute; declare the key schema to run `apply` and "
+        "`schema` without access to the source account (unset: from DescribeTable)",
+        examples=["id"],
+    )
+    hash_key_type: Literal["S", "N", "B"] = Field("S", description="type of hash_key")
+    range_key: str | None = Field(
+        None, description="sort key attribute, if the table has one", examples=["created_at"]
+    )
+    range_key_type: Literal["S", "N", "B"] = Field("S", description="type of range_key")
+    ttl_attribute: str | None = Field(
+        None,
+        description="TTL attribute (epoch seconds), used with a declared hash_key; otherwise "
+        "read with DescribeTimeToLive",
+        examples=["expires_at"],
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="typed CQL columns for non-key attributes: attribute name -> CQL type",
+        examples=[{"total": "decimal", "status": "text"}],
+    )
+    stream_only: bool = Field(
+        False,
+        description="a stream-only migration (no back-fill): every item expires within "
+        "item_lifetime_s of its last write, so once capture has run that long the target "
+        "holds every live item; `status` judges cut-over readiness by that instead of a "
+        "finished back-fill",
+    )
+    item_lifetime_s: int | None = Field(
+        None,
+        ge=1,
+        description="for stream_only: the longest an item lives after its last write (its "
+        "TTL horizon), in seconds",
+        examples=[604800],
+    )
+    kinesis_stream: str | None = Field(
+        None,
+        description='with [stream] transport = "kinesis": the Kinesis data stream this '
+        "table's changes are streamed to (Kinesis Data Streams for DynamoDB); unset, "
+        "[stream] stream_name",
+        examples=["orders-changes"],
+    )
+
+    @property
+    def target_name(self) -> str:
+        return self.target_table or self.name
+
+
+class StreamSettings(Section):
+    transport: Literal["dynamodb", "kinesis"] = Field(
+        "dynamodb",
+        description="where `ddb-bridge stream` reads the changes: the table's DynamoDB "
+        "stream (24 h retention), or the Kinesis data stream the table streams to (Kinesis "
+        "Data Streams for DynamoDB, retention up to a year; set stream_name)",
+    )
+    stream_name: str | None = Field(
+        None,
+        description='with transport = "kinesis": the Kinesis data stream (name or ARN) of '
+        "the tables that set no [[tables]] kinesis_stream",
+        examples=["orders-changes"],
+    )
+    lease_table: str = Field(
+        "ddb-bridge-leases",
+        description="DynamoDB table holding shard leases, checkpoints and back-fill runs "
+        "(created when missing)",
+    )
+    poll_interval_ms: int = Field(
+        250,
+        ge=0,
+        description="pause before the next GetRecords call on a shard whose last page was "
+        "empty after records (the idle backoff's first step; a page with records resets it)",
+    )
+    idle_poll_max_ms: int = Field(
+        5_000,
+        ge=0,
+        description="longest pause between GetRecords calls on an idle shard: the pause "
+        "doubles from poll_interval_ms on each empty page up to this (DynamoDB Streams bills "
+        "every call); also the longest extra delay before an idle table's next change is read",
+    )
+    max_concurrent_requests: int = Field(
+        8,
+        ge=1,
+        le=32,
+        description="reader threads shared by every shard of every table: at most this many "
+        "GetRecords/GetShardIterator calls (and pages of records) at once (at most 32, the "
+        "AWS client's connection pool)",
+    )
+    max_in_flight_mb: int = Field(
+        64,
+        ge=16,
+        description="producer memory for records read but not yet acknowledged by Kafka, "
+        "across all tables; reading pauses while it is full (unless [kafka.extra] sets "
+        "queue.buffering.max.kbytes)",
+    )
+    shard_sync_interval_s: float = Field(
+        300,
+        gt=0,
+        description="every stream is listed in full (DescribeStream) once per this period, "
+        "spread evenly over it, to find shards not met as a child of an ended one and to "
+        "clean up finished leases; children of ended shards are found at once",
+    )
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        "TRIM_HORIZON",
+        description="where a shard without a checkpoint starts: its oldest record or new ones",
+    )
+    lease_duration_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="a lease not renewed for this long can be taken by another worker",
+    )
+    worker_id: str | None = Field(
+        None,
+        description="lease owner name, unique per process; unset, host-pid-random",
+        examples=["stream-1"],
+    )
+    continue_on_data_loss: bool = Field(
+        False,
+        description="when records of a shard were trimmed before being read, record the gap "
+        "and stream the other shards instead of stopping",
+    )
+
+    @model_validator(mode="after")
+    def _idle_backoff_grows(self) -> StreamSettings:
+        if self.idle_poll_max_ms < self.poll_interval_ms:
+            raise ValueError(
+                f"stream.idle_poll_max_ms ({self.idle_poll_max_ms}) is below "
+                f"stream.poll_interval_ms ({self.poll_interval_ms}): the idle backoff starts "
+                "at poll_interval_ms and grows to idle_poll_max_ms"
+            )
+        return self
+
+
+class BackfillSettings(Section):
+    skew_margin_s: int = Field(
+        5, ge=0, description="clock-skew allowance below the back-fill start time, in seconds"
+    )
+    segments: int = Field(8, ge=1, description="parallel Scan segments of a new run")
+    max_items_per_second: float = Field(
+        0, ge=0, description="read budget per process, items per second; 0 = unlimited"
+    )
+    max_rcu_per_second: float = Field(
+        0, ge=0, description="read-capacity budget per process; 0 = unlimited"
+    )
+    skip_expired_ttl: bool = Field(True, description="skip (and count) items whose TTL has passed")
+    processes: int = Field(
+        0,
+        ge=0,
+        description="processes of one `backfill` command on this machine, sharing the run's "
+        "parts (each reads, parses and publishes its own); 0 = one per core",
+    )
+
+
+class ApplySettings(Section):
+    target: str = Field(
+        "local", description="the [targets.NAME] that `apply` and `verify` use by default"
+    )
+    batch_size: int = Field(500, ge=1, description="events per batch written to the target")
+    batch_window_ms: int = Field(
+        50,
+        ge=1,
+        description="longest wait to fill a batch; a trickle of records (fewer than "
+        "batch_size) waits this long before its write, so it adds to end-to-end latency",
+    )
+    max_retries: int = Field(
+        0, ge=0, description="retries of a batch after a transient error; 0 = forever"
+    )
+    retry_backoff_ms: int = Field(200, ge=1, description="first pause between retries")
+    retry_backoff_max_ms: int = Field(
+        30_000, ge=1, description="longest pause between retries (the pause doubles)"
+    )
+    session_timeout_ms: int = Field(
+        30_000,
+        ge=1000,
+        description="consumer-group liveness: a crashed worker's partitions move to the "
+        "others after this long",
+    )
+    heartbeat_interval_ms: int = Field(
+        3_000, ge=100, description="consumer-group heartbeat interval"
+    )
+    commit_interval_ms: int = Field(
+        1_000, ge=100, description="how often offsets of written batches are committed"
+    )
+    data_dir: str | None = Field(
+        None,
+        description="Faust's data directory; unset, a temporary directory removed on exit",
+        examples=["/var/lib/ddb-bridge/apply"],
+    )
+
+
+class SqliteTarget(Section):
+    type: Literal["sqlite"] = Field(description="a SQLite database file")
+    path: str = Field("bridge.db", description="database file (created when missing)")
+
+
+class PostgresTarget(Section):
+    type: Literal["postgres"] = Field(description="a PostgreSQL database")
+    dsn: SecretStr = Field(
+        SecretStr("postgresql://localhost/migrated"),
+        description="libpq connection string; default: database migrated on the local server",
+        examples=["postgresql://USER:<secret>@HOST:5432/DB"],
+    )
+    schema_name: str = Field("public", description="PostgreSQL schema of the target tables")
+
+
+class ScyllaTarget(Section):
+    type: Literal["scylla"] = Field(description="ScyllaDB or Cassandra, through CQL")
+    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"], description="contact points")
+    port: int = Field(9042, description="CQL native protocol port")
+    keyspace: str = Field("migrated", description="keyspace of the target tables")
+    replication: str = Field(
+        "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}",
+        description="replication map for a keyspace `--create-schema` creates",
+    )
+    consistency: str = Field("LOCAL_QUORUM", description="consistency level of every write")
+    username: str | None = Field(None, description="CQL user", examples=["bridge"])
+    password: SecretStr | None = Field(None, description="password of username")
+    tls_ca_file: str | None = Field(
+        None,
+        description="CA certificate (PEM); setting it or tls_cert_file turns TLS on",
+        examples=["/etc/ssl/scylla-ca.pem"],
+    )
+    tls_cert_file: str | None = Field(
+        None,
+        description="client certificate (PEM) for mutual TLS",
+        examples=["/etc/ssl/bridge.pem"],
+    )
+    tls_key_file: str | None = Field(
+        None, description="key of tls_cert_file (PEM)", examples=["/etc/ssl/bridge.key"]
+    )
+    tls_check_hostname: bool = Field(True, description="check the server certificate's host name")
+    concurrency: int = Field(64, ge=1, description="writes in flight per batch")
+    local_dc: str | None = Field(
+        None,
+        description="data centre to route requests to; unset, the driver's default",
+        examples=["dc1"],
+    )
+    map_column: str = Field(
+        "attrs",
+        description="the catch-all map<text, text> column holding every attribute without "
+        "a typed column",
+    )
+    request_timeout_s: float = Field(10.0, gt=0, description="timeout of one CQL request")
+
+
+class AlternatorTarget(Section):
+    type: Literal["alternator"] = Field(
+        description="a DynamoDB API: ScyllaDB Alternator, or another DynamoDB account/region"
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="DynamoDB API endpoint; unset, the region's AWS endpoint",
+        examples=["http://127.0.0.1:8000"],
+    )
+    region: str = Field("us-east-1", description="region of the target")
+    access_key_id: SecretStr | None = Field(
+        None,
+        description="access key id; unset, the standard AWS credential chain",
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="secret access key, used only together with access_key_id"
+    )
+    version_attribute: str = Field(
+        "_ddb_bridge_version",
+        description="attribute holding each item's version (writes are conditional on it)",
+    )
+    tombstone_attribute: str = Field(
+        "_ddb_bridge_deleted",
+        description="attribute marking a deleted item kept as a tombstone",
+    )
+    concurrency: int = Field(
+        16,
+        ge=1,
+        description="conditional PutItems in flight per batch (BatchWriteItem cannot carry "
+        "conditions)",
+    )
+
+
+class NullTarget(Section):
+    """Discards everything: for benchmarks and for trying the pipeline."""
+
+    type: Literal["null"] = Field(
+        description="discards everything: for benchmarks and for trying the pipeline"
+    )
+
+
+TargetSettings = Annotated[
+    SqliteTarget | PostgresTarget | ScyllaTarget | AlternatorTarget | NullTarget,
+    Field(discriminator="type"),
+]
+
+
+_DEFAULT_TARGETS: dict[str, TargetSettings] = {"local": SqliteTarget(type="sqlite")}
+
+
+class MetricsSettings(Section):
+    port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="base port of /metrics and /healthz: `stream` serves on it, `apply` on "
+        "port+1, `audit` on port+2 (a second worker of one daemon on a host: --metrics-port); "
+        "0 turns the endpoint off",
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="address /metrics and /healthz listen on (0.0.0.0 for a Prometheus "
+        "on another host or container)",
+    )
+    stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="/healthz answers 503 when the daemon's main loop made no progress for "
+        "this many seconds",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    aws: AwsSettings = Field(
+        default_factory=AwsSettings, description="the source account (DynamoDB, Streams, S3)"
+    )
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings, description="the Kafka cluster holding the change topics"
+    )
+    tables: list[TableSettings] = Field(
+        default_factory=list,
+        description="the source tables to migrate, one [[tables]] entry each",
+    )
+    stream: StreamSettings = Field(
+        default_factory=StreamSettings, description="`ddb-bridge stream`: the change capture"
+    )
+    backfill: BackfillSettings = Field(
+        default_factory=BackfillSettings,
+        description="`ddb-bridge backfill`: copying the existing items",
+    )
+    apply: ApplySettings = Field(
+        default_factory=ApplySettings,
+        description="`ddb-bridge apply`: writing the change topics to a target",
+    )
+    targets: dict[str, TargetSettings] = Field(
+        default_factory=lambda: dict(_DEFAULT_TARGETS),
+        description="target databases, each a [targets.NAME] section with a type",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description="the /metrics and /healthz endpoint of the daemons (stream, apply)",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _LOADING.get("path")
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def table(self, name: str) -> TableSettings:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        # A table not listed in the config still works with default mapping.
+        return TableSettings(name=name)
+
+    def target(self, name: str | None = None) -> TargetSettings:
+        name = name or self.apply.target
+        try:
+            return self.targets[name]
+        except KeyError as exc:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise ConfigError(f"targets.{name}: no such target (configured: {known})") from exc
+
+
+_LOADING: dict[str, Path | None] = {}
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Which TOML file to read: explicit, else $DDB_BRIDGE_CONFIG, else ./bridge.toml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def _known_path(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether `parts` (lower-case) name a setting of `model`; free-form maps accept any key."""
+    if not parts:
+        return True
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return False
+    rest = parts[1:]
+    if not rest:
+        return True
+    for candidate in _member_types(field.annotation):
+        origin = get_origin(candidate)
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            if _known_path(candidate, rest):
+                return True
+        elif origin is dict:
+            value_types = _member_types(get_args(candidate)[1])
+            models = [t for t in value_types if isinstance(t, type) and issubclass(t, BaseModel)]
+            # dict[str, Model] (targets): the key is free, what follows must be a setting.
+            if not models or len(rest) == 1 or any(_known_path(m, rest[1:]) for m in models):
+                return True
+    return False
+
+
+def _member_types(annotation: Any) -> list[Any]:
+    """The types an annotation allows: Optional, unions and Annotated unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _member_types(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [t for arg in get_args(annotation) for t in _member_types(arg)]
+    return [annotation]
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Unknown `DDB_BRIDGE__...` variables are errors, like unknown keys in the TOML file.
+
+    pydantic-settings ignores a variable that matches no top-level section, and names only
+    the key (not the variable) for an unknown key inside one.
+    """
+    unknown = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(parts) or not _known_path(Settings, parts):
+            unknown.append(f"{name} (no setting {'.'.join(parts)})")
+    if unknown:
+        raise ConfigError(
+            "unknown environment variable(s): "
+            + "; ".join(unknown)
+            + f" — variables named {ENV_PREFIX}SECTION__KEY must name a setting"
+        )
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold: SecretStr fields and secret-named pass-through options."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict | list):
+            for item in value.values() if isinstance(value, dict) else value:
+                walk(item)
+
+    walk(settings)
+    for options in (settings.kafka.extra, settings.kafka.schema_registry_extra):
+        found += [str(v) for k, v in options.items() if redact.is_secret_name(k)]
+    return found
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read the effective settings; any problem is a ConfigError naming the offending key.
+
+    The secrets they hold are handed to `bridge.runtime.redact`, so that no later log line or error
+    message prints them, whoever formats it.
+    """
+    resolved = config_path(path)
+    if resolved is not None and not resolved.exists():
+        raise ConfigError(f"config file {resolved} does not exist (run `ddb-bridge init`)")
+    check_environment(os.environ)
+    _LOADING["path"] = resolved
+    try:
+        settings = Settings(**overrides)
+        redact.remember(_secret_values(settings))
+        return settings
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{key}: {err['msg']}")
+        where = f" in {resolved}" if resolved else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from exc
+    except ValueError as exc:  # e.g. TOML syntax errors
+        raise ConfigError(f"cannot read configuration {resolved}: {exc}") from exc
+    finally:
+        _LOADING.pop("path", None)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret shown as '**********'.
+
+    SecretStr fields dump masked; pass-through client options are masked by name; URL
+    passwords (`user:password@`) anywhere are masked by form.
+    """
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    kafka = data["kafka"]
+    kafka["extra"] = redact.redact_options(kafka["extra"])
+    kafka["schema_registry_extra"] = redact.redact_options(kafka["schema_registry_extra"])
+    result: dict[str, Any] = redact.redact_data(data)
+    return result
