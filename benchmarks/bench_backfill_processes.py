@@ -31,6 +31,7 @@ from benchmarks.broker import bench_broker
 from benchmarks.procfs import CpuWatch, cpu_line, median_shares
 from benchmarks.report import Results
 from bridge.model import attrs
+from bridge.runtime.config_file import write_config
 from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.names import unique
 from tests.backfill_helpers import create_table, write_items
@@ -152,18 +153,16 @@ def main(argv: list[str] | None = None) -> None:
         tables = [unique("procs") for _ in range(runs)]
         lease_table = unique("leases")
         config = Path(tmp, "bridge.toml")
-        text = (
-            f'[aws]\nendpoint_url = "{endpoint}"\n'
-            f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\n'
-            "replication_factor = 1\n"
-            f'[stream]\nlease_table = "{lease_table}"\n'
+        write_config(
+            config,
+            aws={"endpoint_url": endpoint},
+            kafka={"bootstrap_servers": bootstrap, "partitions": 4, "replication_factor": 1},
+            stream={"lease_table": lease_table},
+            tables=[
+                {"name": t, "hash_key": "pk", "range_key": "sk", "range_key_type": "N"}
+                for t in tables
+            ],
         )
-        for table in tables:
-            text += (
-                f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
-                'range_key_type = "N"\n'
-            )
-        config.write_text(text)
         started = time.perf_counter()
         folder = build_export(
             Path(tmp, "export"), partitions(args.items, args.files), compresslevel=1

@@ -31,6 +31,7 @@ from bridge.kafka.client_config import producer_config
 from bridge.kafka.publisher import ensure_topics
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import KafkaSettings
 from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.names import unique
@@ -168,13 +169,14 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         for n in sorted({args.small, args.items} - {0}):
             table = unique("bench")
-            config.write_text(
-                f'[aws]\nendpoint_url = "{endpoint}"\n'
-                f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\n'
-                "replication_factor = 1\n"
-                f'[stream]\nlease_table = "{unique("leases")}"\n'
-                f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
-                'range_key_type = "N"\n'
+            write_config(
+                config,
+                aws={"endpoint_url": endpoint},
+                kafka={"bootstrap_servers": bootstrap, "partitions": 4, "replication_factor": 1},
+                stream={"lease_table": unique("leases")},
+                tables=[
+                    {"name": table, "hash_key": "pk", "range_key": "sk", "range_key_type": "N"}
+                ],
             )
             t0 = time.perf_counter()
             folder = build_export(Path(tmp, table), partitions(n, args.files), compresslevel=1)

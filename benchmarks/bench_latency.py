@@ -55,35 +55,6 @@ from benchmarks.latency_stats import summary
 GOAL_P50_MS = 500.0
 GOAL_P99_MS = 1500.0
 
-CONFIG = """\
-[aws]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-partitions = {partitions}
-replication_factor = 1
-{kafka_extra}
-[[tables]]
-name = "{table}"
-
-[stream]
-lease_table = "{table}-leases"
-poll_interval_ms = {poll_ms}
-idle_poll_max_ms = {idle_poll_max_ms}
-
-[apply]
-target = "bench"
-{apply_extra}
-[targets.bench]
-{target}
-
-# Off: the bench may run next to a bridge holding the default ports.
-[metrics]
-port = 0
-"""
-
 
 def create_table(ddb: Any, table: str) -> str:
     ddb.create_table(
@@ -97,7 +68,9 @@ def create_table(ddb: Any, table: str) -> str:
 
 
 @contextlib.contextmanager
-def target(kind: str, pg_dsn: str | None, workdir: Path) -> Iterator[tuple[str, str, str]]:
+def target(
+    kind: str, pg_dsn: str | None, workdir: Path
+) -> Iterator[tuple[str, dict[str, Any], str]]:
     """(kind, its [targets.bench] TOML, the PostgreSQL DSN or the SQLite path)."""
     if kind in ("auto", "postgres") and pg_dsn is None:
         from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
@@ -110,15 +83,15 @@ def target(kind: str, pg_dsn: str | None, workdir: Path) -> Iterator[tuple[str, 
             cluster.init()
             cluster.start()
             try:
-                yield "postgres", f'type = "postgres"\ndsn = "{cluster.dsn}"', cluster.dsn
+                yield "postgres", {"type": "postgres", "dsn": cluster.dsn}, cluster.dsn
             finally:
                 cluster.destroy()
             return
     if pg_dsn is not None and kind != "sqlite":
-        yield "postgres", f'type = "postgres"\ndsn = "{pg_dsn}"', pg_dsn
+        yield "postgres", {"type": "postgres", "dsn": pg_dsn}, pg_dsn
         return
     path = workdir / "target.db"
-    yield "sqlite", f'type = "sqlite"\npath = "{path}"', str(path)
+    yield "sqlite", {"type": "sqlite", "path": path}, str(path)
 
 
 class Bridge:
@@ -242,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     from bridge.consumer import consumer_config
     from bridge.kafka.publisher import ensure_topics
     from bridge.kafka.schema_registry import make_codec
+    from bridge.runtime.config_file import write_config
     from bridge.runtime.settings import load_settings
     from ddb_bridge.services.moto_server import moto_server
 
@@ -257,29 +231,35 @@ def main(argv: list[str] | None = None) -> None:
         ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
 
-        with target(args.target, args.pg_dsn, workdir) as (kind, target_toml, where):
-            kafka_extra = "" if args.linger_ms is None else f"linger_ms = {args.linger_ms}\n"
-            apply_extra = "".join(
-                f"{k} = {v}\n"
+        with target(args.target, args.pg_dsn, workdir) as (kind, target_section, where):
+            kafka_extra = {} if args.linger_ms is None else {"linger_ms": args.linger_ms}
+            apply_extra = {
+                k: v
                 for k, v in (
                     ("batch_size", args.batch_size),
                     ("batch_window_ms", args.batch_window_ms),
                 )
                 if v is not None
-            )
-            config = workdir / "bridge.toml"
-            config.write_text(
-                CONFIG.format(
-                    endpoint=endpoint,
-                    bootstrap=bootstrap,
-                    partitions=args.partitions,
-                    kafka_extra=kafka_extra,
-                    table=table,
-                    poll_ms=args.poll_ms,
-                    idle_poll_max_ms=max(args.idle_poll_max_ms, args.poll_ms),
-                    apply_extra=apply_extra,
-                    target=target_toml,
-                )
+            }
+            config = write_config(
+                workdir / "bridge.toml",
+                aws={"region": "us-east-1", "endpoint_url": endpoint},
+                kafka={
+                    "bootstrap_servers": bootstrap,
+                    "partitions": args.partitions,
+                    "replication_factor": 1,
+                    **kafka_extra,
+                },
+                tables=[{"name": table}],
+                stream={
+                    "lease_table": f"{table}-leases",
+                    "poll_interval_ms": args.poll_ms,
+                    "idle_poll_max_ms": max(args.idle_poll_max_ms, args.poll_ms),
+                },
+                apply={"target": "bench", **apply_extra},
+                targets={"bench": target_section},
+                # Off: the bench may run next to a bridge holding the default ports.
+                metrics={"port": 0},
             )
             settings = load_settings(config)
             stream_arn = create_table(ddb, table)

@@ -46,6 +46,7 @@ from benchmarks.memory_curve import RssSampler, Sample, flatness, growth_mb_per_
 from benchmarks.report import Results
 from bridge.apply.app import group_id
 from bridge.kafka.reads import reader_consumer, watermarks
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import KafkaSettings
 from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.names import unique
@@ -54,23 +55,27 @@ from tests.stream_helpers import create_stream_table
 
 GOAL_MB = 300.0
 
-TABLE_DECL = (
-    '[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\nrange_key_type = "N"\n'
-)
-
 
 def write_config(
-    path: Path, endpoint: str, bootstrap: str, lease_table: str, tables: list[str], extra: str = ""
+    path: Path,
+    endpoint: str,
+    bootstrap: str,
+    lease_table: str,
+    tables: list[str],
+    **sections: Any,
 ) -> Path:
-    text = (
-        f'[aws]\nendpoint_url = "{endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 4\nreplication_factor = 1\n'
-        f'[stream]\nlease_table = "{lease_table}"\ninitial_position = "TRIM_HORIZON"\n'
-        + extra
-        + "".join(TABLE_DECL.format(table=t) for t in tables)
+    """The run's bridge.toml; `sections` add keys to the base's sections, or new sections."""
+    stream = {"lease_table": lease_table, "initial_position": "TRIM_HORIZON"}
+    return write_settings_file(
+        path,
+        aws={"endpoint_url": endpoint},
+        kafka={"bootstrap_servers": bootstrap, "partitions": 4, "replication_factor": 1},
+        stream=stream | sections.pop("stream", {}),
+        tables=[
+            {"name": t, "hash_key": "pk", "range_key": "sk", "range_key_type": "N"} for t in tables
+        ],
+        **sections,
     )
-    path.write_text(text)
-    return path
 
 
 class TopicCount:
@@ -389,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
                     bootstrap,
                     lease_table,
                     [table],
-                    "" if in_flight is None else f"max_in_flight_mb = {in_flight}\n",
+                    stream={} if in_flight is None else {"max_in_flight_mb": in_flight},
                 )
                 count = TopicCount(kafka, kafka.changes_topic(table))
                 cmd = cli(config, "stream", "--table", table, "--metrics-port", "0")
@@ -415,17 +420,22 @@ def main(argv: list[str] | None = None) -> None:
             produce(kafka, table, n)
             print(f"apply: produced {n:,} events in {time.perf_counter() - started:.1f}s")
             for target in args.apply_targets.split(","):
-                extra = (
-                    "[apply]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 1000\n"
-                    "batch_size = 2000\n"
-                    + (
-                        '[targets.null]\ntype = "null"\n'
-                        if target == "null"
-                        else f'[targets.sqlite]\ntype = "sqlite"\npath = "{tmp / "apply.db"}"\n'
-                    )
-                )
                 config = write_config(
-                    tmp / f"apply-{target}.toml", moto, bootstrap, lease_table, [table], extra
+                    tmp / f"apply-{target}.toml",
+                    moto,
+                    bootstrap,
+                    lease_table,
+                    [table],
+                    apply={
+                        "session_timeout_ms": 6000,
+                        "heartbeat_interval_ms": 1000,
+                        "batch_size": 2000,
+                    },
+                    targets={
+                        target: {"type": "null"}
+                        if target == "null"
+                        else {"type": "sqlite", "path": tmp / "apply.db"}
+                    },
                 )
                 committed = CommittedCount(kafka, group_id(target), kafka.changes_topic(table), 4)
                 cmd = cli(

@@ -76,20 +76,23 @@ def create_tables(endpoint: str, names: list[str]) -> float:
 
 
 def write_config(path: Path, tables: list[str], lease_table: str, args: Any) -> None:
-    lines = ['[aws]\nregion = "us-east-1"\n', "[kafka]\npartitions = 1\nreplication_factor = 1\n"]
-    lines += [f'[[tables]]\nname = "{t}"\n' for t in tables]
-    stream = (
-        f'[stream]\nlease_table = "{lease_table}"\n'
-        f"poll_interval_ms = {args.poll_interval_ms}\n"
-        f"lease_duration_ms = {args.lease_duration_ms}\n"
-    )
+    from bridge.runtime.config_file import write_config as write_settings_file
+
+    stream = {
+        "lease_table": lease_table,
+        "poll_interval_ms": args.poll_interval_ms,
+        "lease_duration_ms": args.lease_duration_ms,
+    }
     if not args.plain_config:
-        stream += (
-            f"idle_poll_max_ms = {args.idle_poll_max_ms}\n"
-            f"max_concurrent_requests = {args.max_concurrent_requests}\n"
-        )
-    lines.append(stream)
-    path.write_text("\n".join(lines), encoding="utf-8")
+        stream["idle_poll_max_ms"] = args.idle_poll_max_ms
+        stream["max_concurrent_requests"] = args.max_concurrent_requests
+    write_settings_file(
+        path,
+        aws={"region": "us-east-1"},
+        kafka={"partitions": 1, "replication_factor": 1},
+        tables=[{"name": t} for t in tables],
+        stream=stream,
+    )
 
 
 @contextmanager

@@ -51,38 +51,6 @@ TABLE = "soak"
 TARGET = "soak"
 DAEMONS = ("stream", "apply")
 
-CONFIG = """\
-[aws]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-partitions = {partitions}
-replication_factor = 1
-
-[[tables]]
-name = "{table}"
-
-[stream]
-lease_table = "ddb-bridge-soak-leases"
-poll_interval_ms = 250
-
-[backfill]
-segments = 4
-processes = 1
-
-[apply]
-target = "{target}"
-
-[targets.{target}]
-{target_body}
-
-# Off: the soak may run next to a bridge holding the default ports.
-[metrics]
-port = 0
-"""
-
 
 @dataclass
 class SoakOptions:
@@ -272,11 +240,11 @@ class Daemons:
 
 
 @contextlib.contextmanager
-def soak_target(opts: SoakOptions, workdir: Path) -> Iterator[tuple[str, str]]:
-    """(description, the [targets.soak] body): PostgreSQL when possible, else SQLite."""
+def soak_target(opts: SoakOptions, workdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(description, the [targets.soak] section): PostgreSQL when possible, else SQLite."""
     if opts.target in ("auto", "postgres"):
         if opts.pg_dsn:
-            yield "postgres (given DSN)", f'type = "postgres"\ndsn = "{opts.pg_dsn}"'
+            yield "postgres (given DSN)", {"type": "postgres", "dsn": opts.pg_dsn}
             return
         from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 
@@ -286,7 +254,7 @@ def soak_target(opts: SoakOptions, workdir: Path) -> Iterator[tuple[str, str]]:
             cluster.init()
             cluster.start()
             try:
-                yield f"postgres ({bindir})", f'type = "postgres"\ndsn = "{cluster.dsn}"'
+                yield f"postgres ({bindir})", {"type": "postgres", "dsn": cluster.dsn}
             finally:
                 cluster.destroy()
             return
@@ -294,7 +262,7 @@ def soak_target(opts: SoakOptions, workdir: Path) -> Iterator[tuple[str, str]]:
             raise SystemExit("--target postgres: PostgreSQL binaries not found; pass --pg-dsn")
     yield (
         "sqlite (PostgreSQL binaries not found)" if opts.target == "auto" else "sqlite",
-        f'type = "sqlite"\npath = "{workdir / "target.db"}"',
+        {"type": "sqlite", "path": workdir / "target.db"},
     )
 
 
@@ -314,6 +282,7 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
     from bridge.kafka.schema_registry import make_codec
     from bridge.model.errors import BridgeError
     from bridge.model.event import Origin
+    from bridge.runtime.config_file import write_config
     from bridge.runtime.settings import load_settings
     from connectors.dynamodb import aws
     from connectors.dynamodb.capture import read_capture
@@ -333,16 +302,21 @@ def run_soak(opts: SoakOptions, say: Any = print) -> SoakRun:
         bootstrap = stack.enter_context(bench_broker(opts.results))
         run.target, target_body = stack.enter_context(soak_target(opts, workdir))
         say(f"target: {run.target}; work directory {workdir}")
-        config = workdir / "bridge.toml"
-        config.write_text(
-            CONFIG.format(
-                endpoint=endpoint,
-                bootstrap=bootstrap,
-                partitions=opts.partitions,
-                table=TABLE,
-                target=TARGET,
-                target_body=target_body,
-            )
+        config = write_config(
+            workdir / "bridge.toml",
+            aws={"region": "us-east-1", "endpoint_url": endpoint},
+            kafka={
+                "bootstrap_servers": bootstrap,
+                "partitions": opts.partitions,
+                "replication_factor": 1,
+            },
+            tables=[{"name": TABLE}],
+            stream={"lease_table": "ddb-bridge-soak-leases", "poll_interval_ms": 250},
+            backfill={"segments": 4, "processes": 1},
+            apply={"target": TARGET},
+            targets={TARGET: target_body},
+            # Off: the soak may run next to a bridge holding the default ports.
+            metrics={"port": 0},
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
         env.update(

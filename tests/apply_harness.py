@@ -19,15 +19,11 @@ write a config with `write_config(..., target_section=...)`, run `ApplyProcess` 
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +36,10 @@ from bridge.model.errors import PermanentError, TransientError
 from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.model.versioning import backfill_version, rank, wins
 from bridge.ports.sink import SinkCapabilities, TableSpec
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import ApplySettings, KafkaSettings, Settings, TargetSettings
+from tests.support.config_sections import merged
+from tests.support.daemon import BridgeDaemon
 
 BASE_US = 1_750_000_000_000_000
 TTL_ATTR = "expires"
@@ -434,11 +433,18 @@ def write_config(
     path: Path,
     bootstrap: str,
     target_name: str,
-    target_section: str,
+    target: Mapping[str, Any] | str,
     tables: Sequence[str],
+    *,
+    sections: Mapping[str, Any] | None = None,
     **apply: Any,
 ) -> Path:
-    """A bridge.toml for `ddb-bridge apply` (tables declare their keys: no AWS needed)."""
+    """A bridge.toml for `ddb-bridge apply` (tables declare their keys: no AWS needed).
+
+    `target` is the [targets.NAME] section: a dict, or (for older callers) its TOML lines.
+    `sections` add to the file's (aws={...}, stream={...}); `apply` sets [apply] options.
+    """
+    section = tomllib.loads(target) if isinstance(target, str) else dict(target)
     options = {
         "batch_size": 200,
         "batch_window_ms": 50,
@@ -448,96 +454,35 @@ def write_config(
         "retry_backoff_ms": 50,
         "retry_backoff_max_ms": 1000,
     } | apply
-    lines = [
-        "[kafka]",
-        f'bootstrap_servers = "{bootstrap}"',
-        "partitions = 4",
-        "replication_factor = 1",
-        "",
-    ]
-    for t in tables:
-        lines += [
-            "[[tables]]",
-            f'name = "{t}"',
-            'hash_key = "pk"',
-            'hash_key_type = "S"',
-            'range_key = "sk"',
-            'range_key_type = "N"',
-            f'ttl_attribute = "{TTL_ATTR}"',
-            "",
-        ]
-    lines += ["[apply]", f'target = "{target_name}"']
-    lines += [f"{k} = {v}" for k, v in options.items()]
-    lines += ["", f"[targets.{target_name}]", target_section.strip(), ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    base = dict(
+        kafka={"bootstrap_servers": bootstrap, "partitions": 4, "replication_factor": 1},
+        tables=[
+            {
+                "name": t,
+                "hash_key": "pk",
+                "hash_key_type": "S",
+                "range_key": "sk",
+                "range_key_type": "N",
+                "ttl_attribute": TTL_ATTR,
+            }
+            for t in tables
+        ],
+        apply={"target": target_name, **options},
+        targets={target_name: section},
+    )
+    return write_settings_file(path, **merged(base, **(sections or {})))
 
 
-class ApplyProcess:
+class ApplyProcess(BridgeDaemon):
     """`ddb-bridge apply` as a subprocess (what the demo orchestrator does)."""
 
     JOINED = "apply worker joined its group and is consuming"
 
     def __init__(self, config: Path, *extra: str, log_path: Path | None = None) -> None:
-        self.log_path = log_path or config.with_suffix(f".apply-{time.monotonic_ns()}.log")
-        self._log = self.log_path.open("wb")
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ddb_bridge.cli.main", "apply", "--config", str(config), *extra],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=str(config.parent),
-        )
-
-    @property
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        super().__init__("apply", config, *extra, log_path=log_path, ready=self.JOINED)
 
     def wait_joined(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.JOINED in self.output:
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"apply exited {self.proc.returncode}:\n{self.output}")
-            time.sleep(0.1)
-        raise AssertionError(f"apply never joined in {timeout_s}s:\n{self.output}")
-
-    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"apply exited {self.proc.returncode}:\n{self.output}")
-            time.sleep(0.2)
-        raise AssertionError(f"condition not reached in {timeout_s}s:\n{self.output[-3000:]}")
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout_s)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-        self._log.close()
-
-    def wait(self, timeout_s: float = 30.0) -> int:
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"apply did not exit in {timeout_s}s:\n{self.output}") from None
-        finally:
-            with contextlib.suppress(Exception):
-                self._log.close()
-        return code
+        self.wait_ready(timeout_s)
 
 
 def assert_committed_offsets_are_written(

@@ -5,13 +5,8 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +17,11 @@ import fastavro
 from bridge.codec.avro import EventCodec
 from bridge.kafka.publisher import Publisher, ensure_topics
 from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import KafkaSettings
 from tests.kafka_helpers import consume_all
+from tests.support.config_sections import merged
+from tests.support.daemon import BridgeDaemon
 
 # 2025-06-15 10:00 UTC; events spread over four hours from here.
 BASE_MS = 1_749_981_600_000
@@ -168,71 +166,21 @@ def assert_exactly_once(files: Sequence[ArchiveFile], truth: Sequence[Published]
             assert a_last < b_first, f"{topic}/{partition}: overlapping files {ordered}"
 
 
-class AuditProcess:
+class AuditProcess(BridgeDaemon):
     """`ddb-bridge audit` as a subprocess."""
 
     JOINED = "audit worker joined its group and is consuming"
 
     def __init__(self, config: Path, *args: str) -> None:
-        self.log_path = config.with_suffix(f".audit-{time.monotonic_ns()}.log")
-        self._log = self.log_path.open("wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ddb_bridge.cli.main", "audit", "--config", str(config),
-             *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=str(config.parent),
-        )  # fmt: skip
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"audit exited {self.proc.returncode}:\n{self.output}")
-            time.sleep(0.02)
-        raise AssertionError(f"condition not reached in {timeout_s}s:\n{self.output[-3000:]}")
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout_s)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def wait(self, timeout_s: float = 30.0) -> int:
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"audit did not exit in {timeout_s}s:\n{self.output}") from None
-        finally:
-            self._log.close()
+        super().__init__("audit", config, *args, ready=self.JOINED)
 
 
-def write_config(path: Path, bootstrap: str, tables: Sequence[str], extra: str = "") -> Path:
-    lines = [
-        "[kafka]",
-        f'bootstrap_servers = "{bootstrap}"',
-        "partitions = 3",
-        "replication_factor = 1",
-        "",
-        "[apply]",
-        "session_timeout_ms = 6000",  # a SIGKILLed worker's partitions move on within 6 s
-        "heartbeat_interval_ms = 1000",
-        "",
-    ]
-    for t in tables:
-        lines += ["[[tables]]", f'name = "{t}"', 'hash_key = "pk"', ""]
-    path.write_text("\n".join(lines) + extra, encoding="utf-8")
-    return path
+def write_config(path: Path, bootstrap: str, tables: Sequence[str], **sections: Any) -> Path:
+    """A bridge.toml for `ddb-bridge audit`; `sections` add to (or replace) the base's keys."""
+    base = {
+        "kafka": {"bootstrap_servers": bootstrap, "partitions": 3, "replication_factor": 1},
+        # a SIGKILLed worker's partitions move on within 6 s
+        "apply": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000},
+        "tables": [{"name": t, "hash_key": "pk"} for t in tables],
+    }
+    return write_settings_file(path, **merged(base, **sections))

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import Settings, StreamSettings
 from tests.kinesis_records import MICROSECOND, kinesis_data
 from tests.stream_helpers import stream_settings
@@ -195,17 +196,19 @@ def kinesis_settings(
     return settings.model_copy(update={"stream": stream})
 
 
-def write_kinesis_config(
-    path: Any, table: str, lease_table: str, stream_name: str, extra: str = ""
-) -> Any:
+def write_kinesis_config(path: Any, table: str, lease_table: str, stream_name: str) -> Any:
     """A bridge.toml for `ddb-bridge stream` on the Kinesis transport (endpoints: cli_env)."""
-    path.write_text(
-        '[aws]\nregion = "us-east-1"\n\n'
-        "[kafka]\npartitions = 3\nreplication_factor = 1\nlinger_ms = 5\n\n"
-        f'[[tables]]\nname = "{table}"\nkinesis_stream = "{stream_name}"\n\n'
-        f'[stream]\ntransport = "kinesis"\nlease_table = "{lease_table}"\n'
-        "poll_interval_ms = 50\nidle_poll_max_ms = 200\nlease_duration_ms = 2000\n"
-        "shard_sync_interval_s = 1\n" + extra,
-        encoding="utf-8",
+    return write_config(
+        path,
+        aws={"region": "us-east-1"},
+        kafka={"partitions": 3, "replication_factor": 1, "linger_ms": 5},
+        tables=[{"name": table, "kinesis_stream": stream_name}],
+        stream={
+            "transport": "kinesis",
+            "lease_table": lease_table,
+            "poll_interval_ms": 50,
+            "idle_poll_max_ms": 200,
+            "lease_duration_ms": 2000,
+            "shard_sync_interval_s": 1,
+        },
     )
-    return path

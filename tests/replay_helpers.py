@@ -4,10 +4,7 @@ its group has caught up, read and damage a SQLite target's rows, read a group's 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from bridge.kafka.lag import PartitionLag, caught_up, group_lag
 from bridge.model import attrs
 from bridge.runtime.settings import KafkaSettings
 from tests.apply_harness import ApplyProcess, History
+from tests.support.daemon import run_bridge
 
 
 def rows(db: Path, table: str) -> list[tuple[Any, ...]]:
@@ -75,14 +73,7 @@ def offsets(lags: list[PartitionLag]) -> dict[int, int | None]:
 
 def run_replay(config: Path, *args: str, timeout_s: float = 120) -> tuple[int, str, str]:
     """`ddb-bridge replay --config CONFIG ARGS...` in a subprocess: exit code, stdout, stderr."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "replay", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        cwd=str(config.parent),
-    )
+    proc = run_bridge("replay", config, *args, timeout_s=timeout_s, cwd=config.parent)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import (
     AwsSettings,
     KafkaSettings,
@@ -22,6 +23,8 @@ from bridge.runtime.settings import (
     TableSettings,
 )
 from tests.producer_fakes import HoldingProducer
+from tests.support.config_sections import merged
+from tests.support.wait import wait_until
 
 
 def create_stream_table(ddb: Any, name: str, view: str | None = "NEW_AND_OLD_IMAGES") -> str:
@@ -281,19 +284,23 @@ def at(second: float) -> datetime:
 
 
 def write_config(
-    path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000
+    path: Any, tables: list[str], lease_table: str, lease_duration_ms: int = 2000, **sections: Any
 ) -> Any:
-    """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env)."""
-    table_lines = "".join(f'[[tables]]\nname = "{t}"\n\n' for t in tables)
-    path.write_text(
-        '[aws]\nregion = "us-east-1"\n\n'
-        "[kafka]\npartitions = 3\nreplication_factor = 1\nlinger_ms = 5\n\n"
-        f"{table_lines}"
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        f"lease_duration_ms = {lease_duration_ms}\n",
-        encoding="utf-8",
-    )
-    return path
+    """A bridge.toml for `ddb-bridge stream`; endpoints come from the environment (cli_env).
+
+    `sections` add to the base's keys (kafka={"extra": ...}) or add sections (apply=...).
+    """
+    base = {
+        "aws": {"region": "us-east-1"},
+        "kafka": {"partitions": 3, "replication_factor": 1, "linger_ms": 5},
+        "tables": [{"name": t} for t in tables],
+        "stream": {
+            "lease_table": lease_table,
+            "poll_interval_ms": 50,
+            "lease_duration_ms": lease_duration_ms,
+        },
+    }
+    return write_settings_file(path, **merged(base, **sections))
 
 
 def cli_env(endpoint: str, bootstrap: str) -> dict[str, str]:
@@ -330,17 +337,17 @@ def launch_stream(config: Any, env: dict[str, str], log_path: Any, *extra: str) 
 
 
 def wait_log(log_path: Any, text: str, proc: Any, timeout_s: float = 30.0) -> None:
-    import time
+    """Until `text` is in the stream's log; the process exiting first fails at once."""
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def logged() -> bool:
         content = log_path.read_text(encoding="utf-8", errors="replace")
         if text in content:
-            return
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"stream exited {proc.returncode} before {text!r}:\n{content}")
-        time.sleep(0.1)
-    raise AssertionError(f"no {text!r} in the stream log after {timeout_s}s")
+        return False
+
+    wait_until(logged, timeout_s, f"{text!r} in the stream log", interval=0.1)
 
 
 def stop_process(proc: Any, sig: int | None = None, timeout_s: float = 30.0) -> int:
@@ -359,14 +366,10 @@ def stop_process(proc: Any, sig: int | None = None, timeout_s: float = 30.0) -> 
 
 
 def wait_for(cond: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    """`tests.support.wait.wait_until` under its old name and defaults, for the files that
+    other branches edit this round (test_stream_cli, the KCL tests); new code calls
+    wait_until."""
+    wait_until(cond, timeout_s, what)
 
 
 def read_stream(streams: Any, arn: str) -> list[dict[str, Any]]:

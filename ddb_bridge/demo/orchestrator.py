@@ -25,6 +25,7 @@ from bridge.kafka import lag
 from bridge.kafka.publisher import ensure_topics
 from bridge.kafka.schema_registry import make_codec
 from bridge.model.errors import BridgeError, PermanentError
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import Settings, load_settings
 from bridge.verify.passes import VerifyReport
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
@@ -77,41 +78,32 @@ class DemoResult:
         return self.verify is not None and self.verify.ok and self.final_lag == 0
 
 
-CONFIG = """\
-[aws]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-partitions = {partitions}
-replication_factor = 1
-linger_ms = 5
-
-[[tables]]
-name = "{table}"
-
-[stream]
-lease_table = "ddb-bridge-leases"
-poll_interval_ms = 100
-lease_duration_ms = 10000
-
-[backfill]
-segments = 4
-
-[apply]
-target = "{target}"
-batch_size = 1000
-batch_window_ms = 100
-
-[targets.{target}]
-type = "sqlite"
-path = "{db}"
-
-# Off: the demo may run next to a real bridge (or another demo) holding the default ports.
-[metrics]
-port = 0
-"""
+def write_demo_config(
+    path: Path, endpoint: str, bootstrap: str, partitions: int, table: str, db: Path
+) -> Path:
+    """The demo's bridge.toml, checked against the settings models as it is written."""
+    return write_config(
+        path,
+        aws={"region": "us-east-1", "endpoint_url": endpoint},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "partitions": partitions,
+            "replication_factor": 1,
+            "linger_ms": 5,
+        },
+        tables=[{"name": table}],
+        stream={
+            "lease_table": "ddb-bridge-leases",
+            "poll_interval_ms": 100,
+            "lease_duration_ms": 10000,
+        },
+        backfill={"segments": 4},
+        apply={"target": TARGET, "batch_size": 1000, "batch_window_ms": 100},
+        targets={TARGET: {"type": "sqlite", "path": db}},
+        # Off: the demo may run next to a real bridge (or another demo) holding the default
+        # ports.
+        metrics={"port": 0},
+    )
 
 
 class Children:
@@ -202,17 +194,10 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         if opts.endpoint_url is None:
             report(f"started moto (embedded DynamoDB, Streams, S3) on {endpoint}")
         bootstrap = opts.bootstrap_servers or stack.enter_context(demo_broker(opts.broker, report))
-        config = workdir / "bridge.toml"
-        config.write_text(
-            CONFIG.format(
-                endpoint=endpoint,
-                bootstrap=bootstrap,
-                partitions=opts.partitions,
-                table=table,
-                target=TARGET,
-                db=workdir / "target.db",
-            )
-        )
+        config = write_demo_config(
+            workdir / "bridge.toml", endpoint, bootstrap, opts.partitions, table,
+            workdir / "target.db",
+        )  # fmt: skip
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "demo",

@@ -36,7 +36,7 @@ def test_random_history_into_sqlite_survives_kill_9_and_stops_cleanly_on_sigterm
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         target,
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
 
@@ -65,7 +65,7 @@ def test_sigterm_while_idle_exits_0_quickly(
 ) -> None:
     table, target = unique_name("idle"), unique_name("null")
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
     proc = ApplyProcess(config)
     proc.wait_joined()
@@ -74,7 +74,7 @@ def test_sigterm_while_idle_exits_0_quickly(
 
 
 def test_unknown_target_is_a_configuration_error(tmp_path: Path, kafka_bootstrap: str) -> None:
-    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "x", 'type = "null"', ["t"])
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "x", {"type": "null"}, ["t"])
     proc = ApplyProcess(config, "--target", "nope")
     assert proc.wait(30) == 2
     assert "targets.nope" in proc.output

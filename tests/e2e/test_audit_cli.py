@@ -128,7 +128,7 @@ def test_s3_destination_on_moto_survives_kill_9_exactly_once(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         tables,
-        f'\n[aws]\nendpoint_url = "{dynamodb_endpoint}"\nregion = "us-east-1"\n',
+        aws={"endpoint_url": dynamodb_endpoint, "region": "us-east-1"},
     )
     group = unique_name("audit")
     args = (
@@ -204,14 +204,11 @@ def test_both_framings_with_a_schema_registry(
             kafka, make_events(table, 120), codecs=[EventCodec(), make_codec(kafka, [table])]
         )
         root = tmp_path / "archive"
-        config = (
-            write_config(tmp_path / "bridge.toml", kafka_bootstrap, [table], "")
-            .read_text()
-            .replace("[kafka]\n", f'[kafka]\nschema_registry_url = "{url}"\n')
+        config = write_config(
+            tmp_path / "bridge.toml", kafka_bootstrap, [table], kafka={"schema_registry_url": url}
         )
-        (tmp_path / "bridge.toml").write_text(config)
         audit = AuditProcess(
-            tmp_path / "bridge.toml", "--root", str(root), "--max-events", "20",
+            config, "--root", str(root), "--max-events", "20",
             "--max-seconds", "1", "--group", unique_name("audit"),
         )  # fmt: skip
         audit.wait_until(lambda: count_records(read_local(root)) >= len(truth))

@@ -18,6 +18,7 @@ import pytest
 
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import SqliteTarget
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start, record_data_loss
 from connectors.sinks.sqlite import SqliteSink
@@ -63,13 +64,12 @@ def test_safety_check_refuses_and_accepts(
     create_table(ddb_client, table, stream=True)
     write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(40)], 1)
     time.sleep(1.2)  # T - margin (0 s here) must not precede the stream's creation
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 2\n'
-        "replication_factor = 1\n"
-        f'[stream]\nlease_table = "{lease_table}"\nlease_duration_ms = 2000\n'
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 2, "replication_factor": 1},
+        stream={"lease_table": lease_table, "lease_duration_ms": 2000},
+        backfill={"skew_margin_s": 0, "segments": 2},
     )
     base = ["backfill", "--config", str(config), "--table", table, "--no-progress"]
 
@@ -191,15 +191,14 @@ def test_full_then_incremental_export_in_aws_layout_from_dir_and_s3_into_sqlite(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         "local",
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [from_dir, from_s3],
+        sections={
+            "aws": {"endpoint_url": dynamodb_endpoint},
+            "stream": {"lease_table": unique_name("leases"), "lease_duration_ms": 2000},
+            "backfill": {"skew_margin_s": 0},
+        },
     )
-    with config.open("a") as fh:
-        fh.write(
-            f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-            f'[stream]\nlease_table = "{unique_name("leases")}"\nlease_duration_ms = 2000\n'
-            "[backfill]\nskew_margin_s = 0\n"
-        )
 
     def backfill(table: str, *where: str) -> tuple[int, str, str]:
         code = main(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.runtime.config_file import write_config
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +42,7 @@ def test_a_closed_pipe_exits_quietly_with_the_sigpipe_status(
     args: list[str], tmp_path: Path
 ) -> None:
     """`ddb-bridge config show | head -1`: the reader is gone before anything is written."""
-    config = tmp_path / "bridge.toml"
-    config.write_text('[kafka]\nbootstrap_servers = "b:9092"\n')
+    config = write_config(tmp_path / "bridge.toml", kafka={"bootstrap_servers": "b:9092"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)]
         if args[-1] != "--help"

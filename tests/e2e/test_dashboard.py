@@ -30,7 +30,8 @@ from tests.apply_harness import ApplyProcess
 from tests.backfill_helpers import create_table, write_items
 from tests.e2e.test_status_cli import _config
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for
+from tests.stream_helpers import cli_env, launch_stream, stop_process
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -161,7 +162,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
     apply: ApplyProcess | None = None
     extra: list[subprocess.Popen[str]] = []
     try:
-        wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
+        wait_until(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         write_items(
             lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(30, 40)], 1
         )
@@ -171,7 +172,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         url = line.split()[1]
 
         # Moment 1: changes published, nothing applied, no back-fill yet.
-        wait_for(lambda: (_lag(_api(url)) or 0) >= 10, 60, "apply lag on the dashboard")
+        wait_until(lambda: (_lag(_api(url)) or 0) >= 10, 60, "apply lag on the dashboard")
         first = _rendered(url)
         assert first.fields["backfill-parts"] == "none yet", first.fields
         lag_before = int(first.fields["apply-lag"])
@@ -188,7 +189,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         assert main([*backfill, "--no-progress"]) == 0
         apply = ApplyProcess(config, "--create-schema")
         apply.wait_joined()
-        wait_for(lambda: _lag(_api(url)) == 0, 90, "apply lag 0 on the dashboard")
+        wait_until(lambda: _lag(_api(url)) == 0, 90, "apply lag 0 on the dashboard")
 
         # Moment 2: the rendered numbers have moved.
         second = _rendered(url)

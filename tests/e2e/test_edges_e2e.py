@@ -27,13 +27,15 @@ import pytest
 from bridge.kafka import lag
 from bridge.model import attrs
 from bridge.ports.sink import TableSpec
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import KafkaSettings, PostgresTarget, SqliteTarget
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from ddb_bridge.demo.topic_tail import TopicTail
 from tests.apply_harness import ApplyProcess
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -161,20 +163,28 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )["TableDescription"]["LatestStreamArn"]
 
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{dynamodb_endpoint}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = {PARTITIONS}\n'
-        "replication_factor = 1\nlinger_ms = 5\n\n"
-        f'[[tables]]\nname = "{table}"\n\n'
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        "lease_duration_ms = 4000\n\n"
-        "[backfill]\nskew_margin_s = 1\nsegments = 3\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "commit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n\n'
-        f'[targets.pg]\ntype = "postgres"\ndsn = "{pg_dsn}"\n',
-        encoding="utf-8",
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"region": "us-east-1", "endpoint_url": dynamodb_endpoint},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "partitions": PARTITIONS,
+            "replication_factor": 1,
+            "linger_ms": 5,
+        },
+        tables=[{"name": table}],
+        stream={"lease_table": lease_table, "poll_interval_ms": 50, "lease_duration_ms": 4000},
+        backfill={"skew_margin_s": 1, "segments": 3},
+        apply={
+            "target": "local",
+            "batch_size": 50,
+            "batch_window_ms": 50,
+            "commit_interval_ms": 200,
+        },
+        targets={
+            "local": {"type": "sqlite", "path": db},
+            "pg": {"type": "postgres", "dsn": pg_dsn},
+        },
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     stream_log = tmp_path / "stream.log"
@@ -222,7 +232,7 @@ def test_edges_of_dynamodb_through_stream_backfill_apply_and_verify(
                 for group in ("ddb-bridge.apply.local", "ddb-bridge.apply.pg")
             )
 
-        wait_for(caught_up, 180, "every stream record in Kafka and applied by both targets")
+        wait_until(caught_up, 180, "every stream record in Kafka and applied by both targets")
         for applier in appliers:
             assert "Traceback" not in applier.output, applier.output
 

@@ -23,6 +23,7 @@ import pytest
 
 from bridge.model import attrs
 from bridge.ports.sink import TableSpec
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import SqliteTarget
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
 from connectors.sinks.sqlite import SqliteSink
@@ -38,7 +39,8 @@ from tests.kinesis_stream_helpers import (
     put_changes,
 )
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -98,18 +100,32 @@ def test_kinesis_records_stream_apply_verify(
     put_changes(kinesis, name, table, arrivals)
 
     db = tmp_path / "target.db"
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{dynamodb_endpoint}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 3\n'
-        "replication_factor = 1\nlinger_ms = 5\n\n"
-        f'[[tables]]\nname = "{table}"\nkinesis_stream = "{name}"\n\n'
-        f'[stream]\ntransport = "kinesis"\nlease_table = "{lease_table}"\n'
-        "poll_interval_ms = 50\nidle_poll_max_ms = 200\nlease_duration_ms = 3000\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "commit_interval_ms = 200\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 1000\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
-        encoding="utf-8",
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"region": "us-east-1", "endpoint_url": dynamodb_endpoint},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "partitions": 3,
+            "replication_factor": 1,
+            "linger_ms": 5,
+        },
+        tables=[{"name": table, "kinesis_stream": name}],
+        stream={
+            "transport": "kinesis",
+            "lease_table": lease_table,
+            "poll_interval_ms": 50,
+            "idle_poll_max_ms": 200,
+            "lease_duration_ms": 3000,
+        },
+        apply={
+            "target": "local",
+            "batch_size": 50,
+            "batch_window_ms": 50,
+            "commit_interval_ms": 200,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+        },
+        targets={"local": {"type": "sqlite", "path": db}},
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     stream_log = tmp_path / "stream.log"
@@ -131,7 +147,7 @@ def test_kinesis_records_stream_apply_verify(
             return code == 0 and output.rstrip().endswith("0 differences")
 
         try:
-            wait_for(target_equals_source, 180, "verify to report 0 differences")
+            wait_until(target_equals_source, 180, "verify to report 0 differences")
         except AssertionError as exc:
             raise AssertionError(f"{verified}\n{applier.output[-2000:]}") from exc
         assert "Traceback" not in applier.output, applier.output
@@ -187,14 +203,17 @@ def test_backfill_checks_the_kinesis_capture(
     write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(20)], 1)
     kinesis_arn = create_kinesis_stream(kinesis, name)
     time.sleep(1.2)  # T - margin (0 s here) must not precede the stream's creation
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 2\n'
-        "replication_factor = 1\n"
-        f'[stream]\ntransport = "kinesis"\nstream_name = "{name}"\n'
-        f'lease_table = "{lease_table}"\nlease_duration_ms = 2000\n'
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 2, "replication_factor": 1},
+        stream={
+            "transport": "kinesis",
+            "stream_name": name,
+            "lease_table": lease_table,
+            "lease_duration_ms": 2000,
+        },
+        backfill={"skew_margin_s": 0, "segments": 2},
     )
     base = ["backfill", "--config", str(config), "--table", table, "--no-progress"]
 

@@ -28,10 +28,10 @@ from tests.stream_helpers import (
     launch_stream,
     read_stream,
     stop_process,
-    wait_for,
     wait_log,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def test_a_390_kb_item_modified_goes_through_stream_and_apply_into_sqlite(
     try:
         wait_log(log_path, "stream started", stream)
         last = records[-1]["dynamodb"]["SequenceNumber"]
-        wait_for(lambda: checkpoint() == last, 60, "the MODIFY to be acknowledged")
+        wait_until(lambda: checkpoint() == last, 60, "the MODIFY to be acknowledged")
         assert stop_process(stream, signal.SIGTERM) == 0, log_path.read_text()
     finally:
         if stream.poll() is None:
@@ -96,7 +96,7 @@ def test_a_390_kb_item_modified_goes_through_stream_and_apply_into_sqlite(
         tmp_path / "apply.toml",
         kafka_bootstrap,
         "local",
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
     apply = ApplyProcess(apply_config, "--create-schema")
@@ -136,11 +136,11 @@ def test_a_record_kafka_refuses_stops_the_stream_with_a_named_alarm(
     # The refusal here comes from the producer's own limit (librdkafka's default, the one
     # that wedged the stream before), checked before anything reaches the broker; a topic's
     # refusal is the next test.
-    config = write_config(tmp_path / "bridge.toml", [table], lease_table)
-    config.write_text(
-        config.read_text().replace(
-            "[kafka]\n", '[kafka]\nextra = { "message.max.bytes" = 1000000 }\n'
-        )
+    config = write_config(
+        tmp_path / "bridge.toml",
+        [table],
+        lease_table,
+        kafka={"extra": {"message.max.bytes": 1000000}},
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     log_path = tmp_path / "stream.log"

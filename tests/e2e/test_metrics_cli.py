@@ -21,9 +21,10 @@ from tests.stream_helpers import (
     create_stream_table,
     launch_stream,
     stop_process,
-    wait_for,
     write_config,
 )
+from tests.support.daemon import run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -55,13 +56,14 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
 ) -> None:
     table = unique_name("metrics")
     create_stream_table(ddb_client, table)
-    config = write_config(tmp_path / "bridge.toml", [table], unique_name("leases"))
     db = tmp_path / "target.db"
-    with config.open("a", encoding="utf-8") as f:
-        f.write(
-            '\n[apply]\ntarget = "lite"\nbatch_window_ms = 50\nsession_timeout_ms = 6000\n'
-            f'\n[targets.lite]\ntype = "sqlite"\npath = "{db}"\n'
-        )
+    config = write_config(
+        tmp_path / "bridge.toml",
+        [table],
+        unique_name("leases"),
+        apply={"target": "lite", "batch_window_ms": 50, "session_timeout_ms": 6000},
+        targets={"lite": {"type": "sqlite", "path": db}},
+    )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     stream_port, apply_port = free_port(), free_port()
     stream_log, apply_log = tmp_path / "stream.log", tmp_path / "apply.log"
@@ -73,10 +75,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         wait_health(stream_port, 200, stream)
         put_items(ddb_client, table, 0, 40)
         published = "ddb_bridge_stream_records_published_total"
-        wait_for(
+        wait_until(
             lambda: (sample(stream_port, published, table=table) or 0) >= 40,
-            timeout_s=60,
-            what="the stream's published counter to reach 40",
+            60,
+            "the stream's published counter to reach 40",
         )
         held = sample(stream_port, "ddb_bridge_stream_leases_held", table=table)
         assert held is not None and held >= 1
@@ -95,10 +97,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         )
         applied = "ddb_bridge_apply_events_total"
         labels = {"table": table, "target": "lite"}
-        wait_for(
+        wait_until(
             lambda: (sample(apply_port, applied, **labels) or 0) >= 40,
-            timeout_s=90,
-            what="apply's applied counter to reach 40",
+            90,
+            "apply's applied counter to reach 40",
         )
         first_lag = sample(apply_port, "ddb_bridge_apply_lag_seconds", **labels)
         assert first_lag is not None and first_lag >= 3, first_lag
@@ -107,10 +109,10 @@ def test_stream_and_apply_serve_metrics_that_follow_the_workload(
         assert wait_health(apply_port, 200, apply)["status"] == "ok"
 
         put_items(ddb_client, table, 40, 10)
-        wait_for(
+        wait_until(
             lambda: (sample(apply_port, applied, **labels) or 0) >= 50,
-            timeout_s=60,
-            what="apply's applied counter to reach 50",
+            60,
+            "apply's applied counter to reach 50",
         )
         last_lag = sample(apply_port, "ddb_bridge_apply_lag_seconds", **labels)
         assert last_lag is not None and last_lag < first_lag, (first_lag, last_lag)
@@ -145,27 +147,12 @@ def test_healthz_is_503_while_kafka_is_unreachable_and_a_taken_port_is_refused(
         assert body["status"] == "unavailable"
         assert "Kafka unreachable" in body["reason"] or "starting" in body["reason"], body
         # Kafka stays unreachable: the reason settles on it, never on 200.
-        wait_for(
+        wait_until(
             lambda: "Kafka unreachable" in healthz(port)[1].get("reason", ""),
-            timeout_s=20,
-            what="/healthz to name Kafka",
+            20,
+            "/healthz to name Kafka",
         )
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "stream",
-                "--config",
-                str(config),
-                "--metrics-port",
-                str(port),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = run_bridge("stream", config, "--metrics-port", str(port), env=env, timeout_s=60)
         assert second.returncode == 2, second.stderr
         assert f"cannot serve metrics on 127.0.0.1:{port}" in second.stderr
         assert "--metrics-port" in second.stderr

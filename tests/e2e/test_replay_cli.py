@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +25,7 @@ from bridge.codec.avro import EventCodec
 from bridge.kafka.lag import caught_up, group_lag
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import KafkaSettings
 from ddb_bridge.services import kafka_jars
 from tests.apply_harness import (
@@ -46,6 +45,7 @@ from tests.replay_helpers import (
 )
 from tests.samples import sample_item
 from tests.stream_helpers import cli_env
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -113,7 +113,7 @@ def timed_topic(kafka_bootstrap: str, unique_name: Any, tmp_path: Path) -> dict[
     produce(kafka, timed_events(table))
     topic = kafka.changes_topic(table)
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
     times = change_times(kafka_bootstrap, topic, N_EVENTS)
     assert sorted(times) == [0, 1, 2, 3], "every partition should hold some events"
@@ -243,7 +243,7 @@ def test_to_datetime_warns_about_a_topic_stamped_with_kafkas_receive_time(
     admin.create_topics([new])[topic].result(30)
     produce(kafka, timed_events(table, 10))
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
     code, _, err = run_replay(config, "--target", target, "--to-datetime", iso(T0_MS))
     assert code == 0, err
@@ -301,7 +301,7 @@ def test_replay_to_an_earlier_time_then_apply_leaves_the_target_unchanged(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         target,
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
     apply_until_caught_up(config, kafka, group, topic)
@@ -339,27 +339,22 @@ def test_replay_to_earliest_repairs_a_damaged_target_until_verify_finds_no_diffe
     create_table(ddb_client, table, stream=False)
     items = [attrs.to_boto(sample_item(i)) for i in range(30)]
     write_items(lambda: ddb_client, table, items, 1)
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 3\n'
-        "replication_factor = 1\n"
-        f'[[tables]]\nname = "{table}"\n'
-        f'[stream]\nlease_table = "{lease_table}"\n'
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
-        '[apply]\ntarget = "local"\nbatch_window_ms = 50\ncommit_interval_ms = 200\n'
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
-        encoding="utf-8",
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 3, "replication_factor": 1},
+        tables=[{"name": table}],
+        stream={"lease_table": lease_table},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={"target": "local", "batch_window_ms": 50, "commit_interval_ms": 200},
+        targets={"local": {"type": "sqlite", "path": db}},
     )
     env = cli_env(dynamodb_endpoint, kafka_bootstrap)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     topic, group = kafka.changes_topic(table), group_id("local")
 
     def cli(*args: str) -> tuple[int, str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        proc = run_bridge(args, config, env=env, timeout_s=300)
         return proc.returncode, proc.stdout + proc.stderr
 
     code, output = cli(

@@ -68,7 +68,7 @@ def test_replay_with_kafka_consumer_groups_reset_is_idempotent_and_repairs_the_t
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         target,
-        f'type = "sqlite"\npath = "{db}"',
+        {"type": "sqlite", "path": db},
         [table],
     )
     reader = SqliteSink(SqliteTarget(type="sqlite", path=str(db)))
@@ -106,7 +106,7 @@ def test_reset_offsets_is_refused_while_apply_runs(
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=4, replication_factor=1)
     produce(kafka, random_history(table, seed=33, n_keys=10, n_ops=50).events)
     config = write_config(
-        tmp_path / "bridge.toml", kafka_bootstrap, target, 'type = "null"', [table]
+        tmp_path / "bridge.toml", kafka_bootstrap, target, {"type": "null"}, [table]
     )
 
     def lags() -> list[PartitionLag]:

@@ -4,55 +4,44 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bridge.runtime.config_file import write_config
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.e2e
 
 
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "schema",
-            "cql",
-            "--config",
-            str(config),
-            *args,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bridge("schema cql", config, *args, env=env, timeout_s=60)
 
 
 def test_declared_key_schema_typed_columns_and_ttl(tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        """
-[[tables]]
-name = "orders"
-hash_key = "customer"
-range_key = "order_no"
-range_key_type = "N"
-ttl_attribute = "expires"
-columns = { order_no = "bigint", status = "text", total = "decimal" }
-
-[apply]
-target = "cql"
-
-[targets.cql]
-type = "scylla"
-keyspace = "shop"
-replication = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
-"""
+    config = write_config(
+        tmp_path / "bridge.toml",
+        tables=[
+            {
+                "name": "orders",
+                "hash_key": "customer",
+                "range_key": "order_no",
+                "range_key_type": "N",
+                "ttl_attribute": "expires",
+                "columns": {"order_no": "bigint", "status": "text", "total": "decimal"},
+            }
+        ],
+        apply={"target": "cql"},
+        targets={
+            "cql": {
+                "type": "scylla",
+                "keyspace": "shop",
+                "replication": "{'class': 'NetworkTopologyStrategy', 'dc1': 3}",
+            }
+        },
     )
     done = run_cli(config, "--table", "orders")
     assert done.returncode == 0, done.stderr
@@ -81,8 +70,7 @@ def test_key_schema_from_describe_table(
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    config = tmp_path / "bridge.toml"
-    config.write_text(f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n')
+    config = write_config(tmp_path / "bridge.toml", aws={"endpoint_url": dynamodb_endpoint})
     done = run_cli(config, "--table", table)
     assert done.returncode == 0, done.stderr
     assert f'CREATE TABLE IF NOT EXISTS "migrated"."{table}" (\n    "id" blob,\n' in done.stdout
@@ -91,10 +79,10 @@ def test_key_schema_from_describe_table(
 
 def test_names_keep_their_case_and_characters(tmp_path: Path) -> None:
     """Unquoted, CQL would create `shop.orders` for `Shop.Orders` and then not find it."""
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        '[[tables]]\nname = "Orders"\nhash_key = \'Key "1" é\'\n'
-        '[targets.cql]\ntype = "scylla"\nkeyspace = "Shop"\n'
+    config = write_config(
+        tmp_path / "bridge.toml",
+        tables=[{"name": "Orders", "hash_key": 'Key "1" é'}],
+        targets={"cql": {"type": "scylla", "keyspace": "Shop"}},
     )
     done = run_cli(config, "--table", "Orders", "--target", "cql")
     assert done.returncode == 0, done.stderr
@@ -104,8 +92,9 @@ def test_names_keep_their_case_and_characters(tmp_path: Path) -> None:
 
 
 def test_a_table_name_cql_cannot_hold_is_a_config_error(tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text('[[tables]]\nname = "orders-v2"\nhash_key = "pk"\n')
+    config = write_config(
+        tmp_path / "bridge.toml", tables=[{"name": "orders-v2", "hash_key": "pk"}]
+    )
     done = run_cli(config, "--table", "orders-v2")
     assert done.returncode == 2
     assert "set target_table" in done.stderr
@@ -124,12 +113,20 @@ def test_printed_ddl_runs_on_a_real_cql_node_and_the_sink_uses_it(
 
     suffix = unique_name("x").split("-")[1]
     keyspace, table = f"Shop_{suffix}", f"Orders_{suffix}"
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[[tables]]\nname = "{table}"\nhash_key = \'Key "1" é\'\nrange_key = "order_no"\n'
-        'range_key_type = "N"\nttl_attribute = "expires"\n'
-        'columns = { order_no = "bigint", status = "text", total = "decimal" }\n'
-        f"[targets.cql]\n{cql_endpoint.toml(keyspace)}"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        tables=[
+            {
+                "name": table,
+                "hash_key": 'Key "1" é',
+                "range_key": "order_no",
+                "range_key_type": "N",
+                "ttl_attribute": "expires",
+                "columns": {"order_no": "bigint", "status": "text", "total": "decimal"},
+            }
+        ],
+        # the CQL node's section, as its launcher writes it
+        targets={"cql": tomllib.loads(cql_endpoint.toml(keyspace))},
     )
     done = run_cli(config, "--table", table)
     assert done.returncode == 0, done.stderr

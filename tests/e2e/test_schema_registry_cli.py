@@ -8,8 +8,6 @@ requires basic auth; the credentials reach the CLI only through the environment.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 from bridge.kafka.schema_registry import registry_codec
 from bridge.model import attrs
 from bridge.model.event import Origin
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from tests.apply_harness import ApplyProcess, table_spec
@@ -26,7 +25,9 @@ from tests.backfill_helpers import create_table, write_items
 from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for, wait_log
+from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_log
+from tests.support.daemon import run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -36,22 +37,35 @@ USER_INFO = "bridge-key:registry-S3cret"
 def write_config(
     path: Path, bootstrap: str, table: str, lease_table: str, registry_url: str, db: Path
 ) -> Path:
-    path.write_text(
-        '[aws]\nregion = "us-east-1"\n\n'
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\n'
-        "partitions = 2\nreplication_factor = 1\nlinger_ms = 5\n"
-        f'schema_registry_url = "{registry_url}"\n\n'
-        f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nhash_key_type = "S"\n'
-        'range_key = "sk"\nrange_key_type = "N"\n\n'
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        "lease_duration_ms = 2000\n\n"
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 50\nbatch_window_ms = 50\n'
-        "commit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n',
-        encoding="utf-8",
+    return write_settings_file(
+        path,
+        aws={"region": "us-east-1"},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "partitions": 2,
+            "replication_factor": 1,
+            "linger_ms": 5,
+            "schema_registry_url": registry_url,
+        },
+        tables=[
+            {
+                "name": table,
+                "hash_key": "pk",
+                "hash_key_type": "S",
+                "range_key": "sk",
+                "range_key_type": "N",
+            }
+        ],
+        stream={"lease_table": lease_table, "poll_interval_ms": 50, "lease_duration_ms": 2000},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={
+            "target": "local",
+            "batch_size": 50,
+            "batch_window_ms": 50,
+            "commit_interval_ms": 200,
+        },
+        targets={"local": {"type": "sqlite", "path": db}},
     )
-    return path
 
 
 def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
@@ -87,24 +101,16 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
         try:
             wait_log(log_path, "stream started", stream)
             time.sleep(1.2)  # the back-fill's T - margin must follow the capture start
-            backfill = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "ddb_bridge.cli.main",
-                    "backfill",
-                    "--config",
-                    str(config),
-                    "--table",
-                    table,
-                    "--from",
-                    "scan",
-                    "--no-progress",
-                ],
+            backfill = run_bridge(
+                "backfill",
+                config,
+                "--table",
+                table,
+                "--from",
+                "scan",
+                "--no-progress",
                 env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
+                timeout_s=180,
             )
             assert backfill.returncode == 0, backfill.stdout + backfill.stderr
             # Changed while both run: the stream carries these.
@@ -143,7 +149,7 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
                     for k, item in zip(expected, got, strict=True)
                 )
 
-            wait_for(target_equals_source, 120, f"the target to equal the source\n{apply.output}")
+            wait_until(target_equals_source, 120, f"the target to equal the source\n{apply.output}")
             reader.close()
             assert apply.terminate() == 0, apply.output
             apply = None

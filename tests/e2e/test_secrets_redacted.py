@@ -5,85 +5,94 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from bridge.runtime.config_file import write_config
 from tests.backfill_helpers import create_table
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.e2e
 
-# (a config fragment holding one secret, the secret). Each is checked on its own, so a case
+# (the config sections holding one secret, the secret). Each is checked on its own, so a case
 # that leaks is named by its id.
-SECRET_SETTINGS: dict[str, tuple[str, str]] = {
-    "aws.access_key_id": ('[aws]\naccess_key_id = "AKIA-S3cret-01"\n', "AKIA-S3cret-01"),
-    "aws.secret_access_key": ('[aws]\nsecret_access_key = "Aws-S3cret-02"\n', "Aws-S3cret-02"),
+SECRET_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
+    "aws.access_key_id": ({"aws": {"access_key_id": "AKIA-S3cret-01"}}, "AKIA-S3cret-01"),
+    "aws.secret_access_key": ({"aws": {"secret_access_key": "Aws-S3cret-02"}}, "Aws-S3cret-02"),
     "aws.endpoint_url userinfo": (
-        '[aws]\nendpoint_url = "https://me:Url-S3cret-03@dynamo.example:8000"\n',
+        {"aws": {"endpoint_url": "https://me:Url-S3cret-03@dynamo.example:8000"}},
         "Url-S3cret-03",
     ),
     "kafka.extra sasl.password": (
-        '[kafka.extra]\n"sasl.password" = "Sasl-S3cret-04"\n',
+        {"kafka": {"extra": {"sasl.password": "Sasl-S3cret-04"}}},
         "Sasl-S3cret-04",
     ),
     "kafka.extra ssl.key.password": (
-        '[kafka.extra]\n"ssl.key.password" = "Key-S3cret-05"\n',
+        {"kafka": {"extra": {"ssl.key.password": "Key-S3cret-05"}}},
         "Key-S3cret-05",
     ),
     "kafka.extra sasl.oauthbearer.client.secret": (
-        '[kafka.extra]\n"sasl.oauthbearer.client.secret" = "Oauth-S3cret-06"\n',
+        {"kafka": {"extra": {"sasl.oauthbearer.client.secret": "Oauth-S3cret-06"}}},
         "Oauth-S3cret-06",
     ),
     "kafka.extra ssl.keystore.password": (
-        '[kafka.extra]\n"ssl.keystore.password" = "Store-S3cret-07"\n',
+        {"kafka": {"extra": {"ssl.keystore.password": "Store-S3cret-07"}}},
         "Store-S3cret-07",
     ),
     "kafka.extra ssl.key.pem": (
-        '[kafka.extra]\n"ssl.key.pem" = "-----BEGIN PRIVATE KEY-----Pem-S3cret-08"\n',
+        {"kafka": {"extra": {"ssl.key.pem": "-----BEGIN PRIVATE KEY-----Pem-S3cret-08"}}},
         "Pem-S3cret-08",
     ),
     "kafka.extra sasl.kerberos.keytab": (
-        '[kafka.extra]\n"sasl.kerberos.keytab" = "/etc/Keytab-S3cret-09.keytab"\n',
+        {"kafka": {"extra": {"sasl.kerberos.keytab": "/etc/Keytab-S3cret-09.keytab"}}},
         "Keytab-S3cret-09",
     ),
     "kafka.extra sasl.oauthbearer.config": (
-        '[kafka.extra]\n"sasl.oauthbearer.config" = "principal=me secret=Cfg-S3cret-10"\n',
+        {"kafka": {"extra": {"sasl.oauthbearer.config": "principal=me secret=Cfg-S3cret-10"}}},
         "Cfg-S3cret-10",
     ),
     "kafka.schema_registry_url userinfo": (
-        '[kafka]\nschema_registry_url = "https://key:Reg-S3cret-11@registry.example"\n',
+        {"kafka": {"schema_registry_url": "https://key:Reg-S3cret-11@registry.example"}},
         "Reg-S3cret-11",
     ),
     "kafka.schema_registry_user_info": (
-        '[kafka]\nschema_registry_user_info = "key:Reg-S3cret-12"\n',
+        {"kafka": {"schema_registry_user_info": "key:Reg-S3cret-12"}},
         "Reg-S3cret-12",
     ),
     "kafka.schema_registry_extra basic.auth.user.info": (
-        '[kafka.schema_registry_extra]\n"basic.auth.user.info" = "key:Reg-S3cret-13"\n',
+        {"kafka": {"schema_registry_extra": {"basic.auth.user.info": "key:Reg-S3cret-13"}}},
         "Reg-S3cret-13",
     ),
     "kafka.schema_registry_extra ssl.key.password": (
-        '[kafka.schema_registry_extra]\n"ssl.key.password" = "Reg-S3cret-14"\n',
+        {"kafka": {"schema_registry_extra": {"ssl.key.password": "Reg-S3cret-14"}}},
         "Reg-S3cret-14",
     ),
     "postgres dsn url": (
-        '[targets.pg]\ntype = "postgres"\ndsn = "postgresql://u:Pg-S3cret-15@db/x"\n',
+        {"targets": {"pg": {"type": "postgres", "dsn": "postgresql://u:Pg-S3cret-15@db/x"}}},
         "Pg-S3cret-15",
     ),
     "postgres dsn key=value": (
-        '[targets.pg]\ntype = "postgres"\ndsn = "host=db user=u password=Pg-S3cret-16"\n',
+        {"targets": {"pg": {"type": "postgres", "dsn": "host=db user=u password=Pg-S3cret-16"}}},
         "Pg-S3cret-16",
     ),
     "scylla password": (
-        '[targets.cql]\ntype = "scylla"\nusername = "u"\npassword = "Cql-S3cret-17"\n',
+        {"targets": {"cql": {"type": "scylla", "username": "u", "password": "Cql-S3cret-17"}}},
         "Cql-S3cret-17",
     ),
     "alternator keys and url": (
-        '[targets.alt]\ntype = "alternator"\nendpoint_url = "http://u:Alt-S3cret-18@alt:8000"\n'
-        'access_key_id = "Alt-S3cret-19"\nsecret_access_key = "Alt-S3cret-20"\n',
+        {
+            "targets": {
+                "alt": {
+                    "type": "alternator",
+                    "endpoint_url": "http://u:Alt-S3cret-18@alt:8000",
+                    "access_key_id": "Alt-S3cret-19",
+                    "secret_access_key": "Alt-S3cret-20",
+                }
+            }
+        },
         "Alt-S3cret-",
     ),
 }
@@ -96,22 +105,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def cli(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", *args, "--config", str(config)],
-        # Metrics off unless a test asks: the daemons' default port is fixed, and another
-        # pytest worker's daemon may hold it.
-        env=clean_env(**{"DDB_BRIDGE__METRICS__PORT": "0", **env}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # Metrics off unless a test asks: the daemons' default port is fixed, and another
+    # pytest worker's daemon may hold it.
+    env = clean_env(**{"DDB_BRIDGE__METRICS__PORT": "0", **env})
+    return run_bridge(args, config, env=env, timeout_s=120)
 
 
 @pytest.mark.parametrize("setting", sorted(SECRET_SETTINGS))
 def test_config_show_masks_every_secret_bearing_setting(setting: str, tmp_path: Path) -> None:
-    fragment, secret = SECRET_SETTINGS[setting]
-    config = tmp_path / "bridge.toml"
-    config.write_text(fragment)
+    sections, secret = SECRET_SETTINGS[setting]
+    config = write_config(tmp_path / "bridge.toml", **sections)
     result = cli(config, "config", "show")
     assert result.returncode == 0, result.stderr
     assert secret not in result.stdout + result.stderr
@@ -134,8 +137,10 @@ def test_secrets_from_the_environment_are_masked_too(tmp_path: Path) -> None:
 
 
 def test_a_config_error_does_not_echo_a_secret(tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text('[targets.pg]\ntype = "postgres"\ndsn = "postgresql://u:Pg-S3cret-23@db/x"\n')
+    config = write_config(
+        tmp_path / "bridge.toml",
+        targets={"pg": {"type": "postgres", "dsn": "postgresql://u:Pg-S3cret-23@db/x"}},
+    )
     result = cli(config, "apply", "--target", "nope")
     assert result.returncode == 2
     assert "targets.nope" in result.stderr
@@ -156,13 +161,12 @@ def test_a_config_error_does_not_echo_a_secret(tmp_path: Path) -> None:
 def test_a_failing_connection_logs_no_secret(
     dsn: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
-        "replication_factor = 1\n"
-        f'[[tables]]\nname = "{unique_name("red")}"\nhash_key = "pk"\n'
-        f'[targets.pg]\ntype = "postgres"\ndsn = "{dsn}"\n'
-        "[apply]\nmax_retries = 2\nretry_backoff_ms = 10\nretry_backoff_max_ms = 20\n"
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka={"bootstrap_servers": kafka_bootstrap, "partitions": 1, "replication_factor": 1},
+        tables=[{"name": unique_name("red"), "hash_key": "pk"}],
+        targets={"pg": {"type": "postgres", "dsn": dsn}},
+        apply={"max_retries": 2, "retry_backoff_ms": 10, "retry_backoff_max_ms": 20},
     )
     result = cli(config, "apply", "--target", "pg", "--log-level", "DEBUG")
     output = result.stdout + result.stderr
@@ -187,13 +191,16 @@ def test_an_unreachable_registry_logs_no_secret(
         aws_secret_access_key="testing",
     )
     create_table(ddb, table, stream=False)
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\npartitions = 1\n'
-        "replication_factor = 1\n"
-        f'schema_registry_url = "http://reg-user:Reg-S3cret-26@127.0.0.1:{port}"\n'
-        '[kafka.schema_registry_extra]\n"max.retries" = 0\n'
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "partitions": 1,
+            "replication_factor": 1,
+            "schema_registry_url": f"http://reg-user:Reg-S3cret-26@127.0.0.1:{port}",
+            "schema_registry_extra": {"max.retries": 0},
+        },
     )
     result = cli(
         config,

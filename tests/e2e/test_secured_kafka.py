@@ -11,8 +11,6 @@ the plaintext listener."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,9 +34,10 @@ from tests.stream_helpers import (
     launch_stream,
     read_stream,
     stop_process,
-    wait_for,
     wait_log,
 )
+from tests.support.daemon import run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -60,30 +59,28 @@ def secured_config(
     db: Path,
     password: str | None = None,
 ) -> Path:
-    write_config(path, secured.bootstrap, "local", f'type = "sqlite"\npath = "{db}"', [table])
-    extra = secured.client_options(password)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("[kafka.extra]\n")
-        fh.writelines(f'"{k}" = "{v}"\n' for k, v in extra.items())
-        fh.write(
-            f'[aws]\nendpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
-            f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-            "lease_duration_ms = 2000\n"
-            "[backfill]\nskew_margin_s = 0\nsegments = 2\n"
-        )
-    return path
+    return write_config(
+        path,
+        secured.bootstrap,
+        "local",
+        {"type": "sqlite", "path": db},
+        [table],
+        sections={
+            "kafka": {"extra": secured.client_options(password)},
+            "aws": {"endpoint_url": endpoint, "region": "us-east-1"},
+            "stream": {
+                "lease_table": lease_table,
+                "poll_interval_ms": 50,
+                "lease_duration_ms": 2000,
+            },
+            "backfill": {"skew_margin_s": 0, "segments": 2},
+        },
+    )
 
 
 def run_cli(command: str, config: Path, env: dict[str, str], *extra: str) -> tuple[int, str, float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", command, "--config", str(config), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_bridge(command, config, *extra, env=env, timeout_s=120)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 
@@ -132,7 +129,7 @@ def test_stream_backfill_and_apply_through_sasl_ssl(
             found = leases.list({arn})
             return found[0].checkpoint if found else None
 
-        wait_for(lambda: checkpoint() == last_seq, 90, "stream to checkpoint the last record")
+        wait_until(lambda: checkpoint() == last_seq, 90, "stream to checkpoint the last record")
         assert stop_process(stream, signal.SIGTERM) == 0, log_path.read_text()
     finally:
         if stream.poll() is None:

@@ -10,8 +10,6 @@ shows and needs attention.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,15 @@ import pytest
 from confluent_kafka import Producer
 
 from bridge.model import attrs
+from bridge.runtime.config_file import write_config
 from connectors.dynamodb.capture import read_capture, record_data_loss
 from ddb_bridge.cli.main import main
 from tests.apply_harness import ApplyProcess
 from tests.backfill_helpers import create_table, write_items
 from tests.samples import sample_item
-from tests.stream_helpers import cli_env, launch_stream, stop_process, wait_for
+from tests.stream_helpers import cli_env, launch_stream, stop_process
+from tests.support.daemon import run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -37,24 +38,39 @@ def _config(
     table: str,
     lease_table: str,
     db: Path,
-    table_extra: str = "",
-    targets_extra: str = "",
+    table_extra: dict[str, Any] | None = None,
+    targets_extra: dict[str, Any] | None = None,
 ) -> Path:
-    path.write_text(
-        f'[aws]\nendpoint_url = "{endpoint}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 2\nreplication_factor = 1\n'
-        "linger_ms = 5\n\n"
-        f'[[tables]]\nname = "{table}"\nhash_key = "pk"\nrange_key = "sk"\n'
-        f'range_key_type = "N"\n{table_extra}\n'
-        f'[stream]\nlease_table = "{lease_table}"\npoll_interval_ms = 50\n'
-        "lease_duration_ms = 2000\n\n"
-        "[backfill]\nskew_margin_s = 0\nsegments = 2\n\n"
-        '[apply]\ntarget = "local"\nbatch_size = 200\nbatch_window_ms = 50\n'
-        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\ncommit_interval_ms = 200\n\n"
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n\n{targets_extra}',
-        encoding="utf-8",
+    return write_config(
+        path,
+        aws={"endpoint_url": endpoint},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "partitions": 2,
+            "replication_factor": 1,
+            "linger_ms": 5,
+        },
+        tables=[
+            {
+                "name": table,
+                "hash_key": "pk",
+                "range_key": "sk",
+                "range_key_type": "N",
+                **(table_extra or {}),
+            }
+        ],
+        stream={"lease_table": lease_table, "poll_interval_ms": 50, "lease_duration_ms": 2000},
+        backfill={"skew_margin_s": 0, "segments": 2},
+        apply={
+            "target": "local",
+            "batch_size": 200,
+            "batch_window_ms": 50,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "commit_interval_ms": 200,
+        },
+        targets={"local": {"type": "sqlite", "path": db}, **(targets_extra or {})},
     )
-    return path
 
 
 class Status:
@@ -64,24 +80,8 @@ class Status:
         self.config, self.env = config, env
 
     def __call__(self, *extra: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "status",
-                "--config",
-                str(self.config),
-                "--json",
-                "--sample-s",
-                "0",
-                *extra,
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        proc = run_bridge(
+            "status", self.config, "--json", "--sample-s", "0", *extra, env=self.env, timeout_s=120
         )
         assert proc.returncode in (0, 1) and proc.stdout.startswith("{"), proc.stderr
         return proc.returncode, json.loads(proc.stdout)
@@ -142,7 +142,7 @@ def test_status_follows_a_pipeline_to_ready_and_flags_dlq_lag_and_data_loss(
     stream = launch_stream(config, env, tmp_path / "stream.log")
     apply: ApplyProcess | None = None
     try:
-        wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
+        wait_until(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         time.sleep(1.1)  # the back-fill's T - margin (0 s) must follow the capture start
         assert (
             main(
@@ -188,23 +188,7 @@ def test_status_follows_a_pipeline_to_ready_and_flags_dlq_lag_and_data_loss(
         assert (verify["differences"], verify["source_items"]) == (0, 40)
         assert _target(report)["verdict"] == {"ready": True, "missing": []}
         # The same report for people: the verdict in words.
-        human = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ddb_bridge.cli.main",
-                "status",
-                "--config",
-                str(config),
-                "--sample-s",
-                "0",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        human = run_bridge("status", config, "--sample-s", "0", env=env, timeout_s=120)
         assert human.returncode == 0, human.stderr
         assert "READY" in human.stdout and "NOT READY" not in human.stdout, human.stdout
 
@@ -275,8 +259,8 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
         table,
         lease_table,
         tmp_path / "target.db",
-        table_extra="stream_only = true\nitem_lifetime_s = 20\n",
-        targets_extra=f'[targets.pg]\ntype = "postgres"\ndsn = "{pg_dsn}"\n',
+        table_extra={"stream_only": True, "item_lifetime_s": 20},
+        targets_extra={"pg": {"type": "postgres", "dsn": pg_dsn}},
     )
     status = Status(config, env)
 
@@ -287,7 +271,7 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
     apply = None
     try:
         arn = ddb_client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        wait_for(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
+        wait_until(lambda: read_capture(ddb_client, lease_table, arn) is not None, 60, "capture")
         write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(5)], 1)
         apply = ApplyProcess(config, "--target", "pg", "--create-schema")
         apply.wait_joined()
@@ -324,41 +308,9 @@ def test_stream_only_verdict_per_target_with_postgresql_and_bad_input_is_a_confi
         lease_table,
         tmp_path / "target.db",
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "status",
-            "--config",
-            str(no_lifetime),
-            "--stream-only",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_bridge("status", no_lifetime, "--stream-only", "--json", env=env, timeout_s=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "item_lifetime_s" in proc.stderr
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "status",
-            "--config",
-            str(config),
-            "--table",
-            "nope",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_bridge("status", config, "--table", "nope", env=env, timeout_s=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "nope" in proc.stderr

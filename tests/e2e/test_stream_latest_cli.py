@@ -22,10 +22,10 @@ from tests.stream_helpers import (
     launch_stream,
     read_stream,
     stop_process,
-    wait_for,
     wait_log,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -65,14 +65,14 @@ def test_sigkill_before_the_first_checkpoint_loses_no_write_made_in_the_gap(
         for name in gap:
             put(ddb_client, table, name)
         second = launch_stream(config, env, log_path)
-        wait_for(
+        wait_until(
             lambda: log_path.read_text().count("shard processing starts") == 2,
             60,
             "the restarted producer to take the lease over",
         )
         put(ddb_client, table, "after")
         last = read_stream(streams_client, arn)[-1]["dynamodb"]["SequenceNumber"]
-        wait_for(
+        wait_until(
             lambda: [lease.checkpoint for lease in leases.list({arn})] == [last],
             60,
             "the restarted producer to checkpoint the last write",

@@ -16,9 +16,11 @@ import pytest
 
 from bridge.kafka.schema_registry import make_codec
 from bridge.model.event import Op
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import KafkaSettings
 from tests.consumer_helpers import as_json, change, kafka_for, publish
 from tests.registry_double import registry_double
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -32,20 +34,14 @@ def env_for() -> dict[str, str]:
 
 
 def config_file(tmp_path: Path, bootstrap: str, registry_url: str | None = None) -> Path:
-    path = tmp_path / "bridge.toml"
-    registry = f'schema_registry_url = "{registry_url}"\n' if registry_url else ""
-    path.write_text(f'[kafka]\nbootstrap_servers = "{bootstrap}"\n{registry}', encoding="utf-8")
-    return path
+    registry = {"schema_registry_url": registry_url} if registry_url else {}
+    return write_config(
+        tmp_path / "bridge.toml", kafka={"bootstrap_servers": bootstrap, **registry}
+    )
 
 
 def run_tail(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "--config", str(config), *args],
-        env=env_for(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_bridge("tail", config, *args, env=env_for(), timeout_s=timeout)
 
 
 def start_tail(config: Path, err: Path, *args: str) -> subprocess.Popen[str]:

@@ -5,24 +5,24 @@ suite (tests/chaos) restarts processes this way when one starts during a broker 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridge.runtime.config_file import write_config as write_settings_file
 from ddb_bridge.cli.helptext import EXIT_UNAVAILABLE
 from ddb_bridge.services.processes import free_port
 from tests.apply_harness import ApplyProcess, write_config
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.e2e]
 
 
 def test_apply_started_while_kafka_is_down_exits_75_naming_the_broker(tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
-    config = write_config(tmp_path / "bridge.toml", dead, "null", 'type = "null"', ["t"])
+    config = write_config(tmp_path / "bridge.toml", dead, "null", {"type": "null"}, ["t"])
     proc = ApplyProcess(config)
     code = proc.wait(120)
     assert code == EXIT_UNAVAILABLE == 75, proc.output
@@ -39,7 +39,7 @@ def test_apply_started_while_postgresql_is_down_exits_75_naming_the_target(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         "pg",
-        f'type = "postgres"\ndsn = "{dsn}"',
+        {"type": "postgres", "dsn": dsn},
         [table],
     )
     proc = ApplyProcess(config)
@@ -53,12 +53,12 @@ def _config_with_dead_kafka(
     tmp_path: Path, endpoint: str = "http://127.0.0.1:1"
 ) -> tuple[Path, str]:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "{endpoint}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{dead}"\nconnect_timeout_s = 3\n\n'
-        '[[tables]]\nname = "orders"\nhash_key = "pk"\nhash_key_type = "S"\n\n'
-        f'[targets.local]\ntype = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"region": "us-east-1", "endpoint_url": endpoint},
+        kafka={"bootstrap_servers": dead, "connect_timeout_s": 3},
+        tables=[{"name": "orders", "hash_key": "pk", "hash_key_type": "S"}],
+        targets={"local": {"type": "sqlite", "path": tmp_path / "t.db"}},
     )
     return config, dead
 
@@ -87,13 +87,7 @@ def test_kafka_down_is_said_once_within_the_connect_timeout_and_exits_75(
         "DDB_BRIDGE__METRICS__PORT": "0",
     }
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", *command, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = run_bridge(command, config, env=env, timeout_s=120)
     took = time.monotonic() - began
     out = done.stdout + done.stderr
     assert done.returncode == EXIT_UNAVAILABLE, out
@@ -105,22 +99,16 @@ def test_kafka_down_is_said_once_within_the_connect_timeout_and_exits_75(
 
 
 def test_status_exits_75_when_aws_does_not_answer(kafka_bootstrap: str, tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nregion = "us-east-1"\nendpoint_url = "http://127.0.0.1:{free_port()}"\n\n'
-        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\n\n'
-        '[[tables]]\nname = "orders"\n\n'
-        f'[targets.local]\ntype = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"region": "us-east-1", "endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        kafka={"bootstrap_servers": kafka_bootstrap},
+        tables=[{"name": "orders"}],
+        targets={"local": {"type": "sqlite", "path": tmp_path / "t.db"}},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
     env |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "status", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
+    done = run_bridge("status", config, env=env, timeout_s=180)
     out = done.stdout + done.stderr
     assert done.returncode == EXIT_UNAVAILABLE, out
     assert "Traceback" not in out, out

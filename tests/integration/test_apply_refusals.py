@@ -345,7 +345,7 @@ def test_the_cli_stops_with_exit_1_naming_target_table_and_cause(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         "lite",
-        f'type = "sqlite"\npath = "{path}"',
+        {"type": "sqlite", "path": path},
         [table],
     )
     settings = apply_settings(kafka_bootstrap, "lite", NullTarget(type="null"), [table])

@@ -124,7 +124,7 @@ def test_postgres_down_while_apply_runs(
         tmp_path / "bridge.toml",
         kafka_bootstrap,
         "pg",
-        f'type = "postgres"\ndsn = "{pg_dsn}"',
+        {"type": "postgres", "dsn": pg_dsn},
         [table],
     )
     settings = apply_settings(kafka_bootstrap, "pg", NullTarget(type="null"), [table])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bridge.runtime.config_file import write_config
 from tests.stream_helpers import cli_env
 
 
@@ -15,9 +16,8 @@ def test_seed_creates_the_table_with_its_stream_and_writes_the_items(
     ddb_client: Any, dynamodb_endpoint: str, unique_name: Any, tmp_path: Path
 ) -> None:
     table = unique_name("orders")
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nregion = "us-east-1"\n\n[[tables]]\nname = "{table}"\n', encoding="utf-8"
+    config = write_config(
+        tmp_path / "bridge.toml", aws={"region": "us-east-1"}, tables=[{"name": table}]
     )
     env = cli_env(dynamodb_endpoint, "127.0.0.1:9")  # the seed needs no Kafka
     cmd = [sys.executable, "-m", "ddb_bridge.demo.seed", "--config", str(config), "--items", "60"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,13 @@ from bridge.runtime.settings import NullTarget
 from tests.apply_harness import apply_settings, write_config
 from tests.kafka_helpers import drain_more
 from tests.registry_double import registry_double
+from tests.support.daemon import run_bridge
 
 pytestmark = [pytest.mark.integration]
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "dlq", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(config.parent),
-    )
+    return run_bridge(("dlq", *args), config, timeout_s=120, cwd=config.parent)
 
 
 def test_redrive_by_offset_and_force(
@@ -43,7 +37,7 @@ def test_redrive_by_offset_and_force(
     settings = apply_settings(kafka_bootstrap, "n", NullTarget(type="null"), [table])
     kafka = settings.kafka
     kafka = kafka.model_copy(update={"partitions": 1})
-    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", 'type = "null"', [table])
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", {"type": "null"}, [table])
     assert dlq_depth(kafka, table) == 0  # no DLQ topic yet: nothing waits
     missing = _cli(config, "list", "--table", table)
     assert missing.returncode == 2 and kafka.dlq_topic(table) in missing.stderr, missing
@@ -113,7 +107,7 @@ def test_show_decodes_both_framings(
     table = unique_name("dlqfr").replace("-", "_")
     settings = apply_settings(kafka_bootstrap, "n", NullTarget(type="null"), [table])
     kafka = settings.kafka.model_copy(update={"partitions": 1})
-    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", 'type = "null"', [table])
+    config = write_config(tmp_path / "bridge.toml", kafka_bootstrap, "n", {"type": "null"}, [table])
     ensure_topics(kafka, [table])
     with registry_double() as (url, _state):
         monkeypatch.setenv("DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_URL", url)

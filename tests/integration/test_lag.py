@@ -3,9 +3,7 @@ demo's Tansu-safe way) must measure the same lag of a group, partition by partit
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,17 +20,11 @@ from bridge.kafka.lag import (
 from bridge.kafka.publisher import ensure_topics
 from bridge.runtime.settings import KafkaSettings
 from ddb_bridge.demo.topic_tail import TopicTail
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
 COUNTS = {0: 5, 1: 3, 2: 0}  # records per partition
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def commit(kafka: KafkaSettings, group: str, topic: str, offsets: dict[int, int]) -> None:

@@ -8,8 +8,6 @@ resumes from its checkpoint."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError
 from bridge.codec.avro import EventCodec
 from bridge.model.errors import ConfigError
 from bridge.model.event import ChangeEvent
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.metrics import REGISTRY
 from bridge.runtime.settings import KafkaSettings
 from connectors.dynamodb.capture import read_capture
@@ -40,14 +39,9 @@ from tests.kinesis_stream_helpers import (
     put_changes,
     write_kinesis_config,
 )
-from tests.stream_helpers import (
-    cli_env,
-    launch_stream,
-    running,
-    stop_process,
-    wait_for,
-    wait_log,
-)
+from tests.stream_helpers import cli_env, launch_stream, running, stop_process, wait_log
+from tests.support.daemon import run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +120,7 @@ def test_records_reach_kafka_with_keys_and_versions_ms_and_us(
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(
+        wait_until(
             lambda: [lease.checkpoint for lease in leases.list({arn})] == [seqs[-1]],
             30,
             "the checkpoint at the last record",
@@ -184,7 +178,11 @@ def test_duplicates_and_late_older_changes_lose_by_version(
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]],
+            30,
+            "the checkpoint at the last record",
+        )
     assert outcome.get("code") == 0, outcome
     events = read_events(kafka_bootstrap, settings.kafka.changes_topic(table), 4)
     assert [value_of(e) for e in events] == ["old", "new", "new", "older-late"]  # arrival
@@ -235,7 +233,11 @@ def test_reshards_read_parents_before_children(
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
         first = wave("w1")
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [first[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [first[-1]],
+            30,
+            "the checkpoint at the first batch's last record",
+        )
         wave("w2")  # split while these are (partly) unread
         shard0 = kinesis.list_shards(StreamName=name)["Shards"][0]
         middle = str(int(shard0["HashKeyRange"]["EndingHashKey"]) // 2)
@@ -269,7 +271,7 @@ def test_reshards_read_parents_before_children(
                 and all(found[s].owner == "solo" for s in still_open)
             )
 
-        wait_for(all_read, 60, "every closed shard at SHARD_END, the open ones taken")
+        wait_until(all_read, 60, "every closed shard at SHARD_END, the open ones taken")
     assert outcome.get("code") == 0, outcome
     found = {le.shard_id: le for le in leases.list({arn})}
     merged = [s for s in listed if s.get("AdjacentParentShardId")]
@@ -341,12 +343,16 @@ def test_latest_starts_at_a_timestamp_without_reading_the_shard(
         assert worker.started.wait(30), outcome
         (lease,) = leases.list({arn})
         assert lease.checkpoint.startswith("AT_TIMESTAMP:"), lease.checkpoint
-        wait_for(lambda: bool(iterator_types), 10, "the shard's first iterator")
+        wait_until(lambda: bool(iterator_types), 10, "the shard's first iterator")
         # Never read from the start to find the tip.
         assert set(iterator_types) == {"AT_TIMESTAMP"}, iterator_types
         after = [change("new", BASE_US + 1_000 + i, f"new{i}") for i in range(3)]
         seqs = put_changes(kinesis, name, table, after)
-        wait_for(lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]], 30)
+        wait_until(
+            lambda: [le.checkpoint for le in leases.list({arn})] == [seqs[-1]],
+            30,
+            "the checkpoint at the last record",
+        )
     assert outcome.get("code") == 0, outcome
     events = read_events(kafka_bootstrap, settings.kafka.changes_topic(table), 3)
     assert sorted(value_of(e) or "" for e in events) == ["new0", "new1", "new2"]
@@ -383,17 +389,13 @@ def test_missing_stream_name_and_missing_stream_are_config_errors(
 def test_cli_exits_with_the_config_error_code_without_a_stream_name(
     dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[[tables]]\nname = "{unique_name("t")}"\n\n[stream]\ntransport = "kinesis"\n',
-        encoding="utf-8",
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        tables=[{"name": unique_name("t")}],
+        stream={"transport": "kinesis"},
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "stream", "--config", str(config)],
-        env=cli_env(dynamodb_endpoint, kafka_bootstrap),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = run_bridge(
+        "stream", config, env=cli_env(dynamodb_endpoint, kafka_bootstrap), timeout_s=60
     )
     assert proc.returncode == EXIT_CONFIG, proc.stderr
     assert "configuration error" in proc.stderr
@@ -434,8 +436,8 @@ def test_cli_sigkill_and_restart_resume_from_checkpoint(
     try:
         wait_log(log_path, "stream started", first)
         thread.start()
-        wait_for(lambda: len(puts) >= 500, 120, "500 puts")
-        wait_for(
+        wait_until(lambda: len(puts) >= 500, 120, "500 puts")
+        wait_until(
             lambda: any(le.checkpoint.isdigit() for le in leases.list({arn})),
             30,
             "a first checkpoint",
@@ -458,7 +460,7 @@ def test_cli_sigkill_and_restart_resume_from_checkpoint(
             records = kinesis.get_records(ShardIterator=it, Limit=10_000)["Records"]
             tips[shard_id] = records[-1]["SequenceNumber"] if records else "TRIM_HORIZON"
         try:
-            wait_for(
+            wait_until(
                 lambda: {le.shard_id: le.checkpoint for le in leases.list({arn})} == tips,
                 90,
                 "the restarted daemon to catch up",

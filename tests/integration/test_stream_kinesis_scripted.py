@@ -18,7 +18,8 @@ from connectors.sources.stream.shards import SHARD_END
 from connectors.sources.stream.worker import StreamWorker
 from tests.kinesis_stream_helpers import ScriptedKinesis, change, kinesis_settings
 from tests.producer_fakes import HoldingProducer
-from tests.stream_helpers import guard_checkpoints, running, wait_for
+from tests.stream_helpers import guard_checkpoints, running
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,7 @@ def test_split_then_merge_parents_first_and_a_late_change_loses(
     leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(
+        wait_until(
             lambda: {le.shard_id: le.checkpoint for le in leases.list({ARN})}
             == {"shardId-0": SHARD_END, "shardId-1": SHARD_END, "shardId-2": SHARD_END,
                 "shardId-3": str(kinesis.seq)},

@@ -32,9 +32,9 @@ from tests.stream_helpers import (
     running,
     stop_process,
     stream_settings,
-    wait_for,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +60,13 @@ def test_one_stream_process_serves_thirty_tables_on_a_bounded_pool(
 ) -> None:
     tables = [unique_name(f"many{i:02d}") for i in range(30)]
     arns = {t: create_stream_table(ddb_client, t) for t in tables}
-    config = write_config(tmp_path / "bridge.toml", tables, unique_name("leases"), 4000)
-    with config.open("a", encoding="utf-8") as f:  # [stream] is the file's last section
-        f.write("max_concurrent_requests = 3\nidle_poll_max_ms = 1000\n")
+    config = write_config(
+        tmp_path / "bridge.toml",
+        tables,
+        unique_name("leases"),
+        4000,
+        stream={"max_concurrent_requests": 3, "idle_poll_max_ms": 1000},
+    )
     port = free_port()
     log_path = tmp_path / "stream.log"
     proc = launch_stream(
@@ -71,10 +75,10 @@ def test_one_stream_process_serves_thirty_tables_on_a_bounded_pool(
     try:
         wait_health(port, 200, proc, timeout_s=120)
         held = "ddb_bridge_stream_leases_held"
-        wait_for(
+        wait_until(
             lambda: all(scrape(port).get((held, (("table", t),))) == 1 for t in tables),
-            timeout_s=120,
-            what="one lease held per table",
+            120,
+            "one lease held per table",
         )
         for round_ in range(2):
             for i, table in enumerate(tables):
@@ -127,9 +131,9 @@ def test_idle_backoff_grows_while_empty_and_resets_on_data(
     )
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(lambda: len(worker.consumers) == 1, what="the shard taken")
+        wait_until(lambda: len(worker.consumers) == 1, 30, "the shard taken")
         consumer: ShardConsumer = next(iter(worker.consumers.values()))
-        wait_for(lambda: len(consumer.pages) >= 8, timeout_s=20, what="eight pages read")
+        wait_until(lambda: len(consumer.pages) >= 8, 20, "eight pages read")
         # The first page brought the record (the shard is at its tip: the first pause); then
         # each empty page doubles the pause up to idle_poll_max_ms.
         assert list(consumer.pages)[:8] == [
@@ -160,7 +164,7 @@ def test_idle_backoff_grows_while_empty_and_resets_on_data(
             data = [i for i, (n, _) in enumerate(pages) if n]
             return bool(data) and len(pages) >= data[0] + 3
 
-        wait_for(settled, timeout_s=10, what="the page with the new record and two after it")
+        wait_until(settled, 10, "the page with the new record and two after it")
         after = list(consumer.pages)[seen:]
         data = next(i for i, (n, _) in enumerate(after) if n)
         # The backoff starts over: the first pause after the record, then doubling again.
@@ -183,7 +187,7 @@ def test_an_ended_shard_hands_over_to_its_child_found_through_shard_filter(
     worker = rig.worker()
     worker.sync_interval_s = 3600.0  # no periodic full listing in the test: only the first
     with running(worker) as outcome:
-        wait_for(lambda: len(rig.events()) == 4, what="the parent's records")
+        wait_until(lambda: len(rig.events()) == 4, 30, "the parent's records")
         first_listing = list(rig.streams.describe_requests)
         assert first_listing and all(r["filter"] is None for r in first_listing)
         # The shard splits: a child appears and the parent closes after its last record.
@@ -191,7 +195,7 @@ def test_an_ended_shard_hands_over_to_its_child_found_through_shard_filter(
         for i in range(3):
             rig.streams.add_record("shardId-0002", "MODIFY", f"p{i}", at(10 + i), value=10 + i)
         parent.closed = True
-        wait_for(lambda: len(rig.events()) == 7, what="the child's records")
+        wait_until(lambda: len(rig.events()) == 7, 30, "the child's records")
     assert outcome.get("code") == 0, outcome
     later = rig.streams.describe_requests[len(first_listing) :]
     assert later == [
@@ -294,7 +298,7 @@ def test_streams_calls_in_flight_never_exceed_the_global_cap(
         worker.streams.meta.events.register(f"after-call.dynamodbstreams.{op}", after)
     with running(worker) as outcome:
         assert worker.started.wait(30), outcome
-        wait_for(lambda: len(worker.consumers) == len(tables), what="every shard taken")
+        wait_until(lambda: len(worker.consumers) == len(tables), 30, "every shard taken")
         expected = {
             (t, r["dynamodb"]["SequenceNumber"])
             for t in tables
@@ -302,7 +306,7 @@ def test_streams_calls_in_flight_never_exceed_the_global_cap(
         }
         topics = [settings.kafka.changes_topic(t) for t in tables]
         consume_events(kafka_bootstrap, topics, expected)
-        wait_for(lambda: in_flight["calls"] >= 200, timeout_s=30, what="200 calls")
+        wait_until(lambda: in_flight["calls"] >= 200, 30, "200 calls")
     assert outcome.get("code") == 0, outcome
     # Twelve shards polling every 50 ms, yet never more than two calls at once.
     assert 1 <= in_flight["peak"] <= 2, in_flight

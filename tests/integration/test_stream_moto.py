@@ -33,10 +33,10 @@ from tests.stream_helpers import (
     running,
     stop_process,
     stream_settings,
-    wait_for,
     wait_log,
     write_config,
 )
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,9 @@ def test_live_puts_updates_deletes_reach_kafka(
         assert len(records) == 46
         last_seq = records[-1]["dynamodb"]["SequenceNumber"]
         leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
-        wait_for(lambda: leases.list({arn})[0].checkpoint == last_seq, what="checkpoint at the end")
+        wait_until(
+            lambda: leases.list({arn})[0].checkpoint == last_seq, 30, "checkpoint at the end"
+        )
     assert outcome.get("code") == 0, outcome
 
     expected = {(table, r["dynamodb"]["SequenceNumber"]) for r in records}
@@ -157,14 +159,16 @@ def test_two_then_three_workers_share_shards(
     workers = [StreamWorker(settings, worker_id=f"w{i}") for i in range(3)]
     with running(workers[0]) as o0, running(workers[1]) as o1:
         assert workers[0].started.wait(30) and workers[1].started.wait(30), (o0, o1)
-        wait_for(
+        wait_until(
             lambda: owners(ddb_client, lease_table, arns) in ({"w0": 3, "w1": 3},),
-            what="two workers holding three shards each",
+            30,
+            "two workers holding three shards each",
         )
         with running(workers[2]) as o2:
-            wait_for(
+            wait_until(
                 lambda: owners(ddb_client, lease_table, arns) == {"w0": 2, "w1": 2, "w2": 2},
-                what="three workers holding two shards each",
+                30,
+                "three workers holding two shards each",
             )
             time.sleep(2)  # stable: nobody steals back
             assert owners(ddb_client, lease_table, arns) == {"w0": 2, "w1": 2, "w2": 2}
@@ -209,7 +213,7 @@ def test_killed_worker_shards_are_taken_over_after_expiry(
     )
     try:
         wait_log(log_path, "stream started", proc)
-        wait_for(lambda: owners(ddb_client, lease_table, {arn}) == {"victim": 1}, what="lease")
+        wait_until(lambda: owners(ddb_client, lease_table, {arn}) == {"victim": 1}, 30, "lease")
         for i in range(10):
             ddb_client.put_item(TableName=table, Item=to_boto_item(sample_item(i, pad=5)))
         settings = stream_settings(
@@ -223,9 +227,8 @@ def test_killed_worker_shards_are_taken_over_after_expiry(
             assert owners(ddb_client, lease_table, {arn}) == {"victim": 1}
             killed_at = time.monotonic()
             stop_process(proc, signal.SIGKILL)
-            wait_for(
-                lambda: owners(ddb_client, lease_table, {arn}) == {"survivor": 1},
-                what="takeover",
+            wait_until(
+                lambda: owners(ddb_client, lease_table, {arn}) == {"survivor": 1}, 30, "takeover"
             )
             took_after = time.monotonic() - killed_at
             for i in range(10, 20):
@@ -273,13 +276,14 @@ def test_a_new_stream_arn_gets_new_leases_and_a_new_capture_record(
     for i in range(3):
         ddb_client.put_item(TableName=table, Item={"pk": {"S": f"old{i}"}, "sk": {"N": "0"}})
     with running(worker()):
-        wait_for(lambda: len(published()) == 3, what="the old stream's records")
-        wait_for(
+        wait_until(lambda: len(published()) == 3, 30, "the old stream's records")
+        wait_until(
             lambda: (
                 LeaseTable(ddb_client, lease_table, "r", 1.0).list({old_arn})[0].checkpoint
                 != "TRIM_HORIZON"
             ),
-            what="a checkpoint on the old stream",
+            30,
+            "a checkpoint on the old stream",
         )
     # moto cannot re-enable a disabled stream (StreamAlreadyEnabledException); re-creating the
     # table is the same situation for the worker: same table name, a new stream ARN.
@@ -289,7 +293,7 @@ def test_a_new_stream_arn_gets_new_leases_and_a_new_capture_record(
     for i in range(2):
         ddb_client.put_item(TableName=table, Item={"pk": {"S": f"new{i}"}, "sk": {"N": "0"}})
     with running(worker()) as outcome:
-        wait_for(lambda: len(published()) == 5, what="the new stream's records")
+        wait_until(lambda: len(published()) == 5, 30, "the new stream's records")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     # Read from the new stream's TRIM_HORIZON, not from the old stream's checkpoint.

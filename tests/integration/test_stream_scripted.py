@@ -30,8 +30,8 @@ from tests.stream_helpers import (
     guard_checkpoints,
     running,
     stream_settings,
-    wait_for,
 )
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_shard_split_parent_first_and_versions_continue(
     s.add_record("shardId-child-b", "INSERT", "k2", at(99), 20)
 
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 6, what="all six records")
+        wait_until(lambda: len(rig.events()) >= 6, 30, "all six records")
         time.sleep(0.5)  # anything published twice would show up now
     assert outcome.get("code") == 0, outcome
 
@@ -135,7 +135,7 @@ def test_expired_iterator_is_reacquired_after_the_last_record(
         rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(200 + i), i)
     rig.streams.expire_at["shardId-1"] = 6  # pages are 3 records: the iterator at record 6
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 10, what="ten records")
+        wait_until(lambda: len(rig.events()) >= 10, 30, "ten records")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     events = rig.events()
@@ -157,7 +157,7 @@ def test_throttling_is_backed_off_and_nothing_is_lost(
     rig.streams.throttle = 4
     started = time.monotonic()
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 7, what="seven records")
+        wait_until(lambda: len(rig.events()) >= 7, 30, "seven records")
         elapsed = time.monotonic() - started
     assert outcome.get("code") == 0, outcome
     assert rig.streams.throttled == 4
@@ -215,10 +215,11 @@ def test_continue_on_data_loss_keeps_other_shards_going(
     )
     lost.trim_index = 3
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 4, what="the healthy shard's records")
-        wait_for(
-            lambda: bool(read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn).data_loss),  # type: ignore[union-attr]
-            what="the data-loss record",
+        wait_until(lambda: len(rig.events()) >= 4, 30, "the healthy shard's records")
+        wait_until(
+            lambda: bool(read_capture(rig.ddb, rig.settings.stream.lease_table, rig.arn).data_loss),
+            30,
+            "the data-loss record",
         )
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
@@ -232,10 +233,11 @@ def test_metrics_and_ttl_deletes(ddb_client: Any, dynamodb_endpoint: str, unique
         rig.streams.add_record("shardId-1", "INSERT", f"k{i}", at(600), i)
     rig.streams.add_record("shardId-1", "REMOVE", "k0", at(601), ttl=True)
     with running(rig.worker()):
-        wait_for(lambda: len(rig.events()) >= 5, what="five records")
-        wait_for(
+        wait_until(lambda: len(rig.events()) >= 5, 30, "five records")
+        wait_until(
             lambda: REGISTRY.get("ddb_bridge_stream_leases_held", table=rig.table) == 1,
-            what="leases_held gauge",
+            30,
+            "leases_held gauge",
         )
         exported = REGISTRY.registry.get_sample_value  # None: no such series
         # How far behind, in seconds: the age of the last record read, or 0 once at the tip.
@@ -261,12 +263,12 @@ def test_restart_resumes_after_the_checkpoint_with_the_stored_version(
     for i in range(3):
         rig.streams.add_record("shardId-1", "MODIFY", "k", at(700), i)
     with running(rig.worker("first")):
-        wait_for(lambda: len(rig.events()) >= 3, what="three records")
+        wait_until(lambda: len(rig.events()) >= 3, 30, "three records")
     # Same second again: only the stored last version keeps the versions increasing.
     for i in range(3, 6):
         rig.streams.add_record("shardId-1", "MODIFY", "k", at(700), i)
     with running(rig.worker("second")) as outcome:
-        wait_for(lambda: len(rig.events()) >= 6, what="six records")
+        wait_until(lambda: len(rig.events()) >= 6, 30, "six records")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     base = to_micros(at(700))
@@ -287,9 +289,9 @@ def test_initial_position_latest_skips_what_came_before(
     rig.streams.add_record("shardId-1", "INSERT", "before", at(800))
     worker = rig.worker()
     with running(worker) as outcome:
-        wait_for(worker.started.is_set, what="the worker to start")
+        wait_until(worker.started.is_set, 30, "the worker to start")
         rig.streams.add_record("shardId-1", "INSERT", "after", at(801))
-        wait_for(lambda: len(rig.events()) >= 1, what="the record written after the start")
+        wait_until(lambda: len(rig.events()) >= 1, 30, "the record written after the start")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["after"]
@@ -308,7 +310,7 @@ def test_latest_is_fixed_before_anything_is_published_and_survives_a_restart(
     began_ms = int(time.time() * 1000)
     worker = rig.worker("first")
     with running(worker) as outcome:
-        wait_for(worker.started.is_set, what="the worker to start")
+        wait_until(worker.started.is_set, 30, "the worker to start")
     assert outcome.get("code") == 0, outcome
     # The first owner stopped before any checkpoint of its own; its lease already holds the
     # position it started from, not LATEST, which a later owner would take anew.
@@ -320,7 +322,7 @@ def test_latest_is_fixed_before_anything_is_published_and_survives_a_restart(
     for i in range(3):  # written while no worker runs
         rig.streams.add_record("shardId-1", "INSERT", f"gap{i}", at(801 + i))
     with running(rig.worker("second")) as outcome:
-        wait_for(lambda: len(rig.events()) >= 3, what="the writes made in the gap")
+        wait_until(lambda: len(rig.events()) >= 3, 30, "the writes made in the gap")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["gap0", "gap1", "gap2"]
@@ -336,7 +338,7 @@ def test_latest_on_a_closed_root_shard_ends_it_without_reading_and_reads_the_chi
     rig.streams.shards["shardId-parent"].closed = True
     rig.streams.add_record("shardId-child", "MODIFY", "k", at(901))
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 1, what="the child's record")
+        wait_until(lambda: len(rig.events()) >= 1, 30, "the child's record")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["k"]
@@ -358,7 +360,7 @@ def test_a_lease_left_at_latest_by_an_earlier_version_is_read_whole(
     )
     leases.create(rig.table, rig.arn, Shard("shardId-1"), "LATEST")
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) >= 1, what="the shard read from its start")
+        wait_until(lambda: len(rig.events()) >= 1, 30, "the shard read from its start")
         time.sleep(0.3)
     assert outcome.get("code") == 0, outcome
     assert [e.keys["pk"]["S"] for e in rig.events()] == ["early"]
@@ -380,12 +382,12 @@ def test_finished_trimmed_parent_lease_is_cleaned_up(
         return child is not None and child.last_version is not None
 
     with running(rig.worker()) as outcome:
-        wait_for(lambda: len(rig.events()) == 2, what="both records")
-        wait_for(child_checkpointed, what="the child's first checkpoint")
+        wait_until(lambda: len(rig.events()) == 2, 30, "both records")
+        wait_until(child_checkpointed, 30, "the child's first checkpoint")
         time.sleep(0.5)
         assert leases.get(rig.arn, "shardId-parent") is not None, "still listed: kept"
         del rig.streams.shards["shardId-parent"]  # 24 hours later: trimmed from the stream
-        wait_for(lambda: leases.get(rig.arn, "shardId-parent") is None, what="clean-up")
+        wait_until(lambda: leases.get(rig.arn, "shardId-parent") is None, 30, "clean-up")
     assert outcome.get("code") == 0, outcome
     assert leases.get(rig.arn, "shardId-child") is not None
 
@@ -424,9 +426,9 @@ def test_only_a_page_of_the_full_limit_is_read_on_at_once(
     worker = rig.worker()
     first = rig.settings.stream.poll_interval_ms / 1000
     with running(worker) as outcome:
-        wait_for(lambda: len(worker.consumers) == 1, what="the shard taken")
+        wait_until(lambda: len(worker.consumers) == 1, 30, "the shard taken")
         consumer = next(iter(worker.consumers.values()))
-        wait_for(lambda: len(consumer.pages) >= 3, what="three pages read")
+        wait_until(lambda: len(consumer.pages) >= 3, 30, "three pages read")
         pages = list(consumer.pages)[:3]
     assert outcome.get("code") == 0, outcome
     assert pages == [(3, 0.0), (2, first), (0, 2 * first)], pages

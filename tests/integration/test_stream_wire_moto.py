@@ -20,13 +20,8 @@ from connectors.sources.stream.shards import TRIM_HORIZON, ShardReader
 from connectors.sources.stream.worker import StreamWorker
 from tests.kafka_helpers import consume_all
 from tests.samples import EXTREME_NUMBERS, sample_item, to_boto_item
-from tests.stream_helpers import (
-    create_stream_table,
-    read_stream,
-    running,
-    stream_settings,
-    wait_for,
-)
+from tests.stream_helpers import create_stream_table, read_stream, running, stream_settings
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +104,7 @@ def test_worker_on_the_wire_path_publishes_what_the_boto3_path_would(
         assert len(records) == 24 + 6 + 5
         leases = LeaseTable(ddb_client, settings.stream.lease_table, "reader", 1.0)
         last = records[-1]["dynamodb"]["SequenceNumber"]
-        wait_for(lambda: leases.list({arn})[0].checkpoint == last, what="checkpoint at the end")
+        wait_until(lambda: leases.list({arn})[0].checkpoint == last, 30, "checkpoint at the end")
     assert outcome.get("code") == 0, outcome
 
     codec = EventCodec()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,13 @@ import pytest
 
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent, Origin
+from bridge.runtime.config_file import write_config as write_settings_file
 from bridge.runtime.settings import load_settings
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.verification import verify_table
 from tests.samples import COLLIDING_NUMBERS, EXTREME_NUMBERS, sample_item
 from tests.stream_helpers import create_stream_table
+from tests.support.daemon import run_bridge
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +38,12 @@ def make_table(ddb: Any, name: str, n: int) -> list[dict[str, Any]]:
 
 
 def write_config(tmp_path: Path, endpoint: str, db: Path) -> Path:
-    path = tmp_path / "bridge.toml"
-    path.write_text(
-        f'[aws]\nendpoint_url = "{endpoint}"\n[backfill]\nsegments = 3\n'
-        f'[targets.local]\ntype = "sqlite"\npath = "{db}"\n'
+    return write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": endpoint},
+        backfill={"segments": 3},
+        targets={"local": {"type": "sqlite", "path": db}},
     )
-    return path
 
 
 def copy_to_sqlite(settings: Any, table: str, items: list[dict[str, Any]]) -> None:
@@ -96,23 +97,8 @@ def test_verify_finds_exactly_the_differences(
 
     # Through the CLI: exit 1, and the report names the item.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "verify",
-            "--table",
-            table,
-            "--config",
-            str(config),
-            "--recheck-delay-s",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    cli = run_bridge(
+        "verify", config, "--table", table, "--recheck-delay-s", "0", timeout_s=120, env=env
     )
     assert cli.returncode == 1, cli.stderr
     assert "3 differences" in cli.stdout
@@ -141,16 +127,16 @@ def target_section(
     pg_dsn: str,
     endpoint: str,
     request: pytest.FixtureRequest | None = None,
-) -> str:
+) -> dict[str, Any]:
     if kind == "scylla":
         assert request is not None
-        toml: str = request.getfixturevalue("cql_endpoint").toml()
-        return toml
+        # the CQL node's section, as its launcher writes it
+        return tomllib.loads(request.getfixturevalue("cql_endpoint").toml())
     if kind == "sqlite":
-        return f'type = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+        return {"type": "sqlite", "path": tmp_path / "t.db"}
     if kind == "postgres":
-        return f'type = "postgres"\ndsn = "{pg_dsn}"\n'
-    return f'type = "alternator"\nendpoint_url = "{endpoint}"\n'
+        return {"type": "postgres", "dsn": pg_dsn}
+    return {"type": "alternator", "endpoint_url": endpoint}
 
 
 @pytest.mark.parametrize("kind", TARGETS)
@@ -170,12 +156,13 @@ def test_verify_works_for_every_sink(
     pg_dsn = request.getfixturevalue("pg_dsn") if kind == "postgres" else ""
     table = unique_name("vsink").replace("-", "_")  # a valid CQL name too
     items = make_table(ddb_client, table, 120)
-    config = tmp_path / "bridge.toml"
     # The target table gets another name: for Alternator it lives in the same endpoint.
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
-        f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        backfill={"segments": 2},
+        tables=[{"name": table, "target_table": f"{table}_copy"}],
+        targets={"t": target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)},
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -257,11 +244,12 @@ def test_verify_excuses_only_missing_rows_that_dynamodb_may_still_delete(
     deleted_by_ttl = _ttl_item(20, recent)  # target only, REMOVE still in flight: excused
     never_in_source = _ttl_item(21, ancient)  # target only, TTL too old to be deleted: extra
 
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
-        f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        backfill={"segments": 2},
+        tables=[{"name": table, "target_table": f"{table}_copy"}],
+        targets={"t": target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)},
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -378,10 +366,11 @@ def test_verify_reads_tables_with_awkward_names(
     ]
     for item in items:
         ddb_client.put_item(TableName=table, Item=attrs.to_boto(item))
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        backfill={"segments": 2},
+        targets={"t": target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)},
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)
@@ -435,11 +424,12 @@ def test_verify_is_exact_to_the_38th_digit(
     items = [{"id": {"N": n}, "amount": {"N": amount}, "limits": limits} for n in numbers]
     for item in items:
         ddb_client.put_item(TableName=table, Item=attrs.to_boto(item))
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f'[aws]\nendpoint_url = "{dynamodb_endpoint}"\n[backfill]\nsegments = 2\n'
-        f'[[tables]]\nname = "{table}"\ntarget_table = "{table}_copy"\n'
-        f"[targets.t]\n{target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)}"
+    config = write_settings_file(
+        tmp_path / "bridge.toml",
+        aws={"endpoint_url": dynamodb_endpoint},
+        backfill={"segments": 2},
+        tables=[{"name": table, "target_table": f"{table}_copy"}],
+        targets={"t": target_section(kind, tmp_path, pg_dsn, dynamodb_endpoint, request)},
     )
     settings = load_settings(config)
     spec = aws.table_spec(aws.client("dynamodb", settings.aws), settings, table)

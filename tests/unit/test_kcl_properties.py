@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.model.errors import ConfigError
+from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import AwsSettings, Settings
 from connectors.sources.stream.kcl.properties import kcl_properties
 from ddb_bridge.cli.main import main
@@ -28,10 +29,10 @@ def parse(text: str) -> dict[str, str]:
 def test_the_file_names_everything_the_daemon_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        '[aws]\nregion = "eu-west-1"\nendpoint_url = "http://127.0.0.1:4566"\n\n'
-        '[stream]\ninitial_position = "LATEST"\n'
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:4566"},
+        stream={"initial_position": "LATEST"},
     )
     out = tmp_path / "orders.properties"
     monkeypatch.chdir(tmp_path)
@@ -102,9 +103,10 @@ def test_the_stream_comes_from_the_settings_by_name_or_arn(
 ) -> None:
     config = tmp_path / "bridge.toml"
     arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
-    config.write_text(
-        '[stream]\ntransport = "kinesis"\nstream_name = "shared"\n\n'
-        f'[[tables]]\nname = "orders"\nkinesis_stream = "{arn}"\n\n[[tables]]\nname = "users"\n'
+    write_config(
+        config,
+        stream={"transport": "kinesis", "stream_name": "shared"},
+        tables=[{"name": "orders", "kinesis_stream": arn}, {"name": "users"}],
     )
     assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 0
     orders = parse(capsys.readouterr().out)
@@ -117,7 +119,6 @@ def test_the_stream_comes_from_the_settings_by_name_or_arn(
 def test_no_stream_anywhere_is_a_configuration_error_naming_the_setting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text('[[tables]]\nname = "orders"\n')
+    config = write_config(tmp_path / "bridge.toml", tables=[{"name": "orders"}])
     assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 2
     assert "stream_name" in capsys.readouterr().err

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from bridge.runtime.settings import StreamSettings
 from connectors.sources.stream.pool import IdleBackoff, ReaderPool
+from tests.support.wait import wait_until
 
 
 def test_idle_backoff_waits_after_data_doubles_while_empty_and_skips_after_full_pages() -> None:
@@ -107,7 +107,7 @@ def test_a_waiting_task_is_woken_early_and_due_tasks_go_first() -> None:
     try:
         sleeper = CountingTask("sleeper", 10, probe, delay_s=60.0)
         pool.submit(sleeper)
-        wait_until(lambda: len(sleeper.stepped) == 1)
+        wait_until(lambda: len(sleeper.stepped) == 1, 5, "the sleeper to step once", interval=0.01)
         # Due tasks run while the sleeper waits out its 60 s.
         busy = CountingTask("busy", 3, probe)
         pool.submit(busy)
@@ -135,12 +135,3 @@ def test_a_task_whose_stop_came_during_its_step_is_not_parked_for_its_delay() ->
         assert task.done.wait(5)  # `submit` saw the stop and scheduled it now
     finally:
         pool.close()
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out")
