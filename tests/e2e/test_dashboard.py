@@ -152,12 +152,12 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         "--serve",
         "0",
     ]
+    # Its log goes to a file, shown when it fails: a pipe nobody reads can fill (64 KiB) and
+    # block the dashboard on a log line.
+    dashboard_log = tmp_path / "dashboard.log"
+    log_file = dashboard_log.open("w")
     dashboard = subprocess.Popen(
-        serve_cmd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        serve_cmd, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True
     )
     apply: ApplyProcess | None = None
     extra: list[subprocess.Popen[str]] = []
@@ -168,7 +168,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         )
         assert dashboard.stdout is not None
         line = dashboard.stdout.readline()
-        assert line.startswith("dashboard: http://127.0.0.1:"), line + dashboard.stderr.read()
+        assert line.startswith("dashboard: http://127.0.0.1:"), line + dashboard_log.read_text()
         url = line.split()[1]
 
         # Moment 1: changes published, nothing applied, no back-fill yet.
@@ -225,7 +225,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
 
         dashboard.send_signal(signal.SIGTERM)
-        assert dashboard.wait(30) == 0, dashboard.stderr.read() if dashboard.stderr else ""
+        assert dashboard.wait(30) == 0, dashboard_log.read_text()
         # Ctrl-C stops it cleanly too.
         again = subprocess.Popen(serve_cmd, env=env, stdout=subprocess.PIPE, text=True)
         extra.append(again)
@@ -238,6 +238,7 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        log_file.close()
         if apply is not None:
             apply.terminate()
         stop_process(stream)
