@@ -13,10 +13,11 @@ lost could lose an acknowledged event. One broker (a development setup) gets one
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from bridge.runtime.metrics import REGISTRY, TOPIC_DURABLE, TOPIC_MIN_ISR, TOPIC_REPLICAS, Metrics
@@ -93,8 +94,26 @@ class Durability:
         )
 
 
-def read(admin: AdminClient, topic: str, timeout_s: float = 10.0) -> Durability:
-    """The topic's replication as the cluster reports it now."""
+def read(
+    admin: AdminClient, topic: str, timeout_s: float = 10.0, settle_s: float = 0.0
+) -> Durability:
+    """The topic's replication as the cluster reports it now; `settle_s` is how long an
+    unknown topic is asked again (for one just created, see below)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            return _read_once(admin, topic, timeout_s)
+        except KafkaException as exc:
+            # A topic created a moment ago is known to the controller before every broker
+            # has its metadata: the broker asked may not know it for a few hundred ms.
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.2)
+
+
+def _read_once(admin: AdminClient, topic: str, timeout_s: float) -> Durability:
     metadata = admin.list_topics(topic, timeout=timeout_s)
     described = metadata.topics[topic]
     if described.error is not None:

@@ -115,7 +115,8 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     for table in tables:
         topic = kafka.changes_topic(table)
         try:
-            durability.report(durability.read(admin, topic, timeout_s), kafka.bootstrap_servers)
+            found = durability.read(admin, topic, timeout_s, settle_s=timeout_s)
+            durability.report(found, kafka.bootstrap_servers)
         except KafkaException as exc:
             log.warning("cannot read the replication of %s: %s", topic, exc, extra={"topic": topic})
 

@@ -73,13 +73,20 @@ def client(
     kwargs: dict[str, Any] = {"region_name": aws.region, "config": _CONFIG}
     if endpoint_url or aws.endpoint_url:
         kwargs["endpoint_url"] = endpoint_url or aws.endpoint_url
+    return session(aws).client(service, **kwargs)
+
+
+def session(aws: AwsSettings) -> boto3.session.Session:
+    """The credential chain of `aws`, for every AWS client of the bridge (and MSK's IAM
+    tokens): static keys when given, else the named profile, else boto3's default chain
+    (environment, ~/.aws, instance or task role)."""
     if aws.access_key_id and aws.secret_access_key:
-        kwargs["aws_access_key_id"] = aws.access_key_id.get_secret_value()
-        kwargs["aws_secret_access_key"] = aws.secret_access_key.get_secret_value()
-    if aws.profile:
-        return boto3.session.Session(profile_name=aws.profile).client(service, **kwargs)
-    # Without a profile, boto3's default session (one credential chain for the process).
-    return boto3.client(service, **kwargs)
+        return boto3.session.Session(
+            aws_access_key_id=aws.access_key_id.get_secret_value(),
+            aws_secret_access_key=aws.secret_access_key.get_secret_value(),
+            region_name=aws.region,
+        )
+    return boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
 
 
 log = logging.getLogger(__name__)
