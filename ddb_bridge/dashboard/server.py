@@ -54,11 +54,13 @@ class Sampler:
         now, so take one with `sample_once` before for the page to have something."""
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop sampling; False when a gather in flight (waiting on a broker or AWS timeout)
+        did not end within `timeout_s`."""
         self._stop.set()
-        # A gather in flight may wait on a broker timeout; the thread is a daemon, so a
-        # stopping process does not wait for it longer than this.
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
 
     def sample_once(self, raising: tuple[type[Exception], ...] = ()) -> None:
         """Gather once and record it; a failure is kept for the page, or raised when it is

@@ -186,3 +186,30 @@ def test_bad_serve_options_are_config_errors(
 
     assert main(["status", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_stop_says_whether_a_gather_in_flight_was_abandoned() -> None:
+    """`status --serve` leaves with os._exit when the sampler is still inside a client call
+    (finalizing around it can hang): `stop` must tell the two cases apart."""
+    entered, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def gather() -> StatusReport:
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the sampler thread's first gather blocks, as on a broker timeout
+            entered.set()
+            release.wait(30)
+        return _report(1, 1_000)
+
+    stuck = Sampler(gather, interval_s=0.01)
+    stuck.sample_once()
+    stuck.start()
+    assert entered.wait(10)
+    try:
+        assert stuck.stop(timeout_s=0.2) is False
+    finally:
+        release.set()
+    quiet = Sampler(lambda: _report(1, 1_000), interval_s=60)
+    quiet.start()
+    assert quiet.stop(timeout_s=5) is True
