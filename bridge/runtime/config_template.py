@@ -55,19 +55,19 @@ def render_template() -> str:
 
 def _top_level(name: str, field: FieldInfo, default: Any) -> list[str]:
     annotation = field.annotation
-    about = _comment(_required_description(Settings, name, field))
+    about = _comment(required_description(Settings, name, field))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         env = f"# env {ENV_PREFIX}{name.upper()}__<KEY>"
         return [_block([*about, env], f"[{name}]", annotation, default, commented=False)]
     origin, args = get_origin(annotation), get_args(annotation)
-    if origin is list and _is_model(args[0]):
+    if origin is list and is_model(args[0]):
         # A list of tables has no default entry to show: one example entry, the required keys
         # from the model's examples, every other key at its default.
         model: type[BaseModel] = args[0]
         example = model.model_construct(**_required_examples(model))
         note = f"# none by default: this [[{name}]] entry is an example, edit it"
         return [_block([*about, note], f"[[{name}]]", model, example, commented=False)]
-    if origin is dict and all(_is_model(t) for t in _member_types(args[1])):
+    if origin is dict and all(is_model(t) for t in _member_types(args[1])):
         return _named_sections(name, about, _member_types(args[1]), default)
     raise TypeError(f"config template: cannot render Settings.{name} ({annotation})")
 
@@ -105,8 +105,8 @@ def _block(
 def _key_lines(
     model: type[BaseModel], name: str, field: FieldInfo, value: Any, commented: bool
 ) -> Iterator[str]:
-    about = _required_description(model, name, field)
-    notes = _notes(field)
+    about = required_description(model, name, field)
+    notes = field_notes(field)
     if isinstance(value, SecretStr) or SecretStr in _member_types(field.annotation):
         # Never the default: a secret's value (even a harmless-looking one) stays out.
         notes.append("a secret")
@@ -121,7 +121,7 @@ def _key_lines(
     yield ("# " if commented else "") + f"{name} = {shown}"
 
 
-def _notes(field: FieldInfo) -> list[str]:
+def field_notes(field: FieldInfo) -> list[str]:
     """Allowed values and bounds, read from the type so they cannot disagree with validation."""
     notes = []
     for member in _member_types(field.annotation):
@@ -134,7 +134,7 @@ def _notes(field: FieldInfo) -> list[str]:
     return notes
 
 
-def _required_description(model: type[BaseModel], name: str, field: FieldInfo | None) -> str:
+def required_description(model: type[BaseModel], name: str, field: FieldInfo | None) -> str:
     field = field or model.model_fields[name]
     if not field.description:
         raise TypeError(f"config template: {model.__name__}.{name} has no description")
@@ -168,7 +168,7 @@ def _secret_placeholder(field: FieldInfo) -> str:
     return toml_value(field.examples[0]) if field.examples else toml_value(SECRET_PLACEHOLDER)
 
 
-def _is_model(annotation: Any) -> bool:
+def is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
