@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import platform
 import re
-from pathlib import Path
 
 import confluent_kafka
 
 import bridge
 from bridge.runtime import metrics
 from bridge.runtime.metrics import CATALOGUE, Metrics
+from tests.support import docs
 
 # Units Prometheus wants converted to a base unit (seconds, bytes) before they are exported.
 _NOT_BASE_UNITS = re.compile(
@@ -65,8 +65,7 @@ def test_backfill_progress_and_data_loss_are_in_the_catalogue() -> None:
 
 
 def test_the_readme_lists_every_metric_by_its_exported_name() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Metrics and health", 1)[1].split("\n### ", 1)[0]
+    section = docs.section("Metrics and health")
     listed = set(re.findall(r"`(ddb_bridge_[a-z0-9_]+)`", section))
     names = {spec.name for spec in CATALOGUE}
     assert names - listed == set(), "metrics the README does not list"

@@ -1,16 +1,17 @@
-"""The README is the contract: the commands and settings it names must exist."""
+"""The README is the contract, and the docs site with it: the commands and settings they name
+must exist."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from bridge.runtime.settings import Settings
 from ddb_bridge.cli.main import build_parser
+from tests.support import docs
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = docs.corpus()
 
 
 def subcommands() -> dict[str, object]:
@@ -44,7 +45,7 @@ def test_readme_commands_parse_their_documented_options(command: str) -> None:
 
 def test_configuration_table_keys_exist() -> None:
     section_models = {name: field.annotation for name, field in Settings.model_fields.items()}
-    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = docs.section("Configuration")
     section = None
     checked = 0
     for row in table.splitlines():
