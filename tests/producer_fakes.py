@@ -7,7 +7,9 @@ acknowledges every record on the very next `poll(0)` hides a checkpoint written 
 acknowledgement: the flush in front of it can be deleted and every test still passes.
 `HoldingProducer` therefore holds every delivery callback:
 
-- `flush()` answers every record (as librdkafka's does, within its timeout);
+- `flush()` answers every record (as librdkafka's does, within its timeout), unless the broker
+  is down (`outage(seconds)`): then it waits out its timeout, really, and answers nothing
+  until the outage is over, as librdkafka's flush returns with records still queued;
 - `poll()` serves only answers that have arrived: those the test let arrive (`arrive`), or,
   with `arrive_after_polls=n`, a record's answer on the n-th poll after it was produced
   (n >= 2: never on the producer's own `poll(0)` right after `produce`);
@@ -20,6 +22,7 @@ at the moment a checkpoint is written, that nothing before it is (`unacked_event
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +70,7 @@ class HoldingProducer:
     records: list[SentRecord] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     polls: int = 0
+    down_until: float = 0.0  # time.monotonic() at which a broker outage ends
     _refusals: list[tuple[Callable[[FakeMessage], bool], int]] = field(default_factory=list)
 
     # -- what the test controls --------------------------------------------------------------
@@ -148,7 +152,17 @@ class HoldingProducer:
                         record.arrived = True
         return self._answer()
 
-    def flush(self, _timeout: float = 0) -> int:
+    def outage(self, seconds: float) -> None:
+        """The broker stops answering for `seconds` from now (real time)."""
+        self.down_until = time.monotonic() + seconds
+
+    def flush(self, timeout: float = 0) -> int:
+        down_for = self.down_until - time.monotonic()
+        if down_for > 0:
+            time.sleep(min(max(timeout, 0.0), down_for))
+            if time.monotonic() < self.down_until:
+                with self.lock:
+                    return sum(1 for r in self.records if not r.answered)
         self.arrive()
         self._answer()
         return 0

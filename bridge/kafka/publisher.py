@@ -200,7 +200,13 @@ class Publisher:
     ) -> None:
         self.kafka = kafka
         self.codec = codec or EventCodec()
-        self._producer = producer or Producer(producer_config(kafka, **overrides))
+        config = producer_config(kafka, **overrides)
+        self._producer = producer or Producer(config)
+        # How long librdkafka keeps trying to deliver a record before it reports a failure
+        # (message.timeout.ms, alias delivery.timeout.ms; librdkafka's default is 300 s).
+        # Until then a record unacknowledged is still in flight, not lost.
+        timeout_ms = config.get("message.timeout.ms", config.get("delivery.timeout.ms", 300_000))
+        self.delivery_timeout_s = float(timeout_ms) / 1000
         self._fatal: str | None = None
         self._fatal_too_large = False
         self._unpolled = 0

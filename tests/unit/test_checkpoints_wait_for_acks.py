@@ -64,9 +64,14 @@ class CheckedCheckpoints:
         self.last = position
 
 
-def processor_for(producer: HoldingProducer) -> KafkaRecordProcessor:
-    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
-    processor = KafkaRecordProcessor(publisher, checkpoint_interval_s=0)
+def processor_for(
+    producer: HoldingProducer, extra: dict[str, Any] | None = None, flush_timeout_s: float = 60
+) -> KafkaRecordProcessor:
+    kafka = KafkaSettings(bootstrap_servers="unused:9092", extra=extra or {})
+    publisher = Publisher(kafka, producer=producer)  # type: ignore[arg-type]
+    processor = KafkaRecordProcessor(
+        publisher, checkpoint_interval_s=0, flush_timeout_s=flush_timeout_s
+    )
     processor.initialize(InitializationInput(TABLE, "arn", SHARD, "TRIM_HORIZON", 0))
     return processor
 
@@ -97,6 +102,23 @@ def test_shard_end_is_written_only_once_every_record_is_acknowledged() -> None:
     processor.shard_ended(checkpoints)  # type: ignore[arg-type]
     assert checkpoints.written == [SHARD_END]
     assert checkpoints.violations == [], "SHARD_END written before Kafka acknowledged"
+
+
+def test_shard_end_waits_out_an_outage_as_long_as_the_producer_still_delivers() -> None:
+    """A broker outage longer than the flush timeout but shorter than message.timeout.ms: the
+    records are late, not lost, and the producer delivers them once the broker is back.
+    Giving up at the flush timeout failed the shard, and its next reader re-published them
+    from the last checkpoint: duplicates in the topic (the likely cause of those the cluster
+    chaos run found while two brokers took ~55 s to return)."""
+    producer = HoldingProducer()
+    processor = processor_for(producer, {"message.timeout.ms": 2_000}, flush_timeout_s=0.2)
+    checkpoints = CheckedCheckpoints(producer)
+    processor.process_records([record(1, "a"), record(2, "b")], checkpoints)  # type: ignore[arg-type]
+    producer.outage(1.0)
+    processor.shard_ended(checkpoints)  # type: ignore[arg-type]
+    assert checkpoints.written == [SHARD_END]
+    assert checkpoints.violations == []
+    assert producer.unacked == 0
 
 
 def test_a_shutdown_checkpoint_covers_only_acknowledged_records() -> None:

@@ -290,9 +290,13 @@ class KafkaRecordProcessor:
         log.warning("lease lost, shard processing stops", extra=self._where())
 
     def shard_ended(self, checkpointer: CheckpointWriter) -> None:
-        # SHARD_END passes every record of the shard: all must be acknowledged first.
+        # SHARD_END passes every record of the shard: all must be acknowledged first. Wait as
+        # long as the producer may still deliver them: giving up sooner (a broker outage of a
+        # minute) fails the shard, and its next reader re-publishes from the last checkpoint
+        # records that were only late, and that the producer still delivers: duplicates.
+        wait_s = max(self.flush_timeout_s, self.publisher.delivery_timeout_s + 5)
         with self._naming_shard():
-            self.publisher.flush(self.flush_timeout_s)
+            self.publisher.flush(wait_s)
         checkpointer.checkpoint(*self._position(SHARD_END))
         REGISTRY.remove(STREAM_BEHIND_SECONDS, table=self.table, shard=self.shard_id)
         log.info("shard ended", extra={**self._where(), "last_version": self.versioner.last})
