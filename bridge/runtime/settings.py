@@ -103,6 +103,13 @@ class KafkaSettings(Section):
         description='basic auth for the registry, "user:password" (a Confluent Cloud '
         "API key:secret)",
     )
+    schema_registry_auto_register: bool = Field(
+        True,
+        description="register the bridge's change-event schema under <topic>-value at start; "
+        "false for a registry that refuses registration: producers then use the latest "
+        "version registered there and stop at start (exit 2) when there is none, or when it "
+        "differs from the bridge's schema on the wire (Avro Parsing Canonical Form)",
+    )
     schema_registry_extra: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
