@@ -453,7 +453,7 @@ class MetricsSettings(Section):
         9464,
         ge=0,
         le=65535,
-        description="base port of /metrics and /healthz: `stream` serves on it, `apply` on "
+        description="base port of /metrics and the probes: `stream` serves on it, `apply` on "
         "port+1, `audit` on port+2 (a second worker of one daemon on a host: --metrics-port); "
         "0 turns the endpoint off",
     )
@@ -465,8 +465,9 @@ class MetricsSettings(Section):
     stall_s: float = Field(
         60.0,
         gt=0,
-        description="/healthz answers 503 when the daemon's main loop made no progress for "
-        "this many seconds",
+        description="/livez answers 503 when the daemon's main loop made no progress for "
+        "this many seconds while waiting for nothing (a broker outage is a wait); /readyz "
+        "and /healthz then too",
     )
 
 
