@@ -119,15 +119,16 @@ class Health:
         return None, {"status": "ok"}
 
     def readiness(self) -> str | None:
-        """None when the daemon works now: started, not wedged, every probe answering."""
-        if not self.started():
-            return f"{self.daemon} is starting: its main loop has not run yet"
+        """None when the daemon works now: every probe answering, started, not wedged. A
+        dependency's outage comes first: while starting it is the likelier reason to show."""
         with self._lock:
             names = list(self._probes)
         for name in names:
             problem = self._ask(name)
             if problem is not None:
                 return problem
+        if not self.started():
+            return f"{self.daemon} is starting: its main loop has not run yet"
         stall = self._stall()
         if stall is not None and self.waiting_on() is None:
             return stall
