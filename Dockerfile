@@ -16,7 +16,8 @@ RUN pip install --no-cache-dir -c requirements.lock . \
     && useradd --system --uid 10001 bridge \
     && mkdir -p /var/lib/ddb-bridge/audit && chown -R bridge /var/lib/ddb-bridge
 USER bridge
-# The daemon's own /healthz, found from the container's command (ddb_bridge/healthcheck.py);
+# The daemon's own /livez, found from the container's command (ddb_bridge/healthcheck.py):
+# unhealthy only when its main loop is wedged, not during a broker outage (that is /readyz);
 # a command that serves none (verify, a one-shot) passes.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-m", "ddb_bridge.healthcheck"]

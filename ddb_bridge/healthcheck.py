@@ -1,9 +1,12 @@
-"""The image's HEALTHCHECK: `python -m ddb_bridge.healthcheck [PORT]`; exit 0 healthy, 1 not.
+"""The image's HEALTHCHECK: `python -m ddb_bridge.healthcheck [--ready] [PORT]`; exit 0 or 1.
 
-Asks the daemon's own `/healthz` (bridge/runtime/metrics_server.py), so the container is
-healthy exactly when the daemon says it is. Without PORT it reads the container's command
+Asks the daemon's own `/livez` (bridge/runtime/metrics_server.py): Docker's health is a
+liveness check (Swarm and autoheal replace an unhealthy container), so a broker outage, which
+`/livez` rides out, does not cycle every container. `--ready` asks `/readyz` instead (Kafka
+and the target or source answer now), for a `depends_on: service_healthy` that must wait for
+a working daemon. Without PORT it reads the container's command
 (PID 1's command line): the daemon it runs and its `--metrics-port`, else `[metrics] port`
-plus the daemon's offset from the settings. A command that serves no `/healthz` (`verify`, a
+plus the daemon's offset from the settings. A command that serves no probes (`verify`, a
 one-shot script) passes: its exit code is its health. A Python process every 30 s, not a JVM.
 """
 
@@ -36,6 +39,9 @@ def _port_from_command(argv: list[str]) -> int | None:
 
 
 def main(args: list[str]) -> int:
+    path = "/livez"
+    if args[:1] == ["--ready"]:
+        path, args = "/readyz", args[1:]
     if args:
         port: int | None = int(args[0])
     else:
@@ -44,10 +50,10 @@ def main(args: list[str]) -> int:
         if port is None:
             return 0
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return 0 if resp.status == 200 else 1
     except urllib.error.HTTPError as exc:
-        # /healthz says why in its JSON body; Docker keeps it in `docker inspect`.
+        # The probe says why in its JSON body; Docker keeps it in `docker inspect`.
         print(
             f"unhealthy ({exc.code}): {exc.read().decode(errors='replace')[:500]}", file=sys.stderr
         )

@@ -36,25 +36,28 @@ def sample(port: int, name: str, **labels: str) -> float | None:
         return None  # not listening yet
 
 
-def healthz(port: int) -> tuple[int, dict[str, Any]]:
+def healthz(port: int, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of one of the probes: /healthz, /livez or /readyz."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
 
-def wait_health(port: int, status: int, proc: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+def wait_health(
+    port: int, status: int, proc: Any, timeout_s: float = 60.0, path: str = "/healthz"
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited {proc.returncode} while waiting for /healthz"
+        assert proc.poll() is None, f"exited {proc.poll()} while waiting for {path}"
         try:
-            code, body = healthz(port)
+            code, body = healthz(port, path)
             if code == status:
                 return body
             last = (code, body)
         except (urllib.error.URLError, ConnectionError) as exc:
             last = exc
         time.sleep(0.2)
-    raise AssertionError(f"/healthz never answered {status} in {timeout_s}s; last: {last}")
+    raise AssertionError(f"{path} never answered {status} in {timeout_s}s; last: {last}")

@@ -6,7 +6,12 @@ It is a double, not a registry: it speaks exactly the endpoints confluent-kafka'
 - `register_schema` -> `POST /subjects/{subject}/versions?normalize=False`, body
   `{"schema": text, "schemaType": "AVRO", "references": []}`, reply `{"id": n}`;
 - `get_schema` -> `GET /schemas/ids/{id}`, reply `{"schema": text}` (no `schemaType` means Avro),
-  `404 {"error_code": 40403}` for an unknown id.
+  `404 {"error_code": 40403}` for an unknown id;
+- `get_latest_version` -> `GET /subjects/{subject}/versions/latest`, reply `{"subject", "id",
+  "version", "schema"}`, `404 {"error_code": 40401}` for a subject with no version.
+Locked (`state.locked`), it refuses registration as a registry whose operators register
+schemas themselves does: `403 {"error_code": 40301}` (Confluent's "user is denied operation
+Write on Subject"); `state.preload` registers as those operators would.
 An identical schema text gets the same id under every subject, as in the real registry.
 Anything else is answered 404, so a client that starts calling another endpoint fails the
 tests instead of passing against a double that guessed. Optional basic auth: 401 without it.
@@ -32,14 +37,28 @@ class RegistryState:
     subjects: dict[str, list[int]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query)
     rejected_auth: int = 0
+    locked: bool = False  # registration refused with 403 / 40301
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def preload(self, subject: str, text: str) -> int:
+        """Register `text` under `subject` as a new latest version (the same text gets the same
+        id, as in the registry): what POST does, and what an operator's own pipeline does."""
+        with self.lock:
+            schema_id = next((i for i, t in self.schemas.items() if t == text), None)
+            if schema_id is None:
+                schema_id = len(self.schemas) + 1
+                self.schemas[schema_id] = text
+            versions = self.subjects.setdefault(subject, [])
+            if schema_id not in versions:
+                versions.append(schema_id)
+            return schema_id
 
     def endpoints(self) -> set[tuple[str, str]]:
         """Requests with the subject / id replaced by a placeholder."""
         out = set()
         for method, target in self.requests:
             parts = urlsplit(target).path.strip("/").split("/")
-            if parts[:1] == ["subjects"] and len(parts) == 3:
+            if parts[:1] == ["subjects"] and len(parts) in (3, 4):
                 parts[1] = "{subject}"
             if parts[:2] == ["schemas", "ids"] and len(parts) == 3:
                 parts[2] = "{id}"
@@ -83,15 +102,17 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
                 self._reply(422, {"error_code": 42201, "message": "Invalid schema"})
                 return
             assert parse_qs(url.query).get("normalize", ["False"]) == ["False"]
-            with state.lock:
-                text = body["schema"]
-                schema_id = next((i for i, t in state.schemas.items() if t == text), None)
-                if schema_id is None:
-                    schema_id = len(state.schemas) + 1
-                    state.schemas[schema_id] = text
-                versions = state.subjects.setdefault(unquote(parts[1]), [])
-                if schema_id not in versions:
-                    versions.append(schema_id)
+            subject = unquote(parts[1])
+            if state.locked:
+                self._reply(
+                    403,
+                    {
+                        "error_code": 40301,
+                        "message": f"User is denied operation Write on Subject: {subject}",
+                    },
+                )
+                return
+            schema_id = state.preload(subject, body["schema"])
             self._reply(200, {"id": schema_id})
 
         def do_GET(self) -> None:
@@ -106,6 +127,25 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
                     self._reply(200, {"schema": text})
                     return
                 self._reply(404, {"error_code": 40403, "message": "Schema not found"})
+                return
+            if len(parts) == 4 and parts[0] == "subjects" and parts[2:] == ["versions", "latest"]:
+                subject = unquote(parts[1])
+                with state.lock:
+                    versions = list(state.subjects.get(subject, []))
+                if not versions:
+                    self._reply(
+                        404, {"error_code": 40401, "message": f"Subject '{subject}' not found."}
+                    )
+                    return
+                self._reply(
+                    200,
+                    {
+                        "subject": subject,
+                        "id": versions[-1],
+                        "version": len(versions),
+                        "schema": state.schemas[versions[-1]],
+                    },
+                )
                 return
             self._reply(404, {"error_code": 404, "message": f"no endpoint {self.path}"})
 

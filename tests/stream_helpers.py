@@ -279,6 +279,12 @@ class ScriptedStreams:
             return out
 
 
+def put_items(ddb: Any, table: str, start: int, n: int) -> None:
+    """Items k<start>..k<start+n-1> (sort key 1) into a table of create_stream_table."""
+    for i in range(start, start + n):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "sk": {"N": "1"}})
+
+
 def at(second: float) -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
 

@@ -59,6 +59,7 @@ from bridge.model.errors import TargetError, TransientError, Unavailable
 from bridge.ports.sink import Sink, TableSpec
 from bridge.runtime.metrics import APPLY_SKIPPED, ERRORS, REGISTRY
 from bridge.runtime.settings import Settings
+from bridge.runtime.waits import waiting
 
 if TYPE_CHECKING:
     from bridge.apply.faust_group import FaustGroup
@@ -292,7 +293,10 @@ class ApplyWorker:
             result = BatchResult()
             if records:
                 result = await loop.run_in_executor(run.executor, run.processor.process, records)
-            await run.offsets.commit_written(records, passed)
+            # A commit waits for the group coordinator through a broker outage: a legitimate
+            # wait for /livez (bridge/runtime/waits.py), not a wedged loop.
+            with waiting("Kafka (committing offsets)"):
+                await run.offsets.commit_written(records, passed)
         except Abandoned as exc:
             log.warning("batch abandoned on stop", extra={"reason": str(exc)})
             self._finish(0)

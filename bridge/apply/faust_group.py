@@ -171,14 +171,21 @@ class Feed:
         self.clears += 1
         self._room.set()
 
-    async def take(self, size: int, window_s: float) -> list[Any]:
-        """Up to `size` records: waits for the first, then at most `window_s` for the rest."""
+    async def take(self, size: int, window_s: float, idle_s: float = 1.0) -> list[Any]:
+        """Up to `size` records: waits at most `idle_s` for the first (none: empty, so the
+        caller's loop turns and shows it is alive while idle or during a broker outage),
+        then at most `window_s` for the rest."""
         items = self._items
         loop = asyncio.get_running_loop()
-        while not items:
+        if not items:
             self._want = 1
             self._ready.clear()
-            await self._ready.wait()
+            try:
+                await asyncio.wait_for(self._ready.wait(), idle_s)
+            except TimeoutError:
+                return []
+            if not items:
+                return []
         deadline = loop.time() + window_s
         while len(items) < size:
             remaining = deadline - loop.time()

@@ -25,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -38,6 +39,7 @@ from bridge.model.event import ChangeEvent
 from bridge.ports.sink import Sink, TableSpec
 from bridge.runtime import metrics as m
 from bridge.runtime.metrics import REGISTRY, Metrics
+from bridge.runtime.waits import waiting
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +209,13 @@ class BatchProcessor:
             if self.stopper.is_set() and attempt > 0:
                 raise Abandoned(f"stop requested; {len(events)} events left unwritten")
             try:
-                self.sink.write_batch(events)
+                # A try after a refusal is part of waiting for the target, like the backoff.
+                with (
+                    waiting(f"target {self.target} (retrying a batch)")
+                    if attempt
+                    else nullcontext()
+                ):
+                    self.sink.write_batch(events)
                 if attempt:
                     self.metrics.set(BLOCKED, 0, target=self.target)
                 return
@@ -242,7 +250,11 @@ class BatchProcessor:
                         "error": str(exc),
                     },
                 )
-                if self.stopper.wait(delay):
+                # A target that refuses writes is waited for, not a wedged loop: /livez
+                # stays 200 through the backoff (bridge/runtime/waits.py).
+                with waiting(f"target {self.target} (retrying a batch)"):
+                    stopped = self.stopper.wait(delay)
+                if stopped:
                     raise Abandoned(
                         f"stop requested during retries; {len(events)} events left unwritten"
                     ) from exc

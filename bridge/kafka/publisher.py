@@ -28,6 +28,7 @@ from bridge.model.acks import AckTracker
 from bridge.model.errors import MessageTooLargeError, PermanentError, TransientError, Unavailable
 from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.settings import KafkaSettings
+from bridge.runtime.waits import waiting
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,20 @@ class Publisher:
     ) -> None:
         """Queue one record that the producer just refused: wait while its local queue is
         full; a refusal for any other reason is raised, translated."""
+        # A queue that stays full is a broker that does not take records: a legitimate wait
+        # (/livez stays 200, bridge/runtime/waits.py), however long the outage lasts.
+        with waiting(f"Kafka (the producer's queue for {topic} is full)"):
+            self._produce_until_queued(topic, key, value, headers, callback, timestamp_ms)
+
+    def _produce_until_queued(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]] | None,
+        callback: Any,
+        timestamp_ms: int,
+    ) -> None:
         while True:
             try:
                 self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
@@ -417,13 +432,17 @@ class Publisher:
     def flush(self, timeout_s: float = 60.0) -> None:
         """Wait until every queued record is acknowledged, or raise."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = self._producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
-            self.raise_if_failed()
-            if remaining == 0:
-                return
-            if time.monotonic() >= deadline:
-                raise TransientError(f"{remaining} records still unacknowledged after {timeout_s}s")
+        remaining = self._producer.flush(0)
+        with waiting("Kafka (acknowledgement of the records sent)"):
+            while True:
+                self.raise_if_failed()
+                if remaining == 0:
+                    return
+                if time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"{remaining} records still unacknowledged after {timeout_s}s"
+                    )
+                remaining = self._producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
 
     def raise_if_failed(self) -> None:
         if self._fatal is not None and self._fatal_too_large:

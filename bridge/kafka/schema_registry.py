@@ -6,6 +6,15 @@ change-event schema under the topic's subject `<topic>-value`; the DLQ copies re
 unchanged. Every decoder reads both framings (single-object records written before the
 registry was configured stay readable) and resolves Confluent schema ids through the registry.
 
+With `kafka.schema_registry_auto_register = false` (a registry whose operators register
+schemas themselves and refuse writes from clients), producers register nothing: each uses the
+latest version under `<topic>-value`, once that version is the bridge's schema *on the wire*:
+the same Avro Parsing Canonical Form (the spec's test for "encodes the same bytes"). Schema
+resolution is not enough: a record framed with id N claims schema N as its writer's schema, so
+a consumer decodes the bridge's bytes with schema N; a schema that only *reads* ours (e.g. one
+more field with a default) would misread them. Anything else stops the command at start
+(ConfigError, exit 2) with one line naming the subject, the registry and what to do.
+
 The HTTP side is confluent-kafka's own `SchemaRegistryClient` (basic auth, TLS, retries, a
 cache); this module only translates its errors into the bridge's retry classes.
 """
@@ -15,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bridge.codec.avro import EventCodec, load_schema_text
+from bridge.codec.avro import EventCodec, ParsedSchema, load_schema_text
 from bridge.model.errors import ConfigError, DecodeError, PermanentError, TransientError
 from bridge.runtime.redact import redact_text
 
@@ -58,11 +67,57 @@ class SchemaRegistry:
 
     def register(self, subject: str, schema_text: str) -> int:
         from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
             return int(self._client.register_schema(subject, Schema(schema_text, "AVRO")))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 403:
+                # A registry locked down (40301: denied Write on the subject, or read-only).
+                raise ConfigError(
+                    f"schema registry {self.url} refuses to register the bridge's schema "
+                    f"under subject {subject} (HTTP 403, error {exc.error_code}): have it "
+                    "registered there and set [kafka] schema_registry_auto_register = false"
+                ) from exc
+            raise self._failed(f"register subject {subject}", exc) from exc
         except Exception as exc:  # translated, never swallowed
             raise self._failed(f"register subject {subject}", exc) from exc
+
+    def registered_id(self, subject: str, schema_text: str) -> int:
+        """The id of the latest version under `subject`, when it is `schema_text` on the wire;
+        ConfigError (stop, exit 2) when there is none or it differs. Registers nothing."""
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        fix = (
+            "register the bridge's change-event schema (schemas/change_event.avsc of this "
+            f"ddb-bridge version) as the latest version of {subject}, or set [kafka] "
+            "schema_registry_auto_register = true"
+        )
+        try:
+            latest = self._client.get_latest_version(subject)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise ConfigError(
+                    f"no schema is registered under subject {subject} in schema registry "
+                    f"{self.url} (schema_registry_auto_register = false): {fix}"
+                ) from exc
+            raise self._failed(f"get the latest version of subject {subject}", exc) from exc
+        except Exception as exc:
+            raise self._failed(f"get the latest version of subject {subject}", exc) from exc
+        schema_id, version, registered = latest.schema_id, latest.version, latest.schema.schema_str
+        if schema_id is None or registered is None:
+            raise PermanentError(
+                f"schema registry {self.url}: the latest version of subject {subject} came "
+                "without its id or schema text"
+            )
+        why = _differs_on_the_wire(latest.schema.schema_type, registered, schema_text)
+        if why is not None:
+            raise ConfigError(
+                f"the latest schema under subject {subject} in schema registry {self.url} "
+                f"(version {version}, id {schema_id}) cannot carry the bridge's events: {why}; "
+                f"records framed with id {schema_id} would be decoded wrongly. {fix}"
+            )
+        return schema_id
 
     def schema_by_id(self, schema_id: int) -> str:
         """The schema text registered under `schema_id`; an unknown id is a DecodeError."""
@@ -83,6 +138,23 @@ class SchemaRegistry:
         if schema.schema_type not in (None, "AVRO"):
             raise DecodeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
         return str(schema.schema_str)
+
+
+def _differs_on_the_wire(schema_type: str | None, registered: str, ours: str) -> str | None:
+    """Why `registered` does not encode exactly as `ours` does; None when it does."""
+    if schema_type not in (None, "AVRO"):
+        return f"it is a {schema_type} schema, not Avro"
+    try:
+        theirs = ParsedSchema.from_text(registered)
+    except Exception as exc:  # fastavro's parse errors have no common base
+        return f"it is not a valid Avro schema ({exc})"
+    mine = ParsedSchema.from_text(ours)
+    if theirs.fingerprint != mine.fingerprint:
+        return (
+            "its Avro Parsing Canonical Form differs from the bridge's schema (CRC-64-AVRO "
+            f"{theirs.fingerprint[::-1].hex()}, the bridge's {mine.fingerprint[::-1].hex()})"
+        )
+    return None
 
 
 def registry_codec(url: str, config: dict[str, Any] | None = None) -> EventCodec:
@@ -115,7 +187,8 @@ def make_codec(
 
     Without a registry: single-object framing. With one: Confluent framing; the schema is
     registered under each of `tables`' subjects now (so a bad URL or credentials stop the
-    command at start-up), and under any other table's subject on its first event.
+    command at start-up), and under any other table's subject on its first event. Without
+    auto-registration the latest version registered there is used instead, once checked.
     """
     registry = registry or registry_for(kafka)
     if registry is None:
@@ -127,7 +200,12 @@ def make_codec(
     def schema_id_for(table: str) -> int:
         schema_id = ids.get(table)
         if schema_id is None:
-            schema_id = ids[table] = active.register(subject_for(kafka.changes_topic(table)), text)
+            subject = subject_for(kafka.changes_topic(table))
+            if kafka.schema_registry_auto_register:
+                schema_id = active.register(subject, text)
+            else:
+                schema_id = active.registered_id(subject, text)
+            ids[table] = schema_id
         return schema_id
 
     for table in tables:

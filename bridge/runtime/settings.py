@@ -103,6 +103,13 @@ class KafkaSettings(Section):
         description='basic auth for the registry, "user:password" (a Confluent Cloud '
         "API key:secret)",
     )
+    schema_registry_auto_register: bool = Field(
+        True,
+        description="register the bridge's change-event schema under <topic>-value at start; "
+        "false for a registry that refuses registration: producers then use the latest "
+        "version registered there and stop at start (exit 2) when there is none, or when it "
+        "differs from the bridge's schema on the wire (Avro Parsing Canonical Form)",
+    )
     schema_registry_extra: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
@@ -446,7 +453,7 @@ class MetricsSettings(Section):
         9464,
         ge=0,
         le=65535,
-        description="base port of /metrics and /healthz: `stream` serves on it, `apply` on "
+        description="base port of /metrics and the probes: `stream` serves on it, `apply` on "
         "port+1, `audit` on port+2 (a second worker of one daemon on a host: --metrics-port); "
         "0 turns the endpoint off",
     )
@@ -458,8 +465,9 @@ class MetricsSettings(Section):
     stall_s: float = Field(
         60.0,
         gt=0,
-        description="/healthz answers 503 when the daemon's main loop made no progress for "
-        "this many seconds",
+        description="/livez answers 503 when the daemon's main loop made no progress for "
+        "this many seconds while waiting for nothing (a broker outage is a wait); /readyz "
+        "and /healthz then too",
     )
 
 

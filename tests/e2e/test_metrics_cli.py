@@ -20,6 +20,7 @@ from tests.stream_helpers import (
     cli_env,
     create_stream_table,
     launch_stream,
+    put_items,
     stop_process,
     write_config,
 )
@@ -27,11 +28,6 @@ from tests.support.daemon import run_bridge
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e]
-
-
-def put_items(ddb: Any, table: str, start: int, n: int) -> None:
-    for i in range(start, start + n):
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "sk": {"N": "1"}})
 
 
 def launch_apply(config: Path, env: dict[str, str], log_path: Path, *extra: str) -> Any:

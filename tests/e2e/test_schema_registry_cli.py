@@ -7,6 +7,7 @@ requires basic auth; the credentials reach the CLI only through the environment.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bridge.codec.avro import load_schema_text
 from bridge.kafka.schema_registry import registry_codec
 from bridge.model import attrs
 from bridge.model.event import Origin
@@ -169,3 +171,62 @@ def test_stream_and_backfill_share_one_framing_and_apply_decodes_every_event(
         origins = {decoder.decode(v).origin for v in values}
         assert origins == {Origin.STREAM, Origin.SCAN}
         assert registry.rejected_auth == 0
+
+
+def test_backfill_against_a_locked_registry_without_auto_register(
+    ddb_client: Any,
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+) -> None:
+    """No schema: exit 2 with one line. A different one: the same. The bridge's: published
+    with the id the operators registered, nothing registered by the bridge."""
+    table = unique_name("locked")
+    create_table(ddb_client, table, stream=False)
+    write_items(lambda: ddb_client, table, [attrs.to_boto(sample_item(i)) for i in range(5)], 1)
+    topic = KafkaSettings(bootstrap_servers=kafka_bootstrap).changes_topic(table)
+    subject = f"{topic}-value"
+    theirs = json.loads(load_schema_text())
+    theirs["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
+
+    with registry_double(USER_INFO) as (url, registry):
+        registry.locked = True
+        config = write_config(
+            tmp_path / "bridge.toml",
+            kafka_bootstrap,
+            table,
+            unique_name("leases"),
+            url,
+            tmp_path / "target.db",
+        )
+        env = cli_env(dynamodb_endpoint, kafka_bootstrap)
+        env["DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_USER_INFO"] = USER_INFO
+        env["DDB_BRIDGE__KAFKA__SCHEMA_REGISTRY_AUTO_REGISTER"] = "false"
+
+        def backfill() -> Any:
+            return run_bridge(
+                "backfill", config, "--table", table, "--from", "scan", "--no-stream",
+                "--no-progress", "--new-run", env=env, timeout_s=180,
+            )  # fmt: skip
+
+        for registered, said in [
+            (None, f"no schema is registered under subject {subject}"),
+            (json.dumps(theirs), "cannot carry the bridge's events"),
+        ]:
+            if registered is not None:
+                registry.preload(subject, registered)
+            refused = backfill()
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            lines = refused.stderr.strip().splitlines()
+            assert "Traceback" not in refused.stderr
+            assert lines[-1].startswith("ddb-bridge: configuration error: "), lines
+            assert said in lines[-1] and url in lines[-1], lines[-1]
+
+        ours = registry.preload(subject, load_schema_text())
+        done = backfill()
+        assert done.returncode == 0, done.stdout + done.stderr
+        values = [m.value() for m in drain_more(kafka_bootstrap, topic)]
+        assert len(values) == 5
+        assert {v[:5] for v in values} == {b"\x00" + ours.to_bytes(4, "big")}
+        assert not [r for r in registry.requests if r[0] == "POST"], "the bridge registered"

@@ -50,3 +50,14 @@ def test_a_backlog_is_taken_at_once_whatever_the_window() -> None:
 
     size, waited = asyncio.run(take_full())
     assert size == 500 and waited < 1.0
+
+
+def test_an_idle_feed_returns_empty_so_the_pump_turns_and_livez_sees_it_alive() -> None:
+    async def take_nothing() -> tuple[list[object], float]:
+        feed = Feed(maxsize=4096)
+        started = time.perf_counter()
+        batch = await feed.take(500, 0.05, idle_s=0.2)
+        return batch, time.perf_counter() - started
+
+    batch, waited = asyncio.run(take_nothing())
+    assert batch == [] and 0.19 <= waited < 1.0

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bridge.runtime import metrics_server
-from bridge.runtime.metrics import Metrics
+from bridge.runtime.metrics import LAST_PROGRESS, Metrics
 from bridge.runtime.settings import MetricsSettings
 from tests.metrics_helpers import free_port
 
@@ -44,12 +45,16 @@ def test_the_default_image_has_a_healthcheck_and_the_kcl_variant_has_java() -> N
     assert "'.[kcl]'" in built["kcl"]
 
 
-def serve(healthy: bool) -> metrics_server.MetricsServer:
+def serve(state: str = "ok") -> metrics_server.MetricsServer:
+    """A daemon's endpoint: "ok", "wedged" (no progress for 10 minutes), or "kafka down"
+    (its loop turns, its Kafka probe fails: an outage)."""
     metrics = Metrics()
-    if healthy:
-        metrics.progress("apply")
+    metrics.progress("apply")
+    if state == "wedged":
+        metrics.set(LAST_PROGRESS, time.time() - 600, daemon="apply")
+    probe = (lambda: "Kafka unreachable at x:1: down") if state == "kafka down" else None
     server = metrics_server.serve(
-        MetricsSettings(), "apply", None, port=free_port(), metrics=metrics
+        MetricsSettings(), "apply", probe, port=free_port(), metrics=metrics
     )
     assert server is not None
     return server
@@ -71,17 +76,30 @@ def healthcheck(*args: str, cmdline: str | None = None, tmp: Path | None = None)
     return run.returncode
 
 
-@pytest.mark.parametrize("healthy", [True, False])
-def test_healthcheck_reads_healthz_on_the_given_port(healthy: bool) -> None:
-    server = serve(healthy)
+@pytest.mark.parametrize(
+    ("state", "args", "code"),
+    [
+        ("ok", [], 0),
+        ("wedged", [], 1),
+        # Docker's health is liveness (Swarm and autoheal replace an unhealthy container):
+        # a broker outage must not cycle every container; --ready asks /readyz instead.
+        ("kafka down", [], 0),
+        ("kafka down", ["--ready"], 1),
+        ("ok", ["--ready"], 0),
+    ],
+)
+def test_healthcheck_asks_livez_or_with_ready_readyz(
+    state: str, args: list[str], code: int
+) -> None:
+    server = serve(state)
     try:
-        assert healthcheck(str(server.port)) == (0 if healthy else 1)
+        assert healthcheck(*args, str(server.port)) == code
     finally:
         server.close()
 
 
 def test_healthcheck_finds_the_port_in_the_containers_command(tmp_path: Path) -> None:
-    server = serve(healthy=True)
+    server = serve()
     try:
         command = f"/usr/local/bin/ddb-bridge apply --target scylla --metrics-port {server.port}"
         assert healthcheck(cmdline=command, tmp=tmp_path) == 0

@@ -93,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
     server = metrics_server.serve(
         settings.metrics, "apply", kafka_probe(settings.kafka), args.metrics_port
     )
+    if server is not None:
+        from connectors.sinks.reach import target_probe
+
+        # Readiness also needs the target to answer (apply's other half).
+        probe = target_probe(target_name, settings.target(target_name))
+        if probe is not None:
+            server.health.add_probe("target", probe)
     try:
         return _run(args, settings, target_name, tables)
     finally:

@@ -216,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
     server = metrics_server.serve(
         settings.metrics, "backfill", kafka_probe(settings.kafka), args.metrics_port
     )
+    if server is not None:
+        from connectors.dynamodb.reach import source_probe
+
+        server.health.add_probe("source", source_probe(settings.aws, "dynamodb", args.table))
     try:
         outcome = run_backfill(
             settings,

@@ -74,6 +74,14 @@ def run(args: argparse.Namespace) -> int:
     server = metrics_server.serve(
         settings.metrics, "stream", kafka_probe(settings.kafka), args.metrics_port
     )
+    tables = args.table or [t.name for t in settings.tables]
+    if server is not None and tables:
+        from connectors.dynamodb.reach import source_probe
+
+        # Readiness also needs the source: the API the shards are read from.
+        kinesis = settings.stream.transport == "kinesis"
+        probe = source_probe(settings.aws, "kinesis" if kinesis else "dynamodbstreams", tables[0])
+        server.health.add_probe("source", probe)
     try:
         worker_class = source_class("stream")
         worker = worker_class(settings, args.table, args.worker_id, stop=stop)
