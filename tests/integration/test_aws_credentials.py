@@ -138,8 +138,15 @@ def test_the_assumed_credentials_are_refreshed_before_they_expire(
     monkeypatch: pytest.MonkeyPatch,
     unique_name: Any,
 ) -> None:
-    clock = [datetime.now(UTC)]
-    monkeypatch.setattr(assumed_role, "now", lambda: clock[0])
+    sts = endpoints["sts"][1]
+    # The first credentials age by `aged[0]`; moto dates the next ones from its own clock,
+    # so once they are fetched the bridge's clock is the real one again.
+    aged = [timedelta(0)]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + (aged[0] if len(assume_role_calls(sts)) < 2 else timedelta(0))
+
+    monkeypatch.setattr(assumed_role, "now", clock)
     url, ddb_seen = endpoints["dynamodb"]
     aws = AwsSettings(
         endpoints={"dynamodb": url, "sts": endpoints["sts"][0]},
@@ -152,18 +159,32 @@ def test_the_assumed_credentials_are_refreshed_before_they_expire(
     ddb.list_tables()
     ddb.list_tables()
     first = ddb_seen.access_keys()
-    assert len(first) == 1 and len(assume_role_calls(endpoints["sts"][1])) == 1
+    assert len(first) == 1 and len(assume_role_calls(sts)) == 1
 
-    # An hour later, less five minutes: the credentials are about to expire.
-    clock[0] += timedelta(minutes=55)
+    # 40 minutes on, 20 left: still theirs, no AssumeRole.
+    aged[0] = timedelta(minutes=40)
     ddb.list_tables()
-    assert len(assume_role_calls(endpoints["sts"][1])) == 2
-    second = {s.access_key_id for s in ddb_seen.seen[-1:]}
-    assert second and second != first, "the same client signs with the new credentials"
+    assert len(assume_role_calls(sts)) == 1 and ddb_seen.access_keys() == first
+
+    # 55 minutes on, 5 left: renewed before the request, which signs with the new keys.
+    aged[0] = timedelta(minutes=55)
+    ddb.list_tables()
+    ddb.list_tables()
+    assert len(assume_role_calls(sts)) == 2
+    second = {s.access_key_id for s in ddb_seen.seen[-2:]}
+    assert len(second) == 1 and second != first, "the same client signs with the new keys"
+
+
+def test_short_sessions_are_not_renewed_at_every_request() -> None:
+    # STS's shortest session is 15 minutes, botocore's renewal window 15 minutes too.
+    windows = assumed_role.refresh_windows(900)
+    assert 0 < windows["mandatory_timeout"] < windows["advisory_timeout"] < 900
+    assert assumed_role.refresh_windows(3600) == {"advisory_timeout": 900, "mandatory_timeout": 600}
 
 
 ACCESS_DENIED = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/base
+<Error><Type>Sender</Type><Code>AccessDenied</Code>
+<Message>User: arn:aws:iam::123456789012:user/base
 is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>1</RequestId>
 </ErrorResponse>"""
 

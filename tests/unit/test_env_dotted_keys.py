@@ -21,7 +21,8 @@ def test_an_env_override_of_a_dotted_librdkafka_key_reaches_the_client(
     monkeypatch.setenv("DDB_BRIDGE__KAFKA__EXTRA__SASL_PASSWORD", "from-the-env")
     monkeypatch.setenv("DDB_BRIDGE__KAFKA__EXTRA__SECURITY_PROTOCOL", "SASL_SSL")
     settings = load_settings(None)
-    assert settings.kafka.extra == {"sasl.password": "from-the-env", "security.protocol": "SASL_SSL"}
+    expected = {"sasl.password": "from-the-env", "security.protocol": "SASL_SSL"}
+    assert settings.kafka.extra == expected
 
     seen: list[dict[str, Any]] = []
 
