@@ -118,7 +118,8 @@ def _aws_failure(exc: Exception) -> tuple[str, int, str]:
         return (
             "unavailable",
             EXIT_UNAVAILABLE,
-            "check [aws] region and endpoint_url, and run it again once AWS is reachable",
+            "check [aws] region, endpoint_url and [aws.endpoints], and run it again once AWS "
+            "is reachable",
         )
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")

@@ -212,3 +212,36 @@ def test_a_role_that_cannot_be_assumed_ends_in_one_line_naming_it(
     assert arn in lines[0]
     assert ("AccessDenied" in lines[0]) == (sts_answers == "access denied")
     assert "[aws]" in lines[0]  # says which settings to look at
+
+
+def test_a_command_assumes_the_role_in_a_session_named_after_it(
+    tmp_path: Path,
+    endpoints: dict[str, tuple[str, RecordingEndpoint]],
+    dynamodb_endpoint: str,
+    unique_name: Any,
+) -> None:
+    table = unique_name("orders").replace("-", "_")
+    setup: Any = client("dynamodb", AwsSettings(endpoint_url=dynamodb_endpoint))
+    setup.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    config = write_config(
+        tmp_path / "bridge.toml",
+        aws={
+            "endpoint_url": f"http://127.0.0.1:{free_port()}",
+            "endpoints": {"dynamodb": endpoints["dynamodb"][0], "sts": endpoints["sts"][0]},
+            "access_key_id": BASE_KEY,
+            "secret_access_key": BASE_SECRET,
+            "role_arn": role(unique_name("schema")),
+        },
+    )
+    result = run_bridge(["schema", "cql"], config, "--table", table)
+    assert result.returncode == 0, result.stderr
+    assert "pk" in result.stdout  # DescribeTable answered through the role
+    (assumed,) = assume_role_calls(endpoints["sts"][1])
+    assert assumed["RoleSessionName"] == "ddb-bridge-schema"
+    keys = endpoints["dynamodb"][1].access_keys()
+    assert len(keys) == 1 and BASE_KEY not in keys

@@ -152,3 +152,14 @@ def test_static_keys_the_daemon_cannot_take_are_refused_by_name(tmp_path: Path) 
     )
     with pytest.raises(ConfigError, match=r"aws\.access_key_id.*KCL"):
         kcl_properties(settings, table="orders", stream_name="s", config=None)
+
+
+def test_a_profile_reaches_the_daemon_and_a_role_from_a_profile_is_refused() -> None:
+    with_profile = Settings(aws=AwsSettings(profile="migration"))
+    props = parse(kcl_properties(with_profile, table="orders", stream_name="s", config=None))
+    assert props["AwsCredentialsProvider"] == "ProfileCredentialsProvider|migration"
+    role = Settings(
+        aws=AwsSettings(profile="migration", role_arn="arn:aws:iam::123456789012:role/r")
+    )
+    with pytest.raises(ConfigError, match=r"aws\.profile with aws\.role_arn.*AWS_PROFILE"):
+        kcl_properties(role, table="orders", stream_name="s", config=None)
