@@ -44,6 +44,20 @@ _SHARED: dict[tuple[Any, ...], RefreshableCredentials] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+class _NoTraceback(logging.Filter):
+    """botocore logs a failed renewal with its traceback (a warning, as the current keys
+    still serve); the reason is logged on one line by the fetcher, so the stack goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Refreshing temporary credentials failed"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("botocore.credentials").addFilter(_NoTraceback())
+
+
 def now() -> datetime:
     """The clock the credentials' expiry is compared with (tests move it)."""
     return datetime.now(UTC)
@@ -63,7 +77,7 @@ def credentials(aws: AwsSettings, base: boto3.session.Session) -> RefreshableCre
                 secret_key=first["secret_key"],
                 token=first["token"],
                 expiry_time=datetime.fromisoformat(first["expiry_time"]),
-                refresh_using=fetch,
+                refresh_using=_renewer(aws, fetch),
                 method="assume-role",
                 # Late-bound, so that a test's clock reaches credentials made before it moved.
                 time_fetcher=lambda: now(),
@@ -132,6 +146,24 @@ def _fetcher(aws: AwsSettings, base: boto3.session.Session) -> Any:
         }
 
     return fetch
+
+
+def _renewer(aws: AwsSettings, fetch: Any) -> Any:
+    def renew() -> dict[str, Any]:
+        try:
+            renewed: dict[str, Any] = fetch()
+            return renewed
+        except (ClientError, BotoCoreError) as exc:
+            # Said here with the role; botocore's own line about it loses its traceback.
+            log.warning(
+                "could not renew the assumed role's credentials (the current ones serve until "
+                "shortly before they expire): %s: %s",
+                aws.role_arn,
+                " ".join(str(exc).split()),
+            )
+            raise
+
+    return renew
 
 
 def _first(aws: AwsSettings, fetch: Any) -> dict[str, Any]:

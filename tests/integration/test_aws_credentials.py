@@ -245,3 +245,34 @@ def test_a_command_assumes_the_role_in_a_session_named_after_it(
     assert assumed["RoleSessionName"] == "ddb-bridge-schema"
     keys = endpoints["dynamodb"][1].access_keys()
     assert len(keys) == 1 and BASE_KEY not in keys
+
+
+def test_a_failed_renewal_keeps_the_current_keys_and_logs_one_line(
+    endpoints: dict[str, tuple[str, RecordingEndpoint]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unique_name: Any,
+) -> None:
+    aged = [timedelta(0)]
+    monkeypatch.setattr(assumed_role, "now", lambda: datetime.now(UTC) + aged[0])
+    url, ddb_seen = endpoints["dynamodb"]
+    arn = role(unique_name("renewal"))
+    aws = AwsSettings(
+        endpoints={"dynamodb": url, "sts": endpoints["sts"][0]},
+        access_key_id=BASE_KEY,
+        secret_access_key=BASE_SECRET,
+        role_arn=arn,
+    )
+    ddb = client("dynamodb", aws)
+    ddb.list_tables()
+    first = ddb_seen.access_keys()
+    # STS now refuses; 12 minutes are left: a renewal is tried, the current keys still serve.
+    endpoints["sts"][1].answer = (403, ACCESS_DENIED)
+    aged[0] = timedelta(minutes=48)
+    caplog.clear()
+    ddb.list_tables()
+    assert ddb_seen.access_keys() == first
+    failed = [r for r in caplog.records if "renew" in r.getMessage() or "refresh" in r.getMessage()]
+    assert failed, [r.getMessage() for r in caplog.records]
+    assert all(r.exc_info is None for r in failed), "a traceback in the daemon's log"
+    assert any(arn in r.getMessage() and "AccessDenied" in r.getMessage() for r in failed)
