@@ -58,3 +58,12 @@ def test_target_names_in_the_environment_keep_their_underscores(
     monkeypatch.setenv("DDB_BRIDGE__TARGETS__MY_PG__TYPE", "postgres")
     monkeypatch.setenv("DDB_BRIDGE__TARGETS__MY_PG__DSN", "postgresql://h/db")
     assert "my_pg" in load_settings(None).targets
+
+
+def test_a_per_service_endpoint_is_set_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DDB_BRIDGE__AWS__ENDPOINTS__STS", "https://sts.vpce.example")
+    aws = load_settings(None).aws
+    assert aws.endpoint("sts") == "https://sts.vpce.example"
+    assert aws.endpoint("dynamodb") is None
