@@ -46,7 +46,7 @@ _SHARED_LOCK = threading.Lock()
 
 class _NoTraceback(logging.Filter):
     """botocore logs a failed renewal with its traceback (a warning, as the current keys
-    still serve); the reason is logged on one line by the fetcher, so the stack goes."""
+    still serve); the reason is logged on one line by the renewer, so the stack goes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.getMessage().startswith("Refreshing temporary credentials failed"):
