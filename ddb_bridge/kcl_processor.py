@@ -23,7 +23,7 @@ from bridge.kafka.publisher import Publisher, ensure_topics
 from bridge.kafka.schema_registry import make_codec
 from bridge.model.errors import BridgeError, ConfigError
 from bridge.runtime import logs
-from bridge.runtime.settings import Settings, load_settings
+from bridge.runtime.settings import Settings, load_settings, name_the_command
 from connectors.dynamodb import aws
 from connectors.dynamodb.capture import ensure_lease_table, record_capture_start
 from connectors.dynamodb.kinesis_stream import describe_kinesis_stream, kinesis_stream_name
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from connectors.sources.stream.kcl.processor import KclRecordProcessor
 
     settings: Settings = load_settings(args.config)
+    name_the_command("kcl-processor")
     table = args.table
     lease_table = settings.stream.lease_table
     ddb = aws.client("dynamodb", settings.aws)

@@ -53,7 +53,19 @@ def _section(name: str, field: FieldInfo, default: Any) -> str:
     about = required_description(Settings, name, field)
     annotation = field.annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _table(f"[{name}]", about, annotation, default, f"{name.upper()}__")
+        out = [_table(f"[{name}]", about, annotation, default, f"{name.upper()}__")]
+        for key, inner in annotation.model_fields.items():
+            if is_model(inner.annotation):  # a section within a section: [aws.endpoints]
+                out.append(
+                    _table(
+                        f"[{name}.{key}]",
+                        required_description(annotation, key, inner),
+                        inner.annotation,
+                        getattr(default, key),
+                        f"{name.upper()}__{key.upper()}__",
+                    )
+                )
+        return "\n".join(out)
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is list and is_model(args[0]):
         return _table(f"[[{name}]]", about, args[0], None, None)

@@ -15,7 +15,7 @@ import json
 import re
 import textwrap
 from collections.abc import Iterator
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeGuard, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
@@ -97,9 +97,20 @@ def _block(
 ) -> str:
     mark = "# " if commented else ""
     lines = [line for line in intro if line] + [mark + header]
+    nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
     for name, field in model.model_fields.items():
+        if is_model(field.annotation):
+            nested.append((name, field, field.annotation))
+            continue
         lines += _key_lines(model, name, field, getattr(values, name), commented)
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    # A section within a section ([aws.endpoints]) follows its parent's keys: TOML puts a
+    # key after a sub-table's header into the sub-table.
+    for name, field, section in nested:
+        about = _comment(required_description(model, name, field))
+        sub = f"[{header.strip('[]')}.{name}]"
+        text += "\n\n" + _block(about, sub, section, getattr(values, name), commented=commented)
+    return text
 
 
 def _key_lines(
@@ -168,7 +179,7 @@ def _secret_placeholder(field: FieldInfo) -> str:
     return toml_value(field.examples[0]) if field.examples else toml_value(SECRET_PLACEHOLDER)
 
 
-def is_model(annotation: Any) -> bool:
+def is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

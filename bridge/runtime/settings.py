@@ -15,8 +15,10 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.config import JsonDict
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -30,17 +32,64 @@ CONFIG_ENV = "DDB_BRIDGE_CONFIG"
 DEFAULT_CONFIG = Path("bridge.toml")
 
 
+# Marks a map of client properties whose names are dotted (librdkafka's `sasl.password`):
+# an environment variable names such a key with underscores, `..._EXTRA__SASL_PASSWORD`.
+DOTTED_KEYS: JsonDict = {"env_keys": "dotted"}
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class AwsEndpoints(Section):
+    """One endpoint per AWS service (VPC interface endpoints); each falls back to
+    [aws] endpoint_url, then to the region's public endpoint."""
+
+    dynamodb: str | None = Field(
+        None,
+        description="DynamoDB endpoint (source table, leases, back-fill Scan)",
+        examples=["https://vpce-0abc-dynamodb.us-east-1.vpce.amazonaws.com"],
+    )
+    dynamodbstreams: str | None = Field(
+        None,
+        description="DynamoDB Streams endpoint",
+        examples=["https://streams.dynamodb.us-east-1.amazonaws.com"],
+    )
+    s3: str | None = Field(
+        None,
+        description="S3 endpoint (export back-fill, audit archive)",
+        examples=["https://bucket.vpce-0abc-s3.s3.us-east-1.vpce.amazonaws.com"],
+    )
+    kinesis: str | None = Field(
+        None,
+        description="Kinesis Data Streams endpoint",
+        examples=["https://vpce-0abc-kinesis.kinesis.us-east-1.vpce.amazonaws.com"],
+    )
+    sts: str | None = Field(
+        None,
+        description="STS endpoint, where role_arn is assumed",
+        examples=["https://vpce-0abc-sts.sts.us-east-1.vpce.amazonaws.com"],
+    )
+
+
+AwsService = Literal["dynamodb", "dynamodbstreams", "s3", "kinesis", "sts"]
+
+# STS's own limits on AssumeRole: RoleSessionName's characters and length, DurationSeconds.
+ROLE_SESSION_NAME = r"^[\w+=,.@-]{2,64}$"
 
 
 class AwsSettings(Section):
     region: str = Field("us-east-1", description="AWS region of the source table")
     endpoint_url: str | None = Field(
         None,
-        description="DynamoDB/S3 endpoint: moto, DynamoDB Local, LocalStack, Alternator; "
-        "unset, the region's AWS endpoints",
+        description="endpoint of every AWS service the bridge calls unless [aws.endpoints] "
+        "names one for it: moto, DynamoDB Local, LocalStack, Alternator; unset, the region's "
+        "AWS endpoints",
         examples=["http://127.0.0.1:8000"],
+    )
+    endpoints: AwsEndpoints = Field(
+        default_factory=AwsEndpoints,
+        description="per-service endpoints (VPC endpoints), each overriding endpoint_url",
     )
     access_key_id: SecretStr | None = Field(
         None,
@@ -50,11 +99,72 @@ class AwsSettings(Section):
     secret_access_key: SecretStr | None = Field(
         None, description="secret access key, used only together with access_key_id"
     )
+    session_token: SecretStr | None = Field(
+        None,
+        description="session token of temporary keys, used only together with access_key_id "
+        "and secret_access_key",
+    )
     profile: str | None = Field(
         None,
         description="named profile of ~/.aws/config to take credentials from",
         examples=["migration"],
     )
+    role_arn: str | None = Field(
+        None,
+        pattern=r"^arn:[\w-]+:iam::\d{12}:role/.+$",
+        description="IAM role every AWS client (and MSK IAM auth) assumes with the credentials "
+        "above (static keys, else profile, else the default chain); refreshed before it expires",
+        examples=["arn:aws:iam::123456789012:role/ddb-bridge"],
+    )
+    external_id: str | None = Field(
+        None,
+        description="ExternalId the role's trust policy requires, with role_arn",
+        examples=["migration-2026"],
+    )
+    role_session_name: str | None = Field(
+        None,
+        pattern=ROLE_SESSION_NAME,
+        description="RoleSessionName of the assumed role (CloudTrail shows it); unset, "
+        "ddb-bridge-<command>",
+        examples=["ddb-bridge-orders"],
+    )
+    role_duration_s: int = Field(
+        3600,
+        ge=900,
+        le=43200,
+        description="lifetime asked for the assumed role's credentials (at most the role's "
+        "maximum session duration); renewed 15 minutes before they expire (a third of a "
+        "shorter session)",
+    )
+
+    @model_validator(mode="after")
+    def _parts_that_need_another(self) -> AwsSettings:
+        if self.session_token is not None and not (self.access_key_id and self.secret_access_key):
+            raise ValueError(
+                "aws.session_token is used only with aws.access_key_id and "
+                "aws.secret_access_key: set them too, or remove it"
+            )
+        for name in ("external_id", "role_session_name"):
+            if getattr(self, name) is not None and self.role_arn is None:
+                raise ValueError(f"aws.{name} is used only with aws.role_arn: set it, or remove it")
+        return self
+
+    def endpoint(self, service: AwsService) -> str | None:
+        """Where `service` is called: its own endpoint, else endpoint_url, else AWS's."""
+        own: str | None = getattr(self.endpoints, service)
+        return own or self.endpoint_url
+
+    def session_name(self) -> str:
+        """The role's session name: as set, else "ddb-bridge-<command>"."""
+        return self.role_session_name or f"ddb-bridge-{_PROCESS['command']}"
+
+
+_PROCESS = {"command": "process"}
+
+
+def name_the_command(command: str) -> None:
+    """Which command this process runs, for names that show it (the role's session name)."""
+    _PROCESS["command"] = command
 
 
 class KafkaSettings(Section):
@@ -112,6 +222,7 @@ class KafkaSettings(Section):
     )
     schema_registry_extra: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
+        json_schema_extra=DOTTED_KEYS,
         description="passed to confluent-kafka's SchemaRegistryClient as is (ssl.*, timeout)",
         examples=[{"ssl.ca.location": "/etc/ssl/registry-ca.pem"}],
     )
@@ -123,6 +234,7 @@ class KafkaSettings(Section):
     )
     extra: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
+        json_schema_extra=DOTTED_KEYS,
         description="passed to librdkafka as is (security.protocol, SASL, TLS); options "
         "whose name says they hold a secret are masked by `ddb-bridge config show`",
         examples=[{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}],
@@ -515,7 +627,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, DottedKeysEnv(settings_cls)]
         path = _LOADING.get("path")
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -538,6 +650,28 @@ class Settings(BaseSettings):
 
 
 _LOADING: dict[str, Path | None] = {}
+
+
+class DottedKeysEnv(EnvSettingsSource):
+    """pydantic-settings' environment source, with the keys of DOTTED_KEYS maps given back
+    their dots: an environment variable's name cannot hold one, and no librdkafka or
+    registry property we pass on has an underscore (only callbacks, which no variable sets)."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        for section_name, section in data.items():
+            field = Settings.model_fields.get(section_name)
+            model = field.annotation if field is not None else None
+            if not (isinstance(section, dict) and isinstance(model, type)):
+                continue
+            if not issubclass(model, BaseModel):
+                continue
+            for name, value in section.items():
+                inner = model.model_fields.get(name)
+                dotted = inner is not None and inner.json_schema_extra == DOTTED_KEYS
+                if dotted and isinstance(value, dict):
+                    section[name] = {k.replace("_", "."): v for k, v in value.items()}
+        return data
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

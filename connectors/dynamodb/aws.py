@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -24,6 +25,7 @@ from bridge.model.errors import ConfigError, PermanentError, TransientError, Una
 from bridge.ports.sink import KeyType, TableSpec
 from bridge.runtime.metrics import AWS_RETRIES, REGISTRY
 from bridge.runtime.settings import AwsSettings, Settings, TableSettings
+from connectors.dynamodb import assumed_role
 
 if TYPE_CHECKING:
     # boto3-stubs (the test extra) types the clients; a plain install never imports them.
@@ -69,24 +71,40 @@ def client(
     aws: AwsSettings,
     endpoint_url: str | None = None,
 ) -> DynamoDBClient | DynamoDBStreamsClient | S3Client | KinesisClient:
-    """A client of `service` for `aws`: its profile, region, endpoint and static keys."""
+    """A client of `service` for `aws`: its credentials (`session`), region, and endpoint:
+    `endpoint_url` when given, else [aws.endpoints] <service>, else [aws] endpoint_url."""
     kwargs: dict[str, Any] = {"region_name": aws.region, "config": _CONFIG}
-    if endpoint_url or aws.endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url or aws.endpoint_url
+    url = endpoint_url or aws.endpoint(service)
+    if url:
+        kwargs["endpoint_url"] = url
     return session(aws).client(service, **kwargs)
 
 
 def session(aws: AwsSettings) -> boto3.session.Session:
-    """The credential chain of `aws`, for every AWS client of the bridge (and MSK's IAM
-    tokens): static keys when given, else the named profile, else boto3's default chain
-    (environment, ~/.aws, instance or task role)."""
+    """The credentials of `aws`, for every AWS client of the bridge (and MSK's IAM tokens).
+
+    The base chain: static keys (with their session token) when given, else the named
+    profile, else boto3's default chain (environment, ~/.aws, instance or task role). With
+    [aws] role_arn, the session holds that role's credentials instead, assumed with the base
+    chain and renewed before they expire (connectors/dynamodb/assumed_role.py); a role that
+    cannot be assumed is a ConfigError (refused) or Unavailable (STS did not answer).
+    """
     if aws.access_key_id and aws.secret_access_key:
-        return boto3.session.Session(
+        base = boto3.session.Session(
             aws_access_key_id=aws.access_key_id.get_secret_value(),
             aws_secret_access_key=aws.secret_access_key.get_secret_value(),
+            aws_session_token=aws.session_token.get_secret_value() if aws.session_token else None,
             region_name=aws.region,
         )
-    return boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    else:
+        base = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    if aws.role_arn is None:
+        return base
+    role = botocore.session.Session()
+    # botocore has no public setter for a session's credentials: `_credentials` is what its
+    # own resolution fills on first use, and every client made from the session signs with it.
+    role._credentials = assumed_role.credentials(aws, base)  # type: ignore[attr-defined]
+    return boto3.session.Session(botocore_session=role, region_name=aws.region)
 
 
 log = logging.getLogger(__name__)

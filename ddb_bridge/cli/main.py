@@ -32,6 +32,7 @@ from bridge import __version__
 from bridge.model.errors import BridgeError, ConfigError, Unavailable
 from bridge.runtime import logs
 from bridge.runtime.redact import redact_text
+from bridge.runtime.settings import name_the_command
 from ddb_bridge.cli import commands
 from ddb_bridge.cli.helptext import (
     EXIT_CONFIG,
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _output_closed()
         raise
     logs.setup(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
+    # An assumed role's session is named after the command ("ddb-bridge-stream"), for CloudTrail.
+    name_the_command(getattr(args, "command", None) or "cli")
     try:
         code: int = args.func(args)
         # Flush here, not at interpreter exit, so a closed pipe is caught below.
@@ -115,7 +118,8 @@ def _aws_failure(exc: Exception) -> tuple[str, int, str]:
         return (
             "unavailable",
             EXIT_UNAVAILABLE,
-            "check [aws] region and endpoint_url, and run it again once AWS is reachable",
+            "check [aws] region, endpoint_url and [aws.endpoints], and run it again once AWS "
+            "is reachable",
         )
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")

@@ -26,6 +26,14 @@ SECRET_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
         {"aws": {"endpoint_url": "https://me:Url-S3cret-03@dynamo.example:8000"}},
         "Url-S3cret-03",
     ),
+    "aws.session_token": (
+        {"aws": {"access_key_id": "k", "secret_access_key": "s", "session_token": "Tok-S3cret-21"}},
+        "Tok-S3cret-21",
+    ),
+    "aws.endpoints userinfo": (
+        {"aws": {"endpoints": {"sts": "https://me:Url-S3cret-22@sts.example"}}},
+        "Url-S3cret-22",
+    ),
     "kafka.extra sasl.password": (
         {"kafka": {"extra": {"sasl.password": "Sasl-S3cret-04"}}},
         "Sasl-S3cret-04",

@@ -30,6 +30,13 @@ def test_every_key_of_every_section_has_a_row() -> None:
     page = render_reference()
     rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", page, re.MULTILINE))
     expected = {key for _, model in _models() for key in model.model_fields}
+    nested = [
+        f.annotation
+        for _, model in _models()
+        for f in model.model_fields.values()
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+    ]
+    expected |= {key for model in nested for key in model.model_fields}
     assert len(_models()) >= 8
     assert expected - rows == set(), "settings missing from the reference"
 
@@ -39,6 +46,8 @@ def test_defaults_and_environment_variables_are_the_models_own() -> None:
     partitions = KafkaSettings.model_fields["partitions"].default
     assert f"| `partitions` | `{partitions}` |" in page
     assert "`DDB_BRIDGE__KAFKA__BOOTSTRAP_SERVERS`" in page
+    assert "## `[aws.endpoints]`" in page
+    assert "`DDB_BRIDGE__AWS__ENDPOINTS__DYNAMODB`" in page
     # a secret's default is never printed
     assert "| `secret_access_key` | *(secret, unset)* |" in page
 

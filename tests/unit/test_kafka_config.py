@@ -177,3 +177,54 @@ def test_apply_refuses_at_start_up_what_aiokafka_cannot_take(
 ) -> None:
     with pytest.raises(ConfigError, match=rf'kafka\.extra\] "{key}".*apply'):
         apply_consumer(tmp_path, {key: value})
+
+
+def _admin_of_status(k: KafkaSettings) -> None:
+    from ddb_bridge.status import topic_durability
+
+    topic_durability(Settings(kafka=k), "t")
+
+
+def _admin_of_replay(k: KafkaSettings) -> None:
+    from bridge.kafka import replay
+
+    replay._admin(k)
+
+
+def _admin_of_dlq_redrive(k: KafkaSettings) -> None:
+    from bridge.dlq import redrive
+
+    redrive.ensure_ledger(k, "t")
+
+
+@pytest.mark.parametrize(
+    "make", [_admin_of_status, _admin_of_replay, _admin_of_dlq_redrive], ids=lambda f: f.__name__
+)
+def test_the_admin_clients_of_status_replay_and_dlq_get_the_extra(
+    monkeypatch: pytest.MonkeyPatch, make: Any
+) -> None:
+    import confluent_kafka.admin
+
+    from bridge.dlq import redrive
+    from bridge.kafka import replay
+
+    seen: list[dict[str, Any]] = []
+    for module in (confluent_kafka.admin, replay, redrive):
+        monkeypatch.setattr(module, "AdminClient", recorder(seen))
+    with pytest.raises(Recorded):
+        make(kafka(**EXTRA, **{"linger.ms": 7}))
+    assert seen[0]["client.id"] == "extra-reached-me"
+    assert seen[0]["socket.keepalive.enable"] is True
+    assert "linger.ms" not in seen[0]
+
+
+def test_the_dlq_redrive_producer_gets_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.dlq import redrive
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(redrive, "ensure_ledger", lambda *_a, **_kw: "ledger")
+    monkeypatch.setattr(redrive, "Producer", recorder(seen))
+    with pytest.raises(Recorded):
+        redrive.redrive(kafka(**EXTRA, **{"linger.ms": 7}), "t", [object()])  # type: ignore[list-item]
+    assert seen[0]["client.id"] == "extra-reached-me"
+    assert seen[0]["linger.ms"] == 7

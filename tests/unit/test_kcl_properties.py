@@ -122,3 +122,44 @@ def test_no_stream_anywhere_is_a_configuration_error_naming_the_setting(
     config = write_config(tmp_path / "bridge.toml", tables=[{"name": "orders"}])
     assert main(["kcl", "properties", "--config", str(config), "--table", "orders"]) == 2
     assert "stream_name" in capsys.readouterr().err
+
+
+def test_an_assumed_role_and_per_service_endpoints_reach_the_daemon(tmp_path: Path) -> None:
+    settings = Settings(
+        aws=AwsSettings(
+            region="eu-west-1",
+            endpoint_url="http://fallback:4566",
+            endpoints={"kinesis": "http://kinesis:1", "sts": "http://sts:3"},
+            role_arn="arn:aws:iam::123456789012:role/migrator",
+            external_id="ext-1",
+            role_session_name="kcl-orders",
+        )
+    )
+    props = parse(kcl_properties(settings, table="orders", stream_name="s", config=None))
+    # KCL multilang's KclStsAssumeRoleCredentialsProvider: arn|session|nested=properties,
+    # `endpoint` being "url^signing region".
+    assert props["AwsCredentialsProvider"] == (
+        "KclStsAssumeRoleCredentialsProvider|arn:aws:iam::123456789012:role/migrator|kcl-orders"
+        "|endpointRegion=eu-west-1|externalId=ext-1|endpoint=http://sts:3^eu-west-1"
+    )
+    assert props["kinesisEndpoint"] == "http://kinesis:1"
+    assert props["dynamoDBEndpoint"] == "http://fallback:4566"
+
+
+def test_static_keys_the_daemon_cannot_take_are_refused_by_name(tmp_path: Path) -> None:
+    settings = Settings(
+        aws=AwsSettings(access_key_id="AKID", secret_access_key="s", session_token="t")
+    )
+    with pytest.raises(ConfigError, match=r"aws\.access_key_id.*KCL"):
+        kcl_properties(settings, table="orders", stream_name="s", config=None)
+
+
+def test_a_profile_reaches_the_daemon_and_a_role_from_a_profile_is_refused() -> None:
+    with_profile = Settings(aws=AwsSettings(profile="migration"))
+    props = parse(kcl_properties(with_profile, table="orders", stream_name="s", config=None))
+    assert props["AwsCredentialsProvider"] == "ProfileCredentialsProvider|migration"
+    role = Settings(
+        aws=AwsSettings(profile="migration", role_arn="arn:aws:iam::123456789012:role/r")
+    )
+    with pytest.raises(ConfigError, match=r"aws\.profile with aws\.role_arn.*AWS_PROFILE"):
+        kcl_properties(role, table="orders", stream_name="s", config=None)

@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="URL",
         help="Kinesis endpoint (the KCL speaks HTTP/2 to it) "
-        f"[default: {from_setting('aws.endpoint_url')}]",
+        "[default: setting aws.endpoints.kinesis (env DDB_BRIDGE__AWS__ENDPOINTS__KINESIS), "
+        f"else {from_setting('aws.endpoint_url')}]",
     )
     p.add_argument(
         "--set",

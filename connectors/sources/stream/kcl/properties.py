@@ -6,8 +6,9 @@ Property names are the KCL's (MultiLangDaemonConfiguration of amazon-kinesis-cli
 splits it on whitespace, so no path in it may contain any), `retrievalMode = POLLING`
 (GetRecords, no enhanced fan-out), `metricsLevel = NONE` (no CloudWatch),
 `callProcessRecordsEvenForEmptyRecordList = true` and the 2.x-compatible lease assignment
-(`clientVersionConfig`; see below for both), `regionName`, credentials from the default AWS
-chain, and `kinesisEndpoint`/`dynamoDBEndpoint` when an endpoint is set.
+(`clientVersionConfig`; see below for both), `regionName`, `kinesisEndpoint`/`dynamoDBEndpoint`
+when an endpoint is set ([aws.endpoints] kinesis/dynamodb, else endpoint_url), and the
+credentials (`AwsCredentialsProvider`, see `credentials_provider`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,56 @@ def processor_command(config: Path | None, table: str, stream_name: str, python:
     return " ".join(words)
 
 
+def credentials_provider(settings: Settings) -> str:
+    """The daemon's `AwsCredentialsProvider`: the Java SDK's default chain, or a profile, or
+    KCL multilang's KclStsAssumeRoleCredentialsProvider for [aws] role_arn (its nested
+    properties: `endpointRegion`, `externalId`, `endpoint=URL^SIGNING_REGION` for STS).
+
+    What the KCL cannot be given is refused by name rather than dropped: static keys (its
+    properties file has no place for them; the Java default chain reads them from
+    AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN), and a role assumed from a
+    profile (the provider assumes it from the default chain). The daemon's SDK picks the
+    session's duration (role_duration_s is not passed) and renews it itself.
+    """
+    aws = settings.aws
+    if aws.access_key_id or aws.secret_access_key or aws.session_token:
+        raise ConfigError(
+            "aws.access_key_id/secret_access_key/session_token cannot reach the KCL daemon "
+            "(its properties file has no place for keys): remove them from the config and "
+            "export AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) for the "
+            "daemon and its processors instead"
+        )
+    if aws.role_arn is None:
+        return (
+            f"ProfileCredentialsProvider|{aws.profile}"
+            if aws.profile
+            else ("DefaultCredentialsProvider")
+        )
+    if aws.profile:
+        raise ConfigError(
+            "aws.profile with aws.role_arn cannot reach the KCL daemon: it assumes the role "
+            "from the default chain; export AWS_PROFILE for it instead of setting aws.profile"
+        )
+    parts = [
+        "KclStsAssumeRoleCredentialsProvider",
+        aws.role_arn,
+        aws.session_name(),
+        f"endpointRegion={aws.region}",
+    ]
+    if aws.external_id:
+        parts.append(f"externalId={aws.external_id}")
+    sts = aws.endpoint("sts")
+    if sts:
+        parts.append(f"endpoint={sts}^{aws.region}")
+    # `|` separates the provider's parameters and `^` an endpoint from its region.
+    for name, value in (("role_arn", aws.role_arn), ("external_id", aws.external_id),
+                        ("region", aws.region), ("endpoints.sts", sts)):  # fmt: skip
+        if value and ("|" in value or "^" in value):
+            raise ConfigError(f"aws.{name} {value!r}: the KCL's AwsCredentialsProvider cannot "
+                              "hold a '|' or '^'")  # fmt: skip
+    return "|".join(parts)
+
+
 def _escape(value: str) -> str:
     # java.util.Properties: a backslash escapes, and a value's leading blanks are dropped.
     return value.replace("\\", "\\\\").replace("\n", "\\n")
@@ -83,7 +134,6 @@ def kcl_properties(
 ) -> str:
     """The properties file's text."""
     app = application_name or default_application_name(table)
-    endpoint = settings.aws.endpoint_url
     props: dict[str, str] = {
         "executableName": processor_command(config, table, stream_name, python or sys.executable),
         # The KCL takes a stream by name or by ARN (then it reads the name from the ARN).
@@ -93,7 +143,7 @@ def kcl_properties(
         "tableName": app,
         "initialPositionInStream": settings.stream.initial_position,
         "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
-        "AwsCredentialsProvider": "DefaultCredentialsProvider",
+        "AwsCredentialsProvider": credentials_provider(settings),
         "regionName": settings.aws.region,
         "retrievalMode": "POLLING",
         "metricsLevel": "NONE",
@@ -106,10 +156,12 @@ def kcl_properties(
         # failoverTimeMillis. `--set clientVersionConfig=CLIENT_VERSION_CONFIG_3X` for 3.x.
         "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
     }
-    if kinesis_endpoint or endpoint:
-        props["kinesisEndpoint"] = kinesis_endpoint or str(endpoint)
-    if endpoint:
-        props["dynamoDBEndpoint"] = endpoint
+    kinesis = kinesis_endpoint or settings.aws.endpoint("kinesis")
+    if kinesis:
+        props["kinesisEndpoint"] = kinesis
+    dynamodb = settings.aws.endpoint("dynamodb")
+    if dynamodb:
+        props["dynamoDBEndpoint"] = dynamodb
     props.update(extra or {})
     header = [
         f"# The KCL MultiLangDaemon's configuration for table {table} (ddb-bridge kcl properties).",
