@@ -1,7 +1,7 @@
 """The fault-injection suite: the real commands under SIGKILLs, a broker outage, a PostgreSQL
 outage and a poison record, checked against the bridge's own records (tests/chaos/).
 
-`make test` runs the reduced size (3,000 writes over 500 keys); `make chaos` the full size
+`make test` runs the reduced size (1,500 writes over 300 keys); `make chaos` the full size
 (CHAOS_WRITES / CHAOS_KEYS / CHAOS_RATE / CHAOS_KILLS, CHAOS_SEED to re-run a seed,
 CHAOS_REPORT for the JSON summary).
 """
