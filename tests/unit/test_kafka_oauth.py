@@ -37,12 +37,12 @@ def endpoint() -> Iterator[TokenEndpoint]:
         yield served
 
 
-def oidc_kafka(endpoint: TokenEndpoint, **extra: str) -> KafkaSettings:
+def oidc_kafka(endpoint: TokenEndpoint, secret: str | None = None, **extra: str) -> KafkaSettings:
     return KafkaSettings(
         auth="oauthbearer_oidc",
         oauth_token_url=endpoint.url,
         oauth_client_id=endpoint.client_id,
-        oauth_client_secret=endpoint.client_secret,
+        oauth_client_secret=secret or endpoint.client_secret,
         oauth_scope="kafka.write",
         extra=extra,
     )
@@ -208,9 +208,8 @@ def test_an_extra_contradicting_the_auth_is_refused_by_name(
 
 
 def test_a_refused_secret_stops_the_client_before_it_is_made(endpoint: TokenEndpoint) -> None:
-    kafka = oidc_kafka(endpoint).model_copy(update={"oauth_client_secret": "nope"})
     with pytest.raises(ConfigError, match="invalid_client"):
-        producer_config(kafka)
+        producer_config(oidc_kafka(endpoint, secret="nope"))
 
 
 def test_apply_gets_oauth_credentials_with_a_token_provider(endpoint: TokenEndpoint) -> None:
