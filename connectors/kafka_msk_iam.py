@@ -26,7 +26,7 @@ from connectors.dynamodb.aws import session
 WHERE = "[aws] access_key_id/secret_access_key, profile, or the environment's AWS credentials"
 
 
-class _Frozen(CredentialProvider):  # type: ignore[misc]
+class _Frozen(CredentialProvider):
     """The signer takes a botocore CredentialProvider: this one hands over a snapshot."""
 
     METHOD = "ddb-bridge"
@@ -51,7 +51,9 @@ class MskIamToken:
             found = session(self.aws).get_credentials()
             frozen = found.get_frozen_credentials() if found is not None else None
         except BotoCoreError as exc:
-            raise ConfigError(f"MSK IAM: cannot read the AWS credentials ({exc}); check {WHERE}")
+            raise ConfigError(
+                f"MSK IAM: cannot read the AWS credentials ({exc}); check {WHERE}"
+            ) from None
         if frozen is None or not frozen.access_key or not frozen.secret_key:
             raise ConfigError(f"MSK IAM: no AWS credentials to sign the token with; set {WHERE}")
         credentials = Credentials(frozen.access_key, frozen.secret_key, frozen.token)

@@ -108,7 +108,9 @@ def token_for(kafka: KafkaSettings) -> RefreshingToken | None:
     return cached
 
 
-def librdkafka_callback(token: RefreshingToken) -> Callable[[str], tuple[str, float, str, dict[str, str]]]:
+def librdkafka_callback(
+    token: RefreshingToken,
+) -> Callable[[str], tuple[str, float, str, dict[str, str]]]:
     """confluent-kafka's `oauth_cb`: (token, expiry in epoch seconds, principal, extensions).
     An exception it raises becomes librdkafka's token failure: it retries and reports it."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -81,7 +82,8 @@ def ensure_accepted(kafka: KafkaSettings, timeout_s: float) -> None:
     if not _authenticates(kafka):
         return
     watch = RefusalWatch(kafka.auth)
-    admin = AdminClient({**admin_config(kafka), "error_cb": watch})
+    config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
+    admin = AdminClient(config)
     wait_result(
         admin.describe_cluster(request_timeout=timeout_s),
         admin,

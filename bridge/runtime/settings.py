@@ -142,13 +142,15 @@ class KafkaSettings(Section):
         examples=["https://idp.example.com/oauth2/token"],
     )
     oauth_client_id: str | None = Field(
-        None, description='auth = "oauthbearer_oidc": the client id'
+        None, description='auth = "oauthbearer_oidc": the client id', examples=["ddb-bridge"]
     )
     oauth_client_secret: SecretStr | None = Field(
         None, description='auth = "oauthbearer_oidc": the client secret'
     )
     oauth_scope: str | None = Field(
-        None, description='auth = "oauthbearer_oidc": the scope asked for, if the IdP wants one'
+        None,
+        description='auth = "oauthbearer_oidc": the scope asked for, if the IdP wants one',
+        examples=["kafka"],
     )
     msk_region: str | None = Field(
         None,

@@ -65,7 +65,6 @@ class SaslSslListener:
             "ssl.ca.location": str(self.ca_path),
         }
 
-
     def tls_options(self) -> dict[str, str]:
         """librdkafka options (`[kafka.extra]`) for this listener when `[kafka] auth` brings
         the SASL mechanism (OAUTHBEARER): the protocol and the CA only."""

@@ -174,9 +174,7 @@ ONE_SHOT: dict[str, tuple[str, ...]] = {
 
 
 @pytest.mark.parametrize("command", list(ONE_SHOT))
-def test_every_command_authenticates_with_an_oidc_token(
-    command: str, pipeline: Pipeline
-) -> None:
+def test_every_command_authenticates_with_an_oidc_token(command: str, pipeline: Pipeline) -> None:
     if not pipeline.db.exists():
         pytest.skip("needs the back-filled and applied pipeline of the test above")
     args = [a.format(table=pipeline.table) for a in ONE_SHOT[command]]
@@ -203,14 +201,10 @@ def test_audit_archives_through_oidc(pipeline: Pipeline) -> None:
 
 
 @pytest.mark.parametrize("command", ["backfill", "status", "apply"])
-def test_a_refused_client_secret_is_one_clear_line_exit_2(
-    command: str, pipeline: Pipeline
-) -> None:
+def test_a_refused_client_secret_is_one_clear_line_exit_2(command: str, pipeline: Pipeline) -> None:
     wrong = "not-the-secret"
     config = pipeline.config.with_name(f"wrong-{command.replace(' ', '-')}.toml")
-    config.write_text(
-        pipeline.config.read_text().replace(pipeline.endpoint.client_secret, wrong)
-    )
+    config.write_text(pipeline.config.read_text().replace(pipeline.endpoint.client_secret, wrong))
     extra = {
         "backfill": ["--table", pipeline.table, "--from", "scan", "--no-stream", "--no-progress"],
         "status": ["--table", pipeline.table],

@@ -57,9 +57,7 @@ def claims(jwt: str) -> dict[str, object]:
 # -- settings -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "missing", ["oauth_token_url", "oauth_client_id", "oauth_client_secret"]
-)
+@pytest.mark.parametrize("missing", ["oauth_token_url", "oauth_client_id", "oauth_client_secret"])
 def test_oidc_without_its_settings_is_a_config_error_naming_the_key(
     missing: str, tmp_path: Path
 ) -> None:

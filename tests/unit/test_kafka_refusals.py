@@ -69,7 +69,8 @@ def test_an_answer_is_returned() -> None:
 
 
 @pytest.mark.parametrize(
-    ("auth", "names"), [("aws_msk_iam", "[kafka] msk_region"), ("oauthbearer_oidc", "oauth_token_url")]
+    ("auth", "names"),
+    [("aws_msk_iam", "[kafka] msk_region"), ("oauthbearer_oidc", "oauth_token_url")],
 )
 def test_a_refused_token_names_oauthbearer_and_the_auth_settings(auth: str, names: str) -> None:
     watch = RefusalWatch(auth)

@@ -20,6 +20,7 @@ from connectors.kafka_msk_iam import MskIamToken
 
 ACCESS_KEY = "AKIDMSKEXAMPLE01"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 def decode(token: str) -> tuple[str, dict[str, str]]:
@@ -74,7 +75,7 @@ def test_a_profile_with_a_session_token_signs_through_the_session(
     )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    for name in AWS_ENV:
         monkeypatch.delenv(name, raising=False)
     settings = Settings(
         aws={"region": "ap-southeast-2", "profile": "migration"}, kafka={"auth": "aws_msk_iam"}
@@ -91,8 +92,7 @@ def test_no_credentials_is_a_config_error_naming_msk_and_the_aws_section(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     # No instance metadata to ask on a test machine: fail at once instead of after timeouts.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):  # fmt: skip
+    for name in (*AWS_ENV, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings(aws={"region": "eu-west-1"}, kafka={"auth": "aws_msk_iam"})
     with pytest.raises(ConfigError, match=r"MSK IAM.*\[aws\]"):
