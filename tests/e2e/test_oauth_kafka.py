@@ -104,7 +104,7 @@ def pipeline(
     token_endpoint: TokenEndpoint,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Pipeline:
-    """backfill → apply through OAUTHBEARER: the topic and the target the other tests use."""
+    """backfill through OAUTHBEARER: the topic the other tests read."""
     import boto3
 
     listener = _listener(secured_broker)
@@ -118,24 +118,21 @@ def pipeline(
     config = oauth_config(
         tmp / "bridge.toml", listener, dynamodb_endpoint, table, db, oidc(token_endpoint)
     )
-    return Pipeline(config, cli_env(dynamodb_endpoint, listener.bootstrap), table, db,
-                    token_endpoint, tmp)  # fmt: skip
-
-
-def test_backfill_then_apply_through_oidc_tokens_refreshed_before_expiry(
-    pipeline: Pipeline,
-) -> None:
-    endpoint = pipeline.endpoint
-    before = endpoint.granted
+    env = cli_env(dynamodb_endpoint, listener.bootstrap)
+    # backfill: the admin client (topics) and the producer, with the endpoint's tokens.
     done = run_bridge(
-        "backfill", pipeline.config, "--table", pipeline.table, "--from", "scan",
-        "--no-stream", "--no-progress", env=pipeline.env, timeout_s=180,
+        "backfill", config, "--table", table, "--from", "scan", "--no-stream", "--no-progress",
+        env=env, timeout_s=180,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert ": complete" in output, output
-    assert endpoint.granted > before, "backfill published without a token from the endpoint"
+    assert token_endpoint.granted > 0, "backfill published without a token from the endpoint"
+    return Pipeline(config, env, table, db, token_endpoint, tmp)
 
+
+def test_apply_through_oidc_tokens_refreshed_before_expiry(pipeline: Pipeline) -> None:
+    endpoint = pipeline.endpoint
     # apply: aiokafka's consumer (the token provider) and the dead-letter producer (oauth_cb).
     apply = ApplyProcess(pipeline.config, "--create-schema")
     reader = SqliteSink(SqliteTarget(type="sqlite", path=str(pipeline.db)))
@@ -165,6 +162,7 @@ def test_backfill_then_apply_through_oidc_tokens_refreshed_before_expiry(
 # The one-shot commands, each a fresh process that must fetch its own token. (`verify` reads
 # DynamoDB and the target only: it has no Kafka client to authenticate.)
 ONE_SHOT: dict[str, tuple[str, ...]] = {
+    "stream": ("--max-runtime-s", "5"),
     "status": ("--table", "{table}", "--json"),
     "tail": ("--table", "{table}", "--from-beginning", "--max", "5", "--json"),
     "replay": ("--target", "local", "--to-earliest", "--table", "{table}"),
@@ -175,8 +173,6 @@ ONE_SHOT: dict[str, tuple[str, ...]] = {
 
 @pytest.mark.parametrize("command", list(ONE_SHOT))
 def test_every_command_authenticates_with_an_oidc_token(command: str, pipeline: Pipeline) -> None:
-    if not pipeline.db.exists():
-        pytest.skip("needs the back-filled and applied pipeline of the test above")
     args = [a.format(table=pipeline.table) for a in ONE_SHOT[command]]
     before = pipeline.endpoint.granted
     done = run_bridge(command, pipeline.config, *args, env=pipeline.env, timeout_s=120)
@@ -225,11 +221,27 @@ def test_a_refused_client_secret_is_one_clear_line_exit_2(command: str, pipeline
     assert pipeline.endpoint.refused > refused
 
 
+# Every command that talks to Kafka, with what it needs to get that far.
+EVERY_COMMAND: dict[str, tuple[str, ...]] = {
+    "stream": ("--max-runtime-s", "60"),
+    "backfill": ("--table", "{table}", "--from", "scan", "--no-stream", "--no-progress"),
+    "apply": (),
+    "audit": ("--root", "{tmp}/msk-archive"),
+    "status": ("--table", "{table}"),
+    "tail": ("--table", "{table}", "--from-beginning", "--max", "1"),
+    "replay": ("--target", "local", "--to-earliest", "--table", "{table}"),
+    "dlq list": ("--table", "{table}"),
+    "dlq redrive": ("--table", "{table}", "--all"),
+}
+
+
+@pytest.mark.parametrize("command", list(EVERY_COMMAND))
 def test_an_msk_iam_token_reaches_the_broker_through_the_same_callback(
-    pipeline: Pipeline, secured_broker: KafkaBroker
+    command: str, pipeline: Pipeline, secured_broker: KafkaBroker
 ) -> None:
     """The broker's unsecured validator cannot read an AWS-signed token (it is no JWT): the
-    refusal it answers with proves the MSK token source ran and its token was sent."""
+    refusal it answers with proves the MSK token source ran and its token was sent — by every
+    command, each ending at once with one line naming OAUTHBEARER and [kafka] auth."""
     listener = _listener(secured_broker)
     config = oauth_config(
         pipeline.tmp / "msk.toml", listener, pipeline.env["DDB_BRIDGE__AWS__ENDPOINT_URL"],
@@ -237,12 +249,14 @@ def test_an_msk_iam_token_reaches_the_broker_through_the_same_callback(
         {"auth": "aws_msk_iam", "msk_region": "eu-west-1"},
     )  # fmt: skip
     env = pipeline.env | {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x" * 40}
+    args = [a.format(table=pipeline.table, tmp=pipeline.tmp) for a in EVERY_COMMAND[command]]
     started = time.monotonic()
-    done = run_bridge("status", config, "--table", pipeline.table, env=env, timeout_s=120)
+    done = run_bridge(command, config, *args, env=env, timeout_s=120)
     output = done.stdout + done.stderr
     assert time.monotonic() - started < FAIL_FAST_S, output
     assert done.returncode == 2, output
     assert "Traceback" not in output
-    assert "refused the connection: authentication failed" in output, output
-    assert "OAUTHBEARER" in output, output
-    assert "[kafka] auth" in output, output
+    errors = [line for line in output.splitlines() if "configuration error" in line]
+    assert len(errors) == 1, output
+    assert "refused the connection: authentication failed (SASL OAUTHBEARER" in errors[0]
+    assert '[kafka] auth = "aws_msk_iam"' in errors[0], output
