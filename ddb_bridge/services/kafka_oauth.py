@@ -4,7 +4,7 @@ The broker side is Kafka's own default: with no JWKS endpoint configured, an OAU
 listener validates tokens with `OAuthBearerUnsecuredValidatorCallbackHandler`, which accepts
 an *unsigned* JWT (`"alg": "none"`) that is well formed, has a `sub` and has not expired. It
 checks the client's plumbing (the SASL exchange, the token reaching the broker, refresh before
-`exp`), never a signature: that is an identity provider's or AWS's part.
+`exp`, re-authentication when a session reaches its token's expiry), never a signature: that is an identity provider's or AWS's part.
 
 `TokenEndpoint` is the identity provider of the tests: an OAuth 2.0 token endpoint serving the
 client-credentials grant (RFC 6749 §4.4) for one client id and secret, answering with unsigned
@@ -32,6 +32,9 @@ def server_properties(listener: str) -> dict[str, str]:
     validated by Kafka's unsecured-token handler (the default when no JWKS URL is set)."""
     prefix = f"listener.name.{listener}.{MECHANISM.lower()}"
     return {
+        # Re-authentication (KIP-368) as MSK enforces it: a connection's session ends when its
+        # token expires, so a client must bring a new token or reconnect with one.
+        f"{prefix}.connections.max.reauth.ms": "3600000",
         # The broker logs in too (an unsecured token for itself) even though inter-broker
         # traffic stays on the plaintext listener: the login module needs a subject.
         f"{prefix}.sasl.jaas.config": (

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from bridge.runtime.settings import SqliteTarget
+from bridge.kafka.publisher import Publisher
+from bridge.model.event import ChangeEvent, Op, Origin
+from bridge.runtime.settings import KafkaSettings, SqliteTarget
 from connectors.sinks.sqlite import SqliteSink
 from ddb_bridge.services.kafka_broker import KafkaBroker
 from ddb_bridge.services.kafka_oauth import TokenEndpoint
@@ -34,6 +36,7 @@ from tests.support.wait import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ITEMS = 30
+UPDATED = 1000  # the value of "n" after publish_updates
 # Short enough that a daemon must come back for a new token during the test (librdkafka asks
 # again at 80% of a token's life), long enough for every command to start.
 TOKEN_LIFETIME_S = 20.0
@@ -131,7 +134,32 @@ def pipeline(
     return Pipeline(config, env, table, db, token_endpoint, tmp)
 
 
-def test_apply_through_oidc_tokens_refreshed_before_expiry(pipeline: Pipeline) -> None:
+def publish_updates(plaintext_bootstrap: str, table: str) -> None:
+    """A newer change of every item, published through the broker's plaintext listener."""
+    kafka = KafkaSettings(bootstrap_servers=plaintext_bootstrap, partitions=4, replication_factor=1)
+    now_ms = int(time.time() * 1000)
+    publisher = Publisher(kafka)
+    for i in range(ITEMS):
+        key = {"pk": _item(i)["pk"], "sk": _item(i)["sk"]}
+        publisher.publish(
+            ChangeEvent(
+                table=table,
+                op=Op.MODIFY,
+                keys=key,
+                version=now_ms * 1000 + i,
+                origin=Origin.STREAM,
+                new_image={**key, "n": {"N": str(UPDATED + i)}},
+                old_image=_item(i),
+                event_id=f"{table}#update-{i}",
+                approximate_creation_time_ms=now_ms,
+            )
+        )
+    publisher.flush()
+
+
+def test_apply_through_oidc_tokens_refreshed_before_expiry(
+    pipeline: Pipeline, secured_broker: KafkaBroker
+) -> None:
     endpoint = pipeline.endpoint
     # apply: aiokafka's consumer (the token provider) and the dead-letter producer (oauth_cb).
     apply = ApplyProcess(pipeline.config, "--create-schema")
@@ -149,6 +177,16 @@ def test_apply_through_oidc_tokens_refreshed_before_expiry(pipeline: Pipeline) -
             lambda: endpoint.granted > granted, TOKEN_LIFETIME_S * 2, "apply to refresh its token"
         )
         assert time.monotonic() - started < TOKEN_LIFETIME_S, "refreshed only after expiry"
+        # The broker ends each session when its token expires (re-authentication, as on MSK):
+        # past the first tokens' expiry, apply still consumes and writes new changes.
+        time.sleep(max(0.0, TOKEN_LIFETIME_S - (time.monotonic() - started)) + 2)
+        publish_updates(secured_broker.bootstrap, pipeline.table)
+        apply.wait_until(
+            lambda: all(
+                got is not None and got["n"] == {"N": str(UPDATED + i)}
+                for i, got in enumerate(reader.read_items(pipeline.table, keys))
+            )
+        )
         assert apply.proc.poll() is None, apply.output
         assert apply.terminate() == 0, apply.output
         assert "Traceback" not in apply.output
