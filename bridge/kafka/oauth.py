@@ -17,6 +17,7 @@ gone, then a new one — before the old one expires.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from bridge.kafka.oidc import ClientCredentials
 from bridge.kafka.token import Token, TokenSource
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINTS = "ddb_bridge.kafka_token_sources"
 # The share of a token's life after which the next one is fetched (librdkafka's own choice).
@@ -115,7 +118,13 @@ def librdkafka_callback(
     An exception it raises becomes librdkafka's token failure: it retries and reports it."""
 
     def oauth_cb(_config: str) -> tuple[str, float, str, dict[str, str]]:
-        current = token.current()
+        try:
+            current = token.current()
+        except Exception as exc:
+            # librdkafka keeps the last token until it expires and asks again: say why the
+            # renewal failed, or nobody learns of it before the broker refuses the old token.
+            log.warning("Kafka token renewal failed, librdkafka will retry: %s", exc)
+            raise
         return current.value, current.expires_at, current.principal, {}
 
     return oauth_cb

@@ -4,7 +4,8 @@ The broker side is Kafka's own default: with no JWKS endpoint configured, an OAU
 listener validates tokens with `OAuthBearerUnsecuredValidatorCallbackHandler`, which accepts
 an *unsigned* JWT (`"alg": "none"`) that is well formed, has a `sub` and has not expired. It
 checks the client's plumbing (the SASL exchange, the token reaching the broker, refresh before
-`exp`, re-authentication when a session reaches its token's expiry), never a signature: that is an identity provider's or AWS's part.
+`exp`, re-authentication when a session reaches its token's expiry), never a signature: that
+is an identity provider's or AWS's part.
 
 `TokenEndpoint` is the identity provider of the tests: an OAuth 2.0 token endpoint serving the
 client-credentials grant (RFC 6749 §4.4) for one client id and secret, answering with unsigned

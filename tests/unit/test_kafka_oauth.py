@@ -235,3 +235,24 @@ def test_msk_iam_is_found_through_the_registered_token_source() -> None:
     url = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     assert url.startswith("https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect")
     assert expiry > 0
+
+
+class FailingAfterFirst(Counting):
+    def fetch(self) -> oauth.Token:
+        if self.fetched:
+            raise Unavailable("the OAuth token endpoint http://idp/token did not answer")
+        return super().fetch()
+
+
+def test_a_failed_renewal_in_librdkafkas_callback_is_logged_then_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0.0]
+    cached = oauth.RefreshingToken(FailingAfterFirst(100, clock), clock=lambda: clock[0])
+    callback = oauth.librdkafka_callback(cached)
+    assert callback("")[0] == "t1"
+    clock[0] = 90.0
+    with caplog.at_level("WARNING"), pytest.raises(Unavailable):
+        callback("")  # librdkafka turns the exception into a token failure and retries
+    assert "Kafka token renewal failed" in caplog.text
+    assert "http://idp/token did not answer" in caplog.text
