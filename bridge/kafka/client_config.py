@@ -16,6 +16,9 @@ apply's consumer is Faust's aiokafka client, which speaks another dialect: the s
 options become Faust credentials, the few properties aiokafka has a setting for are mapped to
 it, and every other `*` or `C` key is refused at start-up by name (`P` keys are for apply's
 dead-letter producer, a librdkafka client).
+
+`[kafka] auth` (OAUTHBEARER: OIDC or MSK IAM) reaches both dialects from one token source
+(bridge/kafka/oauth.py): librdkafka's `oauth_cb` and aiokafka's token provider.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from bridge.kafka.limits import message_max_bytes
+from bridge.kafka.oauth import (
+    AiokafkaTokenProvider,
+    RefreshingToken,
+    librdkafka_callback,
+    token_for,
+)
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import KafkaSettings
 
@@ -139,6 +148,7 @@ def client_config(
         if takes(client, key):
             config[key] = value
     needs = {"bootstrap.servers": kafka.bootstrap_servers, **(fixed or {})}
+    config |= _oauthbearer(kafka, purpose, client)
     for key, value in needs.items():
         # librdkafka reads true, "true" and "True" alike: so does this comparison.
         if key in kafka.extra and str(kafka.extra[key]).lower() != str(value).lower():
@@ -148,6 +158,47 @@ def client_config(
             )
         config[key] = value
     return config
+
+
+# What `[kafka] auth` sets; the extra may name the protocol (SASL_SSL by default) but no
+# other mechanism, nor librdkafka's own token method (the bridge's token source is the one).
+_SASL_PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT")
+_TOKEN_KEYS = ("sasl.oauthbearer.method", "sasl.oauthbearer.token.endpoint.url")
+
+
+def _oauthbearer(kafka: KafkaSettings, purpose: str, client: Client) -> dict[str, Any]:
+    """SASL/OAUTHBEARER with the bridge's token (bridge/kafka/oauth.py) for `[kafka] auth`.
+
+    The first token is fetched here, before the client exists: a refused client secret or
+    missing AWS credentials stop the command with their own message at once, instead of a
+    client retrying a login that cannot work.
+    """
+    token = token_for(kafka)
+    if token is None:
+        return {}
+    where = f'cannot be used by the {purpose} {client} with [kafka] auth = "{kafka.auth}"'
+    protocol = str(kafka.extra.get("security.protocol", "SASL_SSL")).upper()
+    if protocol not in _SASL_PROTOCOLS:
+        raise ConfigError(
+            f'[kafka.extra] "security.protocol" = {protocol!r} {where}: it needs SASL_SSL '
+            "(or SASL_PLAINTEXT)"
+        )
+    for key in ("sasl.mechanism", "sasl.mechanisms"):
+        mechanism = kafka.extra.get(key)
+        if mechanism is not None and str(mechanism).upper() != "OAUTHBEARER":
+            raise ConfigError(f'[kafka.extra] "{key}" = {mechanism!r} {where} (it is OAUTHBEARER)')
+    for key in _TOKEN_KEYS:
+        if key in kafka.extra:
+            raise ConfigError(
+                f'[kafka.extra] "{key}" {where}: the bridge fetches the tokens itself '
+                "(remove the key)"
+            )
+    token.current()
+    return {
+        "security.protocol": protocol,
+        "sasl.mechanism": "OAUTHBEARER",
+        "oauth_cb": librdkafka_callback(token),
+    }
 
 
 def producer_config(kafka: KafkaSettings, **fixed: Any) -> dict[str, Any]:
@@ -234,7 +285,14 @@ _FOLLOWED = frozenset({"message.max.bytes"})  # consumer_max_fetch_size follows 
 def faust_settings(kafka: KafkaSettings) -> dict[str, Any]:
     """Faust App settings for apply's consumer from `[kafka.extra]`: credentials and the
     properties aiokafka can express; any other consumer or global key is a ConfigError."""
-    settings: dict[str, Any] = {"broker_credentials": faust_credentials(kafka.extra)}
+    token = token_for(kafka)
+    if token is None:
+        credentials = faust_credentials(kafka.extra)
+    else:
+        # The same checks, protocol and first token as the librdkafka clients'.
+        protocol = _oauthbearer(kafka, "apply", "consumer")["security.protocol"]
+        credentials = _faust_oauth(token, kafka.extra, protocol)
+    settings: dict[str, Any] = {"broker_credentials": credentials}
     for key, value in kafka.extra.items():
         if key in _SECURITY or key in PRODUCER_ONLY or key in _FOLLOWED:
             continue  # credentials above; producer keys are the dead-letter producer's
@@ -266,6 +324,15 @@ def _ssl_context(extra: Mapping[str, Any]) -> ssl.SSLContext:
     return context
 
 
+def _faust_oauth(token: RefreshingToken, extra: Mapping[str, Any], protocol: str) -> Any:
+    import faust
+
+    return faust.OAuthCredentials(
+        oauth_cb=AiokafkaTokenProvider(token),
+        ssl_context=_ssl_context(extra) if protocol == "SASL_SSL" else None,
+    )
+
+
 def faust_credentials(extra: Mapping[str, Any]) -> Any | None:
     """Faust credentials for the security options of `extra`, or None for plaintext.
 
@@ -282,6 +349,12 @@ def faust_credentials(extra: Mapping[str, Any]) -> Any | None:
         return faust.SSLCredentials(_ssl_context(extra))
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
         mechanism = str(extra.get("sasl.mechanism") or extra.get("sasl.mechanisms") or "PLAIN")
+        if mechanism.upper() == "OAUTHBEARER":
+            raise ConfigError(
+                f'kafka.extra."sasl.mechanism": {mechanism} needs a token source: set [kafka] '
+                'auth = "oauthbearer_oidc" or "aws_msk_iam" (and remove the mechanism from '
+                "[kafka.extra])"
+            )
         if mechanism.upper() not in _SASL_MECHANISMS:
             raise ConfigError(
                 f'kafka.extra."sasl.mechanism": {mechanism} is not supported by apply '

@@ -50,7 +50,7 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     replication: bridge/kafka/durability.py), then report whether each change topic survives
     the loss of a broker."""
     ensure_reachable(kafka)
-    watch = RefusalWatch()
+    watch = RefusalWatch(kafka.auth)
     config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
     admin = AdminClient(config)
     tables = list(tables)

@@ -4,9 +4,10 @@ With every bootstrap server down, librdkafka retries for its whole request timeo
 more) before a call fails, logging each attempt. A TCP connection to one bootstrap server is
 what every client needs first, so a command tries them all, again and again, for
 `kafka.connect_timeout_s`; when none accepts, it stops with one line naming the servers and
-what each said, as `Unavailable` (exit 75: "run it again once Kafka is reachable"). A server
-that accepts but then refuses the credentials is told apart later, by the clients' own
-refusal checks (bridge/kafka/refusals.py).
+what each said, as `Unavailable` (exit 75: "run it again once Kafka is reachable"). With
+credentials or TLS configured, the first server that accepts is then asked for metadata by an
+authenticated client, so a refused login or certificate ends the command here, naming it
+(bridge/kafka/refusals.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from bridge.kafka.client_config import admin_config
+from bridge.kafka.refusals import RefusalWatch, wait_result
 from bridge.model.errors import Unavailable
 from bridge.runtime.settings import KafkaSettings
 
@@ -55,6 +58,7 @@ def ensure_reachable(kafka: KafkaSettings, timeout_s: float | None = None) -> No
             left = max(0.1, min(2.0, deadline - time.monotonic()))
             problem = _try(*_address(server), left)
             if problem is None:
+                ensure_accepted(kafka, max(limit, 10.0))
                 return
             said[server.strip()] = problem
         if time.monotonic() >= deadline:
@@ -64,6 +68,30 @@ def ensure_reachable(kafka: KafkaSettings, timeout_s: float | None = None) -> No
                 "a broker is reachable (or fix [kafka] bootstrap_servers)"
             )
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _authenticates(kafka: KafkaSettings) -> bool:
+    protocol = str(kafka.extra.get("security.protocol", "")).upper()
+    return kafka.auth != "none" or protocol.startswith("SASL") or protocol == "SSL"
+
+
+def ensure_accepted(kafka: KafkaSettings, timeout_s: float) -> None:
+    """With credentials or TLS configured, one metadata request that the broker must accept:
+    a refused login or certificate is a ConfigError naming it (bridge/kafka/refusals.py), not
+    a later "transport failure" or a command waiting for ever."""
+    if not _authenticates(kafka):
+        return
+    watch = RefusalWatch(kafka.auth)
+    config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
+    admin = AdminClient(config)
+    wait_result(
+        admin.describe_cluster(request_timeout=timeout_s),
+        admin,
+        watch,
+        kafka.bootstrap_servers,
+        "describing the cluster",
+        timeout_s,
+    )
 
 
 def kafka_probe(kafka: KafkaSettings, timeout_s: float = 3.0) -> Callable[[], str | None]:

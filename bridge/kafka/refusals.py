@@ -35,12 +35,30 @@ _HINTS = {
 }
 
 
-class RefusalWatch:
-    """librdkafka's `error_cb`: remembers the first refusal (login or TLS)."""
+# A refused OAUTHBEARER token: what to check for each token source (`[kafka] auth`).
+_TOKEN_HINTS = {
+    "aws_msk_iam": (
+        '[kafka] auth = "aws_msk_iam": the IAM policy of the [aws] credentials '
+        "(kafka-cluster:Connect on the cluster), [kafka] msk_region, and that "
+        "bootstrap_servers is the cluster's IAM listener"
+    ),
+    "oauthbearer_oidc": (
+        '[kafka] auth = "oauthbearer_oidc": that the broker trusts the identity provider of '
+        "[kafka] oauth_token_url (issuer, audience) and the scope of [kafka] oauth_scope"
+    ),
+}
 
-    def __init__(self) -> None:
+
+class RefusalWatch:
+    """librdkafka's `error_cb`: remembers the first refusal (login or TLS).
+
+    `auth` is `[kafka] auth`: with a token source, a refused login is a refused OAUTHBEARER
+    token, and the message says which settings made it."""
+
+    def __init__(self, auth: str = "none") -> None:
         self._lock = threading.Lock()
         self.refusal: tuple[str, str] | None = None
+        self.auth = auth
 
     def __call__(self, err: KafkaError) -> None:
         kind = _REFUSALS.get(err.code())
@@ -53,10 +71,13 @@ class RefusalWatch:
         found = self.refusal
         if found is not None:
             kind, detail = found
+            hint = _HINTS[kind]
+            if kind == "authentication failed" and self.auth in _TOKEN_HINTS:
+                # librdkafka's text may say only what the broker answered ("invalid_token").
+                detail, hint = f"SASL OAUTHBEARER: {detail}", _TOKEN_HINTS[self.auth]
             # librdkafka's text names the mechanism and the broker, never the password.
             raise ConfigError(
-                f"Kafka at {bootstrap} refused the connection: {kind} ({detail}); "
-                f"check {_HINTS[kind]}"
+                f"Kafka at {bootstrap} refused the connection: {kind} ({detail}); check {hint}"
             )
 
 

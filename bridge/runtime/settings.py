@@ -14,7 +14,15 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.config import JsonDict
 from pydantic_settings import (
     BaseSettings,
@@ -239,6 +247,55 @@ class KafkaSettings(Section):
         "whose name says they hold a secret are masked by `ddb-bridge config show`",
         examples=[{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}],
     )
+    auth: Literal["none", "oauthbearer_oidc", "aws_msk_iam"] = Field(
+        "none",
+        description="how every Kafka client authenticates beyond [kafka.extra]: "
+        '"oauthbearer_oidc" (SASL/OAUTHBEARER, tokens from an OAuth client-credentials '
+        'endpoint: Confluent Cloud, Strimzi, Keycloak ...), "aws_msk_iam" (Amazon MSK with '
+        "IAM, tokens signed with the [aws] credentials); both use SASL_SSL unless "
+        "[kafka.extra] sets security.protocol",
+    )
+    oauth_token_url: str | None = Field(
+        None,
+        description='auth = "oauthbearer_oidc": the token endpoint of the identity provider',
+        examples=["https://idp.example.com/oauth2/token"],
+    )
+    oauth_client_id: str | None = Field(
+        None, description='auth = "oauthbearer_oidc": the client id', examples=["ddb-bridge"]
+    )
+    oauth_client_secret: SecretStr | None = Field(
+        None, description='auth = "oauthbearer_oidc": the client secret'
+    )
+    oauth_scope: str | None = Field(
+        None,
+        description='auth = "oauthbearer_oidc": the scope asked for, if the IdP wants one',
+        examples=["kafka"],
+    )
+    msk_region: str | None = Field(
+        None,
+        description='auth = "aws_msk_iam": the region of the MSK cluster; unset, [aws] region',
+        examples=["eu-west-1"],
+    )
+    # The [aws] section whose credential chain signs MSK IAM tokens: handed over by Settings
+    # (below), so the Kafka clients, built from this section alone, can reach it.
+    _aws: AwsSettings | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> KafkaSettings:
+        if self.auth == "oauthbearer_oidc":
+            needed = ("oauth_token_url", "oauth_client_id", "oauth_client_secret")
+            missing = [f"kafka.{name}" for name in needed if not getattr(self, name)]
+            if missing:
+                raise ValueError(
+                    f'kafka.auth = "oauthbearer_oidc" needs {", ".join(missing)} '
+                    "(the identity provider's token endpoint and this client's credentials)"
+                )
+        return self
+
+    def signing_aws(self) -> AwsSettings:
+        """The [aws] section whose credentials sign MSK IAM tokens (defaults when this
+        section was made on its own)."""
+        return self._aws if self._aws is not None else AwsSettings()
 
     @model_validator(mode="after")
     def _min_isr_within_replicas(self) -> KafkaSettings:
@@ -632,6 +689,15 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _msk_signs_with_aws(self) -> Settings:
+        # MSK IAM tokens are signed with the same credential chain as every AWS client; the
+        # cluster is in [aws] region unless [kafka] msk_region says otherwise.
+        self.kafka._aws = self.aws
+        if self.kafka.auth == "aws_msk_iam" and self.kafka.msk_region is None:
+            self.kafka.msk_region = self.aws.region
+        return self
 
     def table(self, name: str) -> TableSettings:
         for t in self.tables:

@@ -1,7 +1,9 @@
 """A SASL_SSL listener (SCRAM-SHA-512 over TLS) for the test broker, as on MSK, Confluent Cloud
 or a company cluster: a throwaway CA and a broker certificate for 127.0.0.1 made with
 `cryptography`, one SCRAM user created when the log dir is formatted (StorageTool's
-`--add-scram`). Inter-broker and controller traffic stay on the plaintext listeners."""
+`--add-scram`). The same listener takes SASL/OAUTHBEARER too (kafka_oauth.py: Kafka's
+unsecured-token validator), for the OAuth and MSK IAM tests. Inter-broker and controller
+traffic stay on the plaintext listeners."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from ddb_bridge.services import kafka_oauth
 
 LISTENER = "SASL_SSL"
 MECHANISM = "SCRAM-SHA-512"
@@ -39,14 +43,14 @@ class SaslSslListener:
     def server_properties(self) -> dict[str, str]:
         prefix = f"listener.name.{LISTENER.lower()}"
         return {
-            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.enabled.mechanisms": f"{MECHANISM},{kafka_oauth.MECHANISM}",
             # The server side of SCRAM: credentials come from the cluster metadata (format time).
             f"{prefix}.{MECHANISM.lower()}.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             ),
             f"{prefix}.ssl.keystore.type": "PEM",
             f"{prefix}.ssl.keystore.location": str(self.keystore_path),
-        }
+        } | kafka_oauth.server_properties(LISTENER.lower())
 
     def format_args(self) -> list[str]:
         return ["--add-scram", f"{MECHANISM}=[name={self.username},password={self.password}]"]
@@ -60,6 +64,11 @@ class SaslSslListener:
             "sasl.password": self.password if password is None else password,
             "ssl.ca.location": str(self.ca_path),
         }
+
+    def tls_options(self) -> dict[str, str]:
+        """librdkafka options (`[kafka.extra]`) for this listener when `[kafka] auth` brings
+        the SASL mechanism (OAUTHBEARER): the protocol and the CA only."""
+        return {"security.protocol": LISTENER, "ssl.ca.location": str(self.ca_path)}
 
 
 def _name(common_name: str) -> x509.Name:

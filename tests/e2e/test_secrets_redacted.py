@@ -78,6 +78,17 @@ SECRET_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
         {"kafka": {"schema_registry_extra": {"ssl.key.password": "Reg-S3cret-14"}}},
         "Reg-S3cret-14",
     ),
+    "kafka.oauth_client_secret": (
+        {
+            "kafka": {
+                "auth": "oauthbearer_oidc",
+                "oauth_token_url": "https://idp.example/token",
+                "oauth_client_id": "bridge",
+                "oauth_client_secret": "Oidc-S3cret-21",
+            }
+        },
+        "Oidc-S3cret-21",
+    ),
     "postgres dsn url": (
         {"targets": {"pg": {"type": "postgres", "dsn": "postgresql://u:Pg-S3cret-15@db/x"}}},
         "Pg-S3cret-15",

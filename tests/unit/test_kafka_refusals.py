@@ -66,3 +66,20 @@ def test_an_answer_is_returned() -> None:
     future: concurrent.futures.Future[str] = concurrent.futures.Future()
     future.set_result("created")
     assert wait_result(future, PollingClient(watch), watch, "b:9096", "x", 5.0) == "created"
+
+
+@pytest.mark.parametrize(
+    ("auth", "names"),
+    [("aws_msk_iam", "[kafka] msk_region"), ("oauthbearer_oidc", "oauth_token_url")],
+)
+def test_a_refused_token_names_oauthbearer_and_the_auth_settings(auth: str, names: str) -> None:
+    watch = RefusalWatch(auth)
+    # What Kafka's validator answers a token it cannot use: no mechanism in librdkafka's text.
+    detail = 'SASL authentication error: {"status":"invalid_token"}'
+    client = PollingClient(watch, KafkaError(KafkaError._AUTHENTICATION, detail))
+    with pytest.raises(ConfigError) as raised:
+        wait_result(concurrent.futures.Future(), client, watch, "b:9098", "creating t", 30.0)
+    message = str(raised.value)
+    assert "authentication failed (SASL OAUTHBEARER: " + detail in message
+    assert f'[kafka] auth = "{auth}"' in message and names in message
+    assert "sasl.password" not in message
