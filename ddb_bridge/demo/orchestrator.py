@@ -319,6 +319,7 @@ def run_demo(
             updates=writer.stats.updates,
             deletes=writer.stats.deletes,
             absent_deletes=writer.stats.absent_deletes,
+            creating_updates=writer.stats.creating_updates,
             seconds=writer.seconds,
             asked_per_s=opts.write_rate,
         )

@@ -22,6 +22,9 @@ class WriterCounts:
     deletes: int = 0
     # Deletes of a key the writer had deleted before: DynamoDB writes no stream record.
     absent_deletes: int = 0
+    # Updates of a key with no item (they create it): moto writes two stream records for
+    # each, where DynamoDB writes one.
+    creating_updates: int = 0
     seconds: float = 0.0
     asked_per_s: float = 0.0
 
@@ -30,9 +33,9 @@ class WriterCounts:
         return self.puts + self.updates + self.deletes
 
     @property
-    def changed_items(self) -> int:
-        """Changes that changed an item: one stream record each."""
-        return self.total - self.absent_deletes
+    def expected_records(self) -> int:
+        """The stream records moto writes for these changes."""
+        return self.total - self.absent_deletes + self.creating_updates
 
     @property
     def per_s(self) -> float:
@@ -79,15 +82,17 @@ def writer_line(w: WriterCounts) -> str:
 
 def stream_line(result: DemoResult) -> str:
     w = result.writer
-    if result.stream_records == w.changed_items:
+    if result.stream_records == w.expected_records:
         why = (
-            f"one per change that changed an item: {w.total:,} changes - {w.absent_deletes:,} "
-            "deletes of an item already gone"
+            f"{w.total:,} changes - {w.absent_deletes:,} deletes of an item already gone (no "
+            f"record) + {w.creating_updates:,} updates that re-created one (moto records "
+            "those twice)"
         )
     else:
         why = (
             f"the writer made {w.total:,} changes, {w.absent_deletes:,} of them deletes of an "
-            "item already gone, which write no record"
+            f"item already gone (no record), {w.creating_updates:,} updates that re-created "
+            "one (moto records those twice)"
         )
     return f"{result.stream_records:,} ({why})"
 

@@ -107,6 +107,8 @@ class WriterStats:
     deletes: int = 0
     # Deletes that found no item (deleted before): DynamoDB writes no stream record for them.
     absent_deletes: int = 0
+    # Updates of a key with no item, which create it.
+    creating_updates: int = 0
 
     @property
     def total(self) -> int:
@@ -166,8 +168,10 @@ class Writer(threading.Thread):
         i = self.rng.randrange(self.key_space)
         key = {"customer_id": {"S": f"customer-{i % 997:04d}"}, "order_id": {"N": str(i)}}
         if roll < 0.6:
-            # Update some attributes and remove one: the target must lose it too.
-            self.ddb.update_item(
+            # Update some attributes and remove one: the target must lose it too. ALL_OLD
+            # tells whether the item was there: moto records two stream records (not
+            # DynamoDB's one) for an update that creates it.
+            old = self.ddb.update_item(
                 TableName=self.table,
                 Key=key,
                 UpdateExpression="SET #s = :s, #t = :t REMOVE #n",
@@ -176,8 +180,11 @@ class Writer(threading.Thread):
                     ":s": {"S": self.rng.choice(["PAID", "SHIPPED", "RETURNED"])},
                     ":t": {"N": f"{self.rng.randint(1, 99999)}.{self.rng.randint(0, 99):02d}"},
                 },
+                ReturnValues="ALL_OLD",
             )
             self.stats.updates += 1
+            if not old.get("Attributes"):
+                self.stats.creating_updates += 1
         elif roll < 0.85:
             # ALL_OLD tells whether an item was there: the summary counts stream records.
             gone = self.ddb.delete_item(TableName=self.table, Key=key, ReturnValues="ALL_OLD")
