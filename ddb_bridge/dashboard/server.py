@@ -42,7 +42,7 @@ class Counters:
 
     at_ms: int
     backfill: dict[str, tuple[str, int]]  # table: (run id, items read)
-    committed: dict[str, int | None]  # "<table> -> <target>": None if a partition has none
+    committed: dict[str, int | None]  # "<table> -> <target>": None before the topic exists
 
     @classmethod
     def of(cls, report: StatusReport) -> Counters:
@@ -51,13 +51,15 @@ class Counters:
             for t in report.tables
             if t.backfill_runs
         }
-        committed: dict[str, int | None] = {}
-        for t in report.tables:
-            for target in t.targets:
-                offsets = [p.committed for p in target.partitions]
-                known = [o for o in offsets if o is not None]
-                whole = bool(offsets) and len(known) == len(offsets)
-                committed[f"{t.table} -> {target.target}"] = sum(known) if whole else None
+        # A partition apply has not committed on yet counts 0: it consumed nothing there
+        # (a partition no event reached keeps no commit all along).
+        committed: dict[str, int | None] = {
+            f"{t.table} -> {target.target}": (
+                sum(p.committed or 0 for p in target.partitions) if target.partitions else None
+            )
+            for t in report.tables
+            for target in t.targets
+        }
         return cls(report.generated_at_ms, backfill, committed)
 
 

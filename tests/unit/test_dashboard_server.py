@@ -261,9 +261,9 @@ def test_history_carries_back_fill_and_apply_rates_beside_lag() -> None:
         {"orders": None},  # another run: its items are not the first one's
     ]
     assert [h["applied_per_s"] for h in history] == [
-        {"orders -> pg": None},
-        {"orders -> pg": None},  # no committed offset before: nothing to subtract
+        {"orders -> pg": None},  # no sample before
+        {"orders -> pg": 200.0},  # no commit yet counts 0: nothing consumed there
         {"orders -> pg": 300.0},
-        {"orders -> pg": None},
+        {"orders -> pg": 0.0},  # offsets went back (a reset group): never a negative rate
     ]
     assert [h["lag"] for h in history] == [{"orders -> pg": 3}] * 4
