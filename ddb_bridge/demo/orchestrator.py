@@ -275,7 +275,7 @@ def run_demo(
                 result.status_lags.append((time.monotonic() - started, behind))
                 report(
                     f"  {since()}  `ddb-bridge status`: apply lag {behind:,} (its own reading "
-                    'of "to apply")'
+                    'of "not yet applied")'
                 )
 
         def live(force: bool = False) -> None:
@@ -283,11 +283,13 @@ def run_demo(
             if not force and time.monotonic() - last_report[0] < 5:
                 return
             last_report[0] = time.monotonic()
+            # No "applied" count: the topic's count and apply's lag are read a moment apart,
+            # and their difference could seem to go backwards.
             behind = lag.total_lag(lag.group_lag(settings.kafka, group, [topic], tail=tail))
             report(
                 f"  {since()}  writer {writer.stats.total:,} changes ({writer.rate_now():,.0f}/s)"
-                f"  Kafka {tail.records:,} events ({seen.other_origins:,} from the back-fill)"
-                f"  applied {tail.records - behind:,}, {behind:,} to apply"
+                f"  Kafka {tail.records:,} events ({seen.other_origins:,} from the back-fill),"
+                f" {behind:,} not yet applied"
             )
 
         def status() -> None:

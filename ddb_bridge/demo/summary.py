@@ -70,12 +70,16 @@ class DemoResult:
         return self.events - self.backfill_events
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def writer_line(w: WriterCounts) -> str:
     said = f"{w.total:,} changes in {w.seconds:.1f} s: {w.per_s:,.0f}/s"
     if w.asked_per_s and w.per_s < SHORT_OF_RATE * w.asked_per_s:
         return said + (
-            f" (asked for {w.asked_per_s:,.0f}/s; it makes one change at a time and waits "
-            "for each answer, which took longer than that allows)"
+            f" (asked for {w.asked_per_s:,.0f}/s: one change at a time, each waiting for "
+            "moto's answer)"
         )
     return said + f" (asked for {w.asked_per_s:,.0f}/s)"
 
@@ -84,15 +88,15 @@ def stream_line(result: DemoResult) -> str:
     w = result.writer
     if result.stream_records == w.expected_records:
         why = (
-            f"{w.total:,} changes - {w.absent_deletes:,} deletes of an item already gone (no "
-            f"record) + {w.creating_updates:,} updates that re-created one (moto records "
-            "those twice)"
+            f"{w.total:,} changes - {_n(w.absent_deletes, 'delete')} of an item already gone, "
+            f"which write none, + {_n(w.creating_updates, 'update')} re-creating one, which "
+            "moto records twice"
         )
     else:
         why = (
-            f"the writer made {w.total:,} changes, {w.absent_deletes:,} of them deletes of an "
-            f"item already gone (no record), {w.creating_updates:,} updates that re-created "
-            "one (moto records those twice)"
+            f"the writer made {w.total:,} changes: {_n(w.absent_deletes, 'delete')} of an item "
+            f"already gone, which write none, and {_n(w.creating_updates, 'update')} re-creating "
+            "one, which moto records twice"
         )
     return f"{result.stream_records:,} ({why})"
 

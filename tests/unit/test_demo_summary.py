@@ -67,7 +67,7 @@ def test_no_hint_points_at_a_stack_that_has_stopped() -> None:
 def test_the_writer_says_the_rate_it_was_asked_for_and_the_rate_it_managed() -> None:
     text = summary(_finished())
     (line,) = [line for line in text.splitlines() if line.startswith("  writer ")]
-    assert "670 changes in 44.7 s: 15/s (asked for 150/s;" in line
+    assert "670 changes in 44.7 s: 15/s (asked for 150/s: one change at a time" in line
     assert "= 402 updates + 168 deletes + 100 inserts" in text
 
 
@@ -81,8 +81,8 @@ def test_a_writer_that_kept_its_rate_says_so_without_excuse() -> None:
 def test_stream_records_and_kafka_events_add_up_in_the_text() -> None:
     text = summary(_finished())
     assert (
-        "  stream records        : 668 (670 changes - 9 deletes of an item already gone (no "
-        "record) + 7 updates that re-created one (moto records those twice))"
+        "  stream records        : 668 (670 changes - 9 deletes of an item already gone, which "
+        "write none, + 7 updates re-creating one, which moto records twice)"
     ) in text
     assert (
         "  events in Kafka       : 10,678 = 668 from the stream + 10,010 from the back-fill" in text
@@ -94,7 +94,7 @@ def test_stream_records_that_do_not_add_up_are_not_explained_away() -> None:
     result.stream_records = 672  # not 670 - 9 + 7: the text must not claim the sum
     text = summary(result)
     assert "670 changes - 9" not in text
-    assert "stream records        : 672 (the writer made 670 changes, 9 of them" in text
+    assert "stream records        : 672 (the writer made 670 changes: 9 deletes" in text
     # The topic held fewer stream events than the stream has records: no duplicates.
     assert "published twice" not in text
 
