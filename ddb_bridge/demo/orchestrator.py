@@ -353,7 +353,9 @@ def run_demo(
         report("verifying source against target")
         from ddb_bridge.verification import verify_table
 
+        verify_started = time.monotonic()
         result.verify = verify_table(settings, table, TARGET, recheck_delay_s=1.0)
+        result.verify_s = time.monotonic() - verify_started
         result.total_s = time.monotonic() - started
         if hold is not None:
             hold(result, try_commands(config, table))

@@ -54,7 +54,8 @@ class DemoResult:
     apply_s: float = 0.0
     final_lag: int = -1
     verify: VerifyReport | None = None
-    total_s: float = 0.0
+    verify_s: float = 0.0
+    total_s: float = 0.0  # from the start to the end of verify
     workdir: str = ""
     # (seconds since start, apply lag) as `ddb-bridge status --json` reported it during the run.
     status_lags: list[tuple[float, int]] = field(default_factory=list)
@@ -137,14 +138,15 @@ def summary(result: DemoResult) -> str:
             f"  `status` apply lag    : {lags} (events in Kafka not yet applied, as "
             "`ddb-bridge status` read it every 15 s)"
         )
-    lines.append(f"  total                 : {result.total_s:.1f} s")
     v = result.verify
     if v is not None:
         lines.append(
             f"  verified              : {v.source_items:,} items in DynamoDB against "
-            f"{v.target_rows_checked:,} rows in SQLite"
+            f"{v.target_rows_checked:,} rows in SQLite, in {result.verify_s:.1f} s"
         )
         lines += [f"    {d.describe()}" for d in v.examples]
+    lines.append(f"  total                 : {result.total_s:.1f} s, from the start to verified")
+    if v is not None:
         lines.append(f"{v.differences} differences")
     return "\n".join(lines)
 

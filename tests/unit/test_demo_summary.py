@@ -37,6 +37,7 @@ def _finished() -> DemoResult:
         apply_s=52.3,
         final_lag=0,
         verify=_verified(),
+        verify_s=12.5,
         total_s=99.0,
         status_lags=[(20.0, 1_234), (35.0, 56), (50.0, 0)],
         status_command="ddb-bridge status --config /tmp/x/bridge.toml",
@@ -118,3 +119,9 @@ def test_keep_up_hints_list_the_dashboard_and_every_command() -> None:
     assert "  where it stands       : ddb-bridge status --config c" in text
     assert "  verify                : ddb-bridge verify" in text
     assert text.splitlines()[-1] == "  stop                  : Ctrl-C, or kill -TERM 4242"
+
+
+def test_the_total_says_what_it_spans_and_verify_its_own_time() -> None:
+    text = summary(_finished())
+    assert "  total                 : 99.0 s, from the start to verified" in text
+    assert "9,875 items in DynamoDB against 9,875 rows in SQLite, in 12.5 s" in text
