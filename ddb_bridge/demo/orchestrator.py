@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -357,12 +358,18 @@ def run_demo(
         result.verify = verify_table(settings, table, TARGET, recheck_delay_s=1.0)
         result.verify_s = time.monotonic() - verify_started
         result.total_s = time.monotonic() - started
+        clean: tuple[int | None, ...] = (0, None)
         if hold is not None:
             hold(result, try_commands(config, table))
+            # Ctrl-C in a terminal reaches every process of the demo at once: the broker
+            # may be gone already, so the tail goes first (else librdkafka logs refusals),
+            # and a child ended by that signal ended as asked.
+            tail.stop()
+            clean += (-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT)
         else:
             report("stopping every process and service (--keep-up keeps them up to explore)")
         codes = children.stop_all()
-        failed = {n: c for n, c in codes.items() if n != "backfill" and c not in (0, None)}
+        failed = {n: c for n, c in codes.items() if n != "backfill" and c not in clean}
         if failed:
             raise PermanentError(f"demo: processes did not stop cleanly: {failed}")
     if hold is None:
