@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # two cores well; PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test lint format demo bench soak chaos clean
+.PHONY: install test lint format demo dashboard-png bench soak chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ format: $(STAMP)
 ## Docker, no AWS.
 demo: $(STAMP)
 	$(VENV)/bin/ddb-bridge demo $(DEMO_ARGS)
+
+## make dashboard-png: regenerate docs/dashboard.png, a headless-Chromium screenshot of the
+## dashboard of `ddb-bridge demo --keep-up $(DEMO_ARGS)` (tools/dashboard_screenshot.py).
+dashboard-png: $(STAMP)
+	$(PY) tools/dashboard_screenshot.py --demo-args "$(DEMO_ARGS)"
 
 ## make bench: every benchmark in benchmarks/, each printing its figures beside a same-run baseline.
 bench: $(STAMP)

@@ -1,13 +1,15 @@
 """The dashboard's HTTP server and the sampler that feeds it.
 
 Gathering the status reads DynamoDB and the broker and can take seconds, so a background
-thread gathers every `interval_s` and keeps the latest report plus a ring buffer of lag
-samples; requests only read what is already there and never wait for a gather. The page
-(`page.html`, package data) is self-contained: machines running a migration may be offline.
+thread gathers every `interval_s` and keeps the latest report plus a ring buffer of samples
+(apply lag, back-fill items/s, applied events/s); requests only read what is already there
+and never wait for a gather. The page (`page.html`, package data) is self-contained:
+machines running a migration may be offline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -29,6 +31,61 @@ HISTORY_SAMPLES = 720
 class LagSample:
     at_ms: int
     lag: dict[str, int | None]  # "<table> -> <target>": total apply lag in events
+    # Rates since the sample before (None: no sample before, or nothing to compare with).
+    backfill_per_s: dict[str, float | None]  # "<table>": items its latest back-fill run read
+    applied_per_s: dict[str, float | None]  # "<table> -> <target>": offsets apply committed
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The cumulative counts of one report that rates are drawn from."""
+
+    at_ms: int
+    backfill: dict[str, tuple[str, int]]  # table: (run id, items read)
+    committed: dict[str, int | None]  # "<table> -> <target>": None before the topic exists
+
+    @classmethod
+    def of(cls, report: StatusReport) -> Counters:
+        backfill = {
+            t.table: (t.backfill_runs[-1].run_id, t.backfill_runs[-1].items)
+            for t in report.tables
+            if t.backfill_runs
+        }
+        # A partition apply has not committed on yet counts 0: it consumed nothing there
+        # (a partition no event reached keeps no commit all along).
+        committed: dict[str, int | None] = {
+            f"{t.table} -> {target.target}": (
+                sum(p.committed or 0 for p in target.partitions) if target.partitions else None
+            )
+            for t in report.tables
+            for target in t.targets
+        }
+        return cls(report.generated_at_ms, backfill, committed)
+
+
+def per_s(before: int | None, now: int | None, seconds: float) -> float | None:
+    if before is None or now is None or seconds <= 0:
+        return None
+    return max(0, now - before) / seconds
+
+
+def rates(
+    before: Counters | None, now: Counters
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Back-fill items/s per table and applied events/s per target since `before`."""
+    if before is None:
+        return dict.fromkeys(now.backfill, None), dict.fromkeys(now.committed, None)
+    seconds = (now.at_ms - before.at_ms) / 1000
+    backfill: dict[str, float | None] = {}
+    for table, (run, items) in now.backfill.items():
+        was_run, was_items = before.backfill.get(table, (None, None))
+        # Another run's items count from 0 again: no rate across the two.
+        backfill[table] = per_s(was_items, items, seconds) if was_run == run else None
+    applied = {
+        key: per_s(before.committed.get(key), offset, seconds)
+        for key, offset in now.committed.items()
+    }
+    return backfill, applied
 
 
 class Sampler:
@@ -46,6 +103,7 @@ class Sampler:
         self._error: str | None = None
         self._error_at_ms: int | None = None
         self._history: deque[LagSample] = deque(maxlen=history)
+        self._counters: Counters | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-sampler", daemon=True)
 
@@ -79,10 +137,13 @@ class Sampler:
             for t in report.tables
             for target in t.targets
         }
+        counters = Counters.of(report)
+        backfill, applied = rates(self._counters, counters)
+        self._counters = counters
         with self._lock:
             self._latest = as_json(report)
             self._error = self._error_at_ms = None
-            self._history.append(LagSample(report.generated_at_ms, lags))
+            self._history.append(LagSample(report.generated_at_ms, lags, backfill, applied))
 
     def _run(self) -> None:
         # The caller took the first sample in the foreground (see `start`): wait first.
@@ -100,7 +161,7 @@ class Sampler:
                 "report": self._latest,
                 "error": self._error,
                 "error_at_ms": self._error_at_ms,
-                "history": [{"at_ms": s.at_ms, "lag": s.lag} for s in self._history],
+                "history": [dataclasses.asdict(s) for s in self._history],
             }
 
 

@@ -13,12 +13,13 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.kafka import lag
@@ -27,11 +28,12 @@ from bridge.kafka.schema_registry import make_codec
 from bridge.model.errors import BridgeError, PermanentError
 from bridge.runtime.config_file import write_config
 from bridge.runtime.settings import Settings, load_settings
-from bridge.verify.passes import VerifyReport
 from ddb_bridge.demo.brokers import BrokerMode, demo_broker
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
+from ddb_bridge.demo.summary import DemoResult, WriterCounts, keep_up_hints, summary
 from ddb_bridge.demo.topic_tail import TopicTail
 from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
+from ddb_bridge.invocation import command_line
 from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.processes import stop_process
 
@@ -55,36 +57,20 @@ class DemoOptions:
     broker: BrokerMode = "auto"
 
 
-@dataclass
-class DemoResult:
-    items: int = 0
-    writes: dict[str, int] = field(default_factory=dict)
-    events: int = 0
-    stream_records: int = 0
-    backfill_s: float = 0.0
-    catch_up_s: float = 0.0
-    apply_s: float = 0.0
-    final_lag: int = -1
-    verify: VerifyReport | None = None
-    total_s: float = 0.0
-    workdir: str = ""
-    # (seconds since start, apply lag) as `ddb-bridge status --json` reported it during the run.
-    status_lags: list[tuple[float, int]] = field(default_factory=list)
-    status_command: str = ""
-    dashboard_url: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.verify is not None and self.verify.ok and self.final_lag == 0
-
-
 def write_demo_config(
     path: Path, endpoint: str, bootstrap: str, partitions: int, table: str, db: Path
 ) -> Path:
     """The demo's bridge.toml, checked against the settings models as it is written."""
     return write_config(
         path,
-        aws={"region": "us-east-1", "endpoint_url": endpoint},
+        # moto takes any credentials; in the file, the commands the demo prints need no
+        # AWS variables set in the user's shell.
+        aws={
+            "region": "us-east-1",
+            "endpoint_url": endpoint,
+            "access_key_id": "demo",
+            "secret_access_key": "demo",
+        },
         kafka={
             "bootstrap_servers": bootstrap,
             "partitions": partitions,
@@ -179,17 +165,29 @@ def work_directory(path: Path | None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    opts: DemoOptions,
+    report: Callable[[str], None] = print,
+    hold: Callable[[DemoResult, list[tuple[str, str]]], None] | None = None,
+) -> DemoResult:
+    """The whole demo. With `hold`, it is called once verify is done, while every service and
+    process is still up, with the result and the commands worth trying (what they show,
+    command line); the stack stops when it returns."""
     from connectors.dynamodb import aws
     from connectors.dynamodb.capture import read_capture
 
     result = DemoResult(items=opts.items)
     started = time.monotonic()
+
+    def since() -> str:
+        return f"{time.monotonic() - started:5.0f} s"
+
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(work_directory(opts.workdir))
         result.workdir = str(workdir)
         table = opts.table
-        report(f"working in {workdir}")
+        kept = "kept" if opts.workdir is not None else "removed at the end; --workdir DIR keeps it"
+        report(f"working in {workdir} ({kept})")
         endpoint = opts.endpoint_url or stack.enter_context(moto_server())
         if opts.endpoint_url is None:
             report(f"started moto (embedded DynamoDB, Streams, S3) on {endpoint}")
@@ -213,7 +211,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         # As in a real migration: the table already holds its items when the stream is enabled.
         create_table(ddb, table)
         report(f"seeding {opts.items:,} items into DynamoDB table {table!r}")
-        seed(ddb, table, opts.items)
+        seed(ddb, table, opts.items, progress=seed_progress(opts.items, report, since))
         report("enabling its stream (NEW_AND_OLD_IMAGES)")
         enable_stream(ddb, table)
         stream_enabled_at = time.time()
@@ -238,14 +236,14 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             lambda: children.check_alive("stream"),
         )
         report("stream producer running; starting the writer and `apply`")
-        # moto takes any credentials, but boto3 wants some.
-        result.status_command = (
-            f"AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo ddb-bridge status --config {config}"
+        # The config carries moto's dummy credentials: the command runs as printed.
+        result.status_command = command_line("status", "--config", config)
+        report(
+            f"where it stands, from another terminal while the demo runs: {result.status_command}"
         )
-        report(f"where it stands, from another terminal: {result.status_command}")
         children.start("status", "--serve", "0", "--interval-s", "2")
         result.dashboard_url = wait_for_url(children, "status", 60)
-        report(f"live dashboard: {result.dashboard_url}")
+        report(f"live dashboard while the demo runs: {result.dashboard_url}")
 
         writer = Writer(ddb, table, opts.items, opts.write_rate)
         writer.start()
@@ -257,7 +255,10 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         # The back-fill version sits `skew_margin_s` below its start: begin only once the
         # stream has been captured for longer than that (the back-fill checks it too).
         time.sleep(max(0.0, stream_enabled_at + settings.backfill.skew_margin_s + 1 - time.time()))
-        report("back-fill by parallel scan while the writer keeps changing items")
+        report(
+            f"back-fill by parallel scan of the {opts.items:,} items while the writer keeps "
+            f"changing them (asked for {opts.write_rate:g} changes/s); every 5 s:"
+        )
         bf_started = time.monotonic()
         backfill = children.start("backfill", "--table", table, "--from", "scan", "--no-progress")
 
@@ -273,17 +274,23 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
             behind = status_lag(config, env, table, workdir)
             if behind is not None:
                 result.status_lags.append((time.monotonic() - started, behind))
-                report(f"  ddb-bridge status: apply lag {behind:,}")
+                report(
+                    f"  {since()}  `ddb-bridge status`: apply lag {behind:,} (its own reading "
+                    'of "not yet applied")'
+                )
 
         def live(force: bool = False) -> None:
-            """A status line every few seconds: writes, events in Kafka, apply lag."""
+            """A progress line every few seconds: the writer, the topic, apply."""
             if not force and time.monotonic() - last_report[0] < 5:
                 return
             last_report[0] = time.monotonic()
+            # No "applied" count: the topic's count and apply's lag are read a moment apart,
+            # and their difference could seem to go backwards.
             behind = lag.total_lag(lag.group_lag(settings.kafka, group, [topic], tail=tail))
             report(
-                f"  writes {writer.stats.total:,}  events in Kafka {tail.records:,}  "
-                f"applied {tail.records - behind:,}  lag {behind:,}"
+                f"  {since()}  writer {writer.stats.total:,} changes ({writer.rate_now():,.0f}/s)"
+                f"  Kafka {tail.records:,} events ({seen.other_origins:,} from the back-fill),"
+                f" {behind:,} not yet applied"
             )
 
         def status() -> None:
@@ -310,11 +317,15 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         )
         writer.stop_event.set()
         writer.join(10)
-        result.writes = {
-            "puts": writer.stats.puts,
-            "updates": writer.stats.updates,
-            "deletes": writer.stats.deletes,
-        }
+        result.writer = WriterCounts(
+            puts=writer.stats.puts,
+            updates=writer.stats.updates,
+            deletes=writer.stats.deletes,
+            absent_deletes=writer.stats.absent_deletes,
+            creating_updates=writer.stats.creating_updates,
+            seconds=writer.seconds,
+            asked_per_s=opts.write_rate,
+        )
         report(
             f"writer stopped after {writer.stats.total:,} changes; waiting for apply to catch up"
         )
@@ -334,6 +345,7 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         wait_for("apply to consume every event", caught_up, opts.timeout_s)
         result.catch_up_s = time.monotonic() - catch_up_started
         result.events = tail.records
+        result.backfill_events = seen.other_origins
         result.final_lag = 0
         result.apply_s = time.monotonic() - apply_started
         live(force=True)
@@ -342,13 +354,50 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         report("verifying source against target")
         from ddb_bridge.verification import verify_table
 
+        verify_started = time.monotonic()
         result.verify = verify_table(settings, table, TARGET, recheck_delay_s=1.0)
+        result.verify_s = time.monotonic() - verify_started
+        result.total_s = time.monotonic() - started
+        clean: tuple[int | None, ...] = (0, None)
+        if hold is not None:
+            hold(result, try_commands(config, table))
+            # Ctrl-C in a terminal reaches every process of the demo at once: the broker
+            # may be gone already, so the tail goes first (else librdkafka logs refusals),
+            # and a child ended by that signal ended as asked.
+            tail.stop()
+            clean += (-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT)
+        else:
+            report("stopping every process and service (--keep-up keeps them up to explore)")
         codes = children.stop_all()
-        failed = {n: c for n, c in codes.items() if n != "backfill" and c not in (0, None)}
+        failed = {n: c for n, c in codes.items() if n != "backfill" and c not in clean}
         if failed:
             raise PermanentError(f"demo: processes did not stop cleanly: {failed}")
-    result.total_s = time.monotonic() - started
+    if hold is None:
+        result.total_s = time.monotonic() - started
     return result
+
+
+def try_commands(config: Path, table: str) -> list[tuple[str, str]]:
+    """What `--keep-up` offers to run against the stack it keeps up."""
+    return [
+        ("where it stands", command_line("status", "--config", config)),
+        ("verify again", command_line("verify", "--config", config, "--table", table)),
+    ]
+
+
+def seed_progress(
+    items: int, report: Callable[[str], None], since: Callable[[], str]
+) -> Callable[[int], None]:
+    """Reports seeding at each fifth of the items (10,000 take a while on a busy moto)."""
+    step = max(1, items // 5)
+    next_at = [step]
+
+    def progress(done: int) -> None:
+        if done >= next_at[0] or done == items:
+            next_at[0] = (done // step + 1) * step
+            report(f"  {since()}  seeded {done:,} of {items:,} items")
+
+    return progress
 
 
 def wait_for_url(children: Children, name: str, timeout_s: float) -> str:
@@ -382,47 +431,33 @@ def status_lag(config: Path, env: dict[str, str], table: str, workdir: Path) -> 
         return None
 
 
-def summary(result: DemoResult) -> str:
-    v = result.verify
-    lines = [
-        "",
-        "ddb-bridge demo summary",
-        f"  items seeded          : {result.items:,}",
-        f"  writes during run     : {sum(result.writes.values()):,} "
-        f"({result.writes.get('puts', 0)} puts, {result.writes.get('updates', 0)} updates, "
-        f"{result.writes.get('deletes', 0)} deletes)",
-        f"  events in Kafka       : {result.events:,} "
-        f"({result.stream_records:,} stream records + back-fill)",
-        f"  back-fill             : {result.backfill_s:.1f} s",
-        f"  apply                 : all {result.events:,} events written within "
-        f"{result.apply_s:.1f} s of its start (paced by the writer)",
-        f"  catch-up after writes : {result.catch_up_s:.1f} s, final lag {result.final_lag}",
-        f"  total                 : {result.total_s:.1f} s",
-    ]
-    if result.status_lags:
-        lags = " -> ".join(f"{lag:,}" for _, lag in result.status_lags)
-        lines.append(f"  `status` apply lag    : {lags}")
-    if result.status_command:
-        lines.append(f"  where it stands       : {result.status_command} (while it runs)")
-    if result.dashboard_url:
-        lines.append(f"  live dashboard        : {result.dashboard_url} (while it runs)")
-    if v is not None:
-        lines.append(
-            f"  verified items        : {v.source_items:,} source, "
-            f"{v.target_rows_checked:,} target rows"
-        )
-        for d in v.examples:
-            lines.append(f"    {d.describe()}")
-        lines.append(f"differences: {v.differences}")
-        lines.append(f"{v.differences} differences")
-    return "\n".join(lines)
+def main_entry(opts: DemoOptions, keep_up: bool = False) -> int:
+    """Run the demo and print its summary; with `keep_up`, then hold the stack up until
+    Ctrl-C or SIGTERM. Exit 0 when verify found 0 differences, 1 otherwise, 130 when
+    interrupted before the end."""
+    from ddb_bridge.demo.keep_up import hold_until_signalled, signals_unwind
 
+    def report(line: str) -> None:
+        print(line, flush=True)  # read live through a pipe (tests, `tee`)
 
-def main_entry(opts: DemoOptions) -> int:
-    try:
-        result = run_demo(opts)
-    except BridgeError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
-        return 1
-    print(summary(result))
+    def hold(result: DemoResult, commands: list[tuple[str, str]]) -> None:
+        report(summary(result))
+        report(keep_up_hints(result, commands, os.getpid()))
+        hold_until_signalled()
+        report("stopping every process and service")
+
+    with signals_unwind():
+        try:
+            result = run_demo(opts, report, hold if keep_up else None)
+        except BridgeError as exc:
+            print(f"demo failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(
+                "demo: interrupted; every process and service it started is stopped",
+                file=sys.stderr,
+            )
+            return 130
+    if not keep_up:
+        report(summary(result))
     return 0 if result.ok else 1

@@ -21,11 +21,14 @@ class SeenPositions:
 
     def __init__(self, codec: EventCodec | None = None) -> None:
         self.positions: set[tuple[str, str]] = set()
+        self.other_origins = 0  # events not from the stream: the back-fill's
         self._codec = codec or EventCodec()
 
     def __call__(self, value: bytes) -> None:
         event = self._codec.decode(value)
-        if event.origin is Origin.STREAM and event.shard_id and event.sequence_number:
+        if event.origin is not Origin.STREAM:
+            self.other_origins += 1
+        elif event.shard_id and event.sequence_number:
             self.positions.add((event.shard_id, event.sequence_number))
 
 

@@ -6,7 +6,7 @@ import base64
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,16 +75,23 @@ def enable_stream(ddb: DynamoDBClient, table: str) -> None:
     )
 
 
-def seed(ddb: DynamoDBClient, table: str, count: int, seed_value: int = 7) -> None:
+def seed(
+    ddb: DynamoDBClient,
+    table: str,
+    count: int,
+    seed_value: int = 7,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write `count` demo items; `progress(written)` after each batch, if given."""
     rng = random.Random(seed_value)
     batch: list[WriteRequestUnionTypeDef] = []
     for i in range(count):
         batch.append({"PutRequest": {"Item": attrs.to_boto(demo_item(i, rng))}})
-        if len(batch) == 25:
+        if len(batch) == 25 or i == count - 1:
             _write(ddb, table, batch)
             batch = []
-    if batch:
-        _write(ddb, table, batch)
+            if progress is not None:
+                progress(i + 1)
 
 
 def _write(ddb: DynamoDBClient, table: str, batch: list[WriteRequestUnionTypeDef]) -> None:
@@ -98,6 +105,10 @@ class WriterStats:
     puts: int = 0
     updates: int = 0
     deletes: int = 0
+    # Deletes that found no item (deleted before): DynamoDB writes no stream record for them.
+    absent_deletes: int = 0
+    # Updates of a key with no item, which create it.
+    creating_updates: int = 0
 
     @property
     def total(self) -> int:
@@ -125,9 +136,23 @@ class Writer(threading.Thread):
         self.stats = WriterStats()
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
+        self.started_at: float | None = None  # monotonic
+        self.stopped_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """How long it has been writing (until it stopped)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.stopped_at or time.monotonic()) - self.started_at
+
+    def rate_now(self) -> float:
+        """Changes per second it achieved so far (it may fall short of the rate asked)."""
+        return self.stats.total / self.seconds if self.seconds > 0 else 0.0
 
     def run(self) -> None:
         interval = 1.0 / self.rate
+        self.started_at = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 started = time.monotonic()
@@ -135,14 +160,18 @@ class Writer(threading.Thread):
                 self.stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
         except BaseException as exc:  # reported by the orchestrator, which fails the demo
             self.error = exc
+        finally:
+            self.stopped_at = time.monotonic()
 
     def step(self) -> None:
         roll = self.rng.random()
         i = self.rng.randrange(self.key_space)
         key = {"customer_id": {"S": f"customer-{i % 997:04d}"}, "order_id": {"N": str(i)}}
         if roll < 0.6:
-            # Update some attributes and remove one: the target must lose it too.
-            self.ddb.update_item(
+            # Update some attributes and remove one: the target must lose it too. ALL_OLD
+            # tells whether the item was there: moto records two stream records (not
+            # DynamoDB's one) for an update that creates it.
+            old = self.ddb.update_item(
                 TableName=self.table,
                 Key=key,
                 UpdateExpression="SET #s = :s, #t = :t REMOVE #n",
@@ -151,11 +180,17 @@ class Writer(threading.Thread):
                     ":s": {"S": self.rng.choice(["PAID", "SHIPPED", "RETURNED"])},
                     ":t": {"N": f"{self.rng.randint(1, 99999)}.{self.rng.randint(0, 99):02d}"},
                 },
+                ReturnValues="ALL_OLD",
             )
             self.stats.updates += 1
+            if not old.get("Attributes"):
+                self.stats.creating_updates += 1
         elif roll < 0.85:
-            self.ddb.delete_item(TableName=self.table, Key=key)
+            # ALL_OLD tells whether an item was there: the summary counts stream records.
+            gone = self.ddb.delete_item(TableName=self.table, Key=key, ReturnValues="ALL_OLD")
             self.stats.deletes += 1
+            if not gone.get("Attributes"):
+                self.stats.absent_deletes += 1
         else:
             item = demo_item(self.next_id, self.rng)
             self.next_id += 1

@@ -199,8 +199,19 @@ def test_dashboard_shows_a_running_pipeline_move_in_headless_chromium(
         assert second.fields["stream-unread"] == "0"
         assert second.fields["verdict"] == "NOT READY to cut over"
         assert int(second.chart["data-samples"] or 0) > samples_before
-        (series,) = second.series
-        assert series["data-series"] == f"{table} -> local"
+        lag_series = [s for s in second.series if s["data-series"].endswith(": apply lag")]
+        (series,) = lag_series
+        assert series["data-series"] == f"{table} -> local: apply lag"
+        # Beside lag: the back-fill's items/s and apply's events/s, each a line of samples.
+        rates = {s["data-series"]: s["points"] or "" for s in second.series}
+        assert set(rates) - {series["data-series"]} == {
+            f"{table}: back-fill items/s",
+            f"{table} -> local: applied events/s",
+        }
+        applied = [
+            float(p.split(",")[1]) for p in rates[f"{table} -> local: applied events/s"].split()
+        ]
+        assert len(set(applied)) > 1  # apply's rate moved off 0 and back: a plotted line
         points = (series["points"] or "").split()
         assert len(points) > samples_before
         ys = {float(p.split(",")[1]) for p in points}

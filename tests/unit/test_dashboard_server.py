@@ -3,6 +3,7 @@ on the page, the lag history is a bounded ring buffer, the page loads nothing fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -73,6 +74,11 @@ def _get(url: str) -> tuple[int, str, bytes]:
         return resp.status, resp.headers["Content-Type"], resp.read()
 
 
+def _lags(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lag half of each history sample (the rates have their own test)."""
+    return [{"at_ms": h["at_ms"], "lag": h["lag"]} for h in history]
+
+
 def _api(url: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(_get(url + "api/status")[2])
     return data
@@ -133,7 +139,7 @@ def test_a_failed_gather_is_shown_and_keeps_the_last_report(
     api = _api(url)
     assert api["error"] == "RuntimeError: broker 127.0.0.1:9 unreachable"
     assert api["report"]["generated_at_ms"] == 1_000
-    assert api["history"] == [{"at_ms": 1_000, "lag": {"orders -> pg": 5}}]
+    assert _lags(api["history"]) == [{"at_ms": 1_000, "lag": {"orders -> pg": 5}}]
     # What the command raises at start (a config error) is raised; anything else is shown.
     outcomes.append(RuntimeError("still down"))
     sampler.sample_once(raising=(ValueError,))
@@ -149,7 +155,7 @@ def test_lag_history_is_a_ring_buffer_of_the_latest_samples() -> None:
     sampler = Sampler(lambda: _report(next(lags), next(clock)), interval_s=1, history=3)
     for _ in range(5):
         sampler.sample_once()
-    assert sampler.snapshot()["history"] == [
+    assert _lags(sampler.snapshot()["history"]) == [
         {"at_ms": 3_000, "lag": {"orders -> pg": None}},
         {"at_ms": 4_000, "lag": {"orders -> pg": 2}},
         {"at_ms": 5_000, "lag": {"orders -> pg": 0}},
@@ -213,3 +219,51 @@ def test_stop_says_whether_a_gather_in_flight_was_abandoned() -> None:
     quiet = Sampler(lambda: _report(1, 1_000), interval_s=60)
     quiet.start()
     assert quiet.stop(timeout_s=5) is True
+
+
+def test_history_carries_back_fill_and_apply_rates_beside_lag() -> None:
+    """Each sample after the first holds items/s of the table's back-fill run and events/s
+    committed by each apply group, from the change since the sample before."""
+    from bridge.status.report import BackfillRun, PartitionStatus
+
+    def sample(at_ms: int, items: int, run_id: str, committed: list[int | None]) -> StatusReport:
+        base = _report(3, at_ms)
+        (table,) = base.tables
+        (target,) = table.targets
+        run = BackfillRun(
+            run_id=run_id, kind="scan", state="RUNNING", parts=2, parts_done=0, items=items,
+            total_items=None, created_at_ms=0, finished_at_ms=None,
+        )  # fmt: skip
+        parts = [
+            PartitionStatus(partition=p, committed=c, end=100_000, lag=1)
+            for p, c in enumerate(committed)
+        ]
+        table.backfill_runs.append(run)
+        table.targets[0] = dataclasses.replace(target, partitions=parts)
+        return base
+
+    reports = iter(
+        [
+            sample(10_000, 0, "r1", [None, None]),
+            sample(12_000, 4_000, "r1", [100, 300]),  # 2,000 items/s; 200 events/s
+            sample(13_000, 4_500, "r1", [400, 300]),  # 500 items/s; 300 events/s
+            sample(14_000, 200, "r2", [None, 300]),  # a new run; an offset unknown
+        ]
+    )
+    sampler = Sampler(lambda: next(reports), interval_s=1)
+    for _ in range(4):
+        sampler.sample_once()
+    history = sampler.snapshot()["history"]
+    assert [h["backfill_per_s"] for h in history] == [
+        {"orders": None},
+        {"orders": 2_000.0},
+        {"orders": 500.0},
+        {"orders": None},  # another run: its items are not the first one's
+    ]
+    assert [h["applied_per_s"] for h in history] == [
+        {"orders -> pg": None},  # no sample before
+        {"orders -> pg": 200.0},  # no commit yet counts 0: nothing consumed there
+        {"orders -> pg": 300.0},
+        {"orders -> pg": 0.0},  # offsets went back (a reset group): never a negative rate
+    ]
+    assert [h["lag"] for h in history] == [{"orders -> pg": 3}] * 4

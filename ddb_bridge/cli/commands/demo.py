@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "else the pip-installed Tansu broker; kafka or tansu: only that one",
     )
     p.add_argument(
+        "--keep-up",
+        action="store_true",
+        help="after the summary, keep the stack up (moto, broker, stream, apply, SQLite, "
+        "dashboard; the writer stops) and print commands to try, until Ctrl-C or SIGTERM; "
+        "a temp work directory is removed then",
+    )
+    p.add_argument(
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -64,5 +71,6 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout_s,
             workdir=args.workdir,
             broker=args.broker,
-        )
+        ),
+        keep_up=args.keep_up,
     )
