@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -132,29 +133,59 @@ def apply_offsets_behind_writes(
     return checked, violations
 
 
-def stream_records_once_in_order(events: Iterable[TopicEvent]) -> list[str]:
+def retaken_checkpoints(stream_log: str) -> dict[str, list[int]]:
+    """Per shard, the checkpoints a lease was taken again at after this process lost it
+    (the stream's own log lines "lease lost" and then "took lease ... checkpoint=N")."""
+    lost: set[str] = set()
+    out: dict[str, list[int]] = defaultdict(list)
+    for line in stream_log.splitlines():
+        shard = re.search(r"shard=(\S+)", line)
+        if shard is None:
+            continue
+        if "lease lost" in line:
+            lost.add(shard.group(1))
+        elif "took lease" in line and shard.group(1) in lost:
+            at = re.search(r"checkpoint=(\d+)", line)
+            if at is not None:
+                out[shard.group(1)].append(int(at.group(1)))
+    return dict(out)
+
+
+def stream_records_once_in_order(
+    events: Iterable[TopicEvent], retaken: dict[str, list[int]] | None = None
+) -> tuple[list[str], int]:
     """Each stream record (shard, sequence) in the topic once, and each key's stream events
     in increasing version along its partition (the idempotent producer keeps both across a
-    leader change; a retry without it could duplicate or reorder)."""
+    leader change; a retry without it could duplicate or reorder). A record after a
+    checkpoint its shard's lease was taken again at (`retaken`) may be there twice, copies
+    alike; the later copy is left out of the order check. Returns the violations and how
+    many such second copies there were."""
     out: list[str] = []
-    copies: dict[tuple[str, str], list[int]] = defaultdict(list)
-    by_key: dict[str, list[TopicEvent]] = defaultdict(list)
+    copies: dict[tuple[str, str], list[TopicEvent]] = defaultdict(list)
     for ev in events:
         if ev.shard is None or ev.sequence is None:
             continue  # back-fill events
-        copies[(ev.shard, ev.sequence)].append(ev.offset)
-        by_key[ev.key].append(ev)
-    out += [
-        f"stream record {s}/{q} is in the topic {len(offsets)} times (offsets {offsets})"
-        for (s, q), offsets in copies.items()
-        if len(offsets) > 1
-    ]
-    for key, evs in by_key.items():
+        copies[(ev.shard, ev.sequence)].append(ev)
+    republished = 0
+    by_key: dict[str, list[TopicEvent]] = defaultdict(list)
+    for (shard, seq), evs in copies.items():
         evs.sort(key=lambda e: e.offset)
-        for before, after in itertools.pairwise(evs):
+        after_retake = any(int(seq) > at for at in (retaken or {}).get(shard, []))
+        alike = len({(e.partition, e.version) for e in evs}) == 1
+        if len(evs) == 2 and after_retake and alike:
+            republished += 1
+        elif len(evs) > 1:
+            out.append(
+                f"stream record {shard}/{seq} is in the topic {len(evs)} times "
+                f"(offsets {[e.offset for e in evs]})"
+            )
+        by_key[evs[0].key].append(evs[0])
+    for key, kept in by_key.items():
+        kept.sort(key=lambda e: e.offset)
+        for before, after in itertools.pairwise(kept):
             if after.version <= before.version:
                 out.append(
                     f"key {key}: version {after.version} at offset {after.offset} follows "
                     f"version {before.version} at offset {before.offset}"
                 )
-    return out
+    return out, republished

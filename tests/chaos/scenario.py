@@ -65,6 +65,9 @@ class ChaosOptions:
     # of process kills and outages (faults.plan_cluster), topics as the bridge makes them.
     cluster: KafkaCluster | None = None
     broker_down_s: float = 8.0
+    # Short leases so a killed stream's shard is taken over within seconds; a run that kills
+    # no process (the cluster run) takes the bridge's default, as a deployment would.
+    lease_ms: int = 3_000
 
     @classmethod
     def from_env(cls, **defaults: Any) -> ChaosOptions:
@@ -122,7 +125,7 @@ name = "{table}"
 lease_table = "{lease_table}"
 poll_interval_ms = 100
 idle_poll_max_ms = 1000
-lease_duration_ms = 3000
+lease_duration_ms = {lease_ms}
 
 [backfill]
 segments = 4
@@ -234,6 +237,7 @@ class _Run:
                 replication="replication_factor = 1\n" if self.cluster is None else "",
                 table=self.table,
                 lease_table=self.lease_table,
+                lease_ms=opts.lease_ms,
                 target=TARGET,
                 dsn=self.pg.dsn,
             )
@@ -763,11 +767,21 @@ class _Run:
     def check_cluster(self, schedule: faults.Schedule, events: list[invariants.TopicEvent]) -> None:
         """What only brokers failing may not change: every fault happened, and — no bridge
         process was killed, so nothing was re-published — every stream record is in the topic
-        exactly once, each key's stream events in version order along its partition."""
+        exactly once, each key's stream events in version order along its partition.
+
+        One re-publication is the bridge's design, not a fault: a shard whose lease lapsed
+        (its renewal late on a loaded machine) is read again by its next holder from the
+        last checkpoint, and the records the first holder had in flight are then in the
+        topic twice (at-least-once, same versions). The stream's log says when that
+        happened and from which checkpoint; only records after such a checkpoint may have
+        a second copy, and the run's summary counts them."""
         done = [f["what"] for f in self.broker_faults]
         if done != [f.what for f in schedule.broker_faults]:
             self.report.fail(f"broker kills done {done}, planned {schedule.describe()}")
-        for line in invariants.stream_records_once_in_order(events)[:10]:
+        retaken = invariants.retaken_checkpoints((self.workdir / "stream.log").read_text())
+        lines, republished = invariants.stream_records_once_in_order(events, retaken)
+        self.report.summary["republished_after_lease_loss"] = republished
+        for line in lines[:10]:
             self.report.fail(f"stream record duplicated or out of order: {line}")
 
 

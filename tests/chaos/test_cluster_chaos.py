@@ -38,6 +38,7 @@ def test_no_write_lost_none_duplicated_while_brokers_of_a_cluster_die(
         kills=0,
         cluster=cluster,
         broker_down_s=6.0,
+        lease_ms=10_000,
     )
     report = run(opts, dynamodb_endpoint)
     text = report.text()
