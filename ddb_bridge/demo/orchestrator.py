@@ -32,6 +32,7 @@ from ddb_bridge.demo.brokers import BrokerMode, demo_broker
 from ddb_bridge.demo.stream_check import SeenPositions, stream_positions
 from ddb_bridge.demo.topic_tail import TopicTail
 from ddb_bridge.demo.workload import Writer, create_table, enable_stream, seed
+from ddb_bridge.invocation import command_name
 from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.processes import stop_process
 
@@ -240,7 +241,8 @@ def run_demo(opts: DemoOptions, report: Callable[[str], None] = print) -> DemoRe
         report("stream producer running; starting the writer and `apply`")
         # moto takes any credentials, but boto3 wants some.
         result.status_command = (
-            f"AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo ddb-bridge status --config {config}"
+            "AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
+            f"{command_name()} status --config {config}"
         )
         report(f"where it stands, from another terminal: {result.status_command}")
         children.start("status", "--serve", "0", "--interval-s", "2")
