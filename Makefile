@@ -22,11 +22,14 @@ install: $(STAMP)
 ## PostgreSQL) and end-to-end tests.
 ## Java 17+ and Maven come from Debian first where missing (tools/ensure-java-maven.sh: only
 ## with apt-get, as root or with passwordless sudo; otherwise it says what to install and fails);
-## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way).
+## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way), and
+## PostgreSQL, Chromium and docker-compose, without which tests would skip
+## (tools/ensure-test-packages.sh): a fresh machine gets the whole suite or a clear stop.
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
 	@sh tools/ensure-java-maven.sh
 	@sh tools/ensure-promtool.sh
+	@sh tools/ensure-test-packages.sh
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
