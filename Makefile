@@ -10,11 +10,17 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: install test lint format demo bench soak chaos clean
 
+# pip's progress in a few lines (tools/install_progress.py), its whole output in
+# $(VENV)/pip-install.log; the last line says how to run the installed command.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,kcl]'
-	touch $(STAMP)
+	@echo "make install: creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "make install: installing ddb-bridge with its test and KCL extras into $(VENV) (about a minute)"
+	@$(PY) tools/install_progress.py --log $(VENV)/pip-install.log -- \
+		$(PY) -m pip install --progress-bar off -e '.[test,kcl]'
+	@touch $(STAMP)
+	@echo "make install: done. Run $(VENV)/bin/ddb-bridge, or first '. $(VENV)/bin/activate' to type ddb-bridge"
 
 install: $(STAMP)
 
