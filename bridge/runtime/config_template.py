@@ -97,8 +97,15 @@ def _block(
 ) -> str:
     mark = "# " if commented else ""
     lines = [line for line in intro if line] + [mark + header]
+    unset: set[str] = set()
     for name, field in model.model_fields.items():
-        lines += _key_lines(model, name, field, getattr(values, name), commented)
+        value = getattr(values, name)
+        # `hash_key_type` means nothing while `hash_key` is commented out: comment it too.
+        key_unset = name.endswith("_type") and name.removesuffix("_type") in unset
+        keys = list(_key_lines(model, name, field, value, commented or key_unset))
+        if keys[-1].startswith("# "):
+            unset.add(name)
+        lines += keys
     return "\n".join(lines)
 
 

@@ -144,7 +144,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--worker-id",
         default=None,
         help=f"lease owner name [default: {from_setting('stream.worker_id')}; "
-        "else host:pid:random]",
+        "else host-pid-random]",
     )
     p.add_argument(
         "--keep-expired",
