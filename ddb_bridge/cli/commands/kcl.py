@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the Java KCL's MultiLangDaemon as the stream reader (Kinesis Data Streams)",
         description=(
             "Run the bridge's record processor under the Amazon Kinesis Client Library's\n"
-            "MultiLangDaemon (pip install 'ddb-bridge[kcl]'; Java 17+), reading the Kinesis\n"
+            "MultiLangDaemon (pip install '.[kcl]' in the clone; Java 17+), reading the Kinesis\n"
             "data stream a table streams its changes to (Kinesis Data Streams for DynamoDB)."
         ),
         formatter_class=HelpFormatter,
