@@ -10,11 +10,17 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: install test lint format demo dashboard-png bench soak chaos clean
 
+# pip's progress in a few lines (tools/install_progress.py), its whole output in
+# $(VENV)/pip-install.log; the last line says how to run the installed command.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,kcl]'
-	touch $(STAMP)
+	@echo "make install: creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "make install: installing ddb-bridge with its test and KCL extras into $(VENV) (about a minute)"
+	@$(PY) tools/install_progress.py --log $(VENV)/pip-install.log -- \
+		$(PY) -m pip install --progress-bar off -e '.[test,kcl]'
+	@touch $(STAMP)
+	@echo "make install: done. Run $(VENV)/bin/ddb-bridge, or first '. $(VENV)/bin/activate' to type ddb-bridge"
 
 install: $(STAMP)
 
@@ -22,11 +28,14 @@ install: $(STAMP)
 ## PostgreSQL) and end-to-end tests.
 ## Java 17+ and Maven come from Debian first where missing (tools/ensure-java-maven.sh: only
 ## with apt-get, as root or with passwordless sudo; otherwise it says what to install and fails);
-## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way).
+## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way), and
+## PostgreSQL, Chromium and docker-compose, without which tests would skip
+## (tools/ensure-test-packages.sh): a fresh machine gets the whole suite or a clear stop.
 ## pytest's exit 5 (no tests collected) is a failure.
 test: $(STAMP)
 	@sh tools/ensure-java-maven.sh
 	@sh tools/ensure-promtool.sh
+	@sh tools/ensure-test-packages.sh
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -14,6 +16,45 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+
+class _ConsoleStream:
+    """A file-like object for a logging handler: each record printed through `console`, so
+    rich's live display draws it above the bar instead of into the bar's line."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def write(self, text: str) -> int:
+        self.console.print(
+            text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True, emoji=False
+        )
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class _LoggingProgress(Progress):
+    """A Progress that, while shown, routes the root logger's console handlers through it:
+    a handler holds its own reference to stderr, which rich's redirection cannot reach."""
+
+    _saved: list[tuple[logging.StreamHandler[Any], Any]]
+
+    def start(self) -> None:
+        super().start()
+        self._saved = []
+        if self.disable:
+            return
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:  # not a FileHandler
+                self._saved.append((handler, handler.setStream(_ConsoleStream(self.console))))
+
+    def stop(self) -> None:
+        for handler, stream in getattr(self, "_saved", []):
+            handler.setStream(stream)
+        self._saved = []
+        super().stop()
 
 
 def console() -> Console:
@@ -31,7 +72,7 @@ def progress(
     `rate` field, any `extra` columns (format strings over task fields), elapsed time, ETA.
     Hidden when stderr is not a terminal."""
     out = out or console()
-    return Progress(
+    return _LoggingProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -22,7 +22,7 @@ def require_daemon() -> None:
     if shutil.which("java") is None:
         pytest.skip("Java (17+) is not on PATH: the KCL MultiLangDaemon cannot run")
     if jars_dir() is None:
-        pytest.skip("the KCL's jars are missing: pip install 'ddb-bridge[kcl]' (amazon-kclpy)")
+        pytest.skip("the KCL's jars are missing: pip install '.[kcl]' in the clone (amazon-kclpy)")
 
 
 def write_properties(

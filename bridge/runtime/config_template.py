@@ -98,11 +98,18 @@ def _block(
     mark = "# " if commented else ""
     lines = [line for line in intro if line] + [mark + header]
     nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
+    unset: set[str] = set()
     for name, field in model.model_fields.items():
         if is_model(field.annotation):
             nested.append((name, field, field.annotation))
             continue
-        lines += _key_lines(model, name, field, getattr(values, name), commented)
+        value = getattr(values, name)
+        # `hash_key_type` means nothing while `hash_key` is commented out: comment it too.
+        key_unset = name.endswith("_type") and name.removesuffix("_type") in unset
+        keys = list(_key_lines(model, name, field, value, commented or key_unset))
+        if keys[-1].startswith("# "):
+            unset.add(name)
+        lines += keys
     text = "\n".join(lines)
     # A section within a section ([aws.endpoints]) follows its parent's keys: TOML puts a
     # key after a sub-table's header into the sub-table.

@@ -365,6 +365,16 @@ class TableSettings(Section):
         examples=["orders-changes"],
     )
 
+    @model_validator(mode="after")
+    def _stream_only_has_a_lifetime(self) -> TableSettings:
+        # Checked at load, by every command: `status` alone would find it, maybe days in.
+        if self.stream_only and self.item_lifetime_s is None:
+            raise ValueError(
+                f"table {self.name}: stream_only = true needs item_lifetime_s (how long an "
+                "item lives after its last write), or capture can never be known complete"
+            )
+        return self
+
     @property
     def target_name(self) -> str:
         return self.target_table or self.name
@@ -477,7 +487,9 @@ class BackfillSettings(Section):
 
 class ApplySettings(Section):
     target: str = Field(
-        "local", description="the [targets.NAME] that `apply` and `verify` use by default"
+        "local",
+        description="the [targets.NAME] that `apply` and `verify` use by default; unset "
+        "with a single target configured, that target",
     )
     batch_size: int = Field(500, ge=1, description="events per batch written to the target")
     batch_window_ms: int = Field(
@@ -699,6 +711,20 @@ class Settings(BaseSettings):
             self.kafka.msk_region = self.aws.region
         return self
 
+    @model_validator(mode="after")
+    def _apply_target_is_defined(self) -> Settings:
+        chosen = "target" in self.apply.model_fields_set
+        if chosen and self.apply.target not in self.targets:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise ValueError(
+                f"apply.target = {self.apply.target!r} names no [targets.NAME] section "
+                f"(configured: {known})"
+            )
+        if not chosen and self.apply.target not in self.targets and len(self.targets) == 1:
+            # Only [targets.pg] written: that is the target, not the absent default `local`.
+            self.apply.target = next(iter(self.targets))
+        return self
+
     def table(self, name: str) -> TableSettings:
         for t in self.tables:
             if t.name == name:
@@ -712,7 +738,10 @@ class Settings(BaseSettings):
             return self.targets[name]
         except KeyError as exc:
             known = ", ".join(sorted(self.targets)) or "none"
-            raise ConfigError(f"targets.{name}: no such target (configured: {known})") from exc
+            raise ConfigError(
+                f"targets.{name}: no such target (configured: {known}); choose one with "
+                "--target NAME or [apply] target"
+            ) from exc
 
 
 _LOADING: dict[str, Path | None] = {}

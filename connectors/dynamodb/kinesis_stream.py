@@ -46,6 +46,11 @@ def kinesis_stream_name(settings: Settings, table: str) -> str:
     )
 
 
+# A start-up lookup: retried a few times (seconds), then Unavailable (exit 75), rather than
+# backing off for ever while the command looks hung and an endpoint typo goes unsaid.
+START_ATTEMPTS = 6
+
+
 def describe_kinesis_stream(
     kinesis: KinesisClient, name: str, table: str | None = None
 ) -> KinesisStream:
@@ -55,6 +60,7 @@ def describe_kinesis_stream(
         summary: dict[str, Any] = call_with_backoff(
             lambda: dict(kinesis.describe_stream_summary(**ref)["StreamDescriptionSummary"]),
             "DescribeStreamSummary",
+            attempts=START_ATTEMPTS,
         )
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":

@@ -255,11 +255,7 @@ class PostgresSink:
         return _translate(exc, what, table)
 
     def open(self, tables: Sequence[TableSpec], create_schema: bool = False) -> None:
-        schema = self.settings.schema_name
-        if len(schema.encode("utf-8")) > _MAX_IDENT or "\x00" in schema:
-            raise ConfigError(
-                f"schema_name {schema!r} is not a PostgreSQL name (at most {_MAX_IDENT} bytes)"
-            )
+        schema = _schema_name(self.settings)
         pg_tables = {spec.target: _PgTable(spec, schema, i) for i, spec in enumerate(tables)}
         sql_names.check_distinct([(t.spec, t.names) for t in pg_tables.values()], sql_names.exact)
         self._tables = Tables(tables)
@@ -288,9 +284,7 @@ class PostgresSink:
                         # Serializes concurrent workers creating the same objects, which
                         # would otherwise race on the catalog (duplicate key in pg_type).
                         cur.execute("SELECT pg_advisory_xact_lock(hashtext('ddb-bridge schema'))")
-                        cur.execute(
-                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                        )
+                        cur.execute(_schema_ddl(schema))
                         for table in pg_tables.values():
                             for ddl in table.ddl:
                                 cur.execute(ddl)
@@ -395,6 +389,27 @@ class PostgresSink:
 
 class _NoTempPrivilege(Exception):
     """The role may not create temporary tables: the sink falls back to INSERT … unnest."""
+
+
+def _schema_name(settings: PostgresTarget) -> str:
+    schema = settings.schema_name
+    if len(schema.encode("utf-8")) > _MAX_IDENT or "\x00" in schema:
+        raise ConfigError(
+            f"schema_name {schema!r} is not a PostgreSQL name (at most {_MAX_IDENT} bytes)"
+        )
+    return schema
+
+
+def _schema_ddl(schema: str) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+def ddl(spec: TableSpec, settings: PostgresTarget) -> list[str]:
+    """The statements `open(create_schema=True)` runs for `spec` (`ddb-bridge schema sql`)."""
+    schema = _schema_name(settings)
+    statements = [_schema_ddl(schema), *_PgTable(spec, schema).ddl]
+    # No connection: identifiers quote the same without one, and the DDL holds no literal.
+    return [statement.as_string(None) for statement in statements]
 
 
 def _copy_merge(cur: psycopg.Cursor[Any], table: _PgTable, rows: list[tuple[Any, ...]]) -> None:

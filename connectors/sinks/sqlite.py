@@ -123,6 +123,11 @@ class _SqlTable:
         self.scan = f"SELECT {key_list} FROM {self.name} WHERE deleted = 0"
 
 
+def ddl(spec: TableSpec) -> list[str]:
+    """The statements `open(create_schema=True)` runs for `spec` (`ddb-bridge schema sql`)."""
+    return list(_SqlTable(spec).ddl)
+
+
 class SqliteSink:
     capabilities = SinkCapabilities(
         native_timestamps=False, ttl=False, tombstones=True, image_text=True

@@ -37,8 +37,8 @@ EXIT_CODES = {
     "joining the group, opening the target): nothing is lost, run the command again (a "
     "supervisor's restart); the message names the broker or target",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (`backfill` also by SIGTERM: run it again to resume)",
-    EXIT_OUTPUT_CLOSED: "stdout closed early (`ddb-bridge config show | head`, `tail | head`), "
-    "quietly",
+    EXIT_OUTPUT_CLOSED: "stdout closed early (`ddb-bridge tail --table T | head`: its reader "
+    "went away while it was still writing), quietly",
 }
 
 
@@ -68,7 +68,12 @@ def from_setting(key: str) -> str:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions and epilogs as written; an option's own default appended once."""
+    """Descriptions and epilogs as written; an option's own default appended once; option
+    help wrapped at spaces only, so `ddb-bridge.apply.NAME` is never split at its hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = " ".join(text.split())
+        return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help

@@ -86,24 +86,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _output_closed()
-    except Unavailable as exc:
-        _say_once(args, "unavailable", exc)
-        return EXIT_UNAVAILABLE
-    except ConfigError as exc:
-        print(f"ddb-bridge: configuration error: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_CONFIG
-    except BridgeError as exc:
-        _say_once(args, "error", exc)
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (BotoCoreError, ClientError) as exc:
-        # AWS refused or could not be reached where no code of the command caught it: one
-        # line saying what and what to do, never a botocore traceback.
-        kind, code, advice = _aws_failure(exc)
-        _say_once(args, kind, Exception(f"AWS: {exc}; {advice}"))
+    except (BridgeError, BotoCoreError, ClientError) as exc:
+        return _failed(args, exc)
+
+
+def _failed(args: argparse.Namespace, exc: BridgeError | BotoCoreError | ClientError) -> int:
+    """Every failure of a command ends here: one line, the documented exit code.
+
+    A bridge error caused by AWS (a connector translated botocore's exception: what it was
+    doing, but not what to do) and a botocore error no code of the command caught are judged
+    by that AWS error: no credentials is a configuration error, an endpoint that does not
+    answer is 75, a refusal is a failure; each with the advice that fits.
+    """
+    aws = _aws_cause(exc)
+    if aws is not None:
+        kind, code, advice = _aws_failure(aws)
+        if isinstance(exc, BridgeError):
+            if isinstance(exc, ConfigError | Unavailable) or code == EXIT_FAILURE:
+                # The connector's own verdict stands (a missing table is a configuration
+                # error, whatever AWS error revealed it); only the advice is added.
+                kind, code = _bridge_failure(exc)
+            said = f"{exc}; {advice}" if advice and advice not in str(exc) else str(exc)
+        else:
+            said = f"AWS: {exc}; {advice}" if advice else f"AWS: {exc}"
+        _say_once(args, kind, Exception(said))
         return code
+    kind, code = _bridge_failure(exc)
+    _say_once(args, kind, exc)
+    return code
+
+
+def _bridge_failure(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, Unavailable):
+        return "unavailable", EXIT_UNAVAILABLE
+    if isinstance(exc, ConfigError):
+        return "configuration error", EXIT_CONFIG
+    return "error", EXIT_FAILURE
+
+
+def _aws_cause(exc: BaseException) -> BotoCoreError | ClientError | None:
+    """The botocore error `exc` is, or was raised from (`raise ... from`), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BotoCoreError | ClientError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
 
 
 def _aws_failure(exc: Exception) -> tuple[str, int, str]:
@@ -126,7 +159,7 @@ def _aws_failure(exc: Exception) -> tuple[str, int, str]:
         if code in ("ThrottlingException", "ProvisionedThroughputExceededException"):
             return ("unavailable", EXIT_UNAVAILABLE, "run it again later")
         return ("error", EXIT_FAILURE, "check the table, region and the credentials' permissions")
-    return ("error", EXIT_FAILURE, "see the message")
+    return ("error", EXIT_FAILURE, "")
 
 
 def _say_once(args: argparse.Namespace, kind: str, exc: Exception) -> None:

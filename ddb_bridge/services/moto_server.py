@@ -21,7 +21,7 @@ def moto_server() -> Iterator[str]:
     )
     if not os.path.exists(binary):
         raise ConfigError(
-            "the embedded DynamoDB needs moto[server]: pip install 'ddb-bridge[demo]'"
+            "the embedded DynamoDB needs moto[server]: pip install '.[demo]' in the clone"
         )
     port = free_port()
     with logged_process([binary, "-H", "127.0.0.1", "-p", str(port)], port, "moto"):

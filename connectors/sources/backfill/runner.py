@@ -79,7 +79,7 @@ def run_backfill(
     owner = (
         req.worker_id
         or settings.stream.worker_id
-        or (f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+        or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
     store = RunStore(ddb, lease_table, req.table, owner, settings.stream.lease_duration_ms)
     stats = Stats()

@@ -355,7 +355,15 @@ class RunStore:
                 del self._held[lease.key]
 
     def renew(self, run_id: str, index: int) -> None:
-        self.leases.renew(self._holding(run_id, index))
+        key = self.part_key(run_id, index)["leaseKey"]["S"]
+        with self._held_lock:
+            lease = self._held.get(key)
+        if lease is None:
+            # This process finished or released the part since the lease keeper listed it:
+            # nothing to renew, and nothing lost (a part taken by another worker shows as
+            # LeaseLost from the renewal itself).
+            return
+        self.leases.renew(lease)
 
     def checkpoint(self, run_id: str, index: int, cursor: str, items: int) -> None:
         self.leases.write_held(

@@ -7,6 +7,7 @@ the whole command."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -24,12 +25,33 @@ class Stats:
     parts_done: int = 0
     parts_skipped: int = 0  # already finished when this process started
     parts_claimed: int = 0
+    # Monotonic times: the command's start, its first and its latest item. The summary
+    # tells the reading rate (the progress bar's) from the whole run's, start-up included.
+    started_at: float = field(default_factory=time.monotonic)
+    first_item_at: float | None = None
+    last_item_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
         with self.lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+            if any(counts.get(name, 0) > 0 for name in ITEMS):
+                now = time.monotonic()
+                if self.first_item_at is None:
+                    self.first_item_at = now
+                self.last_item_at = now
+
+    @property
+    def reading_s(self) -> float | None:
+        """From the first item to the last (None before two readings)."""
+        if self.first_item_at is None or self.last_item_at is None:
+            return None
+        return self.last_item_at - self.first_item_at
+
+    @property
+    def startup_s(self) -> float | None:
+        return None if self.first_item_at is None else self.first_item_at - self.started_at
 
     @property
     def seen(self) -> int:
@@ -47,6 +69,9 @@ class Stats:
         """Add what a helper did between two of its reports."""
         self.add(**{name: now[name] - before.get(name, 0) for name in now})
 
+
+# The counters of items read (published or skipped).
+ITEMS = ("published", "skipped_ttl", "skipped_bad")
 
 # The counters that are work done by a process; parts_done counts only the parts it finished.
 WORK = (

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from bridge.model.errors import ConfigError
 from bridge.runtime.config_template import render_template
-from bridge.runtime.settings import load_settings, redacted
+from bridge.runtime.settings import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG,
+    ENV_PREFIX,
+    config_path,
+    load_settings,
+    redacted,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,5 +56,15 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    # On stderr, so that stdout stays the JSON alone (`config show | jq`).
+    path = config_path(args.config)
+    if path is None:
+        print(
+            f"ddb-bridge: no config file (no --config, ${CONFIG_ENV} unset, no "
+            f"./{DEFAULT_CONFIG}): defaults and {ENV_PREFIX}* variables only",
+            file=sys.stderr,
+        )
+    else:
+        print(f"ddb-bridge: settings from {path.resolve()}", file=sys.stderr)
     print(json.dumps(redacted(settings), indent=2, sort_keys=True))
     return 0

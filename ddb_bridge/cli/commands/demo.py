@@ -13,6 +13,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="embedded end-to-end run: moto, Apache Kafka (or Tansu), SQLite; no Docker, no AWS",
+        description="The whole migration on this machine: a moto DynamoDB table seeded with "
+        "--items items,\nits stream, `stream`, a scan back-fill while a writer keeps changing "
+        "items, `apply`\ninto SQLite, then `verify`; ends in a summary and `0 differences` "
+        "(exit 1 otherwise).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--items", type=int, default=10_000, help="items seeded before the migration")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from bridge.model.errors import ConfigError
-from bridge.runtime.settings import config_path, load_settings
-from connectors.dynamodb.kinesis_stream import kinesis_stream_name
+from bridge.runtime.settings import Settings, config_path, load_settings
+from connectors.dynamodb.kinesis_stream import NAME_HINT, kinesis_stream_name
 from connectors.sources.stream.kcl.properties import (
     default_application_name,
     kcl_properties,
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the Java KCL's MultiLangDaemon as the stream reader (Kinesis Data Streams)",
         description=(
             "Run the bridge's record processor under the Amazon Kinesis Client Library's\n"
-            "MultiLangDaemon (pip install 'ddb-bridge[kcl]'; Java 17+), reading the Kinesis\n"
+            "MultiLangDaemon (pip install '.[kcl]' in the clone; Java 17+), reading the Kinesis\n"
             "data stream a table streams its changes to (Kinesis Data Streams for DynamoDB)."
         ),
         formatter_class=HelpFormatter,
@@ -77,6 +77,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run_properties)
 
 
+def _stream_name(settings: Settings, table: str) -> str:
+    """The configured Kinesis stream of `table`; else a ConfigError asking for it. The KCL
+    reads Kinesis whatever [stream] transport says: the error must not cite that setting."""
+    if settings.stream.stream_name or any(
+        t.name == table and t.kinesis_stream for t in settings.tables
+    ):
+        return kinesis_stream_name(settings, table)
+    raise ConfigError(
+        f"table {table!r}: which Kinesis data stream does it stream its changes to? Pass "
+        f"--stream-name NAME_OR_ARN, or {NAME_HINT}"
+    )
+
+
 def run_properties(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     extra: dict[str, str] = {}
@@ -88,7 +101,7 @@ def run_properties(args: argparse.Namespace) -> int:
     text = kcl_properties(
         settings,
         table=args.table,
-        stream_name=args.stream_name or kinesis_stream_name(settings, args.table),
+        stream_name=args.stream_name or _stream_name(settings, args.table),
         config=config_path(args.config),
         application_name=args.application_name or default_application_name(args.table),
         kinesis_endpoint=args.kinesis_endpoint,

@@ -1,9 +1,10 @@
-"""`ddb-bridge schema cql --table T`: print the keyspace/table DDL the CQL mapping implies.
+"""`ddb-bridge schema cql|sql --table T`: print the DDL `apply --create-schema` would run.
 
-The key schema comes from the config (`[[tables]] hash_key = …`) when declared there, else
-from DescribeTable on the source; the keyspace, replication and map column from the CQL
-target (`--target`, else `[apply].target` when it is a CQL target, else the only one).
-The same statements are what `apply --create-schema` runs.
+`cql`: the keyspace and table the CQL mapping implies (ScyllaDB, Cassandra); `sql`: the
+schema, table and view of a PostgreSQL or SQLite target. The key schema comes from the config
+(`[[tables]] hash_key = …`) when declared there, else from DescribeTable on the source; the
+target is `--target`, else `[apply].target` when of the right kind, else the only one. The
+statements are the sinks' own (`connectors.sinks.*.ddl`), so they cannot differ.
 """
 
 from __future__ import annotations
@@ -11,18 +12,34 @@ from __future__ import annotations
 import argparse
 
 from bridge.model.errors import ConfigError
-from bridge.runtime.settings import ScyllaTarget, Settings, load_settings
+from bridge.runtime.settings import (
+    PostgresTarget,
+    ScyllaTarget,
+    Settings,
+    SqliteTarget,
+    TargetSettings,
+    load_settings,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ddb_bridge.cli.common_options import add_common
     from ddb_bridge.cli.helptext import HelpFormatter
 
-    schema = sub.add_parser("schema", help="print target schema DDL", formatter_class=HelpFormatter)
+    schema = sub.add_parser(
+        "schema",
+        help="print the target schema DDL that `apply --create-schema` runs",
+        description="Print the DDL `apply --create-schema` would run, to review it or have it "
+        "run by hand.",
+        formatter_class=HelpFormatter,
+    )
     kinds = schema.add_subparsers(dest="schema_kind", metavar="KIND")
     kinds.required = True
     cql = kinds.add_parser(
-        "cql", help="the CQL (ScyllaDB/Cassandra) keyspace and table", formatter_class=HelpFormatter
+        "cql",
+        help="the CQL (ScyllaDB/Cassandra) keyspace and table",
+        description="Print the CQL keyspace and table for one source table.",
+        formatter_class=HelpFormatter,
     )
     add_common(cql)
     cql.add_argument("--table", required=True, help="source DynamoDB table")
@@ -33,6 +50,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "else the only scylla target, else an unnamed one with keyspace 'migrated']",
     )
     cql.set_defaults(func=run_cql)
+
+    sql = kinds.add_parser(
+        "sql",
+        help="the PostgreSQL or SQLite schema, table and view",
+        description="Print the SQL schema, table and view for one source table, for the "
+        "target's dialect (PostgreSQL or SQLite).",
+        formatter_class=HelpFormatter,
+    )
+    add_common(sql)
+    sql.add_argument("--table", required=True, help="source DynamoDB table")
+    sql.add_argument(
+        "--target",
+        default=None,
+        help="PostgreSQL or SQLite target name [default: setting apply.target if it names "
+        "one, else the only one]",
+    )
+    sql.set_defaults(func=run_sql)
 
 
 def cql_target(settings: Settings, name: str | None) -> ScyllaTarget:
@@ -48,6 +82,40 @@ def cql_target(settings: Settings, name: str | None) -> ScyllaTarget:
     if len(found) > 1:
         raise ConfigError(f"several scylla targets ({', '.join(sorted(found))}): choose --target")
     return next(iter(found.values()), ScyllaTarget(type="scylla"))
+
+
+SqlTarget = PostgresTarget | SqliteTarget
+
+
+def sql_target(settings: Settings, name: str | None) -> SqlTarget:
+    if name is not None:
+        target: TargetSettings = settings.target(name)
+        if not isinstance(target, SqlTarget):
+            raise ConfigError(f"targets.{name} is of type {target.type!r}, not postgres or sqlite")
+        return target
+    default = settings.targets.get(settings.apply.target)
+    if isinstance(default, SqlTarget):
+        return default
+    found = {n: t for n, t in settings.targets.items() if isinstance(t, SqlTarget)}
+    if len(found) != 1:
+        which = f"several ({', '.join(sorted(found))})" if found else "no"
+        raise ConfigError(f"{which} postgres or sqlite targets configured: choose --target")
+    return next(iter(found.values()))
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    from connectors.dynamodb import aws
+    from connectors.sinks import postgres, sqlite
+
+    settings = load_settings(args.config)
+    target = sql_target(settings, args.target)
+    spec = aws.table_spec(None, settings, args.table)
+    if isinstance(target, PostgresTarget):
+        statements = postgres.ddl(spec, target)
+    else:
+        statements = sqlite.ddl(spec)
+    print("\n\n".join(statement + ";" for statement in statements))
+    return 0
 
 
 def run_cql(args: argparse.Namespace) -> int:

@@ -86,6 +86,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
+        "--wide",
+        action="store_true",
+        help="one line per shard and partition, however narrow the terminal [default: long "
+        "values wrap to the terminal's width, 80 columns when piped]",
+    )
+    p.add_argument(
         "--serve",
         type=int,
         default=None,
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(report), indent=2, sort_keys=True))
     else:
-        print_report(report)
+        print_report(report, wide=args.wide)
     return 0 if report.healthy else 1
 
 
@@ -212,10 +218,15 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def print_report(report: StatusReport) -> None:
-    console = Console(highlight=False, soft_wrap=True)
+# Wide enough for any row: `--wide` prints each table at its natural width, however narrow
+# the terminal (a pager or a file takes the long lines).
+WIDE = 1_000
+
+
+def print_report(report: StatusReport, console: Console | None = None, wide: bool = False) -> None:
+    console = console or Console(highlight=False, soft_wrap=True)
     for table in report.tables:
-        _print_table(console, table, report.generated_at_ms)
+        _print_table(console, table, report.generated_at_ms, wide)
     if report.attention:
         console.print("[bold red]needs attention:[/]")
         for line in report.attention:
@@ -224,7 +235,24 @@ def print_report(report: StatusReport) -> None:
         console.print("nothing needs attention")
 
 
-def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
+def _grid(*headers: str) -> Table:
+    """A table whose long values (shard ids, owners, checkpoints) wrap onto more lines
+    rather than being cut to `shardId-000…`: an operator copies them into other commands."""
+    grid = Table()
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    return grid
+
+
+def _print_grid(console: Console, grid: Table, wide: bool) -> None:
+    if wide:
+        # Console.print caps `width` at the console's own: a console as wide as the row.
+        Console(file=console.file, width=WIDE, highlight=False).print(grid)
+    else:
+        console.print(grid)
+
+
+def _print_table(console: Console, t: TableStatus, now_ms: int, wide: bool = False) -> None:
     console.rule(f"[bold]{t.table}")
     s = t.stream
     if s.stream_arn is None:
@@ -233,7 +261,7 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
         console.print("stream: not captured (no capture record)")
     else:
         console.print(f"stream: captured since {_ago(s.captured_since_ms, now_ms)}")
-        shards = Table("shard", "owner", "checkpoint", "checkpoint age", "unread", "ms behind")
+        shards = _grid("shard", "owner", "checkpoint", "checkpoint age", "unread", "ms behind")
         for sh in s.shards:
             shards.add_row(
                 sh.shard_id,
@@ -243,7 +271,7 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
                 "-" if sh.unread is None else str(sh.unread),
                 sh.data_loss or sh.error or ("-" if sh.ms_behind is None else str(sh.ms_behind)),
             )
-        console.print(shards)
+        _print_grid(console, shards, wide)
         for alarm in s.data_loss:
             console.print(f"[red]data-loss alarm[/] {alarm['shard_id']}: {alarm['message']}")
         if s.unleased_shards:
@@ -284,11 +312,11 @@ def _print_table(console: Console, t: TableStatus, now_ms: int) -> None:
             eta = f", catch-up in ~{_duration(target.eta_s)}"
         console.print(f"target {target.target}: group {target.group}, lag {lag}{rate}{eta}")
         if target.partitions:
-            parts = Table("partition", "committed", "end", "lag")
+            parts = _grid("partition", "committed", "end", "lag")
             for p in target.partitions:
                 committed = "-" if p.committed is None else str(p.committed)
                 parts.add_row(str(p.partition), committed, str(p.end), str(p.lag))
-            console.print(parts)
+            _print_grid(console, parts, wide)
         v = target.verify
         if v is None:
             console.print("  last verify: never")

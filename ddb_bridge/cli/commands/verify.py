@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify",
         help="compare source and target; exit 0 only when they agree",
+        description="Compare every item of a source table with the target (or a random "
+        "share, --sample),\nre-reading the ones that differ once after --recheck-delay-s "
+        "(a change still on its\nway is not a difference); exit 0 only when they agree.",
         formatter_class=HelpFormatter,
     )
     add_common(p)

@@ -45,7 +45,7 @@ def daemon_command(properties_file: str, java: str = "java") -> list[str]:
     jars = jars_dir()
     if jars is None:
         raise ConfigError(
-            "the KCL's jars are missing: pip install 'ddb-bridge[kcl]' (amazon-kclpy downloads "
+            "the KCL's jars are missing: pip install '.[kcl]' in the clone (amazon-kclpy downloads "
             "them from Maven Central when it is installed)"
         )
     return [java, "-cp", f"{jars}/*", MAIN_CLASS, "--properties-file", properties_file]
