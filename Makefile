@@ -39,6 +39,17 @@ test: $(STAMP)
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+## make docs: the documentation site (MkDocs, Material theme) from docs/ into site/; --strict
+## fails on a broken link or anchor and on a page missing from the nav (tests/unit/test_docs_site.py
+## runs the same build in make test). The home page is README.md and the configuration
+## reference is generated from the settings models (tools/mkdocs_hooks.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	@echo "docs: open site/index.html, or run make docs-serve"
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bridge connectors ddb_bridge tests benchmarks examples
 	$(VENV)/bin/ruff format --check bridge connectors ddb_bridge tests benchmarks examples

@@ -32,6 +32,8 @@ def sections() -> dict[int, str]:
 
 def citing_files() -> list[Path]:
     files = [ROOT / "README.md"]
+    # the documentation site's pages cite the design too (all but the design itself)
+    files += [p for p in sorted((ROOT / "docs").rglob("*.md")) if p.name != "design.md"]
     for folder in CITING:
         files += sorted((ROOT / folder).rglob("*.py"))
     return [path for path in files if path != Path(__file__).resolve()]
