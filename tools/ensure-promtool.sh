@@ -6,29 +6,18 @@
 # builtins only, so its decisions can be tested with a fake PATH
 # (tests/unit/test_ensure_promtool.py).
 
-command -v promtool >/dev/null 2>&1 && exit 0
+missing() {
+    command -v promtool >/dev/null 2>&1 || echo prometheus
+}
 
-if command -v apt-get >/dev/null 2>&1; then
-    if [ "$(id -u 2>/dev/null)" = "0" ]; then
-        as_root=""
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-        as_root="sudo -n"
-    else
-        as_root="none"
-    fi
-    if [ "$as_root" != "none" ]; then
-        echo "make test: installing prometheus (its promtool tests the alert rules)" >&2
-        # Word splitting of $as_root is intended: a command prefix.
-        # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive $as_root apt-get update -qq \
-            && DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq \
-                --no-install-recommends prometheus >/dev/null \
-            || { echo "make test: apt-get install prometheus failed" >&2; exit 1; }
-        command -v promtool >/dev/null 2>&1 && exit 0
-        echo "make test: still no promtool after apt-get install prometheus" >&2
-        exit 1
-    fi
-fi
+need=$(missing)
+[ -z "$need" ] && exit 0
+
+here=${0%/*}
+[ "$here" = "$0" ] && here=.  # run as `sh ensure-….sh` from tools/
+. "$here/apt_install.sh"
+apt_install_missing "its promtool tests the alert rules"
+case $? in 0) exit 0 ;; 1) exit 1 ;; esac
 
 echo "make test needs promtool (it tests docker/prometheus/alerts.yml)." >&2
 echo "Install it, then run make test again:" >&2

@@ -28,28 +28,11 @@ missing() {
 need=$(missing)
 [ -z "$need" ] && exit 0
 
-if command -v apt-get >/dev/null 2>&1; then
-    if [ "$(id -u 2>/dev/null)" = "0" ]; then
-        as_root=""
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-        as_root="sudo -n"
-    else
-        as_root="none"
-    fi
-    if [ "$as_root" != "none" ]; then
-        echo "make test: installing $need (the tests would skip without them)" >&2
-        # Word splitting of $as_root and $need is intended: a command prefix and a package list.
-        # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive $as_root apt-get update -qq \
-            && DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq \
-                --no-install-recommends $need >/dev/null \
-            || { echo "make test: apt-get install $need failed" >&2; exit 1; }
-        need=$(missing)
-        [ -z "$need" ] && exit 0
-        echo "make test: still missing after apt-get install: $need" >&2
-        exit 1
-    fi
-fi
+here=${0%/*}
+[ "$here" = "$0" ] && here=.  # run as `sh ensure-….sh` from tools/
+. "$here/apt_install.sh"
+apt_install_missing "the tests would skip without them"
+case $? in 0) exit 0 ;; 1) exit 1 ;; esac
 
 echo "make test needs PostgreSQL's server binaries, headless Chromium and docker-compose" >&2
 echo "(the PostgreSQL tests, the dashboard test and the compose file's check)." >&2
