@@ -5,8 +5,8 @@ the names go to each chosen benchmark (e.g. `python -m benchmarks export --items
 Each bench module exposes `main(argv)`, starts the services it needs itself, prints its
 figures next to a same-run baseline and their ratio, and writes them to
 benchmarks/results/<name>.json (benchmarks/report.py). At the end the figures of this run are
-printed again as one Markdown table, ratios first: the Performance page's table (docs/performance.md) is that
-output. Figures are printed, never asserted: speed is measured here, not in the test suite.
+printed again as one Markdown table, ratios first: the table of docs/performance.md is
+that output. Figures are printed, never asserted: speed is measured here, not in the test suite.
 """
 
 from __future__ import annotations

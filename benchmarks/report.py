@@ -1,5 +1,6 @@
 """What every benchmark reports besides its figures: the machine, the broker, Python — and
-where the figures go (`benchmarks/results/<name>.json`, which the tables of docs/performance.md are built from).
+where the figures go (`benchmarks/results/<name>.json`, which the tables of
+docs/performance.md are built from).
 
 Usage in a bench module:
 
