@@ -48,13 +48,25 @@ class _LoggingProgress(Progress):
             return
         for handler in logging.getLogger().handlers:
             if type(handler) is logging.StreamHandler:  # not a FileHandler
-                self._saved.append((handler, handler.setStream(_ConsoleStream(self.console))))
+                self._saved.append((handler, _swap(handler, _ConsoleStream(self.console))))
 
     def stop(self) -> None:
         for handler, stream in getattr(self, "_saved", []):
-            handler.setStream(stream)
+            _swap(handler, stream)
         self._saved = []
         super().stop()
+
+
+def _swap(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    """Put `stream` in `handler`, returning the one it had. Not `setStream`: it flushes the
+    old stream first, which raises when someone closed it (a handler outliving its stream
+    must not stop a back-fill from showing its bar)."""
+    handler.acquire()
+    try:
+        old, handler.stream = handler.stream, stream
+    finally:
+        handler.release()
+    return old
 
 
 def console() -> Console:

@@ -1,7 +1,7 @@
-"""OAuth 2.0 client-credentials tokens (RFC 6749 §4.4) for SASL/OAUTHBEARER, as Confluent
+"""OAuth 2.0 client-credentials tokens (RFC 6749 section 4.4) for SASL/OAUTHBEARER, as Confluent
 Cloud, Strimzi (Keycloak) and other OIDC identity providers issue them.
 
-The client authenticates with HTTP Basic (§2.3.1: id and secret form-encoded first); the
+The client authenticates with HTTP Basic (section 2.3.1: id and secret form-encoded first); the
 answer's `access_token` is the token. Its expiry is the JWT's `exp` claim when the token is a
 JWT, else now + `expires_in`. A refusal (4xx) is a ConfigError naming the endpoint, the OAuth
 error and the settings to check — never the secret; an endpoint that does not answer is
@@ -98,7 +98,7 @@ class ClientCredentials:
 
 
 def _oauth_error(exc: urllib.error.HTTPError) -> str:
-    """RFC 6749 §5.2's error and description, when the body has them."""
+    """RFC 6749 section 5.2's error and description, when the body has them."""
     try:
         data = json.loads(exc.read() or b"{}")
     except ValueError:

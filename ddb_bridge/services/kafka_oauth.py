@@ -8,7 +8,7 @@ checks the client's plumbing (the SASL exchange, the token reaching the broker, 
 is an identity provider's or AWS's part.
 
 `TokenEndpoint` is the identity provider of the tests: an OAuth 2.0 token endpoint serving the
-client-credentials grant (RFC 6749 §4.4) for one client id and secret, answering with unsigned
+client-credentials grant (RFC 6749 section 4.4) for one client id and secret, answering with unsigned
 JWTs of a chosen lifetime, and 401 `invalid_client` to anyone else. It counts the tokens it
 grants, so a test can see a client come back for a new one before the last expires.
 """
@@ -92,7 +92,7 @@ class TokenEndpoint:
         self._server.server_close()
 
     def _client(self, headers: Any, form: dict[str, list[str]]) -> tuple[str, str] | None:
-        """The client id and secret: HTTP Basic (RFC 6749 §2.3.1) or the form's fields."""
+        """The client id and secret: HTTP Basic (RFC 6749 section 2.3.1) or the form's fields."""
         auth = headers.get("Authorization", "")
         if auth.startswith("Basic "):
             decoded = base64.b64decode(auth[6:]).decode()

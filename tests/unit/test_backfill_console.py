@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 
 from rich.console import Console
@@ -51,3 +52,22 @@ def test_the_summary_labels_the_reading_rate_and_the_overall_rate() -> None:
     assert re.search(r"2,000 items/s while reading", text), text  # 24,000 in 12 s
     assert re.search(r"1,200 items/s over the whole run", text), text  # 24,000 in 20 s
     assert re.search(r"6\.0 ?s start-up", text), text
+
+
+def test_a_handler_whose_stream_was_closed_does_not_stop_the_bar() -> None:
+    """A root handler left with a closed stream (here: a closed file) is swapped like any other;
+    the bar must not fail flushing it (seen in the full suite, a handler of an earlier test
+    still on the root logger)."""
+    root = logging.getLogger()
+    closed = open(os.devnull, "w")  # noqa: SIM115 (closed on purpose before use)
+    handler = logging.StreamHandler(closed)
+    root.addHandler(handler)
+    closed.close()
+    try:
+        shown = io.StringIO()
+        bar = progress(out=Console(file=shown, force_terminal=True, width=100))
+        with bar:
+            bar.add_task("orders", total=1, rate="0 items/s")
+        assert handler.stream is closed, "the handler's own stream is put back"
+    finally:
+        root.removeHandler(handler)
