@@ -7,10 +7,11 @@ checks the client's plumbing (the SASL exchange, the token reaching the broker, 
 `exp`, re-authentication when a session reaches its token's expiry), never a signature: that
 is an identity provider's or AWS's part.
 
-`TokenEndpoint` is the identity provider of the tests: an OAuth 2.0 token endpoint serving the
-client-credentials grant (RFC 6749 section 4.4) for one client id and secret, answering with unsigned
-JWTs of a chosen lifetime, and 401 `invalid_client` to anyone else. It counts the tokens it
-grants, so a test can see a client come back for a new one before the last expires.
+`TokenEndpoint` is the identity provider of the tests: an OAuth 2.0 token endpoint serving
+the client-credentials grant (RFC 6749 section 4.4) for one client id and secret, answering
+with unsigned JWTs of a chosen lifetime, and 401 `invalid_client` to anyone else. It counts
+the tokens it grants, so a test can see a client come back for a new one before the last
+expires.
 """
 
 from __future__ import annotations
