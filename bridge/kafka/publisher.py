@@ -348,41 +348,30 @@ class Publisher:
         # A queue that stays full is a broker that does not take records: a legitimate wait
         # (/livez stays 200, bridge/runtime/waits.py), however long the outage lasts.
         with waiting(f"Kafka (the producer's queue for {topic} is full)"):
-            self._produce_until_queued(topic, key, value, headers, callback, timestamp_ms)
-
-    def _produce_until_queued(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: list[tuple[str, str | bytes | None]] | None,
-        callback: Any,
-        timestamp_ms: int,
-    ) -> None:
-        while True:
-            try:
-                self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    headers=headers,
-                    on_delivery=callback,
-                    timestamp=max(0, timestamp_ms),
-                )
-                return
-            except BufferError:
-                continue  # still full (backpressure)
-            except KafkaException as exc:
-                if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                    setting = (
-                        f'the producer\'s limit, [kafka.extra] "message.max.bytes" '
-                        f"(now {message_max_bytes(self.kafka)})"
+            while True:
+                try:
+                    self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
+                    self._producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        headers=headers,
+                        on_delivery=callback,
+                        timestamp=max(0, timestamp_ms),
                     )
-                    raise MessageTooLargeError(
-                        self._too_large(topic, key, len(value), setting)
-                    ) from exc
-                raise TransientError(f"produce to {topic} failed: {exc}") from exc
+                    return
+                except BufferError:
+                    continue  # still full (backpressure)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                        setting = (
+                            f'the producer\'s limit, [kafka.extra] "message.max.bytes" '
+                            f"(now {message_max_bytes(self.kafka)})"
+                        )
+                        raise MessageTooLargeError(
+                            self._too_large(topic, key, len(value), setting)
+                        ) from exc
+                    raise TransientError(f"produce to {topic} failed: {exc}") from exc
 
     def _count_unpolled(self, produced: int) -> None:
         # Serving callbacks on every record costs more than the record itself; every 1,000
