@@ -19,11 +19,11 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from bridge.codec.avro import EventCodec
 from bridge.kafka import durability
-from bridge.kafka.client_config import admin_config, producer_config
+from bridge.kafka.client_config import producer_config
 from bridge.kafka.durability import min_insync_replicas, replication_factor
 from bridge.kafka.limits import message_max_bytes, topic_max_message_bytes
-from bridge.kafka.reach import ensure_reachable
-from bridge.kafka.refusals import RefusalWatch, wait_result
+from bridge.kafka.reach import described_cluster, ensure_reachable
+from bridge.kafka.refusals import wait_result
 from bridge.model.acks import AckTracker
 from bridge.model.errors import MessageTooLargeError, PermanentError, TransientError, Unavailable
 from bridge.model.event import ChangeEvent, Op, Origin
@@ -50,18 +50,8 @@ def ensure_topics(kafka: KafkaSettings, tables: Iterable[str], timeout_s: float 
     replication: bridge/kafka/durability.py), then report whether each change topic survives
     the loss of a broker."""
     ensure_reachable(kafka)
-    watch = RefusalWatch(kafka.auth)
-    config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
-    admin = AdminClient(config)
+    admin, watch, cluster = described_cluster(kafka, timeout_s)
     tables = list(tables)
-    cluster = wait_result(
-        admin.describe_cluster(request_timeout=timeout_s),
-        admin,
-        watch,
-        kafka.bootstrap_servers,
-        "describing the cluster",
-        timeout_s,
-    )
     brokers = len(cluster.nodes)
     replicas = replication_factor(kafka, brokers)
     configs = {

@@ -79,12 +79,19 @@ def ensure_accepted(kafka: KafkaSettings, timeout_s: float) -> None:
     """With credentials or TLS configured, one metadata request that the broker must accept:
     a refused login or certificate is a ConfigError naming it (bridge/kafka/refusals.py), not
     a later "transport failure" or a command waiting for ever."""
-    if not _authenticates(kafka):
-        return
+    if _authenticates(kafka):
+        described_cluster(kafka, timeout_s)
+
+
+def described_cluster(
+    kafka: KafkaSettings, timeout_s: float
+) -> tuple[AdminClient, RefusalWatch, Any]:
+    """An admin client whose refusals are watched, and the cluster as it describes itself: a
+    refused login or an unanswered request ends in the errors of bridge/kafka/refusals.py."""
     watch = RefusalWatch(kafka.auth)
     config: dict[str, Any] = {**admin_config(kafka), "error_cb": watch}
     admin = AdminClient(config)
-    wait_result(
+    cluster = wait_result(
         admin.describe_cluster(request_timeout=timeout_s),
         admin,
         watch,
@@ -92,6 +99,7 @@ def ensure_accepted(kafka: KafkaSettings, timeout_s: float) -> None:
         "describing the cluster",
         timeout_s,
     )
+    return admin, watch, cluster
 
 
 def kafka_probe(kafka: KafkaSettings, timeout_s: float = 3.0) -> Callable[[], str | None]:

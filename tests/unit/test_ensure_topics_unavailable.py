@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge.kafka import publisher
+from bridge.kafka import publisher, reach
 from bridge.model.errors import PermanentError, Unavailable
 from bridge.runtime.settings import KafkaSettings
 
@@ -40,7 +40,8 @@ class RefusingAdmin:
 
 
 def ensure_with(error: KafkaError, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publisher, "AdminClient", lambda _config: RefusingAdmin(error))
+    # ensure_topics' admin client is made by bridge.kafka.reach.described_cluster
+    monkeypatch.setattr(reach, "AdminClient", lambda _config: RefusingAdmin(error))
     monkeypatch.setattr(publisher, "ensure_reachable", lambda _kafka: None)  # b:9092 "answers"
     publisher.ensure_topics(KafkaSettings(bootstrap_servers="b:9092"), ["orders"])
 
