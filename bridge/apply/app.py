@@ -159,12 +159,15 @@ class ApplyWorker:
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
-        run = await self._open()
         if self.install_signal_handlers:
+            # Before opening the sink and the group (seconds against a slow target): a stop
+            # requested meanwhile ends the worker once they are open, before it joins.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._on_signal, sig)
+        run = await self._open()
         try:
-            await self._consume(run)
+            if not self.stopper.is_set():
+                await self._consume(run)
         finally:
             await self._close(run)
         log.info(

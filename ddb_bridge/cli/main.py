@@ -43,6 +43,7 @@ from ddb_bridge.cli.helptext import (
     HelpFormatter,
     add_exit_codes,
 )
+from ddb_bridge.cli.starting import StoppedWhileStarting
 
 __all__ = ["HelpFormatter", "build_parser", "main"]
 
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except StoppedWhileStarting as stopped:
+        log.info("stopped while starting", extra={"signal": str(stopped)})
+        return 0
     except (BridgeError, BotoCoreError, ClientError) as exc:
         return _failed(args, exc)
 

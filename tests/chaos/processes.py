@@ -13,6 +13,11 @@ from pathlib import Path
 
 # `ddb-bridge`'s documented "a service did not answer at start-up: run me again" (EX_TEMPFAIL).
 EXIT_UNAVAILABLE = 75
+# A process younger than this may still be loading Python's modules, before any handler of
+# ours exists (the CLI takes ~1 s on an idle machine, more under the run's load): SIGTERM then
+# ends it by the signal, Python's default, not a stop the bridge could have made clean.
+# From argument parsing on, SIGTERM exits 0 (ddb_bridge/cli/starting.py).
+LOADING_S = 5.0
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Child:
     starts: int = 0
     kills: int = 0
     finished: bool = False  # exited 0 on its own (the back-fill), never restarted
+    started_at: float = 0.0  # time.monotonic() of the last start
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Supervisor:
         )
         log.close()
         child.starts += 1
+        child.started_at = time.monotonic()
 
     def now(self) -> float:
         return time.monotonic() - self.started_at
@@ -123,6 +130,9 @@ class Supervisor:
 
     def stop_all(self, timeout_s: float = 60.0) -> None:
         """SIGTERM to every running process; each must exit 0 (recorded as expected when so)."""
+        running = [c for c in self.children.values() if c.proc is not None]
+        youngest = max((c.started_at for c in running), default=0.0)
+        time.sleep(max(0.0, youngest + LOADING_S - time.monotonic()))
         for child in self.children.values():
             if child.proc is not None and child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)

@@ -13,9 +13,9 @@ import pytest
 
 from bridge.runtime.config_file import write_config as write_settings_file
 from ddb_bridge.cli.helptext import EXIT_UNAVAILABLE
-from ddb_bridge.services.processes import free_port
+from ddb_bridge.services.processes import free_port, wait_port
 from tests.apply_harness import ApplyProcess, write_config
-from tests.support.daemon import run_bridge
+from tests.support.daemon import BridgeDaemon, run_bridge
 
 pytestmark = [pytest.mark.e2e]
 
@@ -50,13 +50,13 @@ def test_apply_started_while_postgresql_is_down_exits_75_naming_the_target(
 
 
 def _config_with_dead_kafka(
-    tmp_path: Path, endpoint: str = "http://127.0.0.1:1"
+    tmp_path: Path, endpoint: str = "http://127.0.0.1:1", connect_timeout_s: int = 3
 ) -> tuple[Path, str]:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     config = write_settings_file(
         tmp_path / "bridge.toml",
         aws={"region": "us-east-1", "endpoint_url": endpoint},
-        kafka={"bootstrap_servers": dead, "connect_timeout_s": 3},
+        kafka={"bootstrap_servers": dead, "connect_timeout_s": connect_timeout_s},
         tables=[{"name": "orders", "hash_key": "pk", "hash_key_type": "S"}],
         targets={"local": {"type": "sqlite", "path": tmp_path / "t.db"}},
     )
@@ -112,3 +112,21 @@ def test_status_exits_75_when_aws_does_not_answer(kafka_bootstrap: str, tmp_path
     out = done.stdout + done.stderr
     assert done.returncode == EXIT_UNAVAILABLE, out
     assert "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("command", [["apply"], ["audit", "--root", "archive"]], ids=lambda c: c[0])
+def test_sigterm_while_still_starting_exits_0(command: list[str], tmp_path: Path) -> None:
+    """Both document "SIGTERM ... exits 0", but installed their handlers only once connected:
+    a stop during start-up (here: Kafka not answering for 10 s) ended them by the signal
+    (-15), which the chaos harness caught as a crash."""
+    config, _dead = _config_with_dead_kafka(tmp_path, connect_timeout_s=20)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
+    env |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    command = [*command, "--metrics-port", str(port)]
+    daemon = BridgeDaemon(command[0], config, *command[1:], env=env)
+    # /healthz answers before the command reaches Kafka: it is past its imports, starting.
+    wait_port("127.0.0.1", port, timeout_s=30)
+    code = daemon.terminate(timeout_s=30)
+    assert code == 0, daemon.output
+    assert "stopped while starting" in daemon.output and "Traceback" not in daemon.output

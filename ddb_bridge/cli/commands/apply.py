@@ -10,6 +10,7 @@ from bridge.model.errors import BridgeError, ConfigError, Unavailable
 from bridge.ports.sink import TableSpec
 from bridge.runtime import metrics_server
 from bridge.runtime.settings import Settings, load_settings
+from ddb_bridge.cli.starting import stop_cleanly_while_starting
 from ddb_bridge.registry import sink_class
 
 log = logging.getLogger("ddb-bridge.apply")
@@ -74,6 +75,7 @@ def resolve_specs(settings: Settings, tables: list[str]) -> list[TableSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop_cleanly_while_starting()
     settings = load_settings(args.config)
     if args.batch_size is not None:
         if args.batch_size < 1:

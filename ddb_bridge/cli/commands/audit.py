@@ -10,6 +10,7 @@ from bridge.kafka.reach import kafka_probe
 from bridge.model.errors import ConfigError
 from bridge.runtime import metrics_server
 from bridge.runtime.settings import load_settings
+from ddb_bridge.cli.starting import stop_cleanly_while_starting
 
 log = logging.getLogger("ddb-bridge.audit")
 
@@ -82,6 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop_cleanly_while_starting()
     from bridge.audit.destination import ArchiveDestination, LocalDestination
     from bridge.audit.worker import AuditOptions, AuditWorker
     from bridge.kafka.publisher import ensure_topics
@@ -102,28 +104,29 @@ def run(args: argparse.Namespace) -> int:
         destination = S3Destination(args.root, settings.aws, staging)
     else:
         destination = LocalDestination(Path(args.root))
-    if tables:
-        ensure_topics(settings.kafka, tables)
-    worker = AuditWorker(
-        settings,
-        tables,
-        destination,
-        make_codec(settings.kafka),
-        AuditOptions(
-            group=args.group,
-            fmt=args.format,
-            codec=args.codec,
-            max_events=args.max_events,
-            max_bytes=args.max_bytes,
-            max_seconds=args.max_seconds,
-        ),
-        install_signal_handlers=True,
-    )
-    # Before the worker: /healthz must answer (503, with why) while it connects.
+    # Before the topics and the worker: /healthz must answer (503, with why) while audit
+    # connects (as apply's and stream's do).
     server = metrics_server.serve(
         settings.metrics, "audit", kafka_probe(settings.kafka), args.metrics_port
     )
     try:
+        if tables:
+            ensure_topics(settings.kafka, tables)
+        worker = AuditWorker(
+            settings,
+            tables,
+            destination,
+            make_codec(settings.kafka),
+            AuditOptions(
+                group=args.group,
+                fmt=args.format,
+                codec=args.codec,
+                max_events=args.max_events,
+                max_bytes=args.max_bytes,
+                max_seconds=args.max_seconds,
+            ),
+            install_signal_handlers=True,
+        )
         return worker.run()
     finally:
         if server is not None:
