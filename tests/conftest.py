@@ -23,6 +23,9 @@ from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 from ddb_bridge.services.processes import free_port
 
+# Fixtures some test files share (`serve`: the dashboard server on a free port).
+pytest_plugins = ["tests.support.dashboard"]
+
 # The daemons serve /metrics on fixed ports by default; tests run many daemons at once (and
 # several test sessions share a host), so they are off unless a test asks for a port.
 os.environ.setdefault("DDB_BRIDGE__METRICS__PORT", "0")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -27,7 +26,7 @@ from bridge.status.report import (
     TargetStatus,
     Verdict,
 )
-from ddb_bridge.dashboard.server import Sampler, make_server
+from ddb_bridge.dashboard.server import Sampler
 from tests.e2e.test_dashboard import CHROMIUM, _chromium
 
 pytestmark = [
@@ -59,22 +58,6 @@ def report(at_ms: int, backfilled: int, committed: int, end: int) -> StatusRepor
         dlq_topic="ddb.orders.dlq", dlq_depth=0, targets=[target],
     )  # fmt: skip
     return StatusReport(generated_at_ms=at_ms, tables=[table], attention=[])
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Sampler], str]]:
-    servers = []
-
-    def start(sampler: Sampler) -> str:
-        server = make_server("127.0.0.1", 0, sampler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

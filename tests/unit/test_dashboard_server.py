@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from bridge.status.report import (
     TargetStatus,
     Verdict,
 )
-from ddb_bridge.dashboard.server import Sampler, make_server, page_html
+from ddb_bridge.dashboard.server import Sampler, page_html
 
 
 def _report(lag: int | None, at_ms: int) -> StatusReport:
@@ -51,22 +51,6 @@ def _report(lag: int | None, at_ms: int) -> StatusReport:
         )
     )
     return StatusReport(generated_at_ms=at_ms, tables=[table], attention=[])
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Sampler], str]]:
-    servers = []
-
-    def start(sampler: Sampler) -> str:
-        server = make_server("127.0.0.1", 0, sampler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def _get(url: str) -> tuple[int, str, bytes]:
