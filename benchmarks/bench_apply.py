@@ -238,8 +238,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             if name == "postgres":
                 rows = pg_baselines.rows_of(events)
-                upsert, upsert_cpu = pg_baselines.lww_upsert(target.dsn, rows, args.batch_size)
-                copy, _ = pg_baselines.copy(target.dsn, rows, args.batch_size)
+                dsn = target.dsn.get_secret_value()
+                upsert, upsert_cpu = pg_baselines.lww_upsert(dsn, rows, args.batch_size)
+                copy, _ = pg_baselines.copy(dsn, rows, args.batch_size)
                 results.figure(
                     "apply -> PostgreSQL, rows",
                     rate,

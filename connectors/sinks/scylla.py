@@ -249,6 +249,11 @@ class CqlTable:
                     "exactly); leave it out to keep it in the map column"
                 )
         self.typed = [Column(n, t) for n, t in sorted(declared.items())]
+        self._key_names = {c.attribute for c in self.keys}
+        self._key_plan = [
+            (c.attribute, typ, c.cql_type)
+            for c, (_, typ) in zip(self.keys, key_types(spec), strict=True)
+        ]
         self.map_column = map_column
         if map_column in {c.attribute for c in self.keys + self.typed}:
             raise ConfigError(
@@ -290,34 +295,35 @@ class CqlTable:
 
     def key_values(self, keys: Item) -> list[Any]:
         """Driver values of the key columns, validated, numbers canonical."""
-        where = f"table {self.spec.source} key {attrs.dumps(keys)}"
-        if set(keys) != {c.attribute for c in self.keys}:
+
+        def where() -> str:  # built only for an error: this runs for every row written
+            return f"table {self.spec.source} key {attrs.dumps(keys)}"
+
+        if keys.keys() != self._key_names:
             raise PermanentError(
-                f"{where}: expected key attributes {', '.join(self.spec.key_names)}"
+                f"{where()}: expected key attributes {', '.join(self.spec.key_names)}"
             )
         out: list[Any] = []
-        for column, (_, typ) in zip(self.keys, key_types(self.spec), strict=True):
-            av = keys[column.attribute]
-            if not isinstance(av, dict) or list(av) != [typ]:
-                raise PermanentError(f"{where}: {column.attribute!r} must be of type {typ}")
+        for name, typ, cql_type in self._key_plan:
+            av = keys[name]
+            if not isinstance(av, dict) or len(av) != 1 or typ not in av:
+                raise PermanentError(f"{where()}: {name!r} must be of type {typ}")
             if typ == "S":
                 value: Any = av["S"]
             elif typ == "B":
                 value = _boto(av)["B"]
             else:
-                text = attrs.normalize_number(av["N"], f"{where}: {column.attribute!r}")
-                value = (
-                    Decimal(text)
-                    if column.cql_type == "decimal"
-                    else _integer(text, column.cql_type)
-                )
+                try:
+                    text = attrs.normalize_number(av["N"])
+                except PermanentError as exc:
+                    raise PermanentError(f"{where()}: {name!r}: {exc}") from exc
+                value = Decimal(text) if cql_type == "decimal" else _integer(text, cql_type)
                 if value is None:
                     raise PermanentError(
-                        f"{where}: {column.attribute!r} does not fit its column type "
-                        f"{column.cql_type}"
+                        f"{where()}: {name!r} does not fit its column type {cql_type}"
                     )
             if value == "" or value == b"":
-                raise PermanentError(f"{where}: empty key")
+                raise PermanentError(f"{where()}: empty key")
             out.append(value)
         return out
 
