@@ -107,7 +107,9 @@ class _NoCheckpoints:
 
     last = "TRIM_HORIZON"
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None:
         self.last = position
 
 
