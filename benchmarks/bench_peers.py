@@ -32,6 +32,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import Binary
+
 from benchmarks.bench_publish import make_items, make_pages, run_baseline, run_stream, stream_events
 from benchmarks.procfs import ProcessCpu
 from bridge.codec.avro import EventCodec
@@ -46,6 +48,8 @@ def _json_default(value: Any) -> Any:
         return str(value)
     if isinstance(value, set):
         return sorted(value, key=str)
+    if isinstance(value, Binary):  # what TypeDeserializer makes of a B value
+        value = value.value
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     if hasattr(value, "isoformat"):
