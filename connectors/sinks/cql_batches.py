@@ -25,7 +25,7 @@ its own (a single statement: no batch size check applies).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,35 +51,35 @@ def bound_bytes(statement: Any) -> int:
 
 
 def pack(
-    rows: Iterable[tuple[Any, ChangeEvent]],
+    rows: Sequence[tuple[Any, ChangeEvent]],
     owner: Callable[[Any], Hashable],
     max_rows: int,
     max_bytes: int,
-) -> Iterator[Request]:
-    """The requests for `rows` (bound statement, event), each as soon as it is full: rows of
-    one table and one owner (the replicas of their partition) share a request until it holds
-    `max_rows` rows or the next row would pass `max_bytes`; the requests not full yet come
-    after the last row. Every row is in exactly one request, in the order of the rows within
-    it. One table a request, so a refusal of the request names its table. Lazy, so the
-    first requests can be on their way while the later rows are still being bound."""
+) -> list[Request]:
+    """The requests for `rows` (bound statement, event): rows of one table and one owner
+    (the replicas of their partition) share a request until it holds `max_rows` rows or the
+    next row would pass `max_bytes`. Every row is in exactly one request, in the order of the
+    rows within it. One table a request, so a refusal of the request names its table."""
+    out: list[Request] = []
     open_requests: dict[Hashable, Request] = {}
     for statement, event in rows:
         size = bound_bytes(statement)
         if size > max_bytes:  # alone, leaving the open request of its owner open
-            yield Request([(statement, event)], size)
+            out.append(Request([(statement, event)], size))
             continue
         key = (event.table, owner(statement))
         request = open_requests.get(key)
-        if request is not None and request.bytes + size > max_bytes:
-            yield open_requests.pop(key)
+        if request is not None and (
+            len(request.rows) >= max_rows or request.bytes + size > max_bytes
+        ):
             request = None
         if request is None:
-            request = open_requests[key] = Request()
+            request = Request()
+            open_requests[key] = request
+            out.append(request)
         request.rows.append((statement, event))
         request.bytes += size
-        if len(request.rows) >= max_rows:
-            yield open_requests.pop(key)
-    yield from open_requests.values()
+    return out
 
 
 def no_owner(_statement: Any) -> Hashable:

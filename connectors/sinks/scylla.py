@@ -66,7 +66,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -583,10 +583,8 @@ class ScyllaSink:
 
     def statements(self, events: Sequence[ChangeEvent]) -> list[tuple[Any, ChangeEvent]]:
         """Bound statements for a batch (coalesced: one per key). Public for the tests."""
-        return list(self._bound_rows(events))
-
-    def _bound_rows(self, events: Sequence[ChangeEvent]) -> Iterator[tuple[Any, ChangeEvent]]:
         now = self.clock()
+        out = []
         for target, winners in coalesce(events, self._tables).items():
             table = self._cql[target]
             for event in winners.values():
@@ -599,46 +597,28 @@ class ScyllaSink:
                     prepared = self._prepare(table, table.delete_cql)
                     values = table.delete_values(event.keys, event.version)
                 try:
-                    yield prepared.bind(values), event
+                    out.append((prepared.bind(values), event))
                 except (TypeError, ValueError, OverflowError) as exc:
                     raise PermanentError(
                         f"table {event.table} key {attrs.dumps(event.keys)}: "
                         f"cannot serialize for CQL: {exc}"
                     ) from exc
+        return out
 
     def requests(self, events: Sequence[ChangeEvent]) -> list[Request]:
         """The batch's statements packed into requests (connectors/sinks/cql_batches.py):
         UNLOGGED batches of rows the same replicas own, within `batch_rows` and
         `batch_bytes`. Public for the tests."""
-        return list(self._requests(events))
-
-    def _requests(self, events: Sequence[ChangeEvent]) -> Iterator[Request]:
         s = self.settings
         owner = replica_owner(self._cluster) if s.batch_rows > 1 else no_owner
-        return pack(self._bound_rows(events), owner, s.batch_rows, s.batch_bytes)
+        return pack(self.statements(events), owner, s.batch_rows, s.batch_bytes)
 
     def write_batch(self, events: Sequence[ChangeEvent]) -> None:
         if not events:
             return
         session = self._require()
-        # Requests are bound and packed as the driver asks for the next one (its first
-        # `concurrency` at once, then one per answer), so the cluster works on the first
-        # while the later rows are bound. An error binding a row ends the sending; it is
-        # raised once the requests already sent are answered (they are idempotent).
-        requests: list[Request] = []
-        unbound: list[Exception] = []
-
-        def send() -> Iterator[tuple[Any, None]]:
-            try:
-                for request in self._requests(events):
-                    requests.append(request)
-                    yield _statement(request), None
-            except Exception as exc:
-                unbound.append(exc)
-
-        results = self._execute(session, send())
-        if unbound:
-            raise unbound[0]
+        requests = self.requests(events)
+        results = self._execute(session, [_statement(r) for r in requests])
         failures: list[tuple[ChangeEvent, Exception]] = []
         refused: list[tuple[Request, Exception]] = []
         for request, (ok, outcome) in zip(requests, results, strict=True):
@@ -672,28 +652,26 @@ class ScyllaSink:
             else "",
         )
         rows = [row for request, _ in refused for row in request.rows]
-        results = self._execute(session, [(statement, None) for statement, _ in rows])
+        results = self._execute(session, [statement for statement, _ in rows])
         return [
             (event, outcome)
             for (_, event), (ok, outcome) in zip(rows, results, strict=True)
             if not ok
         ]
 
-    def _execute(
-        self, session: Any, statements: Iterable[tuple[Any, None]]
-    ) -> list[tuple[bool, Any]]:
+    def _execute(self, session: Any, statements: Sequence[Any]) -> list[tuple[bool, Any]]:
         """Each statement's (success, result or exception), at most `concurrency` in flight."""
         from cassandra.concurrent import execute_concurrent
 
         try:
             results = execute_concurrent(
                 session,
-                statements,
+                [(statement, None) for statement in statements],
                 concurrency=self.settings.concurrency,
                 raise_on_first_error=False,
             )
         except Exception as exc:
-            raise translate(exc, "write") from exc
+            raise translate(exc, f"write {len(statements)} requests") from exc
         return [(result.success, result.result_or_exc) for result in results]
 
     # -- reads ------------------------------------------------------------------------------

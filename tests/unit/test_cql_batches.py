@@ -55,7 +55,7 @@ def test_pack_keeps_every_row_once_within_the_caps_and_never_mixes_owners(
     sizes: list[int], owners: list[int], tables: list[str], max_rows: int, max_bytes: int
 ) -> None:
     rows = [fake_row(i, size, tables[i]) for i, size in enumerate(sizes)]
-    requests = list(pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes))
+    requests = pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes)
     flat = [row for request in requests for row in request.rows]
     assert sorted(id(s) for s, _ in flat) == sorted(id(s) for s, _ in rows)  # each row once
     for request in requests:
@@ -71,12 +71,9 @@ def test_pack_fills_requests_to_the_row_cap_and_the_byte_cap() -> None:
     rows = [fake_row(i, 100) for i in range(25)]
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 10_000)] == [10, 10, 5]
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 350)] == [3] * 8 + [1]
-    # Lazy: a full request comes out before the rows after it are read.
-    lazy = pack(iter(rows), no_owner, 10, 10_000)
-    assert len(next(lazy).rows) == 10
     big = [fake_row(0, 100), fake_row(1, 5000), fake_row(2, 100)]
-    # The big row goes alone (at once); the rows around it still share one request.
-    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [1, 2]
+    # The big row goes alone; the rows around it still share one request.
+    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [2, 1]
 
 
 def test_replica_owner_reads_the_token_map_and_falls_back_to_one_owner() -> None:
@@ -160,24 +157,3 @@ def test_a_batch_failing_for_no_rows_fault_fails_all_its_rows_without_resending(
     with pytest.raises(raised, match=message):
         _open_async(session, concurrency=4, batch_rows=10).write_batch(events(20))
     assert len(session.sent) == 2
-
-
-def test_a_row_that_cannot_be_bound_mid_batch_is_raised_after_the_sent_requests_end() -> None:
-    """Requests are bound as the driver asks for them (on its answer threads): a row that
-    cannot be bound ends the sending, and its PermanentError reaches the caller once the
-    requests already sent are answered — it does not hang or vanish in a driver callback."""
-    from bridge.ports.sink import TableSpec
-    from bridge.runtime.settings import ScyllaTarget
-    from connectors.sinks.scylla import ScyllaSink
-
-    session = AsyncSession()
-    spec = TableSpec("orders", "orders", "pk", "S", "sk", "N", columns={"sk": "int"})
-    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="ks", concurrency=2))
-    sink._session = session
-    sink.open([spec], create_schema=True)
-    batch = events(200)
-    batch[150] = put({"pk": {"S": "bad"}, "sk": {"N": "99999999999"}}, BASE)  # not an int
-    with pytest.raises(PermanentError, match=r'key \{"pk":\{"S":"bad"\}'):
-        sink.write_batch(batch)
-    assert 2 <= len(session.sent) <= 15  # the requests before the bad row, no more
-    assert session.in_flight == 0
