@@ -5,8 +5,9 @@ the names go to each chosen benchmark (e.g. `python -m benchmarks export --items
 Each bench module exposes `main(argv)`, starts the services it needs itself, prints its
 figures next to a same-run baseline and their ratio, and writes them to
 benchmarks/results/<name>.json (benchmarks/report.py). At the end the figures of this run are
-printed again as one Markdown table, ratios first: the table of docs/performance.md is
-that output. Figures are printed, never asserted: speed is measured here, not in the test suite.
+printed again as one Markdown table, ratios first, with the CPU µs per item of the
+bridge's process (and of the baseline's) beside each rate: the table of docs/performance.md
+is that output. Figures are printed, never asserted: speed is measured here, not in the test suite.
 """
 
 from __future__ import annotations
@@ -37,11 +38,20 @@ def _num(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _cpu(fig: dict[str, Any]) -> str:
+    """The CPU µs per item of the bridge's process, and of the baseline's in parentheses."""
+    ours, base = fig.get("cpu_us_per_item"), fig.get("baseline_cpu_us_per_item")
+    if ours is None:
+        return "-"
+    return _num(ours) + ("" if base is None else f" ({_num(base)})")
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """The figures of `results` (benchmarks/results/*.json) as a Markdown table."""
     rows = [
-        "| benchmark | path | ratio | measured | same-run baseline | goal |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | path | ratio | measured | CPU µs/item: bridge (baseline) "
+        "| same-run baseline | goal |",
+        "|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for fig in result["figures"]:
@@ -60,7 +70,8 @@ def table(results: list[dict[str, Any]]) -> str:
             )
             rows.append(
                 f"| {result['benchmark']} | {fig['path']} | {ratio} | "
-                f"{_num(fig['value'], fig['unit'])} | {base} | {'; '.join(goal) or '-'} |"
+                f"{_num(fig['value'], fig['unit'])} | {_cpu(fig)} | {base} | "
+                f"{'; '.join(goal) or '-'} |"
             )
     first = results[0] if results else None
     if first is not None:

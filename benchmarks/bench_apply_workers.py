@@ -163,6 +163,12 @@ def group_rate(
     return rows / (end - start), [sum(w for _, w in m) for m in marks], cpu
 
 
+def bridge_cpu_us(cpu: dict[str, Any], events: int) -> float | None:
+    """CPU µs per event of the worker processes (role `bridge` of a CpuWatch summary)."""
+    seconds = cpu["cpu_s_by_role"].get("bridge")
+    return None if seconds is None else seconds * 1e6 / events
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
@@ -239,7 +245,10 @@ def main(argv: list[str] | None = None) -> None:
                 "events/s",
                 baseline=("1 worker process", one),
                 goal_ratio=1.7,
-                note=f"rows per worker {split[0]:,} + {split[1]:,}",
+                note=f"rows per worker {split[0]:,} + {split[1]:,}; CPU from the start "
+                "signal to the last row, group join included",
+                cpu_us_per_item=bridge_cpu_us(cpu_two, args.events),
+                baseline_cpu_us_per_item=bridge_cpu_us(cpu_one, args.events),
             )
     results.write()
 

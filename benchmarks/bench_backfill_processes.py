@@ -126,8 +126,16 @@ def ab(
         "items/CPU-s",
         baseline=(f"{label}, 1 process, items per CPU-second", per_cpu[1]),
         note="1.0: the second process costs no extra CPU per item",
+        cpu_us_per_item=1e6 / per_cpu[2],
+        baseline_cpu_us_per_item=1e6 / per_cpu[1],
     )
     return one, two, runs
+
+
+def cpu_us_per_item(runs: list[dict[str, Any]], processes: int) -> float:
+    """Median CPU µs per item of the back-fill's processes over the runs with `processes`."""
+    rates = [r["items_per_cpu_s"] for r in runs if r["processes"] == processes]
+    return 1e6 / statistics.median(rates)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         names = iter(tables)
-        one, two, _ = ab(
+        one, two, runs = ab(
             "export",
             args.repeats,
             lambda p: run_cli(
@@ -188,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
             baseline=("export, 1 process", one),
             goal_ratio=1.7,
             note=f"{args.items:,} items in {args.files} files; median of {args.repeats}",
+            cpu_us_per_item=cpu_us_per_item(runs, 2),
+            baseline_cpu_us_per_item=cpu_us_per_item(runs, 1),
         )
 
         if args.scan_items:
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             write_items(
                 client, table, [attrs.to_boto(bench_item(i)) for i in range(args.scan_items)]
             )
-            one, two, _ = ab(
+            one, two, runs = ab(
                 "scan",
                 args.repeats,
                 lambda p: run_cli(
@@ -225,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{args.scan_items:,} items, {args.segments} segments, moto server: one "
                     "Python process serves every Scan page, on the same cores (limits the figure)"
                 ),
+                cpu_us_per_item=cpu_us_per_item(runs, 2),
+                baseline_cpu_us_per_item=cpu_us_per_item(runs, 1),
             )
     report.write()
 

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from benchmarks.broker import bench_broker
+from benchmarks.procfs import ProcessCpu
 from bridge.codec.avro import EventCodec
 from bridge.kafka.client_config import producer_config
 from bridge.kafka.publisher import ensure_topics
@@ -113,11 +114,15 @@ def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
         "elapsed": figure("elapsed"),
         "wall": wall,
         "rss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+        # The child's CPU over its whole life (start-up included), from wait4: exact for a
+        # process that has exited, which /proc can no longer show.
+        "cpu_s": usage.ru_utime + usage.ru_stime,
     }
 
 
-def baseline(kafka: KafkaSettings, topic: str, n: int) -> tuple[float, float]:
-    """The same records, pre-encoded, through the same producer settings: (items/s, bytes).
+def baseline(kafka: KafkaSettings, topic: str, n: int) -> tuple[float, float, float | None]:
+    """The same records, pre-encoded, through the same producer settings: (items/s, bytes,
+    CPU µs per item of this process while producing).
 
     Values are real encoded change events of the benchmark's items (a pool of 10,000,
     cycled), so compression sees the same data as the back-fill's.
@@ -132,18 +137,20 @@ def baseline(kafka: KafkaSettings, topic: str, n: int) -> tuple[float, float]:
         for i in range(n)
     ]
     producer = Producer(producer_config(kafka))
-    started = time.perf_counter()
-    for i, key in enumerate(keys):
-        while True:
-            try:
-                producer.produce(topic, value=pool[i % 10_000], key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 1000 == 0:
-            producer.poll(0)
-    producer.flush(120)
-    return n / (time.perf_counter() - started), sum(map(len, pool)) / len(pool)
+    with ProcessCpu() as cpu:
+        started = time.perf_counter()
+        for i, key in enumerate(keys):
+            while True:
+                try:
+                    producer.produce(topic, value=pool[i % 10_000], key=key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if i % 1000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+        elapsed = time.perf_counter() - started
+    return n / elapsed, sum(map(len, pool)) / len(pool), cpu.us_per(n)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             results[n] = run_cli_rss(config, table, folder.root)
         ensure_topics(kafka, ["bench-baseline"])
-        base, value_size = baseline(kafka, kafka.changes_topic("bench-baseline"), args.items)
+        base, value_size, base_cpu_us = baseline(
+            kafka, kafka.changes_topic("bench-baseline"), args.items
+        )
 
     big = results[args.items]
     rate = big["items"] / big["elapsed"]
@@ -208,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         "items/s",
         baseline=("produce the same records pre-encoded", base),
         goal_ratio=0.5,
+        cpu_us_per_item=big["cpu_s"] * 1e6 / big["items"],
+        baseline_cpu_us_per_item=base_cpu_us,
     )
     for n, r in sorted(results.items()):
         report.figure(f"export peak RSS at {n:,} items", r["rss_mb"], "MB", note="goal <= 150 MB")

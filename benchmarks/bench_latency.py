@@ -393,7 +393,8 @@ def report(
         measured - measured_missing,
         "writes",
         baseline=("writes made", measured),
-        note="must be ratio 1.00",
+        note="must be ratio 1.00; CPU: stream + apply processes per write, polling included",
+        cpu_us_per_item=sum(cpu.values()) * 1e6 / max(1, measured),
     )
     q_ms = [s * 1000 for s in poller.query_s] or [0.0]
     kafka_conf, apply_conf = settings.kafka, settings.apply

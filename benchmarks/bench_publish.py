@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.procfs import ProcessCpu
 from bridge.codec.avro import EventCodec
 from bridge.kafka.publisher import Publisher, ensure_topics
 from bridge.model import attrs
@@ -106,7 +107,9 @@ class _NoCheckpoints:
 
     last = "TRIM_HORIZON"
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None:
         self.last = position
 
 
@@ -224,8 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         # collection, a cost that would fall on the allocating paths and not the baseline.
         gc.collect()
         gc.freeze()
-        base_rate = len(stream_records) / run_baseline(publisher, base_topic, stream_records)
-        stream_rate = len(stream_records) / run_stream(publisher, stream_table, pages)
+        with ProcessCpu() as base_cpu:
+            base_rate = len(stream_records) / run_baseline(publisher, base_topic, stream_records)
+        with ProcessCpu() as stream_cpu:
+            stream_rate = len(stream_records) / run_stream(publisher, stream_table, pages)
         mean_record = sum(len(p) for p in pages) / len(stream_records)
         print(f"stream records: {len(stream_records)}, mean {mean_record:.0f} bytes of JSON")
         results.extra["mean_stream_record_bytes"] = round(mean_record)
@@ -235,14 +240,19 @@ def main(argv: list[str] | None = None) -> None:
             "events/s",
             baseline=("produce pre-encoded bytes", base_rate),
             goal_ratio=0.5,
+            cpu_us_per_item=stream_cpu.us_per(len(stream_records)),
+            baseline_cpu_us_per_item=base_cpu.us_per(len(stream_records)),
         )
         if args.boto3:
-            boto3_rate = len(stream_records) / run_stream_boto3(publisher, stream_table, pages)
+            with ProcessCpu() as boto3_cpu:
+                boto3_rate = len(stream_records) / run_stream_boto3(publisher, stream_table, pages)
             results.figure(
                 "publish: stream records through botocore's parser, one publish each (before)",
                 boto3_rate,
                 "events/s",
                 baseline=("produce pre-encoded bytes", base_rate),
+                cpu_us_per_item=boto3_cpu.us_per(len(stream_records)),
+                baseline_cpu_us_per_item=base_cpu.us_per(len(stream_records)),
             )
 
         # -- a scanned item -------------------------------------------------------------
@@ -257,8 +267,10 @@ def main(argv: list[str] | None = None) -> None:
             run_full(publisher, table, items[:1000])
             gc.collect()
             gc.freeze()  # as above
-            scan_base = len(records) / run_baseline(publisher, base_topic, records)
-            full_rate = len(items) / run_full(publisher, table, items)
+            with ProcessCpu() as scan_base_cpu:
+                scan_base = len(records) / run_baseline(publisher, base_topic, records)
+            with ProcessCpu() as full_cpu:
+                full_rate = len(items) / run_full(publisher, table, items)
             print(f"items: {len(items)}, mean item size: {sizes / len(items):.0f} bytes")
             results.extra["mean_item_bytes"] = round(sizes / len(items))
             results.figure(
@@ -267,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
                 "events/s",
                 baseline=("produce pre-encoded bytes", scan_base),
                 goal_ratio=0.5,
+                cpu_us_per_item=full_cpu.us_per(len(items)),
+                baseline_cpu_us_per_item=scan_base_cpu.us_per(len(records)),
             )
     results.write()
 

@@ -1,14 +1,17 @@
-"""Sink write throughput (rows/s) against a same-run COPY/executemany baseline.
+"""Sink write throughput (rows/s) against a same-run COPY/executemany/driver baseline.
 
 What it measures: `write_batch` of batches of distinct-key SNAPSHOT events (the sample item
 of tests/samples.py: all ten types, ~700 bytes of DynamoDB JSON) into a fresh table, the
 events as apply's screening hands them to the sink (screened before the timing) — the
 full sink path: coalescing, key validation, JSON encoding, the conditional upsert, commit.
 Baseline, same run, same rows: the fastest plain load the database offers (PostgreSQL
-`COPY` into a table of the same shape, SQLite `executemany` INSERT), with no version check.
+`COPY` into a table of the same shape, SQLite `executemany` INSERT), with no version check;
+for CQL, the driver by hand writing the sink's rows in unlogged batches grouped by replicas
+(benchmarks/cql_baselines.py), against the suite's Cassandra node. CPU µs per row is this
+process's (/proc), where the sink runs.
 Starts its own throwaway PostgreSQL cluster unless `--pg-dsn` is given.
 Run: `python -m benchmarks sinks` (defaults), or with options
-`python -m benchmarks.bench_sinks [--rows N] [--batch N] [--pg-dsn DSN]`.
+`python -m benchmarks.bench_sinks [--rows N] [--batch N] [--pg-dsn DSN] [--no-cql]`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procfs import ProcessCpu
 from benchmarks.report import Results
 from bridge.apply.screening import Rejected, Screen
 from bridge.codec.avro import EventCodec
@@ -59,18 +63,22 @@ def as_apply_hands_them(sink: Any, spec: TableSpec, evs: list[ChangeEvent]) -> l
     return out
 
 
-def timed_sink(sink: Any, spec: TableSpec, evs: list[ChangeEvent], batch: int) -> float:
+def timed_sink(
+    sink: Any, spec: TableSpec, evs: list[ChangeEvent], batch: int
+) -> tuple[float, float]:
+    """(seconds, CPU seconds of this process) of the sink writing `evs` in batches."""
     evs = as_apply_hands_them(sink, spec, evs)
     sink.open([spec], create_schema=True)
-    start = time.perf_counter()
-    for i in range(0, len(evs), batch):
-        sink.write_batch(evs[i : i + batch])
-    elapsed = time.perf_counter() - start
+    with ProcessCpu() as cpu:
+        start = time.perf_counter()
+        for i in range(0, len(evs), batch):
+            sink.write_batch(evs[i : i + batch])
+        elapsed = time.perf_counter() - start
     sink.close()
-    return elapsed
+    return elapsed, cpu.seconds
 
 
-def baseline_pg(dsn: str, table: str, evs: list[ChangeEvent], batch: int) -> float:
+def baseline_pg(dsn: str, table: str, evs: list[ChangeEvent], batch: int) -> tuple[float, float]:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
@@ -79,19 +87,23 @@ def baseline_pg(dsn: str, table: str, evs: list[ChangeEvent], batch: int) -> flo
             "deleted boolean, PRIMARY KEY (pk, sk))"
         )
         conn.commit()
-        start = time.perf_counter()
-        for i in range(0, len(evs), batch):
-            with conn.cursor() as cur, cur.copy(f'COPY "{table}" FROM STDIN') as copy:
-                for e in evs[i : i + batch]:
-                    img = e.new_image or {}
-                    copy.write_row(
-                        (img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, False)
-                    )
-            conn.commit()
-        return time.perf_counter() - start
+        with ProcessCpu() as cpu:
+            start = time.perf_counter()
+            for i in range(0, len(evs), batch):
+                with conn.cursor() as cur, cur.copy(f'COPY "{table}" FROM STDIN') as copy:
+                    for e in evs[i : i + batch]:
+                        img = e.new_image or {}
+                        copy.write_row(
+                            (img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, False)
+                        )
+                conn.commit()
+            elapsed = time.perf_counter() - start
+        return elapsed, cpu.seconds
 
 
-def baseline_sqlite(path: str, table: str, evs: list[ChangeEvent], batch: int) -> float:
+def baseline_sqlite(
+    path: str, table: str, evs: list[ChangeEvent], batch: int
+) -> tuple[float, float]:
     import sqlite3
 
     conn = sqlite3.connect(path, isolation_level=None)
@@ -100,17 +112,19 @@ def baseline_sqlite(path: str, table: str, evs: list[ChangeEvent], batch: int) -
         f'CREATE TABLE "{table}" (pk TEXT, sk TEXT, item TEXT, version INTEGER, deleted INTEGER, '
         "PRIMARY KEY (pk, sk)) WITHOUT ROWID"
     )
-    start = time.perf_counter()
-    for i in range(0, len(evs), batch):
-        rows = []
-        for e in evs[i : i + batch]:
-            img = e.new_image or {}
-            rows.append((img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, 0))
-        conn.execute("BEGIN")
-        conn.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', rows)
-        conn.execute("COMMIT")
+    with ProcessCpu() as cpu:
+        start = time.perf_counter()
+        for i in range(0, len(evs), batch):
+            rows = []
+            for e in evs[i : i + batch]:
+                img = e.new_image or {}
+                rows.append((img["pk"]["S"], img["sk"]["N"], attrs.dumps(img), e.version, 0))
+            conn.execute("BEGIN")
+            conn.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', rows)
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
     conn.close()
-    return time.perf_counter() - start
+    return elapsed, cpu.seconds
 
 
 @contextlib.contextmanager
@@ -132,14 +146,55 @@ def postgres(dsn: str | None) -> Iterator[str]:
         cluster.destroy()
 
 
+def cql(results: Results, spec: TableSpec, evs: list[ChangeEvent], batch: int) -> None:
+    """The CQL sink alone against the suite's Cassandra node, beside the driver's best path
+    for the same rows by hand (benchmarks/cql_baselines.py)."""
+    from benchmarks import cql_baselines
+    from connectors.sinks.scylla import ScyllaSink
+    from ddb_bridge.services import cassandra_node
+
+    missing = cassandra_node.missing_tools()
+    if missing:
+        print(f"cql: skipped ({' and '.join(missing)} not found: needed to run Cassandra)")
+        return
+    with cassandra_node.running_node() as endpoint:
+        print(f"cql: {endpoint.describe()}", flush=True)
+        target = endpoint.target(keyspace="bench")
+        sink_run = timed_sink(ScyllaSink(target), spec, evs, batch)
+        driver = cql_baselines.DriverBaseline(
+            target.hosts, target.port, target.keyspace, target.concurrency
+        )
+        try:
+            rate, cpu_us = driver.best(cql_baselines.rows_of(evs))
+            base_run = (len(evs) / rate, (cpu_us or 0.0) * len(evs) / 1e6)
+        finally:
+            driver.close()
+    report(
+        results,
+        "CQL (Cassandra)",
+        len(evs),
+        sink_run,
+        base_run,
+        f"the driver by hand, unlogged batches of {cql_baselines.BATCH_ROWS} rows by replicas",
+    )
+
+
 def report(
-    results: Results, name: str, rows: int, sink_s: float, base_s: float, base_name: str
+    results: Results,
+    name: str,
+    rows: int,
+    sink: tuple[float, float],
+    base: tuple[float, float],
+    base_name: str,
 ) -> None:
+    """A figure from (seconds, CPU seconds) of the sink and of its baseline."""
     results.figure(
         f"{name} sink alone",
-        rows / sink_s,
+        rows / sink[0],
         "rows/s",
-        baseline=(base_name, rows / base_s),
+        baseline=(base_name, rows / base[0]),
+        cpu_us_per_item=sink[1] * 1e6 / rows,
+        baseline_cpu_us_per_item=base[1] * 1e6 / rows,
     )
 
 
@@ -148,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--pg-dsn", default=None, help="existing server (default: start one)")
+    parser.add_argument("--no-cql", action="store_true", help="skip the CQL sink (Cassandra)")
     args = parser.parse_args(argv)
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -158,16 +214,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.rows} rows, batches of {args.batch}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db")
-        sink_s = timed_sink(
+        sink_run = timed_sink(
             SqliteSink(SqliteTarget(type="sqlite", path=path)), spec, evs, args.batch
         )
-        base_s = baseline_sqlite(path, name + "_base", evs, args.batch)
-        report(results, "sqlite", args.rows, sink_s, base_s, "executemany")
+        base_run = baseline_sqlite(path, name + "_base", evs, args.batch)
+        report(results, "sqlite", args.rows, sink_run, base_run, "executemany")
     with postgres(args.pg_dsn) as dsn:
         pg = PostgresSink(PostgresTarget(type="postgres", dsn=dsn))
-        sink_s = timed_sink(pg, spec, evs, args.batch)
-        base_s = baseline_pg(dsn, name + "_base", evs, args.batch)
-        report(results, "postgres", args.rows, sink_s, base_s, "COPY")
+        sink_run = timed_sink(pg, spec, evs, args.batch)
+        base_run = baseline_pg(dsn, name + "_base", evs, args.batch)
+        report(results, "postgres", args.rows, sink_run, base_run, "COPY")
+    if not args.no_cql:
+        cql(results, spec, evs, args.batch)
     results.write()
 
 

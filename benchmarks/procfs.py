@@ -66,6 +66,34 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+class ProcessCpu:
+    """CPU seconds (user + system, every thread) one process spends inside a `with` block:
+    the bridge's CPU per item where the benchmark runs the bridge's code in its own process
+    (its librdkafka and driver threads included), or where `pid` is the bridge's process.
+
+    /proc counts in clock ticks (10 ms): a window of a few seconds measures to ~1 %.
+    """
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = os.getpid() if pid is None else pid
+        self.seconds = 0.0
+        self._start: float | None = None
+
+    def __enter__(self) -> ProcessCpu:
+        self._start = cpu_seconds(self.pid)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        now = cpu_seconds(self.pid)
+        if self._start is None or now is None:
+            raise RuntimeError(f"process {self.pid} exited inside its CPU window")
+        self.seconds = now - self._start
+
+    def us_per(self, items: int) -> float | None:
+        """CPU µs per item over the window; None for no items."""
+        return self.seconds * 1e6 / items if items else None
+
+
 def cmdline(pid: int) -> str:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
@@ -110,6 +138,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("backfill_helper", "bridge"),
     ("benchmarks.", "bench"),
     ("postgres", "postgres"),
+    ("CassandraDaemon", "cassandra"),
 )
 
 

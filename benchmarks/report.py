@@ -8,7 +8,8 @@ Usage in a bench module:
     with bench_broker(results) as bootstrap: # records which broker it ran against
         ...
         results.figure("publish", measured, "events/s", baseline=("produce pre-encoded", base),
-                       goal_ratio=0.5)        # prints the line, with the ratio first
+                       goal_ratio=0.5,        # prints the line, with the ratio first,
+                       cpu_us_per_item=cpu.us_per(n))  # and the bridge's CPU per item
     results.write()                          # benchmarks/results/publish.json
 
 Absolute figures move ~2.5x between machines of the same kind; the ratio to a baseline taken
@@ -83,6 +84,10 @@ class Figure:
     goal_ratio: float | None = None
     goal_value: float | None = None
     note: str | None = None
+    # CPU µs the bridge's process spent per item (benchmarks/procfs.py), and the baseline's
+    # process per item: unlike items/s, this carries over to a machine of other speed.
+    cpu_us_per_item: float | None = None
+    baseline_cpu_us_per_item: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -94,9 +99,17 @@ class Figure:
         parts = []
         if self.ratio is not None:
             parts.append(f"ratio {self.ratio:.2f}")
-        parts.append(f"{self.path}: {self.value:,.0f} {self.unit}")
+        cpu = "" if self.cpu_us_per_item is None else f", CPU {self.cpu_us_per_item:,.1f} µs/item"
+        parts.append(f"{self.path}: {self.value:,.0f} {self.unit}{cpu}")
         if self.baseline_name is not None and self.baseline_value is not None:
-            parts.append(f"same-run baseline {self.baseline_name}: {self.baseline_value:,.0f}")
+            base_cpu = (
+                ""
+                if self.baseline_cpu_us_per_item is None
+                else f", CPU {self.baseline_cpu_us_per_item:,.1f} µs/item"
+            )
+            parts.append(
+                f"same-run baseline {self.baseline_name}: {self.baseline_value:,.0f}{base_cpu}"
+            )
         goals = []
         if self.goal_ratio is not None:
             goals.append(f"ratio >= {self.goal_ratio}")
@@ -119,7 +132,13 @@ class Figure:
             "goal_ratio": self.goal_ratio,
             "goal_value": self.goal_value,
             "note": self.note,
+            "cpu_us_per_item": _round(self.cpu_us_per_item),
+            "baseline_cpu_us_per_item": _round(self.baseline_cpu_us_per_item),
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 @dataclass
@@ -158,8 +177,12 @@ class Results:
         goal_ratio: float | None = None,
         goal_value: float | None = None,
         note: str | None = None,
+        cpu_us_per_item: float | None = None,
+        baseline_cpu_us_per_item: float | None = None,
     ) -> Figure:
         fig = Figure(
+            cpu_us_per_item=cpu_us_per_item,
+            baseline_cpu_us_per_item=baseline_cpu_us_per_item,
             path=path,
             value=value,
             unit=unit,

@@ -565,7 +565,24 @@ class ScyllaTarget(Section):
         None, description="key of tls_cert_file (PEM)", examples=["/etc/ssl/bridge.key"]
     )
     tls_check_hostname: bool = Field(True, description="check the server certificate's host name")
-    concurrency: int = Field(64, ge=1, description="writes in flight per batch")
+    concurrency: int = Field(64, ge=1, description="write requests in flight per batch")
+    batch_rows: int = Field(
+        10,
+        ge=1,
+        le=65535,
+        description="rows per CQL request: rows owned by the same replicas go in one "
+        "UNLOGGED batch of at most this many (each row keeps its own USING TIMESTAMP); 1 "
+        "sends a request per row. Cassandra warns above 10 partitions in an unlogged batch "
+        "(unlogged_batch_across_partitions_warn_threshold)",
+    )
+    batch_bytes: int = Field(
+        4096,
+        ge=1,
+        description="bound value bytes per UNLOGGED batch: a batch closes before it passes "
+        "this; a larger row goes alone. Keep it under the server's batch_size_warn_threshold "
+        "(Cassandra: 5 KiB, refusing at 50 KiB; ScyllaDB: 128 KiB), which also counts a few "
+        "bytes per cell",
+    )
     local_dc: str | None = Field(
         None,
         description="data centre to route requests to; unset, the driver's default",

@@ -43,18 +43,24 @@ Caveat of any CQL tombstone: it is purged after the table's `gc_grace_seconds` (
 10 days). Replaying events older than that after a delete can resurrect the row; replay a
 topic from the start only into a fresh table, or raise `gc_grace_seconds`.
 
+Requests: the statements go as UNLOGGED batches of rows owned by the same replicas, at
+most `batch_rows` rows and `batch_bytes` bytes each (connectors/sinks/cql_batches.py says
+why this keeps last-write-wins: each statement keeps its own USING TIMESTAMP).
+
 Delivery guarantee: `write_batch` returns when every statement of the batch has been
 acknowledged at the configured consistency (default LOCAL_QUORUM), with at most
 `concurrency` requests in flight. Timeouts, unavailable replicas, overload and lost
 connections raise TransientError (statements are idempotent, the batch can be retried);
 statements the server rejects for their values raise PermanentError naming the table and
-key. Refusals that are no statement's fault — authentication, a missing permission
+key (a batch the server refuses so is sent again row by row, to find the rows it refuses).
+Refusals that are no statement's fault — authentication, a missing permission
 (`Unauthorized`), a keyspace, table or column that is not there — raise TargetError, so
 apply stops instead of dead-lettering every event.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import ssl
@@ -79,6 +85,9 @@ from bridge.model.ttl import HORIZON_S as TTL_HORIZON_S
 from bridge.ports.sink import SinkCapabilities, TableSpec
 from bridge.runtime.settings import ScyllaTarget
 from connectors.sinks.common import Tables, coalesce, full_image, key_types, raise_failures
+from connectors.sinks.cql_batches import Request, no_owner, pack, replica_owner
+
+log = logging.getLogger(__name__)
 
 # Cassandra/Scylla table and keyspace names: unquoted or quoted, only \w and ≤ 48 chars.
 _NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
@@ -240,6 +249,11 @@ class CqlTable:
                     "exactly); leave it out to keep it in the map column"
                 )
         self.typed = [Column(n, t) for n, t in sorted(declared.items())]
+        self._key_names = {c.attribute for c in self.keys}
+        self._key_plan = [
+            (c.attribute, typ, c.cql_type)
+            for c, (_, typ) in zip(self.keys, key_types(spec), strict=True)
+        ]
         self.map_column = map_column
         if map_column in {c.attribute for c in self.keys + self.typed}:
             raise ConfigError(
@@ -281,34 +295,35 @@ class CqlTable:
 
     def key_values(self, keys: Item) -> list[Any]:
         """Driver values of the key columns, validated, numbers canonical."""
-        where = f"table {self.spec.source} key {attrs.dumps(keys)}"
-        if set(keys) != {c.attribute for c in self.keys}:
+
+        def where() -> str:  # built only for an error: this runs for every row written
+            return f"table {self.spec.source} key {attrs.dumps(keys)}"
+
+        if keys.keys() != self._key_names:
             raise PermanentError(
-                f"{where}: expected key attributes {', '.join(self.spec.key_names)}"
+                f"{where()}: expected key attributes {', '.join(self.spec.key_names)}"
             )
         out: list[Any] = []
-        for column, (_, typ) in zip(self.keys, key_types(self.spec), strict=True):
-            av = keys[column.attribute]
-            if not isinstance(av, dict) or list(av) != [typ]:
-                raise PermanentError(f"{where}: {column.attribute!r} must be of type {typ}")
+        for name, typ, cql_type in self._key_plan:
+            av = keys[name]
+            if not isinstance(av, dict) or len(av) != 1 or typ not in av:
+                raise PermanentError(f"{where()}: {name!r} must be of type {typ}")
             if typ == "S":
                 value: Any = av["S"]
             elif typ == "B":
                 value = _boto(av)["B"]
             else:
-                text = attrs.normalize_number(av["N"], f"{where}: {column.attribute!r}")
-                value = (
-                    Decimal(text)
-                    if column.cql_type == "decimal"
-                    else _integer(text, column.cql_type)
-                )
+                try:
+                    text = attrs.normalize_number(av["N"])
+                except PermanentError as exc:
+                    raise PermanentError(f"{where()}: {name!r}: {exc}") from exc
+                value = Decimal(text) if cql_type == "decimal" else _integer(text, cql_type)
                 if value is None:
                     raise PermanentError(
-                        f"{where}: {column.attribute!r} does not fit its column type "
-                        f"{column.cql_type}"
+                        f"{where()}: {name!r} does not fit its column type {cql_type}"
                     )
             if value == "" or value == b"":
-                raise PermanentError(f"{where}: empty key")
+                raise PermanentError(f"{where()}: empty key")
             out.append(value)
         return out
 
@@ -439,6 +454,21 @@ def translate(exc: BaseException, what: str) -> Exception:
 
 
 # -- the sink --------------------------------------------------------------------------------
+
+
+def _statement(request: Request) -> Any:
+    """What is sent for a request: its one statement, or an UNLOGGED batch of its rows
+    (no batch timestamp: each statement's USING TIMESTAMP stands)."""
+    if len(request.rows) == 1:
+        return request.rows[0][0]
+    from cassandra.query import BatchStatement, BatchType
+
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for statement, _ in request.rows:
+        batch.add(statement)
+    # Its statements are timestamped upserts and deletes: sending it twice changes nothing.
+    batch.is_idempotent = True
+    return batch
 
 
 class ScyllaSink:
@@ -575,28 +605,74 @@ class ScyllaSink:
                     ) from exc
         return out
 
-    def write_batch(self, events: Sequence[ChangeEvent]) -> None:
-        from cassandra.concurrent import execute_concurrent
+    def requests(self, events: Sequence[ChangeEvent]) -> list[Request]:
+        """The batch's statements packed into requests (connectors/sinks/cql_batches.py):
+        UNLOGGED batches of rows the same replicas own, within `batch_rows` and
+        `batch_bytes`. Public for the tests."""
+        s = self.settings
+        owner = replica_owner(self._cluster) if s.batch_rows > 1 else no_owner
+        return pack(self.statements(events), owner, s.batch_rows, s.batch_bytes)
 
+    def write_batch(self, events: Sequence[ChangeEvent]) -> None:
         if not events:
             return
         session = self._require()
-        bound = self.statements(events)
+        requests = self.requests(events)
+        results = self._execute(session, [_statement(r) for r in requests])
+        failures: list[tuple[ChangeEvent, Exception]] = []
+        refused: list[tuple[Request, Exception]] = []
+        for request, (ok, outcome) in zip(requests, results, strict=True):
+            if ok:
+                continue
+            if len(request.rows) > 1 and isinstance(translate(outcome, "batch"), PermanentError):
+                refused.append((request, outcome))
+            else:
+                failures.extend((event, outcome) for event in request.events)
+        if refused:
+            failures.extend(self._rows_alone(session, refused))
+        raise_failures(failures, sum(len(r.rows) for r in requests), translate)
+
+    def _rows_alone(
+        self, session: Any, refused: Sequence[tuple[Request, Exception]]
+    ) -> list[tuple[ChangeEvent, Exception]]:
+        """The rows of batches the server refused for their values, each sent alone: a
+        batch succeeds or fails as a whole, and only a row of its own tells which row the
+        server refuses (dead-lettered with its own reason) from the rows it takes."""
+        request, exc = refused[0]
+        log.warning(
+            "CQL: the server refused %d batch(es) of rows, e.g. one of %d rows of %s "
+            "(%s: %s); writing their rows one by one%s",
+            len(refused),
+            len(request.rows),
+            request.rows[0][1].table,
+            type(exc).__name__,
+            exc,
+            "; if it says the batch is too large, lower batch_bytes"
+            if "too large" in str(exc).lower()
+            else "",
+        )
+        rows = [row for request, _ in refused for row in request.rows]
+        results = self._execute(session, [statement for statement, _ in rows])
+        return [
+            (event, outcome)
+            for (_, event), (ok, outcome) in zip(rows, results, strict=True)
+            if not ok
+        ]
+
+    def _execute(self, session: Any, statements: Sequence[Any]) -> list[tuple[bool, Any]]:
+        """Each statement's (success, result or exception), at most `concurrency` in flight."""
+        from cassandra.concurrent import execute_concurrent
+
         try:
             results = execute_concurrent(
                 session,
-                [(statement, None) for statement, _ in bound],
+                [(statement, None) for statement in statements],
                 concurrency=self.settings.concurrency,
                 raise_on_first_error=False,
             )
         except Exception as exc:
-            raise translate(exc, f"write {len(bound)} statements") from exc
-        failures = [
-            (event, result.result_or_exc)
-            for (_, event), result in zip(bound, results, strict=True)
-            if not result.success
-        ]
-        raise_failures(failures, len(bound), translate)
+            raise translate(exc, f"write {len(statements)} requests") from exc
+        return [(result.success, result.result_or_exc) for result in results]
 
     # -- reads ------------------------------------------------------------------------------
 

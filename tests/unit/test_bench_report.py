@@ -50,3 +50,43 @@ def test_names_come_before_the_flags_passed_on() -> None:
         ["--items", "10"],
     )
     assert runner.split_args([]) == ([], [])
+
+
+def test_cpu_per_item_is_printed_recorded_and_tabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26 item 5: every figure can carry the bridge's CPU µs per item (and the
+    baseline's), printed beside the rate, in the results JSON and in the summary table."""
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    results = report.Results("apply")
+    results.figure(
+        "apply -> CQL",
+        12_000,
+        "rows/s",
+        baseline=("driver batches", 16_000),
+        cpu_us_per_item=61.234,
+        baseline_cpu_us_per_item=38.5,
+    )
+    results.figure("peak RSS", 90.0, "MB")
+    written = json.loads(results.write().read_text())
+    printed = capsys.readouterr().out
+    assert "apply -> CQL: 12,000 rows/s, CPU 61.2 µs/item" in printed
+    assert "driver batches: 16,000, CPU 38.5 µs/item" in printed
+    with_cpu, without = written["figures"]
+    assert with_cpu["cpu_us_per_item"] == 61.23 and with_cpu["baseline_cpu_us_per_item"] == 38.5
+    assert without["cpu_us_per_item"] is None
+    table = runner.table([written])
+    assert "| **0.75** | 12,000 rows/s | 61.2 (38.5) | driver batches: 16,000 rows/s |" in table
+    assert "| peak RSS | - | 90.0 MB | - | - |" in table
+
+
+def test_process_cpu_counts_the_work_done_inside_its_window() -> None:
+    from benchmarks.procfs import ProcessCpu
+
+    with ProcessCpu() as idle:
+        pass
+    with ProcessCpu() as busy:
+        sum(i * i for i in range(3_000_000))  # ~0.1-0.3 s of one core
+    assert idle.seconds < 0.05 < busy.seconds
+    assert busy.us_per(1000) == pytest.approx(busy.seconds * 1000)
+    assert busy.us_per(0) is None

@@ -636,9 +636,14 @@ class AsyncSession(RecordingSession):
         return future
 
 
-def _open_async(session: AsyncSession, concurrency: int) -> ScyllaSink:
+def _open_async(session: AsyncSession, concurrency: int, batch_rows: int = 1) -> ScyllaSink:
+    """A sink on a double session; one request per row unless `batch_rows` says otherwise
+    (tests/unit/test_cql_batches.py covers the batches)."""
     spec = TableSpec("orders", "orders", "pk", "S", "sk", "N")
-    sink = ScyllaSink(ScyllaTarget(type="scylla", keyspace="ks", concurrency=concurrency))
+    target = ScyllaTarget(
+        type="scylla", keyspace="ks", concurrency=concurrency, batch_rows=batch_rows
+    )
+    sink = ScyllaSink(target)
     sink._session = session
     sink.open([spec], create_schema=True)
     return sink
