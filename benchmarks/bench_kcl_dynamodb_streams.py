@@ -75,10 +75,14 @@ class Tail(threading.Thread):
         super().__init__(daemon=True)
         from confluent_kafka import Consumer
 
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        })  # fmt: skip
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         self.consumer.subscribe([topic])
         self.seen: dict[int, float] = {}
         self.count = 0
@@ -112,8 +116,10 @@ def write_items(ddb: Any, table: str, first: int, n: int) -> dict[int, float]:
     returned: dict[int, float] = {}
 
     def put(seq: int) -> None:
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{seq % 1000:04d}"},
-                                            "seq": {"N": str(seq)}, "p": {"S": PAYLOAD}})  # fmt: skip
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"k{seq % 1000:04d}"}, "seq": {"N": str(seq)}, "p": {"S": PAYLOAD}},
+        )
         returned[seq] = time.time()
 
     with ThreadPoolExecutor(8) as pool:
@@ -131,8 +137,10 @@ def paced_writes(ddb: Any, table: str, first: int, rate: float, seconds: float) 
     def put(seq: int) -> None:
         due = start + (seq - first) / rate
         time.sleep(max(0.0, due - time.monotonic()))
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{seq % 1000:04d}"},
-                                            "seq": {"N": str(seq)}, "p": {"S": PAYLOAD}})  # fmt: skip
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"k{seq % 1000:04d}"}, "seq": {"N": str(seq)}, "p": {"S": PAYLOAD}},
+        )
         returned[seq] = time.time()
 
     with ThreadPoolExecutor(8) as pool:
@@ -144,18 +152,27 @@ def wait(what: str, cond: Any, timeout_s: float, proc: subprocess.Popen[bytes], 
     deadline = time.monotonic() + timeout_s
     while not cond():
         if proc.poll() is not None:
-            raise SystemExit(f"{what}: the reader exited {proc.returncode}:\n"
-                             f"{log.read_text(errors='replace')[-3000:]}")  # fmt: skip
+            raise SystemExit(
+                f"{what}: the reader exited {proc.returncode}:\n"
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}:\n"
-                             f"{log.read_text(errors='replace')[-3000:]}")  # fmt: skip
+            raise SystemExit(
+                f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         time.sleep(0.1)
 
 
 def run_path(
-    path: str, args: argparse.Namespace, endpoint: str, bootstrap: str, table: str,
-    ddb: Any, next_seq: int, work: Path,
-) -> tuple[dict[str, Any], int]:  # fmt: skip
+    path: str,
+    args: argparse.Namespace,
+    endpoint: str,
+    bootstrap: str,
+    table: str,
+    ddb: Any,
+    next_seq: int,
+    work: Path,
+) -> tuple[dict[str, Any], int]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     config = work / f"{path}.toml"
     config.write_text(
@@ -172,29 +189,52 @@ def run_path(
     if path == "native":
         argv = [*cli, "stream", "--config", str(config)]
     else:
-        argv = [*cli, "kcl", "run", "--config", str(config), "--table", table,
-                "--transport", "dynamodb-streams", "--application-name", f"bench-{prefix[:-1]}",
-                "--set", f"idleTimeBetweenReadsInMillis={args.poll_ms}"]  # fmt: skip
+        argv = [
+            *cli,
+            "kcl",
+            "run",
+            "--config",
+            str(config),
+            "--table",
+            table,
+            "--transport",
+            "dynamodb-streams",
+            "--application-name",
+            f"bench-{prefix[:-1]}",
+            "--set",
+            f"idleTimeBetweenReadsInMillis={args.poll_ms}",
+        ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
     env |= {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     log = work / f"{path}.log"
     started = time.time()
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     tree = Tree(proc.pid)
     try:
         cpu0 = tree.cpu()
-        wait(f"{path}: {on_stream} records in Kafka", lambda: tail.count >= on_stream,
-             args.timeout_s, proc, log)  # fmt: skip
+        wait(
+            f"{path}: {on_stream} records in Kafka",
+            lambda: tail.count >= on_stream,
+            args.timeout_s,
+            proc,
+            log,
+        )
         assert tail.first is not None and tail.last is not None
         drain_s = max(tail.last - tail.first, 1e-3)
         cpu_drain = tree.cpu() - cpu0
         cpu1 = tree.cpu()
         t1 = time.monotonic()
         written = paced_writes(ddb, table, next_seq, args.rate, args.seconds)
-        wait(f"{path}: the paced writes in Kafka", lambda: set(written) <= set(tail.seen),
-             args.timeout_s, proc, log)  # fmt: skip
+        wait(
+            f"{path}: the paced writes in Kafka",
+            lambda: set(written) <= set(tail.seen),
+            args.timeout_s,
+            proc,
+            log,
+        )
         busy_s = time.monotonic() - t1
         cpu_paced = tree.cpu() - cpu1
         latencies = [tail.seen[s] - written[s] for s in written]
@@ -226,8 +266,9 @@ def run_path(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench_kcl_dynamodb_streams",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="bench_kcl_dynamodb_streams", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--items", type=int, default=3000, help="writes before each reader")
     parser.add_argument("--rate", type=float, default=50.0, help="paced writes per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="paced phase length")
@@ -242,10 +283,18 @@ def main(argv: list[str] | None = None) -> None:
 
     launcher.ensure_jars()  # built once; not part of any figure
     results = Results("kcl_dynamodb_streams")
-    with moto_server() as endpoint, bench_broker(results) as bootstrap, \
-            tempfile.TemporaryDirectory(prefix="bench-kcl3-") as tmp:  # fmt: skip
-        ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
+    with (
+        moto_server() as endpoint,
+        bench_broker(results) as bootstrap,
+        tempfile.TemporaryDirectory(prefix="bench-kcl3-") as tmp,
+    ):
+        ddb = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
         table = f"bench-{uuid.uuid4().hex[:6]}"
         ddb.create_table(
             TableName=table,
@@ -267,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
         ("cpu_s_per_1000_records", "CPU s", "CPU per 1,000 records drained"),
         ("startup_s", "s", "start to first event in Kafka"),
     ):
-        results.figure(f"KCL 3 + adapter: {label}", kcl[name], unit,
-                       baseline=("native reader", native[name]))  # fmt: skip
+        results.figure(
+            f"KCL 3 + adapter: {label}", kcl[name], unit, baseline=("native reader", native[name])
+        )
     results.extra = {"native": native, "kcl": kcl, "args": vars(args)}
     results.write()
 

@@ -41,9 +41,22 @@ def write_streams_properties(
     """`ddb-bridge kcl properties --transport dynamodb-streams` through the real CLI."""
     out = tmp / f"{table}.streams.properties"
     subprocess.run(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "kcl", "properties", "--config",
-         str(config), "--table", table, "--transport", "dynamodb-streams", "--output", str(out),
-         *args],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ddb_bridge.cli.main",
+            "kcl",
+            "properties",
+            "--config",
+            str(config),
+            "--table",
+            table,
+            "--transport",
+            "dynamodb-streams",
+            "--output",
+            str(out),
+            *args,
+        ],
         env=env,
         check=True,
         timeout=60,

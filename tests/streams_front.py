@@ -44,22 +44,39 @@ class ScriptedStream:
         self.shards[shard_id] = FrontShard(shard_id, parent)
         return self.shards[shard_id]
 
-    def put(self, shard_id: str, event: str, keys: dict[str, Any], created_s: int,
-            new: dict[str, Any] | None = None, old: dict[str, Any] | None = None) -> str:  # fmt: skip
+    def put(
+        self,
+        shard_id: str,
+        event: str,
+        keys: dict[str, Any],
+        created_s: int,
+        new: dict[str, Any] | None = None,
+        old: dict[str, Any] | None = None,
+    ) -> str:
         with self.lock:
             self.sequence += 1
             seq = str(self.sequence)
-            ddb: dict[str, Any] = {"ApproximateCreationDateTime": created_s, "Keys": keys,
-                                   "SequenceNumber": seq, "SizeBytes": 50,
-                                   "StreamViewType": "NEW_AND_OLD_IMAGES"}  # fmt: skip
+            ddb: dict[str, Any] = {
+                "ApproximateCreationDateTime": created_s,
+                "Keys": keys,
+                "SequenceNumber": seq,
+                "SizeBytes": 50,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            }
             if new is not None:
                 ddb["NewImage"] = new
             if old is not None:
                 ddb["OldImage"] = old
-            self.shards[shard_id].records.append({
-                "eventID": f"ev{seq}", "eventName": event, "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": ddb,
-            })  # fmt: skip
+            self.shards[shard_id].records.append(
+                {
+                    "eventID": f"ev{seq}",
+                    "eventName": event,
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": "us-east-1",
+                    "dynamodb": ddb,
+                }
+            )
             return seq
 
     def _describe(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -84,13 +101,18 @@ class ScriptedStream:
                 shard["ParentShardId"] = s.parent
             out.append(shard)
         description: dict[str, Any] = {
-            "StreamArn": self.arn, "StreamLabel": self.arn.rsplit("/", 1)[1],
-            "StreamStatus": "ENABLED", "StreamViewType": "NEW_AND_OLD_IMAGES",
-            "TableName": self.table, "CreationRequestDateTime": 1_790_000_000,
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                          {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "StreamArn": self.arn,
+            "StreamLabel": self.arn.rsplit("/", 1)[1],
+            "StreamStatus": "ENABLED",
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "TableName": self.table,
+            "CreationRequestDateTime": 1_790_000_000,
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             "Shards": out,
-        }  # fmt: skip
+        }
         if more:
             description["LastEvaluatedShardId"] = page[-1].shard_id
         return {"StreamDescription": description}
@@ -135,18 +157,28 @@ def streams_front(stream: ScriptedStream) -> Iterator[str]:
     """Serve `stream` on a free loopback port; yields the endpoint URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             operation = (self.headers.get("X-Amz-Target") or "").removeprefix(PREFIX)
             try:
                 status, out = 200, stream.answer(operation, body)
             except (LookupError, ValueError) as exc:
-                status, out = 400, {"__type": "com.amazonaws.dynamodb.v20120810#"
-                                    "ResourceNotFoundException", "message": str(exc)}  # fmt: skip
+                status, out = (
+                    400,
+                    {
+                        "__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                        "message": str(exc),
+                    },
+                )
             except NotImplementedError:
-                status, out = 400, {"__type": "com.amazonaws.dynamodb.v20120810#"
-                                    "UnknownOperationException", "message": operation}  # fmt: skip
+                status, out = (
+                    400,
+                    {
+                        "__type": "com.amazonaws.dynamodb.v20120810#UnknownOperationException",
+                        "message": operation,
+                    },
+                )
             data = json.dumps(out).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/x-amz-json-1.0")

@@ -48,17 +48,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 # The KCL's waits, shortened for a test (see test_kcl_daemon.py); small pages, so the kill
 # lands between checkpoints inside a burst.
 FAST = [
-    "--set", "failoverTimeMillis=3000",
-    "--set", "idleTimeBetweenReadsInMillis=200",
-    "--set", "parentShardPollIntervalMillis=1000",
-    "--set", "maxRecords=10",
-]  # fmt: skip
+    "--set",
+    "failoverTimeMillis=3000",
+    "--set",
+    "idleTimeBetweenReadsInMillis=200",
+    "--set",
+    "parentShardPollIntervalMillis=1000",
+    "--set",
+    "maxRecords=10",
+]
 
 
 class _NoCheckpoints:
     last = "TRIM_HORIZON"
 
-    def checkpoint(self, position: str, last_version: int | None, item_versions: bytes = b"") -> None:
+    def checkpoint(
+        self, position: str, last_version: int | None, item_versions: bytes = b""
+    ) -> None:
         self.last = position
 
 
@@ -158,7 +164,8 @@ def test_the_adapter_daemon_publishes_the_native_events_and_resumes_after_kill_9
             what="the first writes in Kafka",
         )
         assert daemon.alive(), daemon.text()[-4000:]
-        print(f"daemon start-up to {len(want)} records in Kafka: {time.monotonic() - daemon.started:.1f}s")
+        took = time.monotonic() - daemon.started
+        print(f"daemon start-up to {len(want)} records in Kafka: {took:.1f}s")
         # A checkpoint reached the KCL's lease table (one shard: moto's stream has one).
         wait_for(
             lambda: any(c.isdigit() for c in kcl_lease_checkpoints(ddb, app).values()),
@@ -182,7 +189,10 @@ def test_the_adapter_daemon_publishes_the_native_events_and_resumes_after_kill_9
     at_kill = kcl_lease_checkpoints(ddb, app)[shard]
     assert at_kill in inside  # the kill was mid-stream
     # The versions stored for that checkpoint are the native reader's version of its record.
-    stored = {e.sequence: e.last_version for e in entries_of(read_item(ddb, lease_table, versions_key(arn, shard)))}
+    stored = {
+        e.sequence: e.last_version
+        for e in entries_of(read_item(ddb, lease_table, versions_key(arn, shard)))
+    }
     from bridge.codec.avro import EventCodec
 
     expected = native_events(dynamodb_endpoint, arn, table)
@@ -194,8 +204,10 @@ def test_the_adapter_daemon_publishes_the_native_events_and_resumes_after_kill_9
     try:
         expected = native_events(dynamodb_endpoint, arn, table)
         wait_for(
-            lambda: set(expected) <= set(events_by_sequence(kafka_bootstrap, topic))
-            or not daemon2.alive(),
+            lambda: (
+                set(expected) <= set(events_by_sequence(kafka_bootstrap, topic))
+                or not daemon2.alive()
+            ),
             timeout_s=120,
             what="every record in Kafka after the restart",
         )
@@ -215,12 +227,16 @@ def test_the_adapter_daemon_publishes_the_native_events_and_resumes_after_kill_9
     # The capture record, keyed by the DynamoDB stream's ARN, as the native reader writes it.
     capture = read_capture(ddb, lease_table, arn)
     assert capture is not None and capture.table == table
-    print(f"records: {len(expected)}; re-published after the restart: "
-          f"{sum(1 for v in published.values() if len(v) > 1)}")  # fmt: skip
+    print(
+        f"records: {len(expected)}; re-published after the restart: "
+        f"{sum(1 for v in published.values() if len(v) > 1)}"
+    )
     # `status` shows the shard the KCL drove, with its processor and checkpoint: not unleased.
     from connectors.sources.migration_state import read_lease_table, stream_status
 
-    streams = boto3.client("dynamodbstreams", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    streams = boto3.client(
+        "dynamodbstreams", endpoint_url=dynamodb_endpoint, region_name="us-east-1"
+    )
     status = stream_status(
         ddb, DynamoDBStreamsTransport(streams, ddb), read_lease_table(ddb, lease_table), table
     )
@@ -259,9 +275,12 @@ def test_a_split_is_read_parent_first_into_the_native_readers_events(
 
     def config(name: str) -> Path:
         return write_config(
-            tmp_path / f"{name}.toml", [table], f"{table}-{name}-leases",
-            aws={"endpoints": {"dynamodbstreams": front}}, kafka={"topic_prefix": f"{name}."},
-        )  # fmt: skip
+            tmp_path / f"{name}.toml",
+            [table],
+            f"{table}-{name}-leases",
+            aws={"endpoints": {"dynamodbstreams": front}},
+            kafka={"topic_prefix": f"{name}."},
+        )
 
     with streams_front(stream) as front:
         kcl_config = config("kcl")
@@ -271,8 +290,10 @@ def test_a_split_is_read_parent_first_into_the_native_readers_events(
         kcl_topic = KafkaSettings(topic_prefix="kcl.").changes_topic(table)
         try:
             wait_for(
-                lambda: want <= set(events_by_sequence(kafka_bootstrap, kcl_topic))
-                or not daemon.alive(),
+                lambda: (
+                    want <= set(events_by_sequence(kafka_bootstrap, kcl_topic))
+                    or not daemon.alive()
+                ),
                 timeout_s=120,
                 what="every record of the split in Kafka",
             )
@@ -291,7 +312,9 @@ def test_a_split_is_read_parent_first_into_the_native_readers_events(
         finally:
             stop_process(native)
     kcl = events_by_sequence(kafka_bootstrap, kcl_topic)
-    expected = {s: values[0] for s, values in events_by_sequence(kafka_bootstrap, native_topic).items()}
+    expected = {
+        s: values[0] for s, values in events_by_sequence(kafka_bootstrap, native_topic).items()
+    }
     differ = [s for s, values in kcl.items() if any(v != expected[s] for v in values)]
     assert differ == [], f"{len(differ)} records differ from the native reader's: {differ[:3]}"
     from bridge.codec.avro import EventCodec

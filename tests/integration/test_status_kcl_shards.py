@@ -23,17 +23,21 @@ def test_a_shard_the_kcl_processor_checkpointed_is_shown_with_its_owner(
 ) -> None:
     table, leases = unique_name("kclstatus"), unique_name("kclstatus-leases")
     ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
-    streams = boto3.client("dynamodbstreams", endpoint_url=dynamodb_endpoint,
-                           region_name="us-east-1")  # fmt: skip
+    streams = boto3.client(
+        "dynamodbstreams", endpoint_url=dynamodb_endpoint, region_name="us-east-1"
+    )
     arn = create_stream_table(ddb, table)
     put_items(ddb, table, 0, 3)
     ensure_lease_table(ddb, leases)
     record_capture_start(ddb, leases, table, arn, "TRIM_HORIZON")
     transport = DynamoDBStreamsTransport(streams, ddb)
     (shard,) = transport.list_shards(arn, threading.Event())
-    records = streams.get_records(ShardIterator=streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"])
-    first = records["Records"][0]["dynamodb"]["SequenceNumber"]  # fmt: skip
+    records = streams.get_records(
+        ShardIterator=streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+    )
+    first = records["Records"][0]["dynamodb"]["SequenceNumber"]
     versions = KclVersions(ddb, leases, table, arn, shard.shard_id)
     versions.load("TRIM_HORIZON")
     versions.record(first, 1_790_000_000_000_000)

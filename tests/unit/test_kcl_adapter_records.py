@@ -90,8 +90,10 @@ def test_the_adapter_form_gives_the_native_event_bytes(created_ms: int) -> None:
     # DynamoDB gives whole seconds; moto gives milliseconds: both survive the SDK's Instant.
     records = [wire(str(100 + i), (created_ms + i) / 1000) for i in range(3)]
     records.append(wire("200", created_ms / 1000))  # an earlier time after a later one
-    datas = [(adapter(r, created_ms + (i if i < 3 else 0)), r["dynamodb"]["SequenceNumber"])
-             for i, r in enumerate(records)]  # fmt: skip
+    datas = [
+        (adapter(r, created_ms + (i if i < 3 else 0)), r["dynamodb"]["SequenceNumber"])
+        for i, r in enumerate(records)
+    ]
     assert adapter_events(datas) == native_events(records)
 
 
@@ -106,8 +108,11 @@ def test_an_absent_image_stays_absent(event: str) -> None:
 
 
 def test_a_ttl_deletion_keeps_its_service_identity() -> None:
-    record = wire("5", 1_790_000_000.0, userIdentity={
-        "Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"})  # fmt: skip
+    record = wire(
+        "5",
+        1_790_000_000.0,
+        userIdentity={"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"},
+    )
     record["eventName"] = "REMOVE"
     data = adapter(record, 1_790_000_000_000)
     assert b'"principalId"' in data  # the adapter's spelling

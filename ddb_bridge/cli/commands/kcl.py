@@ -167,14 +167,22 @@ def _properties(args: argparse.Namespace, settings: Settings) -> str:
         # The table's current stream: a re-enabled stream is a new ARN (and a new capture).
         arn = stream_arn_of(aws.client("dynamodb", settings.aws), args.table)
         return kcl_properties(
-            settings, table=args.table, config=config, application_name=app, extra=extra,
+            settings,
+            table=args.table,
+            config=config,
+            application_name=app,
+            extra=extra,
             dynamodb_stream_arn=arn,
-        )  # fmt: skip
+        )
     return kcl_properties(
-        settings, table=args.table, config=config, application_name=app, extra=extra,
+        settings,
+        table=args.table,
+        config=config,
+        application_name=app,
+        extra=extra,
         stream_name=args.stream_name or _stream_name(settings, args.table),
         kinesis_endpoint=args.kinesis_endpoint,
-    )  # fmt: skip
+    )
 
 
 def run_properties(args: argparse.Namespace) -> int:

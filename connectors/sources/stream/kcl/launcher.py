@@ -90,9 +90,17 @@ def ensure_jars() -> Path:
     try:
         shutil.copytree(SOURCE, work / "src-copy", ignore=shutil.ignore_patterns("target"))
         done = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(work / "src-copy" / "pom.xml"), "package",
-             "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={staging}"],  # fmt: skip
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(work / "src-copy" / "pom.xml"),
+                "package",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -56,8 +56,14 @@ def daemon_command(
     Kinesis, the adapter's launcher (its jars built already: launcher.ensure_jars) for
     DynamoDB Streams."""
     if transport == "dynamodb-streams":
-        return [java, "-cp", f"{launcher.jars_dir()}/*", launcher.MAIN_CLASS,
-                "--properties-file", properties_file]  # fmt: skip
+        return [
+            java,
+            "-cp",
+            f"{launcher.jars_dir()}/*",
+            launcher.MAIN_CLASS,
+            "--properties-file",
+            properties_file,
+        ]
     jars = jars_dir()
     if jars is None:
         raise ConfigError(
@@ -67,17 +73,18 @@ def daemon_command(
     return [java, "-cp", f"{jars}/*", MAIN_CLASS, "--properties-file", properties_file]
 
 
-def processor_command(
-    config: Path | None, table: str, stream_name: str | None, python: str
-) -> str:
+def processor_command(config: Path | None, table: str, stream_name: str | None, python: str) -> str:
     """The processor's command line; `stream_name` None: the table's DynamoDB stream."""
     words = [python, "-m", PROCESSOR_MODULE]
     if config is not None:
         # Absolute: the daemon may run in another directory.
         words += ["--config", str(config.resolve())]
     words += ["--table", table]
-    words += ["--transport", "dynamodb-streams"] if stream_name is None else [
-        "--stream-name", stream_name]  # fmt: skip
+    words += (
+        ["--transport", "dynamodb-streams"]
+        if stream_name is None
+        else ["--stream-name", stream_name]
+    )
     spaced = [w for w in words if not w or any(c.isspace() for c in w)]
     if spaced:
         raise ConfigError(
@@ -200,9 +207,11 @@ def kcl_properties(
         props["dynamoDBEndpoint"] = dynamodb
     props.update(extra or {})
     if stream_name is None:
-        run = "#   " + shlex.join(
-            daemon_command("THIS_FILE", transport="dynamodb-streams")
-        ) + "   (or: ddb-bridge kcl run --transport dynamodb-streams)"
+        run = (
+            "#   "
+            + shlex.join(daemon_command("THIS_FILE", transport="dynamodb-streams"))
+            + "   (or: ddb-bridge kcl run --transport dynamodb-streams)"
+        )
     elif jars_dir():
         run = "#   " + shlex.join(daemon_command("THIS_FILE"))
     else:
