@@ -187,6 +187,11 @@ public final class DynamoDBStreamsMultiLangDaemon {
         objects.put(PollingConfig.class, polling);
         ConfigurationSettableUtils.resolveFields(config, objects, null, new HashSet<>(List.of(ConfigsBuilder.class)));
         ConfigurationSettableUtils.resolveFields(config.getPollingConfig(), objects, null, null);
+        // The adapter (2.0.1) builds its lease management factory from this value before it sets
+        // it to 0 itself, so the KCL's default of 60 s stayed as a sleep after every shard sync:
+        // a minute before the first lease, and before a split's children. 0 is the adapter's
+        // intent (its DescribeStream calls are paced by the KCL's own shard sync schedule).
+        leaseManagement.shardSyncIntervalMillis(0);
         return StreamsSchedulerFactory.createScheduler(
                 checkpoint,
                 coordinator,
