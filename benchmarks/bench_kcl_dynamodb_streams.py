@@ -102,7 +102,10 @@ class Tail(threading.Thread):
                 self.first = self.first or now
                 self.last = now
                 self.count += 1
-                image = codec.decode(m.value()).new_image or {}
+                value = m.value()
+                if value is None:
+                    continue
+                image = codec.decode(value).new_image or {}
                 seq = image.get("seq", {}).get("N")
                 if seq is not None:
                     self.seen.setdefault(int(seq), now)

@@ -44,7 +44,13 @@ def stream_record_from_adapter(data: bytes, sequence_number: str, where: str) ->
             f"{where} sequence {sequence_number}: the adapter's record is not JSON ({exc}): "
             f"{data[:200]!r}"
         ) from exc
-    ddb = record.get("dynamodb") if type(record) is dict else None
+    if type(record) is not dict:
+        raise PermanentError(
+            f"{where} sequence {sequence_number}: the adapter's record is not an object: "
+            f"{data[:200]!r}"
+        )
+    out: dict[str, Any] = record
+    ddb = out.get("dynamodb")
     if type(ddb) is not dict:
         raise PermanentError(
             f"{where} sequence {sequence_number}: the adapter's record has no dynamodb "
@@ -67,7 +73,7 @@ def stream_record_from_adapter(data: bytes, sequence_number: str, where: str) ->
     for image in ("NewImage", "OldImage"):
         if ddb.get(image) == {}:
             del ddb[image]
-    identity = record.get("userIdentity")
+    identity = out.get("userIdentity")
     if type(identity) is dict:
-        record["userIdentity"] = {_IDENTITY.get(k, k): v for k, v in identity.items()}
-    return record
+        out["userIdentity"] = {_IDENTITY.get(k, k): v for k, v in identity.items()}
+    return out
