@@ -17,6 +17,7 @@ from tests.apply_harness import ApplyProcess, write_config
 from tests.kcl_helpers import require_streams_daemon
 from tests.stream_helpers import cli_env, create_stream_table
 from tests.support.daemon import BridgeDaemon, run_bridge
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -87,3 +88,40 @@ def test_dynamodb_stream_through_kcl_run_and_apply_makes_the_target_equal_the_ta
         if apply is not None and apply.poll() is None:
             apply.kill()
         daemon.stop()
+
+
+def test_kill_9_of_kcl_run_stops_its_daemon(
+    dynamodb_endpoint: str, kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+) -> None:
+    """No JVM is left reading the stream after `kcl run` itself is killed: it gets SIGTERM."""
+    require_streams_daemon()
+    table = unique_name("kcl3orphan")
+    ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    create_stream_table(ddb, table)
+    config = write_config(
+        tmp_path / "bridge.toml", kafka_bootstrap, "local", {"type": "null"}, [table],
+        sections={"aws": {"endpoint_url": dynamodb_endpoint},
+                  "stream": {"lease_table": f"{table}-leases"}},
+    )  # fmt: skip
+    env = cli_env(dynamodb_endpoint, kafka_bootstrap)
+    daemon = BridgeDaemon(
+        "kcl run", config, "--table", table, "--transport", "dynamodb-streams",
+        env=env, ready="Initializing LeaseCoordinator",
+    )  # fmt: skip
+    try:
+        daemon.wait_ready(120)
+        children = Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text().split()
+        (jvm,) = [int(c) for c in children]
+        assert "java" in Path(f"/proc/{jvm}/cmdline").read_bytes().decode(errors="replace")
+        daemon.kill()
+        wait_until(lambda: not Path(f"/proc/{jvm}").exists() or _zombie(jvm), 60,
+                   "the daemon's JVM to stop")  # fmt: skip
+    finally:
+        daemon.stop()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
