@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from connectors.sources.stream.kcl.properties import daemon_command, jars_dir
+from connectors.sources.stream.kcl import launcher
+from connectors.sources.stream.kcl.properties import KclTransportName, daemon_command, jars_dir
 
 
 def require_daemon() -> None:
@@ -23,6 +24,44 @@ def require_daemon() -> None:
         pytest.skip("Java (17+) is not on PATH: the KCL MultiLangDaemon cannot run")
     if jars_dir() is None:
         pytest.skip("the KCL's jars are missing: pip install '.[kcl]' in the clone (amazon-kclpy)")
+
+
+def require_streams_daemon() -> None:
+    """Skip, naming what is missing, when the DynamoDB Streams daemon cannot be built or run;
+    else build it (Maven, once: the jars are cached)."""
+    require_daemon()
+    if not launcher.jars_cached() and shutil.which("mvn") is None:
+        pytest.skip("Maven is not on PATH: the DynamoDB Streams KCL daemon cannot be built")
+    launcher.ensure_jars()
+
+
+def write_streams_properties(
+    tmp: Path, env: dict[str, str], config: Path, table: str, *args: str
+) -> Path:
+    """`ddb-bridge kcl properties --transport dynamodb-streams` through the real CLI."""
+    out = tmp / f"{table}.streams.properties"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddb_bridge.cli.main",
+            "kcl",
+            "properties",
+            "--config",
+            str(config),
+            "--table",
+            table,
+            "--transport",
+            "dynamodb-streams",
+            "--output",
+            str(out),
+            *args,
+        ],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    return out
 
 
 def write_properties(
@@ -57,11 +96,17 @@ def write_properties(
 class Daemon:
     """One MultiLangDaemon run; its log (with the processors' stderr) in `log_path`."""
 
-    def __init__(self, properties: Path, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        properties: Path,
+        env: dict[str, str],
+        log_path: Path,
+        transport: KclTransportName = "kinesis",
+    ) -> None:
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in kill()
         # moto reads JSON only: the Java SDK's Kinesis client would send CBOR.
-        command = daemon_command(str(properties))
+        command = daemon_command(str(properties), transport=transport)
         command.insert(1, "-Daws.cborEnabled=false")
         self.started = time.monotonic()
         # Its own session: kill() takes the JVM and every processor it started at once.

@@ -1,7 +1,8 @@
 """Reads where a table's migration stands on the DynamoDB side, for `ddb-bridge status`.
 
 Everything comes from one consistent scan of the lease table (shard leases, the capture
-record, back-fill runs and parts, verify outcomes) plus, per open shard, a look at the
+record, back-fill runs and parts, verify outcomes, and the KCL processor's per-shard
+versions, which stand for the shards the Java KCL drives) plus, per open shard, a look at the
 stream (the table's DynamoDB stream, or its Kinesis data stream with that transport) past
 its checkpoint: DynamoDB Streams report no "behind latest" figure, so status
 reads the records the producer has not checkpointed yet and reports their count (up to one
@@ -25,9 +26,10 @@ from connectors.dynamodb.capture import CAPTURE_PREFIX, CaptureRecord, capture_f
 from connectors.dynamodb.verify_record import VERIFY_PREFIX, outcome_from_item
 from connectors.sources.backfill.runs import DONE
 from connectors.sources.backfill.runs import PREFIX as BACKFILL_PREFIX
+from connectors.sources.stream.kcl.versions import VERSIONS_PREFIX, entries_of
 from connectors.sources.stream.leases import Lease
 from connectors.sources.stream.shards import ShardReader, as_transport
-from connectors.sources.stream.transport import Transport
+from connectors.sources.stream.transport import SHARD_END, TRIM_HORIZON, Transport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,7 +94,33 @@ def read_lease_table(ddb: DynamoDBClient, lease_table: str) -> LeaseTableState:
             state.parts.setdefault(key.rsplit("#", 1)[0], []).append(item)
         elif "shardId" in item:
             state.leases.append(Lease.from_item(item))
+        elif key.startswith(VERSIONS_PREFIX):
+            state.leases.append(kcl_shard(item))
     return state
+
+
+def kcl_shard(item: dict[str, Any]) -> Lease:
+    """A shard the Java KCL drives the bridge's processor on, as `status` shows a lease: its
+    owner is the processor (`kcl-<id>`), its checkpoint the newest the processor recorded
+    versions for (the KCL's own checkpoint, in the KCL's lease table, is that one or the one
+    before). The item is the processor's (connectors/sources/stream/kcl/versions.py)."""
+    entries = entries_of(item)
+    ended = [e for e in entries if e.sequence == SHARD_END]
+    numbered = [e for e in entries if e.sequence.isdigit()]
+    newest = ended[-1] if ended else max(numbered, key=lambda e: int(e.sequence), default=None)
+    return Lease(
+        key=item["leaseKey"]["S"],
+        stream_arn=item["kinesisStreamArn"]["S"],
+        shard_id=item["kinesisShardId"]["S"],
+        table=item["tableName"]["S"],
+        owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
+        counter=int(item["leaseCounter"]["N"]) if "leaseCounter" in item else 0,
+        # No checkpoint yet: the shard is read from its start.
+        checkpoint=newest.sequence if newest is not None else TRIM_HORIZON,
+        last_version=newest.last_version if newest is not None else None,
+        parent_ids=(),
+        checkpoint_at_ms=int(item["checkpointAtMs"]["N"]) if "checkpointAtMs" in item else None,
+    )
 
 
 def backfill_runs(state: LeaseTableState, table: str) -> list[BackfillRun]:

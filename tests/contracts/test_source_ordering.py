@@ -1,7 +1,8 @@
 """The source ordering contract: every stream transport versions each item's changes in order.
 
 One contract, every transport (docs/design.md §5): the DynamoDB Streams reader, the bridge's
-own Kinesis reader, and the KCL record processor, each driven through the code its daemon
+own Kinesis reader, and the KCL record processor on Kinesis and on DynamoDB Streams (the
+DynamoDB Streams Kinesis Adapter's records), each driven through the code its daemon
 runs (a `ShardReader` over the transport with a scripted client, the shared
 `KafkaRecordProcessor`, the real checkpoint writers with their state in the lease table on
 the moto server; the KCL processor through amazon-kclpy's messages with a scripted KCL
@@ -75,12 +76,14 @@ pytestmark = [pytest.mark.contract, pytest.mark.integration]
 
 TABLE = "orders"
 EXAMPLES = 30
-# How each transport is named here: the settings' `[stream] transport` values, and "kcl" for
-# the Java KCL's record processor (connectors/sources/stream/kcl/).
+# How each transport is named here: the settings' `[stream] transport` values, "kcl" for the
+# Java KCL's record processor on Kinesis (connectors/sources/stream/kcl/), and "kcl-<name>"
+# for its other KCL transports (processor.KCL_TRANSPORTS).
 TRANSPORTS: dict[str, Guarantees] = {
     "dynamodb": DYNAMODB_STREAMS,
     "kinesis": KINESIS,
     "kcl": KINESIS,
+    "kcl-dynamodb-streams": DYNAMODB_STREAMS,
 }
 
 
@@ -243,8 +246,46 @@ def kcl_record(sequence: int, c: Change, precision: str) -> dict[str, Any]:
     }
 
 
-def run_kcl(history: History, ddb: Any, lease_table: str) -> list[ChangeEvent]:
-    arn = f"arn:aws:kinesis:us-east-1:123456789012:stream/{uuid.uuid4().hex}"
+def adapter_record(sequence: int, c: Change) -> dict[str, Any]:
+    """A record as KCL 3 gets it from the DynamoDB Streams Kinesis Adapter: its data is the
+    SDK's Record in the adapter's JSON (creation time in epoch ms, as the Java SDK keeps it)."""
+    keys = {"pk": {"S": c.item}, "sk": {"N": "0"}}
+    stream: dict[str, Any] = {
+        "ApproximateCreationDateTime": c.created_us // 1000,
+        "Keys": keys,
+        "SequenceNumber": str(sequence),
+        "SizeBytes": 42,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if c.event != "REMOVE":
+        stream["NewImage"] = {**keys, "v": {"S": str(c.index)}}
+    data = {
+        "awsRegion": "us-east-1",
+        "dynamodb": stream,
+        "eventID": c.event_id,
+        "eventName": c.event,
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+    }
+    return {
+        "action": "record",
+        "data": base64.b64encode(json.dumps(data).encode()).decode(),
+        "partitionKey": str(sequence),
+        "sequenceNumber": str(sequence),
+        "subSequenceNumber": 0,
+        "approximateArrivalTimestamp": c.created_us // 1000,
+    }
+
+
+def run_kcl(
+    history: History, ddb: Any, lease_table: str, kcl_transport: str = "kinesis"
+) -> list[ChangeEvent]:
+    streams = kcl_transport == "dynamodb-streams"
+    arn = (
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}/stream/{uuid.uuid4().hex}"
+        if streams
+        else f"arn:aws:kinesis:us-east-1:123456789012:stream/{uuid.uuid4().hex}"
+    )
     published = Published()
     kcl = ScriptedKclCheckpointer(set(history.refused))
     pages = 0
@@ -275,13 +316,14 @@ def run_kcl(history: History, ddb: Any, lease_table: str) -> list[ChangeEvent]:
                 KafkaRecordProcessor(
                     published.publisher(history.ack_lag),
                     checkpoint_interval_s=0,
-                    transport="kinesis",
+                    transport="dynamodb" if streams else "kinesis",
                 ),
                 TABLE,
                 arn,
                 versions_for=lambda s: KclVersions(ddb, lease_table, TABLE, arn, s),
                 parent_versions=parent_versions,
                 exit=exit_,
+                **({"transport": kcl_transport} if streams else {}),
             )
             start = kcl.held.get(plan.shard_id, "TRIM_HORIZON")
             init = {"action": "initialize", "shardId": plan.shard_id, "sequenceNumber": start}
@@ -293,7 +335,10 @@ def run_kcl(history: History, ddb: Any, lease_table: str) -> list[ChangeEvent]:
                 batch = {
                     "action": "processRecords",
                     "millisBehindLatest": 0,
-                    "records": [kcl_record(n, c, history.precision) for n, c in page],
+                    "records": [
+                        adapter_record(n, c) if streams else kcl_record(n, c, history.precision)
+                        for n, c in page
+                    ],
                 }
                 kcl_message(batch).dispatch(kcl, processor)
                 pages += 1
@@ -355,6 +400,9 @@ def lease_table(dynamodb_endpoint: str) -> tuple[Any, str]:
 def runner(transport: str) -> Callable[[History, Any, str], list[ChangeEvent]]:
     if transport == "kcl":
         return run_kcl
+    if transport.startswith("kcl-"):
+        kcl_transport = transport.removeprefix("kcl-")
+        return lambda history, ddb, name: run_kcl(history, ddb, name, kcl_transport)
     return lambda history, ddb, name: run_bridge_reader(transport, history, ddb, name)
 
 
@@ -400,7 +448,10 @@ def test_every_transport_is_in_the_contract() -> None:
     kcl_processors = {
         sub for sub in _subclasses(RecordProcessorBase) if sub.__module__.startswith("connectors.")
     }
-    expected = kinds | accepted | ({"kcl"} if kcl_processors else set())
+    from connectors.sources.stream.kcl.processor import KCL_TRANSPORTS
+
+    kcl_names = {"kcl" if t == "kinesis" else f"kcl-{t}" for t in KCL_TRANSPORTS}
+    expected = kinds | accepted | (kcl_names if kcl_processors else set())
     assert kinds == accepted, f"Transport kinds {kinds} vs settings' transports {accepted}"
     assert expected <= set(TRANSPORTS), (
         f"transports outside the ordering contract: {sorted(expected - set(TRANSPORTS))}; "

@@ -46,6 +46,10 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     assert "ddb_bridge/services/kafka_broker.pom.xml" in names
     for cassandra_file in ("pom.xml", "jvm17.options", "logback.xml"):
         assert f"ddb_bridge/services/cassandra/{cassandra_file}" in names
+    # `kcl run --transport dynamodb-streams` builds its launcher from the installed package.
+    launcher = "connectors/sources/stream/kcl/streams_launcher"
+    assert f"{launcher}/pom.xml" in names
+    assert f"{launcher}/src/main/java/ddbbridge/kcl/DynamoDBStreamsMultiLangDaemon.java" in names
     # The licence the metadata declares, with its text (Apache-2.0 requires it be passed on).
     with zipfile.ZipFile(wheel) as archive:
         (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]

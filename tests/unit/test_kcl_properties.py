@@ -163,3 +163,51 @@ def test_a_profile_reaches_the_daemon_and_a_role_from_a_profile_is_refused() -> 
     )
     with pytest.raises(ConfigError, match=r"aws\.profile with aws\.role_arn.*AWS_PROFILE"):
         kcl_properties(role, table="orders", stream_name="s", config=None)
+
+
+def test_the_dynamodb_streams_file_names_the_stream_arn_and_its_endpoints(tmp_path: Path) -> None:
+    settings = Settings(
+        aws=AwsSettings(
+            region="eu-west-1",
+            endpoint_url="http://fallback:4566",
+            endpoints={"dynamodbstreams": "http://streams:2"},
+        )
+    )
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-12-07T15:00:00.000"
+    config = write_config(tmp_path / "bridge.toml")
+    text = kcl_properties(settings, table="orders", dynamodb_stream_arn=arn, config=config)
+    props = parse(text)
+    assert props == {
+        "executableName": f"{sys.executable} -m ddb_bridge.kcl_processor --config "
+        f"{config.resolve()} --table orders --transport dynamodb-streams",
+        "dynamoDBStreamArn": arn,
+        "applicationName": "ddb-bridge-orders",
+        "tableName": "ddb-bridge-orders",
+        "initialPositionInStream": "TRIM_HORIZON",
+        "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
+        "AwsCredentialsProvider": "DefaultCredentialsProvider",
+        "regionName": "eu-west-1",
+        "metricsLevel": "NONE",
+        "callProcessRecordsEvenForEmptyRecordList": "true",
+        "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
+        "dynamoDBStreamsEndpoint": "http://streams:2",
+        "dynamoDBEndpoint": "http://fallback:4566",
+    }
+    # The header's command runs the project's launcher of the adapter, not the MultiLangDaemon.
+    assert "ddbbridge.kcl.DynamoDBStreamsMultiLangDaemon --properties-file THIS_FILE" in text
+
+
+def test_dynamodb_streams_refuses_kinesis_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["kcl", "properties", "--table", "t", "--transport", "dynamodb-streams",
+                 "--stream-name", "s"])  # fmt: skip
+    assert code == 2
+    assert "--stream-name and --kinesis-endpoint are for --transport kinesis" in (
+        capsys.readouterr().err
+    )
+
+
+def test_kcl_run_without_java_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["kcl", "run", "--table", "t", "--stream-name", "s", "--java", "/nowhere/java"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "needs Java 17 or newer" in err and "Traceback" not in err

@@ -2,10 +2,14 @@
 
 The Java KCL's MultiLangDaemon starts one `python -m ddb_bridge.kcl_processor` per shard it
 leases and drives it over stdin/stdout. `KclRecordProcessor` turns each call into the shared
-`KafkaRecordProcessor`'s (processor.py, transport "kinesis"): every Kinesis record's Data
-becomes a stream record (kinesis_records.py), versions come from KinesisVersioner, and the
-checkpoint is the furthest position Kafka acknowledged, written through the KCL with its
-version (checkpoints.py, versions.py).
+`KafkaRecordProcessor`'s (processor.py). On Kinesis Data Streams (KCL transport "kinesis")
+every Kinesis record's Data becomes a stream record (kinesis_records.py) and versions come
+from KinesisVersioner; on DynamoDB Streams through the DynamoDB Streams Kinesis Adapter
+(KCL transport "dynamodb-streams", launcher in streams_launcher/) every record's data is the
+adapter's JSON of the stream record (adapter_records.py) and versions come from
+StreamVersioner, as the native reader's do. Either way the checkpoint is the furthest
+position Kafka acknowledged, written through the KCL with its version (checkpoints.py,
+versions.py).
 
 Versions across restarts and reshards: on initialize, the versions recorded for the KCL's
 checkpoint (last version and per-item memory) are restored; a shard starting fresh
@@ -28,7 +32,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from amazon_kclpy.v3 import processor as kcl_v3
 
@@ -36,6 +40,7 @@ from bridge.model.errors import PermanentError
 from bridge.model.item_memory import child_start
 from connectors.dynamodb.leases import LeaseLost
 from connectors.sources.stream.get_records import WireRecords
+from connectors.sources.stream.kcl.adapter_records import stream_record_from_adapter
 from connectors.sources.stream.kcl.checkpoints import KclCheckpoint, KclLeaseLost
 from connectors.sources.stream.kcl.versions import Found, KclVersions
 from connectors.sources.stream.kinesis_records import stream_record_from_kinesis
@@ -46,6 +51,10 @@ log = logging.getLogger(__name__)
 EXIT_FAILED = 1
 # Where a KCL shard starts without a checkpoint of its own.
 FRESH = frozenset({"TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"})
+# What the daemon reads: a Kinesis data stream (the MultiLangDaemon), or a DynamoDB stream
+# (the DynamoDB Streams Kinesis Adapter's scheduler, streams_launcher/).
+KclTransport = Literal["kinesis", "dynamodb-streams"]
+KCL_TRANSPORTS: tuple[KclTransport, ...] = ("kinesis", "dynamodb-streams")
 
 
 class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
@@ -59,8 +68,14 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         versions_for: Callable[[str], KclVersions],
         parent_versions: Callable[[str], list[Found]],
         exit: Callable[[int], Any] = sys.exit,
+        transport: KclTransport = "kinesis",
     ) -> None:
+        wanted = "dynamodb" if transport == "dynamodb-streams" else "kinesis"
+        if processor.transport != wanted:
+            # Versions follow the stream's rule: StreamVersioner on DynamoDB Streams.
+            raise ValueError(f"KCL transport {transport} needs a {wanted} record processor")
         self.processor = processor
+        self.transport = transport
         self.table = table
         self.stream_arn = stream_arn
         self.versions_for = versions_for
@@ -140,12 +155,15 @@ class KclRecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
     def _process_records(self, batch: Any) -> None:
         if self.lost:
             return  # the lease is another processor's: so are these records
-        where = f"table {self.table} Kinesis stream {self.stream_arn} shard {self.shard_id}"
         page = WireRecords()
+        if self.transport == "dynamodb-streams":
+            where = f"table {self.table} stream {self.stream_arn} shard {self.shard_id}"
+            convert = stream_record_from_adapter
+        else:
+            where = f"table {self.table} Kinesis stream {self.stream_arn} shard {self.shard_id}"
+            convert = stream_record_from_kinesis
         for record in batch.records:
-            page.append(
-                stream_record_from_kinesis(record.binary_data, str(record.sequence_number), where)
-            )
+            page.append(convert(record.binary_data, str(record.sequence_number), where))
         # WireRecords holds wire-form dicts; the processor types its input as botocore's.
         self.processor.process_records(cast(Any, page), self._writer(batch.checkpointer))
 

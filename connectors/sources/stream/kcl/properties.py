@@ -9,6 +9,11 @@ splits it on whitespace, so no path in it may contain any), `retrievalMode = POL
 (`clientVersionConfig`; see below for both), `regionName`, `kinesisEndpoint`/`dynamoDBEndpoint`
 when an endpoint is set ([aws.endpoints] kinesis/dynamodb, else endpoint_url), and the
 credentials (`AwsCredentialsProvider`, see `credentials_provider`).
+
+On DynamoDB Streams (`transport="dynamodb-streams"`) the daemon is the project's launcher of
+the DynamoDB Streams Kinesis Adapter (launcher.py, streams_launcher/): the same file, without
+the Kinesis keys, plus the launcher's own `dynamoDBStreamArn` (the table's current stream) and
+`dynamoDBStreamsEndpoint` ([aws.endpoints] dynamodbstreams, else endpoint_url).
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import Settings
+from connectors.sources.stream.kcl import launcher
 
 MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
 PROCESSOR_MODULE = "ddb_bridge.kcl_processor"
+# processor.py's KclTransport (amazon-kclpy stays out of this module's imports).
+KclTransportName = Literal["kinesis", "dynamodb-streams"]
 
 
 def default_application_name(table: str) -> str:
@@ -40,8 +49,21 @@ def jars_dir() -> Path | None:
     return jars if jars.is_dir() and any(jars.glob("*.jar")) else None
 
 
-def daemon_command(properties_file: str, java: str = "java") -> list[str]:
-    """The command line that runs the MultiLangDaemon on a properties file."""
+def daemon_command(
+    properties_file: str, java: str = "java", transport: KclTransportName = "kinesis"
+) -> list[str]:
+    """The command line that runs the daemon on a properties file: the MultiLangDaemon for
+    Kinesis, the adapter's launcher (its jars built already: launcher.ensure_jars) for
+    DynamoDB Streams."""
+    if transport == "dynamodb-streams":
+        return [
+            java,
+            "-cp",
+            f"{launcher.jars_dir()}/*",
+            launcher.MAIN_CLASS,
+            "--properties-file",
+            properties_file,
+        ]
     jars = jars_dir()
     if jars is None:
         raise ConfigError(
@@ -51,12 +73,18 @@ def daemon_command(properties_file: str, java: str = "java") -> list[str]:
     return [java, "-cp", f"{jars}/*", MAIN_CLASS, "--properties-file", properties_file]
 
 
-def processor_command(config: Path | None, table: str, stream_name: str, python: str) -> str:
+def processor_command(config: Path | None, table: str, stream_name: str | None, python: str) -> str:
+    """The processor's command line; `stream_name` None: the table's DynamoDB stream."""
     words = [python, "-m", PROCESSOR_MODULE]
     if config is not None:
         # Absolute: the daemon may run in another directory.
         words += ["--config", str(config.resolve())]
-    words += ["--table", table, "--stream-name", stream_name]
+    words += ["--table", table]
+    words += (
+        ["--transport", "dynamodb-streams"]
+        if stream_name is None
+        else ["--stream-name", stream_name]
+    )
     spaced = [w for w in words if not w or any(c.isspace() for c in w)]
     if spaced:
         raise ConfigError(
@@ -125,19 +153,28 @@ def kcl_properties(
     settings: Settings,
     *,
     table: str,
-    stream_name: str,
+    stream_name: str | None = None,
     config: Path | None,
     application_name: str | None = None,
     kinesis_endpoint: str | None = None,
     python: str | None = None,
     extra: Mapping[str, str] | None = None,
+    dynamodb_stream_arn: str | None = None,
 ) -> str:
-    """The properties file's text."""
+    """The properties file's text: for the Kinesis data stream `stream_name`, or, given
+    `dynamodb_stream_arn` instead, for the table's DynamoDB stream (the adapter's launcher)."""
+    if (stream_name is None) == (dynamodb_stream_arn is None):
+        raise ValueError("give either a Kinesis stream_name or a dynamodb_stream_arn")
     app = application_name or default_application_name(table)
-    props: dict[str, str] = {
-        "executableName": processor_command(config, table, stream_name, python or sys.executable),
+    command = processor_command(config, table, stream_name, python or sys.executable)
+    props: dict[str, str] = {"executableName": command}
+    if stream_name is not None:
         # The KCL takes a stream by name or by ARN (then it reads the name from the ARN).
-        ("streamArn" if stream_name.startswith("arn:") else "streamName"): stream_name,
+        props["streamArn" if stream_name.startswith("arn:") else "streamName"] = stream_name
+    else:
+        assert dynamodb_stream_arn is not None
+        props["dynamoDBStreamArn"] = dynamodb_stream_arn
+    props |= {
         "applicationName": app,
         # The KCL's lease table (its own, not the bridge's [stream] lease_table).
         "tableName": app,
@@ -145,7 +182,6 @@ def kcl_properties(
         "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
         "AwsCredentialsProvider": credentials_provider(settings),
         "regionName": settings.aws.region,
-        "retrievalMode": "POLLING",
         "metricsLevel": "NONE",
         # Idle shards are called too: a checkpoint is only written from a call, and the one
         # after the last page must come once Kafka acknowledged it, not with the next record.
@@ -156,19 +192,35 @@ def kcl_properties(
         # failoverTimeMillis. `--set clientVersionConfig=CLIENT_VERSION_CONFIG_3X` for 3.x.
         "clientVersionConfig": "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X",
     }
-    kinesis = kinesis_endpoint or settings.aws.endpoint("kinesis")
-    if kinesis:
-        props["kinesisEndpoint"] = kinesis
+    if stream_name is not None:
+        # GetRecords, no enhanced fan-out (the adapter's launcher always polls).
+        props["retrievalMode"] = "POLLING"
+        kinesis = kinesis_endpoint or settings.aws.endpoint("kinesis")
+        if kinesis:
+            props["kinesisEndpoint"] = kinesis
+    else:
+        streams = settings.aws.endpoint("dynamodbstreams")
+        if streams:
+            props["dynamoDBStreamsEndpoint"] = streams
     dynamodb = settings.aws.endpoint("dynamodb")
     if dynamodb:
         props["dynamoDBEndpoint"] = dynamodb
     props.update(extra or {})
+    if stream_name is None:
+        run = (
+            "#   "
+            + shlex.join(daemon_command("THIS_FILE", transport="dynamodb-streams"))
+            + "   (or: ddb-bridge kcl run --transport dynamodb-streams)"
+        )
+    elif jars_dir():
+        run = "#   " + shlex.join(daemon_command("THIS_FILE"))
+    else:
+        run = "#   (install ddb-bridge[kcl] for the daemon's jars)"
+    what = "DynamoDB Streams adapter" if stream_name is None else "MultiLangDaemon"
     header = [
-        f"# The KCL MultiLangDaemon's configuration for table {table} (ddb-bridge kcl properties).",
+        f"# The KCL {what}'s configuration for table {table} (ddb-bridge kcl properties).",
         "# Run it with:",
-        "#   " + shlex.join(daemon_command("THIS_FILE"))
-        if jars_dir()
-        else "#   (install ddb-bridge[kcl] for the daemon's jars)",
+        run,
     ]
     lines = header + [f"{key} = {_escape(value)}" for key, value in props.items()]
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ shard leases.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,8 +131,10 @@ class KclVersions:
         since = entries if held is None else entries[held + 1 :]
         entries = kept + since[-(KEEP - 1) :] + [Entry(sequence, last_version, item_versions)]
         set_expr, values = self._attributes()
-        set_expr += ", entries = :entries"
+        # checkpointAtMs: when, for `status` (the checkpoint's age).
+        set_expr += ", entries = :entries, checkpointAtMs = :at"
         values[":entries"] = {"L": [_entry_value(e) for e in entries]}
+        values[":at"] = {"N": str(int(time.time() * 1000))}
         with self.lease.lock:
             self.fenced.write(self.lease, self.fenced.owner, set_expr, values)
         self.entries = entries
