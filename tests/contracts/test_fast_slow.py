@@ -635,7 +635,7 @@ def test_key_number_spellings_give_the_canonical_key_on_every_path(
     assert_same(fast, slow)
     assert slow.refusal is None, slow.refusal
     canonical = orjson.dumps({"pk": {"S": "a"}, "sk": {"N": attrs.normalize_number(spelling)}})
-    assert slow.keys == [canonical]
+    assert slow.keys and set(slow.keys) == {canonical}  # the core's driver runs three paths
 
 
 # -- no fast path outside the registry ---------------------------------------------------
