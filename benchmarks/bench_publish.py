@@ -123,7 +123,7 @@ class _NoCheckpoints:
 
     last = "TRIM_HORIZON"
 
-    def checkpoint(self, position: str, last_version: int | None) -> None:
+    def checkpoint(self, position: str, last_version: int | None, memory: bytes = b"") -> None:
         self.last = position
 
 
