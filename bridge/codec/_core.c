@@ -164,6 +164,39 @@ static PyObject *b64encode(PyObject *value)
 
 static int is_number_text(PyObject *v) { return PyUnicode_CheckExact(v) && short_number(v); }
 
+/* A type tag, read from its bytes (one switch instead of a chain of string comparisons). */
+enum { T_S, T_N, T_B, T_BOOL, T_NULL, T_SS, T_NS, T_BS, T_L, T_M, T_OTHER };
+
+static int tag_of(PyObject *tag)
+{
+    if (!PyUnicode_CheckExact(tag) || !PyUnicode_IS_ASCII(tag)) return T_OTHER;
+    const char *c = (const char *)PyUnicode_1BYTE_DATA(tag);
+    switch (PyUnicode_GET_LENGTH(tag)) {
+    case 1:
+        switch (c[0]) {
+        case 'S': return T_S;
+        case 'N': return T_N;
+        case 'B': return T_B;
+        case 'L': return T_L;
+        case 'M': return T_M;
+        }
+        return T_OTHER;
+    case 2:
+        if (c[1] != 'S') return T_OTHER;
+        switch (c[0]) {
+        case 'S': return T_SS;
+        case 'N': return T_NS;
+        case 'B': return T_BS;
+        }
+        return T_OTHER;
+    case 4:
+        if (memcmp(c, "BOOL", 4) == 0) return T_BOOL;
+        if (memcmp(c, "NULL", 4) == 0) return T_NULL;
+        return T_OTHER;
+    }
+    return T_OTHER;
+}
+
 /* One attribute value of a parsed wire-form item (export line, GetRecords body). Accepts
  * only what attrs.validate and attrs.from_wire both accept unchanged; counts object members
  * as item_check.item_members does (names and type tags of maps, list elements). */
@@ -173,11 +206,10 @@ static int walk_value(PyObject *av, int depth, Py_ssize_t *members)
     Py_ssize_t pos = 0;
     PyObject *tag, *value;
     PyDict_Next(av, &pos, &tag, &value);
-    if (!PyUnicode_CheckExact(tag)) return DEFER;
-    if (tag == s_S || PyUnicode_Compare(tag, s_S) == 0)
-        return PyUnicode_CheckExact(value) ? OK : DEFER;
-    if (PyUnicode_Compare(tag, s_N) == 0) return is_number_text(value) ? OK : DEFER;
-    if (PyUnicode_Compare(tag, s_M) == 0) {
+    int t = tag_of(tag);
+    if (t == T_S) return PyUnicode_CheckExact(value) ? OK : DEFER;
+    if (t == T_N) return is_number_text(value) ? OK : DEFER;
+    if (t == T_M) {
         if (!PyDict_CheckExact(value)) return DEFER;
         Py_ssize_t n = PyDict_GET_SIZE(value);
         if (n == 0) return OK;
@@ -191,7 +223,7 @@ static int walk_value(PyObject *av, int depth, Py_ssize_t *members)
         }
         return OK;
     }
-    if (PyUnicode_Compare(tag, s_L) == 0) {
+    if (t == T_L) {
         if (!PyList_CheckExact(value)) return DEFER;
         Py_ssize_t n = PyList_GET_SIZE(value);
         if (n == 0) return OK;
@@ -203,11 +235,10 @@ static int walk_value(PyObject *av, int depth, Py_ssize_t *members)
         }
         return OK;
     }
-    if (PyUnicode_Compare(tag, s_BOOL) == 0) return PyBool_Check(value) ? OK : DEFER;
-    if (PyUnicode_Compare(tag, s_NULL) == 0) return value == Py_True ? OK : DEFER;
-    if (PyUnicode_Compare(tag, s_B) == 0) return canonical_b64(value) ? OK : DEFER;
-    int ss = PyUnicode_Compare(tag, s_SS) == 0, ns = !ss && PyUnicode_Compare(tag, s_NS) == 0;
-    int bs = !ss && !ns && PyUnicode_Compare(tag, s_BS) == 0;
+    if (t == T_BOOL) return PyBool_Check(value) ? OK : DEFER;
+    if (t == T_NULL) return value == Py_True ? OK : DEFER;
+    if (t == T_B) return canonical_b64(value) ? OK : DEFER;
+    int ss = t == T_SS, ns = t == T_NS, bs = t == T_BS;
     if (ss || ns || bs) {
         if (!PyList_CheckExact(value)) return DEFER;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
@@ -250,9 +281,9 @@ static PyObject *boto_value(PyObject *av, int depth)
     Py_ssize_t pos = 0;
     PyObject *tag, *value;
     PyDict_Next(av, &pos, &tag, &value);
-    if (!PyUnicode_CheckExact(tag)) return NULL;
-    if (PyUnicode_Compare(tag, s_B) == 0) return tagged(s_B, b64encode(value));
-    if (PyUnicode_Compare(tag, s_BS) == 0) {
+    int t = tag_of(tag);
+    if (t == T_B) return tagged(s_B, b64encode(value));
+    if (t == T_BS) {
         if (!PyList_CheckExact(value)) return NULL;
         Py_ssize_t n = PyList_GET_SIZE(value);
         PyObject *out = PyList_New(n);
@@ -264,12 +295,12 @@ static PyObject *boto_value(PyObject *av, int depth)
         }
         return tagged(s_BS, out);
     }
-    if (PyUnicode_Compare(tag, s_M) == 0) {
+    if (t == T_M) {
         if (!PyDict_CheckExact(value)) return NULL;
         if (PyDict_GET_SIZE(value) && depth >= MAX_NESTING) return NULL;
         return tagged(s_M, boto_map(value, depth + 1));
     }
-    if (PyUnicode_Compare(tag, s_L) == 0) {
+    if (t == T_L) {
         if (!PyList_CheckExact(value)) return NULL;
         Py_ssize_t n = PyList_GET_SIZE(value);
         if (n && depth >= MAX_NESTING) return NULL;
