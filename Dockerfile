@@ -6,13 +6,18 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY requirements.lock pyproject.toml README.md LICENSE ./
+COPY requirements.lock pyproject.toml setup.py README.md LICENSE ./
 COPY bridge ./bridge
 COPY connectors ./connectors
 COPY ddb_bridge ./ddb_bridge
 COPY schemas ./schemas
 # /var/lib/ddb-bridge/audit: `audit`'s archive; a volume mounted there takes this owner.
-RUN pip install --no-cache-dir -c requirements.lock . \
+# gcc builds the compiled per-item core (bridge/codec/_core.c; the image's Python has its
+# headers) and leaves in the same layer; the build stops if the core is not in use.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir -c requirements.lock . \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && cd / && python -c "from bridge.codec.compiled import CORE, WHY_NOT; assert CORE, WHY_NOT" \
     && useradd --system --uid 10001 bridge \
     && mkdir -p /var/lib/ddb-bridge/audit && chown -R bridge /var/lib/ddb-bridge
 USER bridge
@@ -28,9 +33,10 @@ CMD ["--help"]
 FROM base AS kcl
 USER root
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
-    && rm -rf /var/lib/apt/lists/* \
-    && pip install --no-cache-dir -c requirements.lock '.[kcl]'
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless gcc libc6-dev \
+    && pip install --no-cache-dir -c requirements.lock '.[kcl]' \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && cd / && python -c "from bridge.codec.compiled import CORE, WHY_NOT; assert CORE, WHY_NOT"
 USER bridge
 
 # The default target (last stage): the image without Java.

@@ -12,13 +12,19 @@ PYTEST_WORKERS ?= 2
 
 # pip's progress in a few lines (tools/install_progress.py), its whole output in
 # $(VENV)/pip-install.log; the last line says how to run the installed command.
-$(STAMP): pyproject.toml
+# The compiled core (bridge/codec/_core.c) is built by that install when gcc and Python's
+# headers are there (tools/ensure-compiler.sh installs them from Debian where it can, else
+# says why not); the last line before "done" says whether it is in use.
+$(STAMP): pyproject.toml setup.py bridge/codec/_core.c
 	@echo "make install: creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
+	@sh tools/ensure-compiler.sh $(PY)
 	@echo "make install: installing ddb-bridge with its test and KCL extras into $(VENV) (about a minute)"
 	@$(PY) tools/install_progress.py --log $(VENV)/pip-install.log -- \
 		$(PY) -m pip install --progress-bar off -e '.[test,kcl]'
+	@$(PY) -c 'from bridge.codec.compiled import CORE, WHY_NOT; \
+		print("make install: compiled core", "built and in use" if CORE else f"not in use: {WHY_NOT}")'
 	@touch $(STAMP)
 	@echo "make install: done. Run $(VENV)/bin/ddb-bridge, or first '. $(VENV)/bin/activate' to type ddb-bridge"
 
@@ -37,7 +43,20 @@ test: $(STAMP)
 	@sh tools/ensure-promtool.sh
 	@sh tools/ensure-test-packages.sh
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ] || [ -n "$(PYTEST_ARGS)" ]; then exit $$rc; fi; \
+	echo "make test: the unit tests of the compiled core's modules again, on the Python fallback"; \
+	DDB_BRIDGE_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PURE_PYTHON_TESTS)
+
+## The unit tests of what the compiled core stands in for (bridge/codec/_core.c), which `make
+## test` runs a second time with it switched off (DDB_BRIDGE_PURE_PYTHON=1), so the Python
+## fallback cannot rot; the contract suite (tests/contracts/test_fast_slow.py) compares the
+## two paths directly in the main run.
+PURE_PYTHON_TESTS := tests/unit/test_attrs.py tests/unit/test_attrs_inline_screens.py \
+	tests/unit/test_avro_codec.py tests/unit/test_export_passthrough.py \
+	tests/unit/test_stream_wire_records.py tests/unit/test_backfill_units.py \
+	tests/unit/test_apply_text_images.py tests/unit/test_publish_batch.py \
+	tests/unit/test_compiled_core.py
 
 ## make docs: the documentation site (MkDocs, Material theme) from docs/ into site/; --strict
 ## fails on a broken link or anchor and on a page missing from the nav (tests/unit/test_docs_site.py

@@ -27,6 +27,7 @@ from confluent_kafka import Producer
 
 from benchmarks.broker import bench_broker
 from benchmarks.procfs import ProcessCpu
+from bridge.codec import compiled
 from bridge.codec.avro import EventCodec
 from bridge.kafka.client_config import producer_config
 from bridge.kafka.publisher import ensure_topics
@@ -66,7 +67,9 @@ def partitions(total: int, files: int) -> list[Iterator[dict[str, Any]]]:
     ]
 
 
-def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
+def run_cli_rss(
+    config: Path, table: str, folder: Path, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """As run_cli, but reaping the child with wait4 to read its own peak RSS."""
     cmd = [
         sys.executable,
@@ -90,7 +93,12 @@ def run_cli_rss(config: Path, table: str, folder: Path) -> dict[str, float]:
     ]
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out_file,
+            stderr=err_file,
+            env=None if env is None else {**os.environ, **env},
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -160,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
         "--small", type=int, default=100_000, help="second size, for RSS (0: only --items)"
     )
     parser.add_argument("--files", type=int, default=8)
+    parser.add_argument(
+        "--no-pure-python",
+        action="store_true",
+        help="skip the run with the compiled core switched off (DDB_BRIDGE_PURE_PYTHON=1)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -174,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=4, replication_factor=1)
         config = Path(tmp, "bridge.toml")
         results = {}
+        pure: dict[str, float] | None = None
         for n in sorted({args.small, args.items} - {0}):
             table = unique("bench")
             write_config(
@@ -194,6 +208,29 @@ def main(argv: list[str] | None = None) -> None:
                 f"({size / 1e6:.1f} MB gz) in {gen:.1f}s"
             )
             results[n] = run_cli_rss(config, table, folder.root)
+            if n == args.items and not args.no_pure_python and compiled.CORE is not None:
+                # The same export again (a new lease table, so a new run) into another
+                # table's topic, with the core switched off.
+                pure_table = unique("bench")
+                write_config(
+                    config,
+                    aws={"endpoint_url": endpoint},
+                    kafka={
+                        "bootstrap_servers": bootstrap,
+                        "partitions": 4,
+                        "replication_factor": 1,
+                    },
+                    stream={"lease_table": unique("leases")},
+                    tables=[
+                        {
+                            "name": pure_table,
+                            "hash_key": "pk",
+                            "range_key": "sk",
+                            "range_key_type": "N",
+                        }
+                    ],
+                )
+                pure = run_cli_rss(config, pure_table, folder.root, {compiled.PURE_PYTHON_ENV: "1"})
         ensure_topics(kafka, ["bench-baseline"])
         base, value_size, base_cpu_us = baseline(
             kafka, kafka.changes_topic("bench-baseline"), args.items
@@ -220,6 +257,14 @@ def main(argv: list[str] | None = None) -> None:
         cpu_us_per_item=big["cpu_s"] * 1e6 / big["items"],
         baseline_cpu_us_per_item=base_cpu_us,
     )
+    if pure is not None:
+        report.figure(
+            "export folder -> Kafka, one process, pure Python (compiled core off)",
+            pure["items"] / pure["elapsed"],
+            "items/s",
+            baseline=("produce the same records pre-encoded", base),
+        )
+    report.extra["compiled_core"] = compiled.CORE is not None
     for n, r in sorted(results.items()):
         report.figure(f"export peak RSS at {n:,} items", r["rss_mb"], "MB", note="goal <= 150 MB")
     report.write()

@@ -21,12 +21,14 @@ import gc
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from benchmarks.procfs import ProcessCpu
+from bridge.codec import compiled
 from bridge.codec.avro import EventCodec
 from bridge.kafka.publisher import Publisher, ensure_topics
 from bridge.model import attrs
@@ -55,13 +57,28 @@ def make_items(n: int) -> list[dict[str, Any]]:
 
 
 def run_full(publisher: Publisher, table: str, items: list[dict[str, Any]]) -> float:
+    """The scan reader's conversion of each item (`scan.scanned_event`), then publish."""
+    from connectors.sources.backfill.scan import scanned_event
+
     start = time.perf_counter()
     for item in items:
-        wire = attrs.from_boto(item)
-        event = ChangeEvent.snapshot(table, wire, ("pk", "sk"), 1_700_000_000_000_000, Origin.SCAN)
+        event, _ = scanned_event(item, table, ("pk", "sk"), 1_700_000_000_000_000, "bench")
+        assert event is not None
         publisher.publish(event)
     publisher.flush()
     return time.perf_counter() - start
+
+
+@contextmanager
+def python_path() -> Iterator[None]:
+    """The compiled core switched off for what runs inside, as DDB_BRIDGE_PURE_PYTHON=1 does
+    for a process (bridge/codec/compiled.py)."""
+    saved = compiled.CORE
+    compiled.CORE = None
+    try:
+        yield
+    finally:
+        compiled.CORE = saved
 
 
 def run_baseline(publisher: Publisher, topic: str, records: list[tuple[bytes, bytes]]) -> float:
@@ -192,6 +209,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also measure the stream path through botocore's parser (the path before)",
     )
     parser.add_argument("--no-scan", action="store_true", help="skip the scanned-item figure")
+    parser.add_argument(
+        "--no-pure-python",
+        action="store_true",
+        help="skip the figures with the compiled core switched off",
+    )
     args = parser.parse_args(argv)
 
     from contextlib import nullcontext
@@ -233,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             stream_rate = len(stream_records) / run_stream(publisher, stream_table, pages)
         mean_record = sum(len(p) for p in pages) / len(stream_records)
         print(f"stream records: {len(stream_records)}, mean {mean_record:.0f} bytes of JSON")
+        results.extra["compiled_core"] = compiled.CORE is not None
         results.extra["mean_stream_record_bytes"] = round(mean_record)
         results.figure(
             "publish: stream records, GetRecords body → Kafka (tracked)",
@@ -243,6 +266,15 @@ def main(argv: list[str] | None = None) -> None:
             cpu_us_per_item=stream_cpu.us_per(len(stream_records)),
             baseline_cpu_us_per_item=base_cpu.us_per(len(stream_records)),
         )
+        if compiled.CORE is not None and not args.no_pure_python:
+            with python_path():
+                pure_rate = len(stream_records) / run_stream(publisher, stream_table, pages)
+            results.figure(
+                "publish: stream records, pure Python (compiled core off)",
+                pure_rate,
+                "events/s",
+                baseline=("produce pre-encoded bytes", base_rate),
+            )
         if args.boto3:
             with ProcessCpu() as boto3_cpu:
                 boto3_rate = len(stream_records) / run_stream_boto3(publisher, stream_table, pages)
@@ -282,6 +314,15 @@ def main(argv: list[str] | None = None) -> None:
                 cpu_us_per_item=full_cpu.us_per(len(items)),
                 baseline_cpu_us_per_item=scan_base_cpu.us_per(len(records)),
             )
+            if compiled.CORE is not None and not args.no_pure_python:
+                with python_path():
+                    pure_rate = len(items) / run_full(publisher, table, items)
+                results.figure(
+                    "publish: scanned items, pure Python (compiled core off)",
+                    pure_rate,
+                    "events/s",
+                    baseline=("produce pre-encoded bytes", scan_base),
+                )
     results.write()
 
 

@@ -174,9 +174,13 @@ class EventCodec:
 
     def encode(self, event: ChangeEvent) -> bytes:
         if self._fast is not None:
+            # An event the compiled core built carries its body already (the layout the
+            # fast encoder writes, so only with it).
+            encoded = event.encoded
+            body = self._fast(event) if encoded is None else encoded[1]
             if self._prefix_for is not None:
-                return self._prefix_for(event.table) + self._fast(event)
-            return self._prefix + self._fast(event)
+                return self._prefix_for(event.table) + body
+            return self._prefix + body
         return self.encode_generic(event)
 
     def encode_generic(self, event: ChangeEvent) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.codec.json_names import repeat_in
 from bridge.model.errors import DecodeError
 from bridge.model.event import ChangeEvent, Op, Origin
@@ -37,7 +38,9 @@ _LAYOUT: list[tuple[str, Any]] = [
 ]
 
 
-def _varint_loop(z: int) -> bytes:
+def _zigzag_varint(n: int) -> bytes:
+    """A long as Avro writes it: zigzag, then 7 bits a byte, least significant first."""
+    z = (n << 1) ^ (n >> 63)
     out = bytearray()
     while z > 0x7F:
         out.append((z & 0x7F) | 0x80)
@@ -46,40 +49,11 @@ def _varint_loop(z: int) -> bytes:
     return bytes(out)
 
 
-# A varint in 14-bit chunks: every chunk below the top one is two bytes with the continuation
-# bit set (_MID), the top one is an ordinary varint of up to two bytes (_END). A version (µs
-# since the epoch, 8 varint bytes) then costs four table look-ups instead of eight turns of
-# a Python loop (~0.5 vs ~2-3 µs, on every event published).
-_END = [_varint_loop(c) for c in range(1 << 14)]
-_MID = [bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14)]
-_M14 = (1 << 14) - 1
-
-
-def _zigzag_varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    if z < 1 << 14:
-        return _END[z]
-    if z < 1 << 28:
-        return _MID[z & _M14] + _END[z >> 14]
-    if z < 1 << 42:
-        return _MID[z & _M14] + _MID[(z >> 14) & _M14] + _END[z >> 28]
-    if z < 1 << 56:
-        return b"".join(
-            (_MID[z & _M14], _MID[(z >> 14) & _M14], _MID[(z >> 28) & _M14], _END[z >> 42])
-        )
-    return _varint_loop(z)
-
-
-# Lengths of strings up to 16 KiB: precomputed, the common case.
-_SMALL = [_zigzag_varint(i) for i in range(1 << 14)]
-_NULL = _SMALL[0]  # union branch 0
-_SOME = _SMALL[1]  # union branch 1
+_NULL = b"\x00"  # union branch 0
+_SOME = b"\x02"  # union branch 1
 _FALSE = b"\x00"
 _TRUE = b"\x01"
-
-
-def _length(n: int) -> bytes:
-    return _SMALL[n] if n < 16384 else _zigzag_varint(n)
+_length = _zigzag_varint
 
 
 def _string(text: str) -> bytes:
@@ -102,13 +76,18 @@ def _shape(field_type: Any) -> Any:
     return field_type
 
 
-def compile_encoder(schema_json: dict[str, Any]) -> Callable[[ChangeEvent], bytes] | None:
-    """The fast encoder for `schema_json`, or None when the schema is not the known layout."""
+def compile_encoder(
+    schema_json: dict[str, Any], use_core: bool = True
+) -> Callable[[ChangeEvent], bytes] | None:
+    """The fast encoder for `schema_json`, or None when the schema is not the known layout.
+
+    With `use_core` and the compiled core in use (bridge/codec/compiled.py), the core encodes
+    and this Python encoder, its reference, takes what the core leaves to it."""
     fields = [(f["name"], _shape(f["type"])) for f in schema_json.get("fields", [])]
     if fields != _LAYOUT:
         return None
-    op_index = {name: _SMALL[i] for i, name in enumerate(_LAYOUT[1][1][1])}
-    origin_index = {name: _SMALL[i] for i, name in enumerate(_LAYOUT[2][1][1])}
+    op_index = {name: _zigzag_varint(i) for i, name in enumerate(_LAYOUT[1][1][1])}
+    origin_index = {name: _zigzag_varint(i) for i, name in enumerate(_LAYOUT[2][1][1])}
 
     def encode(event: ChangeEvent) -> bytes:
         new, old = event.new_image, event.old_image
@@ -141,7 +120,15 @@ def compile_encoder(schema_json: dict[str, Any]) -> Callable[[ChangeEvent], byte
             )
         )
 
-    return encode
+    if not use_core or compiled.CORE is None:
+        return encode
+    encode_event = compiled.CORE.encode_event
+
+    def encode_compiled(event: ChangeEvent) -> bytes:
+        body: bytes | None = encode_event(event)
+        return encode(event) if body is None else body
+
+    return encode_compiled
 
 
 _OPS = {i: op for i, op in enumerate(Op)}
@@ -340,7 +327,7 @@ TextParts = tuple[
 
 
 def compile_text_decoder(
-    schema_json: dict[str, Any],
+    schema_json: dict[str, Any], use_core: bool = True
 ) -> Callable[[bytes, int], TextParts | None] | None:
     """A decoder that leaves images as text, for bodies written with `schema_json` (None
     if it is not the layout).
@@ -351,9 +338,14 @@ def compile_text_decoder(
     parsing decoder", which decides and names the problem. The images are NOT checked:
     the caller must check their text (bridge/codec/image_text.py) before trusting them; once it
     has, the parsing decoder returns the same event, with the images parsed from that text.
+
+    With `use_core` and the compiled core in use, the core decodes (this Python decoder is
+    its reference: where the core answers, it answers the same).
     """
     if compile_decoder(schema_json) is None:
         return None
+    if use_core and compiled.CORE is not None:
+        return compiled.CORE.decode_text  # type: ignore[no-any-return]
     names: dict[bytes, str] = {}  # table names seen, to skip decoding them per record
 
     def string(data: bytes, pos: int) -> tuple[int, int]:

@@ -52,4 +52,15 @@ FAST_PATHS: tuple[FastPath, ...] = (
         ("bridge.codec.envelope:compile_encoder", "bridge.codec.envelope:compile_decoder"),
         "EventCodec.encode_generic / decode_generic: fastavro",
     ),
+    FastPath(
+        "compiled core",
+        (
+            "connectors.sources.backfill.export_files:ExportFileReader.read",
+            "connectors.sources.stream.processor:stream_events",
+            "connectors.sources.backfill.scan:scanned_event",
+            "bridge.codec.envelope:compile_encoder",
+            "bridge.codec.image_text:text_image_event",
+        ),
+        "bridge.codec.compiled.CORE = None (DDB_BRIDGE_PURE_PYTHON=1): the Python implementation",
+    ),
 )

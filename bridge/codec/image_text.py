@@ -32,10 +32,11 @@ from typing import Any
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.codec.json_names import member_count, members_of, names_at_most
 from bridge.model import attrs
 from bridge.model.attrs import Item
-from bridge.model.event import SLOT_SETTERS, ChangeEvent, Op, Origin
+from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.ports.sink import TableSpec
 
 DEPTH = 3  # M/L levels recognized; deeper images take the parsing path
@@ -294,55 +295,38 @@ def text_image_event(
     on their text (by screening, which checks the rest: see TextImageEvent)."""
     new_image = None if new_text is None else PENDING
     old_image = None if old_text is None else PENDING
-    if SLOT_SETTERS is None:
-        return TextImageEvent(
-            table=table,
-            op=op,
-            keys=keys,
-            version=version,
-            origin=origin,
-            new_image=new_image,
-            old_image=old_image,
-            shard_id=shard_id,
-            sequence_number=sequence_number,
-            event_id=event_id,
-            approximate_creation_time_ms=created,
-            ttl_expired=ttl_expired,
-            new_image_json=new_text,
-            old_image_json=old_text,
+    if compiled.CORE is not None:  # the constructor without keyword handling, once per record
+        return compiled.CORE.build_event(  # type: ignore[no-any-return]
+            TextImageEvent,
+            table,
+            op,
+            keys,
+            version,
+            origin,
+            new_image,
+            old_image,
+            shard_id,
+            sequence_number,
+            event_id,
+            created,
+            ttl_expired,
+            new_text,
+            old_text,
+            None,
         )
-    event = _new_object(TextImageEvent)
-    (
-        set_table,
-        set_op,
-        set_keys,
-        set_version,
-        set_origin,
-        set_new,
-        set_old,
-        set_shard,
-        set_sequence,
-        set_event_id,
-        set_created,
-        set_ttl,
-        set_new_json,
-        set_old_json,
-    ) = SLOT_SETTERS
-    set_table(event, table)
-    set_op(event, op)
-    set_keys(event, keys)
-    set_version(event, version)
-    set_origin(event, origin)
-    set_new(event, new_image)
-    set_old(event, old_image)
-    set_shard(event, shard_id)
-    set_sequence(event, sequence_number)
-    set_event_id(event, event_id)
-    set_created(event, created)
-    set_ttl(event, ttl_expired)
-    set_new_json(event, new_text)
-    set_old_json(event, old_text)
-    return event
-
-
-_new_object = object.__new__
+    return TextImageEvent(
+        table=table,
+        op=op,
+        keys=keys,
+        version=version,
+        origin=origin,
+        new_image=new_image,
+        old_image=old_image,
+        shard_id=shard_id,
+        sequence_number=sequence_number,
+        event_id=event_id,
+        approximate_creation_time_ms=created,
+        ttl_expired=ttl_expired,
+        new_image_json=new_text,
+        old_image_json=old_text,
+    )

@@ -71,29 +71,7 @@ def from_boto(item: dict[str, Any], where: str = "item") -> Item:
 
 
 def _map_from_boto(item: dict[str, Any], where: str) -> Item:
-    out = {}
-    for name, av in item.items():
-        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
-        # which are valid by their form: see is_short_number, and booleans): no call.
-        if type(av) is dict and len(av) == 1:
-            if "S" in av:
-                if type(av["S"]) is str:
-                    out[name] = av
-                    continue
-            elif "N" in av:
-                v = av["N"]
-                if (
-                    type(v) is str
-                    and len(v) <= _MAX_DIGITS
-                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
-                ):
-                    out[name] = av
-                    continue
-            elif type(av.get("BOOL")) is bool:
-                out[name] = av
-                continue
-        out[name] = _av_from_boto(av, where, name)
-    return out
+    return {name: _av_from_boto(av, where, name) for name, av in item.items()}
 
 
 def _at(parent: str, name: str | int) -> str:
@@ -102,9 +80,8 @@ def _at(parent: str, name: str | int) -> str:
 
 
 def _av_from_boto(av: Any, parent: str, name: str | int) -> Any:
-    # Hot path of every stream record and scanned item: the common types are checked first
-    # and inline, without helper calls, and the path for an error message is built only on
-    # an error.
+    # The path for an error message is built only on an error. (The compiled core,
+    # bridge/codec/_core.c, takes the scans' hot path; this is its reference.)
     if type(av) is not dict or len(av) != 1:
         raise AttributeTypeError(
             f"{_at(parent, name)}: an attribute value must be an object with one type tag"
@@ -170,22 +147,6 @@ def from_wire(item: Any, where: str = "item") -> Item:
 
 def _map_from_wire(item: dict[str, Any], where: str) -> None:
     for name, av in item.items():
-        # Inline for the commonest values (strings, plain numbers of up to 38 characters,
-        # which are valid by their form: see is_short_number, and booleans): no call.
-        if type(av) is dict and len(av) == 1:
-            if "S" in av:
-                if type(av["S"]) is str:
-                    continue
-            elif "N" in av:
-                v = av["N"]
-                if (
-                    type(v) is str
-                    and len(v) <= _MAX_DIGITS
-                    and ((v.isdigit() and v.isascii()) or _PLAIN(v) is not None)
-                ):
-                    continue
-            elif type(av.get("BOOL")) is bool:
-                continue
         _av_from_wire(av, where, name)
 
 

@@ -6,8 +6,8 @@ yields the same keys and key bytes whatever its origin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -58,12 +58,18 @@ class ChangeEvent:
     # an event read pass-through equals the same event built the full way.
     new_image_json: bytes | None = field(default=None, compare=False, repr=False)
     old_image_json: bytes | None = field(default=None, compare=False, repr=False)
+    # (Kafka key, Avro envelope body) when the compiled core (bridge/codec/_core.c) built
+    # the event: what `key_bytes` and the codec would compute from the fields, made in the
+    # same call. Never compared, so such an event equals the one the Python path builds.
+    encoded: tuple[bytes, bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_delete(self) -> bool:
         return self.op is Op.REMOVE
 
     def key_bytes(self) -> bytes:
+        if self.encoded is not None:
+            return self.encoded[0]
         return attrs.canonical_key(self.keys)
 
     @property
@@ -225,36 +231,7 @@ class ChangeEvent:
         raise AttributeTypeError(f"{where}: export line has neither 'Item' nor 'Keys'")
 
 
-# Back-fills build one event per item and apply decodes one per record, and the frozen
-# dataclass's __init__ (a guarded setattr per field, keyword handling) cost more than the
-# rest of building one. Those hot paths set the slots directly, through SLOT_SETTERS (in
-# SLOT_FIELDS order); the result is the same object the constructor makes
-# (tests/unit/test_export_passthrough.py compares them). The field list is checked here, so
-# a new field makes SLOT_SETTERS None and the builders fall back to the constructor instead
-# of leaving a slot unset.
-SLOT_FIELDS = (
-    "table",
-    "op",
-    "keys",
-    "version",
-    "origin",
-    "new_image",
-    "old_image",
-    "shard_id",
-    "sequence_number",
-    "event_id",
-    "approximate_creation_time_ms",
-    "ttl_expired",
-    "new_image_json",
-    "old_image_json",
-)
-FAST_SNAPSHOTS = tuple(f.name for f in fields(ChangeEvent)) == SLOT_FIELDS
-SLOT_SETTERS: tuple[Callable[[ChangeEvent, Any], None], ...] | None = (
-    tuple(ChangeEvent.__dict__[name].__set__ for name in SLOT_FIELDS) if FAST_SNAPSHOTS else None
-)
-
-
-def _snapshot_by_constructor(
+def snapshot_event(
     table: str,
     keys: Item,
     version: int,
@@ -263,6 +240,7 @@ def _snapshot_by_constructor(
     old_image: Item | None,
     new_image_json: bytes | None,
 ) -> ChangeEvent:
+    """A SNAPSHOT event of a back-filled item whose keys are already extracted."""
     return ChangeEvent(
         table=table,
         op=Op.SNAPSHOT,
@@ -273,46 +251,3 @@ def _snapshot_by_constructor(
         old_image=old_image,
         new_image_json=new_image_json,
     )
-
-
-def _snapshot_by_slots() -> Callable[
-    [str, Item, int, Origin, Item, Item | None, bytes | None], ChangeEvent
-]:
-    assert SLOT_SETTERS is not None
-    set_ = SLOT_SETTERS
-    s_table, s_op, s_keys, s_version, s_origin, s_new, s_old = set_[:7]
-    s_shard, s_seq, s_id, s_created, s_ttl, s_new_json, s_old_json = set_[7:]
-    new, snapshot_op = object.__new__, Op.SNAPSHOT
-
-    def build(
-        table: str,
-        keys: Item,
-        version: int,
-        origin: Origin,
-        new_image: Item,
-        old_image: Item | None,
-        new_image_json: bytes | None,
-    ) -> ChangeEvent:
-        event: ChangeEvent = new(ChangeEvent)
-        s_table(event, table)
-        s_op(event, snapshot_op)
-        s_keys(event, keys)
-        s_version(event, version)
-        s_origin(event, origin)
-        s_new(event, new_image)
-        s_old(event, old_image)
-        s_shard(event, None)
-        s_seq(event, None)
-        s_id(event, None)
-        s_created(event, None)
-        s_ttl(event, False)
-        s_new_json(event, new_image_json)
-        s_old_json(event, None)
-        return event
-
-    return build
-
-
-snapshot_event = _snapshot_by_slots() if FAST_SNAPSHOTS else _snapshot_by_constructor
-"""Builds a SNAPSHOT event: (table, keys, version, origin, new image, old image, new image
-text). For back-fill hot paths; `ChangeEvent.snapshot` is the checked, documented way."""

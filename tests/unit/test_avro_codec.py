@@ -38,10 +38,15 @@ def test_schema_and_dataclass_agree() -> None:
     import dataclasses
 
     # Every compared field is in the envelope; the uncompared ones (`*_image_json`) are the
-    # same images as text, carried only to skip re-serialising them.
+    # same images as text, carried only to skip re-serialising them, and `encoded` the key
+    # and envelope the compiled core made with the event.
     fields = dataclasses.fields(ChangeEvent)
     assert {f["name"] for f in schema["fields"]} == {f.name for f in fields if f.compare}
-    assert {f.name for f in fields if not f.compare} == {"new_image_json", "old_image_json"}
+    assert {f.name for f in fields if not f.compare} == {
+        "new_image_json",
+        "old_image_json",
+        "encoded",
+    }
     enums = {
         f["name"]: f["type"]["symbols"] for f in schema["fields"] if isinstance(f["type"], dict)
     }

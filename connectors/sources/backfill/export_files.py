@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.codec.json_names import member_count, names_at_most, repeat_in, repeated_name
 from bridge.codec.json_names import message as name_message
 from bridge.model import attrs
@@ -272,16 +273,34 @@ class ExportFileReader:
     def _events(self) -> Iterator[ChangeEvent]:
         job, data = self.job, self.data
         table, version, origin = job.table, job.run.version, self.origin
-        key_names, key_checks = job.key_names, self.key_checks
+        key_names, key_checks = tuple(job.key_names), self.key_checks
         ttl_attr, now_s = self.ttl_attribute, job.now_s
         loads, extract_keys, build = orjson.loads, attrs.extract_keys, snapshot_event
         passthrough = self.passthrough
         lineno, raw = self._lineno, 0
-        event: ChangeEvent
+        event: ChangeEvent | None
+        # The compiled core makes a plain full-export line's event, key and envelope in one
+        # call; any other line (or a machine without the core) takes the Python path below.
+        compiled.notice()
+        core = compiled.CORE.export_line if compiled.CORE is not None else None
+        key_types = tuple(job.key_types)
         try:
             for line in self._gz:
                 lineno += 1
                 raw += len(line)
+                if core is not None:
+                    event = core(line, table, key_names, key_types, version, origin, passthrough)
+                    if event is not None:
+                        if ttl_attr is not None and pending_deletion(
+                            event.new_image, ttl_attr, now_s
+                        ):
+                            self._ttl_skipped += 1
+                        else:
+                            self._current = (lineno, line)
+                            yield event
+                        if lineno % STATS_EVERY == 0:
+                            return
+                        continue
                 try:
                     doc = loads(line)
                 except orjson.JSONDecodeError as exc:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.model import attrs
 from bridge.model.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
 from bridge.model.event import ChangeEvent, Origin
@@ -152,6 +153,37 @@ class Page:
     end: bool
 
 
+def scanned_event(
+    raw: dict[str, Any],
+    table: str,
+    key_names: tuple[str, ...],
+    version: int,
+    where: str,
+    ttl: tuple[str, float] | None = None,
+) -> tuple[ChangeEvent | None, int]:
+    """The SNAPSHOT event of one scanned item (boto3's form) and the size of its DynamoDB
+    JSON; None for the event when `ttl` (attribute, now in epoch seconds) says DynamoDB's
+    TTL has expired the item. By the compiled core when it takes the item, else by the
+    Python path, which refuses a bad item naming the segment and the item's key."""
+    event: ChangeEvent | None
+    if compiled.CORE is not None:
+        made = compiled.CORE.scan_item(raw, table, key_names, version)
+        if made is not None:
+            event, size = made
+            if ttl is not None and pending_deletion(event.new_image, *ttl):
+                return None, size
+            return event, size
+    try:
+        item = attrs.from_boto(raw, "item")
+    except AttributeTypeError as exc:
+        key = {k: raw.get(k) for k in key_names}
+        raise AttributeTypeError(f"{where}, item with key {key}: {exc}") from exc
+    size = len(orjson.dumps(item))
+    if ttl is not None and pending_deletion(item, *ttl):
+        return None, size
+    return ChangeEvent.snapshot(table, item, key_names, version, Origin.SCAN, where), size
+
+
 class SegmentReader:
     """One segment from its cursor, a Scan page per `read`; throttling slows it down."""
 
@@ -160,6 +192,7 @@ class SegmentReader:
     def __init__(self, segments: ScanSegments, part: Part) -> None:
         job = segments.job
         self.job = job
+        compiled.notice()
         self.ddb = segments.ddb
         self.budget = segments.budget
         self.consistent_read = segments.consistent_read
@@ -206,21 +239,15 @@ class SegmentReader:
         items = page.get("Items", [])
         events: list[ChangeEvent] = []
         size = 0
+        key_names, version = tuple(job.key_names), job.run.version
+        ttl = (job.ttl_attribute, job.now_s) if job.ttl_attribute else None
         for raw in items:
-            try:
-                item = attrs.from_boto(raw, "item")
-            except AttributeTypeError as exc:
-                key = {k: raw.get(k) for k in job.key_names}
-                raise AttributeTypeError(f"{self.where}, item with key {key}: {exc}") from exc
-            size += len(orjson.dumps(item))
-            if job.ttl_attribute and pending_deletion(item, job.ttl_attribute, job.now_s):
+            event, item_size = scanned_event(raw, job.table, key_names, version, self.where, ttl)
+            size += item_size
+            if event is None:
                 job.stats.add(skipped_ttl=1)
                 continue
-            events.append(
-                ChangeEvent.snapshot(
-                    job.table, item, job.key_names, job.run.version, Origin.SCAN, self.where
-                )
-            )
+            events.append(event)
         consumed = (page.get("ConsumedCapacity") or {}).get("CapacityUnits")
         if consumed is None:
             factor = 1.0 if self.consistent_read else 0.5

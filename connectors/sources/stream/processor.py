@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.kafka.publisher import Publisher
 from bridge.model.acks import AckTracker
 from bridge.model.errors import PermanentError, TransientError
@@ -130,6 +131,45 @@ class ShardRecordProcessor(Protocol):
     def shutdown_requested(self, checkpointer: CheckpointWriter) -> None: ...
 
 
+def no_creation_time(table: str, shard_id: str, record: Any) -> PermanentError:
+    """The error for a record without the time its version is made of."""
+    ddb = record.get("dynamodb") if isinstance(record, dict) else None
+    seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
+    return PermanentError(
+        f"table {table} shard {shard_id} sequence {seq}: stream record "
+        "has no dynamodb.ApproximateCreationDateTime"
+    )
+
+
+def stream_events(
+    records: Sequence[Any], table: str, shard_id: str, versioner: StreamVersioner, wire: bool
+) -> list[ChangeEvent]:
+    """The events of one page of a DynamoDB stream's shard, versioned along it.
+
+    Wire records (get_records.read_page): the compiled core versions, checks, keys and
+    encodes a record in one call; what it leaves (or every record, without the core) takes
+    `ChangeEvent.from_stream_record`, which decides and names any problem."""
+    convert = ChangeEvent.from_stream_record
+    events = []
+    core = compiled.CORE.stream_record if compiled.CORE is not None and wire else None
+    for record in records:
+        if core is not None:
+            event = core(record, table, shard_id, versioner.last)
+            if event is not None:
+                versioner.last = event.version
+                events.append(event)
+                continue
+        try:
+            created = record["dynamodb"]["ApproximateCreationDateTime"]
+        except (KeyError, TypeError):
+            created = None
+        if created is None:
+            raise no_creation_time(table, shard_id, record)
+        version = versioner.next(created)
+        events.append(convert(table, record, version, shard_id, wire=wire))
+    return events
+
+
 class KafkaRecordProcessor:
     """Publishes one shard to `<prefix><table>.changes`, checkpointing acknowledged prefixes."""
 
@@ -155,6 +195,7 @@ class KafkaRecordProcessor:
     def initialize(self, init: InitializationInput) -> None:
         self.table = init.table
         self.shard_id = init.shard_id
+        compiled.notice()
         if self.transport == "kinesis":
             where = f"table {init.table} shard {init.shard_id} checkpoint {init.checkpoint}"
             try:
@@ -214,21 +255,9 @@ class KafkaRecordProcessor:
             self.checkpoint_safe(checkpointer)
 
     def _stream_events(self, records: Sequence[Any], wire: bool) -> list[ChangeEvent]:
-        convert = ChangeEvent.from_stream_record
         versioner = self.versioner
         assert isinstance(versioner, StreamVersioner)
-        table, shard_id = self.table, self.shard_id
-        events = []
-        for record in records:
-            try:
-                created = record["dynamodb"]["ApproximateCreationDateTime"]
-            except (KeyError, TypeError):
-                created = None
-            if created is None:
-                raise self._no_creation_time(record)
-            version = versioner.next(created)
-            events.append(convert(table, record, version, shard_id, wire=wire))
-        return events
+        return stream_events(records, self.table, self.shard_id, versioner, wire)
 
     def _kinesis_events(self, records: Sequence[Any], wire: bool) -> list[ChangeEvent]:
         """Records of Kinesis Data Streams for DynamoDB (see kinesis_records.py)."""
@@ -266,13 +295,7 @@ class KafkaRecordProcessor:
         return events
 
     def _no_creation_time(self, record: Any) -> PermanentError:
-        """The error for a record without the time its version is made of."""
-        ddb = record.get("dynamodb") if isinstance(record, dict) else None
-        seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
-        return PermanentError(
-            f"table {self.table} shard {self.shard_id} sequence {seq}: stream record "
-            "has no dynamodb.ApproximateCreationDateTime"
-        )
+        return no_creation_time(self.table, self.shard_id, record)
 
     def checkpoint_safe(self, checkpointer: CheckpointWriter) -> None:
         """Checkpoint the furthest fully acknowledged position, if it moved."""

@@ -1,0 +1,1051 @@
+/* The compiled per-item core: DynamoDB item -> validated item -> canonical key bytes -> Avro
+ * envelope body, in one call per export line, stream record or scanned item.
+ *
+ * The Python implementation (bridge/model/attrs.py, bridge/model/event.py,
+ * bridge/codec/envelope.py and the readers) is the reference. Every function here answers
+ * either with exactly what the reference makes of its input, or with None, meaning "take the
+ * reference path": that path then decides, and names any problem. So the core never refuses
+ * anything itself, and a refusal reads the same with or without it
+ * (tests/contracts/test_fast_slow.py holds the two to this, byte for byte).
+ *
+ * JSON is parsed and written by orjson (called through its Python entry points, once per
+ * item or image): its output is the reference's bytes by construction. What was Python here
+ * is the walk over every attribute value, the key's canonical form, the envelope's Avro
+ * encoding and the event's construction.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stdint.h>
+#include <string.h>
+
+/* DynamoDB nests documents at most 32 levels; attrs.MAX_NESTING refuses more than 64. */
+#define MAX_NESTING 64
+#define MAX_DIGITS 38
+#define N_FIELDS 15
+
+/* Set once by configure(). */
+static PyObject *loads_fn, *dumps_fn, *sort_keys_opt, *event_type;
+static PyObject *field_descr[N_FIELDS];
+static PyObject *op_members[4], *origin_members[4];
+static PyObject *ttl_principal;
+static PyObject *s_S, *s_N, *s_B, *s_BOOL, *s_NULL, *s_SS, *s_NS, *s_BS, *s_L, *s_M;
+static PyObject *s_Item, *s_dynamodb, *s_eventName, *s_Keys, *s_NewImage, *s_OldImage;
+static PyObject *s_SequenceNumber, *s_eventID, *s_userIdentity, *s_Type, *s_PrincipalId;
+static PyObject *s_Service, *s_ACDT, *s_INSERT, *s_MODIFY, *s_REMOVE, *s_option, *kw_option;
+static int configured = 0;
+
+/* Field order of ChangeEvent, as configure() checks it. */
+static const char *FIELD_NAMES[N_FIELDS] = {
+    "table", "op", "keys", "version", "origin", "new_image", "old_image", "shard_id",
+    "sequence_number", "event_id", "approximate_creation_time_ms", "ttl_expired",
+    "new_image_json", "old_image_json", "encoded",
+};
+enum { F_TABLE, F_OP, F_KEYS, F_VERSION, F_ORIGIN, F_NEW, F_OLD, F_SHARD, F_SEQ, F_EID,
+       F_CREATED, F_TTL, F_NEW_JSON, F_OLD_JSON, F_ENCODED };
+enum { OP_INSERT, OP_MODIFY, OP_REMOVE, OP_SNAPSHOT };
+enum { ORIGIN_STREAM, ORIGIN_SCAN, ORIGIN_EXPORT, ORIGIN_INCREMENTAL };
+
+/* Walk results: OK, DEFER (ask the reference; no exception set), FAIL (exception set). */
+#define OK 0
+#define DEFER 1
+#define FAIL (-1)
+
+/* -- numbers ------------------------------------------------------------------------------ */
+
+/* attrs._PLAIN: -?(?:[0-9]+\.?[0-9]*|\.[0-9]+) over the whole text. */
+static int plain_number(const char *s, Py_ssize_t n, int *has_minus, int *has_point)
+{
+    Py_ssize_t i = 0, digits = 0;
+    *has_minus = *has_point = 0;
+    if (i < n && s[i] == '-') { *has_minus = 1; i++; }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) digits++;
+    if (i < n && s[i] == '.') {
+        *has_point = 1;
+        i++;
+        Py_ssize_t after = 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) after++;
+        if (digits == 0 && after == 0) return 0;
+    } else if (digits == 0) {
+        return 0;
+    }
+    return i == n;
+}
+
+/* attrs.is_short_number: a plain number of at most 38 digits (valid by its form alone). */
+static int short_number(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
+    int minus, point;
+    if (n > MAX_DIGITS + 2 || !plain_number(s, n, &minus, &point)) return 0;
+    return n <= MAX_DIGITS || n - minus - point <= MAX_DIGITS;
+}
+
+/* attrs.normalize_number's fast path: already canonical (so its own normal form). */
+static int canonical_number(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
+    if (n > MAX_DIGITS || n == 0) return 0;
+    if (n == 2 && s[0] == '-' && s[1] == '0') return 0;
+    if (s[i] == '-') i++;
+    if (i >= n) return 0;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {}
+    } else {
+        return 0;
+    }
+    if (i == n) return 1;
+    if (s[i] != '.') return 0;
+    i++;
+    if (i >= n || s[n - 1] < '1' || s[n - 1] > '9') return 0;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+/* -- base64 ------------------------------------------------------------------------------- */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static signed char B64_VALUE[256];
+
+/* Base64 exactly as b64encode writes it (attrs._CANONICAL_B64): such text decodes and
+ * re-encodes to itself, so every path keeps it as it is. */
+static int canonical_b64(PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
+    if (n % 4) return 0;
+    Py_ssize_t body = n;
+    if (n && s[n - 1] == '=') body = (s[n - 2] == '=') ? n - 2 : n - 1;
+    for (Py_ssize_t i = 0; i < body; i++)
+        if (B64_VALUE[s[i]] < 0) return 0;
+    if (body == n - 2) return (B64_VALUE[s[body - 1]] & 0x0F) == 0; /* 4 unused bits */
+    if (body == n - 1) return (B64_VALUE[s[body - 1]] & 0x03) == 0; /* 2 unused bits */
+    return 1;
+}
+
+static PyObject *b64encode(PyObject *value)
+{
+    Py_buffer view;
+    if (!(PyBytes_CheckExact(value) || PyByteArray_CheckExact(value) || PyMemoryView_Check(value)))
+        return NULL;
+    if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0) { PyErr_Clear(); return NULL; }
+    Py_ssize_t n = view.len, out_len = 4 * ((n + 2) / 3);
+    PyObject *out = PyUnicode_New(out_len, 127);
+    if (out == NULL) { PyBuffer_Release(&view); return NULL; }
+    unsigned char *d = PyUnicode_1BYTE_DATA(out);
+    const unsigned char *s = view.buf;
+    Py_ssize_t i = 0, j = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) | s[i + 2];
+        d[j++] = B64[v >> 18]; d[j++] = B64[(v >> 12) & 63];
+        d[j++] = B64[(v >> 6) & 63]; d[j++] = B64[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        d[j++] = B64[v >> 18]; d[j++] = B64[(v >> 12) & 63]; d[j++] = '='; d[j++] = '=';
+    } else if (n - i == 2) {
+        uint32_t v = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8);
+        d[j++] = B64[v >> 18]; d[j++] = B64[(v >> 12) & 63]; d[j++] = B64[(v >> 6) & 63];
+        d[j++] = '=';
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* -- the walk over attribute values ------------------------------------------------------- */
+
+static int is_number_text(PyObject *v) { return PyUnicode_CheckExact(v) && short_number(v); }
+
+/* A type tag, read from its bytes (one switch instead of a chain of string comparisons). */
+enum { T_S, T_N, T_B, T_BOOL, T_NULL, T_SS, T_NS, T_BS, T_L, T_M, T_OTHER };
+
+static int tag_of(PyObject *tag)
+{
+    if (!PyUnicode_CheckExact(tag) || !PyUnicode_IS_ASCII(tag)) return T_OTHER;
+    const char *c = (const char *)PyUnicode_1BYTE_DATA(tag);
+    switch (PyUnicode_GET_LENGTH(tag)) {
+    case 1:
+        switch (c[0]) {
+        case 'S': return T_S;
+        case 'N': return T_N;
+        case 'B': return T_B;
+        case 'L': return T_L;
+        case 'M': return T_M;
+        }
+        return T_OTHER;
+    case 2:
+        if (c[1] != 'S') return T_OTHER;
+        switch (c[0]) {
+        case 'S': return T_SS;
+        case 'N': return T_NS;
+        case 'B': return T_BS;
+        }
+        return T_OTHER;
+    case 4:
+        if (memcmp(c, "BOOL", 4) == 0) return T_BOOL;
+        if (memcmp(c, "NULL", 4) == 0) return T_NULL;
+        return T_OTHER;
+    }
+    return T_OTHER;
+}
+
+/* One attribute value of a parsed wire-form item (export line, GetRecords body). Accepts
+ * only what attrs.validate and attrs.from_wire both accept unchanged; counts object members
+ * as item_check.item_members does (names and type tags of maps, list elements). */
+static int walk_value(PyObject *av, int depth, Py_ssize_t *members)
+{
+    if (!PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return DEFER;
+    Py_ssize_t pos = 0;
+    PyObject *tag, *value;
+    PyDict_Next(av, &pos, &tag, &value);
+    int t = tag_of(tag);
+    if (t == T_S) return PyUnicode_CheckExact(value) ? OK : DEFER;
+    if (t == T_N) return is_number_text(value) ? OK : DEFER;
+    if (t == T_M) {
+        if (!PyDict_CheckExact(value)) return DEFER;
+        Py_ssize_t n = PyDict_GET_SIZE(value);
+        if (n == 0) return OK;
+        if (depth >= MAX_NESTING) return DEFER;
+        *members += 2 * n;
+        Py_ssize_t p = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(value, &p, &k, &v)) {
+            int r = walk_value(v, depth + 1, members);
+            if (r != OK) return r;
+        }
+        return OK;
+    }
+    if (t == T_L) {
+        if (!PyList_CheckExact(value)) return DEFER;
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (n == 0) return OK;
+        if (depth >= MAX_NESTING) return DEFER;
+        *members += n;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int r = walk_value(PyList_GET_ITEM(value, i), depth + 1, members);
+            if (r != OK) return r;
+        }
+        return OK;
+    }
+    if (t == T_BOOL) return PyBool_Check(value) ? OK : DEFER;
+    if (t == T_NULL) return value == Py_True ? OK : DEFER;
+    if (t == T_B) return canonical_b64(value) ? OK : DEFER;
+    int ss = t == T_SS, ns = t == T_NS, bs = t == T_BS;
+    if (ss || ns || bs) {
+        if (!PyList_CheckExact(value)) return DEFER;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
+            PyObject *v = PyList_GET_ITEM(value, i);
+            if (ss ? !PyUnicode_CheckExact(v) : ns ? !is_number_text(v) : !canonical_b64(v))
+                return DEFER;
+        }
+        return OK;
+    }
+    return DEFER;
+}
+
+/* An attribute map (an item, keys, an image): how many members its JSON holds, or -1. */
+static Py_ssize_t walk_map(PyObject *map)
+{
+    if (!PyDict_CheckExact(map)) return -1;
+    Py_ssize_t members = 2 * PyDict_GET_SIZE(map), p = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(map, &p, &k, &v))
+        if (walk_value(v, 1, &members) != OK) return -1;
+    return members;
+}
+
+/* One attribute value in boto3's form (binary as bytes), to the wire form attrs.from_boto
+ * makes of it: a new reference, or NULL to defer (no exception set) / on failure (set). */
+static PyObject *boto_map(PyObject *map, int depth);
+
+static PyObject *tagged(PyObject *tag, PyObject *value)
+{
+    if (value == NULL) return NULL;
+    PyObject *d = PyDict_New();
+    if (d == NULL || PyDict_SetItem(d, tag, value) < 0) { Py_XDECREF(d); Py_DECREF(value); return NULL; }
+    Py_DECREF(value);
+    return d;
+}
+
+static PyObject *boto_value(PyObject *av, int depth)
+{
+    if (!PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *tag, *value;
+    PyDict_Next(av, &pos, &tag, &value);
+    int t = tag_of(tag);
+    if (t == T_B) return tagged(s_B, b64encode(value));
+    if (t == T_BS) {
+        if (!PyList_CheckExact(value)) return NULL;
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        PyObject *out = PyList_New(n);
+        if (out == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *text = b64encode(PyList_GET_ITEM(value, i));
+            if (text == NULL) { Py_DECREF(out); return NULL; }
+            PyList_SET_ITEM(out, i, text);
+        }
+        return tagged(s_BS, out);
+    }
+    if (t == T_M) {
+        if (!PyDict_CheckExact(value)) return NULL;
+        if (PyDict_GET_SIZE(value) && depth >= MAX_NESTING) return NULL;
+        return tagged(s_M, boto_map(value, depth + 1));
+    }
+    if (t == T_L) {
+        if (!PyList_CheckExact(value)) return NULL;
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (n && depth >= MAX_NESTING) return NULL;
+        PyObject *out = PyList_New(n);
+        if (out == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = boto_value(PyList_GET_ITEM(value, i), depth + 1);
+            if (v == NULL) { Py_DECREF(out); return NULL; }
+            PyList_SET_ITEM(out, i, v);
+        }
+        return tagged(s_L, out);
+    }
+    /* S, N, BOOL, NULL, SS, NS: the same checks as the wire form, the value kept. */
+    Py_ssize_t ignored = 0;
+    if (walk_value(av, depth, &ignored) != OK) return NULL;
+    Py_INCREF(av);
+    return av;
+}
+
+static PyObject *boto_map(PyObject *map, int depth)
+{
+    if (!PyDict_CheckExact(map)) return NULL;
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    Py_ssize_t p = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(map, &p, &k, &v)) {
+        PyObject *w = boto_value(v, depth);
+        if (w == NULL || PyDict_SetItem(out, k, w) < 0) { Py_XDECREF(w); Py_DECREF(out); return NULL; }
+        Py_DECREF(w);
+    }
+    return out;
+}
+
+/* -- keys --------------------------------------------------------------------------------- */
+
+/* {name: item[name]} in key-schema order (attrs.extract_keys); NULL to defer. */
+static PyObject *extract_keys(PyObject *item, PyObject *key_names)
+{
+    PyObject *keys = PyDict_New();
+    if (keys == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key_names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(key_names, i);
+        PyObject *av = PyDict_GetItemWithError(item, name);
+        if (av == NULL || PyDict_SetItem(keys, name, av) < 0) { Py_DECREF(keys); return NULL; }
+    }
+    return keys;
+}
+
+/* The key attributes have the table's key types, non-empty (export_files._check_key). */
+static int key_types_ok(PyObject *keys, PyObject *key_names, PyObject *key_types)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(key_names);
+    if (PyTuple_GET_SIZE(key_types) < n) n = PyTuple_GET_SIZE(key_types);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *av = PyDict_GetItemWithError(keys, PyTuple_GET_ITEM(key_names, i));
+        if (av == NULL || !PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return 0;
+        PyObject *value = PyDict_GetItemWithError(av, PyTuple_GET_ITEM(key_types, i));
+        if (value == NULL || !PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0)
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *dumps(PyObject *value, int sorted)
+{
+    PyObject *args[1] = {value};
+    if (!sorted) return PyObject_Vectorcall(dumps_fn, args, 1, NULL);
+    PyObject *kw_args[2] = {value, sort_keys_opt};
+    return PyObject_Vectorcall(dumps_fn, kw_args, 1, kw_option);
+}
+
+/* attrs.canonical_key when every key number is canonical already (else NULL: defer).
+ * *plain receives orjson.dumps(keys) (the envelope's keys text): the same bytes when the
+ * names are in sorted order already, else a second call. */
+static PyObject *canonical_key(PyObject *keys, PyObject **plain)
+{
+    Py_ssize_t p = 0;
+    PyObject *k, *av, *prev = NULL;
+    int sorted = 1;
+    *plain = NULL;
+    while (PyDict_Next(keys, &p, &k, &av)) {
+        if (!PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return NULL;
+        PyObject *number = PyDict_GetItemWithError(av, s_N);
+        if (number != NULL && (!PyUnicode_CheckExact(number) || !canonical_number(number)))
+            return NULL;
+        if (!PyUnicode_CheckExact(k)) return NULL;
+        if (prev != NULL && PyUnicode_Compare(prev, k) >= 0) sorted = 0;
+        prev = k;
+    }
+    if (PyErr_Occurred()) return NULL;
+    PyObject *key = dumps(keys, 1);
+    if (key == NULL) return NULL;
+    if (sorted) {
+        Py_INCREF(key);
+        *plain = key;
+    } else if ((*plain = dumps(keys, 0)) == NULL) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* -- the Avro envelope -------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+} Out;
+
+static Py_ssize_t varint_size(uint64_t z)
+{
+    Py_ssize_t n = 1;
+    while (z > 0x7F) { z >>= 7; n++; }
+    return n;
+}
+
+static void put_varint(Out *o, uint64_t z)
+{
+    while (z > 0x7F) { *o->p++ = (char)((z & 0x7F) | 0x80); z >>= 7; }
+    *o->p++ = (char)z;
+}
+
+static uint64_t zigzag(int64_t n) { return ((uint64_t)n << 1) ^ (uint64_t)(n >> 63); }
+
+/* One envelope field that is text: its UTF-8 bytes (str) or the bytes themselves. */
+typedef struct {
+    const char *data;
+    Py_ssize_t len;
+    int present;
+} Text;
+
+static int text_of(PyObject *obj, Text *t)
+{
+    t->present = obj != NULL && obj != Py_None;
+    t->data = NULL;
+    t->len = 0;
+    if (!t->present) return 0;
+    if (PyBytes_CheckExact(obj)) {
+        t->data = PyBytes_AS_STRING(obj);
+        t->len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyUnicode_CheckExact(obj)) {
+        t->data = PyUnicode_AsUTF8AndSize(obj, &t->len);
+        if (t->data == NULL) { PyErr_Clear(); return -1; } /* lone surrogates: the reference decides */
+        return 0;
+    }
+    return -1;
+}
+
+static Py_ssize_t text_size(const Text *t) { return varint_size(zigzag(t->len)) + t->len; }
+
+static void put_text(Out *o, const Text *t)
+{
+    put_varint(o, zigzag(t->len));
+    memcpy(o->p, t->data, t->len);
+    o->p += t->len;
+}
+
+/* The Avro body of the envelope (bridge/codec/envelope.py's layout, schemas/change_event.avsc):
+ * NULL to defer. `created_ms` is used when has_created. */
+static PyObject *envelope(PyObject *table, int op, int origin, PyObject *version,
+                          PyObject *keys_json, PyObject *new_json, PyObject *old_json,
+                          PyObject *shard, PyObject *seq, PyObject *eid, int has_created,
+                          int64_t created_ms, int ttl)
+{
+    Text t_table, t_keys, t_new, t_old, t_shard, t_seq, t_eid;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(version, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); return NULL; }
+    if (text_of(table, &t_table) || !t_table.present || text_of(keys_json, &t_keys) ||
+        text_of(new_json, &t_new) || text_of(old_json, &t_old) || text_of(shard, &t_shard) ||
+        text_of(seq, &t_seq) || text_of(eid, &t_eid))
+        return NULL;
+    if (!PyUnicode_CheckExact(table) || !PyBytes_CheckExact(keys_json)) return NULL;
+    if ((t_shard.present && !PyUnicode_CheckExact(shard)) ||
+        (t_seq.present && !PyUnicode_CheckExact(seq)) ||
+        (t_eid.present && !PyUnicode_CheckExact(eid)))
+        return NULL;
+    uint64_t zv = zigzag(v), zc = zigzag(created_ms);
+    Py_ssize_t size = text_size(&t_table) + 2 + varint_size(zv) + text_size(&t_keys);
+    const Text *optional[5] = {&t_new, &t_old, &t_shard, &t_seq, &t_eid};
+    for (int i = 0; i < 5; i++) size += 1 + (optional[i]->present ? text_size(optional[i]) : 0);
+    size += 1 + (has_created ? varint_size(zc) : 0) + 1;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) return NULL;
+    Out o = {PyBytes_AS_STRING(out)};
+    put_text(&o, &t_table);
+    *o.p++ = (char)(2 * op);
+    *o.p++ = (char)(2 * origin);
+    put_varint(&o, zv);
+    put_text(&o, &t_keys);
+    for (int i = 0; i < 5; i++) {
+        *o.p++ = optional[i]->present ? 2 : 0; /* union branch 1 (value) or 0 (null) */
+        if (optional[i]->present) put_text(&o, optional[i]);
+    }
+    *o.p++ = has_created ? 2 : 0;
+    if (has_created) put_varint(&o, zc);
+    *o.p++ = ttl ? 1 : 0;
+    return out;
+}
+
+/* -- events ------------------------------------------------------------------------------- */
+
+/* An event of `type` (ChangeEvent or a subclass adding no slots) with its fields set, as the
+ * constructor sets them: a frozen dataclass's slots, set through ChangeEvent's own slot
+ * descriptors. Steals nothing; NULL with an exception on failure. */
+static PyObject *make_event_of(PyTypeObject *type, PyObject *const values[N_FIELDS])
+{
+    PyObject *event = type->tp_alloc(type, 0);
+    if (event == NULL) return NULL;
+    for (int i = 0; i < N_FIELDS; i++) {
+        PyObject *d = field_descr[i];
+        if (Py_TYPE(d)->tp_descr_set(d, event, values[i]) < 0) { Py_DECREF(event); return NULL; }
+    }
+    return event;
+}
+
+static PyObject *make_event(PyObject *const values[N_FIELDS])
+{
+    return make_event_of((PyTypeObject *)event_type, values);
+}
+
+static PyObject *encoded_pair(PyObject *key, PyObject *body)
+{
+    if (key == NULL || body == NULL) return NULL;
+    return PyTuple_Pack(2, key, body);
+}
+
+/* build_event(cls, table, op, keys, version, origin, new_image, old_image, shard_id,
+ *             sequence_number, event_id, created_ms, ttl_expired, new_image_json,
+ *             old_image_json, encoded): the constructor of ChangeEvent or of a subclass
+ * without slots of its own, without its keyword handling, for paths that build many
+ * (apply's text images). The values are the caller's: nothing is checked. */
+static PyObject *py_build_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured) { PyErr_SetString(PyExc_RuntimeError, "_core.configure() not called"); return NULL; }
+    if (nargs != N_FIELDS + 1) { PyErr_SetString(PyExc_TypeError, "build_event takes 16 arguments"); return NULL; }
+    PyObject *cls = args[0];
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize) {
+        PyErr_SetString(PyExc_TypeError, "build_event: ChangeEvent or a subclass without slots of its own");
+        return NULL;
+    }
+    return make_event_of((PyTypeObject *)cls, args + 1);
+}
+
+/* -- export lines ------------------------------------------------------------------------- */
+
+/* json_names.names_at_most over the line: quotes followed by a colon or whitespace. */
+static Py_ssize_t names_at_most(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t count = 0;
+    const char *end = s + n, *q = s;
+    while ((q = memchr(q, '"', end - q)) != NULL && q + 1 < end) {
+        char c = q[1];
+        if (c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') count++;
+        q++;
+    }
+    return count;
+}
+
+/* export_files.item_text's proof that the line's slice after `{"Item":` is orjson's text of
+ * the item: one member, compact, no escape, as many `":` as members. */
+static int slice_is_item_text(const char *s, Py_ssize_t n, Py_ssize_t members)
+{
+    Py_ssize_t end = (n && s[n - 1] == '\n') ? n - 1 : n;
+    if (end < 9 || memcmp(s, "{\"Item\":", 8) != 0 || s[end - 1] != '}') return 0;
+    Py_ssize_t colons = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\' || c == ' ' || c == '\r' || c == '\t') return 0;
+        if (c == '"' && i + 1 < n && s[i + 1] == ':') colons++;
+    }
+    return colons == members + 1;
+}
+
+/* export_line(line, table, key_names, key_types, version, origin, passthrough): the event
+ * of one full-export line `{"Item": ...}` (SNAPSHOT, its key and envelope made), or None:
+ * the reader's Python path decides (blank or bad lines, incremental lines, anything the core
+ * does not prove the same). TTL is the caller's (it has the item: event.new_image). */
+static PyObject *py_export_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 7) { PyErr_SetString(PyExc_TypeError, "export_line: 7 arguments, after configure()"); return NULL; }
+    PyObject *line = args[0], *table = args[1], *key_names = args[2], *key_types = args[3];
+    PyObject *version = args[4], *origin = args[5];
+    int passthrough = PyObject_IsTrue(args[6]);
+    if (!PyBytes_CheckExact(line) || !PyTuple_CheckExact(key_names) || !PyTuple_CheckExact(key_types))
+        Py_RETURN_NONE;
+    int origin_index = -1;
+    for (int i = 0; i < 4; i++)
+        if (origin == origin_members[i]) origin_index = i;
+    if (origin_index < 0) Py_RETURN_NONE;
+    PyObject *doc = PyObject_Vectorcall(loads_fn, &line, 1, NULL);
+    if (doc == NULL) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *result = NULL, *keys = NULL, *key = NULL, *keys_json = NULL, *text = NULL;
+    PyObject *body = NULL, *encoded = NULL;
+    if (!PyDict_CheckExact(doc) || PyDict_GET_SIZE(doc) != 1) goto defer;
+    PyObject *item = PyDict_GetItemWithError(doc, s_Item);
+    if (item == NULL) goto defer;
+    Py_ssize_t members = walk_map(item);
+    if (members < 0) goto defer;
+    const char *s = PyBytes_AS_STRING(line);
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    if (names_at_most(s, n) != members + 1) goto defer; /* a name may repeat: Python counts */
+    if (slice_is_item_text(s, n, members)) {
+        Py_ssize_t end = s[n - 1] == '\n' ? n - 1 : n;
+        text = PyBytes_FromStringAndSize(s + 8, end - 9);
+    } else {
+        text = dumps(item, 0);
+    }
+    if (text == NULL) goto defer;
+    if ((keys = extract_keys(item, key_names)) == NULL) goto defer;
+    if (!key_types_ok(keys, key_names, key_types)) goto defer;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, origin_index, version, keys_json, text, NULL, NULL,
+                    NULL, NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin, item, Py_None, Py_None, Py_None,
+        Py_None, Py_None, Py_False, passthrough ? text : Py_None, Py_None, encoded};
+    result = make_event(values);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_DECREF(doc);
+    Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
+    Py_XDECREF(body); Py_XDECREF(encoded);
+    return result;
+}
+
+/* -- stream records ----------------------------------------------------------------------- */
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* versioning.to_micros of ApproximateCreationDateTime: a UTC datetime (read_page makes one)
+ * or whole epoch seconds. 0 when it is anything else (the reference converts it). */
+static int created_micros(PyObject *created, int64_t *micros)
+{
+    if (PyDateTime_CheckExact(created)) {
+        PyObject *tz = PyDateTime_DATE_GET_TZINFO(created);
+        if (tz != PyDateTime_TimeZone_UTC) return 0;
+        int64_t days = days_from_civil(PyDateTime_GET_YEAR(created), PyDateTime_GET_MONTH(created),
+                                       PyDateTime_GET_DAY(created));
+        int64_t secs = days * 86400 + PyDateTime_DATE_GET_HOUR(created) * 3600 +
+                       PyDateTime_DATE_GET_MINUTE(created) * 60 + PyDateTime_DATE_GET_SECOND(created);
+        *micros = secs * 1000000 + PyDateTime_DATE_GET_MICROSECOND(created);
+        return 1;
+    }
+    if (PyLong_CheckExact(created)) {
+        int overflow = 0;
+        long long s = PyLong_AsLongLongAndOverflow(created, &overflow);
+        if (overflow || (s == -1 && PyErr_Occurred()) || s < 0 || s > 253402300799LL) {
+            PyErr_Clear();
+            return 0;
+        }
+        *micros = (int64_t)s * 1000000;
+        return 1;
+    }
+    return 0;
+}
+
+/* stream_record(record, table, shard_id, last_version): the event of one DynamoDB Streams
+ * record in wire form (get_records.read_page), versioned as StreamVersioner.next does after
+ * `last_version` (the caller stores event.version back), with its key and envelope made; or
+ * None: ChangeEvent.from_stream_record decides. */
+static PyObject *py_stream_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 4) { PyErr_SetString(PyExc_TypeError, "stream_record: 4 arguments, after configure()"); return NULL; }
+    PyObject *record = args[0], *table = args[1], *shard = args[2];
+    PyObject *result = NULL, *key = NULL, *keys_json = NULL, *new_json = NULL, *old_json = NULL;
+    PyObject *body = NULL, *encoded = NULL, *version = NULL, *created_obj = NULL;
+    if (!PyDict_CheckExact(record) || !PyUnicode_CheckExact(table) || !PyUnicode_CheckExact(shard))
+        Py_RETURN_NONE;
+    int overflow = 0;
+    long long last = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (overflow || (last == -1 && PyErr_Occurred()) || last >= INT64_MAX - 1) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *ddb = PyDict_GetItemWithError(record, s_dynamodb);
+    if (ddb == NULL || !PyDict_CheckExact(ddb)) goto defer;
+    PyObject *name = PyDict_GetItemWithError(record, s_eventName);
+    if (name == NULL || !PyUnicode_CheckExact(name)) goto defer;
+    int op;
+    if (PyUnicode_Compare(name, s_MODIFY) == 0) op = OP_MODIFY;
+    else if (PyUnicode_Compare(name, s_INSERT) == 0) op = OP_INSERT;
+    else if (PyUnicode_Compare(name, s_REMOVE) == 0) op = OP_REMOVE;
+    else goto defer;
+    PyObject *keys = PyDict_GetItemWithError(ddb, s_Keys);
+    PyObject *seq = PyDict_GetItemWithError(ddb, s_SequenceNumber);
+    PyObject *eid = PyDict_GetItemWithError(record, s_eventID);
+    if (PyErr_Occurred() || keys == NULL) goto defer;
+    if (seq == NULL) seq = Py_None;
+    if (eid == NULL) eid = Py_None;
+    if ((seq != Py_None && !PyUnicode_CheckExact(seq)) || (eid != Py_None && !PyUnicode_CheckExact(eid)))
+        goto defer;
+    int ttl = 0;
+    PyObject *identity = PyDict_GetItemWithError(record, s_userIdentity);
+    if (identity != NULL && op == OP_REMOVE && PyDict_CheckExact(identity)) {
+        PyObject *type = PyDict_GetItemWithError(identity, s_Type);
+        PyObject *principal = PyDict_GetItemWithError(identity, s_PrincipalId);
+        if (type == NULL || principal == NULL) {
+            if (PyErr_Occurred()) goto defer;
+        } else {
+            /* Only exact strings: another type's __eq__ is the reference's to call. */
+            if (!PyUnicode_CheckExact(type) || !PyUnicode_CheckExact(principal)) goto defer;
+            ttl = PyUnicode_Compare(type, s_Service) == 0 &&
+                  PyUnicode_Compare(principal, ttl_principal) == 0;
+        }
+    }
+    if (PyErr_Occurred()) goto defer;
+    PyObject *new_image = PyDict_GetItemWithError(ddb, s_NewImage);
+    PyObject *old_image = PyDict_GetItemWithError(ddb, s_OldImage);
+    if (PyErr_Occurred()) goto defer;
+    if (new_image == NULL) new_image = Py_None;
+    if (old_image == NULL) old_image = Py_None;
+    if (walk_map(keys) < 0) goto defer;
+    if (new_image != Py_None && walk_map(new_image) < 0) goto defer;
+    if (old_image != Py_None && walk_map(old_image) < 0) goto defer;
+    PyObject *created = PyDict_GetItemWithError(ddb, s_ACDT);
+    int64_t micros;
+    /* (Before the epoch, C's division would round where the reference floors: deferred.) */
+    if (created == NULL || !created_micros(created, &micros) || micros < 0) goto defer;
+    int64_t v = micros > last + 1 ? micros : last + 1;
+    if ((version = PyLong_FromLongLong(v)) == NULL) goto defer;
+    if ((created_obj = PyLong_FromLongLong(micros / 1000)) == NULL) goto defer;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    if (new_image != Py_None && (new_json = dumps(new_image, 0)) == NULL) goto defer;
+    if (old_image != Py_None && (old_json = dumps(old_image, 0)) == NULL) goto defer;
+    body = envelope(table, op, ORIGIN_STREAM, version, keys_json, new_json, old_json, shard, seq,
+                    eid, 1, micros / 1000, ttl);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[op], keys, version, origin_members[ORIGIN_STREAM], new_image,
+        old_image, shard, seq, eid, created_obj, ttl ? Py_True : Py_False, Py_None, Py_None,
+        encoded};
+    result = make_event(values);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(new_json); Py_XDECREF(old_json);
+    Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(version); Py_XDECREF(created_obj);
+    return result;
+}
+
+/* -- scanned items ------------------------------------------------------------------------ */
+
+/* scan_item(raw, table, key_names, version): (event, bytes of the item's DynamoDB JSON) of a
+ * scanned item in boto3's form (attrs.from_boto, then ChangeEvent.snapshot with Origin.SCAN),
+ * or None: the reader's Python path decides. */
+static PyObject *py_scan_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 4) { PyErr_SetString(PyExc_TypeError, "scan_item: 4 arguments, after configure()"); return NULL; }
+    PyObject *raw = args[0], *table = args[1], *key_names = args[2], *version = args[3];
+    if (!PyTuple_CheckExact(key_names)) Py_RETURN_NONE;
+    PyObject *result = NULL, *item = NULL, *keys = NULL, *key = NULL, *keys_json = NULL;
+    PyObject *text = NULL, *body = NULL, *encoded = NULL, *event = NULL;
+    if ((item = boto_map(raw, 1)) == NULL) goto defer;
+    if ((keys = extract_keys(item, key_names)) == NULL) goto defer;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    if ((text = dumps(item, 0)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, ORIGIN_SCAN, version, keys_json, text, NULL, NULL, NULL,
+                    NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin_members[ORIGIN_SCAN], item,
+        Py_None, Py_None, Py_None, Py_None, Py_None, Py_False, Py_None, Py_None, encoded};
+    if ((event = make_event(values)) == NULL) goto defer;
+    result = Py_BuildValue("(On)", event, PyBytes_GET_SIZE(text));
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_XDECREF(item); Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json);
+    Py_XDECREF(text); Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(event);
+    return result;
+}
+
+/* -- any event ---------------------------------------------------------------------------- */
+
+static PyObject *field(PyObject *event, int i)
+{
+    PyObject *d = field_descr[i];
+    return Py_TYPE(d)->tp_descr_get(d, event, (PyObject *)Py_TYPE(event));
+}
+
+/* encode_event(event): the envelope body of any ChangeEvent (envelope.compile_encoder's
+ * output), or None: the Python encoder decides. */
+static PyObject *py_encode_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 1) { PyErr_SetString(PyExc_TypeError, "encode_event: 1 argument, after configure()"); return NULL; }
+    PyObject *event = args[0];
+    if (!PyObject_TypeCheck(event, (PyTypeObject *)event_type)) Py_RETURN_NONE;
+    PyObject *f[N_FIELDS] = {NULL};
+    PyObject *result = NULL, *keys_json = NULL, *new_json = NULL, *old_json = NULL;
+    for (int i = 0; i < N_FIELDS; i++)
+        if ((f[i] = field(event, i)) == NULL) goto defer;
+    int op = -1, origin = -1;
+    for (int i = 0; i < 4; i++) {
+        if (f[F_OP] == op_members[i]) op = i;
+        if (f[F_ORIGIN] == origin_members[i]) origin = i;
+    }
+    if (op < 0 || origin < 0 || !PyLong_CheckExact(f[F_VERSION]) || !PyBool_Check(f[F_TTL]))
+        goto defer;
+    int64_t created = 0;
+    int has_created = f[F_CREATED] != Py_None;
+    if (has_created) {
+        int overflow = 0;
+        if (!PyLong_CheckExact(f[F_CREATED])) goto defer;
+        created = PyLong_AsLongLongAndOverflow(f[F_CREATED], &overflow);
+        if (overflow || (created == -1 && PyErr_Occurred())) goto defer;
+    }
+    if ((keys_json = dumps(f[F_KEYS], 0)) == NULL) goto defer;
+    if (f[F_NEW] != Py_None) {
+        if (f[F_NEW_JSON] != Py_None) {
+            if (!PyBytes_CheckExact(f[F_NEW_JSON])) goto defer;
+            new_json = f[F_NEW_JSON]; Py_INCREF(new_json);
+        } else if ((new_json = dumps(f[F_NEW], 0)) == NULL) goto defer;
+    }
+    if (f[F_OLD] != Py_None) {
+        if (f[F_OLD_JSON] != Py_None) {
+            if (!PyBytes_CheckExact(f[F_OLD_JSON])) goto defer;
+            old_json = f[F_OLD_JSON]; Py_INCREF(old_json);
+        } else if ((old_json = dumps(f[F_OLD], 0)) == NULL) goto defer;
+    }
+    result = envelope(f[F_TABLE], op, origin, f[F_VERSION], keys_json, new_json, old_json,
+                      f[F_SHARD], f[F_SEQ], f[F_EID], has_created, created, f[F_TTL] == Py_True);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    for (int i = 0; i < N_FIELDS; i++) Py_XDECREF(f[i]);
+    Py_XDECREF(keys_json); Py_XDECREF(new_json); Py_XDECREF(old_json);
+    return result;
+}
+
+/* -- apply's decode ----------------------------------------------------------------------- */
+
+/* A zigzag varint of a 64-bit long at *pos (every version until the year 3111 takes 8
+ * bytes); 0 when cut off or beyond 64 bits (the parsing decoder decides then). */
+static int read_long(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, int64_t *value)
+{
+    uint64_t z = 0;
+    for (int i = 0; i < 10; i++) {
+        if (*pos >= n) return 0;
+        unsigned char b = d[(*pos)++];
+        if (i == 9 && b > 1) return 0; /* the tenth byte holds bit 63 only */
+        z |= (uint64_t)(b & 0x7F) << (7 * i);
+        if (!(b & 0x80)) {
+            *value = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A length-prefixed string: its [start, end) inside the data, or 0. */
+static int read_span(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, Py_ssize_t *start)
+{
+    int64_t len;
+    if (!read_long(d, n, pos, &len) || len < 0 || len > n - *pos) return 0;
+    *start = *pos;
+    *pos += (Py_ssize_t)len;
+    return 1;
+}
+
+/* An optional string ["null", "string"]: *out None or the text (new reference), or 0. */
+static int read_optional_text(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, PyObject **out)
+{
+    Py_ssize_t start;
+    if (*pos >= n) return 0;
+    unsigned char b = d[(*pos)++];
+    if (b == 0) { Py_INCREF(Py_None); *out = Py_None; return 1; }
+    if (b != 2 || !read_span(d, n, pos, &start)) return 0;
+    *out = PyUnicode_DecodeUTF8((const char *)d + start, *pos - start, NULL);
+    if (*out == NULL) { PyErr_Clear(); return 0; }
+    return 1;
+}
+
+/* An optional image ["null", "string"]: *out None or its bytes, unchecked, or 0. */
+static int read_optional_bytes(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, PyObject **out)
+{
+    Py_ssize_t start;
+    if (*pos >= n) return 0;
+    unsigned char b = d[(*pos)++];
+    if (b == 0) { Py_INCREF(Py_None); *out = Py_None; return 1; }
+    if (b != 2 || !read_span(d, n, pos, &start)) return 0;
+    *out = PyBytes_FromStringAndSize((const char *)d + start, *pos - start);
+    return *out != NULL;
+}
+
+/* decode_text(data, start): envelope.compile_text_decoder's parts of an envelope body, its
+ * images left as text (unchecked), or None whenever it is not certain (the parsing decoder
+ * then decides and names the problem). */
+static PyObject *py_decode_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 2) { PyErr_SetString(PyExc_TypeError, "decode_text: 2 arguments, after configure()"); return NULL; }
+    if (!PyBytes_CheckExact(args[0])) Py_RETURN_NONE;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]), start;
+    if (pos < 0 || pos > n) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *table = NULL, *keys_text = NULL, *keys = NULL, *new_text = NULL, *old_text = NULL;
+    PyObject *shard = NULL, *seq = NULL, *eid = NULL, *version = NULL, *created = NULL;
+    PyObject *result = NULL;
+    int64_t v, c;
+    if (!read_span(d, n, &pos, &start)) goto defer;
+    if ((table = PyUnicode_DecodeUTF8((const char *)d + start, pos - start, NULL)) == NULL) goto defer;
+    if (pos + 2 > n || d[pos] > 6 || d[pos] & 1 || d[pos + 1] > 6 || d[pos + 1] & 1) goto defer;
+    PyObject *op = op_members[d[pos] >> 1], *origin = origin_members[d[pos + 1] >> 1];
+    pos += 2;
+    if (!read_long(d, n, &pos, &v) || (version = PyLong_FromLongLong(v)) == NULL) goto defer;
+    if (!read_span(d, n, &pos, &start)) goto defer;
+    if ((keys_text = PyBytes_FromStringAndSize((const char *)d + start, pos - start)) == NULL) goto defer;
+    if ((keys = PyObject_Vectorcall(loads_fn, &keys_text, 1, NULL)) == NULL || !PyDict_CheckExact(keys))
+        goto defer;
+    if (!read_optional_bytes(d, n, &pos, &new_text) || !read_optional_bytes(d, n, &pos, &old_text))
+        goto defer;
+    if (!read_optional_text(d, n, &pos, &shard) || !read_optional_text(d, n, &pos, &seq) ||
+        !read_optional_text(d, n, &pos, &eid))
+        goto defer;
+    if (pos >= n) goto defer;
+    if (d[pos] == 2) {
+        pos++;
+        if (!read_long(d, n, &pos, &c) || (created = PyLong_FromLongLong(c)) == NULL) goto defer;
+    } else if (d[pos] == 0) {
+        pos++;
+        Py_INCREF(Py_None);
+        created = Py_None;
+    } else {
+        goto defer;
+    }
+    if (pos + 1 != n || d[pos] > 1) goto defer;
+    result = PyTuple_Pack(13, table, op, origin, version, keys, keys_text, new_text, old_text,
+                          shard, seq, eid, created, d[pos] ? Py_True : Py_False);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_XDECREF(table); Py_XDECREF(keys_text); Py_XDECREF(keys); Py_XDECREF(new_text);
+    Py_XDECREF(old_text); Py_XDECREF(shard); Py_XDECREF(seq); Py_XDECREF(eid);
+    Py_XDECREF(version); Py_XDECREF(created);
+    return result;
+}
+
+/* -- configuration ------------------------------------------------------------------------ */
+
+/* configure(ChangeEvent, field_names, ops, origins, orjson.loads, orjson.dumps,
+ *           orjson.OPT_SORT_KEYS, TTL_PRINCIPAL): the core checks that the event's fields
+ * are the ones it sets, in order, and raises ValueError otherwise (the caller then runs
+ * without it). */
+static PyObject *py_configure(PyObject *self, PyObject *args)
+{
+    PyObject *type, *names, *ops, *origins, *loads, *dumps_, *opt, *principal;
+    if (!PyArg_ParseTuple(args, "OO!O!O!OOOU", &type, &PyTuple_Type, &names, &PyTuple_Type, &ops,
+                          &PyTuple_Type, &origins, &loads, &dumps_, &opt, &principal))
+        return NULL;
+    if (!PyType_Check(type) || PyTuple_GET_SIZE(names) != N_FIELDS ||
+        PyTuple_GET_SIZE(ops) != 4 || PyTuple_GET_SIZE(origins) != 4) {
+        PyErr_SetString(PyExc_ValueError, "ChangeEvent's fields, Op or Origin are not the ones the compiled core knows");
+        return NULL;
+    }
+    for (int i = 0; i < N_FIELDS; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, FIELD_NAMES[i]) != 0) {
+            PyErr_Format(PyExc_ValueError, "ChangeEvent field %d is %R, the compiled core sets %s", i, name, FIELD_NAMES[i]);
+            return NULL;
+        }
+        PyObject *d = PyObject_GetAttr(type, name);
+        if (d == NULL) return NULL;
+        if (Py_TYPE(d)->tp_descr_set == NULL || Py_TYPE(d)->tp_descr_get == NULL) {
+            Py_DECREF(d);
+            PyErr_Format(PyExc_ValueError, "ChangeEvent.%U is not a slot", name);
+            return NULL;
+        }
+        Py_XSETREF(field_descr[i], d);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(PyTuple_GET_ITEM(ops, i));
+        Py_XSETREF(op_members[i], PyTuple_GET_ITEM(ops, i));
+        Py_INCREF(PyTuple_GET_ITEM(origins, i));
+        Py_XSETREF(origin_members[i], PyTuple_GET_ITEM(origins, i));
+    }
+    Py_INCREF(type); Py_XSETREF(event_type, type);
+    Py_INCREF(loads); Py_XSETREF(loads_fn, loads);
+    Py_INCREF(dumps_); Py_XSETREF(dumps_fn, dumps_);
+    Py_INCREF(opt); Py_XSETREF(sort_keys_opt, opt);
+    Py_INCREF(principal); Py_XSETREF(ttl_principal, principal);
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", py_configure, METH_VARARGS, "configure(ChangeEvent, field_names, ops, origins, loads, dumps, OPT_SORT_KEYS, ttl_principal)"},
+    {"export_line", (PyCFunction)(void (*)(void))py_export_line, METH_FASTCALL, "The event of a full export line, or None."},
+    {"stream_record", (PyCFunction)(void (*)(void))py_stream_record, METH_FASTCALL, "The event of a wire-form stream record, or None."},
+    {"scan_item", (PyCFunction)(void (*)(void))py_scan_item, METH_FASTCALL, "(event, JSON size) of a scanned item, or None."},
+    {"encode_event", (PyCFunction)(void (*)(void))py_encode_event, METH_FASTCALL, "The envelope body of an event, or None."},
+    {"decode_text", (PyCFunction)(void (*)(void))py_decode_text, METH_FASTCALL, "An envelope's parts, images as text, or None."},
+    {"build_event", (PyCFunction)(void (*)(void))py_build_event, METH_FASTCALL, "An event of a ChangeEvent class from its 15 fields, in order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_core", NULL, -1, methods};
+
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) return NULL;
+    memset(B64_VALUE, -1, sizeof B64_VALUE);
+    for (int i = 0; i < 64; i++) B64_VALUE[(unsigned char)B64[i]] = (signed char)i;
+    INTERN(s_S, "S"); INTERN(s_N, "N"); INTERN(s_B, "B"); INTERN(s_BOOL, "BOOL");
+    INTERN(s_NULL, "NULL"); INTERN(s_SS, "SS"); INTERN(s_NS, "NS"); INTERN(s_BS, "BS");
+    INTERN(s_L, "L"); INTERN(s_M, "M"); INTERN(s_Item, "Item"); INTERN(s_dynamodb, "dynamodb");
+    INTERN(s_eventName, "eventName"); INTERN(s_Keys, "Keys"); INTERN(s_NewImage, "NewImage");
+    INTERN(s_OldImage, "OldImage"); INTERN(s_SequenceNumber, "SequenceNumber");
+    INTERN(s_eventID, "eventID"); INTERN(s_userIdentity, "userIdentity"); INTERN(s_Type, "Type");
+    INTERN(s_PrincipalId, "PrincipalId"); INTERN(s_Service, "Service");
+    INTERN(s_ACDT, "ApproximateCreationDateTime"); INTERN(s_INSERT, "INSERT");
+    INTERN(s_MODIFY, "MODIFY"); INTERN(s_REMOVE, "REMOVE"); INTERN(s_option, "option");
+    if ((kw_option = PyTuple_Pack(1, s_option)) == NULL) return NULL;
+    return PyModule_Create(&module);
+}

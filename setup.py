@@ -1,0 +1,16 @@
+"""The compiled per-item core, the one thing pyproject.toml cannot declare without a warning
+(its `ext-modules` table is experimental in setuptools); everything else is in pyproject.toml.
+
+bridge/codec/_core.c is plain C against CPython's API, so the build needs only gcc and
+Python's headers (tools/ensure-compiler.sh). Optional: where it cannot be compiled the
+install goes on, and the Python implementation runs with the same results
+(bridge/codec/compiled.py logs one notice).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("bridge.codec._core", sources=["bridge/codec/_core.c"], optional=True),
+    ]
+)
