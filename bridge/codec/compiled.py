@@ -76,6 +76,6 @@ def notice() -> None:
         _noticed = True
         log.warning(
             "compiled core not in use: %s; the Python implementation runs instead "
-            "(same results, several times the CPU per item)",
+            "(same results, about twice the CPU per item)",
             module.WHY_NOT,
         )

@@ -104,7 +104,7 @@ def test_without_the_core_one_notice_is_logged(
     notices = [r.getMessage() for r in caplog.records if "compiled core" in r.getMessage()]
     assert notices == [
         "compiled core not in use: it is not built (test); the Python implementation runs "
-        "instead (same results, several times the CPU per item)"
+        "instead (same results, about twice the CPU per item)"
     ]
 
 
