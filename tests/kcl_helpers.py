@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from connectors.sources.stream.kcl import launcher
 from connectors.sources.stream.kcl.properties import KclTransportName, daemon_command, jars_dir
+from tests.support.daemon import bridge_argv
 
 
 def require_daemon() -> None:
@@ -35,33 +35,19 @@ def require_streams_daemon() -> None:
     launcher.ensure_jars()
 
 
+def _kcl_properties(env: dict[str, str], config: Path, table: str, out: Path, *args: str) -> Path:
+    """`ddb-bridge kcl properties --table TABLE --output OUT ARGS...` through the real CLI."""
+    argv = bridge_argv("kcl properties", config, "--table", table, "--output", str(out), *args)
+    subprocess.run(argv, env=env, check=True, timeout=60)
+    return out
+
+
 def write_streams_properties(
     tmp: Path, env: dict[str, str], config: Path, table: str, *args: str
 ) -> Path:
     """`ddb-bridge kcl properties --transport dynamodb-streams` through the real CLI."""
     out = tmp / f"{table}.streams.properties"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "kcl",
-            "properties",
-            "--config",
-            str(config),
-            "--table",
-            table,
-            "--transport",
-            "dynamodb-streams",
-            "--output",
-            str(out),
-            *args,
-        ],
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    return out
+    return _kcl_properties(env, config, table, out, "--transport", "dynamodb-streams", *args)
 
 
 def write_properties(
@@ -69,28 +55,7 @@ def write_properties(
 ) -> Path:
     """`ddb-bridge kcl properties` through the real CLI."""
     out = tmp / f"{table}.properties"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddb_bridge.cli.main",
-            "kcl",
-            "properties",
-            "--config",
-            str(config),
-            "--table",
-            table,
-            "--stream-name",
-            stream,
-            "--output",
-            str(out),
-            *args,
-        ],
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    return out
+    return _kcl_properties(env, config, table, out, "--stream-name", stream, *args)
 
 
 class Daemon:
