@@ -4,6 +4,9 @@ the bridge against those services' best speed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,13 +46,28 @@ def test_benchmarked_services_run_both_tiers(
         assert FIRST_TIER not in argv, f"{name}: {argv}"
 
 
-def test_the_benchmarks_ask_for_both_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
+def test_the_benchmark_runner_asks_for_both_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import __main__ as runner
 
-    import benchmarks
-
-    # Set, then deleted: both undone after the test, so what the reload sets does not stay.
+    # Set, then deleted: both undone after the test, so what the runner sets does not stay.
     monkeypatch.setenv(kafka_jars.SERVICES_JIT_ENV, "undone after the test")
     monkeypatch.delenv(kafka_jars.SERVICES_JIT_ENV)
-    importlib.reload(benchmarks)
+    with pytest.raises(SystemExit):  # no benchmark of that name: it stops before running any
+        runner.main(["no-such-benchmark"])
     assert kafka_jars.service_jvm_options() == ()
+
+
+def test_importing_the_benchmarks_leaves_the_tests_services_alone() -> None:
+    """The tests import benchmark modules; that must not switch their services to both tiers
+    (it did, for every service of a pytest worker, when the package set it on import)."""
+    probe = (
+        "import benchmarks, benchmarks.report, benchmarks.procfs; "
+        "from ddb_bridge.services import kafka_jars; "
+        "print(kafka_jars.service_jvm_options())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != kafka_jars.SERVICES_JIT_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert FIRST_TIER in done.stdout, done.stdout
