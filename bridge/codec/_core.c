@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <datetime.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 /* DynamoDB nests documents at most 32 levels; attrs.MAX_NESTING refuses more than 64. */
@@ -1342,7 +1343,7 @@ typedef struct {
     int eid_kind, seq_kind, new_kind, old_kind;
     int new_compact, old_compact;
     Span eid, seq, keys, new_image, old_image;
-    int64_t created_s;
+    int64_t created_us;
 } PageRecord;
 
 typedef struct {
@@ -1374,6 +1375,60 @@ static int scan_image(Scan *sc, int *kind, Span *out, int *compact)
     return scan_map(sc, out, compact);
 }
 
+/* Python's _PyTime_RoundHalfEven, which datetime.fromtimestamp rounds microseconds with. */
+static double round_half_even(double x)
+{
+    double rounded = round(x);
+    if (fabs(x - rounded) == 0.5) rounded = 2.0 * round(x / 2.0);
+    return rounded;
+}
+
+/* ApproximateCreationDateTime in epoch microseconds, as read_page's datetime holds it: an
+ * integer exactly; a fraction or exponent (AWS writes e.g. 1.46480646E9) read as the
+ * nearest double, as orjson reads it, and rounded to the microsecond half to even as
+ * datetime.fromtimestamp rounds it. Not before the epoch nor after the year 9999
+ * (deferred: the reference decides those). */
+static int scan_time(Scan *sc, int64_t *micros)
+{
+    if (peek(sc) < '0' || *sc->p > '9') return DEFER;
+    const unsigned char *start = sc->p, *p = start, *end = sc->end;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p - start > 1 && start[0] == '0') return DEFER;
+    if (p >= end || (*p != '.' && *p != 'e' && *p != 'E')) {
+        int64_t s;
+        if (scan_integer(sc, &s) != OK || s > 253402300799LL) return DEFER;
+        *micros = s * 1000000;
+        return OK;
+    }
+    if (*p == '.') {
+        const unsigned char *digits = ++p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == digits) return DEFER;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        const unsigned char *digits = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == digits) return DEFER;
+    }
+    char text[64];
+    if (p - start >= (Py_ssize_t)sizeof text) return DEFER;
+    memcpy(text, start, p - start);
+    text[p - start] = 0;
+    char *stop;
+    double d = PyOS_string_to_double(text, &stop, NULL);
+    if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return DEFER; }
+    if (*stop != 0 || !isfinite(d)) return DEFER;
+    double whole, part = modf(d, &whole) * 1e6;
+    part = round_half_even(part);
+    if (part >= 1e6) { part -= 1e6; whole += 1.0; }
+    if (whole < 0 || whole > 253402300799.0 || part < 0) return DEFER;
+    *micros = (int64_t)whole * 1000000 + (int64_t)part;
+    sc->p = p;
+    return OK;
+}
+
 /* `dynamodb` of a record. */
 static int scan_ddb(Scan *sc, PageRecord *r, int *has_keys, int *has_created)
 {
@@ -1397,10 +1452,8 @@ static int scan_ddb(Scan *sc, PageRecord *r, int *has_keys, int *has_created)
             if (seen_seq++) return DEFER;
             rc = scan_optional_string(sc, &r->seq_kind, &r->seq);
         } else if (span_is(name, "ApproximateCreationDateTime")) {
-            /* Whole epoch seconds up to year 9999 (read_page's datetime; others deferred). */
             if ((*has_created)++) return DEFER;
-            rc = scan_integer(sc, &r->created_s);
-            if (rc == OK && r->created_s > 253402300799LL) return DEFER;
+            rc = scan_time(sc, &r->created_us);
         } else {
             rc = skip_value(sc, 3);
         }
@@ -1561,8 +1614,8 @@ static PyObject *page_event(const PageRecord *r, PyObject *table, PyObject *shar
     PyObject *event = NULL, *keys_text = NULL, *keys = NULL, *key = NULL, *keys_json = NULL;
     PyObject *new_json = NULL, *old_json = NULL, *seq = NULL, *eid = NULL, *version = NULL;
     PyObject *created = NULL, *body = NULL, *encoded = NULL;
-    if (*last >= INT64_MAX - 1 || r->created_s > INT64_MAX / 1000000) goto done;
-    int64_t micros = r->created_s * 1000000;
+    if (*last >= INT64_MAX - 1) goto done;
+    int64_t micros = r->created_us;
     int64_t v = micros > *last + 1 ? micros : *last + 1;
     if ((keys_text = span_bytes(r->keys)) == NULL) goto done;
     if ((keys = PyObject_Vectorcall(loads_fn, &keys_text, 1, NULL)) == NULL) goto done;
@@ -1589,10 +1642,10 @@ done:
     return event;
 }
 
-/* An aware UTC datetime of whole epoch seconds (what read_page makes of the wire's time). */
-static PyObject *utc_datetime(int64_t s)
+/* An aware UTC datetime of epoch microseconds (what read_page makes of the wire's time). */
+static PyObject *utc_datetime(int64_t micros)
 {
-    int64_t days = s / 86400, rem = s % 86400;
+    int64_t s = micros / 1000000, days = s / 86400, rem = s % 86400;
     /* civil_from_days (the inverse of days_from_civil), for days >= 0 */
     int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
@@ -1600,7 +1653,8 @@ static PyObject *utc_datetime(int64_t s)
     int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
     int y = (int)(yoe + era * 400 + (m <= 2));
     return PyDateTimeAPI->DateTime_FromDateAndTime(y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
-                                                  (int)(rem % 60), 0, PyDateTime_TimeZone_UTC,
+                                                  (int)(rem % 60), (int)(micros % 1000000),
+                                                  PyDateTime_TimeZone_UTC,
                                                   PyDateTimeAPI->DateTimeType);
 }
 
@@ -1609,7 +1663,7 @@ static PyObject *utc_datetime(int64_t s)
 static PyObject *page_summary(const PageRecord *r)
 {
     PyObject *out = NULL, *ddb = NULL, *created = NULL, *seq = NULL, *eid = NULL;
-    if ((created = utc_datetime(r->created_s)) == NULL) goto done;
+    if ((created = utc_datetime(r->created_us)) == NULL) goto done;
     if ((ddb = PyDict_New()) == NULL || PyDict_SetItem(ddb, s_ACDT, created) < 0) goto done;
     if (r->seq_kind != ABSENT &&
         ((seq = span_text(r->seq_kind, r->seq)) == NULL || PyDict_SetItem(ddb, s_SequenceNumber, seq) < 0))
@@ -1625,66 +1679,96 @@ done:
     return out;
 }
 
-/* stream_page(body, table, shard_id, last_version, event_cls, pending): (events,
- * NextShardIterator) of a whole GetRecords body, every record versioned along the shard
- * after last_version and made as stream_record makes it, but with its images as text:
- * `event_cls` (a ChangeEvent subclass without slots of its own) gets `pending` in each
- * present image's slot and the image's text in new_image_json / old_image_json.
- * page_records(body): (each record's summary, NextShardIterator) of the same body.
- * Both None, for the whole page, when the scanner cannot prove a record: read_page and
- * stream_events then decide, and name any problem. */
-static PyObject *page_result(PyObject *const *args, Py_ssize_t nargs, int events)
+/* A page the scanner took, between page_records and stream_page: its records' slices, and
+ * the body they point into (kept alive with them). */
+typedef struct {
+    PyObject *body;
+    Page page;
+} Scanned;
+
+static const char SCANNED[] = "ddb_bridge.scanned_page";
+
+static void scanned_free(PyObject *capsule)
 {
-    if (!configured || nargs != (events ? 6 : 1)) {
-        PyErr_SetString(PyExc_TypeError, events ? "stream_page: 6 arguments, after configure()"
-                                                : "page_records: 1 argument, after configure()");
-        return NULL;
-    }
+    Scanned *scanned = PyCapsule_GetPointer(capsule, SCANNED);
+    if (scanned == NULL) { PyErr_Clear(); return; }
+    Py_XDECREF(scanned->body);
+    PyMem_Free(scanned->page.records);
+    PyMem_Free(scanned);
+}
+
+/* page_records(body): (a summary of each record, NextShardIterator, the scanned page) of a
+ * whole GetRecords body, or None when the scanner cannot prove a record: read_page then
+ * reads the body, and decides and names any problem. The scanned page is stream_page's. */
+static PyObject *py_page_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 1) { PyErr_SetString(PyExc_TypeError, "page_records: 1 argument, after configure()"); return NULL; }
     PyObject *body = args[0];
     if (!PyBytes_CheckExact(body)) Py_RETURN_NONE;
-    PyObject *table = NULL, *shard = NULL, *cls = NULL, *pending = NULL;
-    int64_t last = 0;
-    if (events) {
-        table = args[1]; shard = args[2]; cls = args[4]; pending = args[5];
-        if (!PyUnicode_CheckExact(table) || !PyUnicode_CheckExact(shard) || !PyType_Check(cls) ||
-            !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
-            ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
-            Py_RETURN_NONE;
-        int overflow = 0;
-        last = PyLong_AsLongLongAndOverflow(args[3], &overflow);
-        if (overflow || (last == -1 && PyErr_Occurred())) { PyErr_Clear(); Py_RETURN_NONE; }
-    }
-    Page page = {NULL, 0, 0, ABSENT, {NULL, 0}};
-    PyObject *list = NULL, *next = NULL, *result = NULL;
-    int r = scan_page(PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), &page);
-    if (r != OK || (list = PyList_New(page.n)) == NULL) goto defer;
-    for (Py_ssize_t i = 0; i < page.n; i++) {
-        PyObject *item = events ? page_event(&page.records[i], table, shard, &last, cls, pending)
-                                : page_summary(&page.records[i]);
+    Scanned *scanned = PyMem_Calloc(1, sizeof(Scanned));
+    if (scanned == NULL) return PyErr_NoMemory();
+    PyObject *list = NULL, *next = NULL, *capsule = NULL, *result = NULL;
+    if (scan_page(PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), &scanned->page) != OK) goto defer;
+    Py_INCREF(body);
+    scanned->body = body;
+    if ((capsule = PyCapsule_New(scanned, SCANNED, scanned_free)) == NULL) goto defer;
+    Page *page = &scanned->page;
+    scanned = NULL; /* the capsule's now */
+    if ((list = PyList_New(page->n)) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < page->n; i++) {
+        PyObject *item = page_summary(&page->records[i]);
         if (item == NULL) goto defer;
         PyList_SET_ITEM(list, i, item);
     }
-    if ((next = span_text(page.next_kind, page.next)) == NULL) goto defer;
-    result = PyTuple_Pack(2, list, next);
+    if ((next = span_text(page->next_kind, page->next)) == NULL) goto defer;
+    result = PyTuple_Pack(3, list, next, capsule);
     if (result != NULL) goto done;
 defer:
     PyErr_Clear();
     Py_INCREF(Py_None);
     result = Py_None;
 done:
-    PyMem_Free(page.records);
-    Py_XDECREF(list); Py_XDECREF(next);
+    if (scanned != NULL) {
+        Py_XDECREF(scanned->body);
+        PyMem_Free(scanned->page.records);
+        PyMem_Free(scanned);
+    }
+    Py_XDECREF(list); Py_XDECREF(next); Py_XDECREF(capsule);
     return result;
 }
 
+/* stream_page(scanned, table, shard_id, last_version, event_cls, pending): the events of a
+ * page page_records scanned, every record versioned along the shard after last_version and
+ * made as stream_record makes it, but with its images as text: `event_cls` (a ChangeEvent
+ * subclass without slots of its own) gets `pending` in each present image's slot and the
+ * image's text in new_image_json / old_image_json. None, for the whole page, when one
+ * cannot be made so (a key number to normalise, a version past 64 bits): the
+ * record-by-record path then decides. */
 static PyObject *py_stream_page(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return page_result(args, nargs, 1);
-}
-
-static PyObject *py_page_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return page_result(args, nargs, 0);
+    if (!configured || nargs != 6) { PyErr_SetString(PyExc_TypeError, "stream_page: 6 arguments, after configure()"); return NULL; }
+    Scanned *scanned = PyCapsule_IsValid(args[0], SCANNED) ? PyCapsule_GetPointer(args[0], SCANNED) : NULL;
+    PyObject *table = args[1], *shard = args[2], *cls = args[4], *pending = args[5];
+    if (scanned == NULL || !PyUnicode_CheckExact(table) || !PyUnicode_CheckExact(shard) ||
+        !PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    int overflow = 0;
+    int64_t last = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (overflow || (last == -1 && PyErr_Occurred())) { PyErr_Clear(); Py_RETURN_NONE; }
+    Page *page = &scanned->page;
+    PyObject *list = PyList_New(page->n);
+    if (list == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < page->n; i++) {
+        PyObject *event = page_event(&page->records[i], table, shard, &last, cls, pending);
+        if (event == NULL) goto defer;
+        PyList_SET_ITEM(list, i, event);
+    }
+    return list;
+defer:
+    PyErr_Clear();
+    Py_XDECREF(list);
+    Py_RETURN_NONE;
 }
 
 /* -- configuration ------------------------------------------------------------------------ */
@@ -1742,8 +1826,8 @@ static PyMethodDef methods[] = {
     {"encode_event", (PyCFunction)(void (*)(void))py_encode_event, METH_FASTCALL, "The envelope body of an event, or None."},
     {"decode_text", (PyCFunction)(void (*)(void))py_decode_text, METH_FASTCALL, "An envelope's parts, images as text, or None."},
     {"build_event", (PyCFunction)(void (*)(void))py_build_event, METH_FASTCALL, "An event of a ChangeEvent class from its 15 fields, in order."},
-    {"stream_page", (PyCFunction)(void (*)(void))py_stream_page, METH_FASTCALL, "(events, NextShardIterator) of a GetRecords body read as text, or None."},
-    {"page_records", (PyCFunction)(void (*)(void))py_page_records, METH_FASTCALL, "(record summaries, NextShardIterator) of a GetRecords body, or None."},
+    {"stream_page", (PyCFunction)(void (*)(void))py_stream_page, METH_FASTCALL, "The events of a page page_records scanned, or None."},
+    {"page_records", (PyCFunction)(void (*)(void))py_page_records, METH_FASTCALL, "(record summaries, NextShardIterator, scanned page) of a GetRecords body, or None."},
     {NULL, NULL, 0, NULL},
 };
 

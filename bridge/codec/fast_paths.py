@@ -57,6 +57,8 @@ FAST_PATHS: tuple[FastPath, ...] = (
         (
             "connectors.sources.backfill.export_files:ExportFileReader.read",
             "connectors.sources.stream.processor:stream_events",
+            "connectors.sources.stream.text_pages:read_text_page",
+            "connectors.sources.stream.text_pages:TextRecords.events",
             "connectors.sources.backfill.scan:scanned_event",
             "bridge.codec.envelope:compile_encoder",
             "bridge.codec.image_text:text_image_event",

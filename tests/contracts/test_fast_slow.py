@@ -50,7 +50,9 @@ from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.backfill.export_manifest import BadInputError
 from connectors.sources.backfill.scan import scanned_event
+from connectors.sources.stream.get_records import RAW_BODY
 from connectors.sources.stream.processor import stream_events
+from connectors.sources.stream.text_pages import read_text_page
 from tests.strategies import items, numbers
 from tests.unit.test_apply_text_images import TOPIC, screens, spec_for, with_image_text
 from tests.unit.test_export_passthrough import read_events
@@ -435,9 +437,16 @@ with python_path():
     PYTHON_CODEC = EventCodec()  # its encoder is the Python one
 
 
+def text_records(body: bytes) -> list[Any]:
+    """The worker's reading of a GetRecords body: as text by the core where it can."""
+    records, _ = read_text_page({RAW_BODY: body}, "stream arn shard shard-1")
+    return records
+
+
 def _core_or_python(case: Case, codec: EventCodec) -> Outcome:
     """The three producer paths the core takes, on the case's text, as one outcome: an
-    export line, a GetRecords body (wire records), a scanned item (boto3's form)."""
+    export line, a GetRecords body (wire records one by one, and the whole page read as
+    text), a scanned item (boto3's form)."""
     parts: list[Outcome] = []
     line = b'{"Item":' + case.text(newlines=False).encode("utf-8") + b"}\n"
     try:
@@ -445,12 +454,13 @@ def _core_or_python(case: Case, codec: EventCodec) -> Outcome:
     except BadInputError as exc:
         parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
     body = _getrecords_body(case)
-    try:
-        records = wire_records(body)
-        events = stream_events(records, "t", "shard-1", StreamVersioner(5), wire=True)
-        parts.append(_event_outcome(events, codec))
-    except PermanentError as exc:
-        parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
+    for read in (wire_records, text_records):  # a record at a time; the page as text
+        try:
+            records = read(body)
+            events = stream_events(records, "t", "shard-1", StreamVersioner(5), wire=True)
+            parts.append(_event_outcome(events, codec))
+        except PermanentError as exc:
+            parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
     try:
         raw = attrs.to_boto(orjson.loads(case.text()))
     except (TypeError, ValueError, AttributeError):

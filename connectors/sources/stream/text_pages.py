@@ -4,8 +4,8 @@
 (bridge/codec/_core.c), a raw body the core's scanner proves it reads exactly as the
 reference would comes back as `TextRecords`: a summary of each record (eventName, eventID,
 dynamodb.SequenceNumber and ApproximateCreationDateTime, which the reader and the processor
-read of a page) and the body itself. `processor.stream_events` then makes the page's events
-from the body in one call: each record versioned, checked and encoded as
+read of a page), the body itself and the core's reading of it (slices of the body, so it
+is scanned once). `processor.stream_events` then makes the page's events in one call: each record versioned, checked and encoded as
 `_core.stream_record` does, with its images kept as their JSON text (`StreamTextEvent`,
 parsed only if something reads them). A body the scanner cannot prove, and every body
 without the core, takes `read_page` and the record-by-record path, which decide and name
@@ -40,22 +40,22 @@ class TextRecords(WireRecords):
 
     body: bytes = b""
     where: str = ""
+    scanned: Any = None  # the core's reading of the body (slices of it), for `events`
 
     def events(self, table: str, shard_id: str, versioner: StreamVersioner) -> list[ChangeEvent]:
         """The page's events versioned along the shard (advancing `versioner`), in one
         call; or, should the core not take the body after all, those of `read_page`'s
         records, which `convert` makes one by one."""
         core = compiled.CORE
-        made = (
+        events: list[ChangeEvent] | None = (
             None
             if core is None
             else core.stream_page(
-                self.body, table, shard_id, versioner.last, StreamTextEvent, PENDING
+                self.scanned, table, shard_id, versioner.last, StreamTextEvent, PENDING
             )
         )
-        if made is None:
+        if events is None:
             raise NotScanned
-        events: list[ChangeEvent] = made[0]
         if events:
             versioner.last = events[-1].version
         return events
@@ -79,9 +79,10 @@ def read_text_page(page: Mapping[str, Any], where: str) -> tuple[list[Any], str 
     if core is not None and type(body) is bytes:
         scanned = core.page_records(body)
         if scanned is not None:
-            summaries, next_iterator = scanned
+            summaries, next_iterator, records_scanned = scanned
             records = TextRecords(summaries)
             records.body = body
             records.where = where
+            records.scanned = records_scanned
             return records, next_iterator
     return read_page(page, where)
