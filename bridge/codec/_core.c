@@ -1771,6 +1771,109 @@ defer:
     Py_RETURN_NONE;
 }
 
+/* -- export lines as text ----------------------------------------------------------------- */
+
+/* export_text(line, table, key_names, key_types, version, origin, event_cls, pending): the
+ * event of one full-export line `{"Item": ...}` as export_line makes it (passthrough), read
+ * as text: the item is checked by the scanner, the key attributes are the only values
+ * parsed, and the event (`event_cls`, as stream_page's) keeps the item's text and `pending`
+ * in its image slot. None when the scanner cannot prove the line: export_line, then the
+ * reader's Python path, decide. */
+static PyObject *py_export_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 8) { PyErr_SetString(PyExc_TypeError, "export_text: 8 arguments, after configure()"); return NULL; }
+    PyObject *line = args[0], *table = args[1], *key_names = args[2], *key_types = args[3];
+    PyObject *version = args[4], *origin = args[5], *cls = args[6], *pending = args[7];
+    if (!PyBytes_CheckExact(line) || !PyUnicode_CheckExact(table) || !PyTuple_CheckExact(key_names) ||
+        !PyTuple_CheckExact(key_types) || !PyType_Check(cls) ||
+        !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    int origin_index = -1;
+    for (int i = 0; i < 4; i++)
+        if (origin == origin_members[i]) origin_index = i;
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(key_names);
+    if (origin_index < 0 || n_keys < 1 || n_keys > 2) Py_RETURN_NONE;
+    /* The key names as the line must spell them (a name needing an escape: deferred). */
+    Span wanted[2], found[2] = {{NULL, 0}, {NULL, 0}};
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        PyObject *name = PyTuple_GET_ITEM(key_names, i);
+        if (!PyUnicode_CheckExact(name)) Py_RETURN_NONE;
+        wanted[i].p = PyUnicode_AsUTF8AndSize(name, &wanted[i].n);
+        if (wanted[i].p == NULL) { PyErr_Clear(); Py_RETURN_NONE; }
+        for (Py_ssize_t j = 0; j < wanted[i].n; j++) {
+            unsigned char c = (unsigned char)wanted[i].p[j];
+            if (c < 0x20 || c == '"' || c == '\\') Py_RETURN_NONE;
+        }
+    }
+    const char *s = PyBytes_AS_STRING(line);
+    Scan sc = {(const unsigned char *)s, (const unsigned char *)s + PyBytes_GET_SIZE(line), 0, NULL, 0, 0, 0};
+    PyObject *result = NULL, *keys = NULL, *key = NULL, *keys_json = NULL, *text = NULL;
+    PyObject *body = NULL, *encoded = NULL;
+    Span name, item;
+    int escaped;
+    if (!take(&sc, '{') || scan_plain_string(&sc, &name) != OK || !span_is(name, "Item") ||
+        !take(&sc, ':') || peek(&sc) != '{')
+        goto defer;
+    item.p = (const char *)sc.p;
+    sc.p++;
+    sc.spaced = 0;
+    if (!take(&sc, '}')) {
+        do {
+            if (scan_string(&sc, &name, &escaped) != OK || push_name(&sc, name) < 0) goto defer;
+            if (!take(&sc, ':') || peek(&sc) < 0) goto defer;
+            const char *value = (const char *)sc.p;
+            if (scan_value(&sc, 1) != OK) goto defer;
+            for (Py_ssize_t i = 0; i < n_keys; i++)
+                if (!escaped && name.n == wanted[i].n && memcmp(name.p, wanted[i].p, name.n) == 0) {
+                    found[i].p = value;
+                    found[i].n = (const char *)sc.p - value;
+                }
+        } while (take(&sc, ','));
+        if (!take(&sc, '}') || !names_unique(&sc, 0)) goto defer;
+    }
+    item.n = (const char *)sc.p - item.p;
+    int compact = !sc.spaced;
+    if (!take(&sc, '}')) goto defer;
+    skip_ws(&sc); /* the newline, and any other whitespace orjson.loads lets through */
+    if (sc.p != sc.end) goto defer;
+    /* {name: value} in key-schema order (attrs.extract_keys), each value parsed alone. */
+    if ((keys = PyDict_New()) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        if (found[i].p == NULL) goto defer; /* a key attribute missing: the reference names it */
+        PyObject *value_text = span_bytes(found[i]);
+        if (value_text == NULL) goto defer;
+        PyObject *value = PyObject_Vectorcall(loads_fn, &value_text, 1, NULL);
+        Py_DECREF(value_text);
+        if (value == NULL || PyDict_SetItem(keys, PyTuple_GET_ITEM(key_names, i), value) < 0) {
+            Py_XDECREF(value);
+            goto defer;
+        }
+        Py_DECREF(value);
+    }
+    if (!key_types_ok(keys, key_names, key_types)) goto defer;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    if ((text = image_json(item, compact)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, origin_index, version, keys_json, text, NULL, NULL, NULL,
+                    NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin, pending, Py_None, Py_None, Py_None,
+        Py_None, Py_None, Py_False, text, Py_None, encoded};
+    result = make_event_of((PyTypeObject *)cls, values);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(sc.names);
+    Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
+    Py_XDECREF(body); Py_XDECREF(encoded);
+    return result;
+}
+
 /* -- configuration ------------------------------------------------------------------------ */
 
 /* configure(ChangeEvent, field_names, ops, origins, orjson.loads, orjson.dumps,
@@ -1827,6 +1930,7 @@ static PyMethodDef methods[] = {
     {"decode_text", (PyCFunction)(void (*)(void))py_decode_text, METH_FASTCALL, "An envelope's parts, images as text, or None."},
     {"build_event", (PyCFunction)(void (*)(void))py_build_event, METH_FASTCALL, "An event of a ChangeEvent class from its 15 fields, in order."},
     {"stream_page", (PyCFunction)(void (*)(void))py_stream_page, METH_FASTCALL, "The events of a page page_records scanned, or None."},
+    {"export_text", (PyCFunction)(void (*)(void))py_export_text, METH_FASTCALL, "The event of a full export line read as text, or None."},
     {"page_records", (PyCFunction)(void (*)(void))py_page_records, METH_FASTCALL, "(record summaries, NextShardIterator, scanned page) of a GetRecords body, or None."},
     {NULL, NULL, 0, NULL},
 };

@@ -39,3 +39,14 @@ def stream_page(
     /,
 ) -> list[Any] | None: ...
 def page_records(body: bytes, /) -> tuple[list[dict[str, Any]], str | None, Any] | None: ...
+def export_text(
+    line: bytes,
+    table: str,
+    key_names: tuple[str, ...],
+    key_types: tuple[str, ...],
+    version: int,
+    origin: Any,
+    event_type: type,
+    pending: Any,
+    /,
+) -> Any: ...

@@ -5,11 +5,12 @@
 reference would comes back as `TextRecords`: a summary of each record (eventName, eventID,
 dynamodb.SequenceNumber and ApproximateCreationDateTime, which the reader and the processor
 read of a page), the body itself and the core's reading of it (slices of the body, so it
-is scanned once). `processor.stream_events` then makes the page's events in one call: each record versioned, checked and encoded as
-`_core.stream_record` does, with its images kept as their JSON text (`StreamTextEvent`,
-parsed only if something reads them). A body the scanner cannot prove, and every body
-without the core, takes `read_page` and the record-by-record path, which decide and name
-any problem (tests/unit/test_stream_text_pages.py, and the "compiled core" entry of
+is scanned once). `processor.stream_events` then makes the page's events in one call: each
+record versioned, checked and encoded as `_core.stream_record` does, with its images kept
+as their JSON text (`source_text.SourceTextEvent`, parsed only if something reads them).
+A body the scanner cannot prove, and every body without the core, takes `read_page` and
+the record-by-record path, which decide and name any problem
+(tests/unit/test_stream_text_pages.py, and the "compiled core" entry of
 tests/contracts/test_fast_slow.py, hold the two paths to the same bytes and refusals).
 """
 
@@ -19,19 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.codec import compiled
-from bridge.codec.image_text import PENDING, TextImageEvent
+from bridge.codec.source_text import PENDING, SourceTextEvent
 from bridge.model.event import ChangeEvent
 from bridge.model.versioning import StreamVersioner
 from connectors.sources.stream.get_records import RAW_BODY, WireRecords, read_page
-
-
-class StreamTextEvent(TextImageEvent):
-    """A stream record's event whose images are its body's JSON text, parsed on first read.
-
-    Its own class, not apply's `TextImageEvent`, whose text a sink may store as the item
-    (`image_text.stored_text` trusts apply's screening, which this path does not run)."""
-
-    __slots__ = ()
 
 
 class TextRecords(WireRecords):
@@ -51,7 +43,7 @@ class TextRecords(WireRecords):
             None
             if core is None
             else core.stream_page(
-                self.scanned, table, shard_id, versioner.last, StreamTextEvent, PENDING
+                self.scanned, table, shard_id, versioner.last, SourceTextEvent, PENDING
             )
         )
         if events is None:
