@@ -1874,6 +1874,202 @@ done:
     return result;
 }
 
+/* -- scanned items written as text ------------------------------------------------------- */
+
+/* A scanned item (boto3's form) written straight to the DynamoDB JSON orjson.dumps writes of
+ * attrs.from_boto(item), without building that wire-form map: it accepts exactly what
+ * boto_value accepts (else DEFER), and writes what orjson writes of it: names and strings as
+ * UTF-8 with \" \\ \b \f \n \r \t and \u00xx (lowercase) for the other controls, everything
+ * else as it is. */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_room(Buf *b, Py_ssize_t extra)
+{
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (p == NULL) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (buf_room(b, n) < 0) return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* A str as orjson writes it; DEFER for what it refuses (lone surrogates) or a str subclass. */
+static int put_json_str(Buf *b, PyObject *str)
+{
+    if (!PyUnicode_CheckExact(str)) return DEFER;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+    if (s == NULL) { PyErr_Clear(); return DEFER; }
+    if (buf_room(b, 2 + 6 * n) < 0) return FAIL; /* at most \u00xx per byte */
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = "0123456789abcdef"[c >> 4];
+            *o++ = "0123456789abcdef"[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = o - b->p;
+    return OK;
+}
+
+/* Base64 of a bytes-like value, quoted (b64encode's text needs no escape). */
+static int put_b64(Buf *b, PyObject *value)
+{
+    PyObject *text = b64encode(value);
+    if (text == NULL) { PyErr_Clear(); return DEFER; }
+    int r = OK;
+    if (buf_put(b, "\"", 1) < 0 ||
+        buf_put(b, (const char *)PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text)) < 0 ||
+        buf_put(b, "\"", 1) < 0)
+        r = FAIL;
+    Py_DECREF(text);
+    return r;
+}
+
+static int write_boto_map(Buf *b, PyObject *map, int depth);
+
+static int write_boto_value(Buf *b, PyObject *av, int depth)
+{
+    if (!PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return DEFER;
+    Py_ssize_t pos = 0, ignored = 0;
+    PyObject *tag, *value;
+    PyDict_Next(av, &pos, &tag, &value);
+    int t = tag_of(tag), r;
+    switch (t) {
+    case T_B: case T_BS: case T_M: case T_L:
+        break;
+    default: /* S, N, BOOL, NULL, SS, NS: the wire form's checks, the value kept */
+        if (walk_value(av, depth, &ignored) != OK) return DEFER;
+    }
+    if (buf_put(b, "{", 1) < 0 || put_json_str(b, tag) != OK || buf_put(b, ":", 1) < 0) return FAIL;
+    switch (t) {
+    case T_S:
+        return put_json_str(b, value) == OK && buf_put(b, "}", 1) == 0 ? OK : DEFER;
+    case T_N: /* a short plain number: ASCII digits, '-' and '.', nothing to escape */
+        return put_json_str(b, value) == OK && buf_put(b, "}", 1) == 0 ? OK : DEFER;
+    case T_BOOL:
+        return buf_put(b, value == Py_True ? "true}" : "false}", value == Py_True ? 5 : 6) == 0 ? OK : FAIL;
+    case T_NULL:
+        return buf_put(b, "true}", 5) == 0 ? OK : FAIL;
+    case T_B:
+        if ((r = put_b64(b, value)) != OK) return r;
+        return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+    case T_M:
+        if (!PyDict_CheckExact(value)) return DEFER;
+        if (PyDict_GET_SIZE(value) && depth >= MAX_NESTING) return DEFER;
+        if ((r = write_boto_map(b, value, depth + 1)) != OK) return r;
+        return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+    case T_L: case T_BS: case T_SS: case T_NS: {
+        if (!PyList_CheckExact(value)) return DEFER;
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (t == T_L && n && depth >= MAX_NESTING) return DEFER;
+        if (buf_put(b, "[", 1) < 0) return FAIL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyList_GET_ITEM(value, i);
+            if (i && buf_put(b, ",", 1) < 0) return FAIL;
+            r = t == T_L ? write_boto_value(b, v, depth + 1) : t == T_BS ? put_b64(b, v) : put_json_str(b, v);
+            if (r != OK) return r;
+        }
+        return buf_put(b, "]}", 2) == 0 ? OK : FAIL;
+    }
+    }
+    return DEFER;
+}
+
+static int write_boto_map(Buf *b, PyObject *map, int depth)
+{
+    if (!PyDict_CheckExact(map)) return DEFER;
+    if (buf_put(b, "{", 1) < 0) return FAIL;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(map, &pos, &k, &v)) {
+        int r;
+        if (i++ && buf_put(b, ",", 1) < 0) return FAIL;
+        if ((r = put_json_str(b, k)) != OK) return r;
+        if (buf_put(b, ":", 1) < 0) return FAIL;
+        if ((r = write_boto_value(b, v, depth)) != OK) return r;
+    }
+    return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+}
+
+/* scan_text(raw, table, key_names, version, event_cls, pending): (event, size of its
+ * DynamoDB JSON) of a scanned item in boto3's form, as scan_item makes it, the item written
+ * as text by the core and kept as such in the event (`event_cls`, as stream_page's); or
+ * None: scan_item, then the reader's Python path, decide. */
+static PyObject *py_scan_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 6) { PyErr_SetString(PyExc_TypeError, "scan_text: 6 arguments, after configure()"); return NULL; }
+    PyObject *raw = args[0], *table = args[1], *key_names = args[2], *version = args[3];
+    PyObject *cls = args[4], *pending = args[5];
+    if (!PyDict_CheckExact(raw) || !PyTuple_CheckExact(key_names) || !PyType_Check(cls) ||
+        !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    Buf b = {NULL, 0, 0};
+    PyObject *result = NULL, *keys = NULL, *key = NULL, *keys_json = NULL, *text = NULL;
+    PyObject *body = NULL, *encoded = NULL, *event = NULL;
+    if (write_boto_map(&b, raw, 1) != OK) goto defer;
+    if ((text = PyBytes_FromStringAndSize(b.p, b.len)) == NULL) goto defer;
+    /* The key attributes in wire form, in key-schema order (attrs.extract_keys). */
+    if ((keys = PyDict_New()) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key_names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(key_names, i);
+        PyObject *av = PyDict_GetItemWithError(raw, name);
+        if (av == NULL) goto defer;
+        PyObject *wire = boto_value(av, 1);
+        if (wire == NULL || PyDict_SetItem(keys, name, wire) < 0) { Py_XDECREF(wire); goto defer; }
+        Py_DECREF(wire);
+    }
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, ORIGIN_SCAN, version, keys_json, text, NULL, NULL, NULL,
+                    NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin_members[ORIGIN_SCAN], pending,
+        Py_None, Py_None, Py_None, Py_None, Py_None, Py_False, text, Py_None, encoded};
+    if ((event = make_event_of((PyTypeObject *)cls, values)) == NULL) goto defer;
+    result = Py_BuildValue("(On)", event, PyBytes_GET_SIZE(text));
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(b.p);
+    Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
+    Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(event);
+    return result;
+}
+
 /* -- configuration ------------------------------------------------------------------------ */
 
 /* configure(ChangeEvent, field_names, ops, origins, orjson.loads, orjson.dumps,
@@ -1931,6 +2127,7 @@ static PyMethodDef methods[] = {
     {"build_event", (PyCFunction)(void (*)(void))py_build_event, METH_FASTCALL, "An event of a ChangeEvent class from its 15 fields, in order."},
     {"stream_page", (PyCFunction)(void (*)(void))py_stream_page, METH_FASTCALL, "The events of a page page_records scanned, or None."},
     {"export_text", (PyCFunction)(void (*)(void))py_export_text, METH_FASTCALL, "The event of a full export line read as text, or None."},
+    {"scan_text", (PyCFunction)(void (*)(void))py_scan_text, METH_FASTCALL, "(event, JSON size) of a scanned item written as text, or None."},
     {"page_records", (PyCFunction)(void (*)(void))py_page_records, METH_FASTCALL, "(record summaries, NextShardIterator, scanned page) of a GetRecords body, or None."},
     {NULL, NULL, 0, NULL},
 };

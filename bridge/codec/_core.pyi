@@ -50,3 +50,12 @@ def export_text(
     pending: Any,
     /,
 ) -> Any: ...
+def scan_text(
+    raw: Any,
+    table: str,
+    key_names: tuple[str, ...],
+    version: int,
+    event_type: type,
+    pending: Any,
+    /,
+) -> tuple[Any, int] | None: ...
