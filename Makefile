@@ -56,7 +56,8 @@ PURE_PYTHON_TESTS := tests/unit/test_attrs.py tests/unit/test_attrs_inline_scree
 	tests/unit/test_avro_codec.py tests/unit/test_export_passthrough.py \
 	tests/unit/test_stream_wire_records.py tests/unit/test_backfill_units.py \
 	tests/unit/test_apply_text_images.py tests/unit/test_publish_batch.py \
-	tests/unit/test_compiled_core.py
+	tests/unit/test_compiled_core.py tests/unit/test_stream_text_pages.py \
+	tests/unit/test_export_text_lines.py
 
 ## make docs: the documentation site (MkDocs, Material theme) from docs/ into site/; --strict
 ## fails on a broken link or anchor and on a page missing from the nav (tests/unit/test_docs_site.py
