@@ -177,6 +177,13 @@ def table_of_topic(kafka: KafkaSettings, topic: str) -> str:
 
 _OP_HEADER = {op: op.value.encode() for op in Op}
 _ORIGIN_HEADER = {origin: origin.value.encode() for origin in Origin}
+# The same as whole header items, shared by every record (publish_batch's loop).
+_OP_HEADER_ITEM: dict[Op, tuple[str, str | bytes | None]] = {
+    op: ("ddb.op", value) for op, value in _OP_HEADER.items()
+}
+_ORIGIN_HEADER_ITEM: dict[Origin, tuple[str, str | bytes | None]] = {
+    origin: ("ddb.origin", value) for origin, value in _ORIGIN_HEADER.items()
+}
 
 
 class Publisher:
@@ -301,16 +308,20 @@ class Publisher:
         produce = self._producer.produce
         encode = self.codec.encode
         topic_of = self._topic
-        op_header = _OP_HEADER
-        origin_header = _ORIGIN_HEADER
+        op_header = _OP_HEADER_ITEM
+        origin_header = _ORIGIN_HEADER_ITEM
+        table = events[0].table
+        topic = topic_of(table)
         for event in events:
-            topic = topic_of(event.table)
+            if event.table is not table:  # one table per page: its topic looked up once
+                table = event.table
+                topic = topic_of(table)
             key = event.key_bytes()
             value = encode(event)
             headers: list[tuple[str, str | bytes | None]] = [
-                ("ddb.version", str(event.version).encode()),
-                ("ddb.op", op_header[event.op]),
-                ("ddb.origin", origin_header[event.origin]),
+                ("ddb.version", b"%d" % event.version),
+                op_header[event.op],
+                origin_header[event.origin],
             ]
             timestamp = event.change_time_ms
             try:
