@@ -36,8 +36,8 @@ class TextRecords(WireRecords):
 
     def events(self, table: str, shard_id: str, versioner: StreamVersioner) -> list[ChangeEvent]:
         """The page's events versioned along the shard (advancing `versioner`), in one
-        call; or, should the core not take the body after all, those of `read_page`'s
-        records, which `convert` makes one by one."""
+        call; `NotScanned` when the core does not make them (a key number to normalise, a
+        version past 64 bits, the core switched off since): the caller takes `parsed()`."""
         core = compiled.CORE
         events: list[ChangeEvent] | None = (
             None
