@@ -37,27 +37,15 @@ install: $(STAMP)
 ## so does promtool, which tests the alert rules (tools/ensure-promtool.sh, the same way), and
 ## PostgreSQL, Chromium and docker-compose, without which tests would skip
 ## (tools/ensure-test-packages.sh): a fresh machine gets the whole suite or a clear stop.
-## pytest's exit 5 (no tests collected) is a failure.
+## pytest's exit 5 (no tests collected) is a failure. The compiled core's unit tests run once
+## more on the Python fallback inside the run (tests/contracts/test_python_fallback.py).
 test: $(STAMP)
 	@sh tools/ensure-java-maven.sh
 	@sh tools/ensure-promtool.sh
 	@sh tools/ensure-test-packages.sh
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
-	if [ $$rc -ne 0 ] || [ -n "$(PYTEST_ARGS)" ]; then exit $$rc; fi; \
-	echo "make test: the unit tests of the compiled core's modules again, on the Python fallback"; \
-	DDB_BRIDGE_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PURE_PYTHON_TESTS)
-
-## The unit tests of what the compiled core stands in for (bridge/codec/_core.c), which `make
-## test` runs a second time with it switched off (DDB_BRIDGE_PURE_PYTHON=1), so the Python
-## fallback cannot rot; the contract suite (tests/contracts/test_fast_slow.py) compares the
-## two paths directly in the main run.
-PURE_PYTHON_TESTS := tests/unit/test_attrs.py tests/unit/test_attrs_inline_screens.py \
-	tests/unit/test_avro_codec.py tests/unit/test_export_passthrough.py \
-	tests/unit/test_stream_wire_records.py tests/unit/test_backfill_units.py \
-	tests/unit/test_apply_text_images.py tests/unit/test_publish_batch.py \
-	tests/unit/test_compiled_core.py tests/unit/test_stream_text_pages.py \
-	tests/unit/test_export_text_lines.py
+	exit $$rc
 
 ## make docs: the documentation site (MkDocs, Material theme) from docs/ into site/; --strict
 ## fails on a broken link or anchor and on a page missing from the nav (tests/unit/test_docs_site.py

@@ -1,6 +1,8 @@
-"""Session-scoped real services and per-test unique names. The launchers live in
-ddb_bridge/services/ (shared with the demo and the benchmarks); each service starts the first
-time a test on this worker asks for it, and is killed and deleted when the worker ends."""
+"""Real services and per-test unique names. The launchers live in ddb_bridge/services/ (shared
+with the demo and the benchmarks); each service starts the first time a test on this worker
+asks for it, and is killed and deleted when the worker ends, or, for the heavy services a group
+of tests shares (Cassandra, the three-broker cluster), when the group's tests are done
+(tests/support/service_groups.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import gc
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -23,8 +25,10 @@ from ddb_bridge.services.moto_server import moto_server
 from ddb_bridge.services.postgres import PostgresCluster, postgres_bindir
 from ddb_bridge.services.processes import free_port
 
-# Fixtures some test files share (`serve`: the dashboard server on a free port).
-pytest_plugins = ["tests.support.dashboard"]
+# Fixtures some test files share (`serve`: the dashboard server on a free port); the marks by
+# folder and the services a group of tests shares (tests/support/service_groups.py); pytester,
+# which the test of those groups runs pytest with.
+pytest_plugins = ["tests.support.dashboard", "tests.support.service_groups", "pytester"]
 
 # The daemons serve /metrics on fixed ports by default; tests run many daemons at once (and
 # several test sessions share a host), so they are off unless a test asks for a port.
@@ -32,41 +36,6 @@ os.environ.setdefault("DDB_BRIDGE__METRICS__PORT", "0")
 
 # What each session-scoped service turned out to be, for the run's closing summary.
 STARTED: dict[str, str] = {}
-
-
-# Every test is marked by its folder, so `-m integration`, `-m "not e2e"` select what they say.
-FOLDER_MARKS = {
-    "unit": "unit",
-    "integration": "integration",
-    "e2e": "e2e",
-    "chaos": "chaos",
-    "contracts": "contract",
-}
-# Tests sharing a heavy session service run on one xdist worker (`--dist loadgroup`), so the
-# service starts once per run, not once per worker. A module that names the fixture at all
-# goes whole (some ask for it by `request.getfixturevalue`, which fixturenames cannot show).
-SERVICE_GROUPS = {"cql_endpoint": "cql", "kafka_cluster": "kafka-cluster"}
-
-
-def _service_group(item: pytest.Item, sources: dict[Path, str]) -> str | None:
-    if item.path not in sources:
-        sources[item.path] = item.path.read_text(errors="replace")
-    names = getattr(item, "fixturenames", ())
-    for fixture, group in SERVICE_GROUPS.items():
-        if fixture in names or fixture in sources[item.path]:
-            return group
-    return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    sources: dict[Path, str] = {}
-    for item in items:
-        folder = item.path.parent.name
-        if folder in FOLDER_MARKS:
-            item.add_marker(FOLDER_MARKS[folder])
-        group = _service_group(item, sources)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -131,10 +100,8 @@ def secured_broker(
         gc.collect()
 
 
-@pytest.fixture(scope="session")
-def kafka_cluster() -> Iterator[KafkaCluster]:
-    """Three Apache Kafka nodes (KRaft) on loopback, started the first time a test asks for
-    them; a test may kill and restart nodes, and leaves every node running when it ends."""
+@contextmanager
+def _three_brokers() -> Iterator[KafkaCluster]:
     try:
         kafka_jars.ensure_jars()
     except kafka_jars.MissingTool as exc:
@@ -147,6 +114,16 @@ def kafka_cluster() -> Iterator[KafkaCluster]:
         )
         yield cluster
         gc.collect()
+
+
+@pytest.fixture
+def kafka_cluster() -> KafkaCluster:
+    """Three Apache Kafka nodes (KRaft) on loopback, started the first time a test asks for
+    them and kept for the tests of its group (service_groups.py); a test may kill and restart
+    nodes, and leaves every node running when it ends."""
+    from tests.support.service_groups import GROUP_SERVICES  # registered as a plugin above
+
+    return GROUP_SERVICES.get("kafka-cluster", _three_brokers)
 
 
 @pytest.fixture
@@ -215,11 +192,8 @@ def s3_client(dynamodb_endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
 
 
-@pytest.fixture(scope="session")
-def cql_endpoint() -> Iterator[Any]:
-    """A CQL server for the CQL sink tests: ScyllaDB at SCYLLA_HOSTS (port SCYLLA_PORT) when
-    set, else one Apache Cassandra node started for the session (ddb_bridge/services/
-    cassandra_node.py)."""
+@contextmanager
+def _cql_node() -> Iterator[Any]:
     from ddb_bridge.services import cassandra_node
 
     external = os.environ.get("SCYLLA_HOSTS")
@@ -238,3 +212,13 @@ def cql_endpoint() -> Iterator[Any]:
     with cassandra_node.running_node() as endpoint:
         STARTED["cql"] = endpoint.describe()
         yield endpoint
+
+
+@pytest.fixture
+def cql_endpoint() -> Any:
+    """A CQL server for the CQL sink tests: ScyllaDB at SCYLLA_HOSTS (port SCYLLA_PORT) when
+    set, else one Apache Cassandra node (ddb_bridge/services/cassandra_node.py), started the
+    first time a test asks and kept for the tests of its group (service_groups.py)."""
+    from tests.support.service_groups import GROUP_SERVICES  # registered as a plugin above
+
+    return GROUP_SERVICES.get("cql", _cql_node)

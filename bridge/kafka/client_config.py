@@ -29,12 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from bridge.kafka.limits import message_max_bytes
-from bridge.kafka.oauth import (
-    AiokafkaTokenProvider,
-    RefreshingToken,
-    librdkafka_callback,
-    token_for,
-)
+from bridge.kafka.oauth import RefreshingToken, librdkafka_callback, token_for
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import KafkaSettings
 
@@ -327,6 +322,8 @@ def _ssl_context(extra: Mapping[str, Any]) -> ssl.SSLContext:
 
 def _faust_oauth(token: RefreshingToken, extra: Mapping[str, Any], protocol: str) -> Any:
     import faust
+
+    from bridge.kafka.oauth_aiokafka import AiokafkaTokenProvider
 
     return faust.OAuthCredentials(
         oauth_cb=AiokafkaTokenProvider(token),

@@ -16,15 +16,12 @@ gone, then a new one — before the old one expires.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
-
-from aiokafka.abc import AbstractTokenProvider
 
 from bridge.kafka.oidc import ClientCredentials
 from bridge.kafka.token import Token, TokenSource
@@ -38,7 +35,7 @@ ENTRY_POINTS = "ddb_bridge.kafka_token_sources"
 REFRESH_AT = 0.8
 
 
-__all__ = ["AiokafkaTokenProvider", "RefreshingToken", "Token", "TokenSource", "token_for"]
+__all__ = ["RefreshingToken", "Token", "TokenSource", "token_for"]
 
 
 class RefreshingToken:
@@ -128,15 +125,3 @@ def librdkafka_callback(
         return current.value, current.expires_at, current.principal, {}
 
     return oauth_cb
-
-
-class AiokafkaTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
-    """aiokafka's token provider (apply's consumer, through Faust's OAuthCredentials)."""
-
-    def __init__(self, token: RefreshingToken) -> None:
-        self._token = token
-
-    async def token(self) -> str:
-        # The source may do blocking HTTP: off the event loop.
-        current = await asyncio.get_running_loop().run_in_executor(None, self._token.current)
-        return current.value

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.runtime.settings import ScyllaTarget
+from ddb_bridge.services.kafka_jars import service_jvm_options
 from ddb_bridge.services.processes import free_port, kill_process
 
 SERVICE_DIR = Path(__file__).parent / "cassandra"
@@ -204,6 +205,7 @@ class CassandraNode:
             "-Xss256k",
             "-XX:+UseG1GC",
             "-XX:+ExitOnOutOfMemoryError",
+            *service_jvm_options(),
             *jvm_options(),
             # Cassandra measures memtable sizes with jamm's agent, as its start script does.
             *([f"-javaagent:{jamm}"] if jamm else []),

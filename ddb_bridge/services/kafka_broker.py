@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ddb_bridge.services.kafka_jars import FETCHED, KAFKA_VERSION, ensure_jars, java_argv, run_tool
+from ddb_bridge.services.kafka_jars import (
+    FETCHED,
+    KAFKA_VERSION,
+    ensure_jars,
+    java_argv,
+    run_tool,
+    service_jvm_options,
+)
 from ddb_bridge.services.processes import free_port, kill_process, stop_process
 
 
@@ -238,14 +245,20 @@ class KafkaNode:
         )
         self._formatted = True
 
+    def argv(self) -> list[str]:
+        argv = java_argv(
+            "kafka.Kafka", str(self.properties), heap="512m", jvm_options=service_jvm_options()
+        )
+        argv[1:1] = [f"-Dlog4j2.configurationFile={self.log4j}", f"-Dkafka.logs.dir={self.root}"]
+        return argv
+
     def start(self, timeout_s: float = 120.0, wait: bool = True) -> None:
         """Format the data dir the first time, then run the node until it serves (`wait`;
         a cluster's first nodes cannot serve before a quorum of them runs)."""
         if self.proc is not None and self.proc.poll() is None:
             return
         self.format()
-        argv = java_argv("kafka.Kafka", str(self.properties), heap="512m")
-        argv[1:1] = [f"-Dlog4j2.configurationFile={self.log4j}", f"-Dkafka.logs.dir={self.root}"]
+        argv = self.argv()
         with (self.root / "stdout.log").open("ab") as out:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

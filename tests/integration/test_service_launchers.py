@@ -107,3 +107,23 @@ def test_the_session_broker_serves_the_secured_listener(
     # The same broker, seen through SCRAM over TLS, lists the topic made over plaintext.
     secured = AdminClient({"bootstrap.servers": listener.bootstrap, **listener.client_options()})
     assert topic in secured.list_topics(timeout=30).topics
+
+
+def test_the_moto_server_is_the_one_of_this_interpreter() -> None:
+    """The moto the project pins, not the first `moto_server` on PATH (another Python's
+    older moto served the tests that way)."""
+    from ddb_bridge.services.moto_server import moto_server
+
+    with moto_server() as url:
+        port = url.rsplit(":", 1)[1]
+        serving = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
+            if "-p" in argv and port in argv and any("moto" in arg for arg in argv):
+                serving.append(argv)
+        ours = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        assert serving, f"no moto process serves {url}"
+        assert all(ours in argv or "moto.server" in argv for argv in serving), serving

@@ -5,7 +5,8 @@ event equals the Python path's, and its Kafka key and envelope body are the same
 record the core does not take goes to the Python path, so refusals are the same too. The
 contract suite (tests/contracts/test_fast_slow.py) runs the same comparison over what a
 foreign producer may write; `make test` runs these tests a second time with the core
-switched off (DDB_BRIDGE_PURE_PYTHON=1), where they hold the Python path to itself.
+switched off (DDB_BRIDGE_PURE_PYTHON=1; tests/contracts/test_python_fallback.py), where they
+hold the Python path to itself.
 """
 
 from __future__ import annotations
