@@ -114,9 +114,7 @@ class BatchProcessor:
         letters: list[DeadLetter] = []
         keyed: list[tuple[tuple[str, bytes], ChangeEvent]] = []
         admitted: list[RawRecord] = []  # the record of each `keyed` event, to dead-letter it
-        check = self.screen.check
-        for rec in records:
-            verdict = check(rec)
+        for rec, verdict in zip(records, self.screen.check_batch(records), strict=True):
             if type(verdict) is tuple:  # Admitted: the common case first
                 event, key = verdict
                 keyed.append(((event.table, key), event))
