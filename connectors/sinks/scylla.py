@@ -472,7 +472,11 @@ def _statement(request: Request) -> Any:
 
 
 class ScyllaSink:
-    capabilities = SinkCapabilities(native_timestamps=True, ttl=True, tombstones=True)
+    # image_text: apply's text path (compiled) checks an image for less than the parsing path
+    # costs, and the sink's one read of it parses it once (bridge/codec/image_text.py).
+    capabilities = SinkCapabilities(
+        native_timestamps=True, ttl=True, tombstones=True, image_text=True
+    )
 
     def __init__(self, settings: ScyllaTarget, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings

@@ -92,6 +92,27 @@ def test_replica_owner_reads_the_token_map_and_falls_back_to_one_owner() -> None
     assert replica_owner(SimpleNamespace(metadata=SimpleNamespace(token_map=None))) is no_owner
 
 
+def test_replica_owner_on_a_murmur3_ring_answers_what_the_drivers_lookup_answers() -> None:
+    """The ring snapshot (integer tokens, one set of hosts per range) against the driver's
+    own `TokenMap.get_replicas`, for keys all around the ring, past its last token too."""
+    from cassandra.metadata import Murmur3Token, TokenMap
+
+    ring = sorted(Murmur3Token(t) for t in (-(2**62), -5, 0, 2**40, 2**62))
+    hosts = ["h1", "h2", "h3"]
+    token_map = TokenMap.__new__(TokenMap)
+    token_map.token_class = Murmur3Token
+    token_map.ring = ring
+    token_map.tokens_to_hosts_by_ks = {
+        "ks": {token: [hosts[i % 3], hosts[(i + 1) % 3]] for i, token in enumerate(ring)}
+    }
+    owner = replica_owner(SimpleNamespace(metadata=SimpleNamespace(token_map=token_map)))
+    for i in range(2000):
+        key = f"key-{i}".encode()
+        expected = frozenset(token_map.get_replicas("ks", Murmur3Token.from_key(key)))
+        assert owner(SimpleNamespace(keyspace="ks", routing_key=key)) == expected
+    assert owner(SimpleNamespace(keyspace="ks", routing_key=None)) is None
+
+
 # -- write_batch -----------------------------------------------------------------------------
 
 
