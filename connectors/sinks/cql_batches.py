@@ -26,7 +26,7 @@ its own (a single statement: no batch size check applies).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,35 +52,36 @@ def bound_bytes(statement: Any) -> int:
 
 
 def pack(
-    rows: Sequence[tuple[Any, ChangeEvent]],
+    rows: Iterable[tuple[Any, ChangeEvent]],
     owner: Callable[[Any], Hashable],
     max_rows: int,
     max_bytes: int,
-) -> list[Request]:
+) -> Iterator[Request]:
     """The requests for `rows` (bound statement, event): rows of one table and one owner
     (the replicas of their partition) share a request until it holds `max_rows` rows or the
     next row would pass `max_bytes`. Every row is in exactly one request, in the order of the
-    rows within it. One table a request, so a refusal of the request names its table."""
-    out: list[Request] = []
+    rows within it. One table a request, so a refusal of the request names its table.
+
+    A request is yielded as soon as it is complete (the rest at the end), so the sink sends
+    it while the next rows are still being bound: the node's work and this CPU overlap."""
     open_requests: dict[Hashable, Request] = {}
     for statement, event in rows:
         size = bound_bytes(statement)
         if size > max_bytes:  # alone, leaving the open request of its owner open
-            out.append(Request([(statement, event)], size))
+            yield Request([(statement, event)], size)
             continue
         key = (event.table, owner(statement))
         request = open_requests.get(key)
         if request is not None and (
             len(request.rows) >= max_rows or request.bytes + size > max_bytes
         ):
+            yield request
             request = None
         if request is None:
-            request = Request()
-            open_requests[key] = request
-            out.append(request)
+            request = open_requests[key] = Request()
         request.rows.append((statement, event))
         request.bytes += size
-    return out
+    yield from open_requests.values()
 
 
 def no_owner(_statement: Any) -> Hashable:

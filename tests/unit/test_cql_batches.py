@@ -55,7 +55,7 @@ def test_pack_keeps_every_row_once_within_the_caps_and_never_mixes_owners(
     sizes: list[int], owners: list[int], tables: list[str], max_rows: int, max_bytes: int
 ) -> None:
     rows = [fake_row(i, size, tables[i]) for i, size in enumerate(sizes)]
-    requests = pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes)
+    requests = list(pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes))
     flat = [row for request in requests for row in request.rows]
     assert sorted(id(s) for s, _ in flat) == sorted(id(s) for s, _ in rows)  # each row once
     for request in requests:
@@ -72,8 +72,8 @@ def test_pack_fills_requests_to_the_row_cap_and_the_byte_cap() -> None:
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 10_000)] == [10, 10, 5]
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 350)] == [3] * 8 + [1]
     big = [fake_row(0, 100), fake_row(1, 5000), fake_row(2, 100)]
-    # The big row goes alone; the rows around it still share one request.
-    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [2, 1]
+    # The big row goes alone (at once); the rows around it still share one request.
+    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [1, 2]
 
 
 def test_replica_owner_reads_the_token_map_and_falls_back_to_one_owner() -> None:
