@@ -124,6 +124,7 @@ class Batch(NamedTuple):
 
     records: list[RawRecord]
     passed: list[Passed]
+    generation: int = -1  # the group generation they were taken in
 
 
 class Feed:
@@ -510,7 +511,11 @@ class FaustGroup:
                 passed.append(m.passed)
             else:
                 records.append(_raw(m))
-        return Batch(records, passed)
+        return Batch(records, passed, generation)
+
+    def generation(self) -> int:
+        """The group generation records are taken in now (a rebalance starts a new one)."""
+        return int(self._app.consumer_generation_id)
 
     async def commit(
         self, offsets: Mapping[Partition, int], notes: Mapping[Partition, str] | None = None

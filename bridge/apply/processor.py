@@ -83,6 +83,17 @@ class BatchResult:
     dead: int = 0
 
 
+@dataclass
+class Screened:
+    """A batch after screening (`BatchProcessor.screened`), before its write."""
+
+    records: Sequence[RawRecord]
+    keyed: list[tuple[tuple[str, bytes], ChangeEvent]]  # ((table, key), event), admitted
+    admitted: list[RawRecord]  # the record of each `keyed` event, to dead-letter it
+    letters: list[DeadLetter]  # the records screening rejected
+    seconds: float  # spent screening (counted in the batch's latency)
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -109,8 +120,13 @@ class BatchProcessor:
         )
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        return self.finish(self.screened(records))
+
+    def screened(self, records: Sequence[RawRecord]) -> Screened:
+        """Step one of `process`: each record screened alone. Touches nothing outside the
+        processor's screen, so the worker runs it for the next batch while this one is
+        being written (bridge/apply/app.py)."""
         started = time.perf_counter()
-        result = BatchResult(received=len(records))
         letters: list[DeadLetter] = []
         keyed: list[tuple[tuple[str, bytes], ChangeEvent]] = []
         admitted: list[RawRecord] = []  # the record of each `keyed` event, to dead-letter it
@@ -122,7 +138,14 @@ class BatchProcessor:
             else:
                 assert isinstance(verdict, Rejected)
                 letters.append(self._letter(rec, None, verdict.reason, verdict.error))
+        return Screened(records, keyed, admitted, letters, time.perf_counter() - started)
 
+    def finish(self, screened: Screened) -> BatchResult:
+        """Step two of `process`: write the winners, dead-letter what is refused, count."""
+        started = time.perf_counter() - screened.seconds
+        records, keyed, admitted = screened.records, screened.keyed, screened.admitted
+        letters = list(screened.letters)
+        result = BatchResult(received=len(records))
         rejected_ids: set[int] = set()
         if keyed:
             winners = newest(keyed)

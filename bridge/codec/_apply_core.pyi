@@ -3,7 +3,9 @@
 from collections.abc import Callable
 from typing import Any
 
-def configure(build_event: Callable[..., Any], event_type: type, pending: Any, remove: Any, /) -> None: ...
+def configure(
+    build_event: Callable[..., Any], event_type: type, pending: Any, remove: Any, /
+) -> None: ...
 def screen_batch(
     records: list[Any],
     topics: dict[str, Any],

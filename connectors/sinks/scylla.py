@@ -700,10 +700,11 @@ class ScyllaSink:
                 outcomes.append((False, None))
                 try:
                     future = session.execute_async(_statement(request), None)
+                    future.add_callbacks(
+                        callback=answered, callback_args=(i,), errback=failed, errback_args=(i,)
+                    )
                 except Exception as exc:  # refused before sending (no host, closed session)
                     failed(exc, i)
-                    continue
-                future.add_callbacks(answered, (i,), failed, (i,))
         finally:
             for _ in range(limit):  # every request in flight has answered
                 slots.acquire()

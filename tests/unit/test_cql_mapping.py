@@ -600,8 +600,14 @@ class _Future:
         self.callbacks: tuple[Any, ...] = ()
         self._outcome: tuple[bool, Any] | None = None
 
-    def add_callbacks(
-        self, callback: Any, callback_args: Any, errback: Any, errback_args: Any
+    def add_callbacks(  # the driver's ResponseFuture.add_callbacks signature
+        self,
+        callback: Any,
+        errback: Any,
+        callback_args: Any = (),
+        callback_kwargs: Any = None,
+        errback_args: Any = (),
+        errback_kwargs: Any = None,
     ) -> None:
         with self._lock:
             self.callbacks = (callback, callback_args, errback, errback_args)
