@@ -61,9 +61,7 @@ def pack(
     (the replicas of their partition) share a request until it holds `max_rows` rows or the
     next row would pass `max_bytes`. Every row is in exactly one request, in the order of the
     rows within it. One table a request, so a refusal of the request names its table.
-
-    A request is yielded as soon as it is complete (the rest at the end), so the sink sends
-    it while the next rows are still being bound: the node's work and this CPU overlap."""
+    A request is yielded as soon as it is complete, the rest at the end."""
     open_requests: dict[Hashable, Request] = {}
     for statement, event in rows:
         size = bound_bytes(statement)

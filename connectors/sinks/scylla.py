@@ -616,19 +616,19 @@ class ScyllaSink:
         """The batch's statements packed into requests (connectors/sinks/cql_batches.py):
         UNLOGGED batches of rows the same replicas own, within `batch_rows` and
         `batch_bytes`. Public for the tests."""
-        return list(self._requests(events))
-
-    def _requests(self, events: Sequence[ChangeEvent]) -> Iterator[Request]:
-        """`requests`, each yielded once complete (its rows bound as it goes)."""
         s = self.settings
         owner = replica_owner(self._cluster) if s.batch_rows > 1 else no_owner
-        return pack(self._bound(events), owner, s.batch_rows, s.batch_bytes)
+        return list(pack(self._bound(events), owner, s.batch_rows, s.batch_bytes))
 
     def write_batch(self, events: Sequence[ChangeEvent]) -> None:
         if not events:
             return
         session = self._require()
-        requests, results = self._send(session, self._requests(events))
+        # All bound before the first is sent: sending each request as soon as it was packed
+        # (binding the next rows meanwhile) was measured to cost more CPU per row, the
+        # driver's I/O thread then waking for every request instead of a burst.
+        requests = self.requests(events)
+        results = self._execute(session, [_statement(r) for r in requests])
         failures: list[tuple[ChangeEvent, Exception]] = []
         refused: list[tuple[Request, Exception]] = []
         for request, (ok, outcome) in zip(requests, results, strict=True):
@@ -668,47 +668,6 @@ class ScyllaSink:
             for (_, event), (ok, outcome) in zip(rows, results, strict=True)
             if not ok
         ]
-
-    def _send(
-        self, session: Any, requests: Iterator[Request]
-    ) -> tuple[list[Request], list[tuple[bool, Any]]]:
-        """Each request sent as soon as `requests` yields it, at most `concurrency` in
-        flight; returns them with their (success, result or exception) once all answered.
-
-        Binding the next rows (in this thread) overlaps the node's work on the requests in
-        flight; the driver's concurrent executor would bind on its answer thread under its
-        lock, serially. A failure to bind (PermanentError) is raised after the requests in
-        flight have answered: they are idempotent, and the retry may send them again."""
-        limit = self.settings.concurrency
-        slots = threading.Semaphore(limit)
-        sent: list[Request] = []
-        outcomes: list[tuple[bool, Any]] = []
-
-        def answered(result: Any, i: int) -> None:
-            outcomes[i] = (True, result)
-            slots.release()
-
-        def failed(exc: Exception, i: int) -> None:
-            outcomes[i] = (False, exc)
-            slots.release()
-
-        try:
-            for request in requests:
-                slots.acquire()
-                i = len(sent)
-                sent.append(request)
-                outcomes.append((False, None))
-                try:
-                    future = session.execute_async(_statement(request), None)
-                    future.add_callbacks(
-                        callback=answered, callback_args=(i,), errback=failed, errback_args=(i,)
-                    )
-                except Exception as exc:  # refused before sending (no host, closed session)
-                    failed(exc, i)
-        finally:
-            for _ in range(limit):  # every request in flight has answered
-                slots.acquire()
-        return sent, outcomes
 
     def _execute(self, session: Any, statements: Sequence[Any]) -> list[tuple[bool, Any]]:
         """Each statement's (success, result or exception), at most `concurrency` in flight."""
