@@ -35,6 +35,7 @@ import gc
 import logging
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from bridge.apply.faust_group import FaustGroup
 
 log = logging.getLogger("ddb-bridge.apply")
+
+GIL_SWITCH_S = 0.0005  # how long a running thread keeps the GIL from a waiting one (`run`)
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -167,7 +170,16 @@ class ApplyWorker:
         # during start-up are frozen out of collection altogether.
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        return asyncio.run(self._main())
+        # The sink thread spends a batch's write waiting on its target, a few round trips
+        # each; at every answer it needs the GIL back while the fetch and screening threads
+        # run Python, which keep it up to the switch interval (5 ms by default: up to ~10 µs
+        # a row at 2,000 rows a batch). Measured into PostgreSQL: 22.4-22.9k -> 26.4k rows/s.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
+        try:
+            return asyncio.run(self._main())
+        finally:
+            sys.setswitchinterval(interval)
 
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()

@@ -114,3 +114,28 @@ def test_the_next_batch_is_screened_while_one_is_written_and_commits_stay_in_ord
     assert log.index("write 10 ends") < log.index("commit 0") < log.index("write 11 starts")
     assert committed == [0, 1]  # in order; batch 2 (taken before the rebalance) dropped
     assert "write 12 starts" not in log
+
+
+def test_the_worker_hands_the_gil_over_often_while_it_runs() -> None:
+    """The sink thread waits on its target and must get the GIL back at once when the
+    answer comes, while the fetch and screening threads run Python; the interval is the
+    interpreter's again once the worker ends."""
+    import sys
+
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+        apply=ApplySettings(target="null"),
+        targets={"null": NullTarget(type="null")},
+    )
+    worker = ApplyWorker(settings, "null", [], NullSink())
+    seen: list[float] = []
+
+    async def main() -> int:
+        seen.append(sys.getswitchinterval())
+        return 0
+
+    worker._main = main  # type: ignore[method-assign]
+    before = sys.getswitchinterval()
+    assert worker.run() == 0
+    assert seen == [0.0005]
+    assert sys.getswitchinterval() == before
