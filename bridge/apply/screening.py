@@ -36,7 +36,13 @@ import orjson
 
 from bridge.codec import compiled
 from bridge.codec.avro import EventCodec
-from bridge.codec.image_text import KeyShape, image_ok, text_image_event
+from bridge.codec.image_text import (
+    PENDING,
+    KeyShape,
+    TextImageEvent,
+    image_ok,
+    text_image_event,
+)
 from bridge.codec.json_names import member_count
 from bridge.dlq.writer import RawRecord
 from bridge.model import attrs
@@ -81,8 +87,10 @@ class Screen:
         # The text path for a whole batch in one call (bridge/codec/_apply_core.c), when
         # built: what it leaves (None) takes `check`, so verdicts are the same either way.
         self._batch_screen = None
-        if self._shapes is not None and compiled.CORE is not None:
-            self._batch_screen = compiled.APPLY_CORE
+        core, screen = compiled.CORE, compiled.APPLY_CORE
+        if self._shapes is not None and core is not None and screen is not None:
+            screen.configure(core.build_event, TextImageEvent, PENDING, Op.REMOVE)
+            self._batch_screen = screen
         self._fast_topics: dict[str, tuple[str, tuple[tuple[bytes, bytes, str], ...]] | None] = {}
 
     def check_batch(self, records: Sequence[RawRecord]) -> list[Admitted | Rejected]:

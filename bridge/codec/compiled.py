@@ -10,9 +10,9 @@ function returns what that implementation makes of its input, or None ("take the
 path"), which then decides and names any problem. Results are the same either way
 (tests/contracts/test_fast_slow.py); only the speed differs.
 
-`APPLY_CORE` is apply's batch screen (bridge/codec/_apply_core.c, used by
-bridge/apply/screening.py), configured, or None under the same rules; it builds its events
-through `CORE`, so it is None whenever `CORE` is.
+`APPLY_CORE` is apply's batch screen (bridge/codec/_apply_core.c, configured and used by
+bridge/apply/screening.py), or None under the same rules; it builds its events through
+`CORE`, so it is None whenever `CORE` is.
 
 `notice()` logs, once per process, why the core is not in use; the hot paths call it when
 they start, so a daemon says it once and a command that publishes nothing says nothing.
@@ -61,15 +61,14 @@ def _load() -> tuple[ModuleType | None, str | None]:
 
 
 def _load_apply(core: ModuleType | None) -> ModuleType | None:
+    """apply's screen, unconfigured (bridge/apply/screening.py configures it for its
+    events, which this module cannot import), or None."""
     if core is None:
         return None
     try:
         from bridge.codec import _apply_core
     except ImportError:
         return None  # not built: apply's screen runs its Python text path
-    from bridge.codec.image_text import PENDING, TextImageEvent  # it imports this module
-
-    _apply_core.configure(core.build_event, TextImageEvent, PENDING, Op.REMOVE)
     return _apply_core
 
 
