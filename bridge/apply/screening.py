@@ -56,6 +56,8 @@ from bridge.ports.sink import TableSpec
 _MALFORMED = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError)
 
 
+_SLICE = 200  # records per compiled screening call (~1 ms)
+
 Admitted = tuple[ChangeEvent, bytes]
 """A record that passed: its event and canonical key bytes (a tuple: this runs per record)."""
 
@@ -100,13 +102,15 @@ class Screen:
         if screen is None or decode_at is None:
             return [self.check(rec) for rec in records]
         fast = self._fast_topics
-        verdicts: list[Admitted | Rejected | None] = screen.screen_batch(
-            records if type(records) is list else list(records),
-            fast,
-            self.codec.single_object_prefix,
-            decode_at,
-            self.codec.decode_text,
-        )
+        records = records if type(records) is list else list(records)
+        verdicts: list[Admitted | Rejected | None] = []
+        prefix, decode = self.codec.single_object_prefix, self.codec.decode_text
+        # In slices: the compiled call holds the GIL throughout, and the sink thread, back
+        # from a round trip to its target meanwhile, should not wait for a whole batch.
+        for start in range(0, len(records), _SLICE):
+            verdicts += screen.screen_batch(
+                records[start : start + _SLICE], fast, prefix, decode_at, decode
+            )
         check = self.check
         for i, verdict in enumerate(verdicts):
             if verdict is None:

@@ -127,6 +127,16 @@ def test_a_batch_takes_the_compiled_screen_where_it_is_built() -> None:
         assert direct[:3] == verdicts[:3] and direct[3] is None
 
 
+def test_a_batch_longer_than_one_compiled_call_keeps_every_verdict_in_place() -> None:
+    good = sample_event()
+    records = [
+        RawRecord(TOPIC, 0, i, good.key_bytes() if i % 7 else b"{}", CODEC.encode(good))
+        for i in range(450)  # the compiled screen takes them in slices
+    ]
+    text, _ = screens(SPEC)
+    assert text.check_batch(records) == [text.check(r) for r in records]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     item=items(),
