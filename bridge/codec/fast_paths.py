@@ -65,4 +65,9 @@ FAST_PATHS: tuple[FastPath, ...] = (
         ),
         "bridge.codec.compiled.CORE = None (DDB_BRIDGE_PURE_PYTHON=1): the Python implementation",
     ),
+    FastPath(
+        "compiled apply screen",
+        ("bridge.apply.screening:Screen.check_batch",),
+        "Screen.check per record (bridge/codec/_apply_core.c off): the Python text path",
+    ),
 )

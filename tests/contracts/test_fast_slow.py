@@ -491,12 +491,50 @@ def compiled_paths(case: Case, _targets: Targets) -> tuple[Outcome, Outcome]:
     return fast, slow
 
 
+def _screened(verdicts: list[Any], targets: Targets, spec: TableSpec) -> Outcome:
+    refusals = [v for v in verdicts if isinstance(v, Rejected)]
+    if refusals:
+        return Outcome(
+            refusal=" | ".join(v.reason for v in refusals),
+            category=" | ".join(v.error for v in refusals),
+        )
+    outcome = _event_outcome([event for event, _ in verdicts])
+    outcome.keys = [key for _, key in verdicts]
+    # Each admitted event's texts as carried, and the first as the SQL sinks store it.
+    outcome.rows = {
+        "texts": [(e.new_image_json, e.old_image_json, type(e).__name__) for e, _ in verdicts],
+        **targets.rows(verdicts[0][0], spec),
+    }
+    return outcome
+
+
+def apply_screen_paths(case: Case, targets: Targets) -> tuple[Outcome, Outcome]:
+    """The case's text as a new image, as an old image, and as the old image of a delete:
+    a batch screened in one compiled call against each record through `Screen.check`."""
+    keys = _keys(case.item)
+    spec = spec_for(case.item)
+    kafka_key = case.kafka_key or attrs.canonical_key(keys)
+    event = ChangeEvent("t", Op.MODIFY, keys, 1, Origin.STREAM, new_image=keys)
+    delete = ChangeEvent("t", Op.REMOVE, keys, 2, Origin.STREAM, old_image=keys, event_id="e")
+    values = [
+        with_image_text(event, case.text()),
+        with_image_text(event, case.text(), field="old_image"),
+        with_image_text(delete, case.text(), field="old_image"),
+    ]
+    records = [RawRecord(TOPIC, 0, i, kafka_key, v) for i, v in enumerate(values)]
+    screen, _ = screens(spec)
+    fast = _screened(screen.check_batch(records), targets, spec)
+    slow = _screened([screen.check(r) for r in records], targets, spec)
+    return fast, slow
+
+
 DRIVERS: dict[str, Callable[[Case, Targets], tuple[Outcome, Outcome]]] = {
     "export pass-through": export_paths,
     "apply text images": apply_paths,
     "GetRecords wire parser": wire_paths,
     "compiled Avro envelope": envelope_paths,
     "compiled core": compiled_paths,
+    "compiled apply screen": apply_screen_paths,
 }
 
 
@@ -573,6 +611,7 @@ PATHS = {
     "GetRecords": wire_paths,
     "envelope": envelope_paths,
     "compiled core": compiled_paths,
+    "apply screen": apply_screen_paths,
 }
 PLAIN = {"pk": {"S": "a/b"}, "sk": {"N": "1.5"}, "m": {"M": {"x": {"L": [{"NS": ["1", "2"]}]}}}}
 
