@@ -32,6 +32,7 @@ FALLBACK_TESTS = [
     "tests/unit/test_compiled_core.py",
     "tests/unit/test_stream_text_pages.py",
     "tests/unit/test_export_text_lines.py",
+    "tests/unit/test_apply_pipeline.py",
 ]
 
 
