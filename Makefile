@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 # The compiled core (bridge/codec/_core.c) is built by that install when gcc and Python's
 # headers are there (tools/ensure-compiler.sh installs them from Debian where it can, else
 # says why not); the last line before "done" says whether it is in use.
-$(STAMP): pyproject.toml setup.py bridge/codec/_core.c
+$(STAMP): pyproject.toml setup.py bridge/codec/_core.c bridge/codec/_apply_core.c
 	@echo "make install: creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip

@@ -12,5 +12,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("bridge.codec._core", sources=["bridge/codec/_core.c"], optional=True),
+        # apply's batch screen (bridge/apply/screening.py); it needs _core too
+        Extension("bridge.codec._apply_core", sources=["bridge/codec/_apply_core.c"], optional=True),
     ]
 )

@@ -149,8 +149,9 @@ def stream_events(table: str, pages: list[bytes]) -> Iterator[ChangeEvent]:
 
 def run_stream(publisher: Publisher, table: str, pages: list[bytes]) -> float:
     """The worker's path: body → records → processor (convert, encode, produce, track)."""
-    from connectors.sources.stream.get_records import RAW_BODY, read_page
+    from connectors.sources.stream.get_records import RAW_BODY
     from connectors.sources.stream.processor import InitializationInput, KafkaRecordProcessor
+    from connectors.sources.stream.text_pages import read_text_page
 
     processor = KafkaRecordProcessor(publisher, checkpoint_interval_s=0.5)
     processor.initialize(InitializationInput(table, "arn", "shard-0", "TRIM_HORIZON", 0))
@@ -158,7 +159,7 @@ def run_stream(publisher: Publisher, table: str, pages: list[bytes]) -> float:
     last = orjson.loads(pages[-1])["Records"][-1]["dynamodb"]["SequenceNumber"]
     start = time.perf_counter()
     for body in pages:
-        records, _ = read_page({RAW_BODY: body}, "bench shard-0")
+        records, _ = read_text_page({RAW_BODY: body}, "bench shard-0")
         processor.process_records(records, checkpointer)
     publisher.flush()
     processor.checkpoint_safe(checkpointer)

@@ -35,6 +35,7 @@ import gc
 import logging
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from bridge.apply.processor import (
     Abandoned,
     BatchProcessor,
     BatchResult,
+    Screened,
     sink_backoff,
 )
 from bridge.dlq.writer import DeadLetterWriter, KafkaDeadLetters, RawRecord
@@ -65,6 +67,8 @@ if TYPE_CHECKING:
     from bridge.apply.faust_group import FaustGroup
 
 log = logging.getLogger("ddb-bridge.apply")
+
+GIL_SWITCH_S = 0.0005  # how long a running thread keeps the GIL from a waiting one (`run`)
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -90,6 +94,17 @@ def table_resolver(settings: Settings, specs: Sequence[TableSpec]) -> Callable[[
 
 
 @dataclass
+class _Ahead:
+    """A batch taken from the group: its records, drain spans, generation, and its
+    screening (running or done in the screening thread; None: no records)."""
+
+    records: list[RawRecord]
+    passed: list[Passed]
+    generation: int
+    screened: asyncio.Future[Screened] | None
+
+
+@dataclass
 class _Run:
     """What one run of the worker opened; `ApplyWorker._close` releases it in reverse."""
 
@@ -97,6 +112,7 @@ class _Run:
     data_dir: str
     remove_data_dir: bool
     executor: ThreadPoolExecutor  # the one sink thread
+    screener: ThreadPoolExecutor  # the one thread screening the batch taken ahead
     dead_letters: DeadLetterWriter
     close_dead_letters: bool
     processor: BatchProcessor
@@ -154,7 +170,16 @@ class ApplyWorker:
         # during start-up are frozen out of collection altogether.
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        return asyncio.run(self._main())
+        # The sink thread spends a batch's write waiting on its target, a few round trips
+        # each; at every answer it needs the GIL back while the fetch and screening threads
+        # run Python, which keep it up to the switch interval (5 ms by default: up to ~10 µs
+        # a row at 2,000 rows a batch). Measured into PostgreSQL: 22.4-22.9k -> 26.4k rows/s.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
+        try:
+            return asyncio.run(self._main())
+        finally:
+            sys.setswitchinterval(interval)
 
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -185,6 +210,7 @@ class ApplyWorker:
             raise ValueError("apply needs at least one table")
         data_dir = conf.data_dir or tempfile.mkdtemp(prefix="ddb-bridge-apply-")
         executor = ThreadPoolExecutor(1, thread_name_prefix="apply-sink")
+        screener = ThreadPoolExecutor(1, thread_name_prefix="apply-screen")
         dead_letters = self.dead_letters or KafkaDeadLetters(self.settings.kafka, self.target)
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -194,6 +220,7 @@ class ApplyWorker:
             # The target is down at start-up (nothing read yet, so a restart loses nothing):
             # exit 75, "run it again", as a supervisor would; not a failure to investigate.
             executor.shutdown(wait=False)
+            screener.shutdown(wait=False)
             raise Unavailable(
                 f"the target {self.target} did not answer at start-up ({exc}); run it again "
                 "once it is reachable"
@@ -242,6 +269,7 @@ class ApplyWorker:
             data_dir=data_dir,
             remove_data_dir=conf.data_dir is None,
             executor=executor,
+            screener=screener,
             dead_letters=dead_letters,
             close_dead_letters=self.dead_letters is None,
             processor=processor,
@@ -272,30 +300,57 @@ class ApplyWorker:
             await pump_task
 
     async def _pump(self, run: _Run) -> None:
-        """Take a batch, apply it, repeat; one batch at a time, until a stop is requested."""
-        conf = self.settings.apply
-        batch_size, window_s = conf.batch_size, conf.batch_window_ms / 1000
+        """Take a batch, apply it, repeat, until a stop is requested. One batch is written
+        (and committed) at a time, in order; while it is, the next one is taken and screened
+        in the screening thread, so the target's time and apply's own CPU overlap. A batch
+        taken ahead is dropped uncommitted when a stop comes first (read again later) or a
+        rebalance made its generation an old one (whoever owns its partitions reads them)."""
+        ahead: _Ahead | None = None
         while not self.stopper.is_set():
-            # Every turn, records or not (an idle turn lasts one batch window): /healthz
-            # reads this clock to tell a live worker from a stuck one.
-            REGISTRY.progress("apply")
-            records, passed = await run.group.next_batch(batch_size, window_s)
-            if not (records or passed) or self.stopper.is_set():
+            if ahead is None:
+                ahead = await self._take(run)
                 continue
-            if not await self._apply_batch(run, records, passed):
+            current, ahead = ahead, None
+            if current.generation != run.group.generation():
+                continue
+            self._in_flight = True  # now: a stop from now on waits for this batch's commit
+            applying = asyncio.ensure_future(self._apply_batch(run, current))
+            while ahead is None and not applying.done() and not self.stopper.is_set():
+                ahead = await self._take(run)
+            if not await applying:
                 return
         self._finish(0)
 
-    async def _apply_batch(self, run: _Run, records: list[RawRecord], passed: list[Passed]) -> bool:
+    async def _take(self, run: _Run) -> _Ahead | None:
+        """The next batch with its screening started, or None (nothing came in a turn)."""
+        conf = self.settings.apply
+        # Every turn, records or not (an idle turn lasts one batch window): /healthz reads
+        # this clock to tell a live worker from a stuck one.
+        REGISTRY.progress("apply")
+        records, passed, generation = await run.group.next_batch(
+            conf.batch_size, conf.batch_window_ms / 1000
+        )
+        if not (records or passed) or self.stopper.is_set():
+            return None
+        screened = None
+        if records:
+            screened = asyncio.get_running_loop().run_in_executor(
+                run.screener, run.processor.screened, records
+            )
+        return _Ahead(records, passed, generation, screened)
+
+    async def _apply_batch(self, run: _Run, batch: _Ahead) -> bool:
         """Write the batch (or dead-letter its refused records), then commit it with the
         drains that ended with it. False when the worker stops (the exit code is set), with
         nothing of the batch committed."""
         loop = asyncio.get_running_loop()
+        records, passed = batch.records, batch.passed
         self._in_flight = True
         try:
             result = BatchResult()
-            if records:
-                result = await loop.run_in_executor(run.executor, run.processor.process, records)
+            if batch.screened is not None:
+                screened = await batch.screened
+                result = await loop.run_in_executor(run.executor, run.processor.finish, screened)
             # A commit waits for the group coordinator through a broker outage: a legitimate
             # wait for /livez (bridge/runtime/waits.py), not a wedged loop.
             with waiting("Kafka (committing offsets)"):
@@ -394,6 +449,7 @@ class ApplyWorker:
         log.info("apply worker stopping", extra={"group": group_id(self.target)})
         await run.group.stop()
         await asyncio.get_running_loop().run_in_executor(None, run.executor.shutdown, True)
+        run.screener.shutdown(wait=False, cancel_futures=True)  # a batch taken ahead: dropped
         self.sink.close()
         run.committed_reader.close()
         if run.close_dead_letters:

@@ -83,6 +83,40 @@ class BatchResult:
     dead: int = 0
 
 
+def _per_table(
+    keyed: list[tuple[tuple[str, bytes], ChangeEvent]], rejected_ids: set[int]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Events written per table, and the change time of each table's newest one, leaving
+    out the events whose ids are in `rejected_ids`."""
+    applied: dict[str, int] = {}
+    newest_ms: dict[str, int] = {}
+    for _, event in keyed:
+        if rejected_ids and id(event) in rejected_ids:
+            continue
+        table = event.table
+        applied[table] = applied.get(table, 0) + 1
+        # Back-fill snapshots carry no change time: only stream events measure lag.
+        created = event.approximate_creation_time_ms
+        if created is not None and created > newest_ms.get(table, -1):
+            newest_ms[table] = created
+    return applied, newest_ms
+
+
+@dataclass
+class Screened:
+    """A batch after screening (`BatchProcessor.screened`), before its write."""
+
+    records: Sequence[RawRecord]
+    keyed: list[tuple[tuple[str, bytes], ChangeEvent]]  # ((table, key), event), admitted
+    admitted: list[RawRecord]  # the record of each `keyed` event, to dead-letter it
+    letters: list[DeadLetter]  # the records screening rejected
+    winners: list[ChangeEvent]  # the newest event of each key (batching.newest)
+    # Records per topic, events per table and each table's newest change time (ms), for
+    # the metrics of a batch written whole.
+    counts: tuple[Counter[str], dict[str, int], dict[str, int]]
+    seconds: float  # spent screening (counted in the batch's latency)
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -109,14 +143,17 @@ class BatchProcessor:
         )
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        return self.finish(self.screened(records))
+
+    def screened(self, records: Sequence[RawRecord]) -> Screened:
+        """Step one of `process`: each record screened alone. Touches nothing outside the
+        processor's screen, so the worker runs it for the next batch while this one is
+        being written (bridge/apply/app.py)."""
         started = time.perf_counter()
-        result = BatchResult(received=len(records))
         letters: list[DeadLetter] = []
         keyed: list[tuple[tuple[str, bytes], ChangeEvent]] = []
         admitted: list[RawRecord] = []  # the record of each `keyed` event, to dead-letter it
-        check = self.screen.check
-        for rec in records:
-            verdict = check(rec)
+        for rec, verdict in zip(records, self.screen.check_batch(records), strict=True):
             if type(verdict) is tuple:  # Admitted: the common case first
                 event, key = verdict
                 keyed.append(((event.table, key), event))
@@ -124,10 +161,31 @@ class BatchProcessor:
             else:
                 assert isinstance(verdict, Rejected)
                 letters.append(self._letter(rec, None, verdict.reason, verdict.error))
+        # Done here, ahead of the write, as the rest of this step: the winners, and the
+        # per-table counts the metrics take once the batch is written (as if none of its
+        # events is refused; `_record` counts again in the rare batch where one is).
+        winners = newest(keyed) if keyed else []
+        counted = Counter(map(_topic, records))
+        applied, newest_ms = _per_table(keyed, set())
+        return Screened(
+            records,
+            keyed,
+            admitted,
+            letters,
+            winners,
+            (counted, applied, newest_ms),
+            time.perf_counter() - started,
+        )
 
+    def finish(self, screened: Screened) -> BatchResult:
+        """Step two of `process`: write the winners, dead-letter what is refused, count."""
+        started = time.perf_counter() - screened.seconds
+        records, keyed, admitted = screened.records, screened.keyed, screened.admitted
+        letters = list(screened.letters)
+        result = BatchResult(received=len(records))
         rejected_ids: set[int] = set()
         if keyed:
-            winners = newest(keyed)
+            winners = screened.winners
             try:
                 self._write(winners)
                 result.written = len(winners)
@@ -153,34 +211,26 @@ class BatchProcessor:
                 self.metrics.inc(DLQ, table=letter.table, target=self.target)
                 self.metrics.inc(m.ERRORS, daemon="apply", error=letter.error)
             result.dead = len(letters)
-        self._record(records, keyed, rejected_ids, result, started)
+        counted, applied, newest_ms = screened.counts
+        if rejected_ids:
+            applied, newest_ms = _per_table(keyed, rejected_ids)
+        self._record(counted, applied, newest_ms, result, started)
         return result
 
     def _record(
         self,
-        records: Sequence[RawRecord],
-        keyed: list[tuple[tuple[str, bytes], ChangeEvent]],
-        rejected_ids: set[int],
+        counted: Counter[str],
+        applied: dict[str, int],
+        newest_ms: dict[str, int],
         result: BatchResult,
         started: float,
     ) -> None:
-        """Metrics of one finished batch: records in and out per table, latency, and the
-        replication lag of each table (now minus the change time of its newest event)."""
-        # Counted per topic in C, then named per table: this runs over every record.
-        for topic, n in Counter(map(_topic, records)).items():
+        """Metrics of one finished batch: records in (`counted` per topic) and out
+        (`applied` per table), latency, and the replication lag of each table (now minus
+        the change time of its newest event, `newest_ms`)."""
+        for topic, n in counted.items():
             table = self.table_of_topic(topic)
             self.metrics.inc(m.APPLY_RECEIVED, n, table=table, target=self.target)
-        applied: dict[str, int] = {}
-        newest_ms: dict[str, int] = {}
-        for _, event in keyed:
-            if rejected_ids and id(event) in rejected_ids:
-                continue
-            table = event.table
-            applied[table] = applied.get(table, 0) + 1
-            # Back-fill snapshots carry no change time: only stream events measure lag.
-            created = event.approximate_creation_time_ms
-            if created is not None and created > newest_ms.get(table, -1):
-                newest_ms[table] = created
         for table, n in applied.items():
             self.metrics.inc(EVENTS, n, table=table, target=self.target)
         now = time.time()

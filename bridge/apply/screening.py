@@ -34,8 +34,15 @@ from dataclasses import dataclass
 
 import orjson
 
+from bridge.codec import compiled
 from bridge.codec.avro import EventCodec
-from bridge.codec.image_text import KeyShape, image_ok, text_image_event
+from bridge.codec.image_text import (
+    PENDING,
+    KeyShape,
+    TextImageEvent,
+    image_ok,
+    text_image_event,
+)
 from bridge.codec.json_names import member_count
 from bridge.dlq.writer import RawRecord
 from bridge.model import attrs
@@ -48,6 +55,8 @@ from bridge.ports.sink import TableSpec
 # context can hold (ArithmeticError), nesting deeper than Python's stack (RecursionError).
 _MALFORMED = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError)
 
+
+_SLICE = 200  # records per compiled screening call (~1 ms)
 
 Admitted = tuple[ChangeEvent, bytes]
 """A record that passed: its event and canonical key bytes (a tuple: this runs per record)."""
@@ -77,6 +86,52 @@ class Screen:
         self._shapes = (
             {s.source: KeyShape(s) for s in specs} if image_text and specs is not None else None
         )
+        # The text path for a whole batch in one call (bridge/codec/_apply_core.c), when
+        # built: what it leaves (None) takes `check`, so verdicts are the same either way.
+        self._batch_screen = None
+        core, screen = compiled.CORE, compiled.APPLY_CORE
+        if self._shapes is not None and core is not None and screen is not None:
+            screen.configure(core.build_event, TextImageEvent, PENDING, Op.REMOVE)
+            self._batch_screen = screen
+        self._fast_topics: dict[str, tuple[str, tuple[tuple[bytes, bytes, str], ...]] | None] = {}
+
+    def check_batch(self, records: Sequence[RawRecord]) -> list[Admitted | Rejected]:
+        """`[check(rec) for rec in records]`, the text path taken in one compiled call."""
+        screen = self._batch_screen
+        decode_at = self.codec.text_decoder
+        if screen is None or decode_at is None:
+            return [self.check(rec) for rec in records]
+        fast = self._fast_topics
+        records = records if type(records) is list else list(records)
+        verdicts: list[Admitted | Rejected | None] = []
+        prefix, decode = self.codec.single_object_prefix, self.codec.decode_text
+        # In slices: the compiled call holds the GIL throughout, and the sink thread, back
+        # from a round trip to its target meanwhile, should not wait for a whole batch.
+        for start in range(0, len(records), _SLICE):
+            verdicts += screen.screen_batch(
+                records[start : start + _SLICE], fast, prefix, decode_at, decode
+            )
+        check = self.check
+        for i, verdict in enumerate(verdicts):
+            if verdict is None:
+                rec = records[i]
+                verdicts[i] = check(rec)
+                if rec.topic not in fast:  # a topic the compiled screen learns now
+                    fast[rec.topic] = self._compiled_entry(rec.topic)
+        return verdicts  # type: ignore[return-value]  # no None is left
+
+    def _compiled_entry(
+        self, topic: str
+    ) -> tuple[str, tuple[tuple[bytes, bytes, str], ...]] | None:
+        """(table, its key schema for the compiled screen) of a topic, None: not there."""
+        table = self._tables.get(topic)
+        if table is None:
+            table = self._tables[topic] = self.table_of_topic(topic)
+        assert self._shapes is not None
+        shape = self._shapes.get(table)
+        if shape is None or shape.compiled is None:
+            return None
+        return table, shape.compiled
 
     def check(self, rec: RawRecord) -> Admitted | Rejected:
         if self._shapes is not None:

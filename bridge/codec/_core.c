@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <datetime.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 /* DynamoDB nests documents at most 32 levels; attrs.MAX_NESTING refuses more than 64. */
@@ -73,14 +74,17 @@ static int plain_number(const char *s, Py_ssize_t n, int *has_minus, int *has_po
 }
 
 /* attrs.is_short_number: a plain number of at most 38 digits (valid by its form alone). */
-static int short_number(PyObject *text)
+static int short_number_bytes(const char *s, Py_ssize_t n)
 {
-    if (!PyUnicode_IS_ASCII(text)) return 0;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
     int minus, point;
     if (n > MAX_DIGITS + 2 || !plain_number(s, n, &minus, &point)) return 0;
     return n <= MAX_DIGITS || n - minus - point <= MAX_DIGITS;
+}
+
+static int short_number(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text)) return 0;
+    return short_number_bytes((const char *)PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text));
 }
 
 /* attrs.normalize_number's fast path: already canonical (so its own normal form). */
@@ -116,11 +120,8 @@ static signed char B64_VALUE[256];
 
 /* Base64 exactly as b64encode writes it (attrs._CANONICAL_B64): such text decodes and
  * re-encodes to itself, so every path keeps it as it is. */
-static int canonical_b64(PyObject *text)
+static int canonical_b64_bytes(const unsigned char *s, Py_ssize_t n)
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) return 0;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
     if (n % 4) return 0;
     Py_ssize_t body = n;
     if (n && s[n - 1] == '=') body = (s[n - 2] == '=') ? n - 2 : n - 1;
@@ -129,6 +130,12 @@ static int canonical_b64(PyObject *text)
     if (body == n - 2) return (B64_VALUE[s[body - 1]] & 0x0F) == 0; /* 4 unused bits */
     if (body == n - 1) return (B64_VALUE[s[body - 1]] & 0x03) == 0; /* 2 unused bits */
     return 1;
+}
+
+static int canonical_b64(PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) return 0;
+    return canonical_b64_bytes(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text));
 }
 
 static PyObject *b64encode(PyObject *value)
@@ -969,6 +976,1100 @@ done:
     return result;
 }
 
+/* -- the JSON text scanner ---------------------------------------------------------------- */
+
+/* GetRecords bodies read as text: one pass over the JSON validates what the reference would
+ * parse and check (orjson.loads, then the walk above), and finds each record's parts as
+ * slices of the body, so no Python object is made for an image. An image's slice is the
+ * envelope's text as it stands when it is exactly what orjson.dumps writes of it: no JSON
+ * whitespace, and only the escapes orjson writes (\" \\ \b \f \n \r \t: each character then
+ * has one spelling, so names compare as bytes). Anything else the scanner cannot prove
+ * equal (\u and \/ escapes, a name twice in one object, a number other than a short integer
+ * outside the images, ...) makes the whole page the reference's. */
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} Span;
+
+typedef struct {
+    const unsigned char *p, *end;
+    int spaced;            /* JSON whitespace seen since the caller last cleared it */
+    Span *names;           /* the names of the maps open now, innermost last */
+    Py_ssize_t n_names, cap;
+    Py_ssize_t members;    /* item_check.item_members' count */
+} Scan;
+
+/* 1 for a byte that may stand for itself inside a JSON string (not ", \, a control or
+ * non-ASCII, which need a closer look). */
+static unsigned char PLAIN[256];
+
+static inline void skip_ws(Scan *sc)
+{
+    const unsigned char *p = sc->p;
+    while (p < sc->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    if (p != sc->p) sc->spaced = 1;
+    sc->p = p;
+}
+
+static inline int peek(Scan *sc)
+{
+    skip_ws(sc);
+    return sc->p < sc->end ? *sc->p : -1;
+}
+
+static inline int take(Scan *sc, char c)
+{
+    if (peek(sc) != (unsigned char)c) return 0;
+    sc->p++;
+    return 1;
+}
+
+/* The length of the valid UTF-8 sequence at p (a byte >= 0x80), or 0 (orjson refuses it). */
+static int utf8_length(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    if (c >= 0xC2 && c <= 0xDF)
+        return end - p >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && p[1] >= 0xA0) return 0; /* a surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90) return 0; /* beyond U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* \u00XX of a control character without a short escape, in lowercase hex: the one
+ * spelling orjson writes of it (any other \u is another spelling of some character). */
+static int control_escape(const unsigned char *p, const unsigned char *end)
+{
+    static const char HEX[] = "0123456789abcdef";
+    if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return 0;
+    const char *digit = memchr(HEX, p[5], 16);
+    if (digit == NULL || p[5] == 0) return 0;
+    int c = (p[4] - '0') * 16 + (int)(digit - HEX);
+    return c != '\b' && c != '\f' && c != '\n' && c != '\r' && c != '\t';
+}
+
+/* A string: *out its text between the quotes, as written; *escaped whether it holds an
+ * escape (then its text is not its value). */
+static int scan_string(Scan *sc, Span *out, int *escaped)
+{
+    if (peek(sc) != '"') return DEFER;
+    const unsigned char *start = sc->p + 1, *p = start, *end = sc->end;
+    *escaped = 0;
+    for (;;) {
+        while (p < end && PLAIN[*p]) p++;
+        if (p >= end) return DEFER;
+        unsigned char c = *p;
+        if (c == '"') break;
+        if (c == '\\') {
+            if (p + 1 >= end) return DEFER;
+            switch (p[1]) {
+            case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+                p += 2;
+                break;
+            case 'u': /* only as orjson writes a control character: \u00 and lowercase hex */
+                if (!control_escape(p, end)) return DEFER;
+                p += 6;
+                break;
+            default:
+                return DEFER; /* \/: another spelling of a character */
+            }
+            *escaped = 1;
+        } else if (c < 0x20) {
+            return DEFER; /* a raw control character: not JSON */
+        } else {
+            int len = utf8_length(p, end);
+            if (len == 0) return DEFER;
+            p += len;
+        }
+    }
+    out->p = (const char *)start;
+    out->n = p - start;
+    sc->p = p + 1;
+    return OK;
+}
+
+/* A string whose text is its value (no escape). */
+static int scan_plain_string(Scan *sc, Span *out)
+{
+    int escaped;
+    if (scan_string(sc, out, &escaped) != OK || escaped) return DEFER;
+    return OK;
+}
+
+static int scan_literal(Scan *sc, const char *word)
+{
+    size_t n = strlen(word);
+    if (peek(sc) < 0 || (size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0) return DEFER;
+    sc->p += n;
+    return OK;
+}
+
+/* A non-negative integer of at most 15 digits, as JSON spells it (no sign, fraction,
+ * exponent or leading zero): anything else may be read differently, and is deferred. */
+static int scan_integer(Scan *sc, int64_t *value)
+{
+    if (peek(sc) < '0' || *sc->p > '9') return DEFER;
+    const unsigned char *p = sc->p;
+    int64_t v = 0;
+    int digits = 0;
+    while (p < sc->end && *p >= '0' && *p <= '9') {
+        if (++digits > 15) return DEFER;
+        v = v * 10 + (*p++ - '0');
+    }
+    if (digits > 1 && sc->p[0] == '0') return DEFER;
+    if (p < sc->end && (*p == '.' || *p == 'e' || *p == 'E')) return DEFER;
+    sc->p = p;
+    *value = v;
+    return OK;
+}
+
+/* Any JSON value the reader ignores (validated all the same: orjson would refuse the page). */
+static int skip_value(Scan *sc, int depth)
+{
+    Span s;
+    int escaped;
+    int64_t ignored;
+    if (depth > MAX_NESTING) return DEFER;
+    switch (peek(sc)) {
+    case '"': return scan_string(sc, &s, &escaped);
+    case 't': return scan_literal(sc, "true");
+    case 'f': return scan_literal(sc, "false");
+    case 'n': return scan_literal(sc, "null");
+    case '{':
+        sc->p++;
+        if (take(sc, '}')) return OK;
+        do {
+            if (scan_string(sc, &s, &escaped) != OK || !take(sc, ':') ||
+                skip_value(sc, depth + 1) != OK)
+                return DEFER;
+        } while (take(sc, ','));
+        return take(sc, '}') ? OK : DEFER;
+    case '[':
+        sc->p++;
+        if (take(sc, ']')) return OK;
+        do {
+            if (skip_value(sc, depth + 1) != OK) return DEFER;
+        } while (take(sc, ','));
+        return take(sc, ']') ? OK : DEFER;
+    default:
+        return scan_integer(sc, &ignored);
+    }
+}
+
+static int push_name(Scan *sc, Span name)
+{
+    if (sc->n_names == sc->cap) {
+        Py_ssize_t cap = sc->cap ? 2 * sc->cap : 64;
+        Span *names = PyMem_Realloc(sc->names, cap * sizeof(Span));
+        if (names == NULL) return -1;
+        sc->names = names;
+        sc->cap = cap;
+    }
+    sc->names[sc->n_names++] = name;
+    return 0;
+}
+
+static int span_order(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->n != y->n) return x->n < y->n ? -1 : 1;
+    return memcmp(x->p, y->p, x->n);
+}
+
+/* No name twice among names[base:] (one spelling per character: bytes compare values). */
+static int names_unique(Scan *sc, Py_ssize_t base)
+{
+    Span *names = sc->names + base;
+    Py_ssize_t n = sc->n_names - base;
+    if (n <= 32) {
+        for (Py_ssize_t i = 1; i < n; i++)
+            for (Py_ssize_t j = 0; j < i; j++)
+                if (span_order(names + i, names + j) == 0) return 0;
+        return 1;
+    }
+    qsort(names, n, sizeof(Span), span_order); /* names[base:] are not needed in order */
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (span_order(names + i, names + i - 1) == 0) return 0;
+    return 1;
+}
+
+static int scan_value(Scan *sc, int depth);
+
+/* The members of an attribute map, after its `{`: names to attribute values at `depth`. */
+static int scan_map_body(Scan *sc, int depth)
+{
+    Py_ssize_t base = sc->n_names;
+    if (take(sc, '}')) return OK;
+    do {
+        Span name;
+        int escaped;
+        if (scan_string(sc, &name, &escaped) != OK || push_name(sc, name) < 0) return DEFER;
+        sc->members += 2;
+        if (!take(sc, ':') || scan_value(sc, depth) != OK) return DEFER;
+    } while (take(sc, ','));
+    if (!take(sc, '}') || !names_unique(sc, base)) return DEFER;
+    sc->n_names = base;
+    return OK;
+}
+
+/* A type tag's text (tag_of's switch on bytes). */
+static int tag_text(Span t)
+{
+    const char *c = t.p;
+    switch (t.n) {
+    case 1:
+        switch (c[0]) {
+        case 'S': return T_S;
+        case 'N': return T_N;
+        case 'B': return T_B;
+        case 'L': return T_L;
+        case 'M': return T_M;
+        }
+        return T_OTHER;
+    case 2:
+        if (c[1] != 'S') return T_OTHER;
+        switch (c[0]) {
+        case 'S': return T_SS;
+        case 'N': return T_NS;
+        case 'B': return T_BS;
+        }
+        return T_OTHER;
+    case 4:
+        if (memcmp(c, "BOOL", 4) == 0) return T_BOOL;
+        if (memcmp(c, "NULL", 4) == 0) return T_NULL;
+        return T_OTHER;
+    }
+    return T_OTHER;
+}
+
+/* One scalar of a type tag's kind: S any string, N a short plain number, B canonical base64. */
+static int scan_scalar(Scan *sc, int t)
+{
+    Span v;
+    int escaped;
+    if (scan_string(sc, &v, &escaped) != OK) return DEFER;
+    if (t == T_S) return OK;
+    if (escaped) return DEFER;
+    if (t == T_N) return short_number_bytes(v.p, v.n) ? OK : DEFER;
+    return canonical_b64_bytes((const unsigned char *)v.p, v.n) ? OK : DEFER;
+}
+
+/* One attribute value at `depth`: what walk_value accepts, read from the text. */
+static int scan_value(Scan *sc, int depth)
+{
+    Span tag;
+    if (!take(sc, '{') || scan_plain_string(sc, &tag) != OK || !take(sc, ':')) return DEFER;
+    int t = tag_text(tag), r = DEFER;
+    switch (t) {
+    case T_S: case T_N: case T_B:
+        r = scan_scalar(sc, t);
+        break;
+    case T_BOOL:
+        r = peek(sc) == 't' ? scan_literal(sc, "true") : scan_literal(sc, "false");
+        break;
+    case T_NULL:
+        r = scan_literal(sc, "true");
+        break;
+    case T_SS: case T_NS: case T_BS: {
+        int element = t == T_SS ? T_S : t == T_NS ? T_N : T_B;
+        if (!take(sc, '[')) return DEFER;
+        if (take(sc, ']')) { r = OK; break; }
+        do {
+            if (scan_scalar(sc, element) != OK) return DEFER;
+        } while (take(sc, ','));
+        r = take(sc, ']') ? OK : DEFER;
+        break;
+    }
+    case T_L:
+        if (!take(sc, '[')) return DEFER;
+        if (take(sc, ']')) { r = OK; break; }
+        if (depth >= MAX_NESTING) return DEFER;
+        do {
+            sc->members++;
+            if (scan_value(sc, depth + 1) != OK) return DEFER;
+        } while (take(sc, ','));
+        r = take(sc, ']') ? OK : DEFER;
+        break;
+    case T_M:
+        if (!take(sc, '{')) return DEFER;
+        if (peek(sc) != '}' && depth >= MAX_NESTING) return DEFER;
+        r = scan_map_body(sc, depth + 1);
+        break;
+    }
+    if (r != OK) return DEFER;
+    return take(sc, '}') ? OK : DEFER;
+}
+
+/* An attribute map (keys, an image, an item): *out its text; *compact whether that text is
+ * orjson's own (no whitespace inside). */
+static int scan_map(Scan *sc, Span *out, int *compact)
+{
+    if (peek(sc) != '{') return DEFER;
+    const unsigned char *start = sc->p;
+    sc->p++;
+    sc->spaced = 0;
+    if (scan_map_body(sc, 1) != OK) return DEFER;
+    out->p = (const char *)start;
+    out->n = sc->p - start;
+    *compact = !sc->spaced;
+    return OK;
+}
+
+static int span_is(Span s, const char *text)
+{
+    size_t n = strlen(text);
+    return (size_t)s.n == n && memcmp(s.p, text, n) == 0;
+}
+
+/* -- GetRecords pages as text ------------------------------------------------------------- */
+
+/* What a record is made of, as slices of the body. A kind is ABSENT, NUL (JSON null), or
+ * GIVEN. */
+enum { ABSENT, NUL, GIVEN };
+
+typedef struct {
+    int op, ttl;
+    int eid_kind, seq_kind, new_kind, old_kind;
+    int new_compact, old_compact;
+    Span eid, seq, keys, new_image, old_image;
+    int64_t created_us;
+} PageRecord;
+
+typedef struct {
+    PageRecord *records;
+    Py_ssize_t n, cap;
+    int next_kind;
+    Span next;
+} Page;
+
+/* A string or null: *kind says which. */
+static int scan_optional_string(Scan *sc, int *kind, Span *out)
+{
+    if (peek(sc) == 'n') {
+        *kind = NUL;
+        return scan_literal(sc, "null");
+    }
+    *kind = GIVEN;
+    return scan_plain_string(sc, out);
+}
+
+/* An image: an attribute map, or null (the record then has none, as stream_record reads it). */
+static int scan_image(Scan *sc, int *kind, Span *out, int *compact)
+{
+    if (peek(sc) == 'n') {
+        *kind = NUL;
+        return scan_literal(sc, "null");
+    }
+    *kind = GIVEN;
+    return scan_map(sc, out, compact);
+}
+
+/* Python's _PyTime_RoundHalfEven, which datetime.fromtimestamp rounds microseconds with. */
+static double round_half_even(double x)
+{
+    double rounded = round(x);
+    if (fabs(x - rounded) == 0.5) rounded = 2.0 * round(x / 2.0);
+    return rounded;
+}
+
+/* ApproximateCreationDateTime in epoch microseconds, as read_page's datetime holds it: an
+ * integer exactly; a fraction or exponent (AWS writes e.g. 1.46480646E9) read as the
+ * nearest double, as orjson reads it, and rounded to the microsecond half to even as
+ * datetime.fromtimestamp rounds it. Not before the epoch nor after the year 9999
+ * (deferred: the reference decides those). */
+static int scan_time(Scan *sc, int64_t *micros)
+{
+    if (peek(sc) < '0' || *sc->p > '9') return DEFER;
+    const unsigned char *start = sc->p, *p = start, *end = sc->end;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p - start > 1 && start[0] == '0') return DEFER;
+    if (p >= end || (*p != '.' && *p != 'e' && *p != 'E')) {
+        int64_t s;
+        if (scan_integer(sc, &s) != OK || s > 253402300799LL) return DEFER;
+        *micros = s * 1000000;
+        return OK;
+    }
+    if (*p == '.') {
+        const unsigned char *digits = ++p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == digits) return DEFER;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        const unsigned char *digits = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == digits) return DEFER;
+    }
+    char text[64];
+    if (p - start >= (Py_ssize_t)sizeof text) return DEFER;
+    memcpy(text, start, p - start);
+    text[p - start] = 0;
+    char *stop;
+    double d = PyOS_string_to_double(text, &stop, NULL);
+    if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return DEFER; }
+    if (*stop != 0 || !isfinite(d)) return DEFER;
+    double whole, part = modf(d, &whole) * 1e6;
+    part = round_half_even(part);
+    if (part >= 1e6) { part -= 1e6; whole += 1.0; }
+    if (whole < 0 || whole > 253402300799.0 || part < 0) return DEFER;
+    *micros = (int64_t)whole * 1000000 + (int64_t)part;
+    sc->p = p;
+    return OK;
+}
+
+/* `dynamodb` of a record. */
+static int scan_ddb(Scan *sc, PageRecord *r, int *has_keys, int *has_created)
+{
+    int seen_new = 0, seen_old = 0, seen_seq = 0, compact;
+    if (!take(sc, '{')) return DEFER;
+    if (take(sc, '}')) return OK;
+    do {
+        Span name;
+        int escaped, rc;
+        if (scan_string(sc, &name, &escaped) != OK || !take(sc, ':')) return DEFER;
+        if (span_is(name, "Keys")) {
+            if ((*has_keys)++) return DEFER;
+            rc = scan_map(sc, &r->keys, &compact);
+        } else if (span_is(name, "NewImage")) {
+            if (seen_new++) return DEFER;
+            rc = scan_image(sc, &r->new_kind, &r->new_image, &r->new_compact);
+        } else if (span_is(name, "OldImage")) {
+            if (seen_old++) return DEFER;
+            rc = scan_image(sc, &r->old_kind, &r->old_image, &r->old_compact);
+        } else if (span_is(name, "SequenceNumber")) {
+            if (seen_seq++) return DEFER;
+            rc = scan_optional_string(sc, &r->seq_kind, &r->seq);
+        } else if (span_is(name, "ApproximateCreationDateTime")) {
+            if ((*has_created)++) return DEFER;
+            rc = scan_time(sc, &r->created_us);
+        } else {
+            rc = skip_value(sc, 3);
+        }
+        if (rc != OK) return DEFER;
+    } while (take(sc, ','));
+    return take(sc, '}') ? OK : DEFER;
+}
+
+/* `userIdentity` of a record: *type_kind / *principal_kind ABSENT, GIVEN (a plain string,
+ * in the spans) or NUL (anything else). Only an object is read; anything else is skipped. */
+static int scan_identity(Scan *sc, int *is_object, int *type_kind, Span *type,
+                         int *principal_kind, Span *principal)
+{
+    if (peek(sc) != '{') return skip_value(sc, 2);
+    *is_object = 1;
+    sc->p++;
+    if (take(sc, '}')) return OK;
+    do {
+        Span name;
+        int escaped, *kind = NULL;
+        Span *out = NULL;
+        if (scan_string(sc, &name, &escaped) != OK || !take(sc, ':')) return DEFER;
+        if (span_is(name, "Type")) { kind = type_kind; out = type; }
+        else if (span_is(name, "PrincipalId")) { kind = principal_kind; out = principal; }
+        if (kind == NULL) {
+            if (skip_value(sc, 3) != OK) return DEFER;
+            continue;
+        }
+        if (*kind != ABSENT) return DEFER;
+        if (peek(sc) == '"') {
+            *kind = GIVEN;
+            if (scan_plain_string(sc, out) != OK) return DEFER;
+        } else {
+            *kind = NUL;
+            if (skip_value(sc, 3) != OK) return DEFER;
+        }
+    } while (take(sc, ','));
+    return take(sc, '}') ? OK : DEFER;
+}
+
+static int scan_record(Scan *sc, PageRecord *r)
+{
+    int has_ddb = 0, has_name = 0, has_eid = 0, has_identity = 0, has_keys = 0, has_created = 0;
+    int identity_object = 0, type_kind = ABSENT, principal_kind = ABSENT;
+    Span event_name = {NULL, 0}, type = {NULL, 0}, principal = {NULL, 0};
+    memset(r, 0, sizeof *r);
+    if (!take(sc, '{')) return DEFER;
+    if (!take(sc, '}')) {
+        do {
+            Span name;
+            int escaped, rc;
+            if (scan_string(sc, &name, &escaped) != OK || !take(sc, ':')) return DEFER;
+            if (span_is(name, "dynamodb")) {
+                if (has_ddb++) return DEFER;
+                rc = scan_ddb(sc, r, &has_keys, &has_created);
+            } else if (span_is(name, "eventName")) {
+                if (has_name++) return DEFER;
+                rc = scan_plain_string(sc, &event_name);
+            } else if (span_is(name, "eventID")) {
+                if (has_eid++) return DEFER;
+                rc = scan_optional_string(sc, &r->eid_kind, &r->eid);
+            } else if (span_is(name, "userIdentity")) {
+                if (has_identity++) return DEFER;
+                rc = scan_identity(sc, &identity_object, &type_kind, &type, &principal_kind,
+                                   &principal);
+            } else {
+                rc = skip_value(sc, 2);
+            }
+            if (rc != OK) return DEFER;
+        } while (take(sc, ','));
+        if (!take(sc, '}')) return DEFER;
+    }
+    if (!has_ddb || !has_name || !has_keys || !has_created) return DEFER;
+    if (span_is(event_name, "MODIFY")) r->op = OP_MODIFY;
+    else if (span_is(event_name, "INSERT")) r->op = OP_INSERT;
+    else if (span_is(event_name, "REMOVE")) r->op = OP_REMOVE;
+    else return DEFER;
+    if (r->op == OP_REMOVE && identity_object && type_kind != ABSENT && principal_kind != ABSENT) {
+        if (type_kind != GIVEN || principal_kind != GIVEN) return DEFER;
+        Py_ssize_t n;
+        const char *ttl_text = PyUnicode_AsUTF8AndSize(ttl_principal, &n);
+        if (ttl_text == NULL) return FAIL;
+        r->ttl = span_is(type, "Service") && principal.n == n && memcmp(principal.p, ttl_text, n) == 0;
+    }
+    return OK;
+}
+
+/* The whole body: its records and NextShardIterator, or DEFER. */
+static int scan_page(const char *body, Py_ssize_t size, Page *page)
+{
+    Scan sc = {(const unsigned char *)body, (const unsigned char *)body + size, 0, NULL, 0, 0, 0};
+    int has_records = 0, has_next = 0, r = DEFER;
+    page->n = 0;
+    page->next_kind = ABSENT;
+    if (!take(&sc, '{')) goto out;
+    if (!take(&sc, '}')) {
+        do {
+            Span name;
+            int escaped;
+            if (scan_string(&sc, &name, &escaped) != OK || !take(&sc, ':')) goto out;
+            if (span_is(name, "Records")) {
+                if (has_records++ || !take(&sc, '[')) goto out;
+                if (take(&sc, ']')) continue;
+                do {
+                    if (page->n == page->cap) {
+                        Py_ssize_t cap = page->cap ? 2 * page->cap : 256;
+                        PageRecord *grown = PyMem_Realloc(page->records, cap * sizeof(PageRecord));
+                        if (grown == NULL) goto out;
+                        page->records = grown;
+                        page->cap = cap;
+                    }
+                    if (scan_record(&sc, &page->records[page->n]) != OK) goto out;
+                    page->n++;
+                } while (take(&sc, ','));
+                if (!take(&sc, ']')) goto out;
+            } else if (span_is(name, "NextShardIterator")) {
+                if (has_next++ || scan_optional_string(&sc, &page->next_kind, &page->next) != OK)
+                    goto out;
+            } else if (skip_value(&sc, 1) != OK) {
+                goto out;
+            }
+        } while (take(&sc, ','));
+        if (!take(&sc, '}')) goto out;
+    }
+    skip_ws(&sc);
+    r = sc.p == sc.end ? OK : DEFER;
+out:
+    PyMem_Free(sc.names);
+    return r;
+}
+
+static PyObject *span_text(int kind, Span s)
+{
+    if (kind != GIVEN) { Py_INCREF(Py_None); return Py_None; }
+    return PyUnicode_DecodeUTF8(s.p, s.n, NULL);
+}
+
+static PyObject *span_bytes(Span s) { return PyBytes_FromStringAndSize(s.p, s.n); }
+
+/* An image's envelope text: its slice when compact, else what orjson writes of it. */
+static PyObject *image_json(Span s, int compact)
+{
+    PyObject *text = span_bytes(s);
+    if (text == NULL || compact) return text;
+    PyObject *value = PyObject_Vectorcall(loads_fn, &text, 1, NULL);
+    Py_DECREF(text);
+    if (value == NULL) return NULL;
+    PyObject *out = dumps(value, 0);
+    Py_DECREF(value);
+    return out;
+}
+
+/* The event of one scanned record, versioned after *last (advanced), or NULL (deferred, or
+ * with an exception set: the caller clears it and defers the page). */
+static PyObject *page_event(const PageRecord *r, PyObject *table, PyObject *shard,
+                            int64_t *last, PyObject *cls, PyObject *pending)
+{
+    PyObject *event = NULL, *keys_text = NULL, *keys = NULL, *key = NULL, *keys_json = NULL;
+    PyObject *new_json = NULL, *old_json = NULL, *seq = NULL, *eid = NULL, *version = NULL;
+    PyObject *created = NULL, *body = NULL, *encoded = NULL;
+    if (*last >= INT64_MAX - 1) goto done;
+    int64_t micros = r->created_us;
+    int64_t v = micros > *last + 1 ? micros : *last + 1;
+    if ((keys_text = span_bytes(r->keys)) == NULL) goto done;
+    if ((keys = PyObject_Vectorcall(loads_fn, &keys_text, 1, NULL)) == NULL) goto done;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto done;
+    if (r->new_kind == GIVEN && (new_json = image_json(r->new_image, r->new_compact)) == NULL) goto done;
+    if (r->old_kind == GIVEN && (old_json = image_json(r->old_image, r->old_compact)) == NULL) goto done;
+    if ((seq = span_text(r->seq_kind, r->seq)) == NULL || (eid = span_text(r->eid_kind, r->eid)) == NULL)
+        goto done;
+    if ((version = PyLong_FromLongLong(v)) == NULL) goto done;
+    if ((created = PyLong_FromLongLong(micros / 1000)) == NULL) goto done;
+    body = envelope(table, r->op, ORIGIN_STREAM, version, keys_json, new_json, old_json, shard,
+                    seq, eid, 1, micros / 1000, r->ttl);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto done;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[r->op], keys, version, origin_members[ORIGIN_STREAM],
+        new_json ? pending : Py_None, old_json ? pending : Py_None, shard, seq, eid, created,
+        r->ttl ? Py_True : Py_False, new_json ? new_json : Py_None,
+        old_json ? old_json : Py_None, encoded};
+    if ((event = make_event_of((PyTypeObject *)cls, values)) != NULL) *last = v;
+done:
+    Py_XDECREF(keys_text); Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json);
+    Py_XDECREF(new_json); Py_XDECREF(old_json); Py_XDECREF(seq); Py_XDECREF(eid);
+    Py_XDECREF(version); Py_XDECREF(created); Py_XDECREF(body); Py_XDECREF(encoded);
+    return event;
+}
+
+/* An aware UTC datetime of epoch microseconds (what read_page makes of the wire's time). */
+static PyObject *utc_datetime(int64_t micros)
+{
+    int64_t s = micros / 1000000, days = s / 86400, rem = s % 86400;
+    /* civil_from_days (the inverse of days_from_civil), for days >= 0 */
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400 + (m <= 2));
+    return PyDateTimeAPI->DateTime_FromDateAndTime(y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
+                                                  (int)(rem % 60), (int)(micros % 1000000),
+                                                  PyDateTime_TimeZone_UTC,
+                                                  PyDateTimeAPI->DateTimeType);
+}
+
+/* What the reader keeps of a record until the processor makes its event: its position and
+ * time, as read_page's record has them. */
+static PyObject *page_summary(const PageRecord *r)
+{
+    PyObject *out = NULL, *ddb = NULL, *created = NULL, *seq = NULL, *eid = NULL;
+    if ((created = utc_datetime(r->created_us)) == NULL) goto done;
+    if ((ddb = PyDict_New()) == NULL || PyDict_SetItem(ddb, s_ACDT, created) < 0) goto done;
+    if (r->seq_kind != ABSENT &&
+        ((seq = span_text(r->seq_kind, r->seq)) == NULL || PyDict_SetItem(ddb, s_SequenceNumber, seq) < 0))
+        goto done;
+    if ((out = PyDict_New()) == NULL) goto done;
+    if (PyDict_SetItem(out, s_eventName, r->op == OP_MODIFY ? s_MODIFY : r->op == OP_INSERT ? s_INSERT : s_REMOVE) < 0 ||
+        (r->eid_kind != ABSENT &&
+         ((eid = span_text(r->eid_kind, r->eid)) == NULL || PyDict_SetItem(out, s_eventID, eid) < 0)) ||
+        PyDict_SetItem(out, s_dynamodb, ddb) < 0)
+        Py_CLEAR(out);
+done:
+    Py_XDECREF(ddb); Py_XDECREF(created); Py_XDECREF(seq); Py_XDECREF(eid);
+    return out;
+}
+
+/* A page the scanner took, between page_records and stream_page: its records' slices, and
+ * the body they point into (kept alive with them). */
+typedef struct {
+    PyObject *body;
+    Page page;
+} Scanned;
+
+static const char SCANNED[] = "ddb_bridge.scanned_page";
+
+static void scanned_free(PyObject *capsule)
+{
+    Scanned *scanned = PyCapsule_GetPointer(capsule, SCANNED);
+    if (scanned == NULL) { PyErr_Clear(); return; }
+    Py_XDECREF(scanned->body);
+    PyMem_Free(scanned->page.records);
+    PyMem_Free(scanned);
+}
+
+/* page_records(body): (a summary of each record, NextShardIterator, the scanned page) of a
+ * whole GetRecords body, or None when the scanner cannot prove a record: read_page then
+ * reads the body, and decides and names any problem. The scanned page is stream_page's. */
+static PyObject *py_page_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 1) { PyErr_SetString(PyExc_TypeError, "page_records: 1 argument, after configure()"); return NULL; }
+    PyObject *body = args[0];
+    if (!PyBytes_CheckExact(body)) Py_RETURN_NONE;
+    Scanned *scanned = PyMem_Calloc(1, sizeof(Scanned));
+    if (scanned == NULL) return PyErr_NoMemory();
+    PyObject *list = NULL, *next = NULL, *capsule = NULL, *result = NULL;
+    if (scan_page(PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), &scanned->page) != OK) goto defer;
+    Py_INCREF(body);
+    scanned->body = body;
+    if ((capsule = PyCapsule_New(scanned, SCANNED, scanned_free)) == NULL) goto defer;
+    Page *page = &scanned->page;
+    scanned = NULL; /* the capsule's now */
+    if ((list = PyList_New(page->n)) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < page->n; i++) {
+        PyObject *item = page_summary(&page->records[i]);
+        if (item == NULL) goto defer;
+        PyList_SET_ITEM(list, i, item);
+    }
+    if ((next = span_text(page->next_kind, page->next)) == NULL) goto defer;
+    result = PyTuple_Pack(3, list, next, capsule);
+    if (result != NULL) goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    if (scanned != NULL) {
+        Py_XDECREF(scanned->body);
+        PyMem_Free(scanned->page.records);
+        PyMem_Free(scanned);
+    }
+    Py_XDECREF(list); Py_XDECREF(next); Py_XDECREF(capsule);
+    return result;
+}
+
+/* stream_page(scanned, table, shard_id, last_version, event_cls, pending): the events of a
+ * page page_records scanned, every record versioned along the shard after last_version and
+ * made as stream_record makes it, but with its images as text: `event_cls` (a ChangeEvent
+ * subclass without slots of its own) gets `pending` in each present image's slot and the
+ * image's text in new_image_json / old_image_json. None, for the whole page, when one
+ * cannot be made so (a key number to normalise, a version past 64 bits): the
+ * record-by-record path then decides. */
+static PyObject *py_stream_page(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 6) { PyErr_SetString(PyExc_TypeError, "stream_page: 6 arguments, after configure()"); return NULL; }
+    Scanned *scanned = PyCapsule_IsValid(args[0], SCANNED) ? PyCapsule_GetPointer(args[0], SCANNED) : NULL;
+    PyObject *table = args[1], *shard = args[2], *cls = args[4], *pending = args[5];
+    if (scanned == NULL || !PyUnicode_CheckExact(table) || !PyUnicode_CheckExact(shard) ||
+        !PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    int overflow = 0;
+    int64_t last = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (overflow || (last == -1 && PyErr_Occurred())) { PyErr_Clear(); Py_RETURN_NONE; }
+    Page *page = &scanned->page;
+    PyObject *list = PyList_New(page->n);
+    if (list == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < page->n; i++) {
+        PyObject *event = page_event(&page->records[i], table, shard, &last, cls, pending);
+        if (event == NULL) goto defer;
+        PyList_SET_ITEM(list, i, event);
+    }
+    return list;
+defer:
+    PyErr_Clear();
+    Py_XDECREF(list);
+    Py_RETURN_NONE;
+}
+
+/* -- export lines as text ----------------------------------------------------------------- */
+
+/* export_text(line, table, key_names, key_types, version, origin, event_cls, pending): the
+ * event of one full-export line `{"Item": ...}` as export_line makes it (passthrough), read
+ * as text: the item is checked by the scanner, the key attributes are the only values
+ * parsed, and the event (`event_cls`, as stream_page's) keeps the item's text and `pending`
+ * in its image slot. None when the scanner cannot prove the line: export_line, then the
+ * reader's Python path, decide. */
+static PyObject *py_export_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 8) { PyErr_SetString(PyExc_TypeError, "export_text: 8 arguments, after configure()"); return NULL; }
+    PyObject *line = args[0], *table = args[1], *key_names = args[2], *key_types = args[3];
+    PyObject *version = args[4], *origin = args[5], *cls = args[6], *pending = args[7];
+    if (!PyBytes_CheckExact(line) || !PyUnicode_CheckExact(table) || !PyTuple_CheckExact(key_names) ||
+        !PyTuple_CheckExact(key_types) || !PyType_Check(cls) ||
+        !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    int origin_index = -1;
+    for (int i = 0; i < 4; i++)
+        if (origin == origin_members[i]) origin_index = i;
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(key_names);
+    if (origin_index < 0 || n_keys < 1 || n_keys > 2) Py_RETURN_NONE;
+    /* The key names as the line must spell them (a name needing an escape: deferred). */
+    Span wanted[2], found[2] = {{NULL, 0}, {NULL, 0}};
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        PyObject *name = PyTuple_GET_ITEM(key_names, i);
+        if (!PyUnicode_CheckExact(name)) Py_RETURN_NONE;
+        wanted[i].p = PyUnicode_AsUTF8AndSize(name, &wanted[i].n);
+        if (wanted[i].p == NULL) { PyErr_Clear(); Py_RETURN_NONE; }
+        for (Py_ssize_t j = 0; j < wanted[i].n; j++) {
+            unsigned char c = (unsigned char)wanted[i].p[j];
+            if (c < 0x20 || c == '"' || c == '\\') Py_RETURN_NONE;
+        }
+    }
+    const char *s = PyBytes_AS_STRING(line);
+    Scan sc = {(const unsigned char *)s, (const unsigned char *)s + PyBytes_GET_SIZE(line), 0, NULL, 0, 0, 0};
+    PyObject *result = NULL, *keys = NULL, *key = NULL, *keys_json = NULL, *text = NULL;
+    PyObject *body = NULL, *encoded = NULL;
+    Span name, item;
+    int escaped;
+    if (!take(&sc, '{') || scan_plain_string(&sc, &name) != OK || !span_is(name, "Item") ||
+        !take(&sc, ':') || peek(&sc) != '{')
+        goto defer;
+    item.p = (const char *)sc.p;
+    sc.p++;
+    sc.spaced = 0;
+    if (!take(&sc, '}')) {
+        do {
+            if (scan_string(&sc, &name, &escaped) != OK || push_name(&sc, name) < 0) goto defer;
+            if (!take(&sc, ':') || peek(&sc) < 0) goto defer;
+            const char *value = (const char *)sc.p;
+            if (scan_value(&sc, 1) != OK) goto defer;
+            for (Py_ssize_t i = 0; i < n_keys; i++)
+                if (!escaped && name.n == wanted[i].n && memcmp(name.p, wanted[i].p, name.n) == 0) {
+                    found[i].p = value;
+                    found[i].n = (const char *)sc.p - value;
+                }
+        } while (take(&sc, ','));
+        if (!take(&sc, '}') || !names_unique(&sc, 0)) goto defer;
+    }
+    item.n = (const char *)sc.p - item.p;
+    int compact = !sc.spaced;
+    if (!take(&sc, '}')) goto defer;
+    skip_ws(&sc); /* the newline, and any other whitespace orjson.loads lets through */
+    if (sc.p != sc.end) goto defer;
+    /* {name: value} in key-schema order (attrs.extract_keys), each value parsed alone. */
+    if ((keys = PyDict_New()) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        if (found[i].p == NULL) goto defer; /* a key attribute missing: the reference names it */
+        PyObject *value_text = span_bytes(found[i]);
+        if (value_text == NULL) goto defer;
+        PyObject *value = PyObject_Vectorcall(loads_fn, &value_text, 1, NULL);
+        Py_DECREF(value_text);
+        if (value == NULL || PyDict_SetItem(keys, PyTuple_GET_ITEM(key_names, i), value) < 0) {
+            Py_XDECREF(value);
+            goto defer;
+        }
+        Py_DECREF(value);
+    }
+    if (!key_types_ok(keys, key_names, key_types)) goto defer;
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    if ((text = image_json(item, compact)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, origin_index, version, keys_json, text, NULL, NULL, NULL,
+                    NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin, pending, Py_None, Py_None, Py_None,
+        Py_None, Py_None, Py_False, text, Py_None, encoded};
+    result = make_event_of((PyTypeObject *)cls, values);
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(sc.names);
+    Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
+    Py_XDECREF(body); Py_XDECREF(encoded);
+    return result;
+}
+
+/* -- scanned items written as text ------------------------------------------------------- */
+
+/* A scanned item (boto3's form) written straight to the DynamoDB JSON orjson.dumps writes of
+ * attrs.from_boto(item), without building that wire-form map: it accepts exactly what
+ * boto_value accepts (else DEFER), and writes what orjson writes of it: names and strings as
+ * UTF-8 with \" \\ \b \f \n \r \t and \u00xx (lowercase) for the other controls, everything
+ * else as it is. */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_room(Buf *b, Py_ssize_t extra)
+{
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (p == NULL) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (buf_room(b, n) < 0) return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* A str as orjson writes it; DEFER for what it refuses (lone surrogates) or a str subclass. */
+static int put_json_str(Buf *b, PyObject *str)
+{
+    if (!PyUnicode_CheckExact(str)) return DEFER;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+    if (s == NULL) { PyErr_Clear(); return DEFER; }
+    if (buf_room(b, 2 + 6 * n) < 0) return FAIL; /* at most \u00xx per byte */
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = "0123456789abcdef"[c >> 4];
+            *o++ = "0123456789abcdef"[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = o - b->p;
+    return OK;
+}
+
+/* Base64 of a bytes-like value, quoted (b64encode's text needs no escape). */
+static int put_b64(Buf *b, PyObject *value)
+{
+    PyObject *text = b64encode(value);
+    if (text == NULL) { PyErr_Clear(); return DEFER; }
+    int r = OK;
+    if (buf_put(b, "\"", 1) < 0 ||
+        buf_put(b, (const char *)PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text)) < 0 ||
+        buf_put(b, "\"", 1) < 0)
+        r = FAIL;
+    Py_DECREF(text);
+    return r;
+}
+
+static int write_boto_map(Buf *b, PyObject *map, int depth);
+
+static int write_boto_value(Buf *b, PyObject *av, int depth)
+{
+    if (!PyDict_CheckExact(av) || PyDict_GET_SIZE(av) != 1) return DEFER;
+    Py_ssize_t pos = 0, ignored = 0;
+    PyObject *tag, *value;
+    PyDict_Next(av, &pos, &tag, &value);
+    int t = tag_of(tag), r;
+    switch (t) {
+    case T_B: case T_BS: case T_M: case T_L:
+        break;
+    default: /* S, N, BOOL, NULL, SS, NS: the wire form's checks, the value kept */
+        if (walk_value(av, depth, &ignored) != OK) return DEFER;
+    }
+    if (buf_put(b, "{", 1) < 0 || put_json_str(b, tag) != OK || buf_put(b, ":", 1) < 0) return FAIL;
+    switch (t) {
+    case T_S:
+        return put_json_str(b, value) == OK && buf_put(b, "}", 1) == 0 ? OK : DEFER;
+    case T_N: /* a short plain number: ASCII digits, '-' and '.', nothing to escape */
+        return put_json_str(b, value) == OK && buf_put(b, "}", 1) == 0 ? OK : DEFER;
+    case T_BOOL:
+        return buf_put(b, value == Py_True ? "true}" : "false}", value == Py_True ? 5 : 6) == 0 ? OK : FAIL;
+    case T_NULL:
+        return buf_put(b, "true}", 5) == 0 ? OK : FAIL;
+    case T_B:
+        if ((r = put_b64(b, value)) != OK) return r;
+        return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+    case T_M:
+        if (!PyDict_CheckExact(value)) return DEFER;
+        if (PyDict_GET_SIZE(value) && depth >= MAX_NESTING) return DEFER;
+        if ((r = write_boto_map(b, value, depth + 1)) != OK) return r;
+        return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+    case T_L: case T_BS: case T_SS: case T_NS: {
+        if (!PyList_CheckExact(value)) return DEFER;
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (t == T_L && n && depth >= MAX_NESTING) return DEFER;
+        if (buf_put(b, "[", 1) < 0) return FAIL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyList_GET_ITEM(value, i);
+            if (i && buf_put(b, ",", 1) < 0) return FAIL;
+            r = t == T_L ? write_boto_value(b, v, depth + 1) : t == T_BS ? put_b64(b, v) : put_json_str(b, v);
+            if (r != OK) return r;
+        }
+        return buf_put(b, "]}", 2) == 0 ? OK : FAIL;
+    }
+    }
+    return DEFER;
+}
+
+static int write_boto_map(Buf *b, PyObject *map, int depth)
+{
+    if (!PyDict_CheckExact(map)) return DEFER;
+    if (buf_put(b, "{", 1) < 0) return FAIL;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(map, &pos, &k, &v)) {
+        int r;
+        if (i++ && buf_put(b, ",", 1) < 0) return FAIL;
+        if ((r = put_json_str(b, k)) != OK) return r;
+        if (buf_put(b, ":", 1) < 0) return FAIL;
+        if ((r = write_boto_value(b, v, depth)) != OK) return r;
+    }
+    return buf_put(b, "}", 1) == 0 ? OK : FAIL;
+}
+
+/* scan_text(raw, table, key_names, version, event_cls, pending): (event, size of its
+ * DynamoDB JSON) of a scanned item in boto3's form, as scan_item makes it, the item written
+ * as text by the core and kept as such in the event (`event_cls`, as stream_page's); or
+ * None: scan_item, then the reader's Python path, decide. */
+static PyObject *py_scan_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!configured || nargs != 6) { PyErr_SetString(PyExc_TypeError, "scan_text: 6 arguments, after configure()"); return NULL; }
+    PyObject *raw = args[0], *table = args[1], *key_names = args[2], *version = args[3];
+    PyObject *cls = args[4], *pending = args[5];
+    if (!PyDict_CheckExact(raw) || !PyTuple_CheckExact(key_names) || !PyType_Check(cls) ||
+        !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)event_type) ||
+        ((PyTypeObject *)cls)->tp_basicsize != ((PyTypeObject *)event_type)->tp_basicsize)
+        Py_RETURN_NONE;
+    Buf b = {NULL, 0, 0};
+    PyObject *result = NULL, *keys = NULL, *key = NULL, *keys_json = NULL, *text = NULL;
+    PyObject *body = NULL, *encoded = NULL, *event = NULL;
+    if (write_boto_map(&b, raw, 1) != OK) goto defer;
+    if ((text = PyBytes_FromStringAndSize(b.p, b.len)) == NULL) goto defer;
+    /* The key attributes in wire form, in key-schema order (attrs.extract_keys). */
+    if ((keys = PyDict_New()) == NULL) goto defer;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key_names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(key_names, i);
+        PyObject *av = PyDict_GetItemWithError(raw, name);
+        if (av == NULL) goto defer;
+        PyObject *wire = boto_value(av, 1);
+        if (wire == NULL || PyDict_SetItem(keys, name, wire) < 0) { Py_XDECREF(wire); goto defer; }
+        Py_DECREF(wire);
+    }
+    if ((key = canonical_key(keys, &keys_json)) == NULL) goto defer;
+    body = envelope(table, OP_SNAPSHOT, ORIGIN_SCAN, version, keys_json, text, NULL, NULL, NULL,
+                    NULL, 0, 0, 0);
+    if ((encoded = encoded_pair(key, body)) == NULL) goto defer;
+    PyObject *values[N_FIELDS] = {
+        table, op_members[OP_SNAPSHOT], keys, version, origin_members[ORIGIN_SCAN], pending,
+        Py_None, Py_None, Py_None, Py_None, Py_None, Py_False, text, Py_None, encoded};
+    if ((event = make_event_of((PyTypeObject *)cls, values)) == NULL) goto defer;
+    result = Py_BuildValue("(On)", event, PyBytes_GET_SIZE(text));
+    if (result == NULL) goto defer;
+    goto done;
+defer:
+    PyErr_Clear();
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(b.p);
+    Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
+    Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(event);
+    return result;
+}
+
 /* -- configuration ------------------------------------------------------------------------ */
 
 /* configure(ChangeEvent, field_names, ops, origins, orjson.loads, orjson.dumps,
@@ -1024,6 +2125,10 @@ static PyMethodDef methods[] = {
     {"encode_event", (PyCFunction)(void (*)(void))py_encode_event, METH_FASTCALL, "The envelope body of an event, or None."},
     {"decode_text", (PyCFunction)(void (*)(void))py_decode_text, METH_FASTCALL, "An envelope's parts, images as text, or None."},
     {"build_event", (PyCFunction)(void (*)(void))py_build_event, METH_FASTCALL, "An event of a ChangeEvent class from its 15 fields, in order."},
+    {"stream_page", (PyCFunction)(void (*)(void))py_stream_page, METH_FASTCALL, "The events of a page page_records scanned, or None."},
+    {"export_text", (PyCFunction)(void (*)(void))py_export_text, METH_FASTCALL, "The event of a full export line read as text, or None."},
+    {"scan_text", (PyCFunction)(void (*)(void))py_scan_text, METH_FASTCALL, "(event, JSON size) of a scanned item written as text, or None."},
+    {"page_records", (PyCFunction)(void (*)(void))py_page_records, METH_FASTCALL, "(record summaries, NextShardIterator, scanned page) of a GetRecords body, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1037,6 +2142,7 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyDateTimeAPI == NULL) return NULL;
     memset(B64_VALUE, -1, sizeof B64_VALUE);
     for (int i = 0; i < 64; i++) B64_VALUE[(unsigned char)B64[i]] = (signed char)i;
+    for (int c = 0x20; c < 0x80; c++) PLAIN[c] = c != '"' && c != '\\';
     INTERN(s_S, "S"); INTERN(s_N, "N"); INTERN(s_B, "B"); INTERN(s_BOOL, "BOOL");
     INTERN(s_NULL, "NULL"); INTERN(s_SS, "SS"); INTERN(s_NS, "NS"); INTERN(s_BS, "BS");
     INTERN(s_L, "L"); INTERN(s_M, "M"); INTERN(s_Item, "Item"); INTERN(s_dynamodb, "dynamodb");

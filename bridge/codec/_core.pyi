@@ -29,3 +29,33 @@ def scan_item(raw: Any, table: str, key_names: tuple[str, ...], version: int, /)
 def encode_event(event: Any, /) -> bytes | None: ...
 def decode_text(data: bytes, start: int, /) -> tuple[Any, ...] | None: ...
 def build_event(cls: type, /, *fields: Any) -> Any: ...
+def stream_page(
+    scanned: Any,
+    table: str,
+    shard_id: str,
+    last_version: int,
+    event_type: type,
+    pending: Any,
+    /,
+) -> list[Any] | None: ...
+def page_records(body: bytes, /) -> tuple[list[dict[str, Any]], str | None, Any] | None: ...
+def export_text(
+    line: bytes,
+    table: str,
+    key_names: tuple[str, ...],
+    key_types: tuple[str, ...],
+    version: int,
+    origin: Any,
+    event_type: type,
+    pending: Any,
+    /,
+) -> Any: ...
+def scan_text(
+    raw: Any,
+    table: str,
+    key_names: tuple[str, ...],
+    version: int,
+    event_type: type,
+    pending: Any,
+    /,
+) -> tuple[Any, int] | None: ...

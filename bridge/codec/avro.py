@@ -237,6 +237,16 @@ class EventCodec:
                 ) from exc
         return self.decode_generic(data)
 
+    @property
+    def text_decoder(self) -> Callable[[bytes, int], TextParts | None] | None:
+        """`decode_text`'s decoder of a body at a start offset (None: not this layout), and
+        below the framing it reads first: apply's compiled screen calls them directly."""
+        return self._text_decode
+
+    @property
+    def single_object_prefix(self) -> bytes:
+        return self._single_object_prefix
+
     def decode_text(self, data: bytes) -> TextParts | None:
         """The record's parts with its images left as text, unchecked (apply's pass-through:
         bridge/apply/screening.py checks them), or None when the envelope is not certainly

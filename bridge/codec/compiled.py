@@ -10,6 +10,10 @@ function returns what that implementation makes of its input, or None ("take the
 path"), which then decides and names any problem. Results are the same either way
 (tests/contracts/test_fast_slow.py); only the speed differs.
 
+`APPLY_CORE` is apply's batch screen (bridge/codec/_apply_core.c, configured and used by
+bridge/apply/screening.py), or None under the same rules; it builds its events through
+`CORE`, so it is None whenever `CORE` is.
+
 `notice()` logs, once per process, why the core is not in use; the hot paths call it when
 they start, so a daemon says it once and a command that publishes nothing says nothing.
 """
@@ -56,14 +60,30 @@ def _load() -> tuple[ModuleType | None, str | None]:
     return _core, None
 
 
+def _load_apply(core: ModuleType | None) -> ModuleType | None:
+    """apply's screen, unconfigured (bridge/apply/screening.py configures it for its
+    events, which this module cannot import), or None."""
+    if core is None:
+        return None
+    try:
+        from bridge.codec import _apply_core
+    except ImportError:
+        return None  # not built: apply's screen runs its Python text path
+    return _apply_core
+
+
 _noticed = False
 
 
 def __getattr__(name: str) -> Any:
-    """`CORE` and `WHY_NOT`, loaded on first use and kept as module globals from then on."""
+    """`CORE`, `WHY_NOT` and `APPLY_CORE`, loaded on first use and kept as module globals
+    from then on."""
     if name in ("CORE", "WHY_NOT"):
         core, why_not = _load()
         globals().update(CORE=core, WHY_NOT=why_not)
+        return globals()[name]
+    if name == "APPLY_CORE":
+        globals()["APPLY_CORE"] = _load_apply(sys.modules[__name__].CORE)
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -57,10 +57,17 @@ FAST_PATHS: tuple[FastPath, ...] = (
         (
             "connectors.sources.backfill.export_files:ExportFileReader.read",
             "connectors.sources.stream.processor:stream_events",
+            "connectors.sources.stream.text_pages:read_text_page",
+            "connectors.sources.stream.text_pages:TextRecords.events",
             "connectors.sources.backfill.scan:scanned_event",
             "bridge.codec.envelope:compile_encoder",
             "bridge.codec.image_text:text_image_event",
         ),
         "bridge.codec.compiled.CORE = None (DDB_BRIDGE_PURE_PYTHON=1): the Python implementation",
+    ),
+    FastPath(
+        "compiled apply screen",
+        ("bridge.apply.screening:Screen.check_batch",),
+        "Screen.check per record (bridge/codec/_apply_core.c off): the Python text path",
     ),
 )

@@ -184,6 +184,14 @@ class KeyShape:
         }
         if self._canonical(attrs.canonical_key(sample)) is None:
             self._canonical = None
+        # The same schema for apply's compiled screen (bridge/codec/_apply_core.c): each key
+        # attribute's name and type tag as orjson writes them, and its type, in canonical
+        # order; None where the pattern above is not used.
+        self.compiled: tuple[tuple[bytes, bytes, str], ...] | None = (
+            None
+            if self._canonical is None
+            else tuple((orjson.dumps(n), orjson.dumps(types[n]), types[n]) for n in ordered)
+        )
         self._groups = [ordered.index(name) + 1 for name in self.names]
         self._needles = [orjson.dumps(name) + b":" for name in self.names]
         self._image: Callable[[bytes], re.Match[bytes] | None] | None = None  # on first use

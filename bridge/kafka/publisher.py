@@ -177,6 +177,13 @@ def table_of_topic(kafka: KafkaSettings, topic: str) -> str:
 
 _OP_HEADER = {op: op.value.encode() for op in Op}
 _ORIGIN_HEADER = {origin: origin.value.encode() for origin in Origin}
+# The same as whole header items, shared by every record (publish_batch's loop).
+_OP_HEADER_ITEM: dict[Op, tuple[str, str | bytes | None]] = {
+    op: ("ddb.op", value) for op, value in _OP_HEADER.items()
+}
+_ORIGIN_HEADER_ITEM: dict[Origin, tuple[str, str | bytes | None]] = {
+    origin: ("ddb.origin", value) for origin, value in _ORIGIN_HEADER.items()
+}
 
 
 class Publisher:
@@ -204,6 +211,11 @@ class Publisher:
         self._topics: dict[str, str] = {}
         self._on_delivery = self._delivered_untracked  # one bound method, not one per record
         self.published = 0
+        # The headers of the last untracked event published, and what they were made of.
+        self._last_headers: list[tuple[str, str | bytes | None]] = []
+        self._last_version: int | None = None
+        self._last_op: Op | None = None
+        self._last_origin: Origin | None = None
 
     def _topic(self, table: str) -> str:
         topic = self._topics.get(table)
@@ -224,15 +236,49 @@ class Publisher:
         self, event: ChangeEvent, tracker: AckTracker[Any] | None = None, position: Any = None
     ) -> None:
         """Queue one event. With a tracker, `position` becomes safe once this record is acked."""
-        self.produce_raw(
-            self._topic(event.table),
-            event.key_bytes(),
-            self.codec.encode(event),
-            headers=self.headers(event),
-            tracker=tracker,
-            position=position,
-            timestamp_ms=event.change_time_ms,
-        )
+        if tracker is not None:
+            self.produce_raw(
+                self._topic(event.table),
+                event.key_bytes(),
+                self.codec.encode(event),
+                headers=self.headers(event),
+                tracker=tracker,
+                position=position,
+                timestamp_ms=event.change_time_ms,
+            )
+            return
+        # The back-fills' hot path (one call per item): produce_raw's work inlined, and the
+        # headers list shared by consecutive events of one version, op and origin (a
+        # back-fill run's events all have one version).
+        self.raise_if_failed()
+        key = event.key_bytes()
+        value = self.codec.encode(event)
+        topic = self._topic(event.table)
+        headers = self._last_headers
+        if (
+            event.version != self._last_version
+            or event.op is not self._last_op
+            or event.origin is not self._last_origin
+        ):
+            headers = self._last_headers = self.headers(event)
+            self._last_version, self._last_op = event.version, event.op
+            self._last_origin = event.origin
+        timestamp = event.change_time_ms
+        try:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=headers,
+                on_delivery=self._on_delivery,
+                timestamp=timestamp if timestamp > 0 else 0,
+            )
+        except (BufferError, KafkaException):
+            self._produce_waiting(topic, key, value, headers, self._on_delivery, timestamp)
+        self.published += 1
+        self._unpolled += 1
+        if self._unpolled >= 1000:
+            self._count_unpolled(0)
 
     def publish_batch(
         self, events: Sequence[ChangeEvent], tracker: AckTracker[Any], position: Any
@@ -262,16 +308,20 @@ class Publisher:
         produce = self._producer.produce
         encode = self.codec.encode
         topic_of = self._topic
-        op_header = _OP_HEADER
-        origin_header = _ORIGIN_HEADER
+        op_header = _OP_HEADER_ITEM
+        origin_header = _ORIGIN_HEADER_ITEM
+        table = events[0].table
+        topic = topic_of(table)
         for event in events:
-            topic = topic_of(event.table)
+            if event.table is not table:  # one table per page: its topic looked up once
+                table = event.table
+                topic = topic_of(table)
             key = event.key_bytes()
             value = encode(event)
             headers: list[tuple[str, str | bytes | None]] = [
-                ("ddb.version", str(event.version).encode()),
-                ("ddb.op", op_header[event.op]),
-                ("ddb.origin", origin_header[event.origin]),
+                ("ddb.version", b"%d" % event.version),
+                op_header[event.op],
+                origin_header[event.origin],
             ]
             timestamp = event.change_time_ms
             try:

@@ -49,9 +49,9 @@ class SinkCapabilities:
     native_timestamps: bool = False  # last-write-wins done by the database (CQL USING TIMESTAMP)
     ttl: bool = False  # can expire rows by itself
     tombstones: bool = True  # keeps deleted rows with their version
-    # Stores an image as its DynamoDB JSON text (bridge.codec.image_text.stored_text) and reads
-    # no image otherwise: apply then hands it TextImageEvents, whose images are checked on
-    # their text and parsed only if something reads them (docs/design.md, section 10).
+    # Takes TextImageEvents from apply: images checked on their text and parsed only if
+    # something reads them (docs/design.md, section 10). For a sink that stores the text
+    # (bridge.codec.image_text.stored_text) or reads each image at most once.
     image_text: bool = False
 
 

@@ -50,7 +50,9 @@ from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.backfill.export_manifest import BadInputError
 from connectors.sources.backfill.scan import scanned_event
+from connectors.sources.stream.get_records import RAW_BODY
 from connectors.sources.stream.processor import stream_events
+from connectors.sources.stream.text_pages import read_text_page
 from tests.strategies import items, numbers
 from tests.unit.test_apply_text_images import TOPIC, screens, spec_for, with_image_text
 from tests.unit.test_export_passthrough import read_events
@@ -435,9 +437,16 @@ with python_path():
     PYTHON_CODEC = EventCodec()  # its encoder is the Python one
 
 
+def text_records(body: bytes) -> list[Any]:
+    """The worker's reading of a GetRecords body: as text by the core where it can."""
+    records, _ = read_text_page({RAW_BODY: body}, "stream arn shard shard-1")
+    return records
+
+
 def _core_or_python(case: Case, codec: EventCodec) -> Outcome:
     """The three producer paths the core takes, on the case's text, as one outcome: an
-    export line, a GetRecords body (wire records), a scanned item (boto3's form)."""
+    export line, a GetRecords body (wire records one by one, and the whole page read as
+    text), a scanned item (boto3's form)."""
     parts: list[Outcome] = []
     line = b'{"Item":' + case.text(newlines=False).encode("utf-8") + b"}\n"
     try:
@@ -445,12 +454,13 @@ def _core_or_python(case: Case, codec: EventCodec) -> Outcome:
     except BadInputError as exc:
         parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
     body = _getrecords_body(case)
-    try:
-        records = wire_records(body)
-        events = stream_events(records, "t", "shard-1", StreamVersioner(5), wire=True)
-        parts.append(_event_outcome(events, codec))
-    except PermanentError as exc:
-        parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
+    for read in (wire_records, text_records):  # a record at a time; the page as text
+        try:
+            records = read(body)
+            events = stream_events(records, "t", "shard-1", StreamVersioner(5), wire=True)
+            parts.append(_event_outcome(events, codec))
+        except PermanentError as exc:
+            parts.append(Outcome(refusal=str(exc), category=type(exc).__name__))
     try:
         raw = attrs.to_boto(orjson.loads(case.text()))
     except (TypeError, ValueError, AttributeError):
@@ -481,12 +491,50 @@ def compiled_paths(case: Case, _targets: Targets) -> tuple[Outcome, Outcome]:
     return fast, slow
 
 
+def _screened(verdicts: list[Any], targets: Targets, spec: TableSpec) -> Outcome:
+    refusals = [v for v in verdicts if isinstance(v, Rejected)]
+    if refusals:
+        return Outcome(
+            refusal=" | ".join(v.reason for v in refusals),
+            category=" | ".join(v.error for v in refusals),
+        )
+    outcome = _event_outcome([event for event, _ in verdicts])
+    outcome.keys = [key for _, key in verdicts]
+    # Each admitted event's texts as carried, and the first as the SQL sinks store it.
+    outcome.rows = {
+        "texts": [(e.new_image_json, e.old_image_json, type(e).__name__) for e, _ in verdicts],
+        **targets.rows(verdicts[0][0], spec),
+    }
+    return outcome
+
+
+def apply_screen_paths(case: Case, targets: Targets) -> tuple[Outcome, Outcome]:
+    """The case's text as a new image, as an old image, and as the old image of a delete:
+    a batch screened in one compiled call against each record through `Screen.check`."""
+    keys = _keys(case.item)
+    spec = spec_for(case.item)
+    kafka_key = case.kafka_key or attrs.canonical_key(keys)
+    event = ChangeEvent("t", Op.MODIFY, keys, 1, Origin.STREAM, new_image=keys)
+    delete = ChangeEvent("t", Op.REMOVE, keys, 2, Origin.STREAM, old_image=keys, event_id="e")
+    values = [
+        with_image_text(event, case.text()),
+        with_image_text(event, case.text(), field="old_image"),
+        with_image_text(delete, case.text(), field="old_image"),
+    ]
+    records = [RawRecord(TOPIC, 0, i, kafka_key, v) for i, v in enumerate(values)]
+    screen, _ = screens(spec)
+    fast = _screened(screen.check_batch(records), targets, spec)
+    slow = _screened([screen.check(r) for r in records], targets, spec)
+    return fast, slow
+
+
 DRIVERS: dict[str, Callable[[Case, Targets], tuple[Outcome, Outcome]]] = {
     "export pass-through": export_paths,
     "apply text images": apply_paths,
     "GetRecords wire parser": wire_paths,
     "compiled Avro envelope": envelope_paths,
     "compiled core": compiled_paths,
+    "compiled apply screen": apply_screen_paths,
 }
 
 
@@ -563,6 +611,7 @@ PATHS = {
     "GetRecords": wire_paths,
     "envelope": envelope_paths,
     "compiled core": compiled_paths,
+    "apply screen": apply_screen_paths,
 }
 PLAIN = {"pk": {"S": "a/b"}, "sk": {"N": "1.5"}, "m": {"M": {"x": {"L": [{"NS": ["1", "2"]}]}}}}
 

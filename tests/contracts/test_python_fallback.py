@@ -30,6 +30,9 @@ FALLBACK_TESTS = [
     "tests/unit/test_apply_text_images.py",
     "tests/unit/test_publish_batch.py",
     "tests/unit/test_compiled_core.py",
+    "tests/unit/test_stream_text_pages.py",
+    "tests/unit/test_export_text_lines.py",
+    "tests/unit/test_apply_pipeline.py",
 ]
 
 

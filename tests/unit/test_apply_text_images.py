@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.apply.screening import Rejected, Screen
+from bridge.codec import compiled
 from bridge.codec.avro import SINGLE_OBJECT_MAGIC, EventCodec, event_to_record
 from bridge.codec.envelope import _long, _long_fast, _zigzag_varint
 from bridge.codec.image_text import TextImageEvent, image_ok, stored_text
@@ -46,10 +47,11 @@ def screens(spec: TableSpec) -> tuple[Screen, Screen]:
     )
 
 
-def with_image_text(event: ChangeEvent, new_image: str | None) -> bytes:
-    """The event's record with `new_image` replaced by arbitrary text (another producer)."""
+def with_image_text(event: ChangeEvent, new_image: str | None, field: str = "new_image") -> bytes:
+    """The event's record with its `field` image replaced by arbitrary text (another
+    producer)."""
     record = event_to_record(event)
-    record["new_image"] = new_image
+    record[field] = new_image
     out = io.BytesIO()
     out.write(SINGLE_OBJECT_MAGIC + CODEC.schema.fingerprint)
     fastavro.schemaless_writer(out, CODEC.schema.parsed, record)
@@ -57,23 +59,30 @@ def with_image_text(event: ChangeEvent, new_image: str | None) -> bytes:
 
 
 def assert_same_verdict(text: Screen, parse: Screen, rec: RawRecord) -> Any:
-    fast, slow = text.check(rec), parse.check(rec)
-    if isinstance(slow, Rejected):
-        assert fast == slow
-        return fast
-    assert not isinstance(fast, Rejected), fast
-    assert fast[1] == slow[1]
-    assert fast[0] == slow[0] and slow[0] == fast[0]
-    assert fast[0].new_image == slow[0].new_image and fast[0].old_image == slow[0].old_image
+    """The text path, record by record and a batch at a time (in one compiled call where
+    built), gives the parsing path's verdict."""
+    slow = parse.check(rec)
+    fast = text.check(rec)
+    for got in (fast, *text.check_batch([rec, rec])):
+        if isinstance(slow, Rejected):
+            assert got == slow
+            continue
+        assert not isinstance(got, Rejected), got
+        assert got[1] == slow[1]
+        assert got[0] == slow[0] and slow[0] == got[0]
+        assert type(got[0]) is type(fast[0])
+        assert got[0].new_image_json == fast[0].new_image_json
+        assert got[0].old_image_json == fast[0].old_image_json
+        assert got[0].new_image == slow[0].new_image and got[0].old_image == slow[0].old_image
     return fast
 
 
 def sample_event(**kw: Any) -> ChangeEvent:
     item = {"pk": {"S": "a"}, "sk": {"N": "1"}, "x": {"M": {"y": {"L": [{"S": "z"}]}}}}
     kw.setdefault("new_image", item)
+    kw.setdefault("op", Op.MODIFY)
     return ChangeEvent(
         table="t",
-        op=Op.MODIFY,
         keys={"pk": {"S": "a"}, "sk": {"N": "1"}},
         version=7,
         origin=Origin.STREAM,
@@ -92,6 +101,40 @@ def test_a_typical_record_takes_the_text_path_and_reads_like_the_parsed_one() ->
     assert type(got[0]) is TextImageEvent
     assert stored_text(got[0]) == orjson.dumps(event.new_image)
     assert got[0].new_image == event.new_image and got[0] == event
+
+
+def test_a_batch_takes_the_compiled_screen_where_it_is_built() -> None:
+    """What the Python text path admits, apply's compiled screen admits too, in one call for
+    the batch (a record it leaves takes `check`); without the core, the same verdicts."""
+    events = [
+        sample_event(old_image={"pk": {"S": "a"}, "sk": {"N": "1"}}, shard_id="s"),
+        sample_event(new_image=None, op=Op.REMOVE, old_image={"q": {"NS": ["1", "-2.5"]}}),
+        sample_event(new_image={"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"BS": ["AAE="]}}),
+    ]
+    records = [RawRecord(TOPIC, 0, i, e.key_bytes(), CODEC.encode(e)) for i, e in enumerate(events)]
+    records.append(RawRecord(TOPIC, 0, 9, b'{"pk":{"S":"b"}}', records[0].value))  # not its key
+    text, parse = screens(SPEC)
+    verdicts = text.check_batch(records)
+    assert verdicts == [text.check(r) for r in records]
+    assert [type(v[0]) for v in verdicts[:3]] == [TextImageEvent] * 3  # type: ignore[index]
+    assert isinstance(verdicts[3], Rejected) and verdicts[3] == parse.check(records[3])
+    if compiled.APPLY_CORE is not None:
+        fast = text._fast_topics  # learnt from the first batch
+        assert TOPIC in fast
+        direct = compiled.APPLY_CORE.screen_batch(
+            records, fast, CODEC.single_object_prefix, CODEC.text_decoder, CODEC.decode_text
+        )
+        assert direct[:3] == verdicts[:3] and direct[3] is None
+
+
+def test_a_batch_longer_than_one_compiled_call_keeps_every_verdict_in_place() -> None:
+    good = sample_event()
+    records = [
+        RawRecord(TOPIC, 0, i, good.key_bytes() if i % 7 else b"{}", CODEC.encode(good))
+        for i in range(450)  # the compiled screen takes them in slices
+    ]
+    text, _ = screens(SPEC)
+    assert text.check_batch(records) == [text.check(r) for r in records]
 
 
 @settings(max_examples=300, deadline=None)
@@ -198,6 +241,8 @@ def test_image_ok_vouches_only_for_what_validate_accepts(value: Any) -> None:
     if image_ok(text):
         # validate raises on anything it refuses; what it accepts it returns unchanged
         assert attrs.validate(orjson.loads(text)) == orjson.loads(text)
+    if compiled.APPLY_CORE is not None:  # the compiled screen's check of an old image
+        assert compiled.APPLY_CORE.image_ok(text) == image_ok(text)
 
 
 def test_image_ok_refuses_what_it_cannot_vouch_for() -> None:
@@ -215,7 +260,17 @@ def test_image_ok_refuses_what_it_cannot_vouch_for() -> None:
         b'{"a":{"S":"x","N":"1"}}',
     ]:
         assert not image_ok(text), text
-    assert image_ok(b'{"a":{"S":"x\\"y\\u00e9"},"b":{"M":{"c":{"L":[{"NULL":true}]}}}}')
+        if compiled.APPLY_CORE is not None:
+            assert not compiled.APPLY_CORE.image_ok(text), text
+    good = b'{"a":{"S":"x\\"y\\u00e9"},"b":{"M":{"c":{"L":[{"NULL":true}]}}}}'
+    assert image_ok(good)
+    if compiled.APPLY_CORE is not None:
+        assert compiled.APPLY_CORE.image_ok(good)
+        deep = b'{"d":{"M":{"e":{"L":[{"M":{"f":{"S":"x"}}}]}}}}'  # image_text.DEPTH levels
+        assert compiled.APPLY_CORE.image_ok(deep) and image_ok(deep)
+        deeper = deep.replace(b'{"S":"x"}', b'{"L":[]}')  # one more: left to Python
+        assert not compiled.APPLY_CORE.image_ok(deeper) and not image_ok(deeper)
+        assert not compiled.APPLY_CORE.image_ok(b'{"a":{"S":"x"},"a":{"S":"y"}}')  # a repeat
 
 
 def test_the_sqlite_sink_stores_the_checked_text_and_the_full_image_otherwise(

@@ -294,6 +294,50 @@ def test_the_core_takes_plain_scanned_items() -> None:
     assert (event.encoded is not None) is (compiled.CORE is not None)
 
 
+def test_a_scanned_item_is_written_as_text_its_image_parsed_on_first_read() -> None:
+    """The core writes a scanned item's DynamoDB JSON itself (orjson's bytes), without the
+    wire-form map; the event parses its image only when something reads it."""
+    raw = {"pk": {"S": 'a"\\\n\x01\x7f/é\U0001f600'}, "sk": {"N": "1"}, "b": {"B": b"\xff"}}
+    event, size = scanned_event(raw, "t", KEYS, 7, "segment 0/1")
+    assert event is not None
+    text = orjson.dumps(attrs.from_boto(raw))
+    assert size == len(text)
+    if compiled.CORE is not None:
+        assert type(event) is not ChangeEvent
+        assert event.new_image_json == text
+    assert event.new_image == attrs.from_boto(raw)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.builds(lambda t: {"S": t}, st.text(max_size=12)),
+            st.builds(lambda b: {"B": b}, st.binary(max_size=9)),
+            st.builds(lambda b: {"BS": b}, st.lists(st.binary(max_size=5), max_size=3)),
+            st.builds(lambda t: {"SS": t}, st.lists(st.text(max_size=5), max_size=3)),
+            st.builds(lambda t: {"M": {t: {"L": [{"S": t}, {"NULL": True}]}}}, st.text(max_size=5)),
+            st.builds(lambda v: {"BOOL": v}, st.booleans()),
+            st.just({"NULL": False}),
+            st.just({"N": "1e5"}),
+            st.just({"S": "\ud800"}),
+        ),
+        max_size=5,
+    )
+)
+def test_any_strings_in_a_scanned_item_give_the_python_paths_event(raw: dict[str, Any]) -> None:
+    """Every character orjson escapes or writes raw, lone surrogates, non-string names."""
+    raw = {"pk": {"S": "a"}, "sk": {"N": "1"}, **raw}
+    fast, slow = run_both(lambda: scanned_event(raw, "t", KEYS, 7, "segment 0/1"))
+    assert fast == slow
+    if isinstance(slow[0], ChangeEvent):
+        assert fast[0].new_image == slow[0].new_image
+        with python_path():
+            reference = EventCodec()
+        assert wire_bytes([fast[0]], EventCodec()) == wire_bytes([slow[0]], reference)
+
+
 BAD_SCANNED = [
     {"pk": {"S": "a"}},
     {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "text, not bytes"}},

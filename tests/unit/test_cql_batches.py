@@ -55,7 +55,7 @@ def test_pack_keeps_every_row_once_within_the_caps_and_never_mixes_owners(
     sizes: list[int], owners: list[int], tables: list[str], max_rows: int, max_bytes: int
 ) -> None:
     rows = [fake_row(i, size, tables[i]) for i, size in enumerate(sizes)]
-    requests = pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes)
+    requests = list(pack(rows, lambda s: owners[s.owner_hint], max_rows, max_bytes))
     flat = [row for request in requests for row in request.rows]
     assert sorted(id(s) for s, _ in flat) == sorted(id(s) for s, _ in rows)  # each row once
     for request in requests:
@@ -72,8 +72,8 @@ def test_pack_fills_requests_to_the_row_cap_and_the_byte_cap() -> None:
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 10_000)] == [10, 10, 5]
     assert [len(r.rows) for r in pack(rows, no_owner, 10, 350)] == [3] * 8 + [1]
     big = [fake_row(0, 100), fake_row(1, 5000), fake_row(2, 100)]
-    # The big row goes alone; the rows around it still share one request.
-    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [2, 1]
+    # The big row goes alone (at once); the rows around it still share one request.
+    assert [len(r.rows) for r in pack(big, no_owner, 10, 4096)] == [1, 2]
 
 
 def test_replica_owner_reads_the_token_map_and_falls_back_to_one_owner() -> None:
@@ -90,6 +90,27 @@ def test_replica_owner_reads_the_token_map_and_falls_back_to_one_owner() -> None
     assert owner(SimpleNamespace(keyspace="ks", routing_key=None)) is None
     assert replica_owner(None) is no_owner
     assert replica_owner(SimpleNamespace(metadata=SimpleNamespace(token_map=None))) is no_owner
+
+
+def test_replica_owner_on_a_murmur3_ring_answers_what_the_drivers_lookup_answers() -> None:
+    """The ring snapshot (integer tokens, one set of hosts per range) against the driver's
+    own `TokenMap.get_replicas`, for keys all around the ring, past its last token too."""
+    from cassandra.metadata import Murmur3Token, TokenMap
+
+    ring = sorted(Murmur3Token(t) for t in (-(2**62), -5, 0, 2**40, 2**62))
+    hosts = ["h1", "h2", "h3"]
+    token_map = TokenMap.__new__(TokenMap)
+    token_map.token_class = Murmur3Token
+    token_map.ring = ring
+    token_map.tokens_to_hosts_by_ks = {
+        "ks": {token: [hosts[i % 3], hosts[(i + 1) % 3]] for i, token in enumerate(ring)}
+    }
+    owner = replica_owner(SimpleNamespace(metadata=SimpleNamespace(token_map=token_map)))
+    for i in range(2000):
+        key = f"key-{i}".encode()
+        expected = frozenset(token_map.get_replicas("ks", Murmur3Token.from_key(key)))
+        assert owner(SimpleNamespace(keyspace="ks", routing_key=key)) == expected
+    assert owner(SimpleNamespace(keyspace="ks", routing_key=None)) is None
 
 
 # -- write_batch -----------------------------------------------------------------------------

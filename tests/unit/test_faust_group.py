@@ -11,7 +11,14 @@ from typing import Any
 
 from faust.types import TP
 
-from bridge.apply.faust_group import Batch, FaustGroup, FeedConsumer, _passed, feed_size
+from bridge.apply.faust_group import (
+    Batch,
+    FaustGroup,
+    FeedConsumer,
+    _FeedRecord,
+    _passed,
+    feed_size,
+)
 from bridge.apply.offsets import Partition, Passed, WrittenOffsets
 from bridge.dlq.writer import RawRecord
 from bridge.kafka.lag import CommittedBase
@@ -48,16 +55,9 @@ def test_the_group_subscribes_its_topics_without_faust_acks_and_feeds_its_consum
 
 
 def test_a_batch_holds_only_records_of_the_current_generation(tmp_path: Path) -> None:
-    def message(offset: int, generation: int) -> SimpleNamespace:
-        return SimpleNamespace(
-            topic="p.a.changes",
-            partition=1,
-            offset=offset,
-            key=b"k",
-            value=b"v",
-            headers=[("h", b"1")],
-            generation_id=generation,
-        )
+    def message(offset: int, generation: int) -> _FeedRecord:
+        record = RawRecord("p.a.changes", 1, offset, b"k", b"v", (("h", b"1"),))
+        return _FeedRecord(record, generation)
 
     async def check() -> Batch:
         group = new_group(tmp_path)
@@ -320,16 +320,8 @@ def test_a_drain_span_is_dropped_when_its_records_were_cleared_from_the_feed(
     cleared ones (seen on Apache Kafka: 192 unwritten records committed past)."""
     tp = TP("p.a.changes", 0)
 
-    def message(offset: int) -> SimpleNamespace:
-        return SimpleNamespace(
-            topic=tp.topic,
-            partition=0,
-            offset=offset,
-            key=b"k",
-            value=b"v",
-            headers=[],
-            generation_id=1,
-        )
+    def message(offset: int) -> _FeedRecord:
+        return _FeedRecord(RawRecord(tp.topic, 0, offset, b"k", b"v"), 1)
 
     async def check() -> list[Any]:
         group = new_group(tmp_path)
@@ -349,4 +341,5 @@ def test_a_drain_span_is_dropped_when_its_records_were_cleared_from_the_feed(
         return list(feed._items)
 
     items = asyncio.run(check())
-    assert [getattr(m, "offset", None) for m in items] == [1]  # no span after a clear
+    assert [m.record.offset for m in items if type(m) is _FeedRecord] == [1]
+    assert len(items) == 1  # no span after a clear

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from bridge.model.errors import DataLossError
 from connectors.sources.stream.get_records import WireRecords, keep_raw_body
 from connectors.sources.stream.shards import DynamoDBStreamsTransport, ShardReader
+from connectors.sources.stream.text_pages import TextRecords
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
 SHARD = "shardId-00000001700000000000-aaaaaaaa"
@@ -176,7 +177,12 @@ def read_with(hooked: bool, *get_records: tuple[int, dict[str, Any]]) -> tuple[A
         assert isinstance(cause, ClientError)
         return (type(exc), str(exc), cause.response["Error"], endpoint.calls)
     assert isinstance(batch.records, WireRecords) == hooked  # each path really taken
-    keys = [r["dynamodb"]["Keys"] for r in batch.records]
+    # A body the compiled core read as text holds each record's summary: the page itself is
+    # what the processor publishes.
+    records = batch.records
+    if isinstance(records, TextRecords):
+        records = records.parsed()
+    keys = [r["dynamodb"]["Keys"] for r in records]
     return (keys, reader.position, endpoint.calls)
 
 

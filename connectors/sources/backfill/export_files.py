@@ -36,6 +36,7 @@ import orjson
 from bridge.codec import compiled
 from bridge.codec.json_names import member_count, names_at_most, repeat_in, repeated_name
 from bridge.codec.json_names import message as name_message
+from bridge.codec.source_text import PENDING, SourceTextEvent
 from bridge.model import attrs
 from bridge.model.errors import AttributeTypeError, ConfigError
 from bridge.model.event import ChangeEvent, Origin, snapshot_event
@@ -280,16 +281,34 @@ class ExportFileReader:
         lineno, raw = self._lineno, 0
         event: ChangeEvent | None
         # The compiled core makes a plain full-export line's event, key and envelope in one
-        # call; any other line (or a machine without the core) takes the Python path below.
+        # call: read as text (the item's image left unparsed, source_text.SourceTextEvent),
+        # else parsed; any other line (or a machine without the core) takes the Python path
+        # below.
         compiled.notice()
         core = compiled.CORE.export_line if compiled.CORE is not None else None
+        text_core = compiled.CORE.export_text if compiled.CORE is not None and passthrough else None
         key_types = tuple(job.key_types)
         try:
             for line in self._gz:
                 lineno += 1
                 raw += len(line)
                 if core is not None:
-                    event = core(line, table, key_names, key_types, version, origin, passthrough)
+                    event = None
+                    if text_core is not None:
+                        event = text_core(
+                            line,
+                            table,
+                            key_names,
+                            key_types,
+                            version,
+                            origin,
+                            SourceTextEvent,
+                            PENDING,
+                        )
+                    if event is None:
+                        event = core(
+                            line, table, key_names, key_types, version, origin, passthrough
+                        )
                     if event is not None:
                         if ttl_attr is not None and pending_deletion(
                             event.new_image, ttl_attr, now_s

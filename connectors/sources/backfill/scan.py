@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge.codec import compiled
+from bridge.codec.source_text import PENDING, SourceTextEvent
 from bridge.model import attrs
 from bridge.model.errors import AttributeTypeError, ConfigError, PermanentError, TransientError
 from bridge.model.event import ChangeEvent, Origin
@@ -167,7 +168,10 @@ def scanned_event(
     Python path, which refuses a bad item naming the segment and the item's key."""
     event: ChangeEvent | None
     if compiled.CORE is not None:
-        made = compiled.CORE.scan_item(raw, table, key_names, version)
+        # Written as text by the core (the image parsed only if read), else converted by it.
+        made = compiled.CORE.scan_text(raw, table, key_names, version, SourceTextEvent, PENDING)
+        if made is None:
+            made = compiled.CORE.scan_item(raw, table, key_names, version)
         if made is not None:
             event, size = made
             if ttl is not None and pending_deletion(event.new_image, *ttl):

@@ -41,6 +41,7 @@ from connectors.sources.stream.get_records import WireRecords
 from connectors.sources.stream.kinesis_records import SLOTS
 from connectors.sources.stream.leases import Lease, LeaseTable
 from connectors.sources.stream.shards import SHARD_END
+from connectors.sources.stream.text_pages import NotScanned, TextRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams.type_defs import RecordTypeDef
@@ -146,9 +147,15 @@ def stream_events(
 ) -> list[ChangeEvent]:
     """The events of one page of a DynamoDB stream's shard, versioned along it.
 
+    A body the compiled core read as text (text_pages.TextRecords): its events in one call.
     Wire records (get_records.read_page): the compiled core versions, checks, keys and
     encodes a record in one call; what it leaves (or every record, without the core) takes
     `ChangeEvent.from_stream_record`, which decides and names any problem."""
+    if isinstance(records, TextRecords):  # a body the core read as text: one call
+        try:
+            return records.events(table, shard_id, versioner)
+        except NotScanned:
+            records = records.parsed()
     convert = ChangeEvent.from_stream_record
     events = []
     core = compiled.CORE.stream_record if compiled.CORE is not None and wire else None

@@ -33,7 +33,8 @@ from connectors.dynamodb.aws import (
     error_code,
     translate,
 )
-from connectors.sources.stream.get_records import keep_raw_body, read_page
+from connectors.sources.stream.get_records import keep_raw_body
+from connectors.sources.stream.text_pages import read_text_page
 from connectors.sources.stream.transport import (
     LATEST,
     SENTINELS,
@@ -310,7 +311,7 @@ class DynamoDBStreamsTransport(Transport):
     def page(
         self, response: Mapping[str, Any], stream_arn: str, shard_id: str, position: str
     ) -> tuple[list[Any], str | None]:
-        return read_page(response, f"stream {stream_arn} shard {shard_id}")
+        return read_text_page(response, f"stream {stream_arn} shard {shard_id}")
 
     def latest_position(self, shard: Shard) -> str | None:
         # No AT_TIMESTAMP iterator here; at most 24 h of records to read to the tip.
