@@ -20,18 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.model.errors import ConfigError, Unavailable
 from bridge.runtime.settings import AwsSettings
+from connectors.dynamodb.aws_errors import NO_CREDENTIALS, NOT_ANSWERING
 
 if TYPE_CHECKING:
     import boto3
@@ -182,12 +175,12 @@ def _first(aws: AwsSettings, fetch: Any) -> dict[str, Any]:
             "credentials ([aws] access_key_id/profile, else the default chain) may "
             "sts:AssumeRole it"
         ) from exc
-    except (NoCredentialsError, PartialCredentialsError) as exc:
+    except NO_CREDENTIALS as exc:
         raise ConfigError(
             f"{role}: no base credentials to assume it with ({exc}) — set [aws] "
             "access_key_id and secret_access_key, or profile, or give credentials the AWS way"
         ) from exc
-    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+    except NOT_ANSWERING as exc:
         raise Unavailable(
             f"{role}: STS did not answer at {sts}: {exc} — check [aws.endpoints] sts "
             "(or [aws] endpoint_url and region), and run it again once it is reachable"

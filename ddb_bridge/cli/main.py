@@ -18,21 +18,14 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__
 from bridge.model.errors import BridgeError, ConfigError, Unavailable
 from bridge.runtime import logs
 from bridge.runtime.redact import redact_text
 from bridge.runtime.settings import name_the_command
+from connectors.dynamodb.aws_errors import NO_CREDENTIALS, NOT_ANSWERING
 from ddb_bridge.cli import commands
 from ddb_bridge.cli.helptext import (
     EXIT_CONFIG,
@@ -43,7 +36,6 @@ from ddb_bridge.cli.helptext import (
     HelpFormatter,
     add_exit_codes,
 )
-from ddb_bridge.cli.starting import StoppedWhileStarting
 
 __all__ = ["HelpFormatter", "build_parser", "main"]
 
@@ -103,9 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ddb-bridge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except StoppedWhileStarting as stopped:
-        log.info("stopped while starting", extra={"signal": str(stopped)})
-        return 0
     except (BridgeError, BotoCoreError, ClientError) as exc:
         return _failed(args, exc)
 
@@ -157,14 +146,14 @@ def _aws_cause(exc: BaseException) -> BotoCoreError | ClientError | None:
 
 
 def _aws_failure(exc: Exception) -> tuple[str, int, str]:
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+    if isinstance(exc, NO_CREDENTIALS):
         return (
             "configuration error",
             EXIT_CONFIG,
             "give credentials the AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE, ~/.aws, an instance role) or set [aws] profile / access_key_id",
         )
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+    if isinstance(exc, NOT_ANSWERING):
         return (
             "unavailable",
             EXIT_UNAVAILABLE,

@@ -10,19 +10,24 @@ takes over, so stopping at once loses nothing.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from types import FrameType
 
 log = logging.getLogger("ddb-bridge")
 
 
-class StoppedWhileStarting(BaseException):
-    """Raised by the early handler; `main` turns it into exit 0. A BaseException, so no
-    `except Exception` on the way up takes it for a failure."""
-
-
 def _stop(signum: int, _frame: FrameType | None) -> None:
-    raise StoppedWhileStarting(signal.Signals(signum).name)
+    # Exit here rather than raise for `main` to turn into exit 0: an exception raised by a
+    # signal handler lands wherever the main thread is, and code on the way up may swallow it
+    # (a CI run's apply carried on for the 20 s of its Kafka probe and exited 75).
+    log.info("stopped while starting", extra={"signal": signal.Signals(signum).name})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def stop_cleanly_while_starting() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 
@@ -16,17 +15,14 @@ from ddb_bridge.services.processes import free_port, logged_process
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server (DynamoDB, Streams, S3) in its own process; yields its endpoint URL."""
-    # This interpreter's moto (the version the project pins), never the first `moto_server`
-    # on PATH: the tests ran another Python's older moto (5.2.1 for a pinned 5.2.6) that way.
-    script = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    if os.path.exists(script):
-        argv = [script]
-    elif importlib.util.find_spec("moto") is not None:
-        argv = [sys.executable, "-m", "moto.server"]
-    else:
+    # This interpreter's moto (the version the project pins, never the first `moto_server` on
+    # PATH: the tests ran another Python's older moto that way), answering one request at a
+    # time, as DynamoDB makes each conditional write atomic (moto_server_atomic.py).
+    if importlib.util.find_spec("moto") is None:
         raise ConfigError(
             "the embedded DynamoDB needs moto[server]: pip install '.[demo]' in the clone"
         )
+    argv = [sys.executable, "-m", "ddb_bridge.services.moto_server_atomic"]
     port = free_port()
     with logged_process([*argv, "-H", "127.0.0.1", "-p", str(port)], port, "moto"):
         yield f"http://127.0.0.1:{port}"

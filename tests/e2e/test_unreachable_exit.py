@@ -119,7 +119,8 @@ def test_sigterm_while_still_starting_exits_0(command: list[str], tmp_path: Path
     """Both document "SIGTERM ... exits 0", but installed their handlers only once connected:
     a stop during start-up (here: Kafka not answering for 10 s) ended them by the signal
     (-15), which the chaos harness caught as a crash."""
-    config, _dead = _config_with_dead_kafka(tmp_path, connect_timeout_s=20)
+    # Long enough that the stop always comes while apply still waits for Kafka.
+    config, _dead = _config_with_dead_kafka(tmp_path, connect_timeout_s=60)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
     env |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
