@@ -174,11 +174,9 @@ static int is_number_text(PyObject *v) { return PyUnicode_CheckExact(v) && short
 /* A type tag, read from its bytes (one switch instead of a chain of string comparisons). */
 enum { T_S, T_N, T_B, T_BOOL, T_NULL, T_SS, T_NS, T_BS, T_L, T_M, T_OTHER };
 
-static int tag_of(PyObject *tag)
+static int tag_bytes(const char *c, Py_ssize_t n)
 {
-    if (!PyUnicode_CheckExact(tag) || !PyUnicode_IS_ASCII(tag)) return T_OTHER;
-    const char *c = (const char *)PyUnicode_1BYTE_DATA(tag);
-    switch (PyUnicode_GET_LENGTH(tag)) {
+    switch (n) {
     case 1:
         switch (c[0]) {
         case 'S': return T_S;
@@ -202,6 +200,12 @@ static int tag_of(PyObject *tag)
         return T_OTHER;
     }
     return T_OTHER;
+}
+
+static int tag_of(PyObject *tag)
+{
+    if (!PyUnicode_CheckExact(tag) || !PyUnicode_IS_ASCII(tag)) return T_OTHER;
+    return tag_bytes((const char *)PyUnicode_1BYTE_DATA(tag), PyUnicode_GET_LENGTH(tag));
 }
 
 /* One attribute value of a parsed wire-form item (export line, GetRecords body). Accepts
@@ -1224,34 +1228,7 @@ static int scan_map_body(Scan *sc, int depth)
 }
 
 /* A type tag's text (tag_of's switch on bytes). */
-static int tag_text(Span t)
-{
-    const char *c = t.p;
-    switch (t.n) {
-    case 1:
-        switch (c[0]) {
-        case 'S': return T_S;
-        case 'N': return T_N;
-        case 'B': return T_B;
-        case 'L': return T_L;
-        case 'M': return T_M;
-        }
-        return T_OTHER;
-    case 2:
-        if (c[1] != 'S') return T_OTHER;
-        switch (c[0]) {
-        case 'S': return T_SS;
-        case 'N': return T_NS;
-        case 'B': return T_BS;
-        }
-        return T_OTHER;
-    case 4:
-        if (memcmp(c, "BOOL", 4) == 0) return T_BOOL;
-        if (memcmp(c, "NULL", 4) == 0) return T_NULL;
-        return T_OTHER;
-    }
-    return T_OTHER;
-}
+static int tag_text(Span t) { return tag_bytes(t.p, t.n); }
 
 /* One scalar of a type tag's kind: S any string, N a short plain number, B canonical base64. */
 static int scan_scalar(Scan *sc, int t)
