@@ -22,7 +22,6 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -35,7 +34,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.apply.screening import Rejected
-from bridge.codec import compiled
 from bridge.codec.avro import EventCodec
 from bridge.codec.fast_paths import FAST_PATHS
 from bridge.codec.image_text import image_ok
@@ -54,6 +52,7 @@ from connectors.sources.stream.get_records import RAW_BODY
 from connectors.sources.stream.processor import stream_events
 from connectors.sources.stream.text_pages import read_text_page
 from tests.strategies import items, numbers
+from tests.support.compiled_core import python_path
 from tests.unit.test_apply_text_images import TOPIC, screens, spec_for, with_image_text
 from tests.unit.test_export_passthrough import read_events
 from tests.unit.test_stream_wire_records import boto3_records, events_of, wire_records
@@ -420,17 +419,6 @@ def envelope_paths(case: Case, _targets: Targets) -> tuple[Outcome, Outcome]:
         (decoded,) = slow.events
         assert CODEC.encode(decoded) == CODEC.encode_generic(decoded)
     return fast, slow
-
-
-@contextmanager
-def python_path() -> Iterator[None]:
-    """The compiled core switched off (as on a machine without it): the Python reference."""
-    saved = compiled.CORE
-    compiled.CORE = None
-    try:
-        yield
-    finally:
-        compiled.CORE = saved
 
 
 with python_path():

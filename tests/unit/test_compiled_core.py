@@ -16,8 +16,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,21 +35,11 @@ from connectors.sources.backfill.scan import scanned_event
 from connectors.sources.stream.get_records import RAW_BODY, read_page
 from connectors.sources.stream.processor import stream_events
 from tests import strategies
+from tests.support.compiled_core import python_path
 from tests.unit.test_export_passthrough import aws_line, read_events
 
 PURE = os.environ.get(compiled.PURE_PYTHON_ENV, "").strip() not in ("", "0")
 KEYS = ("pk", "sk")
-
-
-@contextmanager
-def python_path() -> Iterator[None]:
-    """The reference: the core switched off, as on a machine without it."""
-    saved = compiled.CORE
-    compiled.CORE = None
-    try:
-        yield
-    finally:
-        compiled.CORE = saved
 
 
 def wire_bytes(events: list[ChangeEvent], codec: EventCodec) -> list[tuple[bytes, bytes]]:

@@ -11,8 +11,6 @@ Python path to itself.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
-from contextlib import contextmanager
 from random import Random
 from types import SimpleNamespace
 from typing import Any
@@ -30,20 +28,11 @@ from connectors.sources.backfill.export_manifest import BadInputError, DataFile
 from connectors.sources.backfill.part_loop import BackfillJob
 from connectors.sources.backfill.runs import PENDING, Part
 from tests.strategies import items
+from tests.support.compiled_core import python_path
 from tests.unit.test_export_passthrough import FILE, KEYS, RUN, _Location, _Publisher
 from tests.unit.test_stream_text_pages import written
 
 CODEC = EventCodec()
-
-
-@contextmanager
-def python_path() -> Iterator[None]:
-    saved = compiled.CORE
-    compiled.CORE = None
-    try:
-        yield
-    finally:
-        compiled.CORE = saved
 
 
 def read(

@@ -11,8 +11,6 @@ order). With the core switched off (DDB_BRIDGE_PURE_PYTHON=1, `make test`'s seco
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from random import Random
 from typing import Any
 
@@ -29,20 +27,11 @@ from bridge.model.versioning import StreamVersioner
 from connectors.sources.stream.get_records import RAW_BODY
 from connectors.sources.stream.processor import stream_events
 from connectors.sources.stream.text_pages import TextRecords, read_text_page
+from tests.support.compiled_core import python_path
 from tests.unit.test_stream_wire_records import SHARD, TABLE, stream_records
 
 CODEC = EventCodec()
 WHERE = f"stream arn shard {SHARD}"
-
-
-@contextmanager
-def python_path() -> Iterator[None]:
-    saved = compiled.CORE
-    compiled.CORE = None
-    try:
-        yield
-    finally:
-        compiled.CORE = saved
 
 
 def outcome(body: bytes, last: int = 5) -> Any:
