@@ -85,6 +85,10 @@ Faust's public API, checked against faust-streaming 0.15.3 (installed) and its m
     `timeout=0` — no await inside it — between two readings of the positions, and the wait
     for data happens outside it. aiokafka hands out a partition's records only from its
     current position, so the positions before and after are exactly the drain's bounds.
+  - `AIOKafkaConsumerThread.verify_event_path` (overridden to call only its first part,
+    `_verify_aiokafka_event_path`): Faust's periodic liveness check read a partition's
+    position, which aiokafka asserts is set, and crashed apply while retention's reset of
+    that position was under way; the part kept is the one that applies without acks.
   These are why pyproject.toml pins faust-streaming to 0.15.x; tests/unit/
   test_commit_after_rebalance.py and the apply integration tests exercise each of them.
 """
@@ -262,6 +266,15 @@ class CommitThread(AIOKafkaConsumerThread):
                 waiter.cancel()
                 return Drain()
             waiter.result()  # an authorization error, as aiokafka's own wait raises it
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's periodic check that each partition keeps being fetched, without the checks
+        of its streams and acks that follow it. apply subscribes with `acks=False`, so those
+        never apply here; but on the way to them Faust reads aiokafka's `position`, which
+        asserts the partition has one, and it has none while the partition's offset is being
+        reset (retention deleted the records at its position). The check crashed the consumer
+        there and stopped apply (seen in CI: a lagging worker whose log start moved)."""
+        self._verify_aiokafka_event_path(now, tp)
 
     async def _commit(self, offsets: Any) -> bool:
         """Commit `offsets` ({TP: OffsetAndMetadata}, from `FaustGroup.commit`) with their

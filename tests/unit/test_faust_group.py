@@ -4,6 +4,7 @@ holds, and the commit path after a write (`WrittenOffsets`) with a fake group.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -343,3 +344,38 @@ def test_a_drain_span_is_dropped_when_its_records_were_cleared_from_the_feed(
     items = asyncio.run(check())
     assert [m.record.offset for m in items if type(m) is _FeedRecord] == [1]
     assert len(items) == 1  # no span after a clear
+
+
+def test_the_liveness_check_survives_a_partition_whose_offset_is_being_reset(
+    tmp_path: Path,
+) -> None:
+    """Retention deleted the records at a lagging worker's position: aiokafka resets the
+    partition's offset, and until then the partition has no position. Faust's periodic
+    liveness check (every 2.5 commit intervals) read it anyway, aiokafka's assertion crashed
+    the consumer, and apply stopped (CI, test_apply_offsets.py). It must only check that
+    the partition is being fetched."""
+    from aiokafka.consumer.subscription_state import SubscriptionState
+    from aiokafka.structs import TopicPartition
+
+    async def check() -> list[str]:
+        group = new_group(tmp_path)
+        thread: Any = group._app.consumer._thread
+        subscriptions = SubscriptionState()
+        aiotp = TopicPartition("p.a.changes", 0)
+        subscriptions.assign_from_user({aiotp})
+        state = subscriptions.subscription.assignment.state_value(aiotp)
+        state.highwater = 20_000  # fetched before, far ahead of the position
+        state.timestamp = time.time() * 1000  # fetched just now (aiokafka's wall-clock ms)
+        state.await_reset(1)  # the offset-out-of-range reset: no position until it ends
+        fake = SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
+        thread._ensure_consumer = lambda: fake
+        thread.time_started = time.monotonic() - 600  # started ten minutes ago
+        errors: list[str] = []
+        thread.log = SimpleNamespace(error=lambda msg, *args: errors.append(msg % args))
+        thread.verify_event_path(time.monotonic(), TP("p.a.changes", 0))
+        state.timestamp = None  # never fetched since the worker started: still reported
+        thread.verify_event_path(time.monotonic(), TP("p.a.changes", 0))
+        return errors
+
+    errors = asyncio.run(check())
+    assert len(errors) == 1 and "fetch" in errors[0].lower(), errors
