@@ -13,7 +13,9 @@ acknowledgement: the flush in front of it can be deleted and every test still pa
 - `poll()` serves only answers that have arrived: those the test let arrive (`arrive`), or,
   with `arrive_after_polls=n`, a record's answer on the n-th poll after it was produced
   (n >= 2: never on the producer's own `poll(0)` right after `produce`);
-- `refuse(...)` makes the broker answer matching records with an error instead.
+- `refuse(...)` makes the broker answer matching records with an error instead;
+- `errors_only=True` is librdkafka's `delivery.report.only.error` (an untracked publisher's,
+  bridge/kafka/publisher.py): only a refused record's callback is ever called.
 
 The ledger (`records`) says which records are still unacknowledged, so a test can check,
 at the moment a checkpoint is written, that nothing before it is (`unacked_events`).
@@ -67,6 +69,7 @@ class HoldingProducer:
     """confluent_kafka.Producer's surface that Publisher uses; see the module docstring."""
 
     arrive_after_polls: int | None = None
+    errors_only: bool = False
     records: list[SentRecord] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     polls: int = 0
@@ -178,6 +181,8 @@ class HoldingProducer:
                         record.error = KafkaError(code)
                         break
         for record in due:
+            if self.errors_only and record.error is None:
+                continue
             if record.on_delivery is not None:
                 record.on_delivery(record.error, record.message)
         return len(due)

@@ -194,10 +194,19 @@ class Publisher:
         kafka: KafkaSettings,
         codec: EventCodec | None = None,
         producer: Producer | None = None,
+        *,
+        untracked: bool = False,
         **overrides: Any,
     ) -> None:
+        """`untracked`: nothing published here waits on a record's acknowledgement (an
+        export back-fill flushes at each file's end), so librdkafka reports failed deliveries
+        only: a delivered record then costs no Python callback (~2.4 µs, an eighth of the
+        export's per-item work, profiled). Passing a tracker to such a publisher raises."""
         self.kafka = kafka
         self.codec = codec or EventCodec()
+        if untracked:
+            overrides["delivery.report.only.error"] = True
+        self.untracked = untracked
         config = producer_config(kafka, **overrides)
         self._producer = producer or Producer(config)
         # How long librdkafka keeps trying to deliver a record before it reports a failure
@@ -207,6 +216,7 @@ class Publisher:
         self.delivery_timeout_s = float(timeout_ms) / 1000
         self._fatal: str | None = None
         self._fatal_too_large = False
+        self._fatal_size = 0  # the size of the record _fatal names, when it is too large
         self._unpolled = 0
         self._topics: dict[str, str] = {}
         self._on_delivery = self._delivered_untracked  # one bound method, not one per record
@@ -294,6 +304,7 @@ class Publisher:
         if not events:
             tracker.mark(position)
             return
+        self._check_trackable()
         self.raise_if_failed()
         seq = tracker.add_many(len(events), position)
         ack = tracker.ack
@@ -353,6 +364,7 @@ class Publisher:
         if tracker is None:
             callback = self._on_delivery
         else:
+            self._check_trackable()
             seq = tracker.add(position)
 
             def callback(err: KafkaError | None, msg: Any) -> None:
@@ -373,6 +385,11 @@ class Publisher:
             self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
         self.published += 1
         self._count_unpolled(1)
+
+    def _check_trackable(self) -> None:
+        if self.untracked:
+            # Its producer never reports a success: the tracker would wait for ever.
+            raise RuntimeError("an untracked publisher cannot track acknowledgements")
 
     def _produce_waiting(
         self,
@@ -424,9 +441,16 @@ class Publisher:
     def _delivered_untracked(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             topic = msg.topic() if msg is not None else "?"
-            if self._fatal is None:
+            too_large = err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+            size = len(msg.value() or b"") if msg is not None else 0
+            # The broker refuses a whole batch over the topic's limit, and every record of
+            # it is reported: the largest is the one that did not fit (seen: an export
+            # file's 60 KB item named by the 584-byte record batched before it).
+            if self._fatal is None or (
+                too_large and self._fatal_too_large and size > self._fatal_size
+            ):
                 self._fatal = self._failure_text(err, msg)
-                self._fatal_too_large = err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+                self._fatal_too_large, self._fatal_size = too_large, size
             log.error("delivery failed", extra={"topic": topic, "error": err.str()})
 
     def _failure_text(self, err: KafkaError, msg: Any) -> str:

@@ -9,12 +9,15 @@ applied into SQLite, leave the target equal to the source.
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from bridge.model import attrs
 from bridge.model.event import ChangeEvent
@@ -261,3 +264,57 @@ def test_full_then_incremental_export_in_aws_layout_from_dir_and_s3_into_sqlite(
         reader.close()
         if apply.proc.poll() is None:
             apply.kill()
+
+
+def test_an_export_record_kafka_refuses_stops_the_file_named_and_not_done(
+    dynamodb_endpoint: str,
+    kafka_bootstrap: str,
+    unique_name: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An export's producer reports failed deliveries only (a delivered record costs no
+    callback): the broker refusing one record must still stop the back-fill, naming the
+    file, the key and the topic setting, and leave the file not DONE, so that once the limit
+    is raised the same run publishes it again."""
+    table = unique_name("refused").replace("-", "_")
+    topic = f"ddb.{table}.changes"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics(
+        [NewTopic(topic, 1, 1, config={"max.message.bytes": "20000"})], request_timeout=30
+    )[topic].result(30)
+    big = {**sample_item(7, pad=5), "blob": {"S": base64.b64encode(os.urandom(45_000)).decode()}}
+    lines = [{"Item": sample_item(i, pad=5)} for i in range(20)]
+    export = build_export(tmp_path / "bucket", [lines[:10], [*lines[10:], {"Item": big}]])
+    config = write_config(
+        tmp_path / "bridge.toml",
+        kafka_bootstrap,
+        "local",
+        {"type": "null"},
+        [table],
+        sections={
+            "aws": {"endpoint_url": dynamodb_endpoint},
+            "stream": {"lease_table": unique_name("leases"), "lease_duration_ms": 2000},
+        },
+    )
+    args = ["backfill", "--config", str(config), "--table", table, "--from", "export"]
+    args += ["--dir", str(export.root), "--no-stream", "--no-progress"]
+
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert export.data_path(1).name in err, err  # the file
+    assert '"pk":{"S":"user#0000007"}' in err, err  # the key
+    assert f"--entity-name {topic} --add-config max.message.bytes=" in err, err
+
+    raised = ConfigResource(
+        ConfigResource.Type.TOPIC, topic, set_config={"max.message.bytes": "200000"}
+    )
+    for future in admin.alter_configs([raised]).values():
+        future.result(30)
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert ": complete" in " ".join(out.split()), out
+    blobs = [m for m in consume_all(kafka_bootstrap, topic, 21) if len(m.value()) > 40_000]
+    assert len(blobs) == 1, "the refused record was not published again once it fit"

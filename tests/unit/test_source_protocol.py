@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from bridge.kafka.publisher import Publisher
+from bridge.model.acks import AckTracker
 from bridge.model.errors import PermanentError
 from bridge.model.event import ChangeEvent, Origin
 from bridge.ports.source import PartReader, PartSource
@@ -190,11 +191,18 @@ class FakeStore:
                 self.unacked_writes.append(write)
 
 
-def held(store: FakeStore, **kwargs: Any) -> tuple[HoldingProducer, Publisher]:
-    """The real Publisher over a producer that holds acknowledgements; `store` checks them."""
-    producer = HoldingProducer(**kwargs)
+def held(
+    store: FakeStore, untracked: bool = False, **kwargs: Any
+) -> tuple[HoldingProducer, Publisher]:
+    """The real Publisher over a producer that holds acknowledgements; `store` checks them.
+    `untracked`: an export's publisher, whose producer reports failed deliveries only."""
+    producer = HoldingProducer(errors_only=untracked, **kwargs)
     store.producer = producer
-    publisher = Publisher(KafkaSettings(bootstrap_servers="unused:9092"), producer=producer)  # type: ignore[arg-type]
+    publisher = Publisher(
+        KafkaSettings(bootstrap_servers="unused:9092"),
+        producer=producer,  # type: ignore[arg-type]
+        untracked=untracked,
+    )
     return producer, publisher
 
 
@@ -294,7 +302,7 @@ def test_untracked_parts_are_done_only_once_kafka_acknowledged_every_record() ->
     # Held until flush: an export part's records are not tracked one by one, so only the
     # flush before DONE can wait for them.
     store = FakeStore(states={0: part(0)})
-    producer, publisher = held(store)
+    producer, publisher = held(store, untracked=True)
     reader = ScriptedReader([("x", Step([event(1), event(2)], True))], checkpoints=False)
     run_job(store, publisher, {0: reader})
     assert store.writes == [("finish", 0, 2)]
@@ -309,7 +317,7 @@ def test_a_refused_record_stops_the_part_and_names_it_and_the_key(
 ) -> None:
     monkeypatch.setattr(part_loop, "CHECKPOINT_EVERY_S", 0.0)
     store = FakeStore(states={0: part(0)})
-    producer, publisher = held(store)
+    producer, publisher = held(store, untracked=not checkpoints)
     producer.refuse(key_contains('"k2"'), code)
 
     def answer_so_far() -> None:
@@ -344,3 +352,24 @@ def test_scripted_fakes_match_the_protocol() -> None:
     assert isinstance(source, PartSource)
     assert isinstance(ScriptedReader([]), PartReader)
     assert not isinstance(SimpleNamespace(read=lambda: None), PartReader)
+
+
+def test_an_untracked_publisher_refuses_a_tracker() -> None:
+    """Its producer never reports a delivered record: a tracked record would wait for ever."""
+    producer, publisher = held(FakeStore(), untracked=True)
+    with pytest.raises(RuntimeError, match="untracked"):
+        publisher.publish(event(1), AckTracker(), "a")
+    assert producer.sent == []
+
+
+def test_an_export_s_publisher_asks_librdkafka_for_failed_deliveries_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bridge.kafka import publisher as publisher_module
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(publisher_module, "Producer", seen.append)
+    Publisher(KafkaSettings(bootstrap_servers="unused:9092"), untracked=True)
+    Publisher(KafkaSettings(bootstrap_servers="unused:9092"))
+    assert seen[0]["delivery.report.only.error"] is True
+    assert "delivery.report.only.error" not in seen[1]

@@ -74,6 +74,7 @@ class ExportBackfill:
     """`ddb-bridge backfill --from export`: finds the export and its run; one thread reads."""
 
     name = "export"
+    checkpoints = False  # its files are read again from their start (ExportFileReader)
 
     def check_request(self, req: BackfillRequest) -> None:
         if not (req.s3_uri or req.dir or req.start_export):

@@ -130,6 +130,8 @@ class BackfillSource(Protocol):
     """A kind of back-fill (`--from scan`, `--from export`); one object per invocation."""
 
     name: str
+    # Whether its parts' readers save positions inside a part (EventReader.checkpoints).
+    checkpoints: bool
 
     def check_request(self, req: BackfillRequest) -> None:
         """Raise ConfigError for options this kind does not take or lacks."""

@@ -108,7 +108,9 @@ def run_backfill(
 
     ensure_topics(settings.kafka, [req.table])
     codec = make_codec(settings.kafka, [req.table])
-    publisher = Publisher(settings.kafka, codec)
+    # An export's records are not tracked one by one (a file is DONE after a flush), a
+    # scan's are (its pages are checkpoints): see EventReader.checkpoints.
+    publisher = Publisher(settings.kafka, codec, untracked=not source.checkpoints)
     skip_expired = conf.skip_expired_ttl and not req.keep_expired
     job = BackfillJob(
         table=req.table,

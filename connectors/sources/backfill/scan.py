@@ -54,6 +54,7 @@ class ScanBackfill:
     """`ddb-bridge backfill --from scan`: chooses the scan run; its threads read segments."""
 
     name = "scan"
+    checkpoints = True  # its pages are positions (SegmentReader)
 
     def check_request(self, req: BackfillRequest) -> None:
         if req.s3_uri or req.dir or req.start_export:
