@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -25,7 +25,13 @@ from bridge.kafka.limits import message_max_bytes, topic_max_message_bytes
 from bridge.kafka.reach import described_cluster, ensure_reachable
 from bridge.kafka.refusals import wait_result
 from bridge.model.acks import AckTracker
-from bridge.model.errors import MessageTooLargeError, PermanentError, TransientError, Unavailable
+from bridge.model.errors import (
+    AttributeTypeError,
+    MessageTooLargeError,
+    PermanentError,
+    TransientError,
+    Unavailable,
+)
 from bridge.model.event import ChangeEvent, Op, Origin
 from bridge.runtime.settings import KafkaSettings
 from bridge.runtime.waits import waiting
@@ -291,22 +297,60 @@ class Publisher:
             self._count_unpolled(0)
 
     def publish_batch(
-        self, events: Sequence[ChangeEvent], tracker: AckTracker[Any], position: Any
-    ) -> None:
+        self,
+        events: Sequence[ChangeEvent],
+        tracker: AckTracker[Any],
+        position: Any,
+        refuse: Callable[[int, Exception], None] | None = None,
+    ) -> int:
         """Queue `events` (one source page, in order) as one tracked group: `position`, where
-        the source stands after the last of them, becomes safe once every one of them (and
-        everything tracked before) is acknowledged.
+        the source stands after the last of them (None: the caller marks it), becomes safe
+        once every one of them (and everything tracked before) is acknowledged. Returns how
+        many were queued.
 
-        The stream's hot path: one delivery callback and one tracker entry for the page
-        instead of one of each per record. A record that cannot be queued raises, leaving
-        the group, and so the position, unacknowledged for good.
+        The hot path of the stream and of a scan back-fill: one delivery callback and one
+        tracker entry for the page instead of one of each per record (a scan page tracked
+        record by record cost ~24 µs of CPU an item, grouped ~10, against a broker here).
+        Every record is encoded before any is queued: one whose key or image cannot be
+        encoded (AttributeTypeError, ArithmeticError) goes to `refuse(index, exc)` and is left
+        out of the group, or, without `refuse`, raises with nothing of the page queued. A
+        record that cannot be queued raises, leaving the group, and so the position,
+        unacknowledged for good.
         """
-        if not events:
-            tracker.mark(position)
-            return
         self._check_trackable()
         self.raise_if_failed()
-        seq = tracker.add_many(len(events), position)
+        encode = self.codec.encode
+        topic_of = self._topic
+        op_header = _OP_HEADER_ITEM
+        origin_header = _ORIGIN_HEADER_ITEM
+        records: list[tuple[str, bytes, bytes, list[tuple[str, str | bytes | None]], int]] = []
+        add = records.append
+        table: str | None = None
+        topic = ""
+        for index, event in enumerate(events):
+            if event.table is not table:  # one table per page: its topic looked up once
+                table = event.table
+                topic = topic_of(table)
+            try:
+                key = event.key_bytes()
+                value = encode(event)
+            except (AttributeTypeError, ArithmeticError) as exc:
+                if refuse is None:
+                    raise
+                refuse(index, exc)
+                continue
+            timestamp = event.change_time_ms
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("ddb.version", b"%d" % event.version),
+                op_header[event.op],
+                origin_header[event.origin],
+            ]
+            add((topic, key, value, headers, timestamp if timestamp > 0 else 0))
+        if not records:
+            if position is not None:
+                tracker.mark(position)
+            return 0
+        seq = tracker.add_many(len(records), position)
         ack = tracker.ack
 
         def delivered(err: KafkaError | None, msg: Any) -> None:
@@ -317,24 +361,7 @@ class Publisher:
                 ack(seq, self._failure_text(err, msg))
 
         produce = self._producer.produce
-        encode = self.codec.encode
-        topic_of = self._topic
-        op_header = _OP_HEADER_ITEM
-        origin_header = _ORIGIN_HEADER_ITEM
-        table = events[0].table
-        topic = topic_of(table)
-        for event in events:
-            if event.table is not table:  # one table per page: its topic looked up once
-                table = event.table
-                topic = topic_of(table)
-            key = event.key_bytes()
-            value = encode(event)
-            headers: list[tuple[str, str | bytes | None]] = [
-                ("ddb.version", b"%d" % event.version),
-                op_header[event.op],
-                origin_header[event.origin],
-            ]
-            timestamp = event.change_time_ms
+        for topic, key, value, headers, timestamp in records:
             try:
                 produce(
                     topic,
@@ -342,12 +369,13 @@ class Publisher:
                     key=key,
                     headers=headers,
                     on_delivery=delivered,
-                    timestamp=timestamp if timestamp > 0 else 0,
+                    timestamp=timestamp,
                 )
             except (BufferError, KafkaException):
                 self._produce_waiting(topic, key, value, headers, delivered, timestamp)
-        self.published += len(events)
-        self._count_unpolled(len(events))
+        self.published += len(records)
+        self._count_unpolled(len(records))
+        return len(records)
 
     def produce_raw(
         self,

@@ -373,3 +373,56 @@ def test_an_export_s_publisher_asks_librdkafka_for_failed_deliveries_only(
     Publisher(KafkaSettings(bootstrap_servers="unused:9092"))
     assert seen[0]["delivery.report.only.error"] is True
     assert "delivery.report.only.error" not in seen[1]
+
+
+def bad_key_event(n: int) -> ChangeEvent:
+    """An event whose key cannot be encoded (a number past DynamoDB's range): it fails when
+    published, as a key that only the encoder checks would."""
+    made = event(n)
+    return replace(made, keys={"pk": {"S": f"k{n}"}, "sk": {"N": "1e200"}})
+
+
+def test_a_scan_page_with_a_key_it_cannot_encode_queues_nothing_of_the_page() -> None:
+    """A checkpointing part publishes a page as one tracked group, encoding every record
+    first: a record the reader refuses by raising stops the part with nothing of its page
+    queued and nothing past the previous page saved."""
+    store = FakeStore(states={0: part(0)})
+    producer, publisher = held(store, arrive_after_polls=1)
+    reader = ScriptedReader(
+        [
+            ("a", Step([event(1), event(2)], False)),
+            ("b", Step([event(3), bad_key_event(4), event(5)], False)),
+        ],
+        where="table t segment 0/1",
+    )
+    with pytest.raises(PermanentError, match=r"table t segment 0/1: .*1e200"):
+        run_job(store, publisher, {0: reader})
+    assert [key for _, key, _ in producer.sent] == [event(1).key_bytes(), event(2).key_bytes()]
+    assert all(w[2] == "a" for w in store.writes if w[0] == "checkpoint"), store.writes
+    assert store.unacked_writes == []
+
+
+def test_a_record_set_aside_leaves_the_page_group_and_the_count() -> None:
+    """A reader that sets a bad record aside (the DLQ) instead of raising: the rest of the
+    page is published and acknowledged as one group, and the checkpoint counts only what
+    was sent."""
+    refused: list[tuple[int, str]] = []
+
+    @dataclass
+    class SettingAside(ScriptedReader):
+        def refuse(self, index: int, exc: Exception) -> None:
+            refused.append((index, type(exc).__name__))
+
+    store = FakeStore(states={0: part(0)})
+    producer, publisher = held(store, arrive_after_polls=1)
+    reader = SettingAside(
+        [
+            ("a", Step([event(1), bad_key_event(2), event(3)], False)),
+            ("b", Step([event(4)], True)),
+        ]
+    )
+    run_job(store, publisher, {0: reader})
+    assert refused == [(1, "AttributeTypeError")]
+    assert len(producer.sent) == 3 and producer.unacked == 0
+    assert store.writes[-1] == ("finish", 0, 3), store.writes
+    assert store.unacked_writes == []

@@ -201,7 +201,7 @@ class BackfillJob:
         # Positions paired with the part's item count, so a resumed part counts on.
         tracker: AckTracker[tuple[str, int]] = AckTracker()
         track = tracker if reader.checkpoints else None
-        publish = self.publisher.publish
+        publish, publish_page = self.publisher.publish, self.publisher.publish_batch
         published = part.items
         last_saved: tuple[str, int] | None = None
         saved_at = time.monotonic()
@@ -210,19 +210,27 @@ class BackfillJob:
             if self.lost(part.index):
                 raise LeaseLost(f"{reader.where}: claim taken over by another worker")
             batch = reader.read()
-            sent = 0
-            for n, event in enumerate(batch.records):
+            if track is not None:
+                # A page is one tracked group (its position is marked after it, below); a
+                # record whose key cannot be encoded is the reader's to refuse, as below.
                 try:
-                    publish(event, track)
-                except (AttributeTypeError, ArithmeticError) as exc:
-                    # The key is normalized while publishing: one that cannot be is a bad
-                    # record like any other, for the reader to refuse.
-                    reader.refuse(n, exc)
-                    continue
+                    sent = publish_page(list(batch.records), tracker, None, reader.refuse)
                 except (PermanentError, TransientError) as exc:
-                    # Kafka refused an earlier record: the part stops here, named.
                     raise in_part(exc, reader.where) from exc
-                sent += 1
+            else:
+                sent = 0
+                for n, event in enumerate(batch.records):
+                    try:
+                        publish(event)
+                    except (AttributeTypeError, ArithmeticError) as exc:
+                        # The key is normalized while publishing: one that cannot be is a
+                        # bad record like any other, for the reader to refuse.
+                        reader.refuse(n, exc)
+                        continue
+                    except (PermanentError, TransientError) as exc:
+                        # Kafka refused an earlier record: the part stops here, named.
+                        raise in_part(exc, reader.where) from exc
+                    sent += 1
             published += sent
             self.stats.add(published=sent)
             if batch.end:
