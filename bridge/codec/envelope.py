@@ -354,15 +354,22 @@ def compile_text_decoder(
             return pos + 1, pos + 1 + (b >> 1)
         return _span(data, pos)
 
-    def optional(data: bytes, pos: int) -> tuple[str | None, int]:
-        """A ["null", "string"] union: the text, or None."""
+    def union(
+        data: bytes, pos: int, span: Callable[[bytes, int], tuple[int, int]]
+    ) -> tuple[bytes | None, int]:
+        """A ["null", "string"] union: the string's bytes (read by `span`), or None."""
         b = data[pos]
         if b == 0:
             return None, pos + 1
         if b != 2:
             raise EnvelopeError("union branch", pos)
-        a, pos = string(data, pos + 1)
-        return data[a:pos].decode(), pos
+        a, pos = span(data, pos + 1)
+        return data[a:pos], pos
+
+    def optional(data: bytes, pos: int) -> tuple[str | None, int]:
+        """A ["null", "string"] union: the text, or None."""
+        raw, pos = union(data, pos, string)
+        return None if raw is None else raw.decode(), pos
 
     def decode(data: bytes, pos: int) -> TextParts | None:
         # Straight-line on purpose, like compile_decoder's: this runs once per record.
@@ -384,24 +391,10 @@ def compile_text_decoder(
             keys = orjson.loads(keys_text)
             if type(keys) is not dict:
                 return None
-            new_text = old_text = None
             created = None
-            b = data[pos]
-            if b == 2:
-                a, pos = _span(data, pos + 1)
-                new_text = data[a:pos]
-            elif b == 0:
-                pos += 1
-            else:
-                return None
-            b = data[pos]
-            if b == 2:
-                a, pos = _span(data, pos + 1)
-                old_text = data[a:pos]
-            elif b == 0:
-                pos += 1
-            else:
-                return None
+            # An image's text is checked against the data's end (_span), not read unchecked.
+            new_text, pos = union(data, pos, _span)
+            old_text, pos = union(data, pos, _span)
             shard_id, pos = optional(data, pos)
             sequence_number, pos = optional(data, pos)
             event_id, pos = optional(data, pos)
