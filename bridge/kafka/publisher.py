@@ -263,18 +263,7 @@ class Publisher:
             headers = self._last_headers = self.headers(event)
             self._last_version, self._last_op = event.version, event.op
             self._last_origin = event.origin
-        timestamp = event.change_time_ms
-        try:
-            self._producer.produce(
-                topic,
-                value=value,
-                key=key,
-                headers=headers,
-                on_delivery=self._on_delivery,
-                timestamp=timestamp if timestamp > 0 else 0,
-            )
-        except (BufferError, KafkaException):
-            self._produce_waiting(topic, key, value, headers, self._on_delivery, timestamp)
+        self._produce(topic, key, value, headers, self._on_delivery, event.change_time_ms)
         self.published += 1
         self._unpolled += 1
         if self._unpolled >= 1000:
@@ -305,7 +294,7 @@ class Publisher:
                 self._delivered_untracked(err, msg)
                 ack(seq, self._failure_text(err, msg))
 
-        produce = self._producer.produce
+        produce = self._produce
         encode = self.codec.encode
         topic_of = self._topic
         op_header = _OP_HEADER_ITEM
@@ -323,18 +312,7 @@ class Publisher:
                 op_header[event.op],
                 origin_header[event.origin],
             ]
-            timestamp = event.change_time_ms
-            try:
-                produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    headers=headers,
-                    on_delivery=delivered,
-                    timestamp=timestamp if timestamp > 0 else 0,
-                )
-            except (BufferError, KafkaException):
-                self._produce_waiting(topic, key, value, headers, delivered, timestamp)
+            produce(topic, key, value, headers, delivered, event.change_time_ms)
         self.published += len(events)
         self._count_unpolled(len(events))
 
@@ -359,6 +337,21 @@ class Publisher:
                 self._delivered_untracked(err, msg)
                 tracker.ack(seq, self._failure_text(err, msg) if err is not None else None)
 
+        self._produce(topic, key, value, headers, callback, timestamp_ms)
+        self.published += 1
+        self._count_unpolled(1)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]] | None,
+        callback: Any,
+        timestamp_ms: int,
+    ) -> None:
+        """Queue one record (every publishing path ends here); when the producer refuses it,
+        `_produce_waiting` waits for room or raises."""
         try:
             self._producer.produce(
                 topic,
@@ -371,8 +364,6 @@ class Publisher:
             )
         except (BufferError, KafkaException):
             self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
-        self.published += 1
-        self._count_unpolled(1)
 
     def _produce_waiting(
         self,
