@@ -349,9 +349,13 @@ class Publisher:
         headers: list[tuple[str, str | bytes | None]] | None,
         callback: Any,
         timestamp_ms: int,
+        *,
+        wait: bool = True,
     ) -> None:
-        """Queue one record (every publishing path ends here); when the producer refuses it,
-        `_produce_waiting` waits for room or raises."""
+        """Queue one record: every publishing path ends here. When the producer refuses it,
+        `wait` tries again while its local queue is full (the retries call this with
+        `wait=False`, which raises a full queue's BufferError for the loop to wait on); a
+        refusal for any other reason is raised, translated."""
         try:
             self._producer.produce(
                 topic,
@@ -362,47 +366,33 @@ class Publisher:
                 # librdkafka takes 0 as "now"; a negative time is refused, so it is too.
                 timestamp=timestamp_ms if timestamp_ms > 0 else 0,
             )
-        except (BufferError, KafkaException):
-            self._produce_waiting(topic, key, value, headers, callback, timestamp_ms)
-
-    def _produce_waiting(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: list[tuple[str, str | bytes | None]] | None,
-        callback: Any,
-        timestamp_ms: int,
-    ) -> None:
-        """Queue one record that the producer just refused: wait while its local queue is
-        full; a refusal for any other reason is raised, translated."""
+            return
+        except BufferError:
+            if not wait:
+                raise
+        except KafkaException as exc:
+            if not wait:
+                raise self._refused(topic, key, value, exc) from exc
         # A queue that stays full is a broker that does not take records: a legitimate wait
         # (/livez stays 200, bridge/runtime/waits.py), however long the outage lasts.
         with waiting(f"Kafka (the producer's queue for {topic} is full)"):
             while True:
+                self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
                 try:
-                    self._producer.poll(0.05)  # serve delivery callbacks: room in the queue
-                    self._producer.produce(
-                        topic,
-                        value=value,
-                        key=key,
-                        headers=headers,
-                        on_delivery=callback,
-                        timestamp=max(0, timestamp_ms),
-                    )
+                    self._produce(topic, key, value, headers, callback, timestamp_ms, wait=False)
                     return
                 except BufferError:
                     continue  # still full (backpressure)
-                except KafkaException as exc:
-                    if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                        setting = (
-                            f'the producer\'s limit, [kafka.extra] "message.max.bytes" '
-                            f"(now {message_max_bytes(self.kafka)})"
-                        )
-                        raise MessageTooLargeError(
-                            self._too_large(topic, key, len(value), setting)
-                        ) from exc
-                    raise TransientError(f"produce to {topic} failed: {exc}") from exc
+
+    def _refused(self, topic: str, key: bytes, value: bytes, exc: KafkaException) -> Exception:
+        """The bridge's error for a record the producer refused other than for a full queue."""
+        if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            setting = (
+                f'the producer\'s limit, [kafka.extra] "message.max.bytes" '
+                f"(now {message_max_bytes(self.kafka)})"
+            )
+            return MessageTooLargeError(self._too_large(topic, key, len(value), setting))
+        return TransientError(f"produce to {topic} failed: {exc}")
 
     def _count_unpolled(self, produced: int) -> None:
         # Serving callbacks on every record costs more than the record itself; every 1,000
