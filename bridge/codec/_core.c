@@ -52,6 +52,14 @@ enum { ORIGIN_STREAM, ORIGIN_SCAN, ORIGIN_EXPORT, ORIGIN_INCREMENTAL };
 #define DEFER 1
 #define FAIL (-1)
 
+/* What an entry point answers where it is not certain (or failed): None, any error cleared,
+   so that the Python implementation decides (a new reference). */
+static PyObject *deferred(void)
+{
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 /* -- numbers ------------------------------------------------------------------------------ */
 
 /* attrs._PLAIN: -?(?:[0-9]+\.?[0-9]*|\.[0-9]+) over the whole text. */
@@ -637,9 +645,7 @@ static PyObject *py_export_line(PyObject *self, PyObject *const *args, Py_ssize_
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     Py_DECREF(doc);
     Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
@@ -762,9 +768,7 @@ static PyObject *py_stream_record(PyObject *self, PyObject *const *args, Py_ssiz
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(new_json); Py_XDECREF(old_json);
     Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(version); Py_XDECREF(created_obj);
@@ -798,9 +802,7 @@ static PyObject *py_scan_item(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     Py_XDECREF(item); Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json);
     Py_XDECREF(text); Py_XDECREF(body); Py_XDECREF(encoded); Py_XDECREF(event);
@@ -859,9 +861,7 @@ static PyObject *py_encode_event(PyObject *self, PyObject *const *args, Py_ssize
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     for (int i = 0; i < N_FIELDS; i++) Py_XDECREF(f[i]);
     Py_XDECREF(keys_json); Py_XDECREF(new_json); Py_XDECREF(old_json);
@@ -898,14 +898,24 @@ static int read_span(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, Py_s
     return 1;
 }
 
+/* An optional string ["null", "string"]: 1 for null (*out None), 2 for a string (its
+   [start, end) in *start and *pos, *out untouched), 0 when malformed. */
+static int read_optional_span(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos,
+                              Py_ssize_t *start, PyObject **out)
+{
+    if (*pos >= n) return 0;
+    unsigned char b = d[(*pos)++];
+    if (b == 0) { Py_INCREF(Py_None); *out = Py_None; return 1; }
+    if (b != 2 || !read_span(d, n, pos, start)) return 0;
+    return 2;
+}
+
 /* An optional string ["null", "string"]: *out None or the text (new reference), or 0. */
 static int read_optional_text(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, PyObject **out)
 {
     Py_ssize_t start;
-    if (*pos >= n) return 0;
-    unsigned char b = d[(*pos)++];
-    if (b == 0) { Py_INCREF(Py_None); *out = Py_None; return 1; }
-    if (b != 2 || !read_span(d, n, pos, &start)) return 0;
+    int found = read_optional_span(d, n, pos, &start, out);
+    if (found != 2) return found;
     *out = PyUnicode_DecodeUTF8((const char *)d + start, *pos - start, NULL);
     if (*out == NULL) { PyErr_Clear(); return 0; }
     return 1;
@@ -915,10 +925,8 @@ static int read_optional_text(const unsigned char *d, Py_ssize_t n, Py_ssize_t *
 static int read_optional_bytes(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, PyObject **out)
 {
     Py_ssize_t start;
-    if (*pos >= n) return 0;
-    unsigned char b = d[(*pos)++];
-    if (b == 0) { Py_INCREF(Py_None); *out = Py_None; return 1; }
-    if (b != 2 || !read_span(d, n, pos, &start)) return 0;
+    int found = read_optional_span(d, n, pos, &start, out);
+    if (found != 2) return found;
     *out = PyBytes_FromStringAndSize((const char *)d + start, *pos - start);
     return *out != NULL;
 }
@@ -970,9 +978,7 @@ static PyObject *py_decode_text(PyObject *self, PyObject *const *args, Py_ssize_
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     Py_XDECREF(table); Py_XDECREF(keys_text); Py_XDECREF(keys); Py_XDECREF(new_text);
     Py_XDECREF(old_text); Py_XDECREF(shard); Py_XDECREF(seq); Py_XDECREF(eid);
@@ -1701,9 +1707,7 @@ static PyObject *py_page_records(PyObject *self, PyObject *const *args, Py_ssize
     result = PyTuple_Pack(3, list, next, capsule);
     if (result != NULL) goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     if (scanned != NULL) {
         Py_XDECREF(scanned->body);
@@ -1841,9 +1845,7 @@ static PyObject *py_export_text(PyObject *self, PyObject *const *args, Py_ssize_
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     PyMem_Free(sc.names);
     Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);
@@ -2037,9 +2039,7 @@ static PyObject *py_scan_text(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (result == NULL) goto defer;
     goto done;
 defer:
-    PyErr_Clear();
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = deferred();
 done:
     PyMem_Free(b.p);
     Py_XDECREF(keys); Py_XDECREF(key); Py_XDECREF(keys_json); Py_XDECREF(text);

@@ -177,12 +177,31 @@ def _span(data: bytes, pos: int) -> tuple[int, int]:
     return start, end
 
 
+# Reads a length-prefixed string at a position: (start, end) of its bytes.
+Span = Callable[[bytes, int], tuple[int, int]]
+
+
 def _branch(data: bytes, pos: int) -> tuple[int, int]:
     """The branch index of a ["null", X] union: 0 or 1."""
     b = data[pos]
     if b > 2 or b == 1:  # zigzag 0 -> 0 (null), zigzag 2 -> 1 (value)
         raise EnvelopeError(f"union branch byte {b} out of range", pos)
     return b >> 1, pos + 1
+
+
+def _optional(data: bytes, pos: int, span: Span = _span) -> tuple[bytes | None, int]:
+    """A ["null", "string"] (or "bytes") union at `pos`: the value's bytes, or None."""
+    i, pos = _branch(data, pos)
+    if not i:
+        return None, pos
+    a, pos = span(data, pos)
+    return data[a:pos], pos
+
+
+def _optional_str(data: bytes, pos: int, span: Span = _span) -> tuple[str | None, int]:
+    """A ["null", "string"] union at `pos`: the text, or None."""
+    raw, pos = _optional(data, pos, span)
+    return None if raw is None else raw.decode(), pos
 
 
 class EnvelopeError(ValueError):
@@ -205,7 +224,8 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
         return None  # the Python enums must list the symbols in schema order
 
     def decode(data: bytes, pos: int) -> ChangeEvent:
-        # Straight-line on purpose: this runs once per consumed record.
+        # Straight-line but for the optional fields' helpers: this runs once per consumed
+        # record.
         try:
             a, pos = _span(data, pos)
             table = data[a:pos].decode()
@@ -217,31 +237,16 @@ def compile_decoder(schema_json: dict[str, Any]) -> Callable[[bytes, int], Chang
             a, pos = _span(data, pos)
             keys_text = data[a:pos]
             keys = orjson.loads(keys_text)
-            new_image = old_image = new_text = old_text = None
-            shard_id = sequence_number = event_id = None
-            created = None
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
-                new_text = data[a:pos]
+            new_image = old_image = created = None
+            new_text, pos = _optional(data, pos)
+            if new_text is not None:
                 new_image = orjson.loads(new_text)
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
-                old_text = data[a:pos]
+            old_text, pos = _optional(data, pos)
+            if old_text is not None:
                 old_image = orjson.loads(old_text)
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
-                shard_id = data[a:pos].decode()
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
-                sequence_number = data[a:pos].decode()
-            i, pos = _branch(data, pos)
-            if i:
-                a, pos = _span(data, pos)
-                event_id = data[a:pos].decode()
+            shard_id, pos = _optional_str(data, pos)
+            sequence_number, pos = _optional_str(data, pos)
+            event_id, pos = _optional_str(data, pos)
             i, pos = _branch(data, pos)
             if i:
                 created, pos = _long(data, pos)
@@ -354,16 +359,6 @@ def compile_text_decoder(
             return pos + 1, pos + 1 + (b >> 1)
         return _span(data, pos)
 
-    def optional(data: bytes, pos: int) -> tuple[str | None, int]:
-        """A ["null", "string"] union: the text, or None."""
-        b = data[pos]
-        if b == 0:
-            return None, pos + 1
-        if b != 2:
-            raise EnvelopeError("union branch", pos)
-        a, pos = string(data, pos + 1)
-        return data[a:pos].decode(), pos
-
     def decode(data: bytes, pos: int) -> TextParts | None:
         # Straight-line on purpose, like compile_decoder's: this runs once per record.
         try:
@@ -384,27 +379,13 @@ def compile_text_decoder(
             keys = orjson.loads(keys_text)
             if type(keys) is not dict:
                 return None
-            new_text = old_text = None
             created = None
-            b = data[pos]
-            if b == 2:
-                a, pos = _span(data, pos + 1)
-                new_text = data[a:pos]
-            elif b == 0:
-                pos += 1
-            else:
-                return None
-            b = data[pos]
-            if b == 2:
-                a, pos = _span(data, pos + 1)
-                old_text = data[a:pos]
-            elif b == 0:
-                pos += 1
-            else:
-                return None
-            shard_id, pos = optional(data, pos)
-            sequence_number, pos = optional(data, pos)
-            event_id, pos = optional(data, pos)
+            # An image's text is checked against the data's end (_span), not read unchecked.
+            new_text, pos = _optional(data, pos)
+            old_text, pos = _optional(data, pos)
+            shard_id, pos = _optional_str(data, pos, string)
+            sequence_number, pos = _optional_str(data, pos, string)
+            event_id, pos = _optional_str(data, pos, string)
             b = data[pos]
             if b == 2:
                 created, pos = _long_fast(data, pos + 1)

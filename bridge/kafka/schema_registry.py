@@ -21,12 +21,14 @@ cache); this module only translates its errors into the bridge's retry classes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.codec.avro import EventCodec, ParsedSchema, load_schema_text
 from bridge.model.errors import ConfigError, DecodeError, PermanentError, TransientError
 from bridge.runtime.redact import redact_text
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from bridge.runtime.settings import KafkaSettings
@@ -65,45 +67,55 @@ class SchemaRegistry:
             return PermanentError(f"schema registry {self.url}: {what}: HTTP {status} {detail}")
         return TransientError(f"schema registry {self.url} unreachable ({what}): {detail}")
 
-    def register(self, subject: str, schema_text: str) -> int:
-        from confluent_kafka.schema_registry import Schema
+    def _call(
+        self, what: str, call: Callable[[], T], status: int, error: Callable[[Any], Exception]
+    ) -> T:
+        """`call()`, its failure translated: an HTTP `status` answer into `error(exc)` (what
+        that answer means to this call), any other failure by `_failed`, never swallowed."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
-            return int(self._client.register_schema(subject, Schema(schema_text, "AVRO")))
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 403:
-                # A registry locked down (40301: denied Write on the subject, or read-only).
-                raise ConfigError(
-                    f"schema registry {self.url} refuses to register the bridge's schema "
-                    f"under subject {subject} (HTTP 403, error {exc.error_code}): have it "
-                    "registered there and set [kafka] schema_registry_auto_register = false"
-                ) from exc
-            raise self._failed(f"register subject {subject}", exc) from exc
-        except Exception as exc:  # translated, never swallowed
-            raise self._failed(f"register subject {subject}", exc) from exc
+            return call()
+        except Exception as exc:
+            if isinstance(exc, SchemaRegistryError) and exc.http_status_code == status:
+                raise error(exc) from exc
+            raise self._failed(what, exc) from exc
+
+    def register(self, subject: str, schema_text: str) -> int:
+        from confluent_kafka.schema_registry import Schema
+
+        def denied(exc: Any) -> Exception:
+            # A registry locked down (40301: denied Write on the subject, or read-only).
+            return ConfigError(
+                f"schema registry {self.url} refuses to register the bridge's schema "
+                f"under subject {subject} (HTTP 403, error {exc.error_code}): have it "
+                "registered there and set [kafka] schema_registry_auto_register = false"
+            )
+
+        return self._call(
+            f"register subject {subject}",
+            lambda: int(self._client.register_schema(subject, Schema(schema_text, "AVRO"))),
+            403,
+            denied,
+        )
 
     def registered_id(self, subject: str, schema_text: str) -> int:
         """The id of the latest version under `subject`, when it is `schema_text` on the wire;
         ConfigError (stop, exit 2) when there is none or it differs. Registers nothing."""
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
         fix = (
             "register the bridge's change-event schema (schemas/change_event.avsc of this "
             f"ddb-bridge version) as the latest version of {subject}, or set [kafka] "
             "schema_registry_auto_register = true"
         )
-        try:
-            latest = self._client.get_latest_version(subject)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                raise ConfigError(
-                    f"no schema is registered under subject {subject} in schema registry "
-                    f"{self.url} (schema_registry_auto_register = false): {fix}"
-                ) from exc
-            raise self._failed(f"get the latest version of subject {subject}", exc) from exc
-        except Exception as exc:
-            raise self._failed(f"get the latest version of subject {subject}", exc) from exc
+        latest = self._call(
+            f"get the latest version of subject {subject}",
+            lambda: self._client.get_latest_version(subject),
+            404,
+            lambda _: ConfigError(
+                f"no schema is registered under subject {subject} in schema registry "
+                f"{self.url} (schema_registry_auto_register = false): {fix}"
+            ),
+        )
         schema_id, version, registered = latest.schema_id, latest.version, latest.schema.schema_str
         if schema_id is None or registered is None:
             raise PermanentError(
@@ -121,20 +133,16 @@ class SchemaRegistry:
 
     def schema_by_id(self, schema_id: int) -> str:
         """The schema text registered under `schema_id`; an unknown id is a DecodeError."""
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-        try:
-            schema = self._client.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                # The record names a schema this registry does not hold: that record is bad
-                # (dead-letter it), the registry is not.
-                raise DecodeError(
-                    f"schema id {schema_id} is not in the schema registry {self.url}"
-                ) from exc
-            raise self._failed(f"get schema id {schema_id}", exc) from exc
-        except Exception as exc:
-            raise self._failed(f"get schema id {schema_id}", exc) from exc
+        # An unknown id: the record names a schema this registry does not hold, so that
+        # record is bad (dead-letter it), the registry is not.
+        schema = self._call(
+            f"get schema id {schema_id}",
+            lambda: self._client.get_schema(schema_id),
+            404,
+            lambda _: DecodeError(
+                f"schema id {schema_id} is not in the schema registry {self.url}"
+            ),
+        )
         if schema.schema_type not in (None, "AVRO"):
             raise DecodeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
         return str(schema.schema_str)

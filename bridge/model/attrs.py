@@ -79,55 +79,62 @@ def _at(parent: str, name: str | int) -> str:
     return f"{parent}[{name}]" if type(name) is int else f"{parent}.{name}"
 
 
-def _av_from_boto(av: Any, parent: str, name: str | int) -> Any:
-    # The path for an error message is built only on an error. (The compiled core,
-    # bridge/codec/_core.c, takes the scans' hot path; this is its reference.)
+def _check_av(av: Any, parent: str, name: str | int) -> tuple[str, Any]:
+    """The checks `from_boto` and `from_wire` share, with their messages: one type tag, the
+    value's type, numbers that parse. A binary value is left to each (bytes in boto3's form,
+    base64 text in the wire form); the path for an error message is built only on an error.
+    (The compiled core, bridge/codec/_core.c, takes the hot path; this is its reference.)"""
     if type(av) is not dict or len(av) != 1:
         raise AttributeTypeError(
             f"{_at(parent, name)}: an attribute value must be an object with one type tag"
         )
     ((tag, value),) = av.items()
     if tag == "S":
-        if type(value) is str:
-            return av
-        raise AttributeTypeError(f"{_at(parent, name)}: S value must be a string")
-    if tag == "N":
+        if type(value) is not str:
+            raise AttributeTypeError(f"{_at(parent, name)}: S value must be a string")
+    elif tag == "N":
         if type(value) is not str:
             raise AttributeTypeError(f"{_at(parent, name)}: N value must be a string")
         if not is_short_number(value):
             parse_number(value, _at(parent, name))
-        return av
-    if tag == "BOOL":
-        if type(value) is bool:
-            return av
-        raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")
-    if tag == "M":
+    elif tag == "M":
         if type(value) is not dict:
             raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
-        return {"M": _map_from_boto(value, _at(parent, name))}
-    if tag == "L":
+    elif tag == "BOOL":
+        if type(value) is not bool:
+            raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")
+    elif tag == "L":
         if type(value) is not list:
             raise AttributeTypeError(f"{_at(parent, name)}: L value must be a list")
-        here = _at(parent, name)
-        return {"L": [_av_from_boto(v, here, i) for i, v in enumerate(value)]}
-    if tag == "B":
-        return {"B": _b64(value, _at(parent, name))}
-    if tag == "NULL":
+    elif tag == "NULL":
         if value is not True:
             raise AttributeTypeError(f"{_at(parent, name)}: NULL value must be true")
-        return av
-    if tag == "SS" or tag == "NS":
+    elif tag == "SS" or tag == "NS":
         if type(value) is not list or not all(type(v) is str for v in value):
             raise AttributeTypeError(f"{_at(parent, name)}: {tag} value must be a list of strings")
         if tag == "NS":
             for v in value:
                 check_number(v, _at(parent, name))
-        return av
-    if tag == "BS":
+    elif tag == "BS":
         if type(value) is not list:
             raise AttributeTypeError(f"{_at(parent, name)}: BS value must be a list")
+    elif tag != "B":
+        raise AttributeTypeError(f"{_at(parent, name)}: unknown DynamoDB attribute type {tag!r}")
+    return tag, value
+
+
+def _av_from_boto(av: Any, parent: str, name: str | int) -> Any:
+    tag, value = _check_av(av, parent, name)
+    if tag == "M":
+        return {"M": _map_from_boto(value, _at(parent, name))}
+    if tag == "L":
+        here = _at(parent, name)
+        return {"L": [_av_from_boto(v, here, i) for i, v in enumerate(value)]}
+    if tag == "B":
+        return {"B": _b64(value, _at(parent, name))}
+    if tag == "BS":
         return {"BS": [_b64(v, _at(parent, name)) for v in value]}
-    raise AttributeTypeError(f"{_at(parent, name)}: unknown DynamoDB attribute type {tag!r}")
+    return av
 
 
 def from_wire(item: Any, where: str = "item") -> Item:
@@ -172,30 +179,11 @@ def _canonical_b64(value: Any, parent: str, name: str | int) -> str:
 
 
 def _av_from_wire(av: Any, parent: str, name: str | int) -> None:
-    # The same checks and messages as _av_from_boto, in place.
-    if type(av) is not dict or len(av) != 1:
-        raise AttributeTypeError(
-            f"{_at(parent, name)}: an attribute value must be an object with one type tag"
-        )
-    ((tag, value),) = av.items()
-    if tag == "S":
-        if type(value) is not str:
-            raise AttributeTypeError(f"{_at(parent, name)}: S value must be a string")
-    elif tag == "N":
-        if type(value) is not str:
-            raise AttributeTypeError(f"{_at(parent, name)}: N value must be a string")
-        if not is_short_number(value):
-            parse_number(value, _at(parent, name))
-    elif tag == "M":
-        if type(value) is not dict:
-            raise AttributeTypeError(f"{_at(parent, name)}: M value must be an object")
+    # The same checks and messages as _av_from_boto (_check_av), in place.
+    tag, value = _check_av(av, parent, name)
+    if tag == "M":
         _map_from_wire(value, _at(parent, name))
-    elif tag == "BOOL":
-        if type(value) is not bool:
-            raise AttributeTypeError(f"{_at(parent, name)}: BOOL value must be true or false")
     elif tag == "L":
-        if type(value) is not list:
-            raise AttributeTypeError(f"{_at(parent, name)}: L value must be a list")
         here = _at(parent, name)
         for i, v in enumerate(value):
             _av_from_wire(v, here, i)
@@ -203,21 +191,8 @@ def _av_from_wire(av: Any, parent: str, name: str | int) -> None:
         canonical = _canonical_b64(value, parent, name)
         if canonical is not value:
             av["B"] = canonical
-    elif tag == "NULL":
-        if value is not True:
-            raise AttributeTypeError(f"{_at(parent, name)}: NULL value must be true")
-    elif tag == "SS" or tag == "NS":
-        if type(value) is not list or not all(type(v) is str for v in value):
-            raise AttributeTypeError(f"{_at(parent, name)}: {tag} value must be a list of strings")
-        if tag == "NS":
-            for v in value:
-                check_number(v, _at(parent, name))
     elif tag == "BS":
-        if type(value) is not list:
-            raise AttributeTypeError(f"{_at(parent, name)}: BS value must be a list")
         av["BS"] = [_canonical_b64(v, parent, name) for v in value]
-    else:
-        raise AttributeTypeError(f"{_at(parent, name)}: unknown DynamoDB attribute type {tag!r}")
 
 
 def validate(item: Any, where: str = "item") -> Item:

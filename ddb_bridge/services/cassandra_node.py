@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
-import os
 import re
 import shutil
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.runtime import maven_jars
 from bridge.runtime.settings import ScyllaTarget
 from ddb_bridge.services.kafka_jars import service_jvm_options
 from ddb_bridge.services.processes import free_port, kill_process
@@ -87,44 +87,32 @@ def missing_tools() -> list[str]:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ddb-bridge" / f"cassandra-{version()}"
+    return maven_jars.cache_folder(f"cassandra-{version()}")
 
 
 def fetch_jars() -> tuple[Path, float]:
     """The folder holding every jar the node needs, fetched on first use; and the seconds the
-    fetch took (0 when cached). A lock keeps two test runs from fetching into one folder."""
+    fetch took (0 when cached). A lock keeps two test runs from fetching at once."""
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     lib = root / "lib"
+    # The marker holds the pom's digest: a changed pom (another version or dependency)
+    # fetches again instead of running stale jars.
+    stamp = hashlib.sha256(POM.read_bytes()).hexdigest() + "\n"
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        # The marker holds the pom's digest: a changed pom (another version or dependency)
-        # fetches again instead of running stale jars.
-        stamp = hashlib.sha256(POM.read_bytes()).hexdigest()
-        marker = root / "complete"
-        if marker.exists() and marker.read_text().strip() == stamp:
+        if maven_jars.cached(lib, stamp):
             return lib, 0.0
         started = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix="lib-", dir=root))
-        done = subprocess.run(
-            [
-                *("mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies"),
-                f"-DoutputDirectory={staging}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeError(
-                f"mvn could not fetch Cassandra {version()} ({POM}), exit {done.returncode}:\n"
-                f"{(done.stdout + done.stderr)[-3000:]}"
+
+        def failed(code: int, output: str) -> Exception:
+            return RuntimeError(
+                f"mvn could not fetch Cassandra {version()} ({POM}), exit {code}:\n{output}"
             )
-        # Only a complete fetch is ever used: a run killed half-way leaves a staging dir.
-        shutil.rmtree(lib, ignore_errors=True)
-        staging.rename(lib)
-        marker.write_text(stamp + "\n")
+
+        maven_jars.fetch(
+            "mvn", POM, lib, stamp, goals=["dependency:copy-dependencies"], failed=failed
+        )
         return lib, time.monotonic() - started
 
 

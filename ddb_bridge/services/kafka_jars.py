@@ -6,16 +6,14 @@ runs them, and Kafka's command-line tools (e.g. the consumer-group command) run 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import re
 import shutil
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from bridge.runtime import maven_jars
 
 # Keep in step with kafka.version in the pom (the cache folder is named after it).
 KAFKA_VERSION = "4.4.0"
@@ -30,11 +28,7 @@ class MissingTool(RuntimeError):
 
 
 def jars_dir() -> Path:
-    override = os.environ.get("DDB_BRIDGE_KAFKA_JARS")
-    if override:
-        return Path(override)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "ddb-bridge" / f"kafka-{KAFKA_VERSION}"
+    return maven_jars.cache_folder(f"kafka-{KAFKA_VERSION}", "DDB_BRIDGE_KAFKA_JARS")
 
 
 def _require(tool: str, package: str) -> str:
@@ -50,9 +44,8 @@ def _require(tool: str, package: str) -> str:
 
 def _require_java() -> str:
     java = _require("java", "default-jre-headless")
-    shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
-    match = re.search(r'version "(\d+)', shown)
-    if match is None or int(match.group(1)) < 17:
+    major, shown = maven_jars.java_major(java)
+    if major is None or major < 17:
         raise MissingTool(
             f"Apache Kafka {KAFKA_VERSION} needs Java 17 or newer; `{java} "
             f"-version` says: {shown.strip()!r}. Install default-jre-headless (Debian 12) or "
@@ -68,8 +61,7 @@ def jars_stamp() -> str:
 
 def jars_cached() -> bool:
     """A complete copy of the jars for this pom is in the cache: no Maven, no download."""
-    marker = jars_dir() / ".complete"
-    return marker.exists() and marker.read_text() == jars_stamp()
+    return maven_jars.cached(jars_dir(), jars_stamp())
 
 
 def check_tools() -> None:
@@ -90,61 +82,34 @@ def ensure_jars() -> Path:
     not installed."""
     _require_java()
     target = jars_dir()
-    marker = target / ".complete"
-    stamp = jars_stamp()
     if jars_cached():
         return target
     mvn = _require("mvn", "maven")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Copy into a private folder and rename it into place, so two sessions fetching at once
-    # never run a half-copied classpath.
-    staging = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=target.parent))
-    # Maven runs on a copy of the pom: the installed package may sit in a read-only folder.
-    pom_dir = Path(tempfile.mkdtemp(prefix="ddb-bridge-kafka-pom-"))
-    pom = pom_dir / "pom.xml"
-    shutil.copyfile(POM, pom)
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            cwd=pom_dir,
+
+    def failed(code: int, output: str) -> Exception:
+        return RuntimeError(
+            f"fetching Apache Kafka {KAFKA_VERSION} with Maven ({POM}) failed "
+            f"(exit {code}):\n{output}"
         )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"fetching Apache Kafka {KAFKA_VERSION} with Maven ({POM}) failed "
-                f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-            )
-        (staging / ".complete").write_text(stamp)
-        size = sum(f.stat().st_size for f in staging.glob("*.jar"))
-        if target.exists():  # fetched for another pom: set the old copy aside
-            stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:6]}")
-            with contextlib.suppress(OSError):
-                target.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-        with contextlib.suppress(OSError):  # another session won the race: use its copy
-            staging.rename(target)
-            FETCHED.append(
-                f"fetched {size / 1e6:.0f} MB of jars with Maven into {target} "
-                f"in {time.monotonic() - started:.0f}s (once; later runs reuse them)"
-            )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(pom_dir, ignore_errors=True)
-    if not (marker.exists() and marker.read_text() == stamp):
+
+    fetched = maven_jars.fetch(
+        mvn,
+        POM,
+        target,
+        jars_stamp(),
+        goals=["dependency:copy-dependencies", "-DincludeScope=runtime"],
+        failed=failed,
+        timeout_s=900,
+    )
+    if not jars_cached():
         raise RuntimeError(f"{target} is not a complete copy of the jars; delete it and retry")
+    if fetched:
+        size = sum(f.stat().st_size for f in target.glob("*.jar"))
+        FETCHED.append(
+            f"fetched {size / 1e6:.0f} MB of jars with Maven into {target} "
+            f"in {time.monotonic() - started:.0f}s (once; later runs reuse them)"
+        )
     return target
 
 

@@ -74,33 +74,29 @@ def check_capture(
     `kinesis`: the table's Kinesis data stream, when that is the transport that captures it.
     """
     bypass = "Pass --no-stream for a back-fill-only migration, or --force to override."
+    # The capturing stream: its ARN, creation (ms), retention, name for messages, label.
+    arn: str | None
+    created: int | None
+    label: str | None = None
     if kinesis is not None:
-        return _check_record(
-            ddb,
-            lease_table,
-            table,
-            start_us,
-            margin_s,
-            kinesis.arn,
-            bypass,
-            created=kinesis.created_ms,
-            retention_ms=kinesis.retention_ms,
-            what="Kinesis data stream",
-        )
-    desc = describe_table(ddb, table)
-    spec = desc.get("StreamSpecification") or {}
-    arn = desc.get("LatestStreamArn")
-    if not spec.get("StreamEnabled") or not arn:
-        raise UnsafeBackfillError(
-            f"table {table} has no enabled DynamoDB stream, so writes made while the back-fill "
-            f"runs would be lost. Enable a stream (NEW_AND_OLD_IMAGES) and run `ddb-bridge "
-            f"stream` first. {bypass}"
-        )
-    label = desc.get("LatestStreamLabel")
-    try:
-        created = _parse_label(label) if label else None
-    except ValueError:
-        created = None
+        arn, created, retention_ms = kinesis.arn, kinesis.created_ms, kinesis.retention_ms
+        what = "Kinesis data stream"
+    else:
+        desc = describe_table(ddb, table)
+        spec = desc.get("StreamSpecification") or {}
+        arn = desc.get("LatestStreamArn")
+        if not spec.get("StreamEnabled") or not arn:
+            raise UnsafeBackfillError(
+                f"table {table} has no enabled DynamoDB stream, so writes made while the "
+                f"back-fill runs would be lost. Enable a stream (NEW_AND_OLD_IMAGES) and run "
+                f"`ddb-bridge stream` first. {bypass}"
+            )
+        label = desc.get("LatestStreamLabel")
+        try:
+            created = _parse_label(label) if label else None
+        except ValueError:
+            created = None
+        retention_ms, what = STREAM_RETENTION_MS, "stream"
     return _check_record(
         ddb,
         lease_table,
@@ -110,8 +106,8 @@ def check_capture(
         str(arn),
         bypass,
         created=created,
-        retention_ms=STREAM_RETENTION_MS,
-        what="stream",
+        retention_ms=retention_ms,
+        what=what,
         label=label,
     )
 

@@ -17,14 +17,15 @@ log = logging.getLogger("ddb-bridge.apply")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common, add_metrics_port
-    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
+    from ddb_bridge.cli.common_options import add_metrics_port
+    from ddb_bridge.cli.helptext import from_setting
+    from ddb_bridge.cli.parsers import command
 
-    parser = sub.add_parser(
+    parser = command(
+        sub,
         "apply",
-        help="daemon: Kafka change topics -> a target database (last write wins)",
-        formatter_class=HelpFormatter,
-        description=(
+        "daemon: Kafka change topics -> a target database (last write wins)",
+        (
             "Consume the change topics of the configured [[tables]] as consumer group\n"
             "ddb-bridge.apply.<target> and write them to the target in batches. Offsets are\n"
             "committed only after the target confirmed the write; records the target can\n"
@@ -32,7 +33,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "and exits 0. Run several workers to share the partitions."
         ),
     )
-    add_common(parser)
     parser.add_argument(
         "--target",
         metavar="NAME",

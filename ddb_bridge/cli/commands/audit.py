@@ -17,14 +17,14 @@ log = logging.getLogger("ddb-bridge.audit")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bridge.audit.worker import DEFAULT_GROUP
-    from ddb_bridge.cli.common_options import add_common, add_metrics_port
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.common_options import add_metrics_port
+    from ddb_bridge.cli.parsers import command
 
-    parser = sub.add_parser(
+    parser = command(
+        sub,
         "audit",
-        help="daemon: archive every change event to Avro or JSON Lines files (local or S3)",
-        formatter_class=HelpFormatter,
-        description=(
+        "daemon: archive every change event to Avro or JSON Lines files (local or S3)",
+        (
             "Consume the change topics as its own consumer group and archive every event to\n"
             "ROOT/table=<t>/date=YYYY-MM-DD/hour=HH/part-<partition>-<first>-<last>.avro\n"
             "(hour of the change time, UTC). Files are written aside, fsynced and renamed (or\n"
@@ -33,7 +33,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "event exactly once. SIGTERM publishes the open files and exits 0."
         ),
     )
-    add_common(parser)
     parser.add_argument(
         "--root",
         required=True,

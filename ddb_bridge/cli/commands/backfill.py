@@ -31,18 +31,18 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common, add_metrics_port
-    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
+    from ddb_bridge.cli.common_options import add_metrics_port
+    from ddb_bridge.cli.helptext import from_setting
+    from ddb_bridge.cli.parsers import add_source_table, command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "backfill",
-        help="copy a table's existing items into Kafka (parallel scan or S3 export)",
-        description=__doc__,
-        formatter_class=HelpFormatter,
+        "copy a table's existing items into Kafka (parallel scan or S3 export)",
+        __doc__,
     )
-    add_common(p)
     add_metrics_port(p, "backfill")
-    p.add_argument("--table", required=True, help="source DynamoDB table")
+    add_source_table(p)
     p.add_argument(
         "--from",
         dest="source",

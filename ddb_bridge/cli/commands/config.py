@@ -20,27 +20,18 @@ from bridge.runtime.settings import (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import actions, command
 
-    init = sub.add_parser(
-        "init",
-        help="write a bridge.toml listing every setting, its meaning and default",
-        formatter_class=HelpFormatter,
+    init = command(
+        sub, "init", "write a bridge.toml listing every setting, its meaning and default"
     )
-    add_common(init)
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=run_init)
 
-    config = sub.add_parser(
-        "config", help="inspect the configuration", formatter_class=HelpFormatter
+    config = command(sub, "config", "inspect the configuration", common=False)
+    show = command(
+        actions(config, "config_command"), "show", "print the effective config, secrets redacted"
     )
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
-    config_sub.required = True
-    show = config_sub.add_parser(
-        "show", help="print the effective config, secrets redacted", formatter_class=HelpFormatter
-    )
-    add_common(show)
     show.add_argument("--format", choices=["json"], default="json", help="output format")
     show.set_defaults(func=run_show)
 

@@ -7,17 +7,18 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import command
     from ddb_bridge.demo.brokers import BROKER_MODES
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "demo",
-        help="embedded end-to-end run: moto, Apache Kafka (or Tansu), SQLite; no Docker, no AWS",
-        description="The whole migration on this machine: a moto DynamoDB table seeded with "
+        "embedded end-to-end run: moto, Apache Kafka (or Tansu), SQLite; no Docker, no AWS",
+        "The whole migration on this machine: a moto DynamoDB table seeded with "
         "--items items,\nits stream, `stream`, a scan back-fill while a writer keeps changing "
         "items, `apply`\ninto SQLite, then `verify`; ends in a summary and `0 differences` "
         "(exit 1 otherwise).",
-        formatter_class=HelpFormatter,
+        common=False,
     )
     p.add_argument("--items", type=int, default=10_000, help="items seeded before the migration")
     p.add_argument(

@@ -37,29 +37,25 @@ REASON_WIDTH = 160
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import actions, add_source_table, command
 
-    dlq = sub.add_parser(
+    dlq = command(
+        sub,
         "dlq",
-        help="list, show and re-drive dead letters (<prefix><table>.dlq)",
-        description=(
+        "list, show and re-drive dead letters (<prefix><table>.dlq)",
+        (
             "Dead letters are change records the target could never accept (or that did not\n"
             "decode). Fix the cause, then `redrive` puts them back on the changes topic.\n"
             "What was re-driven is kept in <prefix><table>.dlq.redriven, so re-driving\n"
             "twice publishes nothing twice."
         ),
-        formatter_class=HelpFormatter,
+        common=False,
     )
-    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION")
-    actions.required = True
+    dlq_actions = actions(dlq, "dlq_command")
 
     def action(name: str, help: str, description: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(
-            name, help=help, description=description, formatter_class=HelpFormatter
-        )
-        add_common(p)
-        p.add_argument("--table", required=True, help="source DynamoDB table")
+        p = command(dlq_actions, name, help, description)
+        add_source_table(p)
         return p
 
     ls = action(

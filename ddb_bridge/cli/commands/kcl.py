@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from bridge.model.errors import ConfigError
 from bridge.runtime.settings import Settings, config_path, load_settings
@@ -37,44 +36,44 @@ TRANSPORTS = ("kinesis", "dynamodb-streams")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
+    from ddb_bridge.cli.parsers import actions, command
 
-    kcl = sub.add_parser(
+    kcl = command(
+        sub,
         "kcl",
-        help="the Java KCL as the stream reader (Kinesis Data Streams or DynamoDB Streams)",
-        description=(
+        "the Java KCL as the stream reader (Kinesis Data Streams or DynamoDB Streams)",
+        (
             "Run the bridge's record processor under the Amazon Kinesis Client Library\n"
             "(pip install '.[kcl]' in the clone; Java 17+), reading the Kinesis data stream a\n"
             "table streams its changes to (MultiLangDaemon), or with --transport\n"
             "dynamodb-streams the table's DynamoDB stream (KCL 3 through AWS's DynamoDB\n"
             "Streams Kinesis Adapter; Maven builds its launcher once)."
         ),
-        formatter_class=HelpFormatter,
+        common=False,
     )
-    actions = kcl.add_subparsers(dest="kcl_command", metavar="ACTION")
-    actions.required = True
-    p = actions.add_parser(
+    kcl_actions = actions(kcl, "kcl_command")
+    p = command(
+        kcl_actions,
         "properties",
-        help="write the daemon's properties file for one table",
-        description=(
+        "write the daemon's properties file for one table",
+        (
             "Write the daemon's properties file: the stream (a Kinesis data stream, or with\n"
             "--transport dynamodb-streams the table's current DynamoDB stream ARN), application\n"
             "name (also the KCL's lease table), initial position, the processor's command line\n"
             "(with this --config), metrics off, region and endpoints from [aws]. The file's\n"
             "first lines give the java command that runs the daemon on it."
         ),
-        formatter_class=HelpFormatter,
     )
-    _daemon_options(p, add_common, from_setting)
+    _daemon_options(p)
     p.add_argument(
         "--output", default=None, metavar="FILE", help="write here [default: standard output]"
     )
     p.set_defaults(func=run_properties)
-    r = actions.add_parser(
+    r = command(
+        kcl_actions,
         "run",
-        help="run the daemon for one table (Java 17+; jars fetched or built on first use)",
-        description=(
+        "run the daemon for one table (Java 17+; jars fetched or built on first use)",
+        (
             "Write the properties file (as `kcl properties`) to a temporary file and run the\n"
             "daemon on it in the foreground: finds Java 17+, the KCL's jars (Kinesis: the\n"
             "ones amazon-kclpy installed; DynamoDB Streams: the adapter's launcher, built with\n"
@@ -82,9 +81,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "stop it cleanly (each shard checkpoints what Kafka acknowledged); exit 0 then,\n"
             "1 when the daemon failed, 2 for a configuration error."
         ),
-        formatter_class=HelpFormatter,
     )
-    _daemon_options(r, add_common, from_setting)
+    _daemon_options(r)
     r.add_argument(
         "--java", default="java", metavar="PATH", help="the Java 17+ to run [default: java]"
     )
@@ -98,9 +96,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(func=run_daemon)
 
 
-def _daemon_options(p: argparse.ArgumentParser, add_common: Any, from_setting: Any) -> None:
-    add_common(p)
-    p.add_argument("--table", required=True, help="source DynamoDB table")
+def _daemon_options(p: argparse.ArgumentParser) -> None:
+    """The options `kcl properties` and `kcl run` share (`run` writes the same file)."""
+    from ddb_bridge.cli.helptext import from_setting
+    from ddb_bridge.cli.parsers import add_source_table
+
+    add_source_table(p)
     p.add_argument(
         "--transport",
         choices=TRANSPORTS,
@@ -160,6 +161,9 @@ def _properties(args: argparse.Namespace, settings: Settings) -> str:
         extra[key.strip()] = value.strip()
     app = args.application_name or default_application_name(args.table)
     config = config_path(args.config)
+    # Either the Kinesis data stream (and its endpoint) or the DynamoDB stream's ARN.
+    stream_name: str | None = None
+    arn: str | None = None
     if args.transport == "dynamodb-streams":
         if args.stream_name or args.kinesis_endpoint:
             raise ConfigError(
@@ -168,22 +172,17 @@ def _properties(args: argparse.Namespace, settings: Settings) -> str:
             )
         # The table's current stream: a re-enabled stream is a new ARN (and a new capture).
         arn = stream_arn_of(aws.client("dynamodb", settings.aws), args.table)
-        return kcl_properties(
-            settings,
-            table=args.table,
-            config=config,
-            application_name=app,
-            extra=extra,
-            dynamodb_stream_arn=arn,
-        )
+    else:
+        stream_name = args.stream_name or _stream_name(settings, args.table)
     return kcl_properties(
         settings,
         table=args.table,
         config=config,
         application_name=app,
         extra=extra,
-        stream_name=args.stream_name or _stream_name(settings, args.table),
+        stream_name=stream_name,
         kinesis_endpoint=args.kinesis_endpoint,
+        dynamodb_stream_arn=arn,
     )
 
 

@@ -34,16 +34,14 @@ New offsets are clamped to what the topic holds: [low watermark, high watermark]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "replay",
-        help="move a consumer group's offsets (dry run unless --execute)",
-        formatter_class=HelpFormatter,
-        description=DESCRIPTION,
+        "move a consumer group's offsets (dry run unless --execute)",
+        DESCRIPTION,
     )
-    add_common(p)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--target", metavar="NAME", help="the apply group of [targets.NAME]: ddb-bridge.apply.NAME"

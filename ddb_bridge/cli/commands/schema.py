@@ -23,26 +23,23 @@ from bridge.runtime.settings import (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import actions, add_source_table, command
 
-    schema = sub.add_parser(
+    schema = command(
+        sub,
         "schema",
-        help="print the target schema DDL that `apply --create-schema` runs",
-        description="Print the DDL `apply --create-schema` would run, to review it or have it "
-        "run by hand.",
-        formatter_class=HelpFormatter,
+        "print the target schema DDL that `apply --create-schema` runs",
+        "Print the DDL `apply --create-schema` would run, to review it or have it run by hand.",
+        common=False,
     )
-    kinds = schema.add_subparsers(dest="schema_kind", metavar="KIND")
-    kinds.required = True
-    cql = kinds.add_parser(
+    kinds = actions(schema, "schema_kind", "KIND")
+    cql = command(
+        kinds,
         "cql",
-        help="the CQL (ScyllaDB/Cassandra) keyspace and table",
-        description="Print the CQL keyspace and table for one source table.",
-        formatter_class=HelpFormatter,
+        "the CQL (ScyllaDB/Cassandra) keyspace and table",
+        "Print the CQL keyspace and table for one source table.",
     )
-    add_common(cql)
-    cql.add_argument("--table", required=True, help="source DynamoDB table")
+    add_source_table(cql)
     cql.add_argument(
         "--target",
         default=None,
@@ -51,15 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cql.set_defaults(func=run_cql)
 
-    sql = kinds.add_parser(
+    sql = command(
+        kinds,
         "sql",
-        help="the PostgreSQL or SQLite schema, table and view",
-        description="Print the SQL schema, table and view for one source table, for the "
+        "the PostgreSQL or SQLite schema, table and view",
+        "Print the SQL schema, table and view for one source table, for the "
         "target's dialect (PostgreSQL or SQLite).",
-        formatter_class=HelpFormatter,
     )
-    add_common(sql)
-    sql.add_argument("--table", required=True, help="source DynamoDB table")
+    add_source_table(sql)
     sql.add_argument(
         "--target",
         default=None,

@@ -41,16 +41,14 @@ history). Runs until Ctrl-C or SIGTERM, then exits 0."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "status",
-        help="lag, back-fill progress, DLQ, last verify and a cut-over verdict per table",
-        description=DESCRIPTION,
-        formatter_class=HelpFormatter,
+        "lag, back-fill progress, DLQ, last verify and a cut-over verdict per table",
+        DESCRIPTION,
     )
-    add_common(p)
     p.add_argument(
         "--table",
         action="append",

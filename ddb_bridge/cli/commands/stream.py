@@ -17,20 +17,20 @@ log = logging.getLogger("ddb-bridge.stream")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common, add_metrics_port
-    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
+    from ddb_bridge.cli.common_options import add_metrics_port
+    from ddb_bridge.cli.helptext import from_setting
+    from ddb_bridge.cli.parsers import command
 
-    parser = sub.add_parser(
+    parser = command(
+        sub,
         "stream",
-        help="daemon: DynamoDB Streams of every [[tables]] entry -> Kafka",
-        description=(
+        "daemon: DynamoDB Streams of every [[tables]] entry -> Kafka",
+        (
             "Capture the DynamoDB stream of every [[tables]] entry into Kafka, sharing shards "
             "with any other `ddb-bridge stream` using the same lease table. SIGTERM/SIGINT "
             "stop it cleanly: flush, checkpoint, release leases, exit 0."
         ),
-        formatter_class=HelpFormatter,
     )
-    add_common(parser)
     parser.add_argument(
         "--table",
         action="append",

@@ -29,21 +29,19 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter
+    from ddb_bridge.cli.parsers import command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "tail",
-        help="print a table's change events as they arrive, decoded",
-        description=(
+        "print a table's change events as they arrive, decoded",
+        (
             "Print the change events of a table's topic, decoded, one per line:\n"
             "  TIME OP ORIGIN KEY v=VERSION NEW-IMAGE   (TIME: the change time, UTC)\n"
             "or, with --json, one JSON object per line (images in DynamoDB JSON).\n"
             "Reads without a consumer group and commits nothing. Ctrl-C ends it (exit 0)."
         ),
-        formatter_class=HelpFormatter,
     )
-    add_common(p)
     p.add_argument(
         "--table",
         required=True,

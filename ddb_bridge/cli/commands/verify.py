@@ -14,19 +14,18 @@ from ddb_bridge.verification import verify_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ddb_bridge.cli.common_options import add_common
-    from ddb_bridge.cli.helptext import HelpFormatter, from_setting
+    from ddb_bridge.cli.helptext import from_setting
+    from ddb_bridge.cli.parsers import add_source_table, command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "verify",
-        help="compare source and target; exit 0 only when they agree",
-        description="Compare every item of a source table with the target (or a random "
+        "compare source and target; exit 0 only when they agree",
+        "Compare every item of a source table with the target (or a random "
         "share, --sample),\nre-reading the ones that differ once after --recheck-delay-s "
         "(a change still on its\nway is not a difference); exit 0 only when they agree.",
-        formatter_class=HelpFormatter,
     )
-    add_common(p)
-    p.add_argument("--table", required=True, help="source DynamoDB table")
+    add_source_table(p)
     p.add_argument(
         "--target", default=None, help=f"target name [default: {from_setting('apply.target')}]"
     )

@@ -13,17 +13,12 @@ Errors are `ConfigError`s naming what is missing (Java 17+, Maven) or Maven's ow
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import re
 import shutil
-import subprocess
-import tempfile
-import uuid
 from pathlib import Path
 
 from bridge.model.errors import ConfigError
+from bridge.runtime import maven_jars
 
 SOURCE = Path(__file__).parent / "streams_launcher"
 MAIN_CLASS = "ddbbridge.kcl.DynamoDBStreamsMultiLangDaemon"
@@ -40,15 +35,14 @@ def _digest() -> str:
 
 
 def jars_dir() -> Path:
-    override = os.environ.get("DDB_BRIDGE_KCL_STREAMS_JARS")
-    if override:
-        return Path(override)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "ddb-bridge" / f"kcl-dynamodb-streams-{_digest()}"
+    return maven_jars.cache_folder(
+        f"kcl-dynamodb-streams-{_digest()}", "DDB_BRIDGE_KCL_STREAMS_JARS"
+    )
 
 
 def jars_cached() -> bool:
-    return (jars_dir() / ".complete").exists() and (jars_dir() / JAR).exists()
+    # Not the stamp: $DDB_BRIDGE_KCL_STREAMS_JARS may name a folder built by hand.
+    return (jars_dir() / maven_jars.COMPLETE).exists() and (jars_dir() / JAR).exists()
 
 
 def find_java(java: str | None = None) -> str:
@@ -59,11 +53,8 @@ def find_java(java: str | None = None) -> str:
             "the KCL daemon needs Java 17 or newer, and `java` is not on PATH: install "
             "default-jre-headless (Debian 12) or openjdk-17-jre-headless"
         )
-    shown = subprocess.run(
-        [found, "-version"], capture_output=True, text=True, timeout=60, check=False
-    ).stderr
-    match = re.search(r'version "(\d+)', shown)
-    if match is None or int(match.group(1)) < 17:
+    major, shown = maven_jars.java_major(found)
+    if major is None or major < 17:
         raise ConfigError(
             f"the KCL daemon needs Java 17 or newer; `{found} -version` says: {shown.strip()!r}"
         )
@@ -82,48 +73,23 @@ def ensure_jars() -> Path:
             f"PATH: install maven (Debian: apt-get install maven), or point "
             f"DDB_BRIDGE_KCL_STREAMS_JARS at a folder built from {SOURCE}"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a copy (the installed package may be read-only) and rename the result into
-    # place, so two sessions building at once never run a half-copied classpath.
-    work = Path(tempfile.mkdtemp(prefix="ddb-bridge-kcl-streams-"))
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        shutil.copytree(SOURCE, work / "src-copy", ignore=shutil.ignore_patterns("target"))
-        done = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(work / "src-copy" / "pom.xml"),
-                "package",
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=MAVEN_TIMEOUT_S,
-            cwd=work,
-            check=False,
+
+    def failed(code: int, output: str) -> Exception:
+        return ConfigError(
+            f"building the DynamoDB Streams KCL daemon with Maven ({SOURCE}) failed "
+            f"(exit {code}):\n{output}"
         )
-        if done.returncode != 0:
-            raise ConfigError(
-                f"building the DynamoDB Streams KCL daemon with Maven ({SOURCE}) failed "
-                f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-            )
-        shutil.copyfile(work / "src-copy" / "target" / JAR, staging / JAR)
-        (staging / ".complete").write_text(_digest() + "\n")
-        with contextlib.suppress(OSError):  # another session won the race: use its copy
-            if target.exists():
-                stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:6]}")
-                target.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+
+    maven_jars.fetch(
+        mvn,
+        SOURCE,
+        target,
+        _digest() + "\n",
+        goals=["package", "dependency:copy-dependencies", "-DincludeScope=runtime"],
+        failed=failed,
+        built=[JAR],
+        timeout_s=MAVEN_TIMEOUT_S,
+    )
     if not jars_cached():
         raise ConfigError(f"{target} is not a complete build of the daemon; delete it and retry")
     return target
