@@ -347,9 +347,14 @@ class FeedConsumer(Consumer):
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's `getmany`, minus a high-watermark lookup and a monitor call per record
-        (~10 µs each, once per partition per fetch here) and its round-robin across topics
-        (the feed takes everything anyway). Same checks: stop at a flow suspension or a
-        generation change, skip partitions that are not active, seek back when inactive."""
+        and its round-robin across topics (the feed takes everything anyway). Same checks:
+        stop at a flow suspension or a generation change, skip partitions that are not
+        active, seek back when inactive.
+
+        Not even once per partition: Faust's monitor (its web views, which apply does not
+        serve) was the only reader of that high watermark, and aiokafka's `highwater()`
+        asserts the partition is still assigned; a revocation while this generator waited
+        for room in the feed would have crashed the consumer at the next partition."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -361,14 +366,12 @@ class FeedConsumer(Consumer):
                 self.log.warning(f"exception performing seek when flow not active {exc}")
             return
         app = self.app
-        track_end_offset = app.monitor.track_tp_end_offset
         moved: dict[Any, tuple[int, int]] = getattr(records, "moved", {})
         for tp, tp_records in records.items():
             if active_partitions is not None and not (
                 tp in active_partitions or tp in self._buffered_partitions
             ):
                 continue
-            track_end_offset(tp, self.highwater(tp))
             for record in tp_records:
                 if not self.flow_active or app.consumer_generation_id != generation_id:
                     return

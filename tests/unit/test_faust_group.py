@@ -379,3 +379,38 @@ def test_the_liveness_check_survives_a_partition_whose_offset_is_being_reset(
 
     errors = asyncio.run(check())
     assert len(errors) == 1 and "fetch" in errors[0].lower(), errors
+
+
+def test_a_partition_revoked_during_a_drain_does_not_crash_the_fetch(tmp_path: Path) -> None:
+    """A fetch returned records of two partitions; while the drain waited for room in the
+    feed, a rebalance took the second away without changing the flow or generation yet (the
+    consumer thread runs apart). aiokafka's `highwater()` then asserts "Partition is not
+    assigned": the drain must not ask it (Faust's getmany did, once per partition)."""
+    kept, revoked = TP("p.a.changes", 0), TP("p.a.changes", 1)
+
+    def record(tp: TP, offset: int) -> Any:
+        return SimpleNamespace(
+            topic=tp.topic, partition=tp.partition, offset=offset, key=b"k", value=b"v", headers=()
+        )
+
+    async def check() -> list[tuple[Any, int]]:
+        group = new_group(tmp_path)
+        consumer: Any = group._app.consumer
+        assigned = {kept, revoked}
+
+        async def fetched(timeout: float) -> Any:
+            return {kept: [record(kept, 0)], revoked: [record(revoked, 5)]}, {kept, revoked}
+
+        def highwater(tp: TP) -> int:
+            assert tp in assigned, "Partition is not assigned"  # as aiokafka's consumer
+            return 10
+
+        consumer._wait_next_records = fetched
+        consumer.highwater = highwater
+        out = []
+        async for tp, message in consumer.getmany(timeout=0):
+            out.append((tp, message.record.offset))
+            assigned.discard(revoked)  # the rebalance, while the consumer awaited the feed
+        return out
+
+    assert asyncio.run(check()) == [(kept, 0), (revoked, 5)]
