@@ -206,8 +206,8 @@ class Publisher:
     ) -> None:
         """`untracked`: nothing published here waits on a record's acknowledgement (an
         export back-fill flushes at each file's end), so librdkafka reports failed deliveries
-        only: a delivered record then costs no Python callback (~2.4 µs, an eighth of the
-        export's per-item work, profiled). Passing a tracker to such a publisher raises."""
+        only: a delivered record then costs no Python callback (~0.7 to 1 µs of ~10 an export
+        item, A/B against a broker). Passing a tracker to such a publisher raises."""
         self.kafka = kafka
         self.codec = codec or EventCodec()
         if untracked:

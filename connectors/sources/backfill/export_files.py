@@ -74,7 +74,9 @@ class ExportBackfill:
     """`ddb-bridge backfill --from export`: finds the export and its run; one thread reads."""
 
     name = "export"
-    checkpoints = False  # its files are read again from their start (ExportFileReader)
+    # A stopped file is read again from its start; only DONE is saved. Its publisher is
+    # untracked (runner.py), so its readers must say the same (ExportFileReader).
+    checkpoints = False
 
     def check_request(self, req: BackfillRequest) -> None:
         if not (req.s3_uri or req.dir or req.start_export):
@@ -246,7 +248,7 @@ class Lines:
 class ExportFileReader:
     """One verified data file, `STATS_EVERY` lines per `read` (gunzip, one line at a time)."""
 
-    checkpoints = False  # a stopped file is read again from its start; only DONE is saved
+    checkpoints = ExportBackfill.checkpoints
     position: str | None = None
     # Full-export items go into the envelope as the line's own text (see `item_text`);
     # False takes the full path (re-serialise the parsed item), for comparison in tests.

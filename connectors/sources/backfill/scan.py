@@ -54,7 +54,7 @@ class ScanBackfill:
     """`ddb-bridge backfill --from scan`: chooses the scan run; its threads read segments."""
 
     name = "scan"
-    checkpoints = True  # its pages are positions (SegmentReader)
+    checkpoints = True  # a page's LastEvaluatedKey is a position (SegmentReader)
 
     def check_request(self, req: BackfillRequest) -> None:
         if req.s3_uri or req.dir or req.start_export:
@@ -192,7 +192,7 @@ def scanned_event(
 class SegmentReader:
     """One segment from its cursor, a Scan page per `read`; throttling slows it down."""
 
-    checkpoints = True
+    checkpoints = ScanBackfill.checkpoints
 
     def __init__(self, segments: ScanSegments, part: Part) -> None:
         job = segments.job
