@@ -3,7 +3,9 @@ more with it switched off (DDB_BRIDGE_PURE_PYTHON=1), so the Python fallback can
 fast == slow contract (test_fast_slow.py) compares the two paths directly.
 
 A test of the main run rather than a second pytest run after it: it keeps a core busy while
-the rest of the suite waits on brokers and daemons, instead of adding a minute at the end."""
+the rest of the suite waits on brokers and daemons, instead of adding a minute at the end.
+It draws a fifth of each hypothesis test's examples (tests/support/fallback_examples.py says
+why that is enough)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def test_the_core_modules_unit_tests_pass_on_the_python_fallback() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env[compiled.PURE_PYTHON_ENV] = "1"
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    argv += ["-p", "tests.support.fallback_examples"]  # a fifth of each test's examples
     done = subprocess.run(
         [*argv, *FALLBACK_TESTS],
         cwd=REPO,
