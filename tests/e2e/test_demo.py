@@ -2,7 +2,9 @@
 and a smaller run on the Tansu fallback broker, after which `verify` catches a corrupted
 target row.
 
-`.ci/run` does not run `make demo` after the suite: the first test here is that run.
+`.ci/run` does not run `make demo` after the suite: the first test here is that run. It runs
+with `--keep-up` (the same run, then the stack held), so the keep-up test reads the same run
+instead of starting a second demo: one demo stack, not two, per suite.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +46,27 @@ def summary_number(text: str, label: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def test_make_demo_converges_on_the_apache_kafka_it_starts(tmp_path: Path) -> None:
-    # The demo's own Apache Kafka (what `make demo` starts when Java 17+ is installed), not the
-    # session broker: this is the package's launcher and pom, as an installed demo runs them.
+@dataclass
+class KeptUp:
+    """A `ddb-bridge demo --keep-up` run holding its stack after its summary."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str]
+    said: Callable[[], str]
+    reader: threading.Thread
+    workdir_parent: Path
+    env: dict[str, str]
+
+
+# Both tests of the run go to one worker, one after the other (`--dist loadgroup`).
+KEPT_UP_GROUP = pytest.mark.xdist_group("demo-keep-up")
+
+
+@pytest.fixture(scope="module")
+def kept_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeptUp]:
+    """`ddb-bridge demo --keep-up` at make demo's size, from a shell where .venv/bin is not on
+    PATH (as after `make install`) and no AWS variables are set; ready once it has printed
+    its keep-up hints. Stopped at the end if a test left it running."""
     missing = None
     try:
         kafka_jars.check_tools()
@@ -52,35 +74,88 @@ def test_make_demo_converges_on_the_apache_kafka_it_starts(tmp_path: Path) -> No
         missing = str(exc)
     if missing:
         pytest.fail(missing, pytrace=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DDB_BRIDGE__")}
-    command = [sys.executable, "-m", "ddb_bridge.cli.main", "demo", *DEMO_ARGS]
-    demo = subprocess.run(
-        [*command, "--workdir", str(tmp_path)],
-        capture_output=True,
+    tmp_path = tmp_path_factory.mktemp("demo-keep-up")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DDB_BRIDGE__", "AWS_")) and k != "PATH"
+    }
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    stderr = (tmp_path / "demo.err").open("w")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ddb_bridge.cli.main", "demo", "--keep-up", *DEMO_ARGS],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
-        timeout=360,
         env=env,
+        cwd=tmp_path,
     )
-    said = demo.stdout
-    assert demo.returncode == 0, said + demo.stderr[-3000:]
-    started = [line for line in said.splitlines() if line.startswith("started ")]
+    lines: list[str] = []
+
+    def read() -> None:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def said() -> str:
+        return "\n".join(lines) + "\n--- stderr:\n" + (tmp_path / "demo.err").read_text()
+
+    try:
+        wait_until(
+            lambda: any(line.startswith("  stop ") for line in lines) or demo.poll() is not None,
+            360,
+            "the demo's keep-up hints",
+            interval=0.5,
+            details=said,
+        )
+        yield KeptUp(demo, lines, said, reader, tmp_path, env)
+    finally:
+        if demo.poll() is None:  # SIGTERM stops what it started; SIGKILL would orphan it
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(120)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
+        reader.join(10)
+        stderr.close()
+
+
+@KEPT_UP_GROUP
+def test_make_demo_converges_on_the_apache_kafka_it_starts(kept_up: KeptUp) -> None:
+    # The demo's own Apache Kafka (what `make demo` starts when Java 17+ is installed), not the
+    # session broker: this is the package's launcher and pom, as an installed demo runs them.
+    assert kept_up.proc.poll() is None, kept_up.said()
+    lines = kept_up.lines
+    said = kept_up.said()
+    started = [line for line in lines if line.startswith("started ")]
     assert len(started) == 2, said  # its moto, then its broker
     assert started[0].startswith("started moto "), said
     assert started[1].startswith(f"started Apache Kafka {kafka_jars.KAFKA_VERSION} (KRaft)")
-    assert said.rstrip().endswith("\n0 differences"), said
+    summary_at = lines.index("ddb-bridge demo summary")
+    # The summary ends with the verdict; the keep-up hints follow it.
+    assert [line for line in lines if "differences" in line] == ["0 differences"], said
+    summary_text = "\n".join(lines[summary_at : lines.index("0 differences") + 1])
     # At least one back-fill event per item, plus the stream.
-    assert summary_number(said, "events in Kafka") >= summary_number(said, "items seeded") == 1500
-    assert summary_number(said, "verified") > 0
-    assert summary_number(said, "writer") > 0
+    items = summary_number(summary_text, "items seeded")
+    assert summary_number(summary_text, "events in Kafka") >= items == 1500
+    assert summary_number(summary_text, "verified") > 0
+    assert summary_number(summary_text, "writer") > 0
     # The summary's explanations hold on a real run: the stream's records are the writer's
     # changes as counted (its arithmetic, not the fallback wording), and Kafka's events are
     # the stream's plus the back-fill's.
-    (records,) = [line for line in said.splitlines() if line.startswith("  stream records ")]
+    (records,) = [line for line in lines if line.startswith("  stream records ")]
     assert " changes - " in records, said
-    kafka = re.search(r"events in Kafka\s*: ([\d,]+) = ([\d,]+) from the stream \+ ([\d,]+)", said)
+    kafka = re.search(
+        r"events in Kafka\s*: ([\d,]+) = ([\d,]+) from the stream \+ ([\d,]+)", summary_text
+    )
     assert kafka is not None, said
     total, stream, backfill = (int(g.replace(",", "")) for g in kafka.groups())
-    assert total == stream + backfill and stream == summary_number(said, "stream records")
+    assert total == stream + backfill
+    assert stream == summary_number(summary_text, "stream records")
 
 
 def test_demo_on_the_tansu_fallback_broker_converges_then_verify_finds_one_corrupted_row(
@@ -187,91 +262,52 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@KEPT_UP_GROUP
 def test_demo_keep_up_holds_the_stack_while_its_commands_work_as_printed_then_sigterm_stops_it(
-    tmp_path: Path,
+    kept_up: KeptUp,
 ) -> None:
-    """`ddb-bridge demo --keep-up` from a shell where .venv/bin is not on PATH (as after
-    `make install`): each command it prints runs as printed, from another directory, with
-    no AWS variables set; the dashboard answers; SIGTERM stops every process it started
-    and removes its temporary work directory."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DDB_BRIDGE__", "AWS_")) and k != "PATH"
-    }
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-    args = ["--items", "300", "--write-rate", "50", "--min-write-seconds", "2"]
-    args += ["--partitions", "2", "--timeout-s", "240"]
-    stderr = (tmp_path / "demo.err").open("w")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ddb_bridge.cli.main", "demo", "--keep-up", *args],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines: list[str] = []
+    """`ddb-bridge demo --keep-up` (the run the test above read): each command it prints runs
+    as printed, from another directory, with no AWS variables set; the dashboard answers;
+    SIGTERM stops every process it started and removes its temporary work directory."""
+    demo, lines, said, env = kept_up.proc, kept_up.lines, kept_up.said, kept_up.env
+    assert demo.poll() is None, said()
+    text = said()
+    summary_at = lines.index("ddb-bridge demo summary")
+    assert [line for line in lines if "differences" in line] == ["0 differences"], text
+    assert "while it runs" not in "\n".join(lines[summary_at:]), text
+    workdir = Path(lines[0].split()[2])
+    assert lines[0].startswith(f"working in {workdir} (removed at the end"), text
+    assert workdir.is_dir()
 
-    def read() -> None:
-        assert demo.stdout is not None
-        for line in demo.stdout:
-            lines.append(line.rstrip("\n"))
+    hints = lines[lines.index("0 differences") + 1 :]
+    pairs = [line.strip().split(" : ", 1) for line in hints if " : " in line]
+    tried = {what.strip(): command.strip() for what, command in pairs}
+    assert set(tried) == {"live dashboard", "where it stands", "verify again", "stop"}, text
+    assert tried["stop"] == f"Ctrl-C, or kill -TERM {demo.pid}"
+    with urllib.request.urlopen(tried["live dashboard"] + "api/status", timeout=30) as resp:
+        api = json.loads(resp.read())
+    assert api["report"]["tables"][0]["targets"][0]["lag"] == 0
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    said = lambda: "\n".join(lines) + "\n--- stderr:\n" + (tmp_path / "demo.err").read_text()  # noqa: E731
-    try:
-        wait_until(
-            lambda: any(line.startswith("  stop ") for line in lines) or demo.poll() is not None,
-            300,
-            "the demo's keep-up hints",
-            interval=0.5,
-            details=said,
+    elsewhere = kept_up.workdir_parent / "another-terminal"
+    elsewhere.mkdir()
+    for what in ("where it stands", "verify again"):
+        done = subprocess.run(
+            ["sh", "-c", tried[what]],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
-        assert demo.poll() is None, said()
-        text = said()
-        summary_at = lines.index("ddb-bridge demo summary")
-        assert [line for line in lines if "differences" in line] == ["0 differences"], text
-        assert "while it runs" not in "\n".join(lines[summary_at:]), text
-        workdir = Path(lines[0].split()[2])
-        assert lines[0].startswith(f"working in {workdir} (removed at the end"), text
-        assert workdir.is_dir()
+        assert done.returncode == 0, f"{what}: {tried[what]}\n{done.stdout}{done.stderr}"
+        assert "Traceback" not in done.stderr
+    assert "0 differences" in done.stdout  # the last one run: verify
 
-        hints = lines[lines.index("0 differences") + 1 :]
-        pairs = [line.strip().split(" : ", 1) for line in hints if " : " in line]
-        tried = {what.strip(): command.strip() for what, command in pairs}
-        assert set(tried) == {"live dashboard", "where it stands", "verify again", "stop"}, text
-        assert tried["stop"] == f"Ctrl-C, or kill -TERM {demo.pid}"
-        with urllib.request.urlopen(tried["live dashboard"] + "api/status", timeout=30) as resp:
-            api = json.loads(resp.read())
-        assert api["report"]["tables"][0]["targets"][0]["lag"] == 0
-
-        elsewhere = tmp_path / "another-terminal"
-        elsewhere.mkdir()
-        for what in ("where it stands", "verify again"):
-            done = subprocess.run(
-                ["sh", "-c", tried[what]],
-                cwd=elsewhere,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-            assert done.returncode == 0, f"{what}: {tried[what]}\n{done.stdout}{done.stderr}"
-            assert "Traceback" not in done.stderr
-        assert "0 differences" in done.stdout  # the last one run: verify
-
-        kids = _children(demo.pid)
-        assert len(kids) >= 5, kids  # moto, the broker, stream, apply, the dashboard
-        demo.send_signal(signal.SIGTERM)
-        assert demo.wait(120) == 0, said()
-        reader.join(10)
-        assert lines[-1] == "stopping every process and service", said()
-        wait_until(lambda: not any(_alive(pid) for pid in kids), 30, "every child to end")
-        assert not workdir.exists()
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-        stderr.close()
+    kids = _children(demo.pid)
+    assert len(kids) >= 5, kids  # moto, the broker, stream, apply, the dashboard
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(120) == 0, said()
+    kept_up.reader.join(10)  # the rest of its output
+    assert lines[-1] == "stopping every process and service", said()
+    wait_until(lambda: not any(_alive(pid) for pid in kids), 30, "every child to end")
+    assert not workdir.exists()
