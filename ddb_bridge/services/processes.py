@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 
 def free_port() -> int:
@@ -27,7 +28,7 @@ def wait_port(host: str, port: int, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
     """SIGTERM, then SIGKILL if it does not exit in time."""
     if proc.poll() is not None:
         return

@@ -29,6 +29,7 @@ from bridge.model import attrs
 from ddb_bridge.demo.orchestrator import DemoOptions, run_demo
 from ddb_bridge.demo.summary import summary
 from ddb_bridge.services import kafka_jars
+from ddb_bridge.services.processes import stop_process
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -113,13 +114,8 @@ def kept_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeptUp]:
         )
         yield KeptUp(demo, lines, said, reader, tmp_path, env)
     finally:
-        if demo.poll() is None:  # SIGTERM stops what it started; SIGKILL would orphan it
-            demo.send_signal(signal.SIGTERM)
-            try:
-                demo.wait(120)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                demo.wait()
+        # SIGTERM stops what it started; a SIGKILL at once would orphan it.
+        stop_process(demo, timeout_s=120)
         reader.join(10)
         stderr.close()
 
