@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -112,10 +111,6 @@ def session(aws: AwsSettings) -> boto3.session.Session:
     return boto3.session.Session(botocore_session=role, region_name=aws.region)
 
 
-# botocore's service models and endpoint data, parsed once per process: a new session parses
-# them again for its first client of each service (~65-85 ms of CPU a client; a parallel scan
-# or verify makes a client per thread). Only that read-only data is shared; credentials,
-# configuration and clients stay each session's own.
 class _SearchPaths(list[str]):
     """The shared loader's folders: boto3 appends its own at every new session; once will do."""
 
@@ -124,19 +119,26 @@ class _SearchPaths(list[str]):
             super().append(path)
 
 
-# AWS_DATA_PATH: extra model folders, read as botocore's own loader reads them.
-_DATA_LOADER = botocore.loaders.Loader(
-    extra_search_paths=_SearchPaths(
-        os.path.expanduser(os.path.expandvars(path))
-        for path in os.environ.get("AWS_DATA_PATH", "").split(os.pathsep)
-        if path
-    )
-)
+# botocore's service models and endpoint data, parsed once per process: a new session parses
+# them again for its first client of each service (~65-85 ms of CPU a client; a parallel scan
+# or verify makes a client per thread). Only that read-only data is shared; credentials,
+# configuration and clients stay each session's own. Made from the first session's own
+# loader, so its folders are the ones botocore chose (AWS_DATA_PATH, the config's data_path).
+_shared_loader: botocore.loaders.Loader | None = None
+_shared_loader_made = threading.Lock()
 
 
 def _botocore_session() -> botocore.session.Session:
+    global _shared_loader
     fresh = botocore.session.Session()
-    fresh.register_component("data_loader", _DATA_LOADER)
+    with _shared_loader_made:
+        if _shared_loader is None:
+            own = fresh.get_component("data_loader")
+            _shared_loader = botocore.loaders.Loader(
+                extra_search_paths=_SearchPaths(own.search_paths),
+                include_default_search_paths=False,
+            )
+    fresh.register_component("data_loader", _shared_loader)
     return fresh
 
 

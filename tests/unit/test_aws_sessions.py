@@ -25,10 +25,11 @@ def test_a_service_model_is_parsed_once_per_process_whatever_the_sessions() -> N
     described = [getattr(c.meta.service_model, "_service_description") for c in (first, second)]  # noqa: B009
     assert described[0] is described[1]
     # boto3 adds its data folder at each session: listed once however many sessions.
-    paths = list(aws._DATA_LOADER.search_paths)
+    loader = aws.session(_keys("AKIAMORE"))._session.get_component("data_loader")
+    paths = list(loader.search_paths)
     for _ in range(3):
         aws.session(_keys("AKIAMORE"))
-    assert aws._DATA_LOADER.search_paths == paths
+    assert loader.search_paths == paths
     assert len(paths) == len(set(paths))
 
 
