@@ -19,6 +19,7 @@ from bridge.runtime.settings import KafkaSettings, Settings
 from ddb_bridge.services.kafka_cluster import KafkaCluster
 from ddb_bridge.services.names import unique
 from ddb_bridge.status import topic_durability
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,14 @@ def test_status_shows_the_change_topics_durability(cluster: KafkaCluster) -> Non
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(timeout=30)  # min ISR 1
 
+    # The controller has the topic; the broker asked may learn of it a moment later, and
+    # until then status says "no topic yet" (a CI run caught that window).
+    wait_until(
+        lambda: topic_durability(settings, table) is not None,
+        30,
+        "the topic in the brokers' metadata",
+        interval=0.5,
+    )
     found = topic_durability(settings, table)
     assert found is not None
     assert (found.brokers, found.replication_factor, found.min_insync_replicas) == (3, 3, 1)
